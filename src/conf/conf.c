@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration. CONF_KEYS lists every key once with its type, the field it
+ * fills, its embedded default and a one-line description; defaults, the INI
+ * reader (inih), --set and conf_describe() all walk that one table, so a key
+ * cannot exist in one place and be missing in another. Values are validated
+ * as they are set and the error says which key and why.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/mem.h"
+#include "conf/conf.h"
+
+enum conf_type { CONF_STR, CONF_BOOL, CONF_UINT, CONF_SIZE, CONF_LIST };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t offset;
+	const char *def;
+	const char *help;
+};
+
+#define KEY(name, type, field, def, help) { name, type, offsetof(struct conf, field), def, help }
+
+static const struct conf_key conf_keys[] = {
+	KEY("http.listen", CONF_STR, http_listen, "127.0.0.1:8080",
+	    "address and port of the XCAP listener (port 0 = ephemeral)"),
+	KEY("http.xcap_root", CONF_STR, http_xcap_root, "/xcap-root",
+	    "XCAP root: a path, or an absolute http(s) URI whose path is used"),
+	KEY("http.threads", CONF_UINT, http_threads, "0", "HTTP worker threads (0 = one per core)"),
+	KEY("http.max_body", CONF_SIZE, http_max_body, "4194304",
+	    "largest request body in bytes; larger bodies get 413"),
+	KEY("http.max_header", CONF_SIZE, http_max_header, "32768",
+	    "memory per connection for the request line and headers"),
+	KEY("http.max_connections", CONF_UINT, http_max_connections, "10000",
+	    "most simultaneous HTTP connections"),
+	KEY("http.timeout", CONF_UINT, http_timeout, "60", "idle connection timeout in seconds"),
+	KEY("http.tls_cert", CONF_STR, http_tls_cert, "", "PEM certificate file; enables HTTPS with tls_key"),
+	KEY("http.tls_key", CONF_STR, http_tls_key, "", "PEM private key file"),
+	KEY("auth.realm", CONF_STR, auth_realm, "xdms",
+	    "default Digest realm (tel: users, global documents)"),
+	KEY("auth.trusted_peers", CONF_LIST, auth_trusted_peers, "",
+	    "IP addresses whose X-3GPP-Asserted-Identity headers are trusted"),
+	KEY("auth.server_identities", CONF_LIST, auth_server_identities, "",
+	    "identities with trusted-server rights over every user's documents"),
+	KEY("auth.admin_identities", CONF_LIST, auth_admin_identities, "",
+	    "identities that may write global documents"),
+	KEY("auth.digest_algorithms", CONF_LIST, auth_digest_algorithms, "SHA-256,MD5",
+	    "Digest algorithms offered, in order of preference"),
+	KEY("auth.allow_basic", CONF_BOOL, auth_allow_basic, "false",
+	    "accept Basic authentication over plain HTTP (always accepted over TLS)"),
+	KEY("auth.nonce_timeout", CONF_UINT, auth_nonce_timeout, "300",
+	    "seconds a Digest nonce may be reused"),
+	KEY("auth.secret", CONF_STR, auth_secret, "",
+	    "key for Digest nonces; random per process when empty"),
+	KEY("store.path", CONF_STR, store_path, "./var/xdmsd", "data directory (LMDB environment)"),
+	KEY("store.map_size", CONF_SIZE, store_map_size, "1073741824", "initial LMDB map size in bytes"),
+	KEY("store.map_size_max", CONF_SIZE, store_map_size_max, "68719476736",
+	    "the map grows up to this size in bytes"),
+	KEY("store.sync", CONF_BOOL, store_sync, "true",
+	    "fsync every commit (turn off only for throwaway test data)"),
+	KEY("store.batch_max", CONF_UINT, store_batch_max, "256", "most writes in one group commit"),
+	KEY("xcap.max_document", CONF_SIZE, xcap_max_document, "2097152",
+	    "default largest document in bytes (an AUID may set a smaller one)"),
+	KEY("xcap.max_depth", CONF_UINT, xcap_max_depth, "64", "deepest element nesting accepted"),
+	KEY("xcap.descriptor_dir", CONF_STR, xcap_descriptor_dir, "",
+	    "directory of extra AUID descriptors (*.auid) and their schemas"),
+	KEY("log.level", CONF_STR, log_level, "info", "error log level: error, warn, info, debug"),
+	KEY("log.access", CONF_BOOL, log_access, "true", "write one access-log line per request"),
+	KEY("log.access_file", CONF_STR, log_access_file, "", "access log file (empty = stdout)"),
+};
+
+#define CONF_KEY_COUNT (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+static void *field_of(struct conf *c, const struct conf_key *k)
+{
+	return (char *)c + k->offset;
+}
+
+static void list_free(struct conf_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->count = 0;
+}
+
+static void list_parse(struct conf_list *l, const char *value)
+{
+	const char *p = value;
+
+	list_free(l);
+	while (*p) {
+		const char *end = strchr(p, ',');
+		const char *s = p, *e = end ? end : p + strlen(p);
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			l->items = xrealloc(l->items, (l->count + 1) * sizeof(char *));
+			l->items[l->count++] = xstrndup(s, (size_t)(e - s));
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+}
+
+/* Parses a size with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned long long mult = 1;
+
+	if (*s == '-' || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1024ULL; break;
+		case 'm': case 'M': mult = 1024ULL * 1024; break;
+		case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
+		default: return -1;
+		}
+		if (end[1] != '\0' && !((end[1] == 'i' || end[1] == 'B') && end[2] == '\0'))
+			return -1;
+	}
+	if (v > SIZE_MAX / mult)
+		return -1;
+	*out = (size_t)(v * mult);
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") || !strcmp(s, "0")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+static const struct conf_key *key_find(const char *name)
+{
+	for (size_t i = 0; i < CONF_KEY_COUNT; i++)
+		if (strcmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+static enum xdms_err key_set(struct conf *c, const struct conf_key *k, const char *value, char **why)
+{
+	void *f = field_of(c, k);
+
+	switch (k->type) {
+	case CONF_STR: {
+		char **s = f;
+
+		free(*s);
+		*s = xstrdup(value);
+		return XDMS_ERR_OK;
+	}
+	case CONF_BOOL:
+		if (parse_bool(value, f) == 0)
+			return XDMS_ERR_OK;
+		if (why)
+			*why = xasprintf("%s: '%s' is not a boolean (use true or false)", k->name, value);
+		return XDMS_ERR_INVAL;
+	case CONF_UINT: {
+		size_t v;
+
+		if (parse_size(value, &v) == 0 && v <= UINT_MAX) {
+			*(unsigned *)f = (unsigned)v;
+			return XDMS_ERR_OK;
+		}
+		if (why)
+			*why = xasprintf("%s: '%s' is not a non-negative integer", k->name, value);
+		return XDMS_ERR_INVAL;
+	}
+	case CONF_SIZE:
+		if (parse_size(value, f) == 0)
+			return XDMS_ERR_OK;
+		if (why)
+			*why = xasprintf("%s: '%s' is not a size (a number of bytes, optionally with K, M or G)",
+					 k->name, value);
+		return XDMS_ERR_INVAL;
+	case CONF_LIST:
+		list_parse(f, value);
+		return XDMS_ERR_OK;
+	}
+	return XDMS_ERR_INVAL;
+}
+
+void conf_init(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < CONF_KEY_COUNT; i++) {
+		enum xdms_err err = key_set(c, &conf_keys[i], conf_keys[i].def, NULL);
+
+		/* The defaults are compiled in; a bad one is a programming error. */
+		if (err)
+			abort();
+	}
+}
+
+void conf_cleanup(struct conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < CONF_KEY_COUNT; i++) {
+		void *f = field_of(c, &conf_keys[i]);
+
+		if (conf_keys[i].type == CONF_STR) {
+			free(*(char **)f);
+			*(char **)f = NULL;
+		} else if (conf_keys[i].type == CONF_LIST) {
+			list_free(f);
+		}
+	}
+}
+
+enum xdms_err conf_set(struct conf *c, const char *key, const char *value, char **why)
+{
+	const struct conf_key *k = key_find(key);
+
+	if (!k) {
+		if (why)
+			*why = xasprintf("unknown configuration key '%s'", key);
+		return XDMS_ERR_NOTFOUND;
+	}
+	return key_set(c, k, value, why);
+}
+
+enum xdms_err conf_set_arg(struct conf *c, const char *arg, char **why)
+{
+	const char *eq = strchr(arg, '=');
+	char *key;
+	enum xdms_err err;
+
+	if (!eq || eq == arg) {
+		if (why)
+			*why = xasprintf("'%s' is not of the form section.key=value", arg);
+		return XDMS_ERR_INVAL;
+	}
+	key = xstrndup(arg, (size_t)(eq - arg));
+	err = conf_set(c, key, eq + 1, why);
+	free(key);
+	return err;
+}
+
+struct ini_state {
+	struct conf *c;
+	const char *path;
+	char *why;
+	enum xdms_err err;
+};
+
+static int ini_line(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_state *st = user;
+	char key[256];
+	char *why = NULL;
+	enum xdms_err err;
+
+	if (snprintf(key, sizeof(key), "%s.%s", section, name) >= (int)sizeof(key)) {
+		st->err = XDMS_ERR_INVAL;
+		st->why = xasprintf("key too long");
+		return 0;
+	}
+	err = conf_set(st->c, key, value ? value : "", &why);
+	if (err) {
+		st->err = XDMS_ERR_INVAL;
+		st->why = why;
+		return 0;
+	}
+	return 1;
+}
+
+enum xdms_err conf_load_file(struct conf *c, const char *path, char **why)
+{
+	struct ini_state st = { c, path, NULL, XDMS_ERR_OK };
+	FILE *f = fopen(path, "r");
+	int rc;
+
+	if (!f) {
+		if (why)
+			*why = xasprintf("%s: %s", path, strerror(errno));
+		return XDMS_ERR_IO;
+	}
+	rc = ini_parse_file(f, ini_line, &st);
+	fclose(f);
+	if (st.err) {
+		/* inih returns the number of the line whose handler refused it. */
+		if (why)
+			*why = xasprintf("%s:%d: %s", path, rc, st.why);
+		free(st.why);
+		return st.err;
+	}
+	if (rc != 0) {
+		if (why)
+			*why = xasprintf("%s:%d: not a valid INI line", path, rc);
+		return XDMS_ERR_INVAL;
+	}
+	return XDMS_ERR_OK;
+}
+
+bool conf_list_has(const struct conf_list *list, const char *s)
+{
+	for (size_t i = 0; i < list->count; i++)
+		if (strcmp(list->items[i], s) == 0)
+			return true;
+	return false;
+}
+
+void conf_describe(const struct conf *c,
+		   void (*fn)(void *arg, const char *key, const char *value, const char *help), void *arg)
+{
+	char num[32];
+
+	for (size_t i = 0; i < CONF_KEY_COUNT; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		const void *f = (const char *)c + k->offset;
+
+		switch (k->type) {
+		case CONF_STR:
+			fn(arg, k->name, *(char *const *)f, k->help);
+			break;
+		case CONF_BOOL:
+			fn(arg, k->name, *(const bool *)f ? "true" : "false", k->help);
+			break;
+		case CONF_UINT:
+			snprintf(num, sizeof(num), "%u", *(const unsigned *)f);
+			fn(arg, k->name, num, k->help);
+			break;
+		case CONF_SIZE:
+			snprintf(num, sizeof(num), "%zu", *(const size_t *)f);
+			fn(arg, k->name, num, k->help);
+			break;
+		case CONF_LIST: {
+			const struct conf_list *l = f;
+			size_t len = 1;
+			char *s;
+
+			for (size_t j = 0; j < l->count; j++)
+				len += strlen(l->items[j]) + 1;
+			s = xcalloc(1, len);
+			for (size_t j = 0; j < l->count; j++) {
+				if (j)
+					strcat(s, ",");
+				strcat(s, l->items[j]);
+			}
+			fn(arg, k->name, s, k->help);
+			free(s);
+			break;
+		}
+		}
+	}
+}

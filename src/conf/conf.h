@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conf: the configuration as one struct, filled from embedded defaults, an
+ * optional INI file ([section] key = value) and --set SECTION.KEY=VALUE
+ * overrides, in that order. Every key is listed once in CONF_KEYS (conf.c),
+ * which drives the defaults, the parsers, the error messages and the
+ * reference in docs/configuration.md. No side effects: nothing here opens a
+ * socket, a file other than the config file, or a thread.
+ */
+#ifndef XDMS_CONF_H
+#define XDMS_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/err.h"
+
+/* A comma-separated list, split. Owned by the struct conf it sits in. */
+struct conf_list {
+	char **items;
+	size_t count;
+};
+
+struct conf {
+	/* [http] */
+	char *http_listen;          /* "127.0.0.1:8080"; port 0 = ephemeral */
+	char *http_xcap_root;       /* "/xcap-root" or an absolute http(s) URI */
+	unsigned http_threads;      /* 0 = one per core */
+	size_t http_max_body;       /* request bodies above this get 413 */
+	size_t http_max_header;     /* per-connection memory for the request line and headers */
+	unsigned http_max_connections;
+	unsigned http_timeout;      /* idle connection timeout, seconds */
+	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
+	char *http_tls_key;
+	/* [auth] */
+	char *auth_realm;           /* default realm (tel: XUIs, global documents) */
+	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */
+	struct conf_list auth_server_identities; /* trusted-server identities (IWF, CAB server) */
+	struct conf_list auth_admin_identities;  /* may write global documents */
+	struct conf_list auth_digest_algorithms; /* offered in this order: "SHA-256", "MD5" */
+	bool auth_allow_basic;      /* Basic over plain HTTP (it is always allowed over TLS) */
+	unsigned auth_nonce_timeout; /* seconds a Digest nonce stays valid */
+	char *auth_secret;          /* nonce HMAC key; random per process when empty */
+	/* [store] */
+	char *store_path;           /* data directory */
+	size_t store_map_size;
+	size_t store_map_size_max;
+	bool store_sync;
+	unsigned store_batch_max;
+	/* [xcap] */
+	size_t xcap_max_document;   /* default per-AUID document size limit */
+	unsigned xcap_max_depth;    /* XML nesting limit */
+	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
+	/* [log] */
+	char *log_level;            /* error, warn, info, debug */
+	bool log_access;            /* one access-log line per request */
+	char *log_access_file;      /* "" = stdout */
+};
+
+/* Fills @c with the embedded defaults. Release with conf_cleanup(). */
+void conf_init(struct conf *c);
+/* Frees everything @c owns. NULL-tolerant. */
+void conf_cleanup(struct conf *c);
+
+/*
+ * Sets one key. @key is "section.key". On failure returns INVAL (unknown key
+ * or bad value) or NOTFOUND and, when @why is not NULL, a heap sentence
+ * explaining it that the caller frees.
+ */
+enum xdms_err conf_set(struct conf *c, const char *key, const char *value, char **why) XDMS_WUR;
+
+/* Like conf_set for a "section.key=value" argument. */
+enum xdms_err conf_set_arg(struct conf *c, const char *arg, char **why) XDMS_WUR;
+
+/*
+ * Reads an INI file into @c. Errors name the file and line in *why.
+ * IO when the file cannot be read, INVAL for a bad line, key or value.
+ */
+enum xdms_err conf_load_file(struct conf *c, const char *path, char **why) XDMS_WUR;
+
+/* True when @s is one of the items of @list (exact comparison). */
+bool conf_list_has(const struct conf_list *list, const char *s);
+
+/* Calls @fn for every key with its section.key name, its current value as
+ * text and its one-line description (for --help and documentation). */
+void conf_describe(const struct conf *c,
+		   void (*fn)(void *arg, const char *key, const char *value, const char *help),
+		   void *arg);
+
+#endif

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who is asking. In order:
+ *  1. An identity asserted by a trusted peer (an Aggregation Proxy, the IWF,
+ *     a CAB server; 3GPP TS 24.109 X-3GPP-Asserted-Identity, or the XDM 1.x
+ *     X-XCAP-Asserted-Identity). The header is ignored from any other address,
+ *     so a client cannot assert itself in.
+ *  2. Digest (RFC 7616) against the store's users, for the realm of the XUI
+ *     the request addresses.
+ *  3. Basic, only over TLS or when the operator enabled it explicitly.
+ * The role (user, trusted server, admin) then comes from the configured
+ * identity lists. Nothing here logs; the caller logs the outcome with *why.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <nettle/base64.h>
+
+#include "base/mem.h"
+#include "http/http_int.h"
+
+struct http_auth {
+	const struct conf *c;
+	struct store *st;
+	struct digest_nonces *nonces;
+	enum digest_algo algos[2];
+	size_t algo_count;
+};
+
+struct http_auth *http_auth_create(const struct conf *c, struct store *st)
+{
+	struct http_auth *a = xcalloc(1, sizeof(*a));
+
+	a->c = c;
+	a->st = st;
+	a->nonces = digest_nonces_create((const uint8_t *)c->auth_secret, strlen(c->auth_secret),
+					 c->auth_nonce_timeout);
+	for (size_t i = 0; i < c->auth_digest_algorithms.count && a->algo_count < 2; i++) {
+		enum digest_algo algo;
+
+		if (digest_algo_parse(c->auth_digest_algorithms.items[i], &algo) == 0)
+			a->algos[a->algo_count++] = algo;
+	}
+	if (!a->algo_count)
+		a->algos[a->algo_count++] = DIGEST_ALGO_SHA256;
+	return a;
+}
+
+void http_auth_destroy(struct http_auth *a)
+{
+	if (!a)
+		return;
+	digest_nonces_destroy(a->nonces);
+	free(a);
+}
+
+enum xcap_role http_auth_role(const struct http_auth *a, const char *identity)
+{
+	if (conf_list_has(&a->c->auth_admin_identities, identity))
+		return XCAP_ROLE_ADMIN;
+	if (conf_list_has(&a->c->auth_server_identities, identity))
+		return XCAP_ROLE_SERVER;
+	return XCAP_ROLE_USER;
+}
+
+static bool peer_is_trusted(const struct http_auth *a, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char addr[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa;
+
+	if (!a->c->auth_trusted_peers.count || !ci || !ci->client_addr)
+		return false;
+	sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof(addr));
+	else
+		return false;
+	return conf_list_has(&a->c->auth_trusted_peers, addr);
+}
+
+/*
+ * Reduces an asserted identity to the bare URI: clients send it quoted
+ * ("sip:alice@example.com"), bare, or as a name-addr with angle brackets.
+ */
+static bool identity_normalize(const char *in, char *out, size_t out_len)
+{
+	const char *s = in, *e;
+	const char *lt = strchr(in, '<');
+	size_t n;
+
+	if (lt) {
+		s = lt + 1;
+		e = strchr(s, '>');
+		if (!e)
+			return false;
+	} else {
+		while (*s == ' ' || *s == '"')
+			s++;
+		e = s + strlen(s);
+		while (e > s && (e[-1] == ' ' || e[-1] == '"'))
+			e--;
+	}
+	n = (size_t)(e - s);
+	if (n == 0 || n >= out_len || memchr(s, '"', n) || memchr(s, ',', n))
+		return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}
+
+static const struct store_user_realm *user_realm(const struct store_user *u, const char *realm)
+{
+	for (unsigned i = 0; i < u->realm_count && i < STORE_USER_REALMS_MAX; i++)
+		if (strcmp(u->realms[i].realm, realm) == 0)
+			return &u->realms[i];
+	return NULL;
+}
+
+static const uint8_t *pick_ha1(const struct store_user_realm *r, enum digest_algo algo, bool is_xui_name)
+{
+	if (algo == DIGEST_ALGO_SHA256)
+		return is_xui_name ? r->ha1_sha256_xui : r->ha1_sha256_user;
+	return is_xui_name ? r->ha1_md5_xui : r->ha1_md5_user;
+}
+
+/* Finds the user a (realm, username) pair names, copying the record. */
+static bool user_lookup(struct http_auth *a, const char *realm, const char *username, struct store_user *u)
+{
+	struct store_read *rd;
+	enum xdms_err err = store_read_begin(a->st, &rd);
+
+	if (err)
+		return false;
+	err = store_user_find(rd, realm, username, u);
+	store_read_end(rd);
+	return err == XDMS_ERR_OK;
+}
+
+static enum http_auth_outcome check_digest(struct http_auth *a, const char *header, const char *method,
+					   const char *raw_uri, const char *realm, char *identity,
+					   const char **why)
+{
+	struct digest_credentials cr;
+	struct store_user u;
+	const struct store_user_realm *ur;
+	bool is_offered = false;
+
+	if (digest_parse(header, &cr)) {
+		*why = "malformed Digest credentials";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	for (size_t i = 0; i < a->algo_count; i++)
+		if (a->algos[i] == cr.algo)
+			is_offered = true;
+	if (!is_offered) {
+		*why = "Digest algorithm not offered";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	if (strcmp(cr.realm, realm) != 0) {
+		*why = "Digest realm does not match the resource";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	/* RFC 7616 §3.4.6: the credentials are for this request-target only. */
+	if (strcmp(cr.uri, raw_uri) != 0) {
+		*why = "Digest uri does not match the request";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	if (cr.is_userhash || !user_lookup(a, realm, cr.username, &u) || !(ur = user_realm(&u, realm))) {
+		*why = "unknown user";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	if (!digest_response_ok(&cr, method, pick_ha1(ur, cr.algo, strcmp(cr.username, u.xui) == 0))) {
+		*why = "wrong password";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	switch (digest_nonce_use(a->nonces, cr.nonce, realm, cr.nc, time(NULL))) {
+	case DIGEST_NONCE_OK:
+		break;
+	case DIGEST_NONCE_BAD:
+		*why = "nonce not issued by this server";
+		return HTTP_AUTH_CHALLENGE;
+	case DIGEST_NONCE_STALE:
+		*why = "stale nonce";
+		return HTTP_AUTH_STALE;
+	case DIGEST_NONCE_REPLAY:
+		*why = "replayed nonce count";
+		return HTTP_AUTH_STALE;
+	}
+	snprintf(identity, STORE_XUI_MAX, "%s", u.xui);
+	return HTTP_AUTH_OK;
+}
+
+static enum http_auth_outcome check_basic(struct http_auth *a, const char *header, const char *realm,
+					  char *identity, const char **why)
+{
+	struct base64_decode_ctx ctx;
+	char decoded[1024];
+	size_t len = sizeof(decoded) - 1;
+	const char *b64 = header + 5;
+	char *colon;
+	struct store_user u;
+	const struct store_user_realm *ur;
+	uint8_t ha1[32];
+	unsigned char diff = 0;
+	bool is_xui_name;
+
+	while (*b64 == ' ')
+		b64++;
+	if (strlen(b64) > 1300) {
+		*why = "Basic credentials too long";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	base64_decode_init(&ctx);
+	if (!base64_decode_update(&ctx, &len, (uint8_t *)decoded, strlen(b64), b64) ||
+	    !base64_decode_final(&ctx)) {
+		*why = "malformed Basic credentials";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	decoded[len] = '\0';
+	colon = strchr(decoded, ':');
+	if (!colon || memchr(decoded, '\0', len)) {
+		*why = "malformed Basic credentials";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	*colon = '\0';
+	if (!user_lookup(a, realm, decoded, &u) || !(ur = user_realm(&u, realm))) {
+		*why = "unknown user";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	is_xui_name = strcmp(decoded, u.xui) == 0;
+	digest_ha1(DIGEST_ALGO_SHA256, decoded, realm, colon + 1, ha1);
+	for (size_t i = 0; i < sizeof(ha1); i++)
+		diff |= (unsigned char)(ha1[i] ^ pick_ha1(ur, DIGEST_ALGO_SHA256, is_xui_name)[i]);
+	explicit_bzero(decoded, sizeof(decoded));
+	if (diff) {
+		*why = "wrong password";
+		return HTTP_AUTH_CHALLENGE;
+	}
+	snprintf(identity, STORE_XUI_MAX, "%s", u.xui);
+	return HTTP_AUTH_OK;
+}
+
+enum http_auth_outcome http_auth_check(struct http_auth *a, struct MHD_Connection *conn, const char *method,
+				       const char *raw_uri, const char *realm, bool is_tls, char *identity,
+				       enum xcap_role *role, const char **why)
+{
+	const char *h;
+	enum http_auth_outcome outcome = HTTP_AUTH_CHALLENGE;
+
+	*why = "no credentials";
+	if (peer_is_trusted(a, conn)) {
+		h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-3GPP-Asserted-Identity");
+		if (!h)
+			h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-XCAP-Asserted-Identity");
+		if (h) {
+			if (!identity_normalize(h, identity, STORE_XUI_MAX)) {
+				*why = "malformed asserted identity";
+				return HTTP_AUTH_CHALLENGE;
+			}
+			*role = http_auth_role(a, identity);
+			return HTTP_AUTH_OK;
+		}
+	}
+	h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h && strncasecmp(h, "Digest ", 7) == 0) {
+		outcome = check_digest(a, h, method, raw_uri, realm, identity, why);
+	} else if (h && strncasecmp(h, "Basic ", 6) == 0) {
+		if (is_tls || a->c->auth_allow_basic)
+			outcome = check_basic(a, h, realm, identity, why);
+		else
+			*why = "Basic authentication refused over plain HTTP";
+	} else if (h) {
+		*why = "unsupported authentication scheme";
+	}
+	if (outcome == HTTP_AUTH_OK)
+		*role = http_auth_role(a, identity);
+	return outcome;
+}
+
+void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, const char *realm,
+			      bool is_stale, bool is_tls)
+{
+	char nonce[96], value[1024];
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < a->algo_count; i++) {
+		/* One nonce per challenge; either may be the one the client picks. */
+		digest_nonce_make(a->nonces, realm, now, nonce, sizeof(nonce));
+		snprintf(value, sizeof(value), "Digest realm=\"%s\", qop=\"auth\", algorithm=%s, nonce=\"%s\"%s",
+			 realm, digest_algo_name(a->algos[i]), nonce, is_stale ? ", stale=true" : "");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
+	}
+	if (is_tls || a->c->auth_allow_basic) {
+		snprintf(value, sizeof(value), "Basic realm=\"%s\", charset=\"UTF-8\"", realm);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
+	}
+}

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP Digest access authentication (RFC 7616) with MD5 and SHA-256, qop=auth.
+ *
+ * The server stores no passwords, only H(username:realm:password) per
+ * algorithm (store_user_realm). Nonces are stateless: hex of a creation time,
+ * 8 random bytes and a truncated HMAC-SHA-256 over both and the realm, so any
+ * pool thread can check any nonce without shared state. To let clients reuse
+ * a nonce for many requests (one 401 round trip, not one per request) while
+ * refusing replays, a fixed table remembers, per nonce, the highest nonce
+ * count seen and a 64-bit window of the counts below it; concurrent requests
+ * on one nonce may arrive slightly out of order and still pass. A nonce whose
+ * slot was taken by another is answered "stale", and the client simply
+ * retries with a fresh one.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <nettle/hmac.h>
+#include <nettle/md5.h>
+#include <nettle/sha2.h>
+
+#include "base/mem.h"
+#include "http/http.h"
+#include "http/http_int.h"
+
+#define NONCE_SLOTS 8192
+#define NONCE_LOCKS 64
+#define NONCE_MAC_LEN 16
+
+const char *digest_algo_name(enum digest_algo algo)
+{
+	return algo == DIGEST_ALGO_SHA256 ? "SHA-256" : "MD5";
+}
+
+int digest_algo_parse(const char *name, enum digest_algo *out)
+{
+	if (strcasecmp(name, "MD5") == 0) {
+		*out = DIGEST_ALGO_MD5;
+		return 0;
+	}
+	if (strcasecmp(name, "SHA-256") == 0) {
+		*out = DIGEST_ALGO_SHA256;
+		return 0;
+	}
+	return -1;
+}
+
+size_t digest_algo_len(enum digest_algo algo)
+{
+	return algo == DIGEST_ALGO_SHA256 ? 32 : 16;
+}
+
+/* Hashes the pieces joined by ':' into @out. */
+static void hash_joined(enum digest_algo algo, const char *const *parts, size_t count, uint8_t *out)
+{
+	if (algo == DIGEST_ALGO_SHA256) {
+		struct sha256_ctx c;
+
+		sha256_init(&c);
+		for (size_t i = 0; i < count; i++) {
+			if (i)
+				sha256_update(&c, 1, (const uint8_t *)":");
+			sha256_update(&c, strlen(parts[i]), (const uint8_t *)parts[i]);
+		}
+		sha256_digest(&c, SHA256_DIGEST_SIZE, out);
+	} else {
+		struct md5_ctx c;
+
+		md5_init(&c);
+		for (size_t i = 0; i < count; i++) {
+			if (i)
+				md5_update(&c, 1, (const uint8_t *)":");
+			md5_update(&c, strlen(parts[i]), (const uint8_t *)parts[i]);
+		}
+		md5_digest(&c, MD5_DIGEST_SIZE, out);
+	}
+}
+
+static void to_hex(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void digest_ha1(enum digest_algo algo, const char *username, const char *realm, const char *password,
+		uint8_t *out)
+{
+	const char *parts[] = { username, realm, password };
+
+	hash_joined(algo, parts, 3, out);
+}
+
+void http_credentials_fill(struct store_user_realm *r, const char *realm, const char *username,
+			   const char *xui, const char *password)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->realm, sizeof(r->realm), "%s", realm);
+	digest_ha1(DIGEST_ALGO_MD5, username, realm, password, r->ha1_md5_user);
+	digest_ha1(DIGEST_ALGO_SHA256, username, realm, password, r->ha1_sha256_user);
+	digest_ha1(DIGEST_ALGO_MD5, xui, realm, password, r->ha1_md5_xui);
+	digest_ha1(DIGEST_ALGO_SHA256, xui, realm, password, r->ha1_sha256_xui);
+}
+
+bool digest_response_ok(const struct digest_credentials *cr, const char *method, const uint8_t *ha1)
+{
+	size_t len = digest_algo_len(cr->algo);
+	char ha1_hex[65], ha2_hex[65], expect[65], nc[9];
+	uint8_t h[32];
+	const char *a2[] = { method, cr->uri };
+	unsigned char diff = 0;
+	size_t resp_len = strlen(cr->response);
+
+	to_hex(ha1, len, ha1_hex);
+	hash_joined(cr->algo, a2, 2, h);
+	to_hex(h, len, ha2_hex);
+	snprintf(nc, sizeof(nc), "%08x", cr->nc);
+	{
+		const char *kd[] = { ha1_hex, cr->nonce, nc, cr->cnonce, cr->qop, ha2_hex };
+
+		hash_joined(cr->algo, kd, 6, h);
+	}
+	to_hex(h, len, expect);
+	if (resp_len != 2 * len)
+		return false;
+	for (size_t i = 0; i < 2 * len; i++)
+		diff |= (unsigned char)(tolower((unsigned char)cr->response[i]) ^ expect[i]);
+	return diff == 0;
+}
+
+/* Copies a token or quoted-string value, undoing backslash escapes. */
+static const char *parse_value(const char *p, char *out, size_t out_len, bool *is_overflow)
+{
+	size_t n = 0;
+
+	*is_overflow = false;
+	if (*p == '"') {
+		p++;
+		while (*p && *p != '"') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 < out_len)
+				out[n++] = *p;
+			else
+				*is_overflow = true;
+			p++;
+		}
+		if (*p == '"')
+			p++;
+	} else {
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			if (n + 1 < out_len)
+				out[n++] = *p;
+			else
+				*is_overflow = true;
+			p++;
+		}
+	}
+	out[n] = '\0';
+	return p;
+}
+
+enum xdms_err digest_parse(const char *header, struct digest_credentials *out)
+{
+	const char *p = header;
+	char name[32], value[4096], algo[32] = "MD5";
+	bool has_username = false, has_realm = false, has_nonce = false, has_uri = false, has_response = false;
+
+	memset(out, 0, sizeof(*out));
+	while (*p == ' ')
+		p++;
+	if (strncasecmp(p, "Digest", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+		return XDMS_ERR_PARSE;
+	p += 6;
+	while (*p) {
+		size_t n = 0;
+		bool is_overflow;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		while (*p && *p != '=' && *p != ' ' && n + 1 < sizeof(name))
+			name[n++] = *p++;
+		name[n] = '\0';
+		while (*p == ' ')
+			p++;
+		if (*p != '=')
+			return XDMS_ERR_PARSE;
+		p++;
+		while (*p == ' ')
+			p++;
+		p = parse_value(p, value, sizeof(value), &is_overflow);
+		if (is_overflow)
+			return XDMS_ERR_PARSE;
+#define FIELD(key, dst, flag)                                                  \
+	else if (strcasecmp(name, key) == 0)                                   \
+	{                                                                      \
+		if (strlen(value) >= sizeof(dst))                              \
+			return XDMS_ERR_PARSE;                                 \
+		strcpy(dst, value);                                            \
+		flag = true;                                                   \
+	}
+		bool ignored = false;
+
+		if (0) {
+		}
+		FIELD("username", out->username, has_username)
+		FIELD("realm", out->realm, has_realm)
+		FIELD("nonce", out->nonce, has_nonce)
+		FIELD("uri", out->uri, has_uri)
+		FIELD("response", out->response, has_response)
+		FIELD("cnonce", out->cnonce, ignored)
+		FIELD("opaque", out->opaque, ignored)
+		FIELD("qop", out->qop, ignored)
+		FIELD("algorithm", algo, ignored)
+		else if (strcasecmp(name, "nc") == 0) {
+			char *end;
+			unsigned long v = strtoul(value, &end, 16);
+
+			if (end == value || *end || strlen(value) != 8 || v > UINT32_MAX)
+				return XDMS_ERR_PARSE;
+			out->nc = (uint32_t)v;
+			out->has_nc = true;
+		} else if (strcasecmp(name, "userhash") == 0) {
+			out->is_userhash = strcasecmp(value, "true") == 0;
+		}
+#undef FIELD
+		(void)ignored;
+	}
+	if (!has_username || !has_realm || !has_nonce || !has_uri || !has_response)
+		return XDMS_ERR_PARSE;
+	if (digest_algo_parse(algo, &out->algo) != 0)
+		return XDMS_ERR_PARSE;
+	/* Only qop=auth is offered: the legacy RFC 2069 form has no replay protection. */
+	if (strcmp(out->qop, "auth") != 0 || !out->has_nc || !out->cnonce[0])
+		return XDMS_ERR_PARSE;
+	return XDMS_ERR_OK;
+}
+
+/* ---- nonces ------------------------------------------------------------------------------- */
+
+struct nonce_slot {
+	uint8_t id[8];  /* the nonce's random part; all zero = empty */
+	uint32_t max_nc;
+	uint64_t seen;  /* bit i: max_nc - i was used */
+};
+
+struct digest_nonces {
+	uint8_t secret[32];
+	unsigned timeout;
+	pthread_mutex_t locks[NONCE_LOCKS];
+	struct nonce_slot slots[NONCE_SLOTS];
+};
+
+struct digest_nonces *digest_nonces_create(const uint8_t *secret, size_t secret_len, unsigned timeout)
+{
+	struct digest_nonces *n = xcalloc(1, sizeof(*n));
+
+	if (secret && secret_len) {
+		struct sha256_ctx c;
+
+		/* Any length of configured secret becomes a 32-byte key. */
+		sha256_init(&c);
+		sha256_update(&c, secret_len, secret);
+		sha256_digest(&c, sizeof(n->secret), n->secret);
+	} else if (getrandom(n->secret, sizeof(n->secret), 0) != (ssize_t)sizeof(n->secret)) {
+		abort();
+	}
+	n->timeout = timeout ? timeout : 300;
+	for (size_t i = 0; i < NONCE_LOCKS; i++)
+		pthread_mutex_init(&n->locks[i], NULL);
+	return n;
+}
+
+void digest_nonces_destroy(struct digest_nonces *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < NONCE_LOCKS; i++)
+		pthread_mutex_destroy(&n->locks[i]);
+	free(n);
+}
+
+static void nonce_mac(const struct digest_nonces *n, const uint8_t *body, size_t body_len, const char *realm,
+		      uint8_t *mac)
+{
+	struct hmac_sha256_ctx c;
+	uint8_t full[SHA256_DIGEST_SIZE];
+
+	hmac_sha256_set_key(&c, sizeof(n->secret), n->secret);
+	hmac_sha256_update(&c, body_len, body);
+	hmac_sha256_update(&c, strlen(realm), (const uint8_t *)realm);
+	hmac_sha256_digest(&c, sizeof(full), full);
+	memcpy(mac, full, NONCE_MAC_LEN);
+}
+
+void digest_nonce_make(struct digest_nonces *n, const char *realm, time_t now, char *out, size_t out_len)
+{
+	uint8_t raw[16 + NONCE_MAC_LEN];
+	uint64_t t = (uint64_t)now;
+
+	for (int i = 0; i < 8; i++)
+		raw[i] = (uint8_t)(t >> (56 - 8 * i));
+	if (getrandom(raw + 8, 8, 0) != 8)
+		abort();
+	/* An all-zero id marks an empty slot; make sure no nonce has one. */
+	raw[8] |= 1;
+	nonce_mac(n, raw, 16, realm, raw + 16);
+	if (out_len < 2 * sizeof(raw) + 1) {
+		out[0] = '\0';
+		return;
+	}
+	to_hex(raw, sizeof(raw), out);
+}
+
+static int from_hex(const char *s, uint8_t *out, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned v;
+
+		if (!isxdigit((unsigned char)s[2 * i]) || !isxdigit((unsigned char)s[2 * i + 1]))
+			return -1;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+enum digest_nonce_state digest_nonce_use(struct digest_nonces *n, const char *nonce, const char *realm,
+					 uint32_t nc, time_t now)
+{
+	uint8_t raw[16 + NONCE_MAC_LEN], mac[NONCE_MAC_LEN];
+	unsigned char diff = 0;
+	uint64_t t = 0, slot_index = 0;
+	struct nonce_slot *slot;
+	pthread_mutex_t *lock;
+	enum digest_nonce_state state;
+
+	if (strlen(nonce) != 2 * sizeof(raw) || from_hex(nonce, raw, sizeof(raw)) != 0)
+		return DIGEST_NONCE_BAD;
+	nonce_mac(n, raw, 16, realm, mac);
+	for (size_t i = 0; i < NONCE_MAC_LEN; i++)
+		diff |= (unsigned char)(mac[i] ^ raw[16 + i]);
+	if (diff)
+		return DIGEST_NONCE_BAD;
+	for (int i = 0; i < 8; i++)
+		t = (t << 8) | raw[i];
+	if ((uint64_t)now < t || (uint64_t)now - t > n->timeout)
+		return DIGEST_NONCE_STALE;
+	if (nc == 0)
+		return DIGEST_NONCE_REPLAY;
+	for (int i = 8; i < 16; i++)
+		slot_index = (slot_index << 8) ^ raw[i] ^ (slot_index >> 56);
+	slot = &n->slots[slot_index % NONCE_SLOTS];
+	lock = &n->locks[slot_index % NONCE_LOCKS];
+	pthread_mutex_lock(lock);
+	if (memcmp(slot->id, raw + 8, 8) != 0) {
+		/* First use of this nonce here, or its slot was reused: only a fresh
+		 * nonce (nc 1) may claim the slot; an older one is told it is stale. */
+		if (nc != 1) {
+			state = DIGEST_NONCE_STALE;
+			goto out;
+		}
+		memcpy(slot->id, raw + 8, 8);
+		slot->max_nc = 1;
+		slot->seen = 1;
+		state = DIGEST_NONCE_OK;
+		goto out;
+	}
+	if (nc > slot->max_nc) {
+		uint32_t shift = nc - slot->max_nc;
+
+		slot->seen = shift >= 64 ? 0 : slot->seen << shift;
+		slot->seen |= 1;
+		slot->max_nc = nc;
+		state = DIGEST_NONCE_OK;
+	} else if (slot->max_nc - nc < 64 && !(slot->seen & (1ULL << (slot->max_nc - nc)))) {
+		slot->seen |= 1ULL << (slot->max_nc - nc);
+		state = DIGEST_NONCE_OK;
+	} else {
+		state = DIGEST_NONCE_REPLAY;
+	}
+out:
+	pthread_mutex_unlock(lock);
+	return state;
+}

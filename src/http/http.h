@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http: the libmicrohttpd front of xdmsd. Listeners (plain or TLS),
+ * authentication (RFC 7616 Digest against the store's users, Basic where
+ * allowed, asserted identities from trusted proxies), the mapping of xcap
+ * results to HTTP, the access log, /healthz and /metrics.
+ *
+ * Threads: libmicrohttpd's pool runs the handlers. Reads are answered on the
+ * pool thread; writes suspend their connection, go to the store's writer
+ * thread and resume when durable, so a pool thread never waits for an fsync
+ * and concurrent writes share one commit.
+ */
+#ifndef XDMS_HTTP_H
+#define XDMS_HTTP_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "conf/conf.h"
+#include "store/store.h"
+#include "xcap/xcap.h"
+
+struct http_server;
+
+/*
+ * Starts listening on conf->http_listen and serving. @c, @st and @x are
+ * borrowed and must outlive the server. On failure returns IO (cannot bind),
+ * INVAL (bad address or TLS files) with a sentence in *why (heap; caller frees).
+ */
+enum xdms_err http_server_start(const struct conf *c, struct store *st, struct xcap *x,
+				struct http_server **out, char **why) XDMS_WUR;
+
+/* The bound address as "ADDR:PORT" (the real port when 0 was asked). Borrowed. */
+const char *http_server_address(const struct http_server *srv);
+
+/*
+ * Stops accepting connections, lets requests in flight finish (waiting up to
+ * @grace_ms for suspended writes), then stops the pool and frees the server.
+ * NULL-tolerant.
+ */
+void http_server_stop(struct http_server *srv, unsigned grace_ms);
+
+/*
+ * Derives the Digest credentials xdmsd checks (RFC 7616 H(username:realm:password)
+ * with MD5 and SHA-256, for the user-part and the full-XUI usernames) into @r.
+ * The password is not kept. Used by the admin tool when provisioning users.
+ */
+void http_credentials_fill(struct store_user_realm *r, const char *realm, const char *username,
+			   const char *xui, const char *password);
+
+#endif

@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libmicrohttpd server.
+ *
+ * Request life cycle. MHD hands us the raw request-target first (the URI log
+ * callback), before it decodes anything; we keep it, because XCAP URIs must be
+ * split into segments before percent-decoding and Digest compares the raw
+ * form. The access handler then runs several times per request:
+ *   1. headers complete: route, authenticate (401 before anything about the
+ *      resource is revealed), refuse an announced body that is too large;
+ *   2. body chunks: appended to a buffer capped at http.max_body;
+ *   3. end of body: reads are answered at once; a write is prepared
+ *      (validation runs here, on the pool thread), the connection suspended
+ *      and the write queued for the store's writer thread;
+ *   4. after the writer's callback resumed the connection: the response.
+ * The completion callback writes the access-log line, counts the metrics and
+ * frees the request.
+ *
+ * Threads: MHD's pool threads run everything above except the resume, which
+ * the store's writer thread performs. `inflight` counts suspended requests so
+ * that shutdown can wait for them (MHD must not be stopped with suspended
+ * connections).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "http/http.h"
+#include "http/http_int.h"
+
+struct http_server {
+	const struct conf *c;
+	struct store *st;
+	struct xcap *x;
+	struct MHD_Daemon *daemon;
+	struct http_auth *auth;
+	struct http_metrics *metrics;
+	FILE *access_log; /* NULL = off */
+	bool is_tls;
+	char *tls_cert;
+	char *tls_key;
+	char root_path[512];
+	char address[INET6_ADDRSTRLEN + 16];
+	atomic_int inflight;
+};
+
+enum request_state { REQ_HEADERS = 0, REQ_BODY, REQ_WRITING, REQ_WRITTEN, REQ_ANSWERED };
+
+struct request {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	char *raw_uri;   /* as sent, path and query */
+	char *path;      /* raw path (before '?') */
+	const char *query; /* into raw_uri, after '?', or NULL */
+	const char *method;
+	enum xcap_method xmethod;
+	enum request_state state;
+	struct timespec start;
+	struct buf body;
+	bool is_too_big;
+	bool is_xcap;
+	struct xcap_uri uri;
+	enum xdms_err uri_err;
+	char realm_buf[STORE_REALM_MAX];
+	const char *realm;
+	char identity[STORE_XUI_MAX];
+	struct xcap_identity who;
+	struct xcap_write *write;
+	unsigned status;
+	size_t bytes;
+	const char *note; /* why a request was refused, for the access log */
+};
+
+static double elapsed_seconds(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_server *srv = cls;
+	struct request *r = xcalloc(1, sizeof(*r));
+	char *q;
+
+	r->srv = srv;
+	r->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	r->raw_uri = xstrdup(uri ? uri : "");
+	r->path = xstrdup(r->raw_uri);
+	q = strchr(r->path, '?');
+	if (q) {
+		*q = '\0';
+		r->query = r->raw_uri + (q - r->path) + 1;
+	}
+	buf_init(&r->body, srv->c->http_max_body);
+	return r;
+}
+
+/* MHD would percent-decode the path in place; XCAP must see it raw. */
+static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+	return strlen(s);
+}
+
+static void request_free(struct request *r)
+{
+	if (!r)
+		return;
+	free(r->raw_uri);
+	free(r->path);
+	buf_cleanup(&r->body);
+	xcap_uri_cleanup(&r->uri);
+	free(r);
+}
+
+static enum MHD_Result queue(struct request *r, unsigned status, const char *content_type, char *body,
+			     size_t body_len, const char *etag, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char quoted[STORE_ETAG_MAX + 2];
+
+	resp = MHD_create_response_from_buffer(body_len, body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	if (content_type && body_len)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	if (etag && etag[0]) {
+		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, quoted);
+	}
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (status == 401)
+		http_auth_add_challenges(r->srv->auth, resp, r->realm ? r->realm : r->srv->c->auth_realm,
+					 r->note && strcmp(r->note, "stale nonce") == 0, r->srv->is_tls);
+	r->status = status;
+	r->bytes = body_len;
+	r->state = REQ_ANSWERED;
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result queue_text(struct request *r, unsigned status, const char *text, const char *allow)
+{
+	size_t n = strlen(text);
+
+	return queue(r, status, "text/plain; charset=utf-8", xstrndup(text, n), n, NULL, allow);
+}
+
+static enum MHD_Result queue_xcap(struct request *r, struct xcap_response *xr)
+{
+	size_t len;
+	char *body = buf_take(&xr->body, &len);
+	enum MHD_Result ret = queue(r, xr->status, xr->content_type, body, len, xr->etag, xr->allow);
+
+	xcap_response_cleanup(xr);
+	return ret;
+}
+
+static enum xcap_method method_of(const char *m)
+{
+	if (!strcmp(m, MHD_HTTP_METHOD_GET))
+		return XCAP_METHOD_GET;
+	if (!strcmp(m, MHD_HTTP_METHOD_HEAD))
+		return XCAP_METHOD_HEAD;
+	if (!strcmp(m, MHD_HTTP_METHOD_PUT))
+		return XCAP_METHOD_PUT;
+	if (!strcmp(m, MHD_HTTP_METHOD_DELETE))
+		return XCAP_METHOD_DELETE;
+	return XCAP_METHOD_OTHER;
+}
+
+static const char *header(struct request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* "http://host:port" as the client addressed us, for absolute URIs in bodies. */
+static void base_url(struct request *r, char *out, size_t len)
+{
+	const char *host = header(r, MHD_HTTP_HEADER_HOST);
+
+	snprintf(out, len, "%s://%s", r->srv->is_tls ? "https" : "http", host ? host : r->srv->address);
+}
+
+static void fill_request(struct request *r, struct xcap_request *xreq, char *base, size_t base_len)
+{
+	memset(xreq, 0, sizeof(*xreq));
+	base_url(r, base, base_len);
+	xreq->method = r->xmethod;
+	xreq->uri = &r->uri;
+	xreq->content_type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	xreq->if_match = header(r, MHD_HTTP_HEADER_IF_MATCH);
+	xreq->if_none_match = header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	xreq->body = r->body.data ? r->body.data : "";
+	xreq->body_len = r->body.len;
+	xreq->who = &r->who;
+	xreq->base_url = base;
+}
+
+static void write_done(void *arg)
+{
+	struct request *r = arg;
+
+	/* Runs on the store's writer thread; MHD allows resuming from any thread. */
+	r->state = REQ_WRITTEN;
+	MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result serve_ops(struct request *r)
+{
+	struct http_server *srv = r->srv;
+
+	if (strcmp(r->path, "/healthz") == 0) {
+		if (r->xmethod != XCAP_METHOD_GET && r->xmethod != XCAP_METHOD_HEAD)
+			return queue_text(r, 405, "use GET\n", "GET, HEAD");
+		return queue_text(r, 200, "ok\n", NULL);
+	}
+	if (strcmp(r->path, "/metrics") == 0) {
+		struct buf out;
+		size_t len;
+		char *body;
+
+		if (r->xmethod != XCAP_METHOD_GET && r->xmethod != XCAP_METHOD_HEAD)
+			return queue_text(r, 405, "use GET\n", "GET, HEAD");
+		buf_init(&out, 1024 * 1024);
+		if (http_metrics_render(srv->metrics, srv->st, &out)) {
+			buf_cleanup(&out);
+			return queue_text(r, 500, "metrics unavailable\n", NULL);
+		}
+		body = buf_take(&out, &len);
+		return queue(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL, NULL);
+	}
+	return queue_text(r, 404, "not found; XCAP documents are below the XCAP root\n", NULL);
+}
+
+/* Step 1: the headers are complete. */
+static enum MHD_Result on_headers(struct request *r)
+{
+	struct http_server *srv = r->srv;
+	const char *cl, *why = NULL;
+	enum http_auth_outcome outcome;
+	size_t root_len = strlen(srv->root_path);
+
+	if (strncmp(r->path, srv->root_path, root_len) != 0 || (r->path[root_len] != '/' && r->path[root_len]))
+		return serve_ops(r);
+	r->is_xcap = true;
+	r->uri_err = xcap_uri_parse(srv->root_path, r->path, r->query, &r->uri);
+	r->realm = xcap_uri_realm(r->uri_err ? NULL : &r->uri, srv->c->auth_realm, r->realm_buf,
+				  sizeof(r->realm_buf));
+	outcome = http_auth_check(srv->auth, r->conn, r->method, r->raw_uri, r->realm, srv->is_tls, r->identity,
+				  &r->who.role, &why);
+	if (outcome != HTTP_AUTH_OK) {
+		r->note = why;
+		return queue_text(r, 401, "authentication required\n", NULL);
+	}
+	r->who.id = r->identity;
+	if (r->xmethod == XCAP_METHOD_OTHER)
+		return queue_text(r, 405, "XCAP resources support GET, HEAD, PUT and DELETE\n",
+				  "GET, HEAD, PUT, DELETE");
+	cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl) {
+		char *end;
+		unsigned long long n = strtoull(cl, &end, 10);
+
+		if (*end == '\0' && n > srv->c->http_max_body) {
+			r->note = "body too large";
+			return queue_text(r, 413, "the request body is larger than this server accepts\n", NULL);
+		}
+	}
+	r->state = REQ_BODY;
+	return MHD_YES;
+}
+
+/* Step 3: the whole request is in. */
+static enum MHD_Result on_complete(struct request *r)
+{
+	struct xcap_request xreq;
+	struct xcap_response xr;
+	char base[512];
+
+	if (r->is_too_big) {
+		r->note = "body too large";
+		return queue_text(r, 413, "the request body is larger than this server accepts\n", NULL);
+	}
+	switch (r->uri_err) {
+	case XDMS_ERR_OK:
+		break;
+	case XDMS_ERR_PARSE:
+		return queue_text(r, 400, "malformed percent-encoding in the request URI\n", NULL);
+	case XDMS_ERR_TOOBIG:
+		return queue_text(r, 414, "the document selector is too long\n", NULL);
+	default:
+		return queue_text(r, 404,
+				  "no such resource; XCAP URIs are ROOT/AUID/users/XUI/DOCUMENT or ROOT/AUID/global/DOCUMENT\n",
+				  NULL);
+	}
+	fill_request(r, &xreq, base, sizeof(base));
+	xcap_response_init(&xr);
+	if (r->xmethod == XCAP_METHOD_GET || r->xmethod == XCAP_METHOD_HEAD) {
+		xcap_read(r->srv->x, &xreq, &xr);
+		return queue_xcap(r, &xr);
+	}
+	r->write = xcap_write_prepare(r->srv->x, &xreq, &xr);
+	if (!r->write)
+		return queue_xcap(r, &xr);
+	xcap_response_cleanup(&xr);
+	r->state = REQ_WRITING;
+	atomic_fetch_add(&r->srv->inflight, 1);
+	MHD_suspend_connection(r->conn);
+	if (xcap_write_submit(r->srv->x, r->write, write_done, r)) {
+		/* The store is closing: nothing was queued, so answer now. */
+		r->state = REQ_WRITTEN;
+		MHD_resume_connection(r->conn);
+	}
+	return MHD_YES;
+}
+
+/* Step 4: the writer is done with our write. */
+static enum MHD_Result on_written(struct request *r)
+{
+	struct xcap_response xr;
+
+	atomic_fetch_sub(&r->srv->inflight, 1);
+	xcap_response_init(&xr);
+	xcap_write_finish(r->write, &xr);
+	r->write = NULL;
+	return queue_xcap(r, &xr);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size,
+			      void **con_cls)
+{
+	struct request *r = *con_cls;
+
+	if (!r)
+		return MHD_NO;
+	switch (r->state) {
+	case REQ_HEADERS:
+		r->method = method;
+		r->xmethod = method_of(method);
+		return on_headers(r);
+	case REQ_BODY:
+		if (*upload_data_size) {
+			if (!r->is_too_big && buf_append(&r->body, upload_data, *upload_data_size))
+				r->is_too_big = true;
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return on_complete(r);
+	case REQ_WRITING:
+		/* Resumed spuriously before the writer finished; keep waiting. */
+		return MHD_YES;
+	case REQ_WRITTEN:
+		return on_written(r);
+	case REQ_ANSWERED:
+		/* A response is queued; MHD may still feed us body bytes it discards. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return MHD_NO;
+}
+
+static void access_log_line(struct request *r, double seconds)
+{
+	char line[2048];
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(line, sizeof(line), "%s %s %s %u %zu %.3fms %s%s%s\n", when, r->method ? r->method : "-",
+		 r->raw_uri, r->status, r->bytes, seconds * 1e3, r->identity[0] ? r->identity : "-",
+		 r->note ? " " : "", r->note ? r->note : "");
+	fputs(line, r->srv->access_log);
+	fflush(r->srv->access_log);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct request *r = *con_cls;
+	double seconds;
+
+	if (!r)
+		return;
+	seconds = elapsed_seconds(&r->start);
+	if (r->status) {
+		http_metrics_observe(srv->metrics, r->method ? r->method : "OTHER", r->status, seconds);
+		if (srv->access_log)
+			access_log_line(r, seconds);
+	}
+	if (r->write && r->state == REQ_WRITTEN) {
+		/* The client went away after its write was applied but before the
+		 * answer: the write's outcome stands, only the answer is lost. */
+		struct xcap_response lost;
+
+		xcap_response_init(&lost);
+		xcap_write_finish(r->write, &lost);
+		xcap_response_cleanup(&lost);
+		atomic_fetch_sub(&srv->inflight, 1);
+	} else if (r->write) {
+		/* Still queued at the store (only possible when shutdown gave up
+		 * waiting): the writer will still call back with this request, so
+		 * it is left allocated for the process exit. */
+		*con_cls = NULL;
+		return;
+	}
+	request_free(r);
+	*con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_warn("http: %s", msg);
+}
+
+static char *slurp(const char *path, char **why)
+{
+	FILE *f = fopen(path, "rb");
+	struct buf b;
+	char chunk[4096];
+	size_t n;
+
+	if (!f) {
+		*why = xasprintf("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf_init(&b, 1024 * 1024);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (buf_append(&b, chunk, n)) {
+			fclose(f);
+			buf_cleanup(&b);
+			*why = xasprintf("%s: too large", path);
+			return NULL;
+		}
+	}
+	fclose(f);
+	return buf_take(&b, NULL);
+}
+
+/* Splits "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
+static bool parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon;
+	char *end;
+	unsigned long port;
+	size_t n;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return false;
+		n = (size_t)(rb - s - 1);
+		if (n >= sizeof(host))
+			return false;
+		memcpy(host, s + 1, n);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return false;
+		n = (size_t)(colon - s);
+		if (n >= sizeof(host))
+			return false;
+		memcpy(host, s, n);
+	}
+	host[n] = '\0';
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535 || colon[1] == '\0')
+		return false;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return true;
+	}
+	return false;
+}
+
+/* The path part of http.xcap_root, which may be a path or an absolute URI. */
+static void root_path_of(const char *root, char *out, size_t len)
+{
+	const char *p = root;
+
+	if (strncmp(root, "http://", 7) == 0 || strncmp(root, "https://", 8) == 0) {
+		p = strchr(strstr(root, "//") + 2, '/');
+		if (!p)
+			p = "/";
+	}
+	snprintf(out, len, "%s", p);
+	for (size_t n = strlen(out); n > 1 && out[n - 1] == '/'; n--)
+		out[n - 1] = '\0';
+}
+
+enum xdms_err http_server_start(const struct conf *c, struct store *st, struct xcap *x,
+				struct http_server **out, char **why)
+{
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	struct sockaddr_storage ss;
+	socklen_t ss_len;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	unsigned threads = c->http_threads;
+	const union MHD_DaemonInfo *di;
+	enum xdms_err err = XDMS_ERR_INVAL;
+
+	*out = NULL;
+	srv->c = c;
+	srv->st = st;
+	srv->x = x;
+	atomic_init(&srv->inflight, 0);
+	root_path_of(c->http_xcap_root, srv->root_path, sizeof(srv->root_path));
+	if (!parse_listen(c->http_listen, &ss, &ss_len)) {
+		*why = xasprintf("http.listen: '%s' is not ADDRESS:PORT", c->http_listen);
+		goto fail;
+	}
+	if (c->http_tls_cert[0] || c->http_tls_key[0]) {
+		if (!c->http_tls_cert[0] || !c->http_tls_key[0]) {
+			*why = xasprintf("HTTPS needs both http.tls_cert and http.tls_key");
+			goto fail;
+		}
+		srv->tls_cert = slurp(c->http_tls_cert, why);
+		if (!srv->tls_cert)
+			goto fail;
+		srv->tls_key = slurp(c->http_tls_key, why);
+		if (!srv->tls_key)
+			goto fail;
+		srv->is_tls = true;
+		flags |= MHD_USE_TLS;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	if (c->log_access) {
+		if (c->log_access_file[0]) {
+			srv->access_log = fopen(c->log_access_file, "a");
+			if (!srv->access_log) {
+				*why = xasprintf("log.access_file %s: %s", c->log_access_file, strerror(errno));
+				err = XDMS_ERR_IO;
+				goto fail;
+			}
+		} else {
+			srv->access_log = stdout;
+		}
+	}
+	srv->auth = http_auth_create(c, st);
+	srv->metrics = http_metrics_create();
+	if (srv->is_tls)
+		srv->daemon = MHD_start_daemon(
+			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
+			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
+			c->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->http_timeout,
+			MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert,
+			MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
+	else
+		srv->daemon = MHD_start_daemon(
+			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
+			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
+			c->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->http_timeout, MHD_OPTION_END);
+	if (!srv->daemon) {
+		*why = xasprintf("cannot listen on %s (address in use, not local, or bad TLS files)",
+				 c->http_listen);
+		err = XDMS_ERR_IO;
+		goto fail;
+	}
+	di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	{
+		char host[INET6_ADDRSTRLEN];
+
+		if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+			snprintf(srv->address, sizeof(srv->address), "[%s]:%u", host, di ? di->port : 0);
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+			snprintf(srv->address, sizeof(srv->address), "%s:%u", host, di ? di->port : 0);
+		}
+	}
+	*out = srv;
+	return XDMS_ERR_OK;
+fail:
+	http_server_stop(srv, 0);
+	return err;
+}
+
+const char *http_server_address(const struct http_server *srv)
+{
+	return srv->address;
+}
+
+void http_server_stop(struct http_server *srv, unsigned grace_ms)
+{
+	if (!srv)
+		return;
+	if (srv->daemon) {
+		MHD_quiesce_daemon(srv->daemon);
+		/* Suspended requests are waiting for the store; let them finish. */
+		for (unsigned waited = 0; atomic_load(&srv->inflight) > 0 && waited < grace_ms; waited += 10)
+			usleep(10 * 1000);
+		MHD_stop_daemon(srv->daemon);
+	}
+	http_auth_destroy(srv->auth);
+	http_metrics_destroy(srv->metrics);
+	if (srv->access_log && srv->access_log != stdout)
+		fclose(srv->access_log);
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv);
+}

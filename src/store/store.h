@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: xdmsd's persistent state in one LMDB environment.
+ *
+ * Named databases (DESIGN.md §3):
+ *   docs     document selector -> { ETag, mtime, bytes }   (bytes exactly as written)
+ *   changes  64-bit sequence (big-endian) -> change record (the change feed)
+ *   users    XUI -> credential record;  names: "realm\0username" -> XUI
+ *   meta     schema version, instance id, ETag counter, last change sequence
+ *   (subs, jobs and indexes are added by later modules through this header)
+ *
+ * Threads. Any thread may read: store_read_begin() gives a snapshot that the
+ * calling thread must end itself. Document writes go through one writer thread
+ * owned by the store. It takes every queued write, runs each in its own nested
+ * transaction inside one parent transaction, and commits the parent once
+ * (group commit): one fsync for the whole batch, and a failing write is rolled
+ * back alone without touching its neighbours. A write's `done` callback runs on
+ * the writer thread after the batch is durable (or has failed).
+ *
+ * Invariants. A write that reports XDMS_ERR_OK is durable (fsync'd unless the
+ * store was opened with is_sync false), its change record is in the feed in the
+ * same transaction, and its commit hook's effects are in that transaction too.
+ * A write that reports an error changed nothing. ETags are never reused: they
+ * carry the store's random instance id and a 64-bit counter that only grows in
+ * committed transactions.
+ *
+ * Several processes may open the same environment (xdmsd and xdmsctl); LMDB
+ * serializes their write transactions.
+ */
+#ifndef XDMS_STORE_H
+#define XDMS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define STORE_ETAG_MAX 64      /* including the NUL */
+#define STORE_SELECTOR_MAX 1024 /* longest document selector, in bytes */
+#define STORE_XUI_MAX 256
+#define STORE_REALM_MAX 256
+#define STORE_USERNAME_MAX 256
+#define STORE_USER_REALMS_MAX 2
+
+struct store;      /* opaque; one per open environment */
+struct store_read; /* opaque; a read snapshot, used by one thread */
+struct store_txn;  /* opaque; the write transaction handed to commit hooks */
+
+struct store_options {
+	const char *path;    /* directory; created if missing */
+	size_t map_size;     /* initial LMDB map size in bytes (0 = 1 GiB) */
+	size_t map_size_max; /* the map grows up to this, then writes fail FULL (0 = 64 GiB) */
+	bool is_sync;        /* fsync on every commit (true in production) */
+	unsigned batch_max;  /* most writes in one group commit (0 = 256) */
+};
+
+/*
+ * Opens (creating if needed) the environment at opt->path and starts the
+ * writer thread. Returns INVAL for a bad option, IO or STORE when LMDB
+ * cannot open the directory, CORRUPT for an unknown schema version.
+ * On success *out is owned by the caller and released with store_close().
+ */
+enum xdms_err store_open(const struct store_options *opt, struct store **out) XDMS_WUR;
+
+/*
+ * Stops accepting writes, finishes every write already queued (their done
+ * callbacks run), stops the writer thread and closes the environment.
+ * No read snapshot may be open. NULL-tolerant.
+ */
+void store_close(struct store *st);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* A stored document. Every pointer is borrowed from the snapshot it came
+ * from and stays valid until store_read_end() of that snapshot (or, inside a
+ * write callback, until the callback returns). */
+struct store_doc {
+	const char *etag;  /* NUL-terminated, without quotes */
+	uint64_t mtime_ms; /* Unix time of the last write, in milliseconds */
+	const char *data;  /* the document bytes; NOT NUL-terminated */
+	size_t data_len;
+};
+
+/*
+ * Begins a read snapshot for the calling thread. Cheap: reuses a per-thread
+ * LMDB reader slot. Returns STORE on an LMDB failure.
+ */
+enum xdms_err store_read_begin(struct store *st, struct store_read **out) XDMS_WUR;
+/* Ends the snapshot; everything borrowed from it becomes invalid. NULL-tolerant. */
+void store_read_end(struct store_read *rd);
+
+/* Looks up a document by selector. NOTFOUND when there is none. */
+enum xdms_err store_doc_get(struct store_read *rd, const char *selector,
+			    struct store_doc *out) XDMS_WUR;
+
+/* Called for each document; return non-zero to stop the walk early. */
+typedef int (*store_doc_visit_fn)(void *arg, const char *selector, const struct store_doc *doc);
+/* Visits every document whose selector starts with @prefix ("" = all), in
+ * byte order of the selector. */
+enum xdms_err store_doc_list(struct store_read *rd, const char *prefix,
+			     store_doc_visit_fn visit, void *arg) XDMS_WUR;
+
+/* ---- writing documents -------------------------------------------------- */
+
+struct store_write;
+
+/*
+ * Runs on the writer thread, inside the write transaction, with the current
+ * document (NULL when it does not exist). It decides the outcome of the write:
+ * set w->new_data/new_len (the complete new document; the memory must stay
+ * valid until `done` has run) or set w->is_delete, and optionally w->detail.
+ * Returning non-OK abandons this write alone; that code becomes w->result.
+ * It must not block and must not call back into the store's write functions.
+ */
+typedef enum xdms_err (*store_apply_fn)(struct store_write *w, const struct store_doc *cur);
+
+/*
+ * The AUID commit hook: runs after the new document has been stored, in the
+ * same (nested) transaction, with the old document (NULL if created) and the
+ * new one (NULL if deleted). Its writes through @txn commit or roll back with
+ * the document. Returning non-OK rolls back the whole write.
+ */
+typedef enum xdms_err (*store_hook_fn)(struct store_write *w, struct store_txn *txn,
+				       const struct store_doc *old_doc,
+				       const struct store_doc *new_doc);
+
+struct store_write {
+	/* in: set by the caller before submitting */
+	const char *selector;    /* document selector; borrowed until done */
+	const char *etag_prefix; /* short AUID name for the ETag, e.g. "pcc" */
+	store_apply_fn apply;    /* required */
+	store_hook_fn hook;      /* optional */
+	void *arg;               /* for apply, hook and done */
+	void (*done)(struct store_write *w); /* optional; runs on the writer thread */
+
+	/* set by apply */
+	const char *new_data;
+	size_t new_len;
+	bool is_delete;
+	const char *detail; /* opaque description of the change for the feed */
+	size_t detail_len;
+
+	/* out: valid when done runs (or when store_write_run returns) */
+	enum xdms_err result;
+	bool is_created;                 /* the document did not exist before */
+	char etag[STORE_ETAG_MAX];       /* new ETag; "" after a delete */
+	char prev_etag[STORE_ETAG_MAX];  /* ETag before the write; "" if created */
+	uint64_t seq;                    /* change-feed sequence of this write */
+
+	struct store_write *next_; /* private to the store */
+};
+
+/*
+ * Queues @w for the writer thread and returns at once. w->done runs later on
+ * the writer thread with w->result set. Returns BUSY (and does not queue) when
+ * the store is closing. @w stays owned by the caller and must stay valid until
+ * done has run.
+ */
+enum xdms_err store_write_submit(struct store *st, struct store_write *w) XDMS_WUR;
+
+/* Submits @w and waits for it. Returns w->result (or BUSY). w->done is still called. */
+enum xdms_err store_write_run(struct store *st, struct store_write *w) XDMS_WUR;
+
+/* ---- the change feed ------------------------------------------------------ */
+
+/* One change record. Pointers are borrowed like store_doc's. */
+struct store_change {
+	uint64_t seq;
+	uint64_t time_ms;
+	const char *selector;
+	const char *prev_etag; /* "" when the document was created */
+	const char *new_etag;  /* "" when the document was deleted */
+	const char *detail;    /* as given by the writer; may be NULL */
+	size_t detail_len;
+};
+
+typedef int (*store_change_visit_fn)(void *arg, const struct store_change *c);
+/* Visits changes with seq >= @from_seq in order; return non-zero to stop. */
+enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq,
+				 store_change_visit_fn visit, void *arg) XDMS_WUR;
+
+/*
+ * Registers a function the writer thread calls after every successful commit
+ * with the highest sequence it contains (the notifier uses it to wake up).
+ * Set once, before the first write. @fn must not block.
+ */
+void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
+			       void *arg);
+
+/* ---- users ------------------------------------------------------------------ */
+
+/* Digest credentials of a user for one realm: H(username:realm:password) for
+ * the two usernames a client may send (the XUI's user part and the full XUI),
+ * with MD5 and with SHA-256 (RFC 7616 §3.4.2). No password is stored. */
+struct store_user_realm {
+	char realm[STORE_REALM_MAX];
+	uint8_t ha1_md5_user[16];
+	uint8_t ha1_sha256_user[32];
+	uint8_t ha1_md5_xui[16];
+	uint8_t ha1_sha256_xui[32];
+};
+
+struct store_user {
+	char xui[STORE_XUI_MAX];           /* "sip:alice@example.com", "tel:+1555..." */
+	char username[STORE_USERNAME_MAX]; /* the XUI's user part: "alice", "+1555..." */
+	uint64_t created_ms;
+	unsigned realm_count;
+	struct store_user_realm realms[STORE_USER_REALMS_MAX];
+};
+
+/*
+ * Creates or replaces a user and its name index entries ("realm\0username"
+ * and "realm\0xui" for every realm) in one durable transaction. Runs its own
+ * write transaction (callable from any thread or process). EXISTS when
+ * @is_create is true and the user exists already.
+ */
+enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create) XDMS_WUR;
+/* Deletes a user and its index entries. NOTFOUND when absent. */
+enum xdms_err store_user_del(struct store *st, const char *xui) XDMS_WUR;
+/* Copies the user record into *out. NOTFOUND when absent. */
+enum xdms_err store_user_get(struct store_read *rd, const char *xui, struct store_user *out) XDMS_WUR;
+/* Finds the user a Digest (realm, username) pair names. NOTFOUND when none. */
+enum xdms_err store_user_find(struct store_read *rd, const char *realm, const char *username,
+			      struct store_user *out) XDMS_WUR;
+typedef int (*store_user_visit_fn)(void *arg, const struct store_user *u);
+/* Visits every user in XUI byte order; return non-zero to stop. */
+enum xdms_err store_user_list(struct store_read *rd, store_user_visit_fn visit, void *arg) XDMS_WUR;
+
+/* ---- statistics --------------------------------------------------------------- */
+
+#define STORE_BATCH_BUCKETS 10 /* batch sizes 1, 2, 4, ... 256, more */
+
+struct store_stats {
+	uint64_t doc_count;
+	uint64_t user_count;
+	uint64_t last_seq;       /* highest change sequence */
+	uint64_t map_size;       /* current LMDB map size, bytes */
+	uint64_t used_bytes;     /* pages in use * page size */
+	/* since this process opened the store: */
+	uint64_t batches;        /* group commits */
+	uint64_t batched_writes; /* writes they carried (successful or not) */
+	uint64_t batch_size_buckets[STORE_BATCH_BUCKETS]; /* bucket i counts batches of size <= 2^i; the last counts larger */
+	uint64_t map_grows;      /* times the map was grown */
+};
+
+/* Fills *out. The process counters are read without locking (approximate). */
+enum xdms_err store_stats_get(struct store *st, struct store_stats *out) XDMS_WUR;
+
+#endif

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xcap: RFC 4825 without HTTP. URI parsing, preconditions, the registry of
+ * application usages (AUIDs), validation, <xcap-error> bodies and the
+ * document operations. This module includes no libmicrohttpd, osip or curl
+ * header and never logs: callers (http/, xdmsctl) turn its results into
+ * responses and log lines.
+ *
+ * Threads: a registry is built once at start-up and is read-only afterwards.
+ * xcap_read() runs on any thread. A write is prepared on the calling thread
+ * (parsing and schema validation happen there, in parallel with other
+ * requests) and applied by the store's writer thread, which re-checks the
+ * preconditions against the document as it is inside the write transaction.
+ */
+#ifndef XDMS_XCAP_H
+#define XDMS_XCAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "store/store.h"
+
+/* ---- URIs (RFC 4825 §6) ------------------------------------------------------ */
+
+/* A parsed XCAP request URI. Every string is percent-decoded and owned. */
+struct xcap_uri {
+	char *auid;
+	bool is_global;      /* "global" tree; otherwise "users" */
+	char *xui;           /* the user (NULL for global) */
+	char *doc_path;      /* the path below users/XUI/ or global/, e.g. "index" */
+	char *doc_selector;  /* canonical store key: "AUID/users/XUI/path" or "AUID/global/path" */
+	char *node_selector; /* the text after "/~~/", NULL when absent */
+	char *query;         /* the raw query (namespace bindings), NULL when absent */
+};
+
+/*
+ * Parses @path (the raw, still percent-encoded request path) below
+ * @root_path ("/xcap-root"). Segments are split on "/" first and decoded one
+ * by one, so an encoded "/" inside a XUI stays part of it.
+ * Returns NOTFOUND when the path is not below the root or lacks an AUID, a
+ * tree, a XUI or a document; PARSE for a malformed percent-encoding or a
+ * decoded NUL; TOOBIG when the selector is longer than STORE_SELECTOR_MAX.
+ * On error @out is left empty (safe to clean up).
+ */
+enum xdms_err xcap_uri_parse(const char *root_path, const char *path, const char *query,
+			     struct xcap_uri *out) XDMS_WUR;
+void xcap_uri_cleanup(struct xcap_uri *uri);
+
+/*
+ * Splits a XUI into its user part ("alice" of sip:alice@example.com, the
+ * number of tel:+15555550101) and, for sip:/sips:, its host ("" for tel:).
+ * False when @xui is not a sip:, sips: or tel: URI, a part is empty, a buffer
+ * is too small, or the host has characters a host cannot have.
+ */
+bool xcap_xui_split(const char *xui, char *user, size_t user_len, char *host, size_t host_len);
+
+/* The Digest realm for a request on @uri: the host part of a sip:/sips: XUI,
+ * else @default_realm. Borrowed from @uri or @default_realm. */
+const char *xcap_uri_realm(const struct xcap_uri *uri, const char *default_realm, char *buf,
+			   size_t buf_len);
+
+/* Decodes %XX escapes of @in (length @len) into a new string. PARSE on a bad
+ * escape or a decoded NUL byte. */
+enum xdms_err xcap_percent_decode(const char *in, size_t len, char **out) XDMS_WUR;
+
+/* ---- preconditions (RFC 7232 as RFC 4825 §8.5 uses them) ------------------------ */
+
+enum xcap_precond {
+	XCAP_PRECOND_OK = 0,
+	XCAP_PRECOND_NOT_MODIFIED, /* 304: If-None-Match matched on a read */
+	XCAP_PRECOND_FAILED,       /* 412 */
+};
+
+/*
+ * Evaluates If-Match and If-None-Match (each NULL when absent) against the
+ * current ETag (NULL when the document does not exist). ETags in the headers
+ * may be quoted or not, in comma-separated lists, or "*". If-Match compares
+ * strongly (a W/ tag never matches); If-None-Match compares weakly.
+ */
+enum xcap_precond xcap_precond_eval(const char *if_match, const char *if_none_match,
+				    const char *cur_etag, bool is_read);
+
+/* ---- errors (RFC 4825 §11) -------------------------------------------------------- */
+
+#define XCAP_ERROR_MAP(X)                                        \
+	X(NOT_WELL_FORMED, "not-well-formed")                    \
+	X(NOT_XML_FRAG, "not-xml-frag")                          \
+	X(NOT_XML_ATT_VALUE, "not-xml-att-value")                \
+	X(NOT_UTF8, "not-utf-8")                                 \
+	X(NO_PARENT, "no-parent")                                \
+	X(CANNOT_INSERT, "cannot-insert")                        \
+	X(CANNOT_DELETE, "cannot-delete")                        \
+	X(UNIQUENESS_FAILURE, "uniqueness-failure")              \
+	X(CONSTRAINT_FAILURE, "constraint-failure")              \
+	X(SCHEMA_VALIDATION_ERROR, "schema-validation-error")
+
+enum xcap_error_kind {
+#define XCAP_ERROR_ENUM(name, element) XCAP_ERROR_##name,
+	XCAP_ERROR_MAP(XCAP_ERROR_ENUM)
+#undef XCAP_ERROR_ENUM
+	XCAP_ERROR__COUNT
+};
+
+#define XCAP_PHRASE_MAX 512
+
+/* One 409 conflict, carried as data from where it is found to where it is sent. */
+struct xcap_error {
+	enum xcap_error_kind kind;
+	char phrase[XCAP_PHRASE_MAX]; /* "" for none */
+	char *ancestor;   /* no-parent: closest existing ancestor's URI; owned, may be NULL */
+	char *field;      /* uniqueness-failure: <exists field>; owned, may be NULL */
+	char *alt_value;  /* uniqueness-failure: one <alt-value>; owned, may be NULL */
+};
+
+/* The element name of @kind ("not-well-formed"). */
+const char *xcap_error_element(enum xcap_error_kind kind);
+/* Sets kind and a printf-formatted phrase; frees nothing. */
+void xcap_error_set(struct xcap_error *e, enum xcap_error_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void xcap_error_cleanup(struct xcap_error *e);
+/* Appends the application/xcap-error+xml document for @e to @out. */
+enum xdms_err xcap_error_render(const struct xcap_error *e, struct buf *out) XDMS_WUR;
+
+/* ---- application usages ---------------------------------------------------------------- */
+
+enum xcap_scope { XCAP_SCOPE_USERS = 1, XCAP_SCOPE_GLOBAL = 2, XCAP_SCOPE_BOTH = 3 };
+
+/* One application usage, from a descriptor file (schemas/auids/<name>.auid). */
+struct xcap_auid {
+	char *name;             /* "org.openmobilealliance.cab-pcc" */
+	char *ns;               /* default document namespace */
+	char *mime;             /* MIME type of its documents */
+	char *default_document; /* "index" */
+	char *root;             /* root element's local name */
+	char *etag_prefix;      /* short name used in ETags */
+	char *schema_name;      /* file name of the XSD; NULL = well-formedness only */
+	enum xcap_scope scope;
+	bool is_generated;      /* server-generated, read-only (xcap-caps) */
+	size_t max_document;    /* bytes */
+	struct xml_schema *schema; /* compiled; NULL when schema_name is NULL */
+};
+
+struct xcap_registry;
+
+struct xcap_registry_options {
+	const char *descriptor_dir; /* extra *.auid and *.xsd; NULL or "" = none */
+	size_t max_document;        /* default for descriptors that set none */
+};
+
+/*
+ * Loads the built-in descriptors, then those in opt->descriptor_dir (which may
+ * replace a built-in one of the same name), and compiles every schema. Any
+ * broken descriptor or schema fails the whole load with a sentence in *why
+ * naming the file (heap; caller frees), so a server never starts half-configured.
+ */
+enum xdms_err xcap_registry_create(const struct xcap_registry_options *opt, struct xcap_registry **out,
+				   char **why) XDMS_WUR;
+void xcap_registry_destroy(struct xcap_registry *reg);
+/* NULL when unknown. Borrowed for the registry's lifetime. */
+const struct xcap_auid *xcap_registry_find(const struct xcap_registry *reg, const char *name);
+size_t xcap_registry_count(const struct xcap_registry *reg);
+const struct xcap_auid *xcap_registry_at(const struct xcap_registry *reg, size_t i);
+
+/* ---- identities and access (RFC 4825 §5.7, SPEC §3.5) ---------------------------------- */
+
+enum xcap_role {
+	XCAP_ROLE_USER = 0, /* may use users/<own XUI>/ and read global documents */
+	XCAP_ROLE_SERVER,   /* trusted server: every user's documents, global read */
+	XCAP_ROLE_ADMIN,    /* everything, including writing global documents */
+};
+
+struct xcap_identity {
+	const char *id; /* the authenticated or asserted identity, e.g. "sip:alice@example.com" */
+	enum xcap_role role;
+};
+
+/* True when @who may read (or, with @is_write, change) the resource at @uri. */
+bool xcap_access_allowed(const struct xcap_uri *uri, const struct xcap_identity *who, bool is_write);
+
+/* ---- the service ---------------------------------------------------------------------------- */
+
+struct xcap;
+
+struct xcap_options {
+	const char *root_path; /* "/xcap-root" */
+	const char *root_uri;  /* absolute XCAP root for bodies ("" = build from the request's base) */
+	unsigned max_depth;    /* XML nesting limit */
+};
+
+/* Creates the service over @st and @reg (both borrowed; they must outlive it).
+ * Builds the xcap-caps document. */
+enum xdms_err xcap_create(struct store *st, const struct xcap_registry *reg, const struct xcap_options *opt,
+			  struct xcap **out) XDMS_WUR;
+void xcap_destroy(struct xcap *x);
+const struct xcap_registry *xcap_registry_get(const struct xcap *x);
+
+enum xcap_method { XCAP_METHOD_GET, XCAP_METHOD_HEAD, XCAP_METHOD_PUT, XCAP_METHOD_DELETE, XCAP_METHOD_OTHER };
+
+struct xcap_request {
+	enum xcap_method method;
+	const struct xcap_uri *uri;
+	const char *content_type;  /* NULL when absent */
+	const char *if_match;      /* NULL when absent */
+	const char *if_none_match; /* NULL when absent */
+	const char *body;          /* must stay valid until the write is finished */
+	size_t body_len;
+	const struct xcap_identity *who;
+	const char *base_url;      /* "http://host:port", for absolute URIs in bodies */
+};
+
+struct xcap_response {
+	unsigned status;
+	const char *content_type; /* static or registry-owned; NULL for no body type */
+	struct buf body;          /* owned; initialize with xcap_response_init */
+	char etag[STORE_ETAG_MAX]; /* "" when the response carries no ETag */
+	const char *allow;        /* for 405: the Allow header value */
+};
+
+void xcap_response_init(struct xcap_response *r);
+void xcap_response_cleanup(struct xcap_response *r);
+
+/*
+ * Answers GET and HEAD (HEAD gets the same headers and body; the HTTP layer
+ * drops the body). The caller has authenticated the request already; access
+ * control, preconditions and every error status are decided here.
+ */
+void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_response *resp);
+
+struct xcap_write; /* a prepared PUT or DELETE */
+
+/*
+ * Prepares a PUT or DELETE: access, method, Content-Type, size, UTF-8,
+ * well-formedness, schema and application-usage checks, and a first
+ * precondition check against the committed document. Returns NULL when the
+ * request is already answered (@resp holds the error); otherwise a write for
+ * xcap_write_submit(), owned by the caller until xcap_write_finish().
+ */
+struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request *req,
+				      struct xcap_response *resp);
+
+/*
+ * Queues a prepared write on the store's writer thread. @done(@arg) runs on
+ * that thread once the outcome is known; it must not block. Returns BUSY when
+ * the store is closing (then @done is not called, and xcap_write_finish()
+ * answers 503).
+ */
+enum xdms_err xcap_write_submit(struct xcap *x, struct xcap_write *w, void (*done)(void *arg),
+				void *arg) XDMS_WUR;
+
+/* Runs a prepared write synchronously (not from the writer thread). */
+void xcap_write_run(struct xcap *x, struct xcap_write *w);
+
+/* Turns the outcome into @resp and frees @w. Call after done ran (or after
+ * xcap_write_run). */
+void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp);
+
+#endif

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xdmsd: wires the modules together and waits for a signal. Start-up order is
+ * configuration, XML and the registry of application usages (a broken
+ * descriptor or schema stops the server before it listens), the store, the
+ * XCAP service, then the HTTP listener. Shutdown reverses it: stop accepting,
+ * let in-flight requests finish, drain the store's writer, close LMDB.
+ *
+ * SIGTERM and SIGINT are blocked in every thread and taken by the main thread
+ * with sigwait(), so no handler runs at an awkward moment. SIGPIPE is ignored.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "conf/conf.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "xcap/xcap.h"
+#include "xml/xml.h"
+
+#define SHUTDOWN_GRACE_MS 30000
+
+static void print_key(void *arg, const char *key, const char *value, const char *help)
+{
+	printf("  %-26s %s (default: %s)\n", key, help, value[0] ? value : "empty");
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: xdmsd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--set SECTION.KEY=VALUE]...\n"
+		   "             [--help] [--version]\n"
+		   "\n"
+		   "XML Document Management Server (XCAP, RFC 4825) for OMA CAB deployments.\n"
+		   "\n"
+		   "  -c, --config FILE   read an INI configuration file ([section] key = value)\n"
+		   "  --data-dir DIR      data directory (same as --set store.path=DIR)\n"
+		   "  --http ADDR:PORT    XCAP listener (same as --set http.listen=ADDR:PORT; port 0 = any)\n"
+		   "  --set KEY=VALUE     set any configuration key; applied after the file\n"
+		   "  -h, --help          this help and the configuration keys\n"
+		   "  -V, --version       the version\n");
+}
+
+static void usage_keys(void)
+{
+	struct conf c;
+
+	conf_init(&c);
+	printf("\nconfiguration keys:\n");
+	conf_describe(&c, print_key, NULL);
+	conf_cleanup(&c);
+}
+
+/* Reads the command line into @c. Returns 0 to go on, 1 to exit 0, 2 on error. */
+static int parse_args(int argc, char **argv, struct conf *c)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
+		{ "http", required_argument, NULL, 'H' },   { "set", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL;
+	char *why = NULL;
+	int opt;
+
+	/* First pass: the file, so that flags override it whatever their order. */
+	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			usage_keys();
+			return 1;
+		case 'V':
+			printf("xdmsd %s\n", PACKAGE_VERSION);
+			return 1;
+		case 'd':
+		case 'H':
+		case 's':
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "xdmsd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (config && conf_load_file(c, config, &why)) {
+		fprintf(stderr, "xdmsd: %s\n", why);
+		free(why);
+		return 2;
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		enum xdms_err err = XDMS_ERR_OK;
+
+		if (opt == 'd')
+			err = conf_set(c, "store.path", optarg, &why);
+		else if (opt == 'H')
+			err = conf_set(c, "http.listen", optarg, &why);
+		else if (opt == 's')
+			err = conf_set_arg(c, optarg, &why);
+		if (err) {
+			fprintf(stderr, "xdmsd: %s\n", why);
+			free(why);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct conf c;
+	struct xcap_registry *reg = NULL;
+	struct store *st = NULL;
+	struct xcap *x = NULL;
+	struct http_server *srv = NULL;
+	struct store_options so;
+	struct xcap_registry_options ro;
+	struct xcap_options xo;
+	enum log_level level;
+	sigset_t signals;
+	char *why = NULL;
+	int rc = 1, sig = 0;
+	enum xdms_err err;
+
+	conf_init(&c);
+	rc = parse_args(argc, argv, &c);
+	if (rc) {
+		conf_cleanup(&c);
+		return rc == 1 ? 0 : 2;
+	}
+	rc = 1;
+	if (log_level_parse(c.log_level, &level) != 0) {
+		fprintf(stderr, "xdmsd: log.level: '%s' is not error, warn, info or debug\n", c.log_level);
+		conf_cleanup(&c);
+		return 2;
+	}
+	log_current_level = level;
+
+	/* Before any thread exists, so every thread inherits the mask. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	xml_init();
+	ro.descriptor_dir = c.xcap_descriptor_dir;
+	ro.max_document = c.xcap_max_document;
+	err = xcap_registry_create(&ro, &reg, &why);
+	if (err) {
+		log_error("application usages: %s", why);
+		goto out;
+	}
+	so.path = c.store_path;
+	so.map_size = c.store_map_size;
+	so.map_size_max = c.store_map_size_max;
+	so.is_sync = c.store_sync;
+	so.batch_max = c.store_batch_max;
+	err = store_open(&so, &st);
+	if (err) {
+		log_error("store %s: %s", c.store_path, xdms_err_str(err));
+		goto out;
+	}
+	xo.root_path = c.http_xcap_root;
+	xo.root_uri = "";
+	xo.max_depth = c.xcap_max_depth;
+	if (strncmp(c.http_xcap_root, "http://", 7) == 0 || strncmp(c.http_xcap_root, "https://", 8) == 0) {
+		const char *p = strchr(strstr(c.http_xcap_root, "//") + 2, '/');
+
+		xo.root_uri = c.http_xcap_root;
+		xo.root_path = p ? p : "/";
+	}
+	err = xcap_create(st, reg, &xo, &x);
+	if (err) {
+		log_error("xcap: %s", xdms_err_str(err));
+		goto out;
+	}
+	err = http_server_start(&c, st, x, &srv, &why);
+	if (err) {
+		log_error("http: %s", why);
+		goto out;
+	}
+	/* Tests and scripts read this exact line to learn the bound port. */
+	fprintf(stderr, "listening http %s\n", http_server_address(srv));
+	fflush(stderr);
+	log_info("xdmsd %s serving %u application usages from %s, XCAP root %s", PACKAGE_VERSION,
+		 (unsigned)xcap_registry_count(reg), c.store_path, c.http_xcap_root);
+
+	while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+		;
+	log_info("signal %d: shutting down", sig);
+	rc = 0;
+out:
+	http_server_stop(srv, SHUTDOWN_GRACE_MS);
+	xcap_destroy(x);
+	store_close(st);
+	xcap_registry_destroy(reg);
+	xml_shutdown();
+	free(why);
+	conf_cleanup(&c);
+	return rc;
+}

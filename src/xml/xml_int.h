@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to src/xml: the registry of schema files the entity loader serves. */
+#ifndef XDMS_XML_INT_H
+#define XDMS_XML_INT_H
+
+#include <stddef.h>
+
+/* The last path component of @name ("a/b/c.xsd" -> "c.xsd"). */
+const char *xml_file_basename(const char *name);
+
+#endif
