@@ -297,8 +297,11 @@ void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, co
 	for (size_t i = 0; i < a->algo_count; i++) {
 		/* One nonce per challenge; either may be the one the client picks. */
 		digest_nonce_make(a->nonces, realm, now, nonce, sizeof(nonce));
-		snprintf(value, sizeof(value), "Digest realm=\"%s\", qop=\"auth\", algorithm=%s, nonce=\"%s\"%s",
-			 realm, digest_algo_name(a->algos[i]), nonce, is_stale ? ", stale=true" : "");
+		/* opaque is optional (RFC 7616 §3.3) but some clients insist on it;
+		 * it carries nothing: the nonce is self-authenticating. */
+		snprintf(value, sizeof(value),
+			 "Digest realm=\"%s\", qop=\"auth\", algorithm=%s, nonce=\"%s\", opaque=\"%.16s\"%s", realm,
+			 digest_algo_name(a->algos[i]), nonce, nonce + 16, is_stale ? ", stale=true" : "");
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
 	}
 	if (is_tls || a->c->auth_allow_basic) {

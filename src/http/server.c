@@ -83,6 +83,7 @@ struct request {
 	unsigned status;
 	size_t bytes;
 	const char *note; /* why a request was refused, for the access log */
+	bool is_unauthorized; /* answer 401 once the body has been read */
 };
 
 static double elapsed_seconds(const struct timespec *start)
@@ -255,6 +256,16 @@ static enum MHD_Result serve_ops(struct request *r)
 	return queue_text(r, 404, "not found; XCAP documents are below the XCAP root\n", NULL);
 }
 
+/* True when the request announces a body of a size we are willing to read
+ * and throw away (a Content-Length no larger than http.max_body). */
+static bool body_is_drainable(struct request *r)
+{
+	const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+
+	return n > 0 && n <= r->srv->c->http_max_body;
+}
+
 /* Step 1: the headers are complete. */
 static enum MHD_Result on_headers(struct request *r)
 {
@@ -272,8 +283,18 @@ static enum MHD_Result on_headers(struct request *r)
 	outcome = http_auth_check(srv->auth, r->conn, r->method, r->raw_uri, r->realm, srv->is_tls, r->identity,
 				  &r->who.role, &why);
 	if (outcome != HTTP_AUTH_OK) {
+		const char *expect = header(r, MHD_HTTP_HEADER_EXPECT);
+
 		r->note = why;
-		return queue_text(r, 401, "authentication required\n", NULL);
+		/* A client that asked for 100-continue gets the 401 before sending
+		 * its body. Any other client is already sending it: read and drop
+		 * the body first, or closing on it would break its connection
+		 * before it reads our answer. */
+		if ((expect && strcasecmp(expect, "100-continue") == 0) || !body_is_drainable(r))
+			return queue_text(r, 401, "authentication required\n", NULL);
+		r->is_unauthorized = true;
+		r->state = REQ_BODY;
+		return MHD_YES;
 	}
 	r->who.id = r->identity;
 	if (r->xmethod == XCAP_METHOD_OTHER)
@@ -300,6 +321,8 @@ static enum MHD_Result on_complete(struct request *r)
 	struct xcap_response xr;
 	char base[512];
 
+	if (r->is_unauthorized)
+		return queue_text(r, 401, "authentication required\n", NULL);
 	if (r->is_too_big) {
 		r->note = "body too large";
 		return queue_text(r, 413, "the request body is larger than this server accepts\n", NULL);
@@ -364,7 +387,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return on_headers(r);
 	case REQ_BODY:
 		if (*upload_data_size) {
-			if (!r->is_too_big && buf_append(&r->body, upload_data, *upload_data_size))
+			if (!r->is_too_big && !r->is_unauthorized &&
+			    buf_append(&r->body, upload_data, *upload_data_size))
 				r->is_too_big = true;
 			*upload_data_size = 0;
 			return MHD_YES;
