@@ -112,6 +112,8 @@ struct store_write;
  * valid until `done` has run) or set w->is_delete, and optionally w->detail.
  * Returning non-OK abandons this write alone; that code becomes w->result.
  * It must not block and must not call back into the store's write functions.
+ * It may run more than once for one write (when the map had to grow, the
+ * write is run again in a new transaction); only the last run counts.
  */
 typedef enum xdms_err (*store_apply_fn)(struct store_write *w, const struct store_doc *cur);
 
@@ -159,7 +161,9 @@ struct store_write {
  */
 enum xdms_err store_write_submit(struct store *st, struct store_write *w) XDMS_WUR;
 
-/* Submits @w and waits for it. Returns w->result (or BUSY). w->done is still called. */
+/* Submits @w and waits for it. Returns w->result (or BUSY). w->done is still called.
+ * BUSY without queueing also when called on the writer thread or while the
+ * calling thread holds a read snapshot of @st (a map resize waits for it). */
 enum xdms_err store_write_run(struct store *st, struct store_write *w) XDMS_WUR;
 
 /* ---- the change feed ------------------------------------------------------ */
@@ -213,10 +217,12 @@ struct store_user {
  * Creates or replaces a user and its name index entries ("realm\0username"
  * and "realm\0xui" for every realm) in one durable transaction. Runs its own
  * write transaction (callable from any thread or process). EXISTS when
- * @is_create is true and the user exists already.
+ * @is_create is true and the user exists already; CONFLICT when one of its
+ * names already belongs to another user; BUSY when the calling thread holds
+ * a read snapshot of @st (as store_write_run).
  */
 enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create) XDMS_WUR;
-/* Deletes a user and its index entries. NOTFOUND when absent. */
+/* Deletes a user and its index entries. NOTFOUND when absent; BUSY as store_user_put. */
 enum xdms_err store_user_del(struct store *st, const char *xui) XDMS_WUR;
 /* Copies the user record into *out. NOTFOUND when absent. */
 enum xdms_err store_user_get(struct store_read *rd, const char *xui, struct store_user *out) XDMS_WUR;

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Users and their name index.
+ *
+ *   users  XUI bytes -> format byte (1) + struct store_user
+ *   names  realm bytes, NUL, name bytes -> XUI bytes
+ *
+ * Every realm of a user gets two names entries, one for the XUI's user part
+ * and one for the full XUI, because a Digest client may send either as its
+ * username (store.h). The user record is a fixed-size POD; it is copied
+ * field by field into a zeroed struct before it is written, so padding and
+ * the unused tails of the string arrays are stored as zeros, never as
+ * whatever the caller's memory held. A change of the struct's layout must
+ * bump the format byte.
+ *
+ * A name that already points at another user is a CONFLICT: overwriting it
+ * would silently take away the other user's login.
+ *
+ * Writes run their own top-level write transaction on the calling thread
+ * (xdmsctl, provisioning); LMDB serializes them with the writer thread and
+ * with other processes. They take map_lock shared like every transaction and
+ * grow the map the same way the writer does.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+#define USER_FORMAT 1u
+#define USER_VALUE_LEN (1 + sizeof(struct store_user))
+#define NAME_KEY_MAX (STORE_REALM_MAX + STORE_XUI_MAX)
+#define USER_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
+
+static bool str_fits(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+static bool user_valid(const struct store_user *u)
+{
+	if (!str_fits(u->xui, sizeof(u->xui)) || !u->xui[0] ||
+	    !str_fits(u->username, sizeof(u->username)) || !u->username[0] ||
+	    u->realm_count > STORE_USER_REALMS_MAX)
+		return false;
+	for (unsigned i = 0; i < u->realm_count; i++)
+		if (!str_fits(u->realms[i].realm, sizeof(u->realms[i].realm)) || !u->realms[i].realm[0])
+			return false;
+	return true;
+}
+
+/* Copies the meaningful bytes of @u into a zeroed record. */
+static void user_normalize(const struct store_user *u, struct store_user *n)
+{
+	memset(n, 0, sizeof(*n));
+	memcpy(n->xui, u->xui, strlen(u->xui));
+	memcpy(n->username, u->username, strlen(u->username));
+	n->created_ms = u->created_ms;
+	n->realm_count = u->realm_count;
+	for (unsigned i = 0; i < u->realm_count; i++) {
+		const struct store_user_realm *r = &u->realms[i];
+		struct store_user_realm *nr = &n->realms[i];
+
+		memcpy(nr->realm, r->realm, strlen(r->realm));
+		memcpy(nr->ha1_md5_user, r->ha1_md5_user, sizeof(nr->ha1_md5_user));
+		memcpy(nr->ha1_sha256_user, r->ha1_sha256_user, sizeof(nr->ha1_sha256_user));
+		memcpy(nr->ha1_md5_xui, r->ha1_md5_xui, sizeof(nr->ha1_md5_xui));
+		memcpy(nr->ha1_sha256_xui, r->ha1_sha256_xui, sizeof(nr->ha1_sha256_xui));
+	}
+}
+
+static enum xdms_err user_decode(const MDB_val *v, struct store_user *out)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != USER_VALUE_LEN || p[0] != USER_FORMAT)
+		return XDMS_ERR_CORRUPT;
+	memcpy(out, p + 1, sizeof(*out));
+	if (!user_valid(out))
+		return XDMS_ERR_CORRUPT;
+	return XDMS_ERR_OK;
+}
+
+/* Builds "realm\0name"; 0 when it cannot be a key. */
+static size_t name_key(struct store *st, char *buf, const char *realm, const char *name)
+{
+	size_t rl = strlen(realm), nl = strlen(name);
+
+	if (rl >= STORE_REALM_MAX || nl >= STORE_XUI_MAX || rl + 1 + nl > st->max_key)
+		return 0;
+	memcpy(buf, realm, rl);
+	buf[rl] = '\0';
+	memcpy(buf + rl + 1, name, nl);
+	return rl + 1 + nl;
+}
+
+static enum xdms_err user_txn_get(struct store *st, MDB_txn *txn, const char *xui, struct store_user *out)
+{
+	size_t len = strlen(xui);
+	MDB_val k = { len, (void *)xui };
+	MDB_val v;
+	int rc;
+
+	if (len == 0 || len >= STORE_XUI_MAX)
+		return XDMS_ERR_NOTFOUND;
+	rc = mdb_get(txn, st->dbi_users, &k, &v);
+	if (rc)
+		return store_err_from_mdb(rc);
+	return user_decode(&v, out);
+}
+
+/*
+ * For each names key of @u: with @is_check, CONFLICT if it names another
+ * user; otherwise removes the entries that name @u.
+ */
+static enum xdms_err names_walk(struct store *st, MDB_txn *txn, const struct store_user *u, bool is_check)
+{
+	size_t xui_len = strlen(u->xui);
+	char key[NAME_KEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	for (unsigned i = 0; i < u->realm_count; i++) {
+		const char *names[2] = { u->username, u->xui };
+
+		for (size_t j = 0; j < 2; j++) {
+			k.mv_size = name_key(st, key, u->realms[i].realm, names[j]);
+			k.mv_data = key;
+			if (!k.mv_size)
+				return XDMS_ERR_TOOBIG;
+			rc = mdb_get(txn, st->dbi_names, &k, &v);
+			if (rc == MDB_NOTFOUND)
+				continue;
+			if (rc)
+				return store_err_from_mdb(rc);
+			if (v.mv_size == xui_len && memcmp(v.mv_data, u->xui, xui_len) == 0) {
+				if (!is_check) {
+					rc = mdb_del(txn, st->dbi_names, &k, NULL);
+					if (rc)
+						return store_err_from_mdb(rc);
+				}
+			} else if (is_check) {
+				return XDMS_ERR_CONFLICT;
+			}
+		}
+	}
+	return XDMS_ERR_OK;
+}
+
+static enum xdms_err names_put(struct store *st, MDB_txn *txn, const struct store_user *u)
+{
+	char key[NAME_KEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	for (unsigned i = 0; i < u->realm_count; i++) {
+		const char *names[2] = { u->username, u->xui };
+
+		for (size_t j = 0; j < 2; j++) {
+			k.mv_size = name_key(st, key, u->realms[i].realm, names[j]);
+			k.mv_data = key;
+			v.mv_size = strlen(u->xui);
+			v.mv_data = (void *)u->xui;
+			rc = mdb_put(txn, st->dbi_names, &k, &v, 0);
+			if (rc)
+				return store_err_from_mdb(rc);
+		}
+	}
+	return XDMS_ERR_OK;
+}
+
+struct user_op {
+	const struct store_user *u; /* put: the normalized record */
+	bool is_create;
+	const char *xui; /* del */
+};
+
+static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, const struct user_op *op)
+{
+	const struct store_user *u = op->u;
+	unsigned char val[USER_VALUE_LEN];
+	struct store_user old;
+	enum xdms_err err;
+	MDB_val k = { strlen(u->xui), (void *)u->xui };
+	MDB_val v = { sizeof(val), val };
+	int rc;
+
+	err = user_txn_get(st, txn, u->xui, &old);
+	if (!err) {
+		if (op->is_create)
+			return XDMS_ERR_EXISTS;
+		/* Replacing: the previous record's names go first (its realms may differ). */
+		err = names_walk(st, txn, &old, false);
+		if (err)
+			return err;
+	} else if (err != XDMS_ERR_NOTFOUND) {
+		return err;
+	}
+	err = names_walk(st, txn, u, true);
+	if (!err)
+		err = names_put(st, txn, u);
+	if (err)
+		return err;
+	val[0] = USER_FORMAT;
+	memcpy(val + 1, u, sizeof(*u));
+	rc = mdb_put(txn, st->dbi_users, &k, &v, 0);
+	return store_err_from_mdb(rc);
+}
+
+static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, const struct user_op *op)
+{
+	struct store_user old;
+	enum xdms_err err;
+	MDB_val k = { strlen(op->xui), (void *)op->xui };
+	int rc;
+
+	err = user_txn_get(st, txn, op->xui, &old);
+	if (err)
+		return err;
+	err = names_walk(st, txn, &old, false);
+	if (err)
+		return err;
+	rc = mdb_del(txn, st->dbi_users, &k, NULL);
+	return store_err_from_mdb(rc);
+}
+
+/* Runs @fn in a durable top-level write transaction, growing the map as needed. */
+static enum xdms_err user_txn_run(struct store *st,
+				  enum xdms_err (*fn)(struct store *, MDB_txn *, const struct user_op *),
+				  const struct user_op *op)
+{
+	enum xdms_err err = XDMS_ERR_STORE;
+	MDB_txn *txn;
+	size_t seen;
+	int rc;
+
+	/*
+	 * Growing the map needs every snapshot closed, this thread's too, and a
+	 * write callback on the writer thread already runs inside a transaction.
+	 */
+	if (store_thread_holds_map(st))
+		return XDMS_ERR_BUSY;
+	for (unsigned tries = 0; tries < USER_TRIES; tries++) {
+		store_map_enter(st);
+		seen = st->map_size;
+		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+		if (rc) {
+			store_map_leave(st);
+			if (rc == MDB_MAP_RESIZED && !store_map_adopt(st))
+				continue;
+			return store_err_from_mdb(rc);
+		}
+		err = fn(st, txn, op);
+		if (err) {
+			mdb_txn_abort(txn);
+		} else {
+			rc = mdb_txn_commit(txn);
+			err = store_err_from_mdb(rc);
+		}
+		store_map_leave(st);
+		if (err != XDMS_ERR_FULL || store_map_grow(st, seen))
+			return err;
+	}
+	return err;
+}
+
+enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create)
+{
+	struct store_user n;
+	struct user_op op = { .u = &n, .is_create = is_create };
+
+	if (!st || !u || !user_valid(u))
+		return XDMS_ERR_INVAL;
+	user_normalize(u, &n);
+	return user_txn_run(st, user_put_txn, &op);
+}
+
+enum xdms_err store_user_del(struct store *st, const char *xui)
+{
+	struct user_op op = { .xui = xui };
+
+	if (!st || !xui)
+		return XDMS_ERR_INVAL;
+	return user_txn_run(st, user_del_txn, &op);
+}
+
+enum xdms_err store_user_get(struct store_read *rd, const char *xui, struct store_user *out)
+{
+	if (!rd || !xui || !out || !rd->txn)
+		return XDMS_ERR_INVAL;
+	return user_txn_get(atomic_load_explicit(&rd->st, memory_order_relaxed), rd->txn, xui, out);
+}
+
+enum xdms_err store_user_find(struct store_read *rd, const char *realm, const char *username,
+			      struct store_user *out)
+{
+	char key[NAME_KEY_MAX];
+	char xui[STORE_XUI_MAX];
+	enum xdms_err err;
+	struct store *st;
+	MDB_val k, v;
+	int rc;
+
+	if (!rd || !realm || !username || !out || !rd->txn)
+		return XDMS_ERR_INVAL;
+	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
+	k.mv_size = name_key(st, key, realm, username);
+	k.mv_data = key;
+	if (!k.mv_size)
+		return XDMS_ERR_NOTFOUND;
+	rc = mdb_get(rd->txn, st->dbi_names, &k, &v);
+	if (rc)
+		return store_err_from_mdb(rc);
+	if (v.mv_size == 0 || v.mv_size >= sizeof(xui))
+		return XDMS_ERR_CORRUPT;
+	memcpy(xui, v.mv_data, v.mv_size);
+	xui[v.mv_size] = '\0';
+	err = user_txn_get(st, rd->txn, xui, out);
+	/* A name without its user means the index and the records disagree. */
+	return err == XDMS_ERR_NOTFOUND ? XDMS_ERR_CORRUPT : err;
+}
+
+enum xdms_err store_user_list(struct store_read *rd, store_user_visit_fn visit, void *arg)
+{
+	struct store_user u;
+	MDB_cursor *cur = NULL;
+	enum xdms_err err = XDMS_ERR_OK;
+	struct store *st;
+	MDB_val k, v;
+	int rc;
+
+	if (!rd || !visit || !rd->txn)
+		return XDMS_ERR_INVAL;
+	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
+	rc = mdb_cursor_open(rd->txn, st->dbi_users, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (!rc) {
+		err = user_decode(&v, &u);
+		if (err)
+			goto out;
+		if (visit(arg, &u))
+			goto out;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc != MDB_NOTFOUND)
+		err = store_err_from_mdb(rc);
+out:
+	mdb_cursor_close(cur);
+	return err;
+}

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The writer thread and its group commit.
+ *
+ * Callers queue struct store_write objects (a FIFO linked through
+ * w->next_, under q_lock). The one writer thread takes up to batch_max of
+ * them, opens ONE parent write transaction and runs each write in its own
+ * nested transaction: read the current document, let w->apply decide, store
+ * or delete the document with a fresh ETag, append the change record, run
+ * the commit hook, commit the nested transaction. A write that fails aborts
+ * its nested transaction only. The parent is then committed once, so the
+ * whole batch costs one fsync; if that commit fails, every write of the
+ * batch that had succeeded reports the error and nothing is visible.
+ *
+ * The ETag counter and the last change sequence are read from meta at the
+ * start of each parent transaction (xdmsctl may have written in between)
+ * and stored back in it before the commit, so they only grow in committed
+ * transactions and ETags are never reused.
+ *
+ * A full map (MDB_MAP_FULL) is invisible to callers while the map may still
+ * grow: the writes already done in the parent are committed, the map is
+ * doubled with no transaction open (store_map_grow), and the write that ran
+ * out of room is run again (its apply is called again). When the map is at
+ * its maximum the write fails FULL and the batch goes on without it. A
+ * commit that runs out of room is retried whole after growing.
+ *
+ * After the batch, on the writer thread: every w->done, then the commit
+ * listener with the highest sequence committed, then the threads waiting in
+ * store_write_run() are woken. Nothing here blocks except LMDB's fsync.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+/* Why a pass over the batch stopped before its end. */
+enum pass_stop {
+	PASS_STOP_NONE,
+	PASS_STOP_GROW,  /* the next write needs a bigger map */
+	PASS_STOP_SPLIT, /* the next write needs a fresh parent transaction */
+};
+
+/* One parent transaction over a slice of the batch. */
+struct pass {
+	struct store *st;
+	MDB_txn *parent;
+	size_t map_seen;       /* map size the transaction ran with */
+	uint64_t etag_counter; /* as committed so far in this parent */
+	uint64_t last_seq;
+	unsigned settled;      /* writes whose result is decided (before commit) */
+	unsigned ok_count;
+	enum pass_stop stop;
+	bool has_begun;
+};
+
+static void write_out_reset(struct store_write *w)
+{
+	w->is_created = false;
+	w->etag[0] = '\0';
+	w->prev_etag[0] = '\0';
+	w->seq = 0;
+}
+
+/*
+ * Formats "<prefix>-<instance>-<counter>". The prefix is cosmetic (the
+ * instance id and the counter make the ETag unique), so instead of failing
+ * a write it is cut to fit STORE_ETAG_MAX and any byte that could break a
+ * quoted HTTP header or an XML attribute becomes '_'.
+ */
+static void etag_format(char *out, const char *prefix, uint32_t instance_id, uint64_t counter)
+{
+	char p[STORE_ETAG_PREFIX_MAX + 1];
+	size_t n;
+
+	for (n = 0; prefix[n] && n < STORE_ETAG_PREFIX_MAX; n++) {
+		char c = prefix[n];
+		bool is_safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+
+		p[n] = is_safe ? c : '_';
+	}
+	p[n] = '\0';
+	snprintf(out, STORE_ETAG_MAX, "%s-%08" PRIx32 "-%016" PRIx64, p, instance_id, counter);
+}
+
+/*
+ * Runs one write in a nested transaction of p->parent. Returns its result;
+ * *mdb_rc gets the LMDB code behind a failure (0 otherwise).
+ */
+static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_rc)
+{
+	struct store *st = p->st;
+	struct store_doc cur, new_doc;
+	const struct store_doc *curp = NULL;
+	struct store_change change;
+	struct store_txn stxn;
+	uint64_t counter = p->etag_counter;
+	uint64_t seq = p->last_seq + 1;
+	uint64_t now = store_now_ms();
+	MDB_txn *txn = NULL;
+	enum xdms_err err;
+	size_t sel_len;
+	int rc = 0;
+
+	write_out_reset(w);
+	if (!w->selector || !w->apply || !w->etag_prefix) {
+		err = XDMS_ERR_INVAL;
+		goto out;
+	}
+	sel_len = strlen(w->selector);
+	if (sel_len == 0) {
+		err = XDMS_ERR_INVAL;
+		goto out;
+	}
+	if (sel_len > st->max_key) {
+		err = XDMS_ERR_TOOBIG;
+		goto out;
+	}
+	rc = mdb_txn_begin(st->env, p->parent, 0, &txn);
+	if (rc) {
+		txn = NULL;
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
+	err = store_doc_txn_get(st, txn, w->selector, sel_len, &cur);
+	if (!err)
+		curp = &cur;
+	else if (err != XDMS_ERR_NOTFOUND)
+		goto out;
+	err = w->apply(w, curp);
+	if (err)
+		goto out;
+	if (curp)
+		snprintf(w->prev_etag, sizeof(w->prev_etag), "%s", cur.etag);
+	if (w->is_delete) {
+		if (!curp) {
+			err = XDMS_ERR_NOTFOUND;
+			goto out;
+		}
+		rc = store_doc_txn_del(st, txn, w->selector, sel_len);
+	} else {
+		if (!w->new_data && w->new_len) {
+			err = XDMS_ERR_INVAL;
+			goto out;
+		}
+		counter++;
+		etag_format(w->etag, w->etag_prefix, st->instance_id, counter);
+		rc = store_doc_txn_put(st, txn, w->selector, sel_len, w->etag, now, w->new_data,
+				       w->new_len);
+	}
+	if (rc) {
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
+	change.seq = seq;
+	change.time_ms = now;
+	change.selector = w->selector;
+	change.prev_etag = w->prev_etag;
+	change.new_etag = w->etag;
+	change.detail = w->detail;
+	change.detail_len = w->detail_len;
+	rc = store_change_append(st, txn, &change);
+	if (rc) {
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
+	if (w->hook) {
+		new_doc.etag = w->etag;
+		new_doc.mtime_ms = now;
+		new_doc.data = w->new_data;
+		new_doc.data_len = w->new_len;
+		stxn.st = st;
+		stxn.txn = txn;
+		/* curp still points at the parent's (or the map's) copy: the put above
+		 * wrote to pages of this nested transaction only. */
+		err = w->hook(w, &stxn, curp, w->is_delete ? NULL : &new_doc);
+		if (err)
+			goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc) {
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
+	w->is_created = !curp;
+	w->seq = seq;
+	p->etag_counter = counter;
+	p->last_seq = seq;
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (err)
+		write_out_reset(w);
+	w->result = err;
+	*mdb_rc = rc;
+	return err;
+}
+
+/* Gives @err to every write of ws[0..n) that had succeeded. */
+static void writes_fail(struct store_write **ws, unsigned n, enum xdms_err err)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (ws[i]->result == XDMS_ERR_OK) {
+			ws[i]->result = err;
+			write_out_reset(ws[i]);
+		}
+	}
+}
+
+/*
+ * Runs ws[0..n) in one parent transaction, stopping early when a write needs
+ * a bigger map or a fresh transaction. Returns the LMDB code of the parent
+ * (begin, meta or commit); 0 when it committed or had nothing to commit.
+ */
+static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
+{
+	struct store *st = p->st;
+	enum xdms_err err;
+	unsigned i;
+	int rc, wrc;
+
+	p->parent = NULL;
+	p->settled = 0;
+	p->ok_count = 0;
+	p->stop = PASS_STOP_NONE;
+	p->has_begun = false;
+	store_map_enter(st);
+	p->map_seen = st->map_size;
+	rc = mdb_txn_begin(st->env, NULL, 0, &p->parent);
+	if (rc) {
+		p->parent = NULL;
+		goto out;
+	}
+	p->has_begun = true;
+	rc = store_meta_get(st, p->parent, STORE_META_ETAG_COUNTER, 8, &p->etag_counter);
+	if (!rc)
+		rc = store_meta_get(st, p->parent, STORE_META_LAST_SEQ, 8, &p->last_seq);
+	if (rc)
+		goto out;
+	for (i = 0; i < n; i++) {
+		err = write_one(p, ws[i], &wrc);
+		if (err == XDMS_ERR_FULL && p->map_seen < st->map_size_max) {
+			p->stop = PASS_STOP_GROW;
+			break;
+		}
+		if (wrc == MDB_TXN_FULL) {
+			/* Too many dirty pages for one transaction: alone, it can never fit. */
+			if (i > 0) {
+				p->stop = PASS_STOP_SPLIT;
+				break;
+			}
+			ws[i]->result = XDMS_ERR_TOOBIG;
+		}
+		if (!err)
+			p->ok_count++;
+	}
+	p->settled = i;
+	if (p->ok_count == 0)
+		goto out; /* nothing to commit: no fsync */
+	rc = store_meta_put(st, p->parent, STORE_META_ETAG_COUNTER, 8, p->etag_counter);
+	if (!rc)
+		rc = store_meta_put(st, p->parent, STORE_META_LAST_SEQ, 8, p->last_seq);
+	if (rc)
+		goto out;
+	rc = mdb_txn_commit(p->parent);
+	p->parent = NULL;
+out:
+	if (p->parent)
+		mdb_txn_abort(p->parent);
+	p->parent = NULL;
+	store_map_leave(st);
+	return rc;
+}
+
+/* Runs a batch to its end; returns the highest sequence committed (0 if none). */
+static uint64_t batch_run(struct store *st, struct store_write **ws, unsigned n)
+{
+	struct pass p = { .st = st };
+	unsigned start = 0, adopts = 0;
+	uint64_t last_seq = 0;
+	enum xdms_err err;
+	int rc;
+
+	while (start < n) {
+		rc = pass_run(&p, ws + start, n - start);
+		if (!p.has_begun) {
+			/* Another process grew the map past ours: adopt its size and retry. */
+			if (rc == MDB_MAP_RESIZED && adopts++ < STORE_ADOPT_TRIES && !store_map_adopt(st))
+				continue;
+			for (unsigned i = start; i < n; i++) {
+				write_out_reset(ws[i]);
+				ws[i]->result = store_err_from_mdb(rc);
+			}
+			break;
+		}
+		if (rc == MDB_MAP_FULL && store_map_grow(st, p.map_seen) == XDMS_ERR_OK)
+			continue; /* the commit ran out of room: run the same writes again */
+		if (rc && p.settled == 0 && p.stop == PASS_STOP_NONE) {
+			/* The parent failed before any write ran (reading meta). */
+			for (unsigned i = start; i < n; i++) {
+				write_out_reset(ws[i]);
+				ws[i]->result = store_err_from_mdb(rc);
+			}
+			break;
+		}
+		if (rc) {
+			writes_fail(ws + start, p.settled, store_err_from_mdb(rc));
+		} else if (p.ok_count) {
+			last_seq = p.last_seq;
+		}
+		start += p.settled;
+		if (p.stop == PASS_STOP_GROW) {
+			err = store_map_grow(st, p.map_seen);
+			if (err) {
+				ws[start]->result = err;
+				start++;
+			}
+		}
+		/* PASS_STOP_SPLIT: ws[start] simply starts the next parent transaction. */
+	}
+	return last_seq;
+}
+
+static void stats_count_batch(struct store *st, unsigned n)
+{
+	unsigned bucket = 0;
+
+	while (bucket + 1 < STORE_BATCH_BUCKETS && n > (1u << bucket))
+		bucket++;
+	atomic_fetch_add_explicit(&st->n_batches, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->n_batched_writes, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->n_buckets[bucket], 1, memory_order_relaxed);
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_write **ws = xcalloc(st->batch_max, sizeof(*ws));
+	struct store_waiter **waiters = xcalloc(st->batch_max, sizeof(*waiters));
+	void (*listener)(void *arg, uint64_t last_seq);
+	void *listener_arg;
+	bool has_waiters;
+	uint64_t last_seq;
+	unsigned n;
+
+	pthread_mutex_lock(&st->q_lock);
+	for (;;) {
+		while (!st->q_head && !st->is_closing)
+			pthread_cond_wait(&st->q_cond, &st->q_lock);
+		if (!st->q_head)
+			break; /* closing and drained */
+		has_waiters = false;
+		for (n = 0; n < st->batch_max && st->q_head; n++) {
+			struct store_write *w = st->q_head;
+			struct store_waiter **pp;
+
+			st->q_head = w->next_;
+			w->next_ = NULL;
+			ws[n] = w;
+			waiters[n] = NULL;
+			/* Pair the write with its waiter now, while w is certainly alive. */
+			for (pp = &st->waiters; *pp; pp = &(*pp)->next) {
+				if ((*pp)->w == w) {
+					waiters[n] = *pp;
+					*pp = (*pp)->next;
+					has_waiters = true;
+					break;
+				}
+			}
+		}
+		if (!st->q_head)
+			st->q_tail = NULL;
+		listener = st->listener;
+		listener_arg = st->listener_arg;
+		pthread_mutex_unlock(&st->q_lock);
+
+		stats_count_batch(st, n);
+		last_seq = batch_run(st, ws, n);
+		for (unsigned i = 0; i < n; i++)
+			if (ws[i]->done)
+				ws[i]->done(ws[i]); /* may free an async write: ws[i] is dead after */
+		if (last_seq && listener)
+			listener(listener_arg, last_seq);
+
+		pthread_mutex_lock(&st->q_lock);
+		if (has_waiters) {
+			for (unsigned i = 0; i < n; i++) {
+				if (waiters[i]) {
+					waiters[i]->is_done = true;
+					pthread_cond_signal(&waiters[i]->cond);
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&st->q_lock);
+	free(waiters);
+	free(ws);
+	return NULL;
+}
+
+enum xdms_err store_writer_start(struct store *st)
+{
+	sigset_t all, old;
+	int rc;
+
+	/* Signals belong to the program's own threads, not to the store's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&st->writer, NULL, writer_main, st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return XDMS_ERR_STORE;
+	st->has_writer = true;
+	(void)pthread_setname_np(st->writer, "xdms-store");
+	return XDMS_ERR_OK;
+}
+
+void store_writer_stop(struct store *st)
+{
+	if (!st->has_writer)
+		return;
+	pthread_mutex_lock(&st->q_lock);
+	st->is_closing = true;
+	pthread_cond_signal(&st->q_cond);
+	pthread_mutex_unlock(&st->q_lock);
+	pthread_join(st->writer, NULL);
+	st->has_writer = false;
+}
+
+/* Appends @w to the queue; q_lock held. */
+static void queue_push(struct store *st, struct store_write *w)
+{
+	w->next_ = NULL;
+	if (st->q_tail)
+		st->q_tail->next_ = w;
+	else
+		st->q_head = w;
+	st->q_tail = w;
+	pthread_cond_signal(&st->q_cond);
+}
+
+enum xdms_err store_write_submit(struct store *st, struct store_write *w)
+{
+	if (!st || !w)
+		return XDMS_ERR_INVAL;
+	pthread_mutex_lock(&st->q_lock);
+	if (st->is_closing) {
+		pthread_mutex_unlock(&st->q_lock);
+		w->result = XDMS_ERR_BUSY;
+		return XDMS_ERR_BUSY;
+	}
+	queue_push(st, w);
+	pthread_mutex_unlock(&st->q_lock);
+	return XDMS_ERR_OK;
+}
+
+enum xdms_err store_write_run(struct store *st, struct store_write *w)
+{
+	struct store_waiter waiter;
+
+	if (!st || !w)
+		return XDMS_ERR_INVAL;
+	/*
+	 * Waiting on the writer thread itself can never end; waiting while this
+	 * thread holds map_lock (an open snapshot) could deadlock against a map
+	 * resize, which needs every snapshot of the process closed.
+	 */
+	if ((st->has_writer && pthread_equal(pthread_self(), st->writer)) ||
+	    store_thread_holds_map(st)) {
+		w->result = XDMS_ERR_BUSY;
+		return XDMS_ERR_BUSY;
+	}
+	waiter.w = w;
+	waiter.is_done = false;
+	pthread_cond_init(&waiter.cond, NULL);
+	pthread_mutex_lock(&st->q_lock);
+	if (st->is_closing) {
+		pthread_mutex_unlock(&st->q_lock);
+		pthread_cond_destroy(&waiter.cond);
+		w->result = XDMS_ERR_BUSY;
+		return XDMS_ERR_BUSY;
+	}
+	waiter.next = st->waiters;
+	st->waiters = &waiter;
+	queue_push(st, w);
+	while (!waiter.is_done)
+		pthread_cond_wait(&waiter.cond, &st->q_lock);
+	pthread_mutex_unlock(&st->q_lock);
+	pthread_cond_destroy(&waiter.cond);
+	return w->result;
+}
+
+void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+{
+	if (!st)
+		return;
+	/* Under q_lock so the writer sees it with its next batch. */
+	pthread_mutex_lock(&st->q_lock);
+	st->listener = fn;
+	st->listener_arg = arg;
+	pthread_mutex_unlock(&st->q_lock);
+}
