@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: MIT
+"""HTTPS: xdmsd serving XCAP over TLS (libmicrohttpd + GnuTLS).
+
+A throwaway certificate for 127.0.0.1 is made with the openssl command; the
+client verifies it against that certificate, so the test proves a real TLS
+handshake, not a bypass. Basic authentication is accepted over TLS (and only
+there unless auth.allow_basic is set); Digest works too.
+"""
+
+import base64
+import http.client
+import shutil
+import ssl
+import subprocess
+
+import pytest
+
+from xdmslib import PASSWORDS, doc_path, rl_doc
+
+RL = "resource-lists"
+RL_TYPE = "application/resource-lists+xml"
+ALICE = "sip:alice@example.com"
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.fail("the openssl command is needed to make a test certificate (Debian package openssl)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+@pytest.fixture
+def tls_server(start_server, tls_files):
+    key, cert = tls_files
+    srv = start_server(settings={"http.tls_cert": str(cert), "http.tls_key": str(key)})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    return srv, ctx
+
+
+def https(srv, ctx, method, target, body=None, headers=None):
+    conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.getheaders(), r.read()
+    finally:
+        conn.close()
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_over_tls_put_and_get_byte_exact(tls_server):
+    srv, ctx = tls_server
+    path = doc_path(RL, ALICE)
+    body = rl_doc()
+    auth = {"Authorization": basic("alice", PASSWORDS[ALICE])}
+    status, h, _, _ = https(srv, ctx, "PUT", path, body, {**auth, "Content-Type": RL_TYPE})
+    assert status == 201, f"expected 201 for a Basic-authenticated PUT over TLS, got {status}"
+    etag = h.get("etag")
+    assert etag and etag.startswith('"'), f"expected a quoted ETag, got {etag!r}"
+    status, h, _, got = https(srv, ctx, "GET", path, None, auth)
+    assert status == 200, f"expected 200, got {status}"
+    assert got == body, f"expected the PUT bytes back over TLS, got {got!r}"
+    assert h.get("etag") == etag, f"expected ETag {etag}, got {h.get('etag')}"
+
+
+def test_unauthenticated_over_tls_offers_digest_and_basic(tls_server):
+    srv, ctx = tls_server
+    status, _, headers, _ = https(srv, ctx, "GET", doc_path(RL, ALICE))
+    assert status == 401, f"expected 401, got {status}"
+    challenges = [v for k, v in headers if k.lower() == "www-authenticate"]
+    schemes = sorted(v.split()[0] for v in challenges)
+    assert schemes == ["Basic", "Digest", "Digest"], f"expected Digest (x2) and Basic challenges, got {challenges}"
+    assert any('realm="example.com"' in v for v in challenges if v.startswith("Basic")), challenges
+
+
+def test_wrong_basic_password_over_tls(tls_server):
+    srv, ctx = tls_server
+    status, _, _, _ = https(srv, ctx, "GET", doc_path(RL, ALICE),
+                            headers={"Authorization": basic("alice", "not-the-password")})
+    assert status == 401, f"expected 401 for a wrong Basic password, got {status}"
+
+
+def test_plain_http_to_tls_port_does_not_serve(tls_server):
+    srv, ctx = tls_server
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    try:
+        conn.request("GET", doc_path(RL, ALICE))
+        r = conn.getresponse()
+        status = r.status
+    except (http.client.HTTPException, ConnectionError, OSError):
+        status = None
+    finally:
+        conn.close()
+    assert status in (None, 400), f"expected the TLS port to refuse plain HTTP, got HTTP {status}"
+    # And it still serves TLS afterwards.
+    status, _, _, body = https(srv, ctx, "GET", "/healthz")
+    assert status == 200 and body == b"ok\n", f"expected /healthz to answer over TLS after the bad client, got {status} {body!r}"
+
+
+
+def test_untrusted_certificate_is_rejected_by_a_verifying_client(tls_server):
+    srv, _ = tls_server
+    ctx = ssl.create_default_context()  # system CAs only: our throwaway cert is not among them
+    with pytest.raises(ssl.SSLError):
+        https(srv, ctx, "GET", "/healthz")
