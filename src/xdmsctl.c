@@ -34,7 +34,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: xdmsctl [-c FILE] [--data-dir DIR] [--set SECTION.KEY=VALUE]... COMMAND\n"
 		   "\n"
 		   "commands:\n"
-		   "  user add XUI PASSWORD     provision a user (Digest credentials for its realms)\n"
+		   "  user add XUI PASSWORD     provision a user (Digest credentials for its realms);\n"
+		   "                            PASSWORD - reads it from the first line of stdin\n"
 		   "  user passwd XUI PASSWORD  change a user's password\n"
 		   "  user del XUI              remove a user\n"
 		   "  user list                 list users, one XUI per line\n"
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 		   "  doc put SELECTOR FILE     store a document after XCAP validation, as admin\n"
 		   "  doc del SELECTOR          delete a document\n"
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
-		   "  stats                     store figures\n");
+		   "  stats                     store figures\n"
+		   "  --version                 the version\n");
 }
 
 static enum xdms_err open_store(const struct conf *c, struct store **st)
@@ -67,6 +69,7 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	struct store_user u;
 	char domain[STORE_REALM_MAX];
 	struct timeval tv;
+	char line[1024];
 	enum xdms_err err;
 
 	memset(&u, 0, sizeof(u));
@@ -74,6 +77,14 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	    !xcap_xui_split(xui, u.username, sizeof(u.username), domain, sizeof(domain))) {
 		fprintf(stderr, "xdmsctl: '%s' is not a sip:, sips: or tel: XUI\n", xui);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(password, "-")) {
+		if (!fgets(line, sizeof(line), stdin)) {
+			fprintf(stderr, "xdmsctl: no password on standard input\n");
+			return EXIT_USAGE;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		password = line;
 	}
 	if (!password[0]) {
 		fprintf(stderr, "xdmsctl: the password must not be empty\n");
@@ -107,6 +118,17 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 		u.created_ms = old.created_ms;
 	}
 	err = store_user_put(st, &u, is_create);
+	if (err == XDMS_ERR_CONFLICT && u.realm_count == 2 && !u.realms[1].is_xui_only) {
+		/* Another domain's user has this user part in the default realm
+		 * (sip:alice@a and sip:alice@b): there, only the full XUI works. */
+		u.realms[1].is_xui_only = true;
+		err = store_user_put(st, &u, is_create);
+		if (!err)
+			fprintf(stderr,
+				"xdmsctl: note: '%s' is taken in realm %s by another user; %s logs in there "
+				"(global documents) with its full XUI\n",
+				u.username, u.realms[1].realm, xui);
+	}
 	explicit_bzero(&u, sizeof(u));
 	store_close(st);
 	if (err == XDMS_ERR_EXISTS) {
@@ -173,6 +195,7 @@ static int cmd_read(const struct conf *c, const char *what, const char *arg)
 		err = store_doc_get(rd, arg, &doc);
 		if (err == XDMS_ERR_NOTFOUND) {
 			fprintf(stderr, "xdmsctl: no document %s\n", arg);
+			err = XDMS_ERR_OK; /* reported */
 			goto out;
 		}
 		if (!err && fwrite(doc.data, 1, doc.data_len, stdout) != doc.data_len)
@@ -299,6 +322,7 @@ static int cmd_stats(const struct conf *c)
 	if (open_store(c, &st))
 		return EXIT_FAIL;
 	if (store_stats_get(st, &s)) {
+		fprintf(stderr, "xdmsctl: cannot read the store's statistics\n");
 		store_close(st);
 		return EXIT_FAIL;
 	}
@@ -314,7 +338,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
 		{ "set", required_argument, NULL, 's' },    { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
 	};
 	struct conf c;
 	const char *config = NULL;
@@ -327,7 +351,7 @@ int main(int argc, char **argv)
 
 	conf_init(&c);
 	/* "+" stops at the first command word, so its arguments are never options. */
-	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -340,6 +364,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			rc = 0;
+			goto out;
+		case 'V':
+			printf("xdmsctl %s\n", PACKAGE_VERSION);
 			rc = 0;
 			goto out;
 		default:

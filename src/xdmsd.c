@@ -6,8 +6,9 @@
  * XCAP service, then the HTTP listener. Shutdown reverses it: stop accepting,
  * let in-flight requests finish, drain the store's writer, close LMDB.
  *
- * SIGTERM and SIGINT are blocked in every thread and taken by the main thread
- * with sigwait(), so no handler runs at an awkward moment. SIGPIPE is ignored.
+ * SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by the main
+ * thread with sigwait(), so no handler runs at an awkward moment. SIGHUP
+ * reopens the access log (logrotate); SIGPIPE is ignored.
  */
 #include "config.h"
 
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGTERM);
 	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -184,8 +186,10 @@ int main(int argc, char **argv)
 		const char *p = strchr(strstr(c.http_xcap_root, "//") + 2, '/');
 
 		xo.root_uri = c.http_xcap_root;
-		xo.root_path = p ? p : "/";
+		xo.root_path = p ? p : "";
 	}
+	if (!strcmp(xo.root_path, "/"))
+		xo.root_path = "";
 	err = xcap_create(st, reg, &xo, &x);
 	if (err) {
 		log_error("xcap: %s", xdms_err_str(err));
@@ -202,8 +206,16 @@ int main(int argc, char **argv)
 	log_info("xdmsd %s serving %u application usages from %s, XCAP root %s", PACKAGE_VERSION,
 		 (unsigned)xcap_registry_count(reg), c.store_path, c.http_xcap_root);
 
-	while (sigwait(&signals, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
-		;
+	for (;;) {
+		if (sigwait(&signals, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reopening the access log");
+			http_server_reopen_logs(srv);
+			continue;
+		}
+		break;
+	}
 	log_info("signal %d: shutting down", sig);
 	rc = 0;
 out:

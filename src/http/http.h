@@ -33,6 +33,9 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 /* The bound address as "ADDR:PORT" (the real port when 0 was asked). Borrowed. */
 const char *http_server_address(const struct http_server *srv);
 
+/* Reopens the access-log file (after logrotate moved it). Any thread. */
+void http_server_reopen_logs(struct http_server *srv);
+
 /*
  * Stops accepting connections, lets requests in flight finish (waiting up to
  * @grace_ms for suspended writes), then stops the pool and frees the server.

@@ -24,7 +24,9 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,7 +51,8 @@ struct http_server {
 	struct MHD_Daemon *daemon;
 	struct http_auth *auth;
 	struct http_metrics *metrics;
-	FILE *access_log; /* NULL = off */
+	FILE *access_log; /* NULL = off; swapped under log_lock on SIGHUP */
+	pthread_mutex_t log_lock;
 	bool is_tls;
 	char *tls_cert;
 	char *tls_key;
@@ -84,6 +87,7 @@ struct request {
 	size_t bytes;
 	const char *note; /* why a request was refused, for the access log */
 	bool is_unauthorized; /* answer 401 once the body has been read */
+	bool is_stale;        /* the 401 carries stale=true */
 };
 
 static double elapsed_seconds(const struct timespec *start)
@@ -131,6 +135,39 @@ static void request_free(struct request *r)
 	free(r);
 }
 
+static void access_log_line(struct request *r, double seconds)
+{
+	char line[2048];
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(line, sizeof(line), "%s %s %s %u %zu %.3fms %s%s%s\n", when, r->method ? r->method : "-",
+		 r->raw_uri, r->status, r->bytes, seconds * 1e3, r->identity[0] ? r->identity : "-",
+		 r->note ? " " : "", r->note ? r->note : "");
+	pthread_mutex_lock(&r->srv->log_lock);
+	if (r->srv->access_log) {
+		fputs(line, r->srv->access_log);
+		fflush(r->srv->access_log);
+	}
+	pthread_mutex_unlock(&r->srv->log_lock);
+}
+
+static void request_record(struct request *r)
+{
+	struct http_server *srv = r->srv;
+	double seconds = elapsed_seconds(&r->start);
+
+	http_metrics_observe(srv->metrics, r->method ? r->method : "OTHER", r->status, seconds);
+	if (r->status >= 500)
+		log_error("%s %s: %u (%s)", r->method ? r->method : "-", r->raw_uri, r->status,
+			  r->note ? r->note : "see the access log");
+	if (srv->access_log)
+		access_log_line(r, seconds);
+}
+
 static enum MHD_Result queue(struct request *r, unsigned status, const char *content_type, char *body,
 			     size_t body_len, const char *etag, const char *allow)
 {
@@ -153,12 +190,15 @@ static enum MHD_Result queue(struct request *r, unsigned status, const char *con
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == 401)
 		http_auth_add_challenges(r->srv->auth, resp, r->realm ? r->realm : r->srv->c->auth_realm,
-					 r->note && strcmp(r->note, "stale nonce") == 0, r->srv->is_tls);
+					 r->is_stale, r->srv->is_tls);
 	r->status = status;
 	r->bytes = body_len;
 	r->state = REQ_ANSWERED;
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
+	/* Counted and logged as the answer is handed over, so a client that
+	 * reads /metrics right after a response sees that response counted. */
+	request_record(r);
 	return ret;
 }
 
@@ -274,7 +314,8 @@ static enum MHD_Result on_headers(struct request *r)
 	enum http_auth_outcome outcome;
 	size_t root_len = strlen(srv->root_path);
 
-	if (strncmp(r->path, srv->root_path, root_len) != 0 || (r->path[root_len] != '/' && r->path[root_len]))
+	if (!strcmp(r->path, "/healthz") || !strcmp(r->path, "/metrics") ||
+	    strncmp(r->path, srv->root_path, root_len) != 0 || (r->path[root_len] != '/' && r->path[root_len]))
 		return serve_ops(r);
 	r->is_xcap = true;
 	r->uri_err = xcap_uri_parse(srv->root_path, r->path, r->query, &r->uri);
@@ -286,6 +327,7 @@ static enum MHD_Result on_headers(struct request *r)
 		const char *expect = header(r, MHD_HTTP_HEADER_EXPECT);
 
 		r->note = why;
+		r->is_stale = outcome == HTTP_AUTH_STALE;
 		/* A client that asked for 100-continue gets the 401 before sending
 		 * its body. Any other client is already sending it: read and drop
 		 * the body first, or closing on it would break its connection
@@ -372,6 +414,20 @@ static enum MHD_Result on_written(struct request *r)
 	return queue_xcap(r, &xr);
 }
 
+/* RFC 9110 §5.6.2 token: one or more tchar. */
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size,
 			      void **con_cls)
@@ -384,6 +440,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	case REQ_HEADERS:
 		r->method = method;
 		r->xmethod = method_of(method);
+		if (!is_token(method)) {
+			/* RFC 9110 §9.1: a method is a token; anything else is a broken
+			 * request line, refused before routing or authentication. */
+			r->method = "-";
+			return queue_text(r, 400, "malformed request method\n", NULL);
+		}
 		return on_headers(r);
 	case REQ_BODY:
 		if (*upload_data_size) {
@@ -407,37 +469,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return MHD_NO;
 }
 
-static void access_log_line(struct request *r, double seconds)
-{
-	char line[2048];
-	char when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(line, sizeof(line), "%s %s %s %u %zu %.3fms %s%s%s\n", when, r->method ? r->method : "-",
-		 r->raw_uri, r->status, r->bytes, seconds * 1e3, r->identity[0] ? r->identity : "-",
-		 r->note ? " " : "", r->note ? r->note : "");
-	fputs(line, r->srv->access_log);
-	fflush(r->srv->access_log);
-}
-
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
 	struct http_server *srv = cls;
 	struct request *r = *con_cls;
-	double seconds;
 
 	if (!r)
 		return;
-	seconds = elapsed_seconds(&r->start);
-	if (r->status) {
-		http_metrics_observe(srv->metrics, r->method ? r->method : "OTHER", r->status, seconds);
-		if (srv->access_log)
-			access_log_line(r, seconds);
-	}
 	if (r->write && r->state == REQ_WRITTEN) {
 		/* The client went away after its write was applied but before the
 		 * answer: the write's outcome stands, only the answer is lost. */
@@ -553,7 +592,8 @@ static void root_path_of(const char *root, char *out, size_t len)
 			p = "/";
 	}
 	snprintf(out, len, "%s", p);
-	for (size_t n = strlen(out); n > 1 && out[n - 1] == '/'; n--)
+	/* Without its trailing slashes; the root "/" becomes "". */
+	for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
 		out[n - 1] = '\0';
 }
 
@@ -574,7 +614,21 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	srv->st = st;
 	srv->x = x;
 	atomic_init(&srv->inflight, 0);
+	pthread_mutex_init(&srv->log_lock, NULL);
 	root_path_of(c->http_xcap_root, srv->root_path, sizeof(srv->root_path));
+	for (size_t i = 0; i < c->auth_digest_algorithms.count; i++) {
+		enum digest_algo algo;
+
+		if (digest_algo_parse(c->auth_digest_algorithms.items[i], &algo) != 0) {
+			*why = xasprintf("auth.digest_algorithms: '%s' is not SHA-256 or MD5",
+					 c->auth_digest_algorithms.items[i]);
+			goto fail;
+		}
+	}
+	if (!c->auth_digest_algorithms.count) {
+		*why = xasprintf("auth.digest_algorithms: name at least one of SHA-256, MD5");
+		goto fail;
+	}
 	if (!parse_listen(c->http_listen, &ss, &ss_len)) {
 		*why = xasprintf("http.listen: '%s' is not ADDRESS:PORT", c->http_listen);
 		goto fail;
@@ -657,6 +711,24 @@ fail:
 	return err;
 }
 
+void http_server_reopen_logs(struct http_server *srv)
+{
+	const char *path = srv->c->log_access_file;
+	FILE *f;
+
+	if (!srv->access_log || !path[0])
+		return;
+	f = fopen(path, "a");
+	if (!f) {
+		log_error("log.access_file %s: %s; still writing to the old file", path, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&srv->log_lock);
+	fclose(srv->access_log);
+	srv->access_log = f;
+	pthread_mutex_unlock(&srv->log_lock);
+}
+
 const char *http_server_address(const struct http_server *srv)
 {
 	return srv->address;
@@ -671,12 +743,20 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 		/* Suspended requests are waiting for the store; let them finish. */
 		for (unsigned waited = 0; atomic_load(&srv->inflight) > 0 && waited < grace_ms; waited += 10)
 			usleep(10 * 1000);
+		if (atomic_load(&srv->inflight) > 0) {
+			/* MHD must not be stopped with suspended connections, and the
+			 * store will still resume them: leave the daemon to the exit. */
+			log_error("http: %d writes still in flight after %u ms; not waiting longer",
+				  atomic_load(&srv->inflight), grace_ms);
+			return;
+		}
 		MHD_stop_daemon(srv->daemon);
 	}
 	http_auth_destroy(srv->auth);
 	http_metrics_destroy(srv->metrics);
 	if (srv->access_log && srv->access_log != stdout)
 		fclose(srv->access_log);
+	pthread_mutex_destroy(&srv->log_lock);
 	free(srv->tls_cert);
 	free(srv->tls_key);
 	free(srv);

@@ -68,6 +68,10 @@ enum xdms_err store_err_from_mdb(int rc)
 		return XDMS_ERR_EXISTS;
 	case MDB_BAD_VALSIZE:
 		return XDMS_ERR_TOOBIG;
+	case ENOSPC:
+	case EDQUOT:
+		/* LMDB passes errno through: the disk (not the map) is full. */
+		return XDMS_ERR_FULL;
 	default:
 		return XDMS_ERR_STORE;
 	}

@@ -37,7 +37,7 @@
 #include "base/err.h"
 
 #define STORE_ETAG_MAX 64      /* including the NUL */
-#define STORE_SELECTOR_MAX 1024 /* longest document selector, in bytes */
+#define STORE_SELECTOR_MAX 511 /* longest document selector in bytes: LMDB's default key limit */
 #define STORE_XUI_MAX 256
 #define STORE_REALM_MAX 256
 #define STORE_USERNAME_MAX 256
@@ -199,6 +199,7 @@ void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t 
  * with MD5 and with SHA-256 (RFC 7616 §3.4.2). No password is stored. */
 struct store_user_realm {
 	char realm[STORE_REALM_MAX];
+	bool is_xui_only; /* only the full XUI logs in here (its user part belongs to another user) */
 	uint8_t ha1_md5_user[16];
 	uint8_t ha1_sha256_user[32];
 	uint8_t ha1_md5_xui[16];

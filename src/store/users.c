@@ -125,7 +125,8 @@ static enum xdms_err names_walk(struct store *st, MDB_txn *txn, const struct sto
 	for (unsigned i = 0; i < u->realm_count; i++) {
 		const char *names[2] = { u->username, u->xui };
 
-		for (size_t j = 0; j < 2; j++) {
+		/* A realm marked xui-only indexes the full XUI alone. */
+		for (size_t j = u->realms[i].is_xui_only ? 1 : 0; j < 2; j++) {
 			k.mv_size = name_key(st, key, u->realms[i].realm, names[j]);
 			k.mv_data = key;
 			if (!k.mv_size)
@@ -158,7 +159,8 @@ static enum xdms_err names_put(struct store *st, MDB_txn *txn, const struct stor
 	for (unsigned i = 0; i < u->realm_count; i++) {
 		const char *names[2] = { u->username, u->xui };
 
-		for (size_t j = 0; j < 2; j++) {
+		/* A realm marked xui-only indexes the full XUI alone. */
+		for (size_t j = u->realms[i].is_xui_only ? 1 : 0; j < 2; j++) {
 			k.mv_size = name_key(st, key, u->realms[i].realm, names[j]);
 			k.mv_data = key;
 			v.mv_size = strlen(u->xui);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The registry of application usages. Each usage is a descriptor, an INI file
- * with one [auid] section (see schemas/auids/ and docs/application-usages.md):
+ * with one [auid] section (see schemas/auids/ and docs/architecture.md):
  * adding a usage that needs no special semantics is a matter of a descriptor
  * and an XSD, no C code. Built-in descriptors are compiled into the binary; an
  * admin's descriptor directory is read at start-up and may add usages or
@@ -161,6 +161,13 @@ static enum xdms_err descriptor_load(const char *source, const char *text, size_
 		dp.a->default_document = xstrdup("index");
 	if (!dp.a->etag_prefix)
 		dp.a->etag_prefix = xstrdup(dp.a->root);
+	if (strlen(dp.a->etag_prefix) > 32 || strspn(dp.a->etag_prefix, "abcdefghijklmnopqrstuvwxyz"
+								    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+						    strlen(dp.a->etag_prefix)) {
+		*why = xasprintf("%s: etag_prefix '%s' must be 1 to 32 of A-Z a-z 0-9 . _ -", source,
+				 dp.a->etag_prefix);
+		goto out;
+	}
 	if (!dp.a->max_document || dp.a->max_document > default_max)
 		dp.a->max_document = default_max;
 	if (dp.a->schema_name) {
