@@ -488,6 +488,8 @@ static enum xdms_err env_init(struct store *st)
 		goto out;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
+	if (!rc && st->is_sync)
+		rc = mdb_env_sync(st->env, 1);
 	err = store_err_from_mdb(rc);
 out:
 	if (txn)
@@ -542,6 +544,7 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 
 	st = xcalloc(1, sizeof(*st));
 	st->batch_max = opt->batch_max ? opt->batch_max : STORE_BATCH_MAX_DEFAULT;
+	st->is_sync = opt->is_sync;
 	st->map_size_max = map_max;
 	pthread_rwlockattr_init(&attr);
 	/* Resizes must not starve behind a steady stream of readers. */
@@ -568,7 +571,12 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 		err = store_err_from_mdb(rc);
 		goto out;
 	}
-	rc = mdb_env_open(st->env, opt->path, MDB_NOTLS | (opt->is_sync ? 0 : MDB_NOSYNC), 0600);
+	/* Durable mode syncs data pages at commit but leaves the meta page to
+	 * the next sync (MDB_NOMETASYNC keeps the database consistent; a crash
+	 * can only undo the newest commit). The writer acknowledges a batch
+	 * only once a later sync covered its meta page, so nothing acknowledged
+	 * is lost and each group commit costs one flush, not two. */
+	rc = mdb_env_open(st->env, opt->path, MDB_NOTLS | (opt->is_sync ? MDB_NOMETASYNC : MDB_NOSYNC), 0600);
 	if (rc) {
 		/* Positive codes are errno values from opening the files. */
 		err = rc > 0 ? XDMS_ERR_IO : store_err_from_mdb(rc);

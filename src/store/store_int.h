@@ -58,6 +58,7 @@ struct store {
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;
+	bool is_sync;        /* durable mode: commits use MDB_NOMETASYNC and acks wait for a sync */
 	size_t map_size_max;
 
 	/* Held shared by every transaction of this process, exclusively to resize. */

@@ -259,6 +259,10 @@ static enum xdms_err user_txn_run(struct store *st,
 			mdb_txn_abort(txn);
 		} else {
 			rc = mdb_txn_commit(txn);
+			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
+			 * told OK only once the user is durable. */
+			if (!rc && st->is_sync)
+				rc = mdb_env_sync(st->env, 1);
 			err = store_err_from_mdb(rc);
 		}
 		store_map_leave(st);

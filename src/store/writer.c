@@ -24,9 +24,15 @@
  * its maximum the write fails FULL and the batch goes on without it. A
  * commit that runs out of room is retried whole after growing.
  *
- * After the batch, on the writer thread: every w->done, then the commit
- * listener with the highest sequence committed, then the threads waiting in
- * store_write_run() are woken. Nothing here blocks except LMDB's fsync.
+ * Durable mode opens LMDB with MDB_NOMETASYNC: a commit syncs its data
+ * pages but not its meta page, which the next sync flushes. A batch is
+ * therefore acknowledged one commit later (the next batch's data sync made
+ * it durable) or, when nothing else is queued, after an explicit
+ * mdb_env_sync(). Acknowledging means, on the writer thread: every w->done,
+ * then the commit listener with the highest sequence committed, then the
+ * threads waiting in store_write_run() are woken. A busy writer pays one
+ * flush per group commit instead of LMDB's usual two; nothing here blocks
+ * except those flushes.
  */
 #include "config.h"
 
@@ -35,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "base/mem.h"
@@ -341,69 +348,171 @@ static void stats_count_batch(struct store *st, unsigned n)
 	atomic_fetch_add_explicit(&st->n_buckets[bucket], 1, memory_order_relaxed);
 }
 
-static void *writer_main(void *arg)
-{
-	struct store *st = arg;
-	struct store_write **ws = xcalloc(st->batch_max, sizeof(*ws));
-	struct store_waiter **waiters = xcalloc(st->batch_max, sizeof(*waiters));
-	void (*listener)(void *arg, uint64_t last_seq);
-	void *listener_arg;
+/* How long a busy writer waits for more writes before flushing alone. */
+#define STORE_GROUP_WAIT_NS 300000L
+
+/* One taken batch, from queue to acknowledgement. */
+struct batch {
+	struct store_write **ws;
+	struct store_waiter **waiters;
+	unsigned n;
 	bool has_waiters;
 	uint64_t last_seq;
-	unsigned n;
+};
 
+/*
+ * Tells the writers of @b their outcome: done callbacks, the commit listener,
+ * then the threads waiting in store_write_run(). Only called once the batch
+ * is durable.
+ */
+static void batch_ack(struct store *st, struct batch *b)
+{
+	void (*listener)(void *arg, uint64_t last_seq);
+	void *listener_arg;
+
+	if (!b->n)
+		return;
 	pthread_mutex_lock(&st->q_lock);
-	for (;;) {
-		while (!st->q_head && !st->is_closing)
-			pthread_cond_wait(&st->q_cond, &st->q_lock);
-		if (!st->q_head)
-			break; /* closing and drained */
-		has_waiters = false;
-		for (n = 0; n < st->batch_max && st->q_head; n++) {
-			struct store_write *w = st->q_head;
-			struct store_waiter **pp;
-
-			st->q_head = w->next_;
-			w->next_ = NULL;
-			ws[n] = w;
-			waiters[n] = NULL;
-			/* Pair the write with its waiter now, while w is certainly alive. */
-			for (pp = &st->waiters; *pp; pp = &(*pp)->next) {
-				if ((*pp)->w == w) {
-					waiters[n] = *pp;
-					*pp = (*pp)->next;
-					has_waiters = true;
-					break;
-				}
+	listener = st->listener;
+	listener_arg = st->listener_arg;
+	pthread_mutex_unlock(&st->q_lock);
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->ws[i]->done)
+			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
+	if (b->last_seq && listener)
+		listener(listener_arg, b->last_seq);
+	if (b->has_waiters) {
+		pthread_mutex_lock(&st->q_lock);
+		for (unsigned i = 0; i < b->n; i++) {
+			if (b->waiters[i]) {
+				b->waiters[i]->is_done = true;
+				pthread_cond_signal(&b->waiters[i]->cond);
 			}
 		}
-		if (!st->q_head)
-			st->q_tail = NULL;
-		listener = st->listener;
-		listener_arg = st->listener_arg;
 		pthread_mutex_unlock(&st->q_lock);
+	}
+	b->n = 0;
+}
 
-		stats_count_batch(st, n);
-		last_seq = batch_run(st, ws, n);
-		for (unsigned i = 0; i < n; i++)
-			if (ws[i]->done)
-				ws[i]->done(ws[i]); /* may free an async write: ws[i] is dead after */
-		if (last_seq && listener)
-			listener(listener_arg, last_seq);
+/* Flushes everything committed so far (the meta page MDB_NOMETASYNC left). */
+static void store_flush(struct store *st, struct batch *b)
+{
+	int rc;
 
-		pthread_mutex_lock(&st->q_lock);
-		if (has_waiters) {
-			for (unsigned i = 0; i < n; i++) {
-				if (waiters[i]) {
-					waiters[i]->is_done = true;
-					pthread_cond_signal(&waiters[i]->cond);
-				}
+	if (!st->is_sync || !b->n)
+		return;
+	rc = mdb_env_sync(st->env, 1);
+	if (rc) {
+		/* Committed but not known to be durable: do not claim success. */
+		for (unsigned i = 0; i < b->n; i++)
+			if (b->ws[i]->result == XDMS_ERR_OK)
+				b->ws[i]->result = store_err_from_mdb(rc);
+		b->last_seq = 0;
+	}
+}
+
+/* Takes up to batch_max queued writes into @b. Called with q_lock held. */
+static void batch_take(struct store *st, struct batch *b)
+{
+	b->has_waiters = false;
+	b->last_seq = 0;
+	for (b->n = 0; b->n < st->batch_max && st->q_head; b->n++) {
+		struct store_write *w = st->q_head;
+		struct store_waiter **pp;
+
+		st->q_head = w->next_;
+		w->next_ = NULL;
+		b->ws[b->n] = w;
+		b->waiters[b->n] = NULL;
+		/* Pair the write with its waiter now, while w is certainly alive. */
+		for (pp = &st->waiters; *pp; pp = &(*pp)->next) {
+			if ((*pp)->w == w) {
+				b->waiters[b->n] = *pp;
+				*pp = (*pp)->next;
+				b->has_waiters = true;
+				break;
 			}
 		}
 	}
+	if (!st->q_head)
+		st->q_tail = NULL;
+}
+
+/*
+ * The writer loop, with acknowledgements one commit behind: batch N is
+ * acknowledged after batch N+1's commit, whose data sync also flushed N's
+ * meta page, or, when nothing else is queued, after an explicit sync. So a
+ * busy writer pays one flush per group commit and an idle one two, and no
+ * write is acknowledged before it is durable.
+ */
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct batch batches[2];
+	struct batch *cur = &batches[0], *pending = &batches[1], *tmp;
+
+	for (int i = 0; i < 2; i++) {
+		batches[i].ws = xcalloc(st->batch_max, sizeof(struct store_write *));
+		batches[i].waiters = xcalloc(st->batch_max, sizeof(struct store_waiter *));
+		batches[i].n = 0;
+	}
+	pthread_mutex_lock(&st->q_lock);
+	for (;;) {
+		if (!st->q_head && pending->n > 1 && !st->is_closing && st->is_sync) {
+			/* Several clients are writing: the ones just acknowledged are
+			 * about to send again. Give them a moment, so that their writes'
+			 * commit also makes the pending batch durable (one flush)
+			 * instead of flushing for it alone. A lone writer never waits. */
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += STORE_GROUP_WAIT_NS;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			while (!st->q_head && !st->is_closing &&
+			       pthread_cond_timedwait(&st->q_cond, &st->q_lock, &until) == 0)
+				;
+		}
+		if (!st->q_head && pending->n) {
+			/* Nothing else to commit: make the pending batch durable now. */
+			pthread_mutex_unlock(&st->q_lock);
+			store_flush(st, pending);
+			batch_ack(st, pending);
+			pthread_mutex_lock(&st->q_lock);
+			continue;
+		}
+		while (!st->q_head && !st->is_closing)
+			pthread_cond_wait(&st->q_cond, &st->q_lock);
+		if (!st->q_head)
+			break; /* closing and drained; nothing pending */
+		batch_take(st, cur);
+		pthread_mutex_unlock(&st->q_lock);
+
+		stats_count_batch(st, cur->n);
+		cur->last_seq = batch_run(st, cur->ws, cur->n);
+		if (pending->n) {
+			/* A commit with writes synced its data, and with it the
+			 * pending batch's meta page; otherwise sync explicitly. */
+			if (!cur->last_seq || !st->is_sync)
+				store_flush(st, pending);
+			batch_ack(st, pending);
+		}
+		if (!cur->last_seq) {
+			/* Nothing of it committed: nothing to wait for. */
+			batch_ack(st, cur);
+		}
+		tmp = pending;
+		pending = cur;
+		cur = tmp;
+		pthread_mutex_lock(&st->q_lock);
+	}
 	pthread_mutex_unlock(&st->q_lock);
-	free(waiters);
-	free(ws);
+	for (int i = 0; i < 2; i++) {
+		free(batches[i].ws);
+		free(batches[i].waiters);
+	}
 	return NULL;
 }
 

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * XSD compilation and validation. A compiled xmlSchema is read-only once
- * built and shared by all threads; each validation creates its own small
- * validation context. The first violation is kept as the phrase of the
+ * built and shared by all threads; each thread validates with its own
+ * validation contexts, kept for reuse. The first violation is kept as the phrase of the
  * <schema-validation-error>, prefixed with its line so a person can find it.
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,16 @@
 #include "base/mem.h"
 #include "xml/xml.h"
 #include "xml/xml_int.h"
+
+/* A compiled schema with an id that is never reused, so that per-thread
+ * caches keyed by it can never confuse a freed schema with a new one at the
+ * same address. */
+struct xml_schema {
+	xmlSchemaPtr xs;
+	uint64_t id;
+};
+
+static atomic_uint_fast64_t schema_ids;
 
 struct first_error {
 	char text[XML_PHRASE_MAX];
@@ -65,7 +78,9 @@ enum xdms_err xml_schema_load(const char *name, struct xml_schema **out, char **
 					 fe.is_set ? fe.text : "unknown error");
 		goto out;
 	}
-	*out = (struct xml_schema *)schema;
+	*out = xmalloc(sizeof(**out));
+	(*out)->xs = schema;
+	(*out)->id = atomic_fetch_add(&schema_ids, 1) + 1;
 	err = XDMS_ERR_OK;
 out:
 	xmlSchemaFreeParserCtxt(pctxt);
@@ -74,8 +89,66 @@ out:
 
 void xml_schema_free(struct xml_schema *schema)
 {
-	if (schema)
-		xmlSchemaFree((xmlSchemaPtr)schema);
+	if (!schema)
+		return;
+	xmlSchemaFree(schema->xs);
+	free(schema);
+}
+
+/*
+ * Validation contexts are reused per thread and schema: creating one costs
+ * about as much as validating a small document. A thread keeps at most
+ * VCTXT_SLOTS of them; they are freed when the thread exits.
+ */
+#define VCTXT_SLOTS 16
+
+struct vctxt_cache {
+	uint64_t schema_id[VCTXT_SLOTS];
+	xmlSchemaValidCtxtPtr vctxt[VCTXT_SLOTS];
+	unsigned next; /* slot to evict when all are taken */
+};
+
+static pthread_key_t vctxt_key;
+static pthread_once_t vctxt_once = PTHREAD_ONCE_INIT;
+
+static void vctxt_cache_destroy(void *p)
+{
+	struct vctxt_cache *c = p;
+
+	for (unsigned i = 0; i < VCTXT_SLOTS; i++)
+		xmlSchemaFreeValidCtxt(c->vctxt[i]);
+	free(c);
+}
+
+static void vctxt_key_init(void)
+{
+	if (pthread_key_create(&vctxt_key, vctxt_cache_destroy) != 0)
+		abort();
+}
+
+static xmlSchemaValidCtxtPtr vctxt_get(const struct xml_schema *schema)
+{
+	struct vctxt_cache *c;
+	unsigned i;
+
+	pthread_once(&vctxt_once, vctxt_key_init);
+	c = pthread_getspecific(vctxt_key);
+	if (!c) {
+		c = xcalloc(1, sizeof(*c));
+		pthread_setspecific(vctxt_key, c);
+	}
+	for (i = 0; i < VCTXT_SLOTS; i++)
+		if (c->schema_id[i] == schema->id && c->vctxt[i])
+			return c->vctxt[i];
+	for (i = 0; i < VCTXT_SLOTS && c->vctxt[i]; i++)
+		;
+	if (i == VCTXT_SLOTS) {
+		i = c->next++ % VCTXT_SLOTS;
+		xmlSchemaFreeValidCtxt(c->vctxt[i]);
+	}
+	c->schema_id[i] = schema->id;
+	c->vctxt[i] = xmlSchemaNewValidCtxt(schema->xs);
+	return c->vctxt[i];
 }
 
 enum xdms_err xml_schema_validate(const struct xml_schema *schema, struct xml_doc *doc,
@@ -85,12 +158,13 @@ enum xdms_err xml_schema_validate(const struct xml_schema *schema, struct xml_do
 	struct first_error fe = { .is_set = false };
 	int rc;
 
-	vctxt = xmlSchemaNewValidCtxt((xmlSchemaPtr)schema);
+	vctxt = vctxt_get(schema);
 	if (!vctxt)
 		return XDMS_ERR_INVAL;
 	xmlSchemaSetValidStructuredErrors(vctxt, keep_first_error, &fe);
 	rc = xmlSchemaValidateDoc(vctxt, (xmlDocPtr)doc);
-	xmlSchemaFreeValidCtxt(vctxt);
+	/* Do not leave a pointer to this stack frame behind in the cached context. */
+	xmlSchemaSetValidStructuredErrors(vctxt, NULL, NULL);
 	if (rc == 0)
 		return XDMS_ERR_OK;
 	issue->fault = XML_FAULT_SCHEMA;
