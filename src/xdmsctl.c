@@ -242,7 +242,8 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 {
 	struct xcap_registry_options ro = { .descriptor_dir = c->xcap_descriptor_dir,
 					    .max_document = c->xcap_max_document };
-	struct xcap_options xo = { .root_path = "", .root_uri = "", .max_depth = c->xcap_max_depth };
+	struct xcap_options xo = { .root_path = "", .root_uri = "", .max_depth = c->xcap_max_depth,
+				   .max_binary = c->xcap_max_icon };
 	struct xcap_identity who = { .id = "xdmsctl", .role = XCAP_ROLE_ADMIN };
 	struct xcap_registry *reg = NULL;
 	struct store *st = NULL;

@@ -73,6 +73,8 @@ static const struct conf_key conf_keys[] = {
 	KEY("xcap.max_document", CONF_SIZE, xcap_max_document, "2097152",
 	    "default largest document in bytes (an AUID may set a smaller one)"),
 	KEY("xcap.max_depth", CONF_UINT, xcap_max_depth, "64", "deepest element nesting accepted"),
+	KEY("xcap.max_icon", CONF_SIZE, xcap_max_icon, "307200",
+	    "largest image accepted in org.openmobilealliance.pres-content, in decoded bytes"),
 	KEY("xcap.descriptor_dir", CONF_STR, xcap_descriptor_dir, "",
 	    "directory of extra AUID descriptors (*.auid) and their schemas"),
 	KEY("log.level", CONF_STR, log_level, "info", "error log level: error, warn, info, debug"),

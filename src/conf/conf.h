@@ -51,6 +51,7 @@ struct conf {
 	size_t xcap_max_document;   /* default per-AUID document size limit */
 	unsigned xcap_max_depth;    /* XML nesting limit */
 	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
+	size_t xcap_max_icon;       /* largest presence-content image, decoded bytes */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
 	bool log_access;            /* one access-log line per request */

@@ -166,6 +166,26 @@ enum xdms_err store_write_submit(struct store *st, struct store_write *w) XDMS_W
  * calling thread holds a read snapshot of @st (a map resize waits for it). */
 enum xdms_err store_write_run(struct store *st, struct store_write *w) XDMS_WUR;
 
+/* ---- store-wide unique indexes (for commit hooks) ------------------------------
+ *
+ * Some rules span documents (RFC 4826 §4.4: an RLS service URI is unique
+ * across all users). A commit hook keeps such an index in the same
+ * transaction as the document, so the index and the documents can never
+ * disagree. An entry maps (@index, @key) to the selector of the document that
+ * owns it. Keys and owners are NUL-free strings; together at most
+ * STORE_SELECTOR_MAX bytes of key.
+ */
+
+/* Copies the owner of (@index, @key) into @owner. NOTFOUND when free;
+ * TOOBIG when the key or the owner does not fit. */
+enum xdms_err store_index_get(struct store_txn *txn, const char *index, const char *key, char *owner,
+			      size_t owner_len) XDMS_WUR;
+/* Sets the owner of (@index, @key), replacing any. */
+enum xdms_err store_index_put(struct store_txn *txn, const char *index, const char *key,
+			      const char *owner) XDMS_WUR;
+/* Removes (@index, @key). NOTFOUND when absent. */
+enum xdms_err store_index_del(struct store_txn *txn, const char *index, const char *key) XDMS_WUR;
+
 /* ---- the change feed ------------------------------------------------------ */
 
 /* One change record. Pointers are borrowed like store_doc's. */

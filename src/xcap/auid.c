@@ -21,7 +21,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
-#include "xcap/xcap.h"
+#include "xcap/xcap_int.h"
 #include "xml/xml.h"
 
 struct xcap_registry {
@@ -110,6 +110,23 @@ static int descriptor_line(void *user, const char *section, const char *key, con
 			a->is_generated = true;
 		else if (!strcmp(value, "false"))
 			a->is_generated = false;
+		else
+			goto bad_value;
+		return 1;
+	}
+	if (!strcmp(key, "hook")) {
+		a->hook = xcap_hook_find(value);
+		if (!a->hook) {
+			dp->why = xasprintf("unknown hook '%s'", value);
+			return 0;
+		}
+		return 1;
+	}
+	if (!strcmp(key, "admin_only")) {
+		if (!strcmp(value, "true"))
+			a->is_admin_only = true;
+		else if (!strcmp(value, "false"))
+			a->is_admin_only = false;
 		else
 			goto bad_value;
 		return 1;

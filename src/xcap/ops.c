@@ -17,11 +17,13 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "base/mem.h"
 #include "xcap/xcap_int.h"
@@ -31,6 +33,9 @@
 #define XCAP_ERROR_TYPE "application/xcap-error+xml"
 #define ALLOW_DOCUMENT "GET, HEAD, PUT, DELETE"
 #define ALLOW_READ_ONLY "GET, HEAD"
+#define XCAP_EL_TYPE "application/xcap-el+xml"
+#define XCAP_ATT_TYPE "application/xcap-att+xml"
+#define XCAP_NS_TYPE "application/xcap-ns+xml"
 
 struct xcap {
 	struct store *st;
@@ -38,6 +43,7 @@ struct xcap {
 	char *root_path;
 	char *root_uri;
 	unsigned max_depth;
+	size_t max_binary; /* embedded binary content limit (pres-content) */
 	char *caps;      /* the xcap-caps document */
 	size_t caps_len;
 	char caps_etag[STORE_ETAG_MAX];
@@ -48,13 +54,25 @@ struct xcap_write {
 	struct xcap *x;
 	const struct xcap_auid *auid;
 	bool is_delete;
-	char *selector;
+	char *selector;      /* document selector (store key) */
+	char *doc_uri;       /* absolute HTTP URI of the document, for <ancestor> */
 	char *if_match;
 	char *if_none_match;
-	const char *body; /* borrowed from the request */
+	const char *body;    /* borrowed from the request */
 	size_t body_len;
 	void (*done)(void *arg);
 	void *done_arg;
+	/* element and attribute writes */
+	struct xcap_selector *sel;      /* NULL for a whole-document write */
+	char base_etag[STORE_ETAG_MAX]; /* the document checked at prepare time ("" = none) */
+	bool is_checked;                /* new_doc / the hook were checked against base_etag */
+	char *new_doc;                  /* the resulting document */
+	size_t new_len;
+	char *detail;                   /* change description for the feed */
+	unsigned node_status;           /* 200 replaced / 201 created */
+	struct xcap_error error;        /* the 409 (or 403 phrase) when the write is refused */
+	char *who_id;                   /* the writer's identity, for the usage's hook */
+	enum xcap_role who_role;
 };
 
 void xcap_response_init(struct xcap_response *r)
@@ -96,31 +114,6 @@ static void respond_conflict(struct xcap_response *r, const struct xcap_error *e
 		buf_reset(&r->body);
 }
 
-static void respond_issue(struct xcap_response *r, const struct xml_issue *issue)
-{
-	struct xcap_error e = { 0 };
-	enum xcap_error_kind kind;
-
-	switch (issue->fault) {
-	case XML_FAULT_NOT_UTF8:
-		kind = XCAP_ERROR_NOT_UTF8;
-		break;
-	case XML_FAULT_SCHEMA:
-		kind = XCAP_ERROR_SCHEMA_VALIDATION_ERROR;
-		break;
-	case XML_FAULT_FORBIDDEN:
-		kind = XCAP_ERROR_CONSTRAINT_FAILURE;
-		break;
-	case XML_FAULT_NOT_WELL_FORMED:
-	default:
-		kind = XCAP_ERROR_NOT_WELL_FORMED;
-		break;
-	}
-	xcap_error_set(&e, kind, "%s", issue->phrase);
-	respond_conflict(r, &e);
-	xcap_error_cleanup(&e);
-}
-
 /* FNV-1a, for the ETag of the generated xcap-caps document. */
 static uint64_t fnv1a(const char *s, size_t len)
 {
@@ -145,6 +138,7 @@ enum xdms_err xcap_create(struct store *st, const struct xcap_registry *reg, con
 	x->root_path = xstrdup(opt->root_path);
 	x->root_uri = xstrdup(opt->root_uri ? opt->root_uri : "");
 	x->max_depth = opt->max_depth;
+	x->max_binary = opt->max_binary;
 	buf_init(&caps, 1024 * 1024);
 	err = xcap_caps_build(reg, &caps);
 	if (err) {
@@ -212,6 +206,10 @@ static const struct xcap_auid *resolve(struct xcap *x, const struct xcap_request
 		resp->allow = ALLOW_READ_ONLY;
 		return NULL;
 	}
+	if (is_write && a->is_admin_only && req->who->role != XCAP_ROLE_ADMIN) {
+		respond_text(resp, 403, "only an administrator may change documents of %s", a->name);
+		return NULL;
+	}
 	if (!xcap_access_allowed(uri, req->who, is_write)) {
 		if (uri->is_global)
 			respond_text(resp, 403, "only an administrator may change global documents");
@@ -219,11 +217,146 @@ static const struct xcap_auid *resolve(struct xcap *x, const struct xcap_request
 			respond_text(resp, 403, "%s may not access the documents of %s", req->who->id, uri->xui);
 		return NULL;
 	}
-	if (uri->node_selector) {
-		respond_text(resp, 400, "node selectors (/~~/) are not supported by this version of xdmsd");
-		return NULL;
-	}
 	return a;
+}
+
+/*
+ * The absolute HTTP URI of the request's document: the configured XCAP root
+ * URI, or the request's scheme and host with the root path, then the
+ * document selector with every byte outside RFC 3986 pchar percent-encoded.
+ */
+static char *selector_uri(const struct xcap *x, const char *base_url, const char *sel)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b;
+
+	buf_init(&b, 4 * STORE_SELECTOR_MAX + 1024);
+	if (x->root_uri[0]) {
+		if (buf_append_str(&b, x->root_uri))
+			goto out;
+	} else if (buf_append_str(&b, base_url ? base_url : "") || buf_append_str(&b, x->root_path)) {
+		goto out;
+	}
+	if (b.len && b.data[b.len - 1] != '/' && buf_append_str(&b, "/"))
+		goto out;
+	for (const unsigned char *p = (const unsigned char *)sel; *p; p++) {
+		char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+
+		if (isalnum(*p) || strchr("-._~!$&'()*+,;=:@/", *p)) {
+			if (buf_append(&b, p, 1))
+				goto out;
+		} else if (buf_append(&b, enc, 3)) {
+			goto out;
+		}
+	}
+out:
+	return buf_take(&b, NULL);
+}
+
+static char *document_uri(const struct xcap *x, const struct xcap_request *req)
+{
+	return selector_uri(x, req->base_url, req->uri->doc_selector);
+}
+
+struct dir_walk {
+	const struct xcap *x;
+	const char *base_url;
+	struct buf *out;
+	enum xdms_err err;
+};
+
+static int dir_entry(void *arg, const char *selector, const struct store_doc *doc)
+{
+	struct dir_walk *dw = arg;
+	char *uri = selector_uri(dw->x, dw->base_url, selector);
+	char when[32];
+	time_t t = (time_t)(doc->mtime_ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	dw->err = buf_append_str(dw->out, "    <entry uri=\"");
+	if (!dw->err)
+		dw->err = buf_append_xml_escaped(dw->out, uri, strlen(uri));
+	if (!dw->err)
+		dw->err = buf_append_str(dw->out, "\" etag=\"");
+	if (!dw->err)
+		dw->err = buf_append_xml_escaped(dw->out, doc->etag, strlen(doc->etag));
+	if (!dw->err)
+		dw->err = buf_printf(dw->out, "\" last-modified=\"%s\" size=\"%zu\"/>\n", when, doc->data_len);
+	free(uri);
+	return dw->err != XDMS_ERR_OK;
+}
+
+/*
+ * The OMA xcap-directory document (OMA XDM Core, SPEC §3.4): one <folder> per
+ * usage with a users tree, listing the user's documents with their current
+ * ETags, sizes and modification times. Built from one store snapshot, so the
+ * listing is consistent; each folder is one ordered key-range walk.
+ */
+static void read_directory(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req,
+			   struct xcap_response *resp)
+{
+	struct store_read *rd = NULL;
+	struct buf body;
+	struct dir_walk dw = { x, req->base_url, &body, XDMS_ERR_OK };
+	enum xcap_precond pc;
+	enum xdms_err err;
+	char *prefix = NULL;
+
+	if (req->uri->is_global || strcmp(req->uri->doc_path, a->default_document) != 0) {
+		respond_text(resp, 404, "the directory of %s is %s/users/<XUI>/%s", a->name, a->name,
+			     a->default_document);
+		return;
+	}
+	buf_init(&body, 64 * 1024 * 1024);
+	err = store_read_begin(x->st, &rd);
+	if (!err)
+		err = buf_append_str(&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+					     "<xcap-directory xmlns=\"urn:oma:xml:xdm:xcap-directory\">\n");
+	for (size_t i = 0; !err && i < xcap_registry_count(x->reg); i++) {
+		const struct xcap_auid *u = xcap_registry_at(x->reg, i);
+
+		if (u->is_generated || !(u->scope & XCAP_SCOPE_USERS))
+			continue;
+		err = buf_append_str(&body, "  <folder auid=\"");
+		if (!err)
+			err = buf_append_xml_escaped(&body, u->name, strlen(u->name));
+		if (!err)
+			err = buf_append_str(&body, "\">\n");
+		free(prefix);
+		prefix = xasprintf("%s/users/%s/", u->name, req->uri->xui);
+		if (!err)
+			err = store_doc_list(rd, prefix, dir_entry, &dw);
+		if (!err)
+			err = dw.err;
+		if (!err)
+			err = buf_append_str(&body, "  </folder>\n");
+	}
+	if (!err)
+		err = buf_append_str(&body, "</xcap-directory>\n");
+	store_read_end(rd);
+	free(prefix);
+	if (err) {
+		buf_cleanup(&body);
+		respond_text(resp, err == XDMS_ERR_TOOBIG ? 413 : 500, "cannot list the documents: %s",
+			     xdms_err_str(err));
+		return;
+	}
+	snprintf(resp->etag, sizeof(resp->etag), "dir-%016llx", (unsigned long long)fnv1a(body.data, body.len));
+	pc = xcap_precond_eval(req->if_match, req->if_none_match, resp->etag, true);
+	if (pc != XCAP_PRECOND_OK) {
+		buf_cleanup(&body);
+		if (pc == XCAP_PRECOND_NOT_MODIFIED)
+			resp->status = 304;
+		else
+			respond_text(resp, 412, "precondition failed");
+		return;
+	}
+	resp->status = 200;
+	resp->content_type = a->mime;
+	buf_cleanup(&resp->body);
+	resp->body = body;
 }
 
 static void read_generated(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req,
@@ -231,6 +364,10 @@ static void read_generated(struct xcap *x, const struct xcap_auid *a, const stru
 {
 	enum xcap_precond pc;
 
+	if (a->hook && !strcmp(a->hook->name, "xcap_directory")) {
+		read_directory(x, a, req, resp);
+		return;
+	}
 	if (strcmp(a->name, "xcap-caps") != 0 || !req->uri->is_global || strcmp(req->uri->doc_path, "index")) {
 		respond_text(resp, 404, "no such document");
 		return;
@@ -249,6 +386,45 @@ static void read_generated(struct xcap *x, const struct xcap_auid *a, const stru
 	resp->content_type = a->mime;
 	if (buf_append(&resp->body, x->caps, x->caps_len))
 		respond_text(resp, 500, "response too large");
+}
+
+/* GET of an element, an attribute or namespace bindings (RFC 4825 §8.3, §10). */
+static void read_node(const struct xcap_auid *a, const struct xcap_request *req, const struct store_doc *doc,
+		      struct xcap_response *resp)
+{
+	struct xcap_selector *sel = NULL;
+	struct xcap_node_result nr = { 0 };
+	const char *why = NULL;
+
+	if (xcap_selector_parse(req->uri->node_selector, req->uri->query, a->ns, &sel, &why)) {
+		respond_text(resp, 400, "malformed node selector: %s", why ? why : "not RFC 4825 syntax");
+		return;
+	}
+	xcap_node_get(doc->data, doc->data_len, sel, &nr);
+	if (nr.status != 200) {
+		/* No ETag on a 404: the resource does not exist. */
+		respond_text(resp, nr.status == 409 ? 404 : nr.status,
+			     "the node selector selects no single node of the document");
+		resp->etag[0] = '\0';
+		goto out;
+	}
+	resp->status = 200;
+	switch (xcap_selector_kind(sel)) {
+	case XCAP_NODE_ATTRIBUTE:
+		resp->content_type = XCAP_ATT_TYPE;
+		break;
+	case XCAP_NODE_NAMESPACES:
+		resp->content_type = XCAP_NS_TYPE;
+		break;
+	default:
+		resp->content_type = XCAP_EL_TYPE;
+		break;
+	}
+	if (buf_append(&resp->body, nr.body, nr.body_len))
+		respond_text(resp, 500, "response too large");
+out:
+	xcap_node_result_cleanup(&nr);
+	xcap_selector_free(sel);
 }
 
 void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_response *resp)
@@ -295,6 +471,10 @@ void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_respo
 		resp->status = 304;
 		goto out;
 	}
+	if (req->uri->node_selector) {
+		read_node(a, req, &doc, resp);
+		goto out;
+	}
 	resp->status = 200;
 	resp->content_type = a->mime;
 	if (buf_append(&resp->body, doc.data, doc.data_len))
@@ -320,84 +500,283 @@ static bool media_type_is(const char *content_type, const char *mime)
 	return n == m && strncasecmp(content_type, mime, m) == 0;
 }
 
-/* Evaluates the preconditions against the committed document, on the caller's thread. */
-static enum xcap_precond precheck(struct xcap *x, const struct xcap_request *req, bool *exists,
-				  enum xdms_err *err_out)
+/*
+ * Reads the committed document for a write: its ETag (for the preconditions
+ * and the optimistic path) and, when @copy is set, a copy of its bytes.
+ */
+static enum xdms_err snapshot(struct xcap *x, const char *selector, bool *exists, char *etag, char **copy,
+			      size_t *copy_len)
 {
 	struct store_read *rd = NULL;
 	struct store_doc doc;
-	enum xcap_precond pc = XCAP_PRECOND_OK;
 	enum xdms_err err;
 
 	*exists = false;
+	etag[0] = '\0';
 	err = store_read_begin(x->st, &rd);
+	if (err)
+		return err;
+	err = store_doc_get(rd, selector, &doc);
 	if (!err) {
-		err = store_doc_get(rd, req->uri->doc_selector, &doc);
-		if (!err)
-			*exists = true;
-		if (!err || err == XDMS_ERR_NOTFOUND) {
-			pc = xcap_precond_eval(req->if_match, req->if_none_match, *exists ? doc.etag : NULL, false);
-			err = XDMS_ERR_OK;
+		*exists = true;
+		snprintf(etag, STORE_ETAG_MAX, "%s", doc.etag);
+		if (copy) {
+			*copy = xstrndup(doc.data, doc.data_len);
+			*copy_len = doc.data_len;
 		}
+	} else if (err == XDMS_ERR_NOTFOUND) {
+		err = XDMS_ERR_OK;
 	}
 	store_read_end(rd);
-	*err_out = err;
-	return pc;
+	return err;
 }
 
-/* Checks a document body as RFC 4825 §8.2.5 and the AUID require. */
-static bool document_valid(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req,
-			   struct xcap_response *resp)
+static void issue_to_error(const struct xml_issue *issue, struct xcap_error *e)
 {
+	enum xcap_error_kind kind;
+
+	switch (issue->fault) {
+	case XML_FAULT_NOT_UTF8:
+		kind = XCAP_ERROR_NOT_UTF8;
+		break;
+	case XML_FAULT_SCHEMA:
+		kind = XCAP_ERROR_SCHEMA_VALIDATION_ERROR;
+		break;
+	case XML_FAULT_FORBIDDEN:
+		kind = XCAP_ERROR_CONSTRAINT_FAILURE;
+		break;
+	case XML_FAULT_NOT_WELL_FORMED:
+	default:
+		kind = XCAP_ERROR_NOT_WELL_FORMED;
+		break;
+	}
+	xcap_error_set(e, kind, "%s", issue->phrase);
+}
+
+/*
+ * Runs the usage's hook on the document before the write (@old, NULL when
+ * there is none) and after it (@new_data, NULL for a delete). Fills w->error
+ * and returns CONFLICT (409) or DENIED (403) when the rules refuse it.
+ */
+static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_len, const char *new_data,
+			      size_t new_len)
+{
+	const struct xcap_hook *h = w->auid->hook;
+	struct xml_scan *old_scan = NULL, *new_scan = NULL;
+	struct xcap_identity who = { w->who_id, w->who_role };
+	struct xcap_check c = { 0 };
+	enum xdms_err err;
+
+	if (!h || !h->check)
+		return XDMS_ERR_OK;
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	/* A stored document always scans; if one ever does not, the hook sees
+	 * it as absent, which the strict rules refuse rather than allow. */
+	if (old && xml_scan_build(old, old_len, &old_scan))
+		old_scan = NULL;
+	if (new_data && xml_scan_build(new_data, new_len, &new_scan)) {
+		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
+			       "the document is too large or too deep for the %s rules to check", w->auid->name);
+		err = XDMS_ERR_CONFLICT;
+		goto out;
+	}
+	c.auid = w->auid;
+	c.who = &who;
+	c.selector = w->selector;
+	c.old_scan = old_scan;
+	c.new_scan = new_scan;
+	c.max_binary = w->x->max_binary;
+	err = h->check(&c, &w->error);
+out:
+	xml_scan_free(old_scan);
+	xml_scan_free(new_scan);
+	return err;
+}
+
+/*
+ * Checks the document a write would leave, in the order RFC 4825 §8.2.5 and
+ * SPEC §1.4 give: size, UTF-8, well-formedness, root element, then the
+ * usage's own rules (uniqueness before the schema, so that a duplicate gets
+ * <uniqueness-failure> rather than the XSD's xs:unique message), then the
+ * schema. @old is the document the write replaces (NULL when none). Fills
+ * w->error; returns OK, CONFLICT or DENIED. Safe on any thread.
+ */
+static enum xdms_err document_check(struct xcap_write *w, const char *data, size_t len, const char *old,
+				    size_t old_len)
+{
+	const struct xcap_auid *a = w->auid;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	const char *ns, *name;
-	bool is_ok = false;
+	enum xdms_err err = XDMS_ERR_CONFLICT;
 
-	if (req->body_len > a->max_document) {
-		struct xcap_error e = { 0 };
-
-		xcap_error_set(&e, XCAP_ERROR_CONSTRAINT_FAILURE,
-			       "document too large: %zu bytes; the limit for %s is %zu bytes", req->body_len, a->name,
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	if (len > a->max_document) {
+		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
+			       "document too large: %zu bytes; the limit for %s is %zu bytes", len, a->name,
 			       a->max_document);
-		respond_conflict(resp, &e);
-		return false;
+		return XDMS_ERR_CONFLICT;
 	}
-	if (xml_parse(req->body, req->body_len, x->max_depth, &doc, &issue)) {
-		respond_issue(resp, &issue);
-		return false;
+	if (xml_parse(data, len, w->x->max_depth, &doc, &issue)) {
+		issue_to_error(&issue, &w->error);
+		return XDMS_ERR_CONFLICT;
 	}
 	xml_doc_root(doc, &ns, &name);
 	if (strcmp(ns, a->ns) != 0 || strcmp(name, a->root) != 0) {
-		struct xcap_error e = { 0 };
-
-		xcap_error_set(&e, XCAP_ERROR_SCHEMA_VALIDATION_ERROR,
+		xcap_error_set(&w->error, XCAP_ERROR_SCHEMA_VALIDATION_ERROR,
 			       "the root element must be <%s> in namespace %s, not <%s>%s%s", a->root, a->ns, name,
 			       ns[0] ? " in namespace " : " in no namespace", ns);
-		respond_conflict(resp, &e);
 		goto out;
 	}
+	err = run_hook(w, old, old_len, data, len);
+	if (err)
+		goto out;
 	if (a->schema && xml_schema_validate(a->schema, doc, &issue)) {
-		respond_issue(resp, &issue);
+		issue_to_error(&issue, &w->error);
+		err = XDMS_ERR_CONFLICT;
 		goto out;
 	}
-	is_ok = true;
+	err = XDMS_ERR_OK;
 out:
 	xml_doc_free(doc);
-	return is_ok;
+	return err;
+}
+
+/*
+ * Runs a node operation on @doc and checks the document it produces. Used on
+ * the HTTP thread against a snapshot and, when the document changed in the
+ * meantime, again on the writer thread. Returns OK with w->new_doc set, or
+ * CONFLICT / DENIED / NOTFOUND with w->error or w->node_status saying why.
+ */
+static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t doc_len)
+{
+	struct xcap_node_result nr = { 0 };
+	enum xdms_err err;
+
+	free(w->new_doc);
+	free(w->detail);
+	w->new_doc = NULL;
+	w->detail = NULL;
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	if (w->is_delete)
+		xcap_node_delete(doc, doc_len, w->sel, &nr);
+	else
+		xcap_node_put(doc, doc_len, w->sel, w->body, w->body_len, &nr);
+	w->node_status = nr.status;
+	if (nr.status == 200 || nr.status == 201) {
+		err = document_check(w, nr.new_doc, nr.new_len, doc, doc_len);
+		if (err)
+			goto out;
+		w->new_doc = nr.new_doc;
+		w->new_len = nr.new_len;
+		w->detail = nr.detail;
+		nr.new_doc = NULL;
+		nr.detail = NULL;
+		goto out;
+	}
+	if (nr.status == 409) {
+		w->error = nr.error;
+		memset(&nr.error, 0, sizeof(nr.error));
+		if (w->error.kind == XCAP_ERROR_NO_PARENT && nr.ancestor)
+			w->error.ancestor = xasprintf("%s%s%s", w->doc_uri, nr.ancestor[0] ? "/~~/" : "", nr.ancestor);
+		err = XDMS_ERR_CONFLICT;
+		goto out;
+	}
+	err = XDMS_ERR_NOTFOUND;
+out:
+	xcap_node_result_cleanup(&nr);
+	return err;
+}
+
+/* True when @cur is the document the write was checked against when prepared. */
+static bool is_base(const struct xcap_write *w, const struct store_doc *cur)
+{
+	return w->is_checked && strcmp(cur ? cur->etag : "", w->base_etag) == 0;
+}
+
+/* The store's commit hook: the usage's store-wide effects, in the transaction. */
+static enum xdms_err write_commit(struct store_write *sw, struct store_txn *txn, const struct store_doc *old_doc,
+				  const struct store_doc *new_doc)
+{
+	struct xcap_write *w = sw->arg;
+	struct xml_scan *old_scan = NULL, *new_scan = NULL;
+	struct xcap_identity who = { w->who_id, w->who_role };
+	struct xcap_check c = { 0 };
+	enum xdms_err err;
+
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	if (old_doc && xml_scan_build(old_doc->data, old_doc->data_len, &old_scan))
+		old_scan = NULL;
+	if (new_doc && xml_scan_build(new_doc->data, new_doc->data_len, &new_scan)) {
+		/* apply checked this document already; this is not expected. */
+		err = XDMS_ERR_INVAL;
+		goto out;
+	}
+	c.auid = w->auid;
+	c.who = &who;
+	c.selector = w->selector;
+	c.old_scan = old_scan;
+	c.new_scan = new_scan;
+	c.max_binary = w->x->max_binary;
+	err = w->auid->hook->commit(&c, txn, &w->error);
+out:
+	xml_scan_free(old_scan);
+	xml_scan_free(new_scan);
+	return err;
 }
 
 static enum xdms_err write_apply(struct store_write *sw, const struct store_doc *cur)
 {
 	struct xcap_write *w = sw->arg;
+	enum xdms_err err;
 
 	if (xcap_precond_eval(w->if_match, w->if_none_match, cur ? cur->etag : NULL, false) != XCAP_PRECOND_OK)
 		return XDMS_ERR_PRECOND;
+	if (w->sel) {
+		if (!cur) {
+			/* The document went away since the request was prepared. */
+			if (w->is_delete)
+				return XDMS_ERR_NOTFOUND;
+			xcap_error_cleanup(&w->error);
+			memset(&w->error, 0, sizeof(w->error));
+			xcap_error_set(&w->error, XCAP_ERROR_NO_PARENT, "the document %s does not exist", w->selector);
+			return XDMS_ERR_CONFLICT;
+		}
+		/* Optimistic path: the snapshot the request was computed on is
+		 * still current, so its result stands. Otherwise compute and
+		 * check again on the document as it is now, in the transaction. */
+		if (!is_base(w, cur)) {
+			err = node_compute(w, cur->data, cur->data_len);
+			if (err)
+				return err;
+		}
+		sw->new_data = w->new_doc;
+		sw->new_len = w->new_len;
+		sw->detail = w->detail;
+		sw->detail_len = w->detail ? strlen(w->detail) : 0;
+		return XDMS_ERR_OK;
+	}
 	if (w->is_delete) {
 		if (!cur)
 			return XDMS_ERR_NOTFOUND;
+		if (!is_base(w, cur)) {
+			err = run_hook(w, cur->data, cur->data_len, NULL, 0);
+			if (err)
+				return err;
+		}
 		sw->is_delete = true;
 		return XDMS_ERR_OK;
+	}
+	/* The usage's rules compare with the document being replaced: check
+	 * again if it is not the one the request was checked against. */
+	if (!is_base(w, cur)) {
+		err = run_hook(w, cur ? cur->data : NULL, cur ? cur->data_len : 0, w->body, w->body_len);
+		if (err)
+			return err;
 	}
 	sw->new_data = w->body;
 	sw->new_len = w->body_len;
@@ -412,12 +791,140 @@ static void write_done(struct store_write *sw)
 		w->done(w->done_arg);
 }
 
+static void write_free(struct xcap_write *w)
+{
+	if (!w)
+		return;
+	xcap_selector_free(w->sel);
+	xcap_error_cleanup(&w->error);
+	free(w->selector);
+	free(w->doc_uri);
+	free(w->if_match);
+	free(w->if_none_match);
+	free(w->new_doc);
+	free(w->detail);
+	free(w->who_id);
+	free(w);
+}
+
+static struct xcap_write *write_new(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req)
+{
+	struct xcap_write *w = xcalloc(1, sizeof(*w));
+
+	w->x = x;
+	w->auid = a;
+	w->is_delete = req->method == XCAP_METHOD_DELETE;
+	w->selector = xstrdup(req->uri->doc_selector);
+	w->doc_uri = document_uri(x, req);
+	w->if_match = req->if_match ? xstrdup(req->if_match) : NULL;
+	w->if_none_match = req->if_none_match ? xstrdup(req->if_none_match) : NULL;
+	w->body = req->body;
+	w->body_len = req->body_len;
+	w->who_id = xstrdup(req->who->id ? req->who->id : "");
+	w->who_role = req->who->role;
+	w->sw.selector = w->selector;
+	w->sw.etag_prefix = a->etag_prefix;
+	w->sw.apply = write_apply;
+	if (a->hook && a->hook->commit)
+		w->sw.hook = write_commit;
+	w->sw.arg = w;
+	w->sw.done = write_done;
+	return w;
+}
+
+/* Prepares an element or attribute PUT/DELETE (RFC 4825 §8.2–8.4). */
+static struct xcap_write *prepare_node(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req,
+				       struct xcap_response *resp)
+{
+	struct xcap_selector *sel = NULL;
+	struct xcap_write *w = NULL;
+	const char *why = NULL, *want;
+	char etag[STORE_ETAG_MAX];
+	char *doc = NULL;
+	size_t doc_len = 0;
+	bool exists;
+	enum xdms_err err;
+
+	if (xcap_selector_parse(req->uri->node_selector, req->uri->query, a->ns, &sel, &why)) {
+		respond_text(resp, 400, "malformed node selector: %s", why ? why : "not RFC 4825 syntax");
+		return NULL;
+	}
+	if (xcap_selector_kind(sel) == XCAP_NODE_NAMESPACES) {
+		/* RFC 4825 §8.2: namespace bindings can only be read. */
+		respond_text(resp, 405, "namespace bindings are read-only");
+		resp->allow = ALLOW_READ_ONLY;
+		goto out;
+	}
+	want = xcap_selector_kind(sel) == XCAP_NODE_ATTRIBUTE ? XCAP_ATT_TYPE : XCAP_EL_TYPE;
+	if (req->method == XCAP_METHOD_PUT && !media_type_is(req->content_type, want)) {
+		respond_text(resp, 415, "this URI selects %s; send it as %s, not %s",
+			     xcap_selector_kind(sel) == XCAP_NODE_ELEMENT ? "an element" : "an attribute", want,
+			     req->content_type ? req->content_type : "a body without Content-Type");
+		goto out;
+	}
+	err = snapshot(x, req->uri->doc_selector, &exists, etag, &doc, &doc_len);
+	if (err) {
+		respond_text(resp, 500, "storage failure: %s", xdms_err_str(err));
+		goto out;
+	}
+	if (xcap_precond_eval(req->if_match, req->if_none_match, exists ? etag : NULL, false) != XCAP_PRECOND_OK) {
+		respond_text(resp, 412, "precondition failed");
+		goto out;
+	}
+	if (!exists) {
+		struct xcap_error e = { 0 };
+
+		if (req->method == XCAP_METHOD_DELETE) {
+			respond_text(resp, 404, "no document %s", req->uri->doc_selector);
+			goto out;
+		}
+		/* RFC 4825 §8.2.1: no document to put the node in. */
+		xcap_error_set(&e, XCAP_ERROR_NO_PARENT, "the document %s does not exist; PUT the whole document first",
+			       req->uri->doc_selector);
+		respond_conflict(resp, &e);
+		goto out;
+	}
+	if (req->method == XCAP_METHOD_PUT && !xml_utf8_valid(req->body, req->body_len, NULL)) {
+		struct xcap_error e = { 0 };
+
+		xcap_error_set(&e, XCAP_ERROR_NOT_UTF8, "the body is not valid UTF-8");
+		respond_conflict(resp, &e);
+		goto out;
+	}
+	w = write_new(x, a, req);
+	w->sel = sel;
+	sel = NULL;
+	snprintf(w->base_etag, sizeof(w->base_etag), "%s", etag);
+	err = node_compute(w, doc, doc_len);
+	w->is_checked = err == XDMS_ERR_OK;
+	if (err == XDMS_ERR_CONFLICT) {
+		respond_conflict(resp, &w->error);
+		write_free(w);
+		w = NULL;
+	} else if (err == XDMS_ERR_DENIED) {
+		respond_text(resp, 403, "%s", w->error.phrase);
+		write_free(w);
+		w = NULL;
+	} else if (err) {
+		respond_text(resp, w->node_status ? w->node_status : 404, "%s",
+			     w->is_delete ? "the node selector selects no single node" : "cannot apply the node selector");
+		write_free(w);
+		w = NULL;
+	}
+out:
+	xcap_selector_free(sel);
+	free(doc);
+	return w;
+}
+
 struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request *req,
 				      struct xcap_response *resp)
 {
 	const struct xcap_auid *a;
 	struct xcap_write *w;
-	enum xcap_precond pc;
+	char etag[STORE_ETAG_MAX];
+	char *old = NULL;
+	size_t old_len = 0;
 	enum xdms_err err;
 	bool exists;
 
@@ -429,41 +936,51 @@ struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request 
 	a = resolve(x, req, true, resp);
 	if (!a)
 		return NULL;
+	if (req->uri->node_selector)
+		return prepare_node(x, a, req, resp);
 	if (req->method == XCAP_METHOD_PUT && !media_type_is(req->content_type, a->mime)) {
 		respond_text(resp, 415, "a document of %s must be sent as %s, not %s", a->name, a->mime,
 			     req->content_type ? req->content_type : "a body without Content-Type");
 		return NULL;
 	}
-	pc = precheck(x, req, &exists, &err);
+	/* Preconditions first (RFC 4825 §8.2.6), against the committed document;
+	 * the writer checks them again at commit time. */
+	/* The usage's rules compare with the old document: copy it only then. */
+	err = snapshot(x, req->uri->doc_selector, &exists, etag, a->hook && a->hook->check ? &old : NULL,
+		       &old_len);
 	if (err) {
 		respond_text(resp, 500, "storage failure: %s", xdms_err_str(err));
 		return NULL;
 	}
-	if (pc != XCAP_PRECOND_OK) {
+	w = NULL;
+	if (xcap_precond_eval(req->if_match, req->if_none_match, exists ? etag : NULL, false) != XCAP_PRECOND_OK) {
 		respond_text(resp, 412, "precondition failed");
-		return NULL;
+		goto out;
 	}
 	if (req->method == XCAP_METHOD_DELETE && !exists) {
 		respond_text(resp, 404, "no document %s", req->uri->doc_selector);
-		return NULL;
+		goto out;
 	}
-	if (req->method == XCAP_METHOD_PUT && !document_valid(x, a, req, resp))
-		return NULL;
-
-	w = xcalloc(1, sizeof(*w));
-	w->x = x;
-	w->auid = a;
-	w->is_delete = req->method == XCAP_METHOD_DELETE;
-	w->selector = xstrdup(req->uri->doc_selector);
-	w->if_match = req->if_match ? xstrdup(req->if_match) : NULL;
-	w->if_none_match = req->if_none_match ? xstrdup(req->if_none_match) : NULL;
-	w->body = req->body;
-	w->body_len = req->body_len;
-	w->sw.selector = w->selector;
-	w->sw.etag_prefix = a->etag_prefix;
-	w->sw.apply = write_apply;
-	w->sw.arg = w;
-	w->sw.done = write_done;
+	w = write_new(x, a, req);
+	snprintf(w->base_etag, sizeof(w->base_etag), "%s", etag);
+	if (req->method == XCAP_METHOD_PUT)
+		err = document_check(w, req->body, req->body_len, old, old_len);
+	else
+		err = run_hook(w, old, old_len, NULL, 0);
+	if (err == XDMS_ERR_CONFLICT) {
+		respond_conflict(resp, &w->error);
+	} else if (err == XDMS_ERR_DENIED) {
+		respond_text(resp, 403, "%s", w->error.phrase);
+	} else if (err) {
+		respond_text(resp, 500, "cannot check the document: %s", xdms_err_str(err));
+	} else {
+		w->is_checked = true;
+		goto out;
+	}
+	write_free(w);
+	w = NULL;
+out:
+	free(old);
 	return w;
 }
 
@@ -491,18 +1008,27 @@ void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp)
 {
 	switch (w->sw.result) {
 	case XDMS_ERR_OK:
-		if (w->is_delete) {
+		if (w->sel) {
+			resp->status = w->node_status;
+			snprintf(resp->etag, sizeof(resp->etag), "%s", w->sw.etag);
+		} else if (w->is_delete) {
 			resp->status = 200;
 		} else {
 			resp->status = w->sw.is_created ? 201 : 200;
 			snprintf(resp->etag, sizeof(resp->etag), "%s", w->sw.etag);
 		}
 		break;
+	case XDMS_ERR_CONFLICT:
+		respond_conflict(resp, &w->error);
+		break;
+	case XDMS_ERR_DENIED:
+		respond_text(resp, 403, "%s", w->error.phrase[0] ? w->error.phrase : "not allowed to make this change");
+		break;
 	case XDMS_ERR_PRECOND:
 		respond_text(resp, 412, "precondition failed");
 		break;
 	case XDMS_ERR_NOTFOUND:
-		respond_text(resp, 404, "no document %s", w->selector);
+		respond_text(resp, 404, "no such node in %s", w->selector);
 		break;
 	case XDMS_ERR_TOOBIG:
 		respond_text(resp, 414, "the document selector is too long to store");
@@ -517,8 +1043,5 @@ void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp)
 		respond_text(resp, 500, "storage failure (%s); nothing was written", xdms_err_str(w->sw.result));
 		break;
 	}
-	free(w->selector);
-	free(w->if_match);
-	free(w->if_none_match);
-	free(w);
+	write_free(w);
 }

@@ -125,6 +125,8 @@ enum xdms_err xcap_error_render(const struct xcap_error *e, struct buf *out) XDM
 
 /* ---- application usages ---------------------------------------------------------------- */
 
+struct xcap_hook; /* xcap_int.h */
+
 enum xcap_scope { XCAP_SCOPE_USERS = 1, XCAP_SCOPE_GLOBAL = 2, XCAP_SCOPE_BOTH = 3 };
 
 /* One application usage, from a descriptor file (schemas/auids/<name>.auid). */
@@ -140,6 +142,8 @@ struct xcap_auid {
 	bool is_generated;      /* server-generated, read-only (xcap-caps) */
 	size_t max_document;    /* bytes */
 	struct xml_schema *schema; /* compiled; NULL when schema_name is NULL */
+	const struct xcap_hook *hook; /* semantic rules in C (descriptor key `hook`); NULL for none */
+	bool is_admin_only;     /* only administrators write it, in every tree */
 };
 
 struct xcap_registry;
@@ -187,6 +191,7 @@ struct xcap_options {
 	const char *root_path; /* "/xcap-root" */
 	const char *root_uri;  /* absolute XCAP root for bodies ("" = build from the request's base) */
 	unsigned max_depth;    /* XML nesting limit */
+	size_t max_binary;     /* largest embedded image (pres-content), bytes; 0 = no limit */
 };
 
 /* Creates the service over @st and @reg (both borrowed; they must outlive it).

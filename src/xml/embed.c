@@ -74,7 +74,7 @@ static xmlParserInputPtr restricted_loader(const char *url, const char *id, xmlP
 
 	if (!url || !xml_file_find(url, &data, &len))
 		return NULL;
-	buf = xmlParserInputBufferCreateStatic(data, (int)len, XML_CHAR_ENCODING_NONE);
+	buf = xmlParserInputBufferCreateMem(data, (int)len, XML_CHAR_ENCODING_NONE);
 	if (!buf)
 		return NULL;
 	in = xmlNewIOInputStream(ctxt, buf, XML_CHAR_ENCODING_NONE);

@@ -226,13 +226,15 @@ static void issue_set(struct xml_issue *issue, enum xml_fault fault, const char 
 	vsnprintf(issue->phrase, sizeof(issue->phrase), fmt, ap);
 	va_end(ap);
 	/* libxml2 messages end with a newline; a phrase is one line. */
+	for (char *p = issue->phrase; (p = strchr(p, '\n')) != NULL;)
+		*p = ' ';
 	n = strlen(issue->phrase);
 	while (n && (issue->phrase[n - 1] == '\n' || issue->phrase[n - 1] == ' '))
 		issue->phrase[--n] = '\0';
 }
 
-enum xdms_err xml_parse(const char *data, size_t len, unsigned max_depth, struct xml_doc **out,
-			struct xml_issue *issue)
+static enum xdms_err parse(const char *data, size_t len, unsigned max_depth, bool is_fragment,
+			   struct xml_doc **out, struct xml_issue *issue)
 {
 	xmlParserCtxtPtr ctxt = NULL;
 	xmlDocPtr doc = NULL;
@@ -248,6 +250,13 @@ enum xdms_err xml_parse(const char *data, size_t len, unsigned max_depth, struct
 		snprintf(issue->phrase, sizeof(issue->phrase), "the body is not valid UTF-8 (byte offset %zu)",
 			 bad);
 		issue->fault = XML_FAULT_NOT_UTF8;
+		goto out;
+	}
+	/* NUL is no XML character, and libxml2 would stop reading at it,
+	 * accepting whatever garbage follows. */
+	if (memchr(data, '\0', len)) {
+		issue_set(issue, XML_FAULT_NOT_WELL_FORMED, "not well-formed XML: a NUL byte at offset %zu",
+			  (size_t)((const char *)memchr(data, '\0', len) - data));
 		goto out;
 	}
 	if (!declared_encoding_ok(data, len, enc, sizeof(enc))) {
@@ -278,6 +287,15 @@ enum xdms_err xml_parse(const char *data, size_t len, unsigned max_depth, struct
 		issue_set(issue, g.fault, "%s", g.why);
 		goto out;
 	}
+	/* Namespaces in XML 1.0: an unbound prefix or a name with two colons is
+	 * only a namespace error to libxml2, but no XCAP document may have one. */
+	if (doc && ctxt->wellFormed && !ctxt->nsWellFormed && !is_fragment) {
+		const xmlError *e = xmlCtxtGetLastError(ctxt);
+
+		issue_set(issue, XML_FAULT_NOT_WELL_FORMED, "namespace error: %s (line %d)",
+			  e && e->message ? e->message : "an undeclared prefix", e ? e->line : 0);
+		goto out;
+	}
 	if (!doc || !ctxt->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 
@@ -306,6 +324,18 @@ out:
 		ctxt->_private = NULL;
 	}
 	return err;
+}
+
+enum xdms_err xml_parse(const char *data, size_t len, unsigned max_depth, struct xml_doc **out,
+			struct xml_issue *issue)
+{
+	return parse(data, len, max_depth, false, out, issue);
+}
+
+enum xdms_err xml_parse_fragment(const char *data, size_t len, unsigned max_depth, struct xml_doc **out,
+				 struct xml_issue *issue)
+{
+	return parse(data, len, max_depth, true, out, issue);
 }
 
 void xml_doc_free(struct xml_doc *doc)

@@ -81,6 +81,14 @@ bool xml_utf8_valid(const char *data, size_t len, size_t *bad_offset);
  */
 enum xdms_err xml_parse(const char *data, size_t len, unsigned max_depth,
 			struct xml_doc **out, struct xml_issue *issue) XDMS_WUR;
+/*
+ * Like xml_parse, for an element body of an XCAP element PUT: its namespace
+ * prefixes may be declared only in the document it goes into (RFC 4825
+ * §8.2.3), so namespace errors are not refused here; the caller checks the
+ * prefixes in the document's context.
+ */
+enum xdms_err xml_parse_fragment(const char *data, size_t len, unsigned max_depth, struct xml_doc **out,
+				 struct xml_issue *issue) XDMS_WUR;
 void xml_doc_free(struct xml_doc *doc);
 
 /* The root element's namespace URI ("" for none) and local name. Borrowed from @doc. */
@@ -97,5 +105,123 @@ void xml_schema_free(struct xml_schema *schema);
  * the first violation (with its line) in issue->phrase. */
 enum xdms_err xml_schema_validate(const struct xml_schema *schema, struct xml_doc *doc,
 				  struct xml_issue *issue) XDMS_WUR;
+
+/* ==== byte-offset scanning (src/xml/scan.c) ===================================
+ *
+ * A second, much smaller reader for documents that are already known to be
+ * well-formed (they passed xml_parse when they were stored). It records where
+ * every element and attribute sits in the bytes, so that XCAP node operations
+ * (RFC 4825 §8) can copy the document around the one node they touch and leave
+ * every other byte as it was. It still checks enough structure to be safe on
+ * any input: malformed input is refused with PARSE, never read out of bounds.
+ * No DTDs, no entities other than the five predefined ones and character
+ * references. A scan borrows the bytes it was built from; they must outlive it.
+ * A scan is immutable once built and may be read from any thread.
+ */
+#include <stdint.h>
+
+struct buf; /* base/buf.h */
+
+#define XML_SCAN_NONE UINT32_MAX          /* "no element / attribute" */
+#define XML_SCAN_MAX_ELEMENTS 200000u     /* more elements: TOOBIG */
+#define XML_SCAN_MAX_DEPTH 256u           /* deeper nesting: TOOBIG */
+#define XML_SCAN_MAX_ATTRS 1000000u       /* more attributes in a document: TOOBIG */
+#define XML_NS_XML "http://www.w3.org/XML/1998/namespace"
+
+/* One attribute or namespace declaration, as it sits in its start tag. */
+struct xml_scan_attr {
+	size_t name_off;     /* qualified name */
+	uint32_t name_len;
+	uint32_t prefix_len; /* 0 when unprefixed; else the local name starts at name_off + prefix_len + 1 */
+	size_t value_off;    /* the raw value between the quotes, references not decoded */
+	size_t value_len;
+	size_t end;          /* just past the closing quote */
+	char quote;          /* '"' or '\'' */
+	bool is_xmlns;       /* a namespace declaration (xmlns="..." or xmlns:p="...") */
+	/* An attribute: its namespace URI, "" when unprefixed, NULL when its prefix
+	 * is not bound. A declaration: the declared URI, decoded ("" undeclares the
+	 * default namespace). Owned by the scan. */
+	const char *ns;
+};
+
+/* One element. Offsets are byte offsets into the scanned data. */
+struct xml_scan_elem {
+	size_t start;        /* the '<' of the start tag */
+	size_t start_end;    /* just past the '>' of the start tag */
+	size_t end_start;    /* the '<' of the end tag; == start_end for an empty element */
+	size_t end;          /* just past the element; == start_end for an empty element */
+	size_t attrs_end;    /* just past the last attribute, or the name when it has none */
+	size_t name_off;     /* qualified name */
+	uint32_t name_len;
+	uint32_t prefix_len; /* 0 when unprefixed */
+	const char *ns;      /* namespace URI, "" for none, NULL for an unbound prefix; owned by the scan */
+	uint32_t parent;     /* XML_SCAN_NONE for the root */
+	uint32_t first_child;
+	uint32_t next_sibling;
+	uint32_t depth;      /* 0 for the root */
+	uint32_t attr_first; /* index of its first entry in attrs[] */
+	uint32_t attr_count; /* attributes and namespace declarations, in document order */
+	bool is_empty;       /* written as <name .../> */
+};
+
+/* A scanned document. All fields are read-only for users. */
+struct xml_scan {
+	const char *data;             /* borrowed */
+	size_t len;
+	struct xml_scan_elem *elems;  /* in document order; elems[0] is the root element */
+	uint32_t elem_count;
+	struct xml_scan_attr *attrs;  /* grouped per element, in document order */
+	uint32_t attr_count;
+	char **strings;               /* private: decoded namespace URIs */
+	size_t string_count;
+	size_t string_cap;
+};
+
+/*
+ * Scans @data (@len bytes, a complete document, optionally with a UTF-8 BOM
+ * and an XML declaration). On success *out is owned by the caller
+ * (xml_scan_free) and borrows @data. Returns PARSE for input that is not a
+ * well-formed document (including DTDs, undefined entities, names with more
+ * than one colon), TOOBIG past the XML_SCAN_MAX_* limits. Prefixes without a
+ * binding are not an error: their ns is NULL. O(len).
+ */
+enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out) XDMS_WUR;
+void xml_scan_free(struct xml_scan *scan);
+
+/* The local name of element @e (borrowed from the data), its length in *len. */
+const char *xml_scan_elem_local(const struct xml_scan *scan, uint32_t e, size_t *len);
+
+/* The attribute of element @e (not a namespace declaration) whose namespace is
+ * @ns ("" for none) and local name @local, or XML_SCAN_NONE. */
+uint32_t xml_scan_attr_find(const struct xml_scan *scan, uint32_t e, const char *ns, const char *local,
+			    size_t local_len);
+
+/* The namespace URI bound to @prefix (length @prefix_len; 0 = the default
+ * namespace) in scope at element @e: "xml" is always bound; "" when the
+ * default namespace is not declared; NULL when the prefix is unbound. */
+const char *xml_scan_prefix_ns(const struct xml_scan *scan, uint32_t e, const char *prefix,
+			       size_t prefix_len);
+
+/* Finds a non-empty prefix bound to @ns in scope at element @e, preferring
+ * @preferred (may be NULL). On success points *prefix into the data (or at a
+ * static "xml") with its length in *prefix_len. */
+bool xml_scan_ns_prefix(const struct xml_scan *scan, uint32_t e, const char *ns, const char *preferred,
+			const char **prefix, size_t *prefix_len);
+
+/*
+ * Decodes an attribute value as written between the quotes (XML 1.0 §3.3.3):
+ * the five predefined entities and character references are replaced, and
+ * literal tab, CR, LF and CR LF become one space each. Appends to @out.
+ * Returns PARSE for a '<', a '&' that does not start a valid reference, a
+ * character reference to a character XML does not allow, or a control
+ * character; TOOBIG when @out is full.
+ */
+enum xdms_err xml_attvalue_decode(const char *raw, size_t len, struct buf *out) XDMS_WUR;
+
+/* True when the raw attribute value @raw decodes (as xml_attvalue_decode) to
+ * exactly the @dec_len bytes of @dec. False also for a malformed @raw. */
+bool xml_attvalue_equal(const char *raw, size_t raw_len, const char *dec, size_t dec_len);
+
+/* ==== end of byte-offset scanning ============================================== */
 
 #endif

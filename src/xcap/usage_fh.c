@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * org.openmobilealliance.cab-feature-handler (SPEC §4.3). Two rules beyond
+ * the schema:
+ *
+ * Uniqueness (rule 3): every request (<import-profile>, <export-profile>,
+ * <subscribe-profile>) has an @id unique across the whole document; a
+ * duplicate is a <uniqueness-failure> whose field selects the second one
+ * and whose <alt-value> proposes a free id.
+ *
+ * Ownership (rule 2), by comparing the document before and after the write:
+ *  - the principal (a user) writes requests, never a <response>: for every
+ *    request present before and after, its <response> must be byte-for-byte
+ *    unchanged, and a new request carries none (409 <constraint-failure>);
+ *  - the trusted IWF / CAB server writes <response> elements and may delete
+ *    <credentials> (it consumes them), nothing else (403): the document with
+ *    every <response> and <credentials> cut out must be the same before and
+ *    after, and no request may gain or change credentials;
+ *  - an administrator is not restricted.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "xcap/xcap_int.h"
+#include "xml/xml.h"
+
+#define FH_NS "urn:oma:xml:cab:feature-handler"
+
+static const char *const request_kinds[] = { "import-profile", "export-profile", "subscribe-profile" };
+
+static bool is_request(const struct xml_scan *scan, uint32_t e)
+{
+	for (size_t i = 0; i < sizeof(request_kinds) / sizeof(request_kinds[0]); i++)
+		if (xcap_scan_is(scan, e, FH_NS, request_kinds[i]))
+			return true;
+	return false;
+}
+
+/* The request with @id in @scan, or XML_SCAN_NONE. */
+static uint32_t request_by_id(const struct xml_scan *scan, const char *id)
+{
+	if (!scan || !scan->elem_count)
+		return XML_SCAN_NONE;
+	for (uint32_t r = scan->elems[0].first_child; r != XML_SCAN_NONE; r = scan->elems[r].next_sibling) {
+		char *v;
+		bool is_match;
+
+		if (!is_request(scan, r))
+			continue;
+		v = xcap_scan_attr(scan, r, "id");
+		is_match = v && strcmp(v, id) == 0;
+		free(v);
+		if (is_match)
+			return r;
+	}
+	return XML_SCAN_NONE;
+}
+
+/* The bytes of the @local child of request @r ("" with length 0 when absent). */
+static const char *child_bytes(const struct xml_scan *scan, uint32_t r, const char *local, size_t *len)
+{
+	uint32_t c = r == XML_SCAN_NONE ? XML_SCAN_NONE :
+					  xcap_scan_next(scan, scan->elems[r].first_child, FH_NS, local);
+
+	if (c == XML_SCAN_NONE) {
+		*len = 0;
+		return "";
+	}
+	*len = scan->elems[c].end - scan->elems[c].start;
+	return scan->data + scan->elems[c].start;
+}
+
+static bool same_child(const struct xml_scan *a, uint32_t ra, const struct xml_scan *b, uint32_t rb,
+		       const char *local)
+{
+	size_t la, lb;
+	const char *pa = child_bytes(a, ra, local, &la), *pb = child_bytes(b, rb, local, &lb);
+
+	return la == lb && memcmp(pa, pb, la) == 0;
+}
+
+static enum xdms_err check_unique_ids(const struct xml_scan *scan, struct xcap_error *e)
+{
+	for (uint32_t r = scan->elems[0].first_child; r != XML_SCAN_NONE; r = scan->elems[r].next_sibling) {
+		char *id;
+		uint32_t first;
+
+		if (!is_request(scan, r))
+			continue;
+		id = xcap_scan_attr(scan, r, "id");
+		if (!id)
+			continue; /* required by the schema */
+		first = request_by_id(scan, id);
+		if (first != r) {
+			size_t len;
+			const char *kind = xml_scan_elem_local(scan, r, &len);
+
+			xcap_error_set(e, XCAP_ERROR_UNIQUENESS_FAILURE,
+				       "request id \"%s\" is used twice; every request needs its own id", id);
+			e->field = xasprintf("cab-feature-handler/%.*s[@id=\"%s\"]/@id", (int)len, kind, id);
+			for (unsigned i = 2; i < 1000 && !e->alt_value; i++) {
+				char *cand = xasprintf("%s-%u", id, i);
+
+				if (request_by_id(scan, cand) == XML_SCAN_NONE)
+					e->alt_value = cand;
+				else
+					free(cand);
+			}
+			free(id);
+			return XDMS_ERR_CONFLICT;
+		}
+		free(id);
+	}
+	return XDMS_ERR_OK;
+}
+
+/* The principal may not add, change or remove a <response>. */
+static enum xdms_err check_principal(const struct xml_scan *old, const struct xml_scan *new_scan,
+				     struct xcap_error *e)
+{
+	for (uint32_t r = new_scan->elems[0].first_child; r != XML_SCAN_NONE; r = new_scan->elems[r].next_sibling) {
+		char *id;
+		uint32_t before;
+		bool is_ok;
+
+		if (!is_request(new_scan, r))
+			continue;
+		id = xcap_scan_attr(new_scan, r, "id");
+		before = id ? request_by_id(old, id) : XML_SCAN_NONE;
+		free(id);
+		is_ok = before == XML_SCAN_NONE ? xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS,
+								 "response") == XML_SCAN_NONE :
+						  same_child(old, before, new_scan, r, "response");
+		if (!is_ok) {
+			xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
+				       "response elements are written by the CAB server only");
+			return XDMS_ERR_CONFLICT;
+		}
+	}
+	return XDMS_ERR_OK;
+}
+
+/* @scan's bytes with every <response> and <credentials> of a request cut out. */
+static char *skeleton(const struct xml_scan *scan, size_t *len)
+{
+	struct buf b;
+	size_t at = 0;
+
+	buf_init(&b, scan->len + 1);
+	for (uint32_t r = scan->elems[0].first_child; r != XML_SCAN_NONE; r = scan->elems[r].next_sibling) {
+		if (!is_request(scan, r))
+			continue;
+		for (uint32_t c = scan->elems[r].first_child; c != XML_SCAN_NONE; c = scan->elems[c].next_sibling) {
+			if (!xcap_scan_is(scan, c, FH_NS, "response") && !xcap_scan_is(scan, c, FH_NS, "credentials"))
+				continue;
+			/* Cannot exceed the capacity: the skeleton is a subset of the bytes. */
+			if (buf_append(&b, scan->data + at, scan->elems[c].start - at))
+				abort();
+			at = scan->elems[c].end;
+		}
+	}
+	if (buf_append(&b, scan->data + at, scan->len - at))
+		abort();
+	return buf_take(&b, len);
+}
+
+/* The IWF writes responses and consumes credentials, nothing else. */
+static enum xdms_err check_server(const struct xml_scan *old, const struct xml_scan *new_scan,
+				  struct xcap_error *e)
+{
+	size_t old_len, new_len;
+	char *a, *b;
+	bool is_same;
+
+	if (!old || !new_scan) {
+		xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
+			       "a trusted server may not create or delete a Feature Handler document");
+		return XDMS_ERR_DENIED;
+	}
+	a = skeleton(old, &old_len);
+	b = skeleton(new_scan, &new_len);
+	is_same = old_len == new_len && memcmp(a, b, old_len) == 0;
+	free(a);
+	free(b);
+	if (!is_same) {
+		xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
+			       "a trusted server may only write <response> elements and delete <credentials>");
+		return XDMS_ERR_DENIED;
+	}
+	for (uint32_t r = new_scan->elems[0].first_child; r != XML_SCAN_NONE; r = new_scan->elems[r].next_sibling) {
+		char *id;
+		uint32_t before;
+		size_t len;
+
+		if (!is_request(new_scan, r))
+			continue;
+		child_bytes(new_scan, r, "credentials", &len);
+		if (!len)
+			continue;
+		id = xcap_scan_attr(new_scan, r, "id");
+		before = id ? request_by_id(old, id) : XML_SCAN_NONE;
+		free(id);
+		if (!same_child(old, before, new_scan, r, "credentials")) {
+			xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
+				       "a trusted server may delete <credentials> but not write them");
+			return XDMS_ERR_DENIED;
+		}
+	}
+	return XDMS_ERR_OK;
+}
+
+enum xdms_err xcap_check_feature_handler(const struct xcap_check *c, struct xcap_error *e)
+{
+	enum xdms_err err;
+
+	if (c->new_scan && c->new_scan->elem_count) {
+		err = check_unique_ids(c->new_scan, e);
+		if (err)
+			return err;
+	}
+	switch (c->who->role) {
+	case XCAP_ROLE_ADMIN:
+		return XDMS_ERR_OK;
+	case XCAP_ROLE_SERVER:
+		return check_server(c->old_scan, c->new_scan, e);
+	case XCAP_ROLE_USER:
+	default:
+		if (!c->new_scan)
+			return XDMS_ERR_OK; /* the principal may delete the whole document */
+		return check_principal(c->old_scan, c->new_scan, e);
+	}
+}
