@@ -554,21 +554,19 @@ static void issue_to_error(const struct xml_issue *issue, struct xcap_error *e)
 }
 
 /*
- * Runs the usage's hook on the document before the write (@old, NULL when
- * there is none) and after it (@new_data, NULL for a delete). Fills w->error
- * and returns CONFLICT (409) or DENIED (403) when the rules refuse it.
+ * Calls the usage's hook on the document before the write (@old, NULL when
+ * there is none) and after it (@new_data, NULL for a delete): its check, or
+ * with @txn its commit function. Fills w->error and returns CONFLICT (409)
+ * or DENIED (403) when the rules refuse the write.
  */
-static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_len, const char *new_data,
-			      size_t new_len)
+static enum xdms_err hook_call(struct xcap_write *w, const char *old, size_t old_len, const char *new_data,
+			       size_t new_len, struct store_txn *txn)
 {
-	const struct xcap_hook *h = w->auid->hook;
 	struct xml_scan *old_scan = NULL, *new_scan = NULL;
 	struct xcap_identity who = { w->who_id, w->who_role };
 	struct xcap_check c = { 0 };
 	enum xdms_err err;
 
-	if (!h || !h->check)
-		return XDMS_ERR_OK;
 	xcap_error_cleanup(&w->error);
 	memset(&w->error, 0, sizeof(w->error));
 	/* A stored document always scans; if one ever does not, the hook sees
@@ -587,11 +585,20 @@ static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_
 	c.old_scan = old_scan;
 	c.new_scan = new_scan;
 	c.max_binary = w->x->max_binary;
-	err = h->check(&c, &w->error);
+	err = txn ? w->auid->hook->commit(&c, txn, &w->error) : w->auid->hook->check(&c, &w->error);
 out:
 	xml_scan_free(old_scan);
 	xml_scan_free(new_scan);
 	return err;
+}
+
+/* Runs the usage's check (see hook_call). */
+static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_len, const char *new_data,
+			      size_t new_len)
+{
+	if (!w->auid->hook || !w->auid->hook->check)
+		return XDMS_ERR_OK;
+	return hook_call(w, old, old_len, new_data, new_len, NULL);
 }
 
 /*
@@ -702,31 +709,9 @@ static enum xdms_err write_commit(struct store_write *sw, struct store_txn *txn,
 				  const struct store_doc *new_doc)
 {
 	struct xcap_write *w = sw->arg;
-	struct xml_scan *old_scan = NULL, *new_scan = NULL;
-	struct xcap_identity who = { w->who_id, w->who_role };
-	struct xcap_check c = { 0 };
-	enum xdms_err err;
 
-	xcap_error_cleanup(&w->error);
-	memset(&w->error, 0, sizeof(w->error));
-	if (old_doc && xml_scan_build(old_doc->data, old_doc->data_len, &old_scan))
-		old_scan = NULL;
-	if (new_doc && xml_scan_build(new_doc->data, new_doc->data_len, &new_scan)) {
-		/* apply checked this document already; this is not expected. */
-		err = XDMS_ERR_INVAL;
-		goto out;
-	}
-	c.auid = w->auid;
-	c.who = &who;
-	c.selector = w->selector;
-	c.old_scan = old_scan;
-	c.new_scan = new_scan;
-	c.max_binary = w->x->max_binary;
-	err = w->auid->hook->commit(&c, txn, &w->error);
-out:
-	xml_scan_free(old_scan);
-	xml_scan_free(new_scan);
-	return err;
+	return hook_call(w, old_doc ? old_doc->data : NULL, old_doc ? old_doc->data_len : 0,
+			 new_doc ? new_doc->data : NULL, new_doc ? new_doc->data_len : 0, txn);
 }
 
 static enum xdms_err write_apply(struct store_write *sw, const struct store_doc *cur)

@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "unit.h"
 
 START_TEST(err_table_complete)
 {
@@ -73,7 +74,6 @@ int main(void)
 {
 	Suite *s = suite_create("base");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, err_table_complete);
@@ -81,9 +81,6 @@ int main(void)
 	tcase_add_test(tc, buf_escapes_xml);
 	tcase_add_test(tc, buf_take_hands_over);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

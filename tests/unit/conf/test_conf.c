@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "unit.h"
 
 START_TEST(defaults)
 {
@@ -108,7 +109,6 @@ int main(void)
 {
 	Suite *s = suite_create("conf");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, defaults);
@@ -116,9 +116,6 @@ int main(void)
 	tcase_add_test(tc, set_errors_name_the_key);
 	tcase_add_test(tc, ini_file);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -13,6 +13,7 @@
 
 #include "http/http.h"
 #include "http/http_int.h"
+#include "unit.h"
 
 #define RFC_HEADER(algo, response)                                                        \
 	"Digest username=\"Mufasa\", realm=\"http-auth@example.org\", uri=\"/dir/index.html\", " \
@@ -119,7 +120,6 @@ int main(void)
 {
 	Suite *s = suite_create("http_digest");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, rfc7616_example_md5_and_sha256);
@@ -128,9 +128,6 @@ int main(void)
 	tcase_add_test(tc, nonce_expiry);
 	tcase_add_test(tc, credentials_fill);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
+#include "unit.h"
 
 /* The document of SPEC §1.5 (OpenXCAP's test_element_put, without white space). */
 static const char *const D =
@@ -682,7 +683,6 @@ int main(void)
 {
 	Suite *s = suite_create("xcap_node");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	xml_init();
@@ -709,11 +709,7 @@ int main(void)
 	tcase_add_test(tc, scanner_limits);
 	tcase_add_test(tc, attvalue_helpers);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_NOFORK);
 	xcap_node_result_cleanup(&r);
 	free(last_detail);
 	xml_shutdown();

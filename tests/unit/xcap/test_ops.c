@@ -14,6 +14,7 @@
 
 #include "xcap/xcap.h"
 #include "xml/xml.h"
+#include "unit.h"
 
 static char dir[] = "/tmp/xdms-ops-XXXXXX";
 static struct store *st;
@@ -325,7 +326,6 @@ int main(void)
 {
 	Suite *s = suite_create("xcap_ops");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -338,9 +338,6 @@ int main(void)
 	tcase_add_test(tc, xcap_caps);
 	tcase_add_test(tc, error_render_escapes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

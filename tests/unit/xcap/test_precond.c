@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "xcap/xcap.h"
+#include "unit.h"
 
 #define OK XCAP_PRECOND_OK
 #define NM XCAP_PRECOND_NOT_MODIFIED
@@ -74,7 +75,6 @@ int main(void)
 {
 	Suite *s = suite_create("xcap_precond");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, no_headers);
@@ -83,9 +83,6 @@ int main(void)
 	tcase_add_test(tc, both_headers);
 	tcase_add_test(tc, malformed_lists_terminate);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
+#include "unit.h"
 
 static struct xcap_selector *sel;
 
@@ -239,7 +240,6 @@ int main(void)
 {
 	Suite *s = suite_create("xcap_selector");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	xml_init();
@@ -249,11 +249,7 @@ int main(void)
 	tcase_add_test(tc, namespaces_in_evaluation);
 	tcase_add_test(tc, null_tolerant_free);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_NOFORK);
 	xcap_selector_free(sel);
 	xml_shutdown();
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

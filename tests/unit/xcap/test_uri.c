@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "xcap/xcap.h"
+#include "unit.h"
 
 static struct xcap_uri u;
 
@@ -148,7 +149,6 @@ int main(void)
 {
 	Suite *s = suite_create("xcap_uri");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, user_document);
@@ -160,11 +160,7 @@ int main(void)
 	tcase_add_test(tc, too_long);
 	tcase_add_test(tc, xui_and_realm);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run(s, CK_NOFORK);
 	xcap_uri_cleanup(&u);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
