@@ -56,6 +56,7 @@ struct xcap_write {
 	bool is_delete;
 	char *selector;      /* document selector (store key) */
 	char *doc_uri;       /* absolute HTTP URI of the document, for <ancestor> */
+	char *query;         /* the request's raw query (namespace bindings), or NULL */
 	char *if_match;
 	char *if_none_match;
 	const char *body;    /* borrowed from the request */
@@ -398,6 +399,7 @@ static void read_node(const struct xcap_auid *a, const struct xcap_request *req,
 
 	if (xcap_selector_parse(req->uri->node_selector, req->uri->query, a->ns, &sel, &why)) {
 		respond_text(resp, 400, "malformed node selector: %s", why ? why : "not RFC 4825 syntax");
+		resp->etag[0] = '\0';
 		return;
 	}
 	xcap_node_get(doc->data, doc->data_len, sel, &nr);
@@ -444,6 +446,11 @@ void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_respo
 	if (!a)
 		return;
 	if (a->is_generated) {
+		if (req->uri->node_selector) {
+			respond_text(resp, 404, "%s documents are generated whole; they have no element resources",
+				     a->name);
+			return;
+		}
 		read_generated(x, a, req, resp);
 		return;
 	}
@@ -687,8 +694,12 @@ static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t 
 	if (nr.status == 409) {
 		w->error = nr.error;
 		memset(&nr.error, 0, sizeof(nr.error));
+		/* The ancestor's URI must work as a URI: a selector with prefixes
+		 * needs the request's namespace bindings (RFC 4825 §6.4). */
 		if (w->error.kind == XCAP_ERROR_NO_PARENT && nr.ancestor)
-			w->error.ancestor = xasprintf("%s%s%s", w->doc_uri, nr.ancestor[0] ? "/~~/" : "", nr.ancestor);
+			w->error.ancestor = xasprintf("%s%s%s%s%s", w->doc_uri, nr.ancestor[0] ? "/~~/" : "",
+						      nr.ancestor, nr.ancestor[0] && w->query ? "?" : "",
+						      nr.ancestor[0] && w->query ? w->query : "");
 		err = XDMS_ERR_CONFLICT;
 		goto out;
 	}
@@ -784,6 +795,7 @@ static void write_free(struct xcap_write *w)
 	xcap_error_cleanup(&w->error);
 	free(w->selector);
 	free(w->doc_uri);
+	free(w->query);
 	free(w->if_match);
 	free(w->if_none_match);
 	free(w->new_doc);
@@ -801,6 +813,7 @@ static struct xcap_write *write_new(struct xcap *x, const struct xcap_auid *a, c
 	w->is_delete = req->method == XCAP_METHOD_DELETE;
 	w->selector = xstrdup(req->uri->doc_selector);
 	w->doc_uri = document_uri(x, req);
+	w->query = req->uri->query ? xstrdup(req->uri->query) : NULL;
 	w->if_match = req->if_match ? xstrdup(req->if_match) : NULL;
 	w->if_none_match = req->if_none_match ? xstrdup(req->if_none_match) : NULL;
 	w->body = req->body;
