@@ -52,6 +52,11 @@ struct conf {
 	unsigned xcap_max_depth;    /* XML nesting limit */
 	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
 	size_t xcap_max_icon;       /* largest presence-content image, decoded bytes */
+	/* [sip] */
+	char *sip_listen;           /* "ADDR:PORT" for UDP and TCP; "" = no SIP */
+	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */
+	bool sip_trust_from;        /* lab setting: take the subscriber from From */
+	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
 	bool log_access;            /* one access-log line per request */
