@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 --
--- wrk (4.x, LuaJIT) script for bench/xcap-http. One file, three modes chosen
+-- wrk (4.x, LuaJIT) script for bench/xcap-http. One file, four modes chosen
 -- by the XB_MODE environment variable (read at load time, so the main state
 -- and every thread state agree on whether request() exists, which decides
 -- whether wrk sends one static request or calls request() each time):
@@ -9,9 +9,18 @@
 --           when set (sent to nginx too, which ignores it, so that both
 --           servers get byte-identical requests)
 --   put     PUT of the body in XB_BODY_FILE (Content-Type XB_CTYPE) to
---           XB_ROOT/resource-lists/users/sip:userN@XB_DOMAIN/index,
---           N rotating over 0..XB_USERS-1, each asserting its own owner; the
---           requests are built once in init(), request() only picks one
+--           XB_ROOT/resource-lists/users/sip:userN@XB_DOMAIN/XB_DOC (default
+--           index), N rotating over 0..XB_USERS-1, each asserting its own
+--           owner; the requests are built once in init() and request() only
+--           picks one, unless they would take more than 16 MiB (1 MiB
+--           bodies): then request() builds each one
+--   elput   element PUT (Content-Type application/xcap-el+xml) replacing one
+--           <entry> of XB_DOC of sip:userN@XB_DOMAIN: XB_ELEMENTS is a file
+--           of "NNNNN<TAB>element" lines, the element replacing the entry
+--           with uri sip:contactNNNNN@XB_DOMAIN in <list name="XB_LIST">.
+--           Request i goes to user i mod XB_USERS and to element
+--           (i div XB_USERS) mod #lines, so consecutive requests write
+--           different documents and each document sees different entries
 --   digest  GET of XB_PATH with RFC 7616 Digest (qop=auth, XB_DIGEST_ALGO
 --           MD5 or SHA-256). Each wrk thread reuses one nonce (XB_NONCES,
 --           comma-separated, one per thread) with nc counting up from
@@ -92,19 +101,28 @@ elseif mode == "put" then
    local root = os.getenv("XB_ROOT") or "/xcap-root"
    local domain = os.getenv("XB_DOMAIN") or "example.com"
    local ctype = os.getenv("XB_CTYPE") or "application/resource-lists+xml"
+   local doc = os.getenv("XB_DOC") or "index"
    local idx = 0
+   local body, prebuilt
+
+   local function build(i)
+      local xui = "sip:user" .. i .. "@" .. domain
+      return wrk.format("PUT", root .. "/resource-lists/users/" .. xui .. "/" .. doc, {
+         ["Host"] = wrk.headers["Host"],
+         ["Content-Type"] = ctype,
+         ["X-3GPP-Asserted-Identity"] = '"' .. xui .. '"',
+      }, body)
+   end
 
    function init(args)
       local f = assert(io.open(assert(os.getenv("XB_BODY_FILE"), "XB_BODY_FILE"), "rb"))
-      local body = f:read("*a")
+      body = f:read("*a")
       f:close()
-      for i = 0, users - 1 do
-         local xui = "sip:user" .. i .. "@" .. domain
-         reqs[i + 1] = wrk.format("PUT", root .. "/resource-lists/users/" .. xui .. "/index", {
-            ["Host"] = wrk.headers["Host"],
-            ["Content-Type"] = ctype,
-            ["X-3GPP-Asserted-Identity"] = '"' .. xui .. '"',
-         }, body)
+      prebuilt = #body * users <= 16 * 1024 * 1024
+      if prebuilt then
+         for i = 0, users - 1 do
+            reqs[i + 1] = build(i)
+         end
       end
       -- Threads start at different users so they do not write the same
       -- document at the same moment.
@@ -113,7 +131,47 @@ elseif mode == "put" then
 
    function request()
       idx = idx % users + 1
-      return reqs[idx]
+      return prebuilt and reqs[idx] or build(idx - 1)
+   end
+
+elseif mode == "elput" then
+   local users = tonumber(os.getenv("XB_USERS") or "100")
+   local nthreads = tonumber(os.getenv("XB_THREADS") or "1")
+   local root = os.getenv("XB_ROOT") or "/xcap-root"
+   local domain = os.getenv("XB_DOMAIN") or "example.com"
+   local doc = os.getenv("XB_DOC") or "index"
+   local list = os.getenv("XB_LIST") or "big"
+   local nums, elements = {}, {}
+   local host
+   local idx = 0
+
+   function init(args)
+      for line in io.lines((assert(os.getenv("XB_ELEMENTS"), "XB_ELEMENTS"))) do
+         local num, el = line:match("^(%d+)\t(.+)$")
+         if num then
+            nums[#nums + 1] = num
+            elements[#elements + 1] = el
+         end
+      end
+      assert(#elements > 0, "XB_ELEMENTS has no elements")
+      host = wrk.headers["Host"]
+      -- As in put: threads start at different users.
+      idx = ((thread_id - 1) * math.floor(users / nthreads)) % users
+   end
+
+   function request()
+      local u = idx % users
+      local e = math.floor(idx / users) % #elements + 1
+      idx = idx + 1
+      local xui = "sip:user" .. u .. "@" .. domain
+      local path = root .. "/resource-lists/users/" .. xui .. "/" .. doc ..
+         "/~~/resource-lists/list%5B@name=%22" .. list .. "%22%5D/entry%5B@uri=%22sip:contact" ..
+         nums[e] .. "@" .. domain .. "%22%5D"
+      return wrk.format("PUT", path, {
+         ["Host"] = host,
+         ["Content-Type"] = "application/xcap-el+xml",
+         ["X-3GPP-Asserted-Identity"] = '"' .. xui .. '"',
+      }, elements[e])
    end
 
 elseif mode == "digest" then

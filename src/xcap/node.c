@@ -67,6 +67,7 @@ void xcap_node_result_cleanup(struct xcap_node_result *r)
 	if (!r)
 		return;
 	free(r->body);
+	xml_scan_free(r->new_scan);
 	free(r->new_doc);
 	free(r->ancestor);
 	free(r->detail);
@@ -494,6 +495,8 @@ static void put_element(const char *doc, size_t doc_len, const struct xcap_selec
 	out->status = is_insert ? 201 : 200;
 	out->new_doc = new_doc;
 	out->new_len = new_len;
+	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
+	nscan = NULL;
 	new_doc = NULL;
 	set_detail(out, sel, is_insert ? "put-element insert" : "put-element replace");
 out:
@@ -601,6 +604,8 @@ static void put_attribute(const char *doc, size_t doc_len, const struct xcap_sel
 	out->status = is_insert ? 201 : 200;
 	out->new_doc = new_doc;
 	out->new_len = new_len;
+	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
+	nscan = NULL;
 	new_doc = NULL;
 	set_detail(out, sel, is_insert ? "put-attribute insert" : "put-attribute replace");
 out:
@@ -697,6 +702,8 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 	out->status = 200;
 	out->new_doc = new_doc;
 	out->new_len = new_len;
+	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
+	nscan = NULL;
 	new_doc = NULL;
 	set_detail(out, sel, kind == XCAP_NODE_ELEMENT ? "delete-element" : "delete-attribute");
 out:

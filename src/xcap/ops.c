@@ -567,7 +567,7 @@ static void issue_to_error(const struct xml_issue *issue, struct xcap_error *e)
  * or DENIED (403) when the rules refuse the write.
  */
 static enum xdms_err hook_call(struct xcap_write *w, const char *old, size_t old_len, const char *new_data,
-			       size_t new_len, struct store_txn *txn)
+			       size_t new_len, const struct xml_scan *new_given, struct store_txn *txn)
 {
 	struct xml_scan *old_scan = NULL, *new_scan = NULL;
 	struct xcap_identity who = { w->who_id, w->who_role };
@@ -577,10 +577,11 @@ static enum xdms_err hook_call(struct xcap_write *w, const char *old, size_t old
 	xcap_error_cleanup(&w->error);
 	memset(&w->error, 0, sizeof(w->error));
 	/* A stored document always scans; if one ever does not, the hook sees
-	 * it as absent, which the strict rules refuse rather than allow. */
-	if (old && xml_scan_build(old, old_len, &old_scan))
+	 * it as absent, which the strict rules refuse rather than allow. Only
+	 * the hooks that compare old and new pay for scanning the old one. */
+	if (old && (txn || w->auid->hook->needs_old) && xml_scan_build(old, old_len, &old_scan))
 		old_scan = NULL;
-	if (new_data && xml_scan_build(new_data, new_len, &new_scan)) {
+	if (new_data && !new_given && xml_scan_build(new_data, new_len, &new_scan)) {
 		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
 			       "the document is too large or too deep for the %s rules to check", w->auid->name);
 		err = XDMS_ERR_CONFLICT;
@@ -590,7 +591,7 @@ static enum xdms_err hook_call(struct xcap_write *w, const char *old, size_t old
 	c.who = &who;
 	c.selector = w->selector;
 	c.old_scan = old_scan;
-	c.new_scan = new_scan;
+	c.new_scan = new_given ? new_given : new_scan;
 	c.max_binary = w->x->max_binary;
 	err = txn ? w->auid->hook->commit(&c, txn, &w->error) : w->auid->hook->check(&c, &w->error);
 out:
@@ -605,7 +606,7 @@ static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_
 {
 	if (!w->auid->hook || !w->auid->hook->check)
 		return XDMS_ERR_OK;
-	return hook_call(w, old, old_len, new_data, new_len, NULL);
+	return hook_call(w, old, old_len, new_data, new_len, NULL, NULL);
 }
 
 /*
@@ -659,6 +660,49 @@ out:
 }
 
 /*
+ * Checks the document an element or attribute write produces. It is
+ * well-formed and namespace-correct by construction (a stored document with
+ * one node spliced in, the node parsed safely on its own and the result
+ * rescanned by node.c), so instead of document_check's tree parse it needs:
+ * the size, the nesting depth (from @scan), the usage's rules (on @scan) and
+ * the schema, validated while streaming the bytes.
+ */
+static enum xdms_err node_document_check(struct xcap_write *w, const char *data, size_t len, const char *old,
+					 size_t old_len, const struct xml_scan *scan)
+{
+	const struct xcap_auid *a = w->auid;
+	struct xml_issue issue;
+	uint32_t depth = 0;
+	enum xdms_err err;
+
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	if (len > a->max_document) {
+		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
+			       "document too large: %zu bytes; the limit for %s is %zu bytes", len, a->name,
+			       a->max_document);
+		return XDMS_ERR_CONFLICT;
+	}
+	for (uint32_t i = 0; i < scan->elem_count; i++)
+		if (scan->elems[i].depth + 1 > depth)
+			depth = scan->elems[i].depth + 1;
+	if (depth > w->x->max_depth) {
+		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE, "elements are nested too deeply");
+		return XDMS_ERR_CONFLICT;
+	}
+	if (a->hook && a->hook->check) {
+		err = hook_call(w, old, old_len, data, len, scan, NULL);
+		if (err)
+			return err;
+	}
+	if (a->schema && xml_schema_validate_bytes(a->schema, data, len, &issue)) {
+		issue_to_error(&issue, &w->error);
+		return XDMS_ERR_CONFLICT;
+	}
+	return XDMS_ERR_OK;
+}
+
+/*
  * Runs a node operation on @doc and checks the document it produces. Used on
  * the HTTP thread against a snapshot and, when the document changed in the
  * meantime, again on the writer thread. Returns OK with w->new_doc set, or
@@ -681,9 +725,12 @@ static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t 
 		xcap_node_put(doc, doc_len, w->sel, w->body, w->body_len, &nr);
 	w->node_status = nr.status;
 	if (nr.status == 200 || nr.status == 201) {
-		err = document_check(w, nr.new_doc, nr.new_len, doc, doc_len);
+		err = node_document_check(w, nr.new_doc, nr.new_len, doc, doc_len, nr.new_scan);
 		if (err)
 			goto out;
+		/* The scan borrows new_doc: let it go before new_doc changes hands. */
+		xml_scan_free(nr.new_scan);
+		nr.new_scan = NULL;
 		w->new_doc = nr.new_doc;
 		w->new_len = nr.new_len;
 		w->detail = nr.detail;
@@ -722,7 +769,7 @@ static enum xdms_err write_commit(struct store_write *sw, struct store_txn *txn,
 	struct xcap_write *w = sw->arg;
 
 	return hook_call(w, old_doc ? old_doc->data : NULL, old_doc ? old_doc->data_len : 0,
-			 new_doc ? new_doc->data : NULL, new_doc ? new_doc->data_len : 0, txn);
+			 new_doc ? new_doc->data : NULL, new_doc ? new_doc->data_len : 0, NULL, txn);
 }
 
 static enum xdms_err write_apply(struct store_write *sw, const struct store_doc *cur)

@@ -51,6 +51,8 @@ struct xcap_node_result {
 	/* writes */
 	char *new_doc;            /* PUT/DELETE: the whole new document (owned) */
 	size_t new_len;
+	struct xml_scan *new_scan; /* PUT/DELETE: a scan of new_doc (owned; borrows new_doc, so
+				    * it must be freed before new_doc or moved with it) */
 	char *ancestor;           /* 409 <no-parent>: node selector of the closest existing
 				   * ancestor element, percent-encoded for a URI; "" when only
 				   * the document exists (owned) */
@@ -115,7 +117,8 @@ struct xcap_check {
 	const struct xcap_auid *auid;
 	const struct xcap_identity *who;
 	const char *selector;          /* the document selector */
-	const struct xml_scan *old_scan; /* NULL when the document is being created */
+	const struct xml_scan *old_scan; /* NULL when the document is being created, or when
+					  * the hook does not need it (needs_old false) */
 	const struct xml_scan *new_scan; /* NULL when the document is being deleted */
 	size_t max_binary;             /* limit for embedded binary content (pres-content) */
 };
@@ -137,6 +140,7 @@ struct xcap_hook {
 	const char *name;
 	xcap_check_fn check;   /* may be NULL */
 	xcap_commit_fn commit; /* may be NULL */
+	bool needs_old;        /* its check compares with the document being replaced */
 };
 
 /* The hook called @name, or NULL. */

@@ -172,3 +172,32 @@ enum xdms_err xml_schema_validate(const struct xml_schema *schema, struct xml_do
 		 fe.is_set ? fe.text : "the document does not match the application usage's schema");
 	return XDMS_ERR_PARSE;
 }
+
+enum xdms_err xml_schema_validate_bytes(const struct xml_schema *schema, const char *data, size_t len,
+					struct xml_issue *issue)
+{
+	xmlSchemaValidCtxtPtr vctxt;
+	xmlParserInputBufferPtr in;
+	struct first_error fe = { .is_set = false };
+	int rc;
+
+	if (len > (size_t)INT32_MAX)
+		return XDMS_ERR_TOOBIG;
+	vctxt = vctxt_get(schema);
+	if (!vctxt)
+		return XDMS_ERR_INVAL;
+	/* A copying buffer: libxml2 2.9.14 misreads larger static ones. The
+	 * stream parser takes ownership of it. */
+	in = xmlParserInputBufferCreateMem(data, (int)len, XML_CHAR_ENCODING_UTF8);
+	if (!in)
+		return XDMS_ERR_INVAL;
+	xmlSchemaSetValidStructuredErrors(vctxt, keep_first_error, &fe);
+	rc = xmlSchemaValidateStream(vctxt, in, XML_CHAR_ENCODING_UTF8, NULL, NULL);
+	xmlSchemaSetValidStructuredErrors(vctxt, NULL, NULL);
+	if (rc == 0)
+		return XDMS_ERR_OK;
+	issue->fault = rc < 0 ? XML_FAULT_NOT_WELL_FORMED : XML_FAULT_SCHEMA;
+	snprintf(issue->phrase, sizeof(issue->phrase), "%s",
+		 fe.is_set ? fe.text : "the document does not match the application usage's schema");
+	return XDMS_ERR_PARSE;
+}
