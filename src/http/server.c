@@ -16,8 +16,10 @@
  * The completion callback writes the access-log line, counts the metrics and
  * frees the request.
  *
- * Threads: MHD's pool threads run everything above except the resume, which
- * the store's writer thread performs. `inflight` counts suspended requests so
+ * Threads: one single-threaded libmicrohttpd daemon per core (http.threads),
+ * each on its own SO_REUSEPORT socket of the same address so that the kernel
+ * balances connections between them, runs everything above except the
+ * resume, which the store's writer thread performs. `inflight` counts suspended requests so
  * that shutdown can wait for them (MHD must not be stopped with suspended
  * connections).
  */
@@ -44,11 +46,15 @@
 #include "http/http.h"
 #include "http/http_int.h"
 
+#define HTTP_DAEMONS_MAX 64
+
 struct http_server {
 	const struct conf *c;
 	struct store *st;
 	struct xcap *x;
-	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *daemons[HTTP_DAEMONS_MAX]; /* one per core, each with its own socket */
+	int listen_fds[HTTP_DAEMONS_MAX];
+	unsigned daemon_count;
 	struct http_auth *auth;
 	struct http_metrics *metrics;
 	FILE *access_log; /* NULL = off; swapped under log_lock on SIGHUP */
@@ -599,6 +605,59 @@ static void root_path_of(const char *root, char *out, size_t len)
 		out[n - 1] = '\0';
 }
 
+/*
+ * Opens @n listening sockets on the same address with SO_REUSEPORT, one per
+ * libmicrohttpd daemon: the kernel then spreads new connections over the
+ * daemons (one thread each), where a shared socket would let whichever
+ * thread wakes first accept a whole burst. Port 0 is resolved by the first
+ * socket and reused by the others. Fills srv->listen_fds and srv->address.
+ */
+static enum xdms_err listeners_open(struct http_server *srv, struct sockaddr_storage *ss, socklen_t ss_len,
+				    unsigned n, char **why)
+{
+	char host[INET6_ADDRSTRLEN];
+	uint16_t port = 0;
+	int one = 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+		    bind(fd, (struct sockaddr *)ss, ss_len) || listen(fd, 1024)) {
+			*why = xasprintf("cannot listen on %s: %s", srv->c->http_listen, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return XDMS_ERR_IO;
+		}
+		srv->listen_fds[i] = fd;
+		if (i == 0) {
+			struct sockaddr_storage bound;
+			socklen_t len = sizeof(bound);
+
+			if (getsockname(fd, (struct sockaddr *)&bound, &len)) {
+				*why = xasprintf("getsockname: %s", strerror(errno));
+				return XDMS_ERR_IO;
+			}
+			port = ntohs(ss->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port :
+								 ((struct sockaddr_in *)&bound)->sin_port);
+			/* The other sockets take the port the first one got. */
+			if (ss->ss_family == AF_INET6)
+				((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+			else
+				((struct sockaddr_in *)ss)->sin_port = htons(port);
+		}
+	}
+	if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
+		snprintf(srv->address, sizeof(srv->address), "[%s]:%u", host, port);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
+		snprintf(srv->address, sizeof(srv->address), "%s:%u", host, port);
+	}
+	return XDMS_ERR_OK;
+}
+
 enum xdms_err http_server_start(const struct conf *c, struct store *st, struct xcap *x,
 				struct http_server **out, char **why)
 {
@@ -608,10 +667,11 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	unsigned threads = c->http_threads;
-	const union MHD_DaemonInfo *di;
 	enum xdms_err err = XDMS_ERR_INVAL;
 
 	*out = NULL;
+	for (unsigned i = 0; i < HTTP_DAEMONS_MAX; i++)
+		srv->listen_fds[i] = -1;
 	srv->c = c;
 	srv->st = st;
 	srv->x = x;
@@ -670,41 +730,32 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	}
 	srv->auth = http_auth_create(c, st);
 	srv->metrics = http_metrics_create();
-	if (srv->is_tls)
-		srv->daemon = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
-			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
-			c->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->http_timeout,
-			MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert,
-			MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
-	else
-		srv->daemon = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
-			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
-			c->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT, c->http_timeout, MHD_OPTION_END);
-	if (!srv->daemon) {
-		*why = xasprintf("cannot listen on %s (address in use, not local, or bad TLS files)",
-				 c->http_listen);
-		err = XDMS_ERR_IO;
+	if (threads > HTTP_DAEMONS_MAX)
+		threads = HTTP_DAEMONS_MAX;
+	err = listeners_open(srv, &ss, ss_len, threads, why);
+	if (err)
 		goto fail;
-	}
-	di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	{
-		char host[INET6_ADDRSTRLEN];
+	for (unsigned i = 0; i < threads; i++) {
+		/* MHD_OPTION_HTTPS_MEM_* must not be passed at all without TLS. */
+		struct MHD_OptionItem tls[] = {
+			{ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert },
+			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key },
+			{ MHD_OPTION_END, 0, NULL },
+		};
+		struct MHD_Daemon *d = MHD_start_daemon(
+			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+			MHD_OPTION_LISTEN_SOCKET, srv->listen_fds[i], MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
+			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
+			(c->http_max_connections + threads - 1) / threads, MHD_OPTION_CONNECTION_TIMEOUT,
+			c->http_timeout, MHD_OPTION_ARRAY, srv->is_tls ? tls : tls + 2, MHD_OPTION_END);
 
-		if (ss.ss_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-			snprintf(srv->address, sizeof(srv->address), "[%s]:%u", host, di ? di->port : 0);
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-			snprintf(srv->address, sizeof(srv->address), "%s:%u", host, di ? di->port : 0);
+		if (!d) {
+			*why = xasprintf("cannot serve HTTP on %s (bad TLS files, or out of resources)", c->http_listen);
+			err = XDMS_ERR_IO;
+			goto fail;
 		}
+		srv->daemons[srv->daemon_count++] = d;
 	}
 	*out = srv;
 	return XDMS_ERR_OK;
@@ -740,8 +791,9 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 {
 	if (!srv)
 		return;
-	if (srv->daemon) {
-		MHD_quiesce_daemon(srv->daemon);
+	if (srv->daemon_count) {
+		for (unsigned i = 0; i < srv->daemon_count; i++)
+			MHD_quiesce_daemon(srv->daemons[i]);
 		/* Suspended requests are waiting for the store; let them finish. */
 		for (unsigned waited = 0; atomic_load(&srv->inflight) > 0 && waited < grace_ms; waited += 10)
 			usleep(10 * 1000);
@@ -752,8 +804,13 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 				  atomic_load(&srv->inflight), grace_ms);
 			return;
 		}
-		MHD_stop_daemon(srv->daemon);
+		for (unsigned i = 0; i < srv->daemon_count; i++)
+			MHD_stop_daemon(srv->daemons[i]);
 	}
+	/* Quiesced daemons hand their sockets back; unused ones were never given. */
+	for (unsigned i = 0; i < HTTP_DAEMONS_MAX; i++)
+		if (srv->listen_fds[i] >= 0)
+			close(srv->listen_fds[i]);
 	http_auth_destroy(srv->auth);
 	http_metrics_destroy(srv->metrics);
 	if (srv->access_log && srv->access_log != stdout)
