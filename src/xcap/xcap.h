@@ -261,4 +261,98 @@ void xcap_write_run(struct xcap *x, struct xcap_write *w);
  * xcap_write_run). */
 void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp);
 
+struct xml_scan; /* xml/xml.h */
+
+/* ---- node selectors and node operations (RFC 4825 §6.3, §7, §8) -------------------------
+ *
+ * Pure functions over a document's bytes: no store, no I/O. Public because
+ * the notifier (src/notify) evaluates selectors to build xcap-diff patches. The document is
+ * well-formed UTF-8 XML (it passed xml_parse when it was stored). Results own
+ * their memory; release them with xcap_node_result_cleanup().
+ */
+
+struct xcap_selector; /* a parsed node selector */
+
+/* What the last step of a selector selects. */
+enum xcap_node_kind {
+	XCAP_NODE_ELEMENT = 0,
+	XCAP_NODE_ATTRIBUTE,  /* ".../@name" */
+	XCAP_NODE_NAMESPACES, /* ".../namespace::*" */
+};
+
+/*
+ * Parses a percent-decoded node selector (the text after "/~~/") with the
+ * namespace bindings of @query ("xmlns(p=urn:x)xmlns(q=\"urn:y\")", NULL for
+ * none). Unprefixed element names belong to @default_ns (the AUID's default
+ * namespace); unprefixed attribute names to no namespace. Returns PARSE for
+ * anything outside the RFC 4825 §6.3 grammar, an unbound prefix, a position 0,
+ * or a malformed binding; *why then gets a static phrase.
+ */
+enum xdms_err xcap_selector_parse(const char *node_selector, const char *query, const char *default_ns,
+				  struct xcap_selector **out, const char **why) XDMS_WUR;
+void xcap_selector_free(struct xcap_selector *sel);
+enum xcap_node_kind xcap_selector_kind(const struct xcap_selector *sel);
+
+struct xcap_node_result {
+	unsigned status;          /* 200, 201, or the error status (400, 404, 409) */
+	struct xcap_error error;  /* when status is 409 */
+	/* reads */
+	char *body;               /* GET: the selected bytes (owned) */
+	size_t body_len;
+	/* writes */
+	char *new_doc;            /* PUT/DELETE: the whole new document (owned) */
+	size_t new_len;
+	struct xml_scan *new_scan; /* PUT/DELETE: a scan of new_doc (owned; borrows new_doc, so
+				    * it must be freed before new_doc or moved with it) */
+	char *ancestor;           /* 409 <no-parent>: node selector of the closest existing
+				   * ancestor element, percent-encoded for a URI; "" when only
+				   * the document exists (owned) */
+	char *detail;             /* a one-line description of the change for the change feed,
+				   * "put-element <sel>", "delete-attribute <sel>" ... (owned) */
+};
+
+void xcap_node_result_cleanup(struct xcap_node_result *r);
+
+/* Evaluation of a parsed selector, used by the node operations (node.c). */
+/* Number of element steps (the terminal @attr or namespace::* not counted). */
+size_t xcap_selector_steps(const struct xcap_selector *sel);
+/* Evaluates the first @nsteps element steps on @scan (RFC 4825 §6.3) and
+ * returns how many elements they select; *match is that element when exactly
+ * one, else XML_SCAN_NONE. *unique_steps (may be NULL) gets the largest k <=
+ * @nsteps whose first k steps select exactly one element, 0 when none. O(scan). */
+size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_scan *scan, size_t nsteps,
+			    uint32_t *match, size_t *unique_steps);
+/* Where a new element goes under @parent (RFC 4825 §8.2.3): sets *offset (a
+ * byte offset in scan->data; @parent's end tag when it is the last child) and
+ * returns true, or false with a phrase in @why when the last step's position
+ * cannot be created. @body_ns/@body_local name the body's root element (used
+ * for "*" without a position; @body_ns may be NULL when unbound). */
+bool xcap_selector_insert_point(const struct xcap_selector *sel, const struct xml_scan *scan, uint32_t parent,
+				const char *body_ns, const char *body_local, size_t body_local_len,
+				size_t *offset, char *why, size_t why_len);
+/* The terminal attribute: namespace ("" for none), local name, and the prefix
+ * written in the selector (NULL when unprefixed). Borrowed from @sel. */
+void xcap_selector_attr(const struct xcap_selector *sel, const char **ns, const char **local,
+			const char **prefix);
+/* The first @nsteps element steps as written, percent-encoded for a URI path
+ * ("" for 0; the whole selector for more than there are steps). Heap string. */
+char *xcap_selector_uri(const struct xcap_selector *sel, size_t nsteps);
+/* The whole selector percent-encoded, then "?xmlns(p=uri)..." for the
+ * prefixes it uses: one line, no spaces. Heap string. */
+char *xcap_selector_describe(const struct xcap_selector *sel);
+
+
+/* GET of an element (exact bytes), an attribute (its value as written between
+ * the quotes) or the namespace bindings in scope (RFC 4825 §10 body). */
+void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *sel,
+		   struct xcap_node_result *out);
+
+/* PUT of an element or attribute body (RFC 4825 §8.2.1–8.2.4, §8.2.3 placement). */
+void xcap_node_put(const char *doc, size_t doc_len, const struct xcap_selector *sel, const char *body,
+		   size_t body_len, struct xcap_node_result *out);
+
+/* DELETE of an element or attribute (RFC 4825 §8.4). */
+void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selector *sel,
+		      struct xcap_node_result *out);
+
 #endif
