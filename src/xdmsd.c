@@ -24,6 +24,7 @@
 #include "base/mem.h"
 #include "conf/conf.h"
 #include "http/http.h"
+#include "sip/sip.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
@@ -37,7 +38,8 @@ static void print_key(void *arg, const char *key, const char *value, const char 
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xdmsd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--set SECTION.KEY=VALUE]...\n"
+	fprintf(f, "usage: xdmsd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--sip ADDR:PORT]\n"
+		   "             [--set SECTION.KEY=VALUE]...\n"
 		   "             [--help] [--version]\n"
 		   "\n"
 		   "XML Document Management Server (XCAP, RFC 4825) for OMA CAB deployments.\n"
@@ -45,6 +47,7 @@ static void usage(FILE *f)
 		   "  -c, --config FILE   read an INI configuration file ([section] key = value)\n"
 		   "  --data-dir DIR      data directory (same as --set store.path=DIR)\n"
 		   "  --http ADDR:PORT    XCAP listener (same as --set http.listen=ADDR:PORT; port 0 = any)\n"
+		   "  --sip ADDR:PORT     SIP over UDP and TCP (same as --set sip.listen=ADDR:PORT; port 0 = any)\n"
 		   "  --set KEY=VALUE     set any configuration key; applied after the file\n"
 		   "  -h, --help          this help and the configuration keys\n"
 		   "  -V, --version       the version\n");
@@ -66,6 +69,7 @@ static int parse_args(int argc, char **argv, struct conf *c)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
 		{ "http", required_argument, NULL, 'H' },   { "set", required_argument, NULL, 's' },
+		{ "sip", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,6 +92,7 @@ static int parse_args(int argc, char **argv, struct conf *c)
 			return 1;
 		case 'd':
 		case 'H':
+		case 'S':
 		case 's':
 			break;
 		default:
@@ -112,6 +117,8 @@ static int parse_args(int argc, char **argv, struct conf *c)
 			err = conf_set(c, "store.path", optarg, &why);
 		else if (opt == 'H')
 			err = conf_set(c, "http.listen", optarg, &why);
+		else if (opt == 'S')
+			err = conf_set(c, "sip.listen", optarg, &why);
 		else if (opt == 's')
 			err = conf_set_arg(c, optarg, &why);
 		if (err) {
@@ -130,6 +137,7 @@ int main(int argc, char **argv)
 	struct store *st = NULL;
 	struct xcap *x = NULL;
 	struct http_server *srv = NULL;
+	struct sip_server *sip = NULL;
 	struct store_options so;
 	struct xcap_registry_options ro;
 	struct xcap_options xo;
@@ -204,6 +212,20 @@ int main(int argc, char **argv)
 	/* Tests and scripts read this exact line to learn the bound port. */
 	fprintf(stderr, "listening http %s\n", http_server_address(srv));
 	fflush(stderr);
+	/* --- SIP (sip/): started after HTTP, stopped first. No SUBSCRIBE
+	 * handler yet: the notifier registers itself here later. --- */
+	if (c.sip_listen[0]) {
+		err = sip_server_start(&c, NULL, NULL, &sip, &why);
+		if (err) {
+			log_error("sip: %s", why);
+			goto out;
+		}
+		/* Tests and scripts read these exact lines to learn the port. */
+		fprintf(stderr, "listening sip udp %s\n", sip_server_udp_address(sip));
+		fprintf(stderr, "listening sip tcp %s\n", sip_server_tcp_address(sip));
+		fflush(stderr);
+	}
+	/* --- end SIP --- */
 	log_info("xdmsd %s serving %u application usages from %s, XCAP root %s", PACKAGE_VERSION,
 		 (unsigned)xcap_registry_count(reg), c.store_path, c.http_xcap_root);
 
@@ -220,6 +242,7 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down", sig);
 	rc = 0;
 out:
+	sip_server_stop(sip); /* SIP (sip/): first, before the modules it uses */
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
 	xcap_destroy(x);
 	store_close(st);

@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SIP event loop: one thread, one epoll set holding an eventfd (wake-ups
+ * from other threads), the UDP socket, the TCP listener and every TCP
+ * connection. Each pass waits until the earliest of: a socket event, a
+ * queued call, the next timer of ours, the next libosip2 timer, or one
+ * second (idle-connection scan); then it handles the sockets (which feed
+ * libosip2), runs queued calls and due timers, and finally lets libosip2
+ * execute its timers and events, which is where transactions send and
+ * retransmit and where requests are dispatched.
+ *
+ * Threads: the loop thread owns everything in struct sip_server except the
+ * call queue and is_stopping, which are under s->lock. sip_server_start and
+ * sip_server_stop run on the caller's thread before the loop starts and
+ * after it has been joined.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "sip/sip_int.h"
+
+#define BIND_ATTEMPTS 32
+#define MAX_EVENTS 64
+
+uint64_t sip_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+enum xdms_err sip_watch_add(struct sip_server *s, struct sip_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, w->fd, &ev) != 0)
+		return xdms_err_from_errno(errno);
+	return XDMS_ERR_OK;
+}
+
+void sip_watch_mod(struct sip_server *s, struct sip_watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	(void)epoll_ctl(s->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+void sip_watch_del(struct sip_server *s, struct sip_watch *w)
+{
+	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+}
+
+void sip_addr_format(const struct sockaddr_storage *ss, char *out, size_t len, char *ip_out, size_t ip_len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+		snprintf(out, len, "%s:%u", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		port = ntohs(a->sin6_port);
+		snprintf(out, len, "[%s]:%u", ip, port);
+	} else {
+		snprintf(out, len, "?");
+	}
+	if (ip_out)
+		snprintf(ip_out, ip_len, "%s", ip);
+}
+
+bool sip_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon;
+	char *end;
+	unsigned long port;
+	size_t n;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return false;
+		n = (size_t)(rb - s - 1);
+		if (n >= sizeof(host))
+			return false;
+		memcpy(host, s + 1, n);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return false;
+		n = (size_t)(colon - s);
+		if (n >= sizeof(host))
+			return false;
+		memcpy(host, s, n);
+	}
+	host[n] = '\0';
+	if (colon[1] < '0' || colon[1] > '9')
+		return false;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535)
+		return false;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return true;
+	}
+	return false;
+}
+
+bool sip_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+
+		return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	return false;
+}
+
+void sip_local_host(struct sip_server *s, const struct sockaddr_storage *to, char *out, size_t len)
+{
+	struct sockaddr_storage local = s->bound;
+	socklen_t local_len = sizeof(local);
+	char ip[INET6_ADDRSTRLEN] = "127.0.0.1";
+
+	if (s->is_wildcard && to) {
+		/* A connected UDP socket reveals the source address the kernel
+		 * would route from, without sending anything. */
+		int fd = socket(to->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0) {
+			socklen_t to_len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								     : sizeof(struct sockaddr_in);
+
+			if (connect(fd, (const struct sockaddr *)to, to_len) != 0 ||
+			    getsockname(fd, (struct sockaddr *)&local, &local_len) != 0)
+				local = s->bound;
+			close(fd);
+		}
+	}
+	if (local.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->sin6_addr, ip, sizeof(ip));
+		snprintf(out, len, "[%s]", ip);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->sin_addr, ip, sizeof(ip));
+		snprintf(out, len, "%s", ip);
+	}
+}
+
+void sip_token(struct sip_server *s, char *out, size_t len)
+{
+	snprintf(out, len, "%s%llx", s->instance, (unsigned long long)++s->counter);
+}
+
+/* -- calls and timers ----------------------------------------------------- */
+
+enum xdms_err sip_server_call(struct sip_server *s, sip_run_fn fn, void *arg)
+{
+	struct sip_call *call;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->is_stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return XDMS_ERR_BUSY;
+	}
+	call = xcalloc(1, sizeof(*call));
+	call->fn = fn;
+	call->arg = arg;
+	if (s->calls_tail)
+		s->calls_tail->next = call;
+	else
+		s->calls_head = call;
+	s->calls_tail = call;
+	pthread_mutex_unlock(&s->lock);
+	/* The counter only overflows after 2^64-1 unread wake-ups. */
+	if (write(s->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("sip: waking the loop: %s", strerror(errno));
+	return XDMS_ERR_OK;
+}
+
+/* Runs the queued calls; returns true when the server is stopping. */
+static bool run_calls(struct sip_server *s)
+{
+	struct sip_call *call;
+	bool is_stopping;
+	uint64_t n;
+
+	if (read(s->wake.fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("sip: reading the eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&s->lock);
+	call = s->calls_head;
+	s->calls_head = s->calls_tail = NULL;
+	is_stopping = s->is_stopping;
+	pthread_mutex_unlock(&s->lock);
+	while (call) {
+		struct sip_call *next = call->next;
+
+		call->fn(call->arg);
+		free(call);
+		call = next;
+	}
+	return is_stopping;
+}
+
+struct sip_timer *sip_timer_start(struct sip_server *s, unsigned delay_ms, sip_run_fn fn, void *arg)
+{
+	struct sip_timer *t = xcalloc(1, sizeof(*t)), **pp = &s->timers;
+
+	t->due_ms = sip_now_ms() + delay_ms;
+	t->fn = fn;
+	t->arg = arg;
+	/* Equal deadlines keep their order of creation. */
+	while (*pp && (*pp)->due_ms <= t->due_ms)
+		pp = &(*pp)->next;
+	t->next = *pp;
+	*pp = t;
+	return t;
+}
+
+void sip_timer_cancel(struct sip_server *s, struct sip_timer *t)
+{
+	struct sip_timer **pp;
+
+	if (!t)
+		return;
+	for (pp = &s->timers; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			free(t);
+			return;
+		}
+	}
+}
+
+static void run_timers(struct sip_server *s)
+{
+	uint64_t now = sip_now_ms();
+
+	/* A timer started by a running timer with delay 0 waits for the next
+	 * pass, so a callback that re-arms itself cannot starve the loop. */
+	while (s->timers && s->timers->due_ms <= now) {
+		struct sip_timer *t = s->timers;
+
+		s->timers = t->next;
+		t->fn(t->arg);
+		free(t);
+		if (sip_now_ms() != now)
+			break;
+	}
+}
+
+/* -- the loop ------------------------------------------------------------- */
+
+static int next_timeout_ms(struct sip_server *s, uint64_t now)
+{
+	int ms = 1000;
+	int osip_ms = sip_osip_timeout_ms(s);
+
+	if (osip_ms < ms)
+		ms = osip_ms;
+	if (s->timers) {
+		uint64_t due = s->timers->due_ms;
+		int t = due <= now ? 0 : (due - now > 1000 ? 1000 : (int)(due - now));
+
+		if (t < ms)
+			ms = t;
+	}
+	return ms < 0 ? 0 : ms;
+}
+
+static void *loop_main(void *arg)
+{
+	struct sip_server *s = arg;
+	struct epoll_event events[MAX_EVENTS];
+	bool is_stopping = false;
+
+	while (!is_stopping) {
+		uint64_t now = sip_now_ms();
+		int n = epoll_wait(s->epfd, events, MAX_EVENTS, next_timeout_ms(s, now));
+
+		if (n < 0 && errno != EINTR) {
+			log_error("sip: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct sip_watch *w = events[i].data.ptr;
+
+			switch (w->kind) {
+			case SIP_WATCH_WAKE:
+				is_stopping = run_calls(s);
+				break;
+			case SIP_WATCH_UDP:
+				sip_udp_readable(s);
+				break;
+			case SIP_WATCH_LISTEN:
+				sip_tcp_acceptable(s);
+				break;
+			case SIP_WATCH_CONN:
+				sip_tcp_event(s, (struct sip_conn *)w, events[i].events);
+				break;
+			}
+		}
+		run_timers(s);
+		sip_osip_run(s);
+		now = sip_now_ms();
+		if (now >= s->next_idle_scan_ms) {
+			sip_tcp_idle_scan(s, now);
+			s->next_idle_scan_ms = now + 1000;
+		}
+		sip_tcp_reap(s);
+	}
+	return NULL;
+}
+
+/* -- start and stop ------------------------------------------------------- */
+
+static void osip_trace_to_log(const char *fi, int li, osip_trace_level_t level, const char *chfr, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	if (log_current_level < LOG_LEVEL_DEBUG)
+		return;
+	vsnprintf(line, sizeof(line), chfr, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_debug("sip: osip %s:%d: %s", fi, li, line);
+}
+
+static enum xdms_err bind_both(struct sip_server *s, char **why)
+{
+	struct sockaddr_storage want;
+	socklen_t want_len;
+	bool is_ephemeral;
+	enum xdms_err err = XDMS_ERR_IO;
+
+	if (!sip_addr_parse(s->c->sip_listen, &want, &want_len)) {
+		*why = xasprintf("sip.listen: '%s' is not ADDRESS:PORT", s->c->sip_listen);
+		return XDMS_ERR_INVAL;
+	}
+	is_ephemeral = (want.ss_family == AF_INET ? ((struct sockaddr_in *)&want)->sin_port
+						  : ((struct sockaddr_in6 *)&want)->sin6_port) == 0;
+	if (want.ss_family == AF_INET)
+		s->is_wildcard = ((struct sockaddr_in *)&want)->sin_addr.s_addr == htonl(INADDR_ANY);
+	else
+		s->is_wildcard = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&want)->sin6_addr);
+	for (int attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+		free(*why);
+		*why = NULL;
+		err = sip_udp_open(s, &want, want_len, why);
+		if (err)
+			return err;
+		/* TCP takes the port UDP got; with port 0 another process may
+		 * hold it for TCP, so both are retried on a fresh port. */
+		err = sip_tcp_listen(s, &s->bound, s->bound_len, why);
+		if (!err)
+			break;
+		close(s->udp.fd);
+		s->udp.fd = -1;
+		if (!is_ephemeral || err != XDMS_ERR_EXISTS)
+			return err;
+	}
+	if (err)
+		return err;
+	sip_addr_format(&s->bound, s->udp_address, sizeof(s->udp_address), NULL, 0);
+	sip_addr_format(&s->bound, s->tcp_address, sizeof(s->tcp_address), NULL, 0);
+	return XDMS_ERR_OK;
+}
+
+static void server_free(struct sip_server *s)
+{
+	struct sip_call *call;
+
+	if (!s)
+		return;
+	sip_osip_shutdown(s);
+	sip_tcp_close_all(s);
+	while (s->timers) {
+		struct sip_timer *t = s->timers;
+
+		s->timers = t->next;
+		free(t);
+	}
+	call = s->calls_head;
+	while (call) {
+		struct sip_call *next = call->next;
+
+		free(call);
+		call = next;
+	}
+	if (s->udp.fd >= 0)
+		close(s->udp.fd);
+	if (s->listen.fd >= 0)
+		close(s->listen.fd);
+	if (s->wake.fd >= 0)
+		close(s->wake.fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dead);
+	free(s->rbuf);
+	free(s);
+}
+
+enum xdms_err sip_server_start(const struct conf *c, sip_subscribe_fn on_subscribe, void *arg,
+			       struct sip_server **out, char **why)
+{
+	struct sip_server *s = xcalloc(1, sizeof(*s));
+	unsigned char rnd[4] = { 0 };
+	enum xdms_err err;
+
+	*out = NULL;
+	*why = NULL;
+	s->c = c;
+	s->max_message = c->sip_max_message;
+	if (s->max_message > SIP_UDP_DATAGRAM_MAX)
+		s->max_message = SIP_UDP_DATAGRAM_MAX;
+	s->on_subscribe = on_subscribe;
+	s->on_subscribe_arg = arg;
+	s->epfd = s->wake.fd = s->udp.fd = s->listen.fd = -1;
+	s->wake.kind = SIP_WATCH_WAKE;
+	s->udp.kind = SIP_WATCH_UDP;
+	s->listen.kind = SIP_WATCH_LISTEN;
+	s->next_conn_id = 1;
+	pthread_mutex_init(&s->lock, NULL);
+	s->rbuf = xmalloc(SIP_UDP_DATAGRAM_MAX + 1);
+	snprintf(s->server_header, sizeof(s->server_header), "xdmsd/%s", PACKAGE_VERSION);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd[0] = (unsigned char)getpid();
+	snprintf(s->instance, sizeof(s->instance), "%02x%02x%02x%02x-", rnd[0], rnd[1], rnd[2], rnd[3]);
+
+	osip_trace_initialize_func(OSIP_INFO4, osip_trace_to_log);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->epfd < 0 || s->wake.fd < 0) {
+		err = xdms_err_from_errno(errno);
+		*why = xasprintf("epoll/eventfd: %s", strerror(errno));
+		goto out;
+	}
+	err = bind_both(s, why);
+	if (err)
+		goto out;
+	err = sip_osip_init(s);
+	if (err) {
+		*why = xasprintf("libosip2 initialisation failed");
+		goto out;
+	}
+	if ((err = sip_watch_add(s, &s->wake, EPOLLIN)) || (err = sip_watch_add(s, &s->udp, EPOLLIN)) ||
+	    (err = sip_watch_add(s, &s->listen, EPOLLIN))) {
+		*why = xasprintf("epoll_ctl: %s", strerror(errno));
+		goto out;
+	}
+	if (pthread_create(&s->thread, NULL, loop_main, s) != 0) {
+		err = XDMS_ERR_IO;
+		*why = xasprintf("cannot start the loop thread");
+		goto out;
+	}
+	s->has_thread = true;
+	log_info("sip: listening on udp %s and tcp %s", s->udp_address, s->tcp_address);
+	*out = s;
+	s = NULL;
+out:
+	server_free(s);
+	return err;
+}
+
+const char *sip_server_udp_address(const struct sip_server *s)
+{
+	return s->udp_address;
+}
+
+const char *sip_server_tcp_address(const struct sip_server *s)
+{
+	return s->tcp_address;
+}
+
+void sip_server_stop(struct sip_server *s)
+{
+	uint64_t one = 1;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->is_stopping = true;
+	pthread_mutex_unlock(&s->lock);
+	if (s->has_thread) {
+		if (write(s->wake.fd, &one, sizeof(one)) < 0)
+			log_error("sip: waking the loop to stop: %s", strerror(errno));
+		pthread_join(s->thread, NULL);
+	}
+	server_free(s);
+}

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared inside src/sip/ only. Everything here belongs to the loop thread
+ * except the fields marked "under lock".
+ */
+#ifndef XDMS_SIP_INT_H
+#define XDMS_SIP_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <osip2/osip.h>
+
+#include "base/buf.h"
+#include "sip/sip.h"
+
+#define SIP_TCP_MAX_CONNECTIONS 1024
+#define SIP_TCP_IDLE_TIMEOUT_MS (15 * 60 * 1000)
+#define SIP_TCP_CONNECT_TIMEOUT_MS 5000
+#define SIP_MAX_CLIENT_TRANSACTIONS 65536
+#define SIP_UDP_DATAGRAM_MAX 65535
+#define SIP_ADDR_LEN (INET6_ADDRSTRLEN + 8)
+
+/* The methods we accept; RFC 3261 §20.5 Allow lists what this UA supports.
+ * NOTIFY is only sent, never accepted, so it is not listed. */
+#define SIP_ALLOW "OPTIONS, SUBSCRIBE"
+#define SIP_ALLOW_EVENTS "xcap-diff"
+#define SIP_ACCEPT "application/resource-lists+xml"
+
+/* A remote end: transport, address and, for TCP, the connection. */
+struct sip_peer {
+	enum sip_transport transport;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	uint64_t conn_id; /* TCP: the connection (0 = any to @addr); UDP: 0 */
+};
+
+/* What an epoll event points at. */
+enum sip_watch_kind { SIP_WATCH_WAKE, SIP_WATCH_UDP, SIP_WATCH_LISTEN, SIP_WATCH_CONN };
+struct sip_watch {
+	enum sip_watch_kind kind;
+	int fd;
+};
+
+struct sip_conn {
+	struct sip_watch w; /* first: epoll data points here */
+	uint64_t id;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct buf in;      /* unframed bytes received */
+	char *out;          /* bytes waiting to be written */
+	size_t out_len, out_off, out_cap;
+	bool is_connecting; /* outgoing connect() in progress */
+	bool is_closing;    /* close once @out is flushed */
+	bool is_dead;       /* closed; freed at the end of the loop pass */
+	uint64_t last_ms;   /* last activity, monotonic */
+	struct sip_conn *prev, *next;
+};
+
+struct sip_call {
+	sip_run_fn fn;
+	void *arg;
+	struct sip_call *next;
+};
+
+struct sip_timer {
+	uint64_t due_ms;
+	sip_run_fn fn;
+	void *arg;
+	struct sip_timer *next;
+};
+
+/* The context of a server transaction (NIST or IST); osip's your_instance.
+ * Public as struct sip_request. */
+struct sip_request {
+	struct sip_server *s;
+	osip_transaction_t *tr;
+	osip_message_t *msg;     /* tr->orig_request once the FSM saw it; borrowed */
+	struct sip_peer peer;
+	char source[SIP_ADDR_LEN];
+	char source_ip[INET6_ADDRSTRLEN];
+	char local_tag[48];
+	bool is_answered;
+	bool is_handed_out;      /* given to the SUBSCRIBE handler */
+	/* Lazily built views (owned). */
+	char *uri_text;
+	char *from_uri, *to_uri, *contact_uri, *event, *content_type;
+	char **hnames, **hvalues;
+	size_t hcount;
+	bool has_headers;
+	struct sip_request *prev, *next; /* s->requests, while handed out */
+};
+
+/* The context of a client transaction (NICT). */
+struct sip_client {
+	struct sip_server *s;
+	osip_transaction_t *tr;
+	struct sip_peer peer;
+	sip_sent_fn done;
+	void *arg;
+	bool is_reported;
+	struct sip_client *prev, *next;
+};
+
+struct sip_transport_ops {
+	const char *name; /* as in Via: "UDP", "TCP" */
+	/* Sends one message. A client send may open a connection. */
+	enum xdms_err (*send)(struct sip_server *s, const struct sip_peer *to, const char *data,
+			      size_t len, bool may_connect);
+};
+extern const struct sip_transport_ops sip_transport_udp_ops;
+extern const struct sip_transport_ops sip_transport_tcp_ops;
+
+struct sip_server {
+	const struct conf *c;
+	size_t max_message;
+	sip_subscribe_fn on_subscribe;
+	void *on_subscribe_arg;
+
+	int epfd;
+	struct sip_watch wake;   /* eventfd */
+	struct sip_watch udp;
+	struct sip_watch listen;
+	struct sockaddr_storage bound;
+	socklen_t bound_len;
+	bool is_wildcard;
+	char udp_address[SIP_ADDR_LEN];
+	char tcp_address[SIP_ADDR_LEN];
+	char server_header[64];
+
+	pthread_t thread;
+	bool has_thread;
+	pthread_mutex_t lock;
+	struct sip_call *calls_head, *calls_tail; /* under lock */
+	bool is_stopping;                          /* under lock */
+
+	osip_t *osip;
+	osip_transaction_t **dead; /* killed, freed after the osip pass */
+	size_t dead_count, dead_cap;
+
+	struct sip_conn *conns;
+	unsigned conn_count;
+	uint64_t next_conn_id;
+	uint64_t next_idle_scan_ms;
+
+	struct sip_timer *timers; /* sorted by due_ms */
+	struct sip_request *requests;
+	struct sip_client *clients;
+	unsigned client_count;
+
+	char instance[12];        /* random, prefixes tags and branches */
+	uint64_t counter;
+	char *rbuf;               /* SIP_UDP_DATAGRAM_MAX + 1 */
+};
+
+/* loop.c */
+uint64_t sip_now_ms(void);
+enum xdms_err sip_watch_add(struct sip_server *s, struct sip_watch *w, uint32_t events);
+void sip_watch_mod(struct sip_server *s, struct sip_watch *w, uint32_t events);
+void sip_watch_del(struct sip_server *s, struct sip_watch *w);
+/* Formats "IP:PORT" ("[IP6]:PORT"); @ip_out (may be NULL) gets the IP. */
+void sip_addr_format(const struct sockaddr_storage *ss, char *out, size_t len, char *ip_out, size_t ip_len);
+/* Parses "IP:PORT" / "[IP6]:PORT" (no names). */
+bool sip_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+bool sip_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* The local IP text to put in Via/Contact when talking to @to. */
+void sip_local_host(struct sip_server *s, const struct sockaddr_storage *to, char *out, size_t len);
+/* A fresh token (for tags and branches), NUL-terminated in @out. */
+void sip_token(struct sip_server *s, char *out, size_t len);
+
+/* transport_udp.c */
+enum xdms_err sip_udp_open(struct sip_server *s, const struct sockaddr_storage *addr, socklen_t len,
+			   char **why);
+void sip_udp_readable(struct sip_server *s);
+
+/* transport_tcp.c */
+enum xdms_err sip_tcp_listen(struct sip_server *s, const struct sockaddr_storage *addr, socklen_t len,
+			     char **why);
+void sip_tcp_acceptable(struct sip_server *s);
+void sip_tcp_event(struct sip_server *s, struct sip_conn *conn, uint32_t events);
+void sip_tcp_idle_scan(struct sip_server *s, uint64_t now);
+void sip_tcp_reap(struct sip_server *s);
+void sip_tcp_close_all(struct sip_server *s);
+
+/* message.c */
+/* One complete message from a transport (size already checked for TCP). */
+void sip_inbound(struct sip_server *s, const char *data, size_t len, const struct sip_peer *from);
+/*
+ * A stateless answer built from the raw header lines of a request that
+ * libosip2 could not use. Returns false when @data is not recognisably a
+ * request with Via, From, To, Call-ID and CSeq.
+ */
+bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int status, const char *reason,
+		   struct buf *out);
+/* The dispatch of a new server transaction (osip message callback). */
+void sip_dispatch(struct sip_server *s, struct sip_request *r);
+void sip_request_free(struct sip_request *r);
+
+/* transaction.c */
+enum xdms_err sip_osip_init(struct sip_server *s);
+/* Runs libosip2's timers and queued events, then frees killed transactions. */
+void sip_osip_run(struct sip_server *s);
+/* Frees every transaction and reports pending client requests with status 0. */
+void sip_osip_shutdown(struct sip_server *s);
+/* The milliseconds until libosip2 next needs to run (capped by the caller). */
+int sip_osip_timeout_ms(struct sip_server *s);
+/* Hands a new request to a fresh server transaction. Takes @evt. */
+void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, const struct sip_peer *from);
+/* Queues a response on @r's transaction. Takes @resp. */
+void sip_osip_send_response(struct sip_request *r, osip_message_t *resp);
+
+#endif

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the public SIP API as the notifier will use it: a SUBSCRIBE
+ * handler reads the request, answers 200 and sends a NOTIFY in the dialog
+ * with sip_send_request; the test plays the subscriber on raw sockets over
+ * UDP and TCP, and checks the NICT's retransmissions (Timer E), the result
+ * callback, sip_server_call and timers.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "sip/sip.h"
+#include "unit.h"
+
+struct state {
+	pthread_mutex_t lock;
+	int notify_status; /* -1 until the NOTIFY's result comes */
+	int calls, timers;
+	char local_tag[64], event[32], from_uri[128], contact[128], rr1[128], body[64];
+	long expires;
+	struct sip_server *s;
+};
+
+static struct state st;
+
+static void on_sent(void *arg, int status)
+{
+	pthread_mutex_lock(&st.lock);
+	st.notify_status = status;
+	pthread_mutex_unlock(&st.lock);
+}
+
+static void on_subscribe(void *arg, struct sip_request *req)
+{
+	static const struct sip_header expires[] = { { "Expires", "600" } };
+	const struct sip_header nh[] = { { "Event", "xcap-diff" }, { "Subscription-State", "active;expires=600" } };
+	const char *rr = sip_request_header(req, "Record-Route", 1);
+	const char *routes[1] = { rr };
+	struct sip_dialog_out d = { 0 };
+	size_t blen;
+	const char *body = sip_request_body(req, &blen);
+	char from_tag[64], local_tag[64], call_id[128], from_uri[128], to_uri[128], target[128], source[64];
+
+	pthread_mutex_lock(&st.lock);
+	snprintf(st.local_tag, sizeof(st.local_tag), "%s", sip_request_local_tag(req));
+	snprintf(st.event, sizeof(st.event), "%s", sip_request_event(req));
+	snprintf(st.from_uri, sizeof(st.from_uri), "%s", sip_request_from_uri(req));
+	snprintf(st.contact, sizeof(st.contact), "%s", sip_request_contact_uri(req));
+	snprintf(st.rr1, sizeof(st.rr1), "%s", rr ? rr : "");
+	snprintf(st.body, sizeof(st.body), "%.*s", (int)blen, body ? body : "");
+	st.expires = sip_request_expires(req);
+	pthread_mutex_unlock(&st.lock);
+
+	snprintf(from_tag, sizeof(from_tag), "%s", sip_request_from_tag(req));
+	snprintf(local_tag, sizeof(local_tag), "%s", sip_request_local_tag(req));
+	snprintf(call_id, sizeof(call_id), "%s", sip_request_call_id(req));
+	snprintf(from_uri, sizeof(from_uri), "%s", sip_request_from_uri(req));
+	snprintf(to_uri, sizeof(to_uri), "%s", sip_request_to_uri(req));
+	snprintf(target, sizeof(target), "%s", sip_request_contact_uri(req));
+	snprintf(source, sizeof(source), "%s", sip_request_source(req));
+	d.transport = sip_request_transport(req);
+	ck_assert_int_eq(sip_request_respond(req, 200, NULL, expires, 1, NULL, NULL, 0), XDMS_ERR_OK);
+
+	d.call_id = call_id;
+	d.local_uri = to_uri;
+	d.local_tag = local_tag;
+	d.remote_uri = from_uri;
+	d.remote_tag = from_tag;
+	d.remote_target = target;
+	d.route_set = rr ? routes : NULL; /* the reverse of Record-Route: here only the last one */
+	d.route_count = 0;
+	d.cseq = 1;
+	d.destination = source;
+	ck_assert_int_eq(sip_send_request(st.s, "NOTIFY", &d, nh, 2, "application/xcap-diff+xml", "<x/>", 4,
+					  on_sent, NULL),
+			 XDMS_ERR_OK);
+}
+
+static struct sip_server *start(struct conf *c)
+{
+	struct sip_server *s = NULL;
+	char *why = NULL;
+
+	conf_init(c);
+	ck_assert_int_eq(conf_set(c, "sip.listen", "127.0.0.1:0", &why), XDMS_ERR_OK);
+	ck_assert_int_eq(sip_server_start(c, on_subscribe, NULL, &s, &why), XDMS_ERR_OK);
+	pthread_mutex_init(&st.lock, NULL);
+	st.notify_status = -1;
+	st.s = s;
+	return s;
+}
+
+static int port_of(const char *addr)
+{
+	return atoi(strrchr(addr, ':') + 1);
+}
+
+static int status_now(void)
+{
+	int v;
+
+	pthread_mutex_lock(&st.lock);
+	v = st.notify_status;
+	pthread_mutex_unlock(&st.lock);
+	return v;
+}
+
+static const char *subscribe(const char *transport, int lport)
+{
+	static char msg[2048];
+
+	snprintf(msg, sizeof(msg),
+		 "SUBSCRIBE sip:alice@example.com SIP/2.0\r\n"
+		 "Via: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK-sub-%s;rport\r\n"
+		 "Max-Forwards: 70\r\n"
+		 "Record-Route: <sip:p2.example.com;lr>, <sip:127.0.0.1:%d;lr>\r\n"
+		 "From: <sip:alice@example.com>;tag=ue-1\r\n"
+		 "To: <sip:alice@example.com>\r\n"
+		 "Call-ID: sub-%s@127.0.0.1\r\n"
+		 "CSeq: 7 SUBSCRIBE\r\n"
+		 "Contact: <sip:alice@127.0.0.1:%d>\r\n"
+		 "o: xcap-diff;diff-processing=xcap-patching\r\n"
+		 "Expires: 3600\r\n"
+		 "Content-Type: application/resource-lists+xml\r\n"
+		 "Content-Length: 5\r\n\r\nhello",
+		 transport, lport, transport, lport, transport, lport);
+	return msg;
+}
+
+/* Receives one message into @buf (NUL-terminated); 0 on timeout. */
+static ssize_t recv_msg(int fd, char *buf, size_t len, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	ssize_t n;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recv(fd, buf, len - 1, 0);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Copies the @name line of @msg into a response line set. */
+static void copy_line(const char *msg, const char *name, char *out, size_t len)
+{
+	const char *p = strstr(msg, name), *e = p ? strstr(p, "\r\n") : NULL;
+
+	ck_assert_msg(p && e, "no %s in %s", name, msg);
+	snprintf(out + strlen(out), len - strlen(out), "%.*s\r\n", (int)(e - p), p);
+}
+
+START_TEST(subscribe_answer_and_notify_over_udp)
+{
+	struct conf c;
+	struct sip_server *s = start(&c);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET }, srv = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	char buf[8192], ok[4096] = "SIP/2.0 200 OK\r\n", tagline[128];
+	const char *msg;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &alen);
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	srv.sin_port = htons((uint16_t)port_of(sip_server_udp_address(s)));
+	msg = subscribe("UDP", ntohs(a.sin_port));
+	ck_assert_int_ge(sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&srv, sizeof(srv)), 1);
+
+	ck_assert_int_gt(recv_msg(fd, buf, sizeof(buf), 3000), 0);
+	ck_assert_msg(!strncmp(buf, "SIP/2.0 200 OK\r\n", 16), "%s", buf);
+	snprintf(tagline, sizeof(tagline), "To: <sip:alice@example.com>;tag=%s\r\n", st.local_tag);
+	ck_assert_msg(strstr(buf, tagline), "%s", buf);
+	ck_assert_msg(strstr(buf, "Record-Route: <sip:p2.example.com;lr>\r\n"), "%s", buf);
+	ck_assert_msg(strstr(buf, "Contact: <sip:127.0.0.1:"), "%s", buf);
+	ck_assert_msg(strstr(buf, "Expires: 600\r\n"), "%s", buf);
+	ck_assert_str_eq(st.event, "xcap-diff");
+	ck_assert_str_eq(st.from_uri, "sip:alice@example.com");
+	ck_assert_str_eq(st.body, "hello");
+	ck_assert_int_eq(st.expires, 3600);
+	ck_assert_msg(strstr(st.rr1, "127.0.0.1"), "%s", st.rr1);
+
+	/* The NOTIFY, then its retransmission (Timer E, T1 = 500 ms). */
+	ck_assert_int_gt(recv_msg(fd, buf, sizeof(buf), 3000), 0);
+	ck_assert_msg(!strncmp(buf, "NOTIFY sip:alice@127.0.0.1:", 27), "%s", buf);
+	ck_assert_msg(strstr(buf, "CSeq: 1 NOTIFY\r\n") && strstr(buf, "Event: xcap-diff\r\n") &&
+			      strstr(buf, "Subscription-State: active;expires=600\r\n") &&
+			      strstr(buf, "To: <sip:alice@example.com>;tag=ue-1\r\n") && strstr(buf, "\r\n\r\n<x/>"),
+		      "%s", buf);
+	snprintf(tagline, sizeof(tagline), "From: <sip:alice@example.com>;tag=%s\r\n", st.local_tag);
+	ck_assert_msg(strstr(buf, tagline), "%s", buf);
+	ck_assert_int_gt(recv_msg(fd, buf, sizeof(buf), 1500), 0);
+	ck_assert_msg(!strncmp(buf, "NOTIFY ", 7), "expected a retransmitted NOTIFY: %s", buf);
+	ck_assert_int_eq(status_now(), -1);
+
+	copy_line(buf, "Via: ", ok, sizeof(ok));
+	copy_line(buf, "From: ", ok, sizeof(ok));
+	copy_line(buf, "To: ", ok, sizeof(ok));
+	copy_line(buf, "Call-ID: ", ok, sizeof(ok));
+	copy_line(buf, "CSeq: ", ok, sizeof(ok));
+	strcat(ok, "Content-Length: 0\r\n\r\n");
+	ck_assert_int_ge(sendto(fd, ok, strlen(ok), 0, (struct sockaddr *)&srv, sizeof(srv)), 1);
+	for (int i = 0; i < 100 && status_now() == -1; i++)
+		usleep(20000);
+	ck_assert_int_eq(status_now(), 200);
+
+	close(fd);
+	sip_server_stop(s);
+	conf_cleanup(&c);
+}
+END_TEST
+
+START_TEST(notify_on_the_subscribers_tcp_connection)
+{
+	struct conf c;
+	struct sip_server *s = start(&c);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in srv = { .sin_family = AF_INET }, a;
+	socklen_t alen = sizeof(a);
+	char buf[16384] = "";
+	size_t got = 0;
+	const char *msg;
+
+	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	srv.sin_port = htons((uint16_t)port_of(sip_server_tcp_address(s)));
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&srv, sizeof(srv)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &alen);
+	msg = subscribe("TCP", ntohs(a.sin_port));
+	ck_assert_int_ge(send(fd, msg, strlen(msg), 0), 1);
+	/* Both the 200 and the NOTIFY arrive on this connection. */
+	for (int i = 0; i < 20 && !strstr(buf, "NOTIFY sip:"); i++) {
+		got += (size_t)recv_msg(fd, buf + got, sizeof(buf) - got, 250);
+	}
+	ck_assert_msg(!strncmp(buf, "SIP/2.0 200 OK\r\n", 16), "%s", buf);
+	ck_assert_msg(strstr(buf, "NOTIFY sip:alice@127.0.0.1:") && strstr(buf, "Via: SIP/2.0/TCP "), "%s", buf);
+	close(fd);
+	sip_server_stop(s); /* the unanswered NOTIFY is reported with status 0 */
+	ck_assert_int_eq(status_now(), 0);
+	conf_cleanup(&c);
+}
+END_TEST
+
+static void count_call(void *arg)
+{
+	pthread_mutex_lock(&st.lock);
+	st.calls++;
+	pthread_mutex_unlock(&st.lock);
+}
+
+static void timer_fired(void *arg)
+{
+	st.timers++; /* loop thread only */
+	if (arg)
+		sip_timer_cancel(st.s, arg);
+}
+
+static void arm_timers(void *arg)
+{
+	struct sip_timer *late = sip_timer_start(st.s, 5000, timer_fired, NULL);
+
+	sip_timer_start(st.s, 10, timer_fired, late); /* fires and cancels the late one */
+	sip_timer_start(st.s, 20, timer_fired, NULL);
+	sip_timer_start(st.s, 60000, timer_fired, NULL); /* freed at stop */
+}
+
+START_TEST(calls_and_timers_run_on_the_loop)
+{
+	struct conf c;
+	struct sip_server *s = start(&c);
+
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(sip_server_call(s, count_call, NULL), XDMS_ERR_OK);
+	ck_assert_int_eq(sip_server_call(s, arm_timers, NULL), XDMS_ERR_OK);
+	usleep(300000);
+	ck_assert_int_eq(sip_server_call(s, count_call, NULL), XDMS_ERR_OK);
+	sip_server_stop(s);
+	ck_assert_int_eq(st.calls, 11);
+	ck_assert_int_eq(st.timers, 2);
+	conf_cleanup(&c);
+}
+END_TEST
+
+START_TEST(bad_listen_address_is_refused)
+{
+	struct conf c;
+	struct sip_server *s = NULL;
+	char *why = NULL;
+
+	conf_init(&c);
+	ck_assert_int_eq(conf_set(&c, "sip.listen", "localhost:5060", &why), XDMS_ERR_OK);
+	ck_assert_int_eq(sip_server_start(&c, NULL, NULL, &s, &why), XDMS_ERR_INVAL);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(why);
+	free(why);
+	conf_cleanup(&c);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sip");
+	TCase *tc = tcase_create("api");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, subscribe_answer_and_notify_over_udp);
+	tcase_add_test(tc, notify_on_the_subscribers_tcp_connection);
+	tcase_add_test(tc, calls_and_timers_run_on_the_loop);
+	tcase_add_test(tc, bad_listen_address_is_refused);
+	suite_add_tcase(s, tc);
+	return unit_run(s, CK_FORK) ? EXIT_FAILURE : EXIT_SUCCESS;
+}
