@@ -42,6 +42,7 @@
 #include <microhttpd.h>
 
 #include "base/log.h"
+#include "base/net.h"
 #include "base/mem.h"
 #include "http/http.h"
 #include "http/http_int.h"
@@ -541,54 +542,6 @@ static char *slurp(const char *path, char **why)
 	return buf_take(&b, NULL);
 }
 
-/* Splits "ADDR:PORT" or "[ADDR]:PORT" into a socket address. */
-static bool parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon;
-	char *end;
-	unsigned long port;
-	size_t n;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return false;
-		n = (size_t)(rb - s - 1);
-		if (n >= sizeof(host))
-			return false;
-		memcpy(host, s + 1, n);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return false;
-		n = (size_t)(colon - s);
-		if (n >= sizeof(host))
-			return false;
-		memcpy(host, s, n);
-	}
-	host[n] = '\0';
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || port > 65535 || colon[1] == '\0')
-		return false;
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in);
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in6);
-		return true;
-	}
-	return false;
-}
-
 /* The path part of http.xcap_root, which may be a path or an absolute URI. */
 static void root_path_of(const char *root, char *out, size_t len)
 {
@@ -615,7 +568,6 @@ static void root_path_of(const char *root, char *out, size_t len)
 static enum xdms_err listeners_open(struct http_server *srv, struct sockaddr_storage *ss, socklen_t ss_len,
 				    unsigned n, char **why)
 {
-	char host[INET6_ADDRSTRLEN];
 	uint16_t port = 0;
 	int one = 1;
 
@@ -648,13 +600,7 @@ static enum xdms_err listeners_open(struct http_server *srv, struct sockaddr_sto
 				((struct sockaddr_in *)ss)->sin_port = htons(port);
 		}
 	}
-	if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof(host));
-		snprintf(srv->address, sizeof(srv->address), "[%s]:%u", host, port);
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, host, sizeof(host));
-		snprintf(srv->address, sizeof(srv->address), "%s:%u", host, port);
-	}
+	net_addr_format(ss, srv->address, sizeof(srv->address), NULL, 0);
 	return XDMS_ERR_OK;
 }
 
@@ -691,7 +637,7 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		*why = xasprintf("auth.digest_algorithms: name at least one of SHA-256, MD5");
 		goto fail;
 	}
-	if (!parse_listen(c->http_listen, &ss, &ss_len)) {
+	if (!net_addr_parse(c->http_listen, &ss, &ss_len)) {
 		*why = xasprintf("http.listen: '%s' is not ADDRESS:PORT", c->http_listen);
 		goto fail;
 	}

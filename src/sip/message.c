@@ -30,6 +30,7 @@
 
 #include <osipparser2/osip_parser.h>
 
+#include "base/net.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -163,7 +164,7 @@ void sip_inbound(struct sip_server *s, const char *data, size_t len, const struc
 	osip_message_t *m;
 	unsigned port;
 
-	sip_addr_format(&from->addr, src, sizeof(src), ip, sizeof(ip));
+	net_addr_format(&from->addr, src, sizeof(src), ip, sizeof(ip));
 	if (!evt || !evt->sip || !has_core_headers(evt->sip)) {
 		if (evt)
 			osip_event_free(evt);

@@ -163,10 +163,7 @@ uint64_t sip_now_ms(void);
 enum xdms_err sip_watch_add(struct sip_server *s, struct sip_watch *w, uint32_t events);
 void sip_watch_mod(struct sip_server *s, struct sip_watch *w, uint32_t events);
 void sip_watch_del(struct sip_server *s, struct sip_watch *w);
-/* Formats "IP:PORT" ("[IP6]:PORT"); @ip_out (may be NULL) gets the IP. */
-void sip_addr_format(const struct sockaddr_storage *ss, char *out, size_t len, char *ip_out, size_t ip_len);
 /* Parses "IP:PORT" / "[IP6]:PORT" (no names). */
-bool sip_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 bool sip_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* The local IP text to put in Via/Contact when talking to @to. */
 void sip_local_host(struct sip_server *s, const struct sockaddr_storage *to, char *out, size_t len);

@@ -31,6 +31,7 @@
 
 #include <osipparser2/osip_parser.h>
 
+#include "base/net.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -267,7 +268,7 @@ void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, co
 
 	r->s = s;
 	r->peer = *from;
-	sip_addr_format(&from->addr, r->source, sizeof(r->source), r->source_ip, sizeof(r->source_ip));
+	net_addr_format(&from->addr, r->source, sizeof(r->source), r->source_ip, sizeof(r->source_ip));
 	sip_token(s, r->local_tag, sizeof(r->local_tag));
 	tr = osip_create_transaction(s->osip, evt);
 	if (!tr) {
@@ -345,7 +346,7 @@ static bool peer_from_uri(const char *uri_text, struct sip_peer *peer)
 			snprintf(addr, sizeof(addr), "[%s]:%s", u->host, port);
 		else
 			snprintf(addr, sizeof(addr), "%s:%s", u->host, port);
-		ok = sip_addr_parse(addr, &peer->addr, &peer->addr_len);
+		ok = net_addr_parse(addr, &peer->addr, &peer->addr_len);
 	}
 	osip_uri_free(u);
 	return ok;
@@ -395,7 +396,7 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 		}
 	}
 	if (d->destination)
-		ok = sip_addr_parse(d->destination, &peer.addr, &peer.addr_len);
+		ok = net_addr_parse(d->destination, &peer.addr, &peer.addr_len);
 	else
 		ok = peer_from_uri(first_route ? first_route : d->remote_target, &peer);
 	if (!ok)

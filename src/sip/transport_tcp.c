@@ -31,6 +31,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "base/net.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -50,7 +51,7 @@ enum xdms_err sip_tcp_listen(struct sip_server *s, const struct sockaddr_storage
 	int one = 1;
 	char text[SIP_ADDR_LEN];
 
-	sip_addr_format(addr, text, sizeof(text), NULL, 0);
+	net_addr_format(addr, text, sizeof(text), NULL, 0);
 	if (fd < 0) {
 		*why = xasprintf("tcp socket: %s", strerror(errno));
 		return XDMS_ERR_IO;
@@ -101,7 +102,7 @@ static void conn_close(struct sip_server *s, struct sip_conn *c, const char *why
 
 	if (c->is_dead)
 		return;
-	sip_addr_format(&c->peer, text, sizeof(text), NULL, 0);
+	net_addr_format(&c->peer, text, sizeof(text), NULL, 0);
 	log_debug("sip: tcp connection %llu with %s closed: %s", (unsigned long long)c->id, text, why);
 	sip_watch_del(s, &c->w);
 	close(c->w.fd);
@@ -442,7 +443,7 @@ static struct sip_conn *conn_connect(struct sip_server *s, const struct sip_peer
 	if (connect(fd, (const struct sockaddr *)&to->addr, to->addr_len) != 0 && errno != EINPROGRESS) {
 		char text[SIP_ADDR_LEN];
 
-		sip_addr_format(&to->addr, text, sizeof(text), NULL, 0);
+		net_addr_format(&to->addr, text, sizeof(text), NULL, 0);
 		log_info("sip: tcp connect to %s: %s", text, strerror(errno));
 		close(fd);
 		return NULL;

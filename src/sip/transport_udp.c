@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/net.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -28,7 +29,7 @@ enum xdms_err sip_udp_open(struct sip_server *s, const struct sockaddr_storage *
 	int fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	char text[SIP_ADDR_LEN];
 
-	sip_addr_format(addr, text, sizeof(text), NULL, 0);
+	net_addr_format(addr, text, sizeof(text), NULL, 0);
 	if (fd < 0) {
 		*why = xasprintf("udp socket: %s", strerror(errno));
 		return XDMS_ERR_IO;
@@ -65,7 +66,7 @@ void sip_udp_readable(struct sip_server *s)
 		if ((size_t)n > s->max_message) {
 			char text[SIP_ADDR_LEN];
 
-			sip_addr_format(&from.addr, text, sizeof(text), NULL, 0);
+			net_addr_format(&from.addr, text, sizeof(text), NULL, 0);
 			log_info("sip: dropped a %zd-byte datagram from %s (sip.max_message is %zu)", n, text,
 				 s->max_message);
 			continue;
@@ -87,7 +88,7 @@ static enum xdms_err udp_send(struct sip_server *s, const struct sip_peer *to, c
 	if (n < 0) {
 		char text[SIP_ADDR_LEN];
 
-		sip_addr_format(&to->addr, text, sizeof(text), NULL, 0);
+		net_addr_format(&to->addr, text, sizeof(text), NULL, 0);
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			log_debug("sip: udp socket full, dropped %zu bytes to %s", len, text);
 			return XDMS_ERR_OK;
