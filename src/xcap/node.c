@@ -358,6 +358,22 @@ static bool subtree_bound(const struct xml_scan *scan, size_t off, size_t len, c
 	return true;
 }
 
+/*
+ * A successful write: the result takes the new document and its scan (which
+ * borrows it) and records the change's detail. *new_doc and *nscan are NULL after.
+ */
+static void result_take(struct xcap_node_result *out, unsigned status, char **new_doc, size_t new_len,
+			struct xml_scan **nscan, const struct xcap_selector *sel, const char *what)
+{
+	out->status = status;
+	out->new_doc = *new_doc;
+	out->new_len = new_len;
+	out->new_scan = *nscan;
+	*new_doc = NULL;
+	*nscan = NULL;
+	set_detail(out, sel, what);
+}
+
 static void put_element(const char *doc, size_t doc_len, const struct xcap_selector *sel, const char *body,
 			size_t body_len, struct xcap_node_result *out)
 {
@@ -492,13 +508,8 @@ static void put_element(const char *doc, size_t doc_len, const struct xcap_selec
 				 "the node selector would select another element after the PUT");
 		goto out;
 	}
-	out->status = is_insert ? 201 : 200;
-	out->new_doc = new_doc;
-	out->new_len = new_len;
-	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
-	nscan = NULL;
-	new_doc = NULL;
-	set_detail(out, sel, is_insert ? "put-element insert" : "put-element replace");
+	result_take(out, is_insert ? 201 : 200, &new_doc, new_len, &nscan, sel,
+		    is_insert ? "put-element insert" : "put-element replace");
 out:
 	free(new_doc);
 	xml_doc_free(bdoc);
@@ -601,13 +612,8 @@ static void put_attribute(const char *doc, size_t doc_len, const struct xcap_sel
 		conflict(out, XCAP_ERROR_CANNOT_INSERT, "after the PUT the attribute would not have the body as value");
 		goto out;
 	}
-	out->status = is_insert ? 201 : 200;
-	out->new_doc = new_doc;
-	out->new_len = new_len;
-	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
-	nscan = NULL;
-	new_doc = NULL;
-	set_detail(out, sel, is_insert ? "put-attribute insert" : "put-attribute replace");
+	result_take(out, is_insert ? 201 : 200, &new_doc, new_len, &nscan, sel,
+		    is_insert ? "put-attribute insert" : "put-attribute replace");
 out:
 	free(new_doc);
 	xml_scan_free(scan);
@@ -699,13 +705,8 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 			 "positional siblings first)");
 		goto out;
 	}
-	out->status = 200;
-	out->new_doc = new_doc;
-	out->new_len = new_len;
-	out->new_scan = nscan; /* borrows new_doc, which the result now owns */
-	nscan = NULL;
-	new_doc = NULL;
-	set_detail(out, sel, kind == XCAP_NODE_ELEMENT ? "delete-element" : "delete-attribute");
+	result_take(out, 200, &new_doc, new_len, &nscan, sel,
+		    kind == XCAP_NODE_ELEMENT ? "delete-element" : "delete-attribute");
 out:
 	free(new_doc);
 	xml_scan_free(scan);
