@@ -21,7 +21,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "conf/conf.h"
-#include "http/http.h"
+#include "auth/digest.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
@@ -96,9 +96,9 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	/* The XUI's own domain is the realm for its documents; the default realm
 	 * serves global documents and tel: users. */
 	if (domain[0])
-		http_credentials_fill(&u.realms[u.realm_count++], domain, u.username, xui, password);
+		digest_credentials_fill(&u.realms[u.realm_count++], domain, u.username, xui, password);
 	if (!domain[0] || strcmp(domain, c->auth_realm) != 0)
-		http_credentials_fill(&u.realms[u.realm_count++], c->auth_realm, u.username, xui, password);
+		digest_credentials_fill(&u.realms[u.realm_count++], c->auth_realm, u.username, xui, password);
 	if (open_store(c, &st))
 		return EXIT_FAIL;
 	if (!is_create) {

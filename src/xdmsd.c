@@ -24,12 +24,14 @@
 #include "base/mem.h"
 #include "conf/conf.h"
 #include "http/http.h"
+#include "notify/notifier.h"
 #include "sip/sip.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
 
 #define SHUTDOWN_GRACE_MS 30000
+#define NOTIFY_GRACE_MS 2000 /* NOTIFYs in flight get this long to be answered at shutdown */
 
 static void print_key(void *arg, const char *key, const char *value, const char *help)
 {
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
 	struct xcap *x = NULL;
 	struct http_server *srv = NULL;
 	struct sip_server *sip = NULL;
+	struct notifier *notifier = NULL;
 	struct store_options so;
 	struct xcap_registry_options ro;
 	struct xcap_options xo;
@@ -212,12 +215,30 @@ int main(int argc, char **argv)
 	/* Tests and scripts read this exact line to learn the bound port. */
 	fprintf(stderr, "listening http %s\n", http_server_address(srv));
 	fflush(stderr);
-	/* --- SIP (sip/): started after HTTP, stopped first. No SUBSCRIBE
-	 * handler yet: the notifier registers itself here later. --- */
+	/* --- SIP (sip/) and the notifier (notify/): started after HTTP, stopped
+	 * first. The notifier loads the stored subscriptions before SIP listens. --- */
 	if (c.sip_listen[0]) {
-		err = sip_server_start(&c, NULL, NULL, &sip, &why);
+		char *root_uri;
+
+		if (xo.root_uri[0])
+			root_uri = xasprintf("%s%s", xo.root_uri,
+					     xo.root_uri[strlen(xo.root_uri) - 1] == '/' ? "" : "/");
+		else
+			root_uri = xasprintf("http://%s%s/", http_server_address(srv), xo.root_path);
+		err = notifier_create(&c, st, reg, root_uri, xo.root_path, &notifier, &why);
+		free(root_uri);
+		if (err) {
+			log_error("notify: %s", why);
+			goto out;
+		}
+		err = sip_server_start(&c, notifier_on_subscribe, notifier, &sip, &why);
 		if (err) {
 			log_error("sip: %s", why);
+			goto out;
+		}
+		err = notifier_start(notifier, sip);
+		if (err) {
+			log_error("notify: cannot start: %s", xdms_err_str(err));
 			goto out;
 		}
 		/* Tests and scripts read these exact lines to learn the port. */
@@ -242,7 +263,11 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down", sig);
 	rc = 0;
 out:
-	sip_server_stop(sip); /* SIP (sip/): first, before the modules it uses */
+	/* SIP first, before the modules it uses: answers in flight, then the loop,
+	 * then the subscriptions' progress. */
+	notifier_quiesce(notifier, NOTIFY_GRACE_MS);
+	sip_server_stop(sip);
+	notifier_destroy(notifier);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
 	xcap_destroy(x);
 	store_close(st);

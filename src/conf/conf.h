@@ -57,6 +57,17 @@ struct conf {
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */
 	bool sip_trust_from;        /* lab setting: take the subscriber from From */
 	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
+	/* [notify] */
+	unsigned notify_default_expires; /* seconds granted when SUBSCRIBE has no Expires */
+	unsigned notify_min_expires;     /* shorter (non-zero) requests: 423 */
+	unsigned notify_max_expires;     /* longer requests are cut to this */
+	unsigned notify_max_subscriptions; /* in total; more: 503 */
+	unsigned notify_max_per_user;    /* per subscriber identity (trusted servers exempt); more: 503 */
+	unsigned notify_max_entries;     /* resource selectors in one SUBSCRIBE body */
+	unsigned notify_aggregate_window; /* milliseconds changes are coalesced in aggregate mode */
+	size_t notify_max_body;          /* largest NOTIFY body; larger state is split */
+	size_t notify_patch_cache;       /* bytes of document versions kept to compute patches */
+	unsigned notify_retry_after;     /* seconds in Retry-After of a 503 */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
 	bool log_access;            /* one access-log line per request */

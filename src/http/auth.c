@@ -30,9 +30,7 @@
 struct http_auth {
 	const struct conf *c;
 	struct store *st;
-	struct digest_nonces *nonces;
-	enum digest_algo algos[2];
-	size_t algo_count;
+	struct digest_policy *digest;
 };
 
 struct http_auth *http_auth_create(const struct conf *c, struct store *st)
@@ -41,16 +39,7 @@ struct http_auth *http_auth_create(const struct conf *c, struct store *st)
 
 	a->c = c;
 	a->st = st;
-	a->nonces = digest_nonces_create((const uint8_t *)c->auth_secret, strlen(c->auth_secret),
-					 c->auth_nonce_timeout);
-	for (size_t i = 0; i < c->auth_digest_algorithms.count && a->algo_count < 2; i++) {
-		enum digest_algo algo;
-
-		if (digest_algo_parse(c->auth_digest_algorithms.items[i], &algo) == 0)
-			a->algos[a->algo_count++] = algo;
-	}
-	if (!a->algo_count)
-		a->algos[a->algo_count++] = DIGEST_ALGO_SHA256;
+	a->digest = digest_policy_create(c);
 	return a;
 }
 
@@ -58,7 +47,7 @@ void http_auth_destroy(struct http_auth *a)
 {
 	if (!a)
 		return;
-	digest_nonces_destroy(a->nonces);
+	digest_policy_destroy(a->digest);
 	free(a);
 }
 
@@ -119,86 +108,19 @@ static bool identity_normalize(const char *in, char *out, size_t out_len)
 	return true;
 }
 
-static const struct store_user_realm *user_realm(const struct store_user *u, const char *realm)
-{
-	for (unsigned i = 0; i < u->realm_count && i < STORE_USER_REALMS_MAX; i++)
-		if (strcmp(u->realms[i].realm, realm) == 0)
-			return &u->realms[i];
-	return NULL;
-}
-
-static const uint8_t *pick_ha1(const struct store_user_realm *r, enum digest_algo algo, bool is_xui_name)
-{
-	if (algo == DIGEST_ALGO_SHA256)
-		return is_xui_name ? r->ha1_sha256_xui : r->ha1_sha256_user;
-	return is_xui_name ? r->ha1_md5_xui : r->ha1_md5_user;
-}
-
-/* Finds the user a (realm, username) pair names, copying the record. */
-static bool user_lookup(struct http_auth *a, const char *realm, const char *username, struct store_user *u)
-{
-	struct store_read *rd;
-	enum xdms_err err = store_read_begin(a->st, &rd);
-
-	if (err)
-		return false;
-	err = store_user_find(rd, realm, username, u);
-	store_read_end(rd);
-	return err == XDMS_ERR_OK;
-}
-
 static enum http_auth_outcome check_digest(struct http_auth *a, const char *header, const char *method,
 					   const char *raw_uri, const char *realm, char *identity,
 					   const char **why)
 {
-	struct digest_credentials cr;
-	struct store_user u;
-	const struct store_user_realm *ur;
-	bool is_offered = false;
-
-	if (digest_parse(header, &cr)) {
-		*why = "malformed Digest credentials";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	for (size_t i = 0; i < a->algo_count; i++)
-		if (a->algos[i] == cr.algo)
-			is_offered = true;
-	if (!is_offered) {
-		*why = "Digest algorithm not offered";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	if (strcmp(cr.realm, realm) != 0) {
-		*why = "Digest realm does not match the resource";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	/* RFC 7616 §3.4.6: the credentials are for this request-target only. */
-	if (strcmp(cr.uri, raw_uri) != 0) {
-		*why = "Digest uri does not match the request";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	if (cr.is_userhash || !user_lookup(a, realm, cr.username, &u) || !(ur = user_realm(&u, realm))) {
-		*why = "unknown user";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	if (!digest_response_ok(&cr, method, pick_ha1(ur, cr.algo, strcmp(cr.username, u.xui) == 0))) {
-		*why = "wrong password";
-		return HTTP_AUTH_CHALLENGE;
-	}
-	switch (digest_nonce_use(a->nonces, cr.nonce, realm, cr.nc, time(NULL))) {
-	case DIGEST_NONCE_OK:
+	switch (digest_verify(a->digest, a->st, header, method, raw_uri, realm, identity, why)) {
+	case DIGEST_VERDICT_OK:
+		return HTTP_AUTH_OK;
+	case DIGEST_VERDICT_STALE:
+		return HTTP_AUTH_STALE;
+	case DIGEST_VERDICT_CHALLENGE:
 		break;
-	case DIGEST_NONCE_BAD:
-		*why = "nonce not issued by this server";
-		return HTTP_AUTH_CHALLENGE;
-	case DIGEST_NONCE_STALE:
-		*why = "stale nonce";
-		return HTTP_AUTH_STALE;
-	case DIGEST_NONCE_REPLAY:
-		*why = "replayed nonce count";
-		return HTTP_AUTH_STALE;
 	}
-	snprintf(identity, STORE_XUI_MAX, "%s", u.xui);
-	return HTTP_AUTH_OK;
+	return HTTP_AUTH_CHALLENGE;
 }
 
 static enum http_auth_outcome check_basic(struct http_auth *a, const char *header, const char *realm,
@@ -209,11 +131,9 @@ static enum http_auth_outcome check_basic(struct http_auth *a, const char *heade
 	size_t len = sizeof(decoded) - 1;
 	const char *b64 = header + 5;
 	char *colon;
-	struct store_user u;
-	const struct store_user_realm *ur;
-	uint8_t ha1[32];
+	char xui[STORE_XUI_MAX];
+	uint8_t ha1[32], stored[32];
 	unsigned char diff = 0;
-	bool is_xui_name;
 
 	while (*b64 == ' ')
 		b64++;
@@ -234,20 +154,21 @@ static enum http_auth_outcome check_basic(struct http_auth *a, const char *heade
 		return HTTP_AUTH_CHALLENGE;
 	}
 	*colon = '\0';
-	if (!user_lookup(a, realm, decoded, &u) || !(ur = user_realm(&u, realm))) {
+	if (!digest_user_ha1(a->st, realm, decoded, DIGEST_ALGO_SHA256, stored, xui, sizeof(xui))) {
+		explicit_bzero(decoded, sizeof(decoded));
 		*why = "unknown user";
 		return HTTP_AUTH_CHALLENGE;
 	}
-	is_xui_name = strcmp(decoded, u.xui) == 0;
 	digest_ha1(DIGEST_ALGO_SHA256, decoded, realm, colon + 1, ha1);
 	for (size_t i = 0; i < sizeof(ha1); i++)
-		diff |= (unsigned char)(ha1[i] ^ pick_ha1(ur, DIGEST_ALGO_SHA256, is_xui_name)[i]);
+		diff |= (unsigned char)(ha1[i] ^ stored[i]);
 	explicit_bzero(decoded, sizeof(decoded));
+	explicit_bzero(stored, sizeof(stored));
 	if (diff) {
 		*why = "wrong password";
 		return HTTP_AUTH_CHALLENGE;
 	}
-	snprintf(identity, STORE_XUI_MAX, "%s", u.xui);
+	snprintf(identity, STORE_XUI_MAX, "%s", xui);
 	return HTTP_AUTH_OK;
 }
 
@@ -291,17 +212,10 @@ enum http_auth_outcome http_auth_check(struct http_auth *a, struct MHD_Connectio
 void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, const char *realm,
 			      bool is_stale, bool is_tls)
 {
-	char nonce[96], value[1024];
-	time_t now = time(NULL);
+	char value[1024];
 
-	for (size_t i = 0; i < a->algo_count; i++) {
-		/* One nonce per challenge; either may be the one the client picks. */
-		digest_nonce_make(a->nonces, realm, now, nonce, sizeof(nonce));
-		/* opaque is optional (RFC 7616 §3.3) but some clients insist on it;
-		 * it carries nothing: the nonce is self-authenticating. */
-		snprintf(value, sizeof(value),
-			 "Digest realm=\"%s\", qop=\"auth\", algorithm=%s, nonce=\"%s\", opaque=\"%.16s\"%s", realm,
-			 digest_algo_name(a->algos[i]), nonce, nonce + 16, is_stale ? ", stale=true" : "");
+	for (size_t i = 0; i < a->digest->algo_count; i++) {
+		digest_challenge(a->digest, a->digest->algos[i], realm, is_stale, value, sizeof(value));
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
 	}
 	if (is_tls || a->c->auth_allow_basic) {

@@ -43,12 +43,4 @@ void http_server_reopen_logs(struct http_server *srv);
  */
 void http_server_stop(struct http_server *srv, unsigned grace_ms);
 
-/*
- * Derives the Digest credentials xdmsd checks (RFC 7616 H(username:realm:password)
- * with MD5 and SHA-256, for the user-part and the full-XUI usernames) into @r.
- * The password is not kept. Used by the admin tool when provisioning users.
- */
-void http_credentials_fill(struct store_user_realm *r, const char *realm, const char *username,
-			   const char *xui, const char *password);
-
 #endif

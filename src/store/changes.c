@@ -142,3 +142,24 @@ out:
 	mdb_cursor_close(cur);
 	return err;
 }
+
+enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq)
+{
+	MDB_cursor *cur = NULL;
+	struct store *st;
+	MDB_val k, v;
+	int rc;
+
+	if (!rd || !seq || !rd->txn)
+		return XDMS_ERR_INVAL;
+	*seq = 0;
+	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
+	rc = mdb_cursor_open(rd->txn, st->dbi_changes, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (!rc && k.mv_size == 8)
+		*seq = store_get_be(k.mv_data, 8);
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? store_err_from_mdb(rc) : XDMS_ERR_OK;
+}

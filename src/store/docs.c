@@ -115,6 +115,12 @@ enum xdms_err store_doc_get(struct store_read *rd, const char *selector, struct 
 enum xdms_err store_doc_list(struct store_read *rd, const char *prefix, store_doc_visit_fn visit,
 			     void *arg)
 {
+	return store_doc_list_after(rd, prefix, NULL, visit, arg);
+}
+
+enum xdms_err store_doc_list_after(struct store_read *rd, const char *prefix, const char *after,
+				   store_doc_visit_fn visit, void *arg)
+{
 	char sel[STORE_SELECTOR_MAX + 1];
 	struct store_doc doc;
 	MDB_cursor *cur = NULL;
@@ -135,8 +141,14 @@ enum xdms_err store_doc_list(struct store_read *rd, const char *prefix, store_do
 		return store_err_from_mdb(rc);
 	k.mv_size = prefix_len;
 	k.mv_data = (void *)prefix;
+	if (after && *after && strncmp(after, prefix, prefix_len) == 0) {
+		k.mv_size = strlen(after);
+		k.mv_data = (void *)after;
+	}
 	/* MDB_SET_RANGE positions at the first key >= prefix; "" means from the start. */
-	rc = mdb_cursor_get(cur, &k, &v, prefix_len ? MDB_SET_RANGE : MDB_FIRST);
+	rc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE : MDB_FIRST);
+	if (!rc && after && *after && k.mv_size == strlen(after) && memcmp(k.mv_data, after, k.mv_size) == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	while (!rc) {
 		if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
 			break;

@@ -422,6 +422,8 @@ static int dbs_open(struct store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->dbi_meta);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->dbi_index);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "subs", MDB_CREATE, &st->dbi_subs);
 	return rc;
 }
 

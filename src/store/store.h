@@ -7,7 +7,8 @@
  *   changes  64-bit sequence (big-endian) -> change record (the change feed)
  *   users    XUI -> credential record;  names: "realm\0username" -> XUI
  *   meta     schema version, instance id, ETag counter, last change sequence
- *   (subs, jobs and indexes are added by later modules through this header)
+ *   index    store-wide unique indexes kept by commit hooks
+ *   subs     64-bit subscription id (big-endian) -> the notifier's record
  *
  * Threads. Any thread may read: store_read_begin() gives a snapshot that the
  * calling thread must end itself. Document writes go through one writer thread
@@ -100,6 +101,10 @@ typedef int (*store_doc_visit_fn)(void *arg, const char *selector, const struct 
  * byte order of the selector. */
 enum xdms_err store_doc_list(struct store_read *rd, const char *prefix,
 			     store_doc_visit_fn visit, void *arg) XDMS_WUR;
+/* The same, starting after the selector @after (NULL or "" = from the first),
+ * for walking a large collection in pages. */
+enum xdms_err store_doc_list_after(struct store_read *rd, const char *prefix, const char *after,
+				   store_doc_visit_fn visit, void *arg) XDMS_WUR;
 
 /* ---- writing documents -------------------------------------------------- */
 
@@ -161,6 +166,14 @@ struct store_write {
  */
 enum xdms_err store_write_submit(struct store *st, struct store_write *w) XDMS_WUR;
 
+/*
+ * A record write: a store_write with selector and apply NULL and a hook. The
+ * hook runs alone in its nested transaction, with both documents NULL, and
+ * writes whatever it needs through @txn (store_sub_put, ...); no document,
+ * ETag or change record is involved and w->seq stays 0. It shares the group
+ * commit with document writes, so it is durable when done reports OK.
+ */
+
 /* Submits @w and waits for it. Returns w->result (or BUSY). w->done is still called.
  * BUSY without queueing also when called on the writer thread or while the
  * calling thread holds a read snapshot of @st (a map resize waits for it). */
@@ -186,6 +199,18 @@ enum xdms_err store_index_put(struct store_txn *txn, const char *index, const ch
 /* Removes (@index, @key). NOTFOUND when absent. */
 enum xdms_err store_index_del(struct store_txn *txn, const char *index, const char *key) XDMS_WUR;
 
+/* ---- SIP subscriptions (the notifier's records) --------------------------------
+ *
+ * Opaque records keyed by a 64-bit id, written in record writes (above) and
+ * read back at start-up. The store does not look inside them.
+ */
+enum xdms_err store_sub_put(struct store_txn *txn, uint64_t id, const void *rec, size_t len) XDMS_WUR;
+/* NOTFOUND when absent. */
+enum xdms_err store_sub_del(struct store_txn *txn, uint64_t id) XDMS_WUR;
+typedef int (*store_sub_visit_fn)(void *arg, uint64_t id, const void *rec, size_t len);
+/* Visits every record in id order; return non-zero to stop. */
+enum xdms_err store_sub_list(struct store_read *rd, store_sub_visit_fn visit, void *arg) XDMS_WUR;
+
 /* ---- the change feed ------------------------------------------------------ */
 
 /* One change record. Pointers are borrowed like store_doc's. */
@@ -203,6 +228,9 @@ typedef int (*store_change_visit_fn)(void *arg, const struct store_change *c);
 /* Visits changes with seq >= @from_seq in order; return non-zero to stop. */
 enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq,
 				 store_change_visit_fn visit, void *arg) XDMS_WUR;
+
+/* The highest sequence in the feed as this snapshot sees it (0 when empty). */
+enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq) XDMS_WUR;
 
 /*
  * Registers a function the writer thread calls after every successful commit

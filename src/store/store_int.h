@@ -56,6 +56,7 @@ struct store {
 	MDB_dbi dbi_names;
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_index;   /* store-wide unique indexes (index.c) */
+	MDB_dbi dbi_subs;    /* SIP subscriptions (subs.c) */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;

@@ -98,6 +98,32 @@ static void etag_format(char *out, const char *prefix, uint32_t instance_id, uin
 	snprintf(out, STORE_ETAG_MAX, "%s-%08" PRIx32 "-%016" PRIx64, p, instance_id, counter);
 }
 
+/* A record write (store.h): the hook alone in a nested transaction. */
+static enum xdms_err record_one(struct pass *p, struct store_write *w, int *mdb_rc)
+{
+	struct store_txn stxn = { .st = p->st };
+	enum xdms_err err;
+	int rc;
+
+	write_out_reset(w);
+	rc = mdb_txn_begin(p->st->env, p->parent, 0, &stxn.txn);
+	if (rc) {
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
+	err = w->hook(w, &stxn, NULL, NULL);
+	if (err) {
+		mdb_txn_abort(stxn.txn);
+		goto out;
+	}
+	rc = mdb_txn_commit(stxn.txn);
+	err = store_err_from_mdb(rc);
+out:
+	w->result = err;
+	*mdb_rc = rc;
+	return err;
+}
+
 /*
  * Runs one write in a nested transaction of p->parent. Returns its result;
  * *mdb_rc gets the LMDB code behind a failure (0 otherwise).
@@ -117,6 +143,8 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 	size_t sel_len;
 	int rc = 0;
 
+	if (!w->selector && !w->apply && w->hook)
+		return record_one(p, w, mdb_rc);
 	write_out_reset(w);
 	if (!w->selector || !w->apply || !w->etag_prefix) {
 		err = XDMS_ERR_INVAL;

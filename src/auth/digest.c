@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * HTTP Digest access authentication (RFC 7616) with MD5 and SHA-256, qop=auth.
+ * Digest access authentication (RFC 7616) with MD5 and SHA-256, qop=auth.
  *
  * The server stores no passwords, only H(username:realm:password) per
  * algorithm (store_user_realm). Nonces are stateless: hex of a creation time,
@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,7 @@
 #include <nettle/sha2.h>
 
 #include "base/mem.h"
-#include "http/http.h"
-#include "http/http_int.h"
+#include "auth/digest.h"
 
 #define NONCE_SLOTS 8192
 #define NONCE_LOCKS 64
@@ -103,7 +103,7 @@ void digest_ha1(enum digest_algo algo, const char *username, const char *realm, 
 	hash_joined(algo, parts, 3, out);
 }
 
-void http_credentials_fill(struct store_user_realm *r, const char *realm, const char *username,
+void digest_credentials_fill(struct store_user_realm *r, const char *realm, const char *username,
 			   const char *xui, const char *password)
 {
 	memset(r, 0, sizeof(*r));
@@ -397,4 +397,130 @@ enum digest_nonce_state digest_nonce_use(struct digest_nonces *n, const char *no
 out:
 	pthread_mutex_unlock(lock);
 	return state;
+}
+
+/* ---- checking credentials against the store ---------------------------------------- */
+
+bool digest_user_ha1(struct store *st, const char *realm, const char *username, enum digest_algo algo,
+		     uint8_t *ha1, char *xui, size_t xui_len)
+{
+	struct store_read *rd;
+	struct store_user u;
+	const struct store_user_realm *r = NULL;
+	bool is_xui_name;
+	enum xdms_err err = store_read_begin(st, &rd);
+
+	if (err)
+		return false;
+	err = store_user_find(rd, realm, username, &u);
+	store_read_end(rd);
+	if (err)
+		return false;
+	for (unsigned i = 0; i < u.realm_count && i < STORE_USER_REALMS_MAX; i++)
+		if (strcmp(u.realms[i].realm, realm) == 0)
+			r = &u.realms[i];
+	if (!r)
+		return false;
+	is_xui_name = strcmp(username, u.xui) == 0;
+	if (algo == DIGEST_ALGO_SHA256)
+		memcpy(ha1, is_xui_name ? r->ha1_sha256_xui : r->ha1_sha256_user, 32);
+	else
+		memcpy(ha1, is_xui_name ? r->ha1_md5_xui : r->ha1_md5_user, 16);
+	snprintf(xui, xui_len, "%s", u.xui);
+	explicit_bzero(&u, sizeof(u));
+	return true;
+}
+
+enum digest_verdict digest_verify(const struct digest_policy *p, struct store *st, const char *header,
+				  const char *method, const char *uri, const char *realm, char *identity,
+				  const char **why)
+{
+	struct digest_credentials cr;
+	char xui[STORE_XUI_MAX];
+	uint8_t ha1[32];
+	bool is_offered = false, is_ok;
+
+	if (digest_parse(header, &cr)) {
+		*why = "malformed Digest credentials";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	for (size_t i = 0; i < p->algo_count; i++)
+		if (p->algos[i] == cr.algo)
+			is_offered = true;
+	if (!is_offered) {
+		*why = "Digest algorithm not offered";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	if (strcmp(cr.realm, realm) != 0) {
+		*why = "Digest realm does not match the resource";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	/* RFC 7616 §3.4.6: the credentials are for this request-target only. */
+	if (strcmp(cr.uri, uri) != 0) {
+		*why = "Digest uri does not match the request";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	if (cr.is_userhash || !digest_user_ha1(st, realm, cr.username, cr.algo, ha1, xui, sizeof(xui))) {
+		*why = "unknown user";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	is_ok = digest_response_ok(&cr, method, ha1);
+	explicit_bzero(ha1, sizeof(ha1));
+	if (!is_ok) {
+		*why = "wrong password";
+		return DIGEST_VERDICT_CHALLENGE;
+	}
+	switch (digest_nonce_use(p->nonces, cr.nonce, realm, cr.nc, time(NULL))) {
+	case DIGEST_NONCE_OK:
+		break;
+	case DIGEST_NONCE_BAD:
+		*why = "nonce not issued by this server";
+		return DIGEST_VERDICT_CHALLENGE;
+	case DIGEST_NONCE_STALE:
+		*why = "stale nonce";
+		return DIGEST_VERDICT_STALE;
+	case DIGEST_NONCE_REPLAY:
+		*why = "replayed nonce count";
+		return DIGEST_VERDICT_STALE;
+	}
+	snprintf(identity, STORE_XUI_MAX, "%s", xui);
+	return DIGEST_VERDICT_OK;
+}
+
+void digest_challenge(const struct digest_policy *p, enum digest_algo algo, const char *realm, bool is_stale,
+		      char *out, size_t out_len)
+{
+	char nonce[96];
+
+	/* One nonce per challenge; either may be the one the client picks. */
+	digest_nonce_make(p->nonces, realm, time(NULL), nonce, sizeof(nonce));
+	/* opaque is optional (RFC 7616 §3.3) but some clients insist on it;
+	 * it carries nothing: the nonce is self-authenticating. */
+	snprintf(out, out_len, "Digest realm=\"%s\", qop=\"auth\", algorithm=%s, nonce=\"%s\", opaque=\"%.16s\"%s",
+		 realm, digest_algo_name(algo), nonce, nonce + 16, is_stale ? ", stale=true" : "");
+}
+
+struct digest_policy *digest_policy_create(const struct conf *c)
+{
+	struct digest_policy *p = xcalloc(1, sizeof(*p));
+
+	p->nonces = digest_nonces_create((const uint8_t *)c->auth_secret, strlen(c->auth_secret),
+					 c->auth_nonce_timeout);
+	for (size_t i = 0; i < c->auth_digest_algorithms.count && p->algo_count < 2; i++) {
+		enum digest_algo algo;
+
+		if (digest_algo_parse(c->auth_digest_algorithms.items[i], &algo) == 0)
+			p->algos[p->algo_count++] = algo;
+	}
+	if (!p->algo_count)
+		p->algos[p->algo_count++] = DIGEST_ALGO_SHA256;
+	return p;
+}
+
+void digest_policy_destroy(struct digest_policy *p)
+{
+	if (!p)
+		return;
+	digest_nonces_destroy(p->nonces);
+	free(p);
 }
