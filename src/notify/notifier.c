@@ -46,7 +46,7 @@
 
 #define RL_NS "urn:ietf:params:xml:ns:resource-lists"
 #define RL_MIME "application/resource-lists+xml"
-#define FLUSH_MS 200
+#define FLUSH_MS 50
 #define POLL_MS 1000
 #define CSEQ_BLOCK 1000u
 #define PUMP_MAX 20000      /* feed records read per turn of the loop */

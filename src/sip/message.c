@@ -326,6 +326,16 @@ static void build_headers(struct sip_request *r)
 		if (!osip_accept_to_str(osip_list_get(&m->accepts, i), &v))
 			add_header(r, "Accept", v);
 	}
+	for (int i = 0; i < osip_list_size(&m->authorizations); i++) {
+		v = NULL;
+		if (!osip_authorization_to_str(osip_list_get(&m->authorizations, i), &v))
+			add_header(r, "Authorization", v);
+	}
+	for (int i = 0; i < osip_list_size(&m->proxy_authorizations); i++) {
+		v = NULL;
+		if (!osip_authorization_to_str(osip_list_get(&m->proxy_authorizations, i), &v))
+			add_header(r, "Proxy-Authorization", v);
+	}
 	v = NULL;
 	if (m->content_type && !osip_content_type_to_str(m->content_type, &v))
 		add_header(r, "Content-Type", v);

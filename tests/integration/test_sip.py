@@ -247,9 +247,11 @@ def test_subscribe_without_event_is_489(udp):
     assert resp.header("Allow-Events") == "xcap-diff"
 
 
-def test_subscribe_xcap_diff_compact_event_without_notifier_is_501(udp):
+def test_subscribe_xcap_diff_compact_event_reaches_the_notifier(udp):
+    # The notifier answers (here: no trusted identity, so a Digest challenge).
     resp = udp.ask(request("SUBSCRIBE", extra=["o: xcap-diff;diff-processing=aggregate"]))
-    assert resp.status == 501, resp
+    assert resp.status == 401, resp
+    assert resp.all("WWW-Authenticate")[0].startswith("Digest realm=\"example.com\""), resp
 
 
 @pytest.mark.parametrize("method", ["MESSAGE", "PUBLISH", "REFER", "INFO", "UPDATE", "PRACK", "REGISTER",

@@ -107,7 +107,7 @@ START_TEST(credentials_fill)
 	struct store_user_realm r;
 	uint8_t expect[32];
 
-	http_credentials_fill(&r, "example.com", "alice", "sip:alice@example.com", "pw");
+	digest_credentials_fill(&r, "example.com", "alice", "sip:alice@example.com", "pw");
 	ck_assert_str_eq(r.realm, "example.com");
 	digest_ha1(DIGEST_ALGO_MD5, "alice", "example.com", "pw", expect);
 	ck_assert_mem_eq(r.ha1_md5_user, expect, 16);

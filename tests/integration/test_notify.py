@@ -1,0 +1,511 @@
+# SPDX-License-Identifier: MIT
+"""The xcap-diff notifier (RFC 5875, RFC 6665) against a real xdmsd.
+
+A Python subscriber (sipua.Subscriber) SUBSCRIBEs over UDP or TCP, answers
+NOTIFYs and parses their xcap-diff bodies; documents change through real XCAP
+requests (xdmslib.Client) or xdmsctl. The sipp-driven flows are in
+test_notify_sipp.py.
+"""
+
+import hashlib
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from sipua import DIFF_NS, Subscriber, rl_body
+from xdmslib import ALICE, BOB, IWF, PASSWORDS, data, doc_path, expect, unquote
+
+PCC = "org.openmobilealliance.cab-pcc"
+FH = "org.openmobilealliance.cab-feature-handler"
+PCC_MIME = "application/vnd.oma.cab-pcc+xml"
+ALICE_PCC = f"{PCC}/users/{ALICE}/index"
+BOB_PCC = f"{PCC}/users/{BOB}/index"
+SIP_RE = re.compile(r"listening sip udp 127\.0\.0\.1:(\d+)")
+D = f"{{{DIFF_NS}}}"
+
+
+def sip_port(srv, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = SIP_RE.findall(srv.log_path.read_text(errors="replace"))
+        if m:
+            return int(m[-1])
+        time.sleep(0.05)
+    raise AssertionError("no SIP listener line in the log")
+
+
+@pytest.fixture
+def nserver(start_server):
+    """SIP on, subscriber identity from From (lab mode)."""
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.aggregate_window": "400"})
+    srv.sip = sip_port(srv)
+    return srv
+
+
+@pytest.fixture
+def subs():
+    made = []
+
+    def factory(srv, aor=ALICE, transport="UDP", **kw):
+        s = Subscriber(srv.sip, aor=aor, transport=transport, **kw)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.close()
+
+
+def put_pcc(srv, xui=ALICE, body=None):
+    resp = srv.client(xui).put_doc(PCC, xui, body or data("pcc-alice.xml").replace(ALICE.encode(), xui.encode()))
+    assert resp.status in (200, 201), resp.describe()
+    return unquote(resp.header("ETag"))
+
+
+def subscribe_ok(s, *uris, mode=None, expires=600):
+    resp = s.subscribe(rl_body(*uris), mode=mode, expires=expires)
+    assert resp.status == 200, resp
+    assert int(resp.header("Expires")) == expires
+    first = s.notify()
+    assert first.header("Event") == "xcap-diff"
+    assert first.header("Subscription-State") == f"active;expires={expires}" or \
+        first.header("Subscription-State").startswith("active;expires=")
+    assert first.header("Content-Type") == "application/xcap-diff+xml"
+    return first
+
+
+def node_text(el):
+    return ET.tostring(el, encoding="unicode")
+
+
+# ---------------------------------------------------------------------------
+# Full state and changes
+
+
+def test_full_state_then_element_patch(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    first = subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    root = first.diff()
+    assert root.get("xcap-root").startswith("http://127.0.0.1:") and root.get("xcap-root").endswith("/xcap-root/")
+    assert first.documents() == [{"new-etag": etag1, "sel": ALICE_PCC}]
+    assert first.cseq() >= 1
+
+    # An element PUT: a new tel after the last one.
+    tel = (b'<tel xmlns="urn:oma:xml:cab:pcc" pref="3" tel-type="Home"><tel-nb><tel-string>'
+           b'tel:+15555550150</tel-string></tel-nb></tel>')
+    c = nserver.client(ALICE)
+    resp = c.put(f"/xcap-root/{ALICE_PCC}/~~/pcc/person-details/comm-addr/tel[3]", tel,
+                  "application/xcap-el+xml")
+    expect(resp, 201)
+    etag2 = unquote(resp.header("ETag"))
+    n = s.notify()
+    assert n.cseq() == first.cseq() + 1
+    docs = n.diff().findall(f"{D}document")
+    assert len(docs) == 1
+    d = docs[0]
+    assert (d.get("previous-etag"), d.get("new-etag"), d.get("sel")) == (etag1, etag2, ALICE_PCC)
+    ops = list(d)
+    assert len(ops) == 1 and ops[0].tag == f"{D}add", node_text(d)
+    assert ops[0].get("pos") == "after" and ops[0].get("sel").endswith("pcc:tel[2]"), node_text(d)
+    added = list(ops[0])
+    assert len(added) == 1 and added[0].tag == "{urn:oma:xml:cab:pcc}tel"
+    assert added[0].find(".//{urn:oma:xml:cab:pcc}tel-string").text == "tel:+15555550150"
+    # the prefix used in sel is declared on the root
+    assert 'xmlns:pcc="urn:oma:xml:cab:pcc"' in n.body.decode()
+
+
+def test_whole_document_put_gets_a_computed_patch(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    etag2 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    d = s.notify().diff().find(f"{D}document")
+    assert (d.get("previous-etag"), d.get("new-etag")) == (etag1, etag2)
+    ops = list(d)
+    assert len(ops) == 1 and ops[0].tag == f"{D}replace", node_text(d)
+    assert ops[0].get("sel") == "pcc:pcc/pcc:person-details/pcc:career/pcc:employer/text()"
+    assert ops[0].text == "Acme Corp"
+
+
+def test_same_bytes_again_is_body_not_changed(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    etag2 = put_pcc(nserver)
+    d = s.notify().diff().find(f"{D}document")
+    assert (d.get("previous-etag"), d.get("new-etag")) == (etag1, etag2)
+    assert [x.tag for x in d] == [f"{D}body-not-changed"]
+
+
+def test_no_patching_sends_etags_only(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)  # no diff-processing: no-patching
+    etag2 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    d = s.notify().diff().find(f"{D}document")
+    assert (d.get("previous-etag"), d.get("new-etag")) == (etag1, etag2)
+    assert list(d) == []
+
+
+def test_delete_reports_previous_etag_only(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    expect(nserver.client(ALICE).delete(f"/xcap-root/{ALICE_PCC}"), 200)
+    d = s.notify().diff().find(f"{D}document")
+    assert d.attrib == {"previous-etag": etag1, "sel": ALICE_PCC}
+    assert list(d) == []
+
+
+def test_missing_document_is_absent_from_full_state_then_created(nserver, subs):
+    s = subs(nserver)
+    first = subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    assert first.documents() == []
+    etag = put_pcc(nserver)
+    assert s.notify().documents() == [{"new-etag": etag, "sel": ALICE_PCC}]
+
+
+def test_changes_queue_behind_an_unanswered_notify_and_chain(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    s.auto_answer = None
+    etag2 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Two"))
+    held = s.notify()
+    etag3 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Three"))
+    etag4 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Four"))
+    s.pump(0.5)
+    assert [m for m in s.inbox if m.method == "NOTIFY" and m.cseq() != held.cseq()] == [], \
+        "a second NOTIFY went out before the first was answered"
+    s.inbox = [m for m in s.inbox if m.method != "NOTIFY"]
+    s.auto_answer = 200
+    s._answer(held, 200)
+    assert [(d["previous-etag"], d["new-etag"]) for d in held.documents()] == [(etag1, etag2)]
+    n = s.notify()
+    assert n.cseq() == held.cseq() + 1
+    chain = [(d["previous-etag"], d["new-etag"]) for d in n.documents()]
+    assert chain == [(etag2, etag3), (etag3, etag4)]
+    for d in n.diff().findall(f"{D}document"):
+        assert [x.tag for x in d] == [f"{D}replace"]
+
+
+def test_aggregate_coalesces_within_the_window(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="aggregate")
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Two"))
+    etag3 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Three"))
+    n = s.notify()
+    docs = n.diff().findall(f"{D}document")
+    assert len(docs) == 1, n.body
+    assert (docs[0].get("previous-etag"), docs[0].get("new-etag")) == (etag1, etag3)
+    ops = list(docs[0])
+    assert [x.tag for x in ops] == [f"{D}replace", f"{D}replace"]
+    assert [x.text for x in ops] == ["Corp Two", "Corp Three"]
+    s.no_notify(0.8)
+
+
+def test_collection_subscription_sees_new_documents(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trusted_peers": "127.0.0.1"})
+    srv.sip = sip_port(srv)
+    s = subs(srv, aor="sip:cab-server@example.com")
+    resp = s.subscribe(rl_body(f"{FH}/users/"), extra=[f"P-Asserted-Identity: <{IWF}>"])
+    assert resp.status == 200, resp
+    assert s.notify().documents() == []
+    body = data("fh-requests.xml")
+    resp = srv.client(ALICE).put_doc(FH, ALICE, body)
+    assert resp.status == 201, resp.describe()
+    n = s.notify()
+    assert n.documents() == [{"new-etag": unquote(resp.header("ETag")), "sel": f"{FH}/users/{ALICE}/index"}]
+    # Documents of other usages are not reported.
+    put_pcc(srv)
+    s.no_notify(1.0)
+
+
+def test_collection_full_state_is_paged_across_notifies(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.max_body": "2000", "auth.server_identities": "sip:cab@example.com"})
+    srv.sip = sip_port(srv)
+    etags = {}
+    for i in range(40):
+        xui = f"sip:u{i:02d}@example.com"
+        resp = srv.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")) if i == 0 else None
+        out = srv.ctl("doc", "put", f"{PCC}/users/{xui}/index", "-", input=data("pcc-alice.xml"), check=0)
+        assert out.returncode == 0
+    s = subs(srv, aor="sip:cab@example.com")
+    assert s.subscribe(rl_body(f"{PCC}/users/")).status == 200
+    seen = []
+    while len(seen) < 41:
+        n = s.notify()
+        assert len(n.body) <= 2000 + 200
+        seen += [d["sel"] for d in n.documents()]
+    assert len(seen) == len(set(seen)) == 41
+    s.no_notify(0.8)
+
+
+def test_element_subscription_reports_the_element(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    sel = f"{ALICE_PCC}/~~/pcc/person-details/career"
+    first = subscribe_ok(s, sel)
+    el = first.diff().find(f"{D}element")
+    assert el is not None and el.get("sel") == sel, first.body
+    career = el.find("{urn:oma:xml:cab:pcc}career")
+    assert career.find("{urn:oma:xml:cab:pcc}employer").text == "Example Corp"
+    # A change elsewhere in the document: nothing to report.
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Springfield</place>", b"Shelbyville</place>"))
+    s.no_notify(1.0)
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    n = s.notify()
+    el = n.diff().find(f"{D}element")
+    assert el.find(".//{urn:oma:xml:cab:pcc}employer").text == "Acme Corp"
+    expect(nserver.client(ALICE).delete(f"/xcap-root/{ALICE_PCC}"), 200)
+    el = s.notify().diff().find(f"{D}element")
+    assert el.get("exists") == "0"
+
+
+def test_tcp_subscription(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver, transport="TCP")
+    first = subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    assert first.documents() == [{"new-etag": etag1, "sel": ALICE_PCC}]
+    assert "SIP/2.0/TCP" in first.header("Via")
+    etag2 = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    assert [(d["previous-etag"], d["new-etag"]) for d in s.notify().documents()] == [(etag1, etag2)]
+
+
+# ---------------------------------------------------------------------------
+# Refresh, unsubscribe, expiry, fetch
+
+
+def test_refresh_without_body_keeps_the_list_and_sends_full_state(nserver, subs):
+    etag1 = put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)
+    resp = s.subscribe(None, expires=900)
+    assert resp.status == 200 and resp.header("Expires") == "900"
+    n = s.notify()
+    assert n.documents() == [{"new-etag": etag1, "sel": ALICE_PCC}]
+    assert n.header("Subscription-State") in ("active;expires=900", "active;expires=899")
+
+
+def test_refresh_with_body_replaces_the_list(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)
+    fh = nserver.client(ALICE).put_doc(FH, ALICE, data("fh-requests.xml"))
+    assert fh.status == 201
+    resp = s.subscribe(rl_body(f"{FH}/users/{ALICE}/index"))
+    assert resp.status == 200
+    assert [d["sel"] for d in s.notify().documents()] == [f"{FH}/users/{ALICE}/index"]
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    s.no_notify(1.0)
+
+
+def test_unsubscribe_sends_terminated_and_stops(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)
+    resp = s.subscribe(None, expires=0)
+    assert resp.status == 200 and resp.header("Expires") == "0"
+    final = s.notify()
+    assert final.header("Subscription-State").startswith("terminated")
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    s.no_notify(1.0)
+    # The dialog is gone: a refresh is 481.
+    assert s.subscribe(None, expires=600).status == 481
+
+
+def test_fetch_with_expires_zero(nserver, subs):
+    etag = put_pcc(nserver)
+    s = subs(nserver)
+    resp = s.subscribe(rl_body(ALICE_PCC), expires=0)
+    assert resp.status == 200
+    n = s.notify()
+    assert n.header("Subscription-State") == "terminated;reason=timeout"
+    assert n.documents() == [{"new-etag": etag, "sel": ALICE_PCC}]
+
+
+def test_expiry_sends_terminated_timeout(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.min_expires": "1"})
+    srv.sip = sip_port(srv)
+    s = subs(srv)
+    subscribe_ok(s, ALICE_PCC, expires=2)
+    n = s.notify(timeout=5)
+    assert n.header("Subscription-State") == "terminated;reason=timeout"
+
+
+def test_expires_above_the_maximum_is_cut(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.max_expires": "7200"})
+    srv.sip = sip_port(srv)
+    s = subs(srv)
+    resp = s.subscribe(rl_body(ALICE_PCC), expires=99999)
+    assert resp.status == 200 and resp.header("Expires") == "7200"
+
+
+# ---------------------------------------------------------------------------
+# Refusals
+
+
+def test_too_short_is_423_with_min_expires(nserver, subs):
+    resp = subs(nserver).subscribe(rl_body(ALICE_PCC), expires=10)
+    assert resp.status == 423 and resp.header("Min-Expires") == "60"
+
+
+def test_other_event_is_489(nserver, subs):
+    resp = subs(nserver).subscribe(rl_body(ALICE_PCC), event="presence")
+    assert resp.status == 489 and resp.header("Allow-Events") == "xcap-diff"
+
+
+def test_wrong_body_type_is_415(nserver, subs):
+    resp = subs(nserver).subscribe(rl_body(ALICE_PCC), content_type="application/xml")
+    assert resp.status == 415 and resp.header("Accept") == "application/resource-lists+xml"
+
+
+def test_accept_without_xcap_diff_is_406(nserver, subs):
+    resp = subs(nserver).subscribe(rl_body(ALICE_PCC), accept="application/pidf+xml")
+    assert resp.status == 406
+
+
+@pytest.mark.parametrize("body", [b"<resource-lists", b"<other xmlns='urn:x'/>",
+                                  rl_body().replace(b"<list>", b"<list>"),
+                                  rl_body("org.openmobilealliance.cab-pcc/users/sip:alice@example.com/index/~~/pcc[")])
+def test_bad_body_is_400(nserver, subs, body):
+    s = subs(nserver)
+    resp = s.subscribe(body)
+    assert resp.status == 400, resp
+    assert resp.header("Warning", "").startswith("399 xdmsd "), resp
+
+
+def test_missing_body_on_a_new_subscription_is_400(nserver, subs):
+    assert subs(nserver).subscribe(None).status == 400
+
+
+def test_other_users_document_is_403(nserver, subs):
+    s = subs(nserver)
+    for uri in (BOB_PCC, f"{PCC}/users/", f"{PCC}/"):
+        resp = s.subscribe(rl_body(ALICE_PCC, uri))
+        assert resp.status == 403, (uri, resp)
+
+
+def test_unknown_dialog_is_481(nserver, subs):
+    s = subs(nserver)
+    s.remote_tag = "nosuchtag"
+    assert s.subscribe(rl_body(ALICE_PCC)).status == 481
+
+
+def test_per_user_cap_is_503_with_retry_after(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.max_per_user": "2"})
+    srv.sip = sip_port(srv)
+    for _ in range(2):
+        subscribe_ok(subs(srv), ALICE_PCC)
+    resp = subs(srv).subscribe(rl_body(ALICE_PCC))
+    assert resp.status == 503 and resp.header("Retry-After") == "30"
+    # Another user is not affected.
+    assert subs(srv, aor=BOB).subscribe(rl_body(BOB_PCC)).status == 200
+
+
+def test_untrusted_subscriber_is_challenged_and_digest_works(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trusted_peers": "127.0.0.2"})
+    srv.sip = sip_port(srv)
+    s = subs(srv)
+    # P-Asserted-Identity from an untrusted address is ignored.
+    resp = s.subscribe(rl_body(ALICE_PCC), extra=[f"P-Asserted-Identity: <{ALICE}>"])
+    assert resp.status == 401, resp
+    challenges = resp.all("WWW-Authenticate")
+    assert challenges and all(c.startswith("Digest ") for c in challenges)
+    chal = dict(re.findall(r'(\w+)="?([^",]+)"?', challenges[0]))
+    assert chal["realm"] == "example.com"
+    algo = chal["algorithm"]
+    h = hashlib.sha256 if algo == "SHA-256" else hashlib.md5
+
+    def hx(x):
+        return h(x.encode()).hexdigest()
+
+    uri = ALICE
+    ha1 = hx(f"alice:{chal['realm']}:{PASSWORDS[ALICE]}")
+    ha2 = hx(f"SUBSCRIBE:{uri}")
+    cnonce, nc = "0a4f113b", "00000001"
+    response = hx(f"{ha1}:{chal['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+    auth = (f'Digest username="alice", realm="{chal["realm"]}", nonce="{chal["nonce"]}", uri="{uri}", '
+            f'response="{response}", algorithm={algo}, qop=auth, nc={nc}, cnonce="{cnonce}", '
+            f'opaque="{chal["opaque"]}"')
+    resp = s.subscribe(rl_body(ALICE_PCC), extra=[f"Authorization: {auth}"])
+    assert resp.status == 200, resp
+    assert s.notify().header("Event") == "xcap-diff"
+    # Wrong password: challenged again.
+    s2 = subs(srv)
+    bad = auth.replace(response, "0" * len(response))
+    assert s2.subscribe(rl_body(ALICE_PCC), extra=[f"Authorization: {bad}"]).status == 401
+
+
+# ---------------------------------------------------------------------------
+# Failures of the subscriber, and restarts
+
+
+def test_notify_answered_481_ends_the_subscription(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)
+    s.auto_answer = 481
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    s.notify()
+    time.sleep(0.3)
+    assert re.search(r"answered 481: subscription ended", nserver.log_path.read_text())
+    s.auto_answer = 200
+    put_pcc(nserver)
+    s.no_notify(1.0)
+    assert s.subscribe(None).status == 481
+
+
+def test_restart_resumes_with_higher_cseq_and_catches_up(start_server, subs, tmp_path):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"})
+    srv.sip = sip_port(srv)
+    etag1 = put_pcc(srv)
+    s = subs(srv)
+    first = subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    etag2 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Two"))
+    n2 = s.notify()
+    assert [(d["previous-etag"], d["new-etag"]) for d in n2.documents()] == [(etag1, etag2)]
+    srv.stop()
+    # A change while xdmsd is down (xdmsctl writes the same store and feed).
+    srv.ctl("doc", "put", ALICE_PCC, "-", input=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Three"),
+            check=0)
+    srv.settings["sip.listen"] = f"127.0.0.1:{srv.sip}"
+    srv.start()
+    n3 = s.notify(timeout=8)
+    docs = n3.documents()
+    assert len(docs) == 1 and docs[0]["previous-etag"] == etag2 and docs[0]["new-etag"] != etag2, n3
+    assert n3.cseq() > n2.cseq() > first.cseq()
+    etag4 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp Four"))
+    n4 = s.notify()
+    assert [(d["previous-etag"], d["new-etag"]) for d in n4.documents()] == [(docs[0]["new-etag"], etag4)]
+    assert n4.cseq() == n3.cseq() + 1
+    s.no_notify(1.0)
+
+
+def test_subscription_survives_kill9(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}, sync=True)
+    srv.sip = sip_port(srv)
+    etag1 = put_pcc(srv)
+    s = subs(srv)
+    subscribe_ok(s, ALICE_PCC)
+    srv.kill9()
+    srv.settings["sip.listen"] = f"127.0.0.1:{srv.sip}"
+    srv.start()
+    # A crash may repeat the full state if its acknowledgement was not recorded
+    # yet (it is idempotent: the same ETag), never anything else...
+    for m in s.pump(1.5):
+        if m.method == "NOTIFY":
+            assert m.documents() == [{"new-etag": etag1, "sel": ALICE_PCC}], m
+    s.inbox.clear()
+    etag2 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    # ...and the next change arrives with the chain intact.
+    assert [(d["previous-etag"], d["new-etag"]) for d in s.notify().documents()] == [(etag1, etag2)]

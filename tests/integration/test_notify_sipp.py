@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: MIT
+"""The xcap-diff notifier (RFC 5875 over RFC 6665) driven by sipp.
+
+sipp (Debian package sip-tester) plays the subscriber: it sends the
+SUBSCRIBEs of the scenarios in sipp/xcap_diff_*.xml and answers the NOTIFYs,
+checking headers and bodies itself (ereg check_it) and writing what it saw
+to its -log_file ("STEP key=value" lines). The test runs sipp in the
+background, writes documents over XCAP (HTTP) when the log shows the
+subscription is up, waits for sipp, and checks its exit status, its counts
+and the logged values against what the XCAP side saw (ETags).
+
+Every server runs with sip.listen=127.0.0.1:0 and sip.trust_from=true (the
+subscriber is who From says) unless a test says otherwise. sipp listens on a
+free port picked on 127.0.0.1. Call-IDs are "N-PID-xdiff" (-cid_str), see
+test_call_id_with_host_part_is_kept for why.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from xdmslib import ALICE, BOB, FH, HERE, IWF, MIME, PCC, data, doc_path, expect, expect_etag, unquote
+
+SIPP = shutil.which("sipp")
+SCENARIOS = HERE / "sipp"
+SIP_LISTEN_RE = re.compile(r"listening sip (udp|tcp) 127\.0\.0\.1:(\d+)")
+TRANSPORTS = ["u1", "t1"]
+LAB = {"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}
+
+PCC_DOC = f"{PCC}/users/{ALICE}/index"
+FH_COLL = f"{FH}/users/"
+COMM = "pcc/person-details/comm-addr"
+TEL2_HOME = ('<tel pref="2" tel-type="Home"><tel-nb><tel-string>tel:+15555550142</tel-string></tel-nb>'
+             "<label>home</label></tel>")
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian package sip-tester) is not installed")
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def sip_port(srv, timeout=5.0):
+    """The SIP port the server printed (UDP and TCP share it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = dict(SIP_LISTEN_RE.findall(srv.log_path.read_text(errors="replace")))
+        if "udp" in found and "tcp" in found:
+            assert found["udp"] == found["tcp"], found
+            return int(found["udp"])
+        time.sleep(0.05)
+    raise AssertionError(f"no 'listening sip udp/tcp' lines within {timeout}s:\n{srv.log_tail()}")
+
+
+def lab_server(start_server, settings=None, **kw):
+    merged = dict(LAB)
+    merged.update(settings or {})
+    srv = start_server(settings=merged, **kw)
+    srv.sip = sip_port(srv)
+    return srv
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+        finally:
+            u.close()
+            t.close()
+    raise AssertionError("no free port for sipp")
+
+
+def log_count(srv, pattern):
+    return len(re.findall(pattern, srv.log_path.read_text(errors="replace")))
+
+
+def wait_server_log(srv, pattern, count=1, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log_count(srv, pattern) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} server log lines matching {pattern!r} within {timeout}s, "
+                         f"got {log_count(srv, pattern)}:\n{srv.log_tail(60)}")
+
+
+class Sipp:
+    """One sipp process running a scenario of sipp/ against the server."""
+
+    def __init__(self, srv, scenario, transport, keys=None, calls=1, rate=None, limit=None, timeout=60,
+                 port=None, name=None, extra=(), trace_msg=True):
+        self.srv = srv
+        self.name = name or f"{scenario.rsplit('.', 1)[0]}-{transport}"
+        self.dir = srv.workdir / "sipp"
+        self.dir.mkdir(exist_ok=True)
+        self.port = port or free_port()
+        base = self.dir / self.name
+        self.log_file = base.with_suffix(".log")
+        self.msg_file = base.with_suffix(".msg")
+        self.err_file = base.with_suffix(".err")
+        self.out_file = base.with_suffix(".out")
+        self.stat_file = base.with_suffix(".csv")
+        cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-t", transport, "-i", "127.0.0.1",
+               "-p", str(self.port), "-nostdin", "-timeout", str(timeout), "-timeout_error",
+               "-max_recv_loops", "1000", "-cid_str", "%u-%p-xdiff",
+               "-trace_logs", "-log_file", str(self.log_file),
+               "-trace_err", "-error_file", str(self.err_file),
+               "-trace_stat", "-stf", str(self.stat_file), "-fd", "1"]
+        if trace_msg:
+            cmd += ["-trace_msg", "-message_file", str(self.msg_file)]
+        if rate is not None:
+            cmd += ["-r", str(rate)]
+        if limit is not None:
+            cmd += ["-l", str(limit)]
+        for k, v in (keys or {}).items():
+            cmd += ["-key", k, str(v)]
+        cmd += list(extra)
+        cmd.append(f"127.0.0.1:{srv.sip}")
+        self.cmd = cmd
+        self.out = open(self.out_file, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, start_new_session=True)
+        self.rc = None
+
+    def text(self, path):
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def steps(self, step):
+        """The key=value dicts of the log lines starting with @step."""
+        out = []
+        for line in self.text(self.log_file).splitlines():
+            if line.startswith(step + " "):
+                out.append(dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv))
+        return out
+
+    def wait_step(self, step, count=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.steps(step)
+            if len(got) >= count:
+                return got
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"sipp logged {len(self.steps(step))} {step} lines, expected {count}:\n"
+                             f"{self.describe()}")
+
+    def wait(self, timeout=60.0):
+        try:
+            self.rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"sipp {self.name} still running after {timeout}s:\n{self.describe()}")
+        return self.rc
+
+    def expect_ok(self, timeout=60.0):
+        rc = self.wait(timeout)
+        assert rc == 0, f"sipp {self.name} exited with {rc}, expected 0:\n{self.describe()}"
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self.out.close()
+
+    def stat(self, column):
+        """The last value of a column of the -trace_stat CSV (cumulative columns end in (C))."""
+        lines = [ln for ln in self.text(self.stat_file).splitlines() if ln.strip()]
+        assert len(lines) >= 2, f"no statistics in {self.stat_file}:\n{self.describe()}"
+        head = lines[0].split(";")
+        last = lines[-1].split(";")
+        return int(last[head.index(column)])
+
+    def messages(self):
+        """(timestamp, direction, first line, full text) of every traced message."""
+        out = []
+        text = self.text(self.msg_file)
+        for block in re.split(r"^-{20,} ", text, flags=re.M)[1:]:
+            head, _, rest = block.partition("\n")
+            m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)", head)
+            if not m:
+                continue
+            ts = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + m.group(1)[19:])
+            direction, _, msg = rest.partition("\n\n")
+            out.append((ts, "in" if "received" in direction else "out", msg.lstrip("\n").split("\n", 1)[0],
+                        msg))
+        return out
+
+    def describe(self):
+        parts = [f"command: {' '.join(self.cmd)}", f"exit: {self.proc.poll()}"]
+        for label, path, n in (("stdout", self.out_file, 2500), ("errors", self.err_file, 3000),
+                               ("log", self.log_file, 3000), ("messages", self.msg_file, 6000)):
+            parts.append(f"--- sipp {label}:\n{self.text(path)[-n:]}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def sipps():
+    """Starts sipp processes and kills the ones still running at the end."""
+    started = []
+
+    def factory(*args, **kw):
+        s = Sipp(*args, **kw)
+        started.append(s)
+        return s
+
+    yield factory
+    for s in started:
+        s.kill()
+
+
+def put_pcc(srv):
+    alice = srv.client(ALICE)
+    return unquote(expect_etag(expect(alice.put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)))
+
+
+def node_uri(doc, selector):
+    from urllib.parse import quote
+    return f"{doc}/~~/{quote(selector, safe='/@:=*!$&+,;~()')}"
+
+
+def put_tel2(srv, status=200):
+    """Replaces alice's second <tel> over XCAP; returns the new ETag (unquoted)."""
+    alice = srv.client(ALICE)
+    r = alice.put(node_uri(doc_path(PCC, ALICE), COMM + "/tel[2]"), TEL2_HOME.encode(), "application/xcap-el+xml")
+    return unquote(expect_etag(expect(r, status)))
+
+
+# --------------------------------------------------------------------------
+# Subscribe, change, refresh, unsubscribe
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pcc_subscription_lifecycle(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    etag0 = put_pcc(srv)
+    sp = sipps(srv, "xcap_diff_lifecycle.xml", transport, keys={"user": ALICE, "doc": PCC_DOC})
+    full1 = sp.wait_step("FULL1")[0]
+    assert full1["etag"] == etag0, f"full state ETag {full1} != the document's {etag0}"
+    assert full1["sel"] == PCC_DOC, full1
+    assert 0 < int(full1["expires"]) <= 600, full1
+    etag1 = put_tel2(srv)
+    sp.expect_ok(30)
+    change = sp.steps("CHANGE")
+    full2 = sp.steps("FULL2")
+    final = sp.steps("FINAL")
+    assert len(change) == len(full2) == len(final) == 1, sp.describe()
+    change, full2, final = change[0], full2[0], final[0]
+    assert change["prev"] == etag0 and change["etag"] == etag1, (change, etag0, etag1)
+    assert change["sel"] == PCC_DOC, change
+    # RFC 5261: the patch addresses the element with the prefix declared on the root.
+    assert change["op"] in ("replace", "add") and re.fullmatch(
+        r"(\w+:)?pcc/(\w+:)?person-details/(\w+:)?comm-addr(/(\w+:)?tel\[2\])?", change["opsel"]), change
+    bodies = [m for _, d, first, m in sp.messages() if d == "in" and first.startswith("NOTIFY")
+              and "previous-etag" in m]
+    assert len(bodies) == 1 and "tel:+15555550142" in bodies[0] and 'xmlns:' in bodies[0], bodies
+    assert full2["etag"] == etag1 and full2["sel"] == PCC_DOC, full2
+    cseqs = [int(full1["cseq"]), int(change["cseq"]), int(full2["cseq"]), int(final["cseq"])]
+    assert cseqs == sorted(set(cseqs)), f"NOTIFY CSeqs must increase in the dialog: {cseqs}"
+    wait_server_log(srv, r"notify: subscription [0-9a-f]+ of sip:alice@example\.com ended: timeout")
