@@ -1232,6 +1232,7 @@ static struct sub *sub_by_id(struct notifier *n, uint64_t id)
 }
 
 static void sub_send(struct notifier *n, struct sub *s);
+static void pend_drop(struct sub *s, size_t k);
 static void sub_end(struct notifier *n, struct sub *s, bool is_delete_record);
 
 static void sub_persist_then_send(struct notifier *n, struct pbatch *b)
@@ -1323,11 +1324,7 @@ static void sub_send(struct notifier *n, struct sub *s)
 			s->inflight_seq = s->pend[s->inflight_count - 1]->seq;
 			if (!b.nd && !b.nn && !s->terminating) {
 				/* Nothing this subscriber watches changed visibly: done. */
-				for (size_t i = 0; i < s->inflight_count; i++)
-					nchange_put(s->pend[i]);
-				memmove(s->pend, s->pend + s->inflight_count,
-					(s->pend_count - s->inflight_count) * sizeof(*s->pend));
-				s->pend_count -= s->inflight_count;
+				pend_drop(s, s->inflight_count);
 				s->acked_seq = s->inflight_seq;
 				mark_dirty(n, s);
 				body_cleanup(&b);
@@ -1394,6 +1391,8 @@ static void sub_send(struct notifier *n, struct sub *s)
 /* Drops pend[0..k) (sent and acknowledged, or superseded). */
 static void pend_drop(struct sub *s, size_t k)
 {
+	if (!k)
+		return;
 	for (size_t i = 0; i < k; i++)
 		nchange_put(s->pend[i]);
 	memmove(s->pend, s->pend + k, (s->pend_count - k) * sizeof(*s->pend));

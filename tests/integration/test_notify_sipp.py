@@ -31,6 +31,7 @@ SIPP = shutil.which("sipp")
 SCENARIOS = HERE / "sipp"
 SIP_LISTEN_RE = re.compile(r"listening sip (udp|tcp) 127\.0\.0\.1:(\d+)")
 TRANSPORTS = ["u1", "t1"]
+KV_RE = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
 LAB = {"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}
 
 PCC_DOC = f"{PCC}/users/{ALICE}/index"
@@ -103,7 +104,7 @@ class Sipp:
     """One sipp process running a scenario of sipp/ against the server."""
 
     def __init__(self, srv, scenario, transport, keys=None, calls=1, rate=None, limit=None, timeout=60,
-                 port=None, name=None, extra=(), trace_msg=True):
+                 port=None, name=None, extra=(), trace_msg=True, cid_str="%u-%p-xdiff"):
         self.srv = srv
         self.name = name or f"{scenario.rsplit('.', 1)[0]}-{transport}"
         self.dir = srv.workdir / "sipp"
@@ -117,10 +118,12 @@ class Sipp:
         self.stat_file = base.with_suffix(".csv")
         cmd = [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-t", transport, "-i", "127.0.0.1",
                "-p", str(self.port), "-nostdin", "-timeout", str(timeout), "-timeout_error",
-               "-max_recv_loops", "1000", "-cid_str", "%u-%p-xdiff",
+               "-max_recv_loops", "1000",
                "-trace_logs", "-log_file", str(self.log_file),
                "-trace_err", "-error_file", str(self.err_file),
                "-trace_stat", "-stf", str(self.stat_file), "-fd", "1"]
+        if cid_str:
+            cmd += ["-cid_str", cid_str]
         if trace_msg:
             cmd += ["-trace_msg", "-message_file", str(self.msg_file)]
         if rate is not None:
@@ -148,7 +151,7 @@ class Sipp:
         out = []
         for line in self.text(self.log_file).splitlines():
             if line.startswith(step + " "):
-                out.append(dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv))
+                out.append(dict(KV_RE.findall(line[len(step) + 1:])))
         return out
 
     def wait_step(self, step, count=1, timeout=10.0):
@@ -279,3 +282,197 @@ def test_pcc_subscription_lifecycle(start_server, sipps, transport):
     cseqs = [int(full1["cseq"]), int(change["cseq"]), int(full2["cseq"]), int(final["cseq"])]
     assert cseqs == sorted(set(cseqs)), f"NOTIFY CSeqs must increase in the dialog: {cseqs}"
     wait_server_log(srv, r"notify: subscription [0-9a-f]+ of sip:alice@example\.com ended: timeout")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_cab_server_watches_feature_handler_collection(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    sp = sipps(srv, "xcap_diff_change.xml", transport, keys={"user": IWF, "doc": FH_COLL, "mode": "no-patching"})
+    full = sp.wait_step("FULL")[0]
+    # Nothing in the collection yet: a full state without any <document>.
+    assert full["etag"] == "" and full["sel"] == "", full
+    r = srv.client(ALICE).put_doc(FH, ALICE, data("fh-requests.xml"))
+    etag = unquote(expect_etag(expect(r, 201)))
+    sp.expect_ok(30)
+    change = sp.steps("CHANGE")
+    assert len(change) == 1, sp.describe()
+    change = change[0]
+    assert change == {"call": "1", "cseq": change["cseq"], "prev": "", "etag": etag, "sel": f"{FH}/users/{ALICE}/index"}, \
+        f"expected a creation (no previous-etag) of alice's FH document with ETag {etag}: {change}"
+    assert int(change["cseq"]) > int(full["cseq"]), (full, change)
+    assert len(sp.steps("FINAL")) == 1, sp.describe()
+    wait_server_log(srv, r"notify: sip:cab-iwf@example\.com subscribes \(no-patching, 1 resources")
+
+
+# --------------------------------------------------------------------------
+# Refusals
+
+
+def refused(sp, code):
+    sp.expect_ok(20)
+    got = sp.steps("REFUSED")
+    assert len(got) == 1 and got[0]["code"] == str(code), sp.describe()
+    return got[0]
+
+
+def no_subscription(srv):
+    assert log_count(srv, r"notify: \S+ subscribes") == 0, srv.log_tail(40)
+
+
+RL_BAD = {
+    "malformed": '<?xml version="1.0"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>',
+    "empty": '<?xml version="1.0"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list/></resource-lists>',
+    "not-resource-lists": '<?xml version="1.0"?><other xmlns="urn:example:other"><entry uri="x"/></other>',
+    "unknown-auid": ('<?xml version="1.0"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>'
+                     '<entry uri="no.such.auid/users/sip:alice@example.com/index"/></list></resource-lists>'),
+    "none": "",
+}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_423_expires_below_minimum(start_server, sipps, transport):
+    srv = lab_server(start_server, settings={"notify.min_expires": "120"})
+    got = refused(sipps(srv, "xcap_diff_423.xml", transport, keys={"user": ALICE, "doc": PCC_DOC, "expires": 119}), 423)
+    assert got["min"] == "120", got
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_489_other_event_package(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    got = refused(sipps(srv, "xcap_diff_489.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 489)
+    assert got["events"] == "xcap-diff", got
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_415_body_not_resource_lists(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    refused(sipps(srv, "xcap_diff_415.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 415)
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_406_accept_without_xcap_diff(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    refused(sipps(srv, "xcap_diff_406.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 406)
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("case", sorted(RL_BAD))
+def test_400_bad_resource_list(start_server, sipps, transport, case):
+    srv = lab_server(start_server)
+    got = refused(sipps(srv, "xcap_diff_400.xml", transport, keys={"user": ALICE, "body": RL_BAD[case]},
+                        name=f"400-{case}-{transport}"), 400)
+    assert got["why"], got
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("doc", [f"{PCC}/users/{BOB}/index", FH_COLL, f"{PCC}/global/index"])
+def test_403_user_lists_what_is_not_its_own(start_server, sipps, transport, doc):
+    srv = lab_server(start_server)
+    got = refused(sipps(srv, "xcap_diff_403.xml", transport, keys={"user": ALICE, "doc": doc}), 403)
+    assert "own" in got["why"], got
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_401_without_trusted_identity(start_server, sipps, transport):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0"})
+    srv.sip = sip_port(srv)
+    got = refused(sipps(srv, "xcap_diff_401.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 401)
+    assert got["realm"] == "example.com" and got["algo"] in ("SHA-256", "MD5"), got
+    no_subscription(srv)
+    wait_server_log(srv, r"notify: SUBSCRIBE from sip:alice@example\.com \(\S+\) challenged")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_401_from_untrusted_peer_with_asserted_identity(start_server, sipps, transport):
+    # P-Asserted-Identity counts only from sip.trusted_peers; 127.0.0.1 is not one here.
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trusted_peers": "127.0.0.2"})
+    srv.sip = sip_port(srv)
+    refused(sipps(srv, "xcap_diff_401.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 401)
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_481_refresh_of_unknown_dialog(start_server, sipps, transport):
+    srv = lab_server(start_server)
+    got = refused(sipps(srv, "xcap_diff_481.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 481)
+    assert got["why"], got
+    no_subscription(srv)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_503_over_max_per_user(start_server, sipps, transport):
+    srv = lab_server(start_server, settings={"notify.max_per_user": "1", "notify.retry_after": "42"})
+    put_pcc(srv)
+    holder = sipps(srv, "xcap_diff_change.xml", transport, keys={"user": ALICE, "doc": PCC_DOC, "mode": "no-patching"},
+                   name=f"holder-{transport}")
+    holder.wait_step("FULL")
+    got = refused(sipps(srv, "xcap_diff_503.xml", transport, keys={"user": ALICE, "doc": PCC_DOC}), 503)
+    assert got["retry"] == "42", got
+    # Another user is not affected by alice's cap.
+    bob_doc = f"{PCC}/users/{BOB}/index"
+    other = sipps(srv, "xcap_diff_change.xml", transport, keys={"user": BOB, "doc": bob_doc, "mode": "no-patching"},
+                  name=f"bob-{transport}")
+    other.wait_step("FULL")
+    put_tel2(srv)
+    holder.expect_ok(20)
+    srv.client(BOB).put_doc(PCC, BOB, data("pcc-alice.xml"))
+    other.expect_ok(20)
+    assert log_count(srv, r"refused: too many subscriptions") == 1, srv.log_tail(40)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_503_over_max_subscriptions(start_server, sipps, transport):
+    srv = lab_server(start_server, settings={"notify.max_subscriptions": "1"})
+    put_pcc(srv)
+    holder = sipps(srv, "xcap_diff_change.xml", transport, keys={"user": ALICE, "doc": PCC_DOC, "mode": "no-patching"},
+                   name=f"holder-{transport}")
+    holder.wait_step("FULL")
+    got = refused(sipps(srv, "xcap_diff_503.xml", transport, keys={"user": IWF, "doc": PCC_DOC}), 503)
+    assert int(got["retry"]) > 0, got
+    put_tel2(srv)
+    holder.expect_ok(20)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_fetch_with_asserted_identity_from_trusted_peer(start_server, sipps, transport):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trusted_peers": "127.0.0.1"})
+    srv.sip = sip_port(srv)
+    etag = put_pcc(srv)
+    # From says bob; the trusted peer asserts alice, who may read her own document.
+    sp = sipps(srv, "xcap_diff_fetch_pai.xml", transport, keys={"from": BOB, "pai": ALICE, "doc": PCC_DOC})
+    sp.expect_ok(20)
+    assert sp.steps("FETCH") == [{"etag": etag, "sel": PCC_DOC}], sp.describe()
+    wait_server_log(srv, r"notify: sip:alice@example\.com subscribes \(no-patching, 1 resources, \w+, 0s\)")
+    wait_server_log(srv, r"notify: subscription [0-9a-f]+ of sip:alice@example\.com ended: timeout")
+
+
+# --------------------------------------------------------------------------
+# Dialog identifiers
+
+
+@pytest.mark.xfail(reason="the NOTIFY's Call-ID loses the '@host' part of the SUBSCRIBE's Call-ID "
+                          "(sip_request_call_id returns only libosip2's call_id->number)", strict=True)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_call_id_with_host_part_is_kept(start_server, sipps, transport):
+    # sipp's default Call-ID is "N-PID@IP"; RFC 3261 8.1.1.4 and 12: the NOTIFY of the dialog carries
+    # the Call-ID of the SUBSCRIBE byte for byte, or the subscriber cannot match it to the dialog.
+    srv = lab_server(start_server)
+    put_pcc(srv)
+    sp = sipps(srv, "xcap_diff_fetch_pai.xml", transport, keys={"from": ALICE, "pai": ALICE, "doc": PCC_DOC},
+               cid_str=None, timeout=10)
+    sp.wait(20)
+    msgs = sp.messages()
+    sent = [m for _, d, first, m in msgs if d == "out" and first.startswith("SUBSCRIBE")]
+    notes = [m for _, d, first, m in msgs if d == "in" and first.startswith("NOTIFY")]
+    assert sent and notes, sp.describe()
+    cid = re.search(r"^Call-ID: *(\S+)", sent[0], re.M | re.I).group(1)
+    assert "@" in cid, cid
+    got = re.search(r"^Call-ID: *(\S+)", notes[0], re.M | re.I).group(1)
+    assert got == cid, f"NOTIFY Call-ID {got!r}, SUBSCRIBE Call-ID {cid!r}"
+    assert sp.rc == 0, sp.describe()

@@ -1155,6 +1155,149 @@ START_TEST(test_doc_list_prefix)
 }
 END_TEST
 
+START_TEST(test_doc_list_after_pages)
+{
+	static const char *const sels[] = { "a/1", "a/2", "a/3", "a/4", "b/1" };
+	struct store *st = open_default();
+	struct list_acc a = { .stop_after = 2 };
+	struct store_read *rd = NULL;
+
+	for (size_t i = 0; i < sizeof(sels) / sizeof(sels[0]); i++)
+		ck_assert_err(put_doc(st, sels[i], sels[i], strlen(sels[i]), NULL), XDMS_ERR_OK);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_doc_list_after(rd, "a/", NULL, list_visit, &a), XDMS_ERR_OK);
+	ck_assert_uint_eq(a.n, 2);
+	ck_assert_str_eq(a.sels[1], "a/2");
+	a.n = 0;
+	ck_assert_err(store_doc_list_after(rd, "a/", "a/2", list_visit, &a), XDMS_ERR_OK);
+	ck_assert_uint_eq(a.n, 2);
+	ck_assert_str_eq(a.sels[0], "a/3");
+	ck_assert_str_eq(a.sels[1], "a/4");
+	a.n = 0;
+	/* a key that no longer exists still resumes after it; the prefix still ends the walk */
+	ck_assert_err(store_doc_list_after(rd, "a/", "a/25", list_visit, &a), XDMS_ERR_OK);
+	ck_assert_uint_eq(a.n, 2);
+	ck_assert_str_eq(a.sels[0], "a/3");
+	a.n = 0;
+	a.stop_after = 0;
+	ck_assert_err(store_doc_list_after(rd, "a/", "a/4", list_visit, &a), XDMS_ERR_OK);
+	ck_assert_uint_eq(a.n, 0);
+	store_read_end(rd);
+	store_close(st);
+}
+END_TEST
+
+/* ---- record writes and subscription records ------------------------------------------------------ */
+
+struct rec_op {
+	uint64_t id;
+	const char *rec; /* NULL: delete */
+	bool fail;       /* fail after writing, to check the rollback */
+};
+
+static enum xdms_err rec_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *o,
+			      const struct store_doc *n)
+{
+	const struct rec_op *op = w->arg;
+	enum xdms_err err;
+
+	ck_assert_ptr_null(o);
+	ck_assert_ptr_null(n);
+	err = op->rec ? store_sub_put(txn, op->id, op->rec, strlen(op->rec)) : store_sub_del(txn, op->id);
+	if (!err && op->fail)
+		return XDMS_ERR_INVAL;
+	return err;
+}
+
+static enum xdms_err rec_write(struct store *st, const struct rec_op *op)
+{
+	struct store_write w = { .hook = rec_hook, .arg = (void *)op };
+
+	return store_write_run(st, &w);
+}
+
+struct sub_acc {
+	uint64_t ids[8];
+	char recs[8][32];
+	unsigned n;
+};
+
+static int sub_visit(void *arg, uint64_t id, const void *rec, size_t len)
+{
+	struct sub_acc *a = arg;
+
+	ck_assert_uint_lt(a->n, 8);
+	ck_assert_uint_lt(len, 32);
+	a->ids[a->n] = id;
+	memcpy(a->recs[a->n], rec, len);
+	a->recs[a->n][len] = '\0';
+	a->n++;
+	return 0;
+}
+
+static void subs_read(struct store *st, struct sub_acc *a)
+{
+	struct store_read *rd = NULL;
+
+	memset(a, 0, sizeof(*a));
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_sub_list(rd, sub_visit, a), XDMS_ERR_OK);
+	store_read_end(rd);
+}
+
+START_TEST(test_record_writes_and_subs)
+{
+	struct store *st = open_store(0, 0, true);
+	struct store_stats before, after;
+	struct rec_op put2 = { .id = 2, .rec = "two" }, put300 = { .id = 300, .rec = "three hundred" };
+	struct rec_op bad = { .id = 7, .rec = "never", .fail = true }, del2 = { .id = 2 };
+	struct sub_acc a;
+
+	ck_assert_err(store_stats_get(st, &before), XDMS_ERR_OK);
+	ck_assert_err(rec_write(st, &put300), XDMS_ERR_OK);
+	ck_assert_err(rec_write(st, &put2), XDMS_ERR_OK);
+	ck_assert_err(rec_write(st, &bad), XDMS_ERR_INVAL);
+	subs_read(st, &a);
+	ck_assert_uint_eq(a.n, 2); /* id order; the failed write left nothing */
+	ck_assert_uint_eq(a.ids[0], 2);
+	ck_assert_str_eq(a.recs[0], "two");
+	ck_assert_uint_eq(a.ids[1], 300);
+	ck_assert_str_eq(a.recs[1], "three hundred");
+	/* record writes touch neither the feed nor the ETag counter */
+	ck_assert_err(store_stats_get(st, &after), XDMS_ERR_OK);
+	ck_assert_uint_eq(after.last_seq, before.last_seq);
+	ck_assert_uint_eq(after.doc_count, before.doc_count);
+	ck_assert_err(rec_write(st, &del2), XDMS_ERR_OK);
+	ck_assert_err(rec_write(st, &del2), XDMS_ERR_NOTFOUND);
+	store_close(st);
+	st = open_store(0, 0, true);
+	subs_read(st, &a);
+	ck_assert_uint_eq(a.n, 1);
+	ck_assert_uint_eq(a.ids[0], 300);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(test_changes_last)
+{
+	struct store *st = open_default();
+	struct store_read *rd = NULL;
+	uint64_t seq = 99;
+
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_changes_last(rd, &seq), XDMS_ERR_OK);
+	ck_assert_uint_eq(seq, 0);
+	store_read_end(rd);
+	ck_assert_err(put_doc(st, "x/1", "a", 1, NULL), XDMS_ERR_OK);
+	ck_assert_err(put_doc(st, "x/2", "b", 1, NULL), XDMS_ERR_OK);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_changes_last(rd, &seq), XDMS_ERR_OK);
+	ck_assert_uint_eq(seq, 2);
+	store_read_end(rd);
+	store_close(st);
+}
+END_TEST
+
 /* ---- users -------------------------------------------------------------------------------------- */
 
 static void user_fill(struct store_user *u, const char *xui, const char *username, const char *realm1,
@@ -1737,6 +1880,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_hook_in_txn);
 	tcase_add_test(tc, test_selector_too_long);
 	tcase_add_test(tc, test_doc_list_prefix);
+	tcase_add_test(tc, test_doc_list_after_pages);
+	tcase_add_test(tc, test_record_writes_and_subs);
+	tcase_add_test(tc, test_changes_last);
 	tcase_add_test(tc_conc, test_apply_error_isolated_in_batch);
 	tcase_add_test(tc_conc, test_group_commit_concurrency);
 	tcase_add_test(tc_conc, test_snapshot_isolation);
