@@ -241,6 +241,7 @@ int main(int argc, char **argv)
 			log_error("notify: cannot start: %s", xdms_err_str(err));
 			goto out;
 		}
+		http_server_add_metrics(srv, notifier_metrics, notifier);
 		/* Tests and scripts read these exact lines to learn the port. */
 		fprintf(stderr, "listening sip udp %s\n", sip_server_udp_address(sip));
 		fprintf(stderr, "listening sip tcp %s\n", sip_server_tcp_address(sip));
@@ -267,8 +268,8 @@ out:
 	 * then the subscriptions' progress. */
 	notifier_quiesce(notifier, NOTIFY_GRACE_MS);
 	sip_server_stop(sip);
-	notifier_destroy(notifier);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
+	notifier_destroy(notifier); /* after HTTP: /metrics reads its counters */
 	xcap_destroy(x);
 	store_close(st);
 	xcap_registry_destroy(reg);

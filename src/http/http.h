@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "conf/conf.h"
 #include "store/store.h"
@@ -35,6 +36,15 @@ const char *http_server_address(const struct http_server *srv);
 
 /* Reopens the access-log file (after logrotate moved it). Any thread. */
 void http_server_reopen_logs(struct http_server *srv);
+
+/*
+ * Registers @fn to append more Prometheus lines to /metrics (the notifier's
+ * counters). Set once, after start and before traffic matters; @fn runs on
+ * HTTP threads and must be thread-safe and non-blocking. Returns non-OK to
+ * fail the scrape with 500.
+ */
+typedef enum xdms_err (*http_metrics_fn)(void *arg, struct buf *out);
+void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg);
 
 /*
  * Stops accepting connections, lets requests in flight finish (waiting up to

@@ -58,6 +58,8 @@ struct http_server {
 	unsigned daemon_count;
 	struct http_auth *auth;
 	struct http_metrics *metrics;
+	_Atomic(http_metrics_fn) extra_metrics;
+	void *_Atomic extra_metrics_arg;
 	FILE *access_log; /* NULL = off; swapped under log_lock on SIGHUP */
 	pthread_mutex_t log_lock;
 	bool is_tls;
@@ -293,7 +295,10 @@ static enum MHD_Result serve_ops(struct request *r)
 		if (r->xmethod != XCAP_METHOD_GET && r->xmethod != XCAP_METHOD_HEAD)
 			return queue_text(r, 405, "use GET\n", "GET, HEAD");
 		buf_init(&out, 1024 * 1024);
-		if (http_metrics_render(srv->metrics, srv->st, &out)) {
+		http_metrics_fn extra = atomic_load(&srv->extra_metrics);
+
+		if (http_metrics_render(srv->metrics, srv->st, &out) ||
+		    (extra && extra(atomic_load(&srv->extra_metrics_arg), &out))) {
 			buf_cleanup(&out);
 			return queue_text(r, 500, "metrics unavailable\n", NULL);
 		}
@@ -708,6 +713,12 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 fail:
 	http_server_stop(srv, 0);
 	return err;
+}
+
+void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg)
+{
+	atomic_store(&srv->extra_metrics_arg, arg);
+	atomic_store(&srv->extra_metrics, fn);
 }
 
 void http_server_reopen_logs(struct http_server *srv)

@@ -2322,3 +2322,21 @@ void notifier_stats_get(const struct notifier *n, struct notifier_stats *out)
 	out->notifies_sent = atomic_load(&((struct notifier *)n)->n_sent);
 	out->notifies_failed = atomic_load(&((struct notifier *)n)->n_failed);
 }
+
+enum xdms_err notifier_metrics(void *notifier, struct buf *out)
+{
+	struct notifier_stats st;
+
+	notifier_stats_get(notifier, &st);
+	return buf_printf(out,
+			  "# HELP xdms_sip_subscriptions xcap-diff subscriptions held.\n"
+			  "# TYPE xdms_sip_subscriptions gauge\n"
+			  "xdms_sip_subscriptions %" PRIu64 "\n"
+			  "# HELP xdms_sip_notifies_total NOTIFY requests sent since start.\n"
+			  "# TYPE xdms_sip_notifies_total counter\n"
+			  "xdms_sip_notifies_total %" PRIu64 "\n"
+			  "# HELP xdms_sip_notify_failures_total NOTIFYs answered with a failure or not answered.\n"
+			  "# TYPE xdms_sip_notify_failures_total counter\n"
+			  "xdms_sip_notify_failures_total %" PRIu64 "\n",
+			  st.subscriptions, st.notifies_sent, st.notifies_failed);
+}

@@ -31,6 +31,7 @@
 #ifndef XDMS_NOTIFY_NOTIFIER_H
 #define XDMS_NOTIFY_NOTIFIER_H
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "conf/conf.h"
 #include "sip/sip.h"
@@ -78,5 +79,7 @@ struct notifier_stats {
 	uint64_t notifies_failed;
 };
 void notifier_stats_get(const struct notifier *n, struct notifier_stats *out);
+/* Appends the counters in the Prometheus text format (for http_server_add_metrics). */
+enum xdms_err notifier_metrics(void *notifier, struct buf *out) XDMS_WUR;
 
 #endif
