@@ -509,3 +509,24 @@ def test_subscription_survives_kill9(start_server, subs):
     etag2 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
     # ...and the next change arrives with the chain intact.
     assert [(d["previous-etag"], d["new-etag"]) for d in s.notify().documents()] == [(etag1, etag2)]
+
+
+def test_metrics_count_subscriptions_and_notifies(nserver, subs):
+    from xdmslib import metric_sum, parse_metrics
+
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC)
+    put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    s.notify()
+    resp = nserver.client().get("/metrics")
+    expect(resp, 200)
+    samples = parse_metrics(resp.body.decode())
+    assert metric_sum(samples, "xdms_sip_subscriptions") == 1
+    assert metric_sum(samples, "xdms_sip_notifies_total") == 2
+    assert metric_sum(samples, "xdms_sip_notify_failures_total") == 0
+    assert s.subscribe(None, expires=0).status == 200
+    s.notify()
+    time.sleep(0.2)
+    samples = parse_metrics(nserver.client().get("/metrics").body.decode())
+    assert metric_sum(samples, "xdms_sip_subscriptions") == 0
