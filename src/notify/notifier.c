@@ -27,6 +27,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,8 @@ struct notifier {
 	uint64_t next_id;
 	uint64_t feed_seq;
 	atomic_bool wake_queued;
+	pthread_mutex_t wake_lock; /* on_commit (writer thread) against the SIP server's end */
+	bool can_wake;
 	bool is_started, is_stopping;
 	struct sip_timer *flush_timer, *poll_timer;
 	uint64_t *dirty;
@@ -1695,8 +1698,10 @@ static void on_commit(void *arg, uint64_t last_seq)
 	struct notifier *n = arg;
 
 	(void)last_seq;
-	if (!atomic_exchange(&n->wake_queued, true) && sip_server_call(n->sip, pump_fn, n))
+	pthread_mutex_lock(&n->wake_lock);
+	if (n->can_wake && !atomic_exchange(&n->wake_queued, true) && sip_server_call(n->sip, pump_fn, n))
 		atomic_store(&n->wake_queued, false);
+	pthread_mutex_unlock(&n->wake_lock);
 }
 
 static void poll_fire(void *arg)
@@ -2154,6 +2159,7 @@ enum xdms_err notifier_create(const struct conf *c, struct store *st, const stru
 	n->root_uri = xstrdup(xcap_root_uri);
 	n->root_path = xstrdup(root_path);
 	n->next_id = 1;
+	pthread_mutex_init(&n->wake_lock, NULL);
 	n->digest = digest_policy_create(c);
 	n->prefix_count = xcap_registry_count(reg);
 	n->prefixes = xcalloc(n->prefix_count ? n->prefix_count : 1, sizeof(*n->prefixes));
@@ -2242,6 +2248,9 @@ static void start_fn(void *arg)
 enum xdms_err notifier_start(struct notifier *n, struct sip_server *sip)
 {
 	n->sip = sip;
+	pthread_mutex_lock(&n->wake_lock);
+	n->can_wake = true;
+	pthread_mutex_unlock(&n->wake_lock);
 	store_set_commit_listener(n->st, on_commit, n);
 	return sip_server_call(sip, start_fn, n);
 }
@@ -2258,13 +2267,20 @@ void notifier_quiesce(struct notifier *n, unsigned grace_ms)
 {
 	struct timespec pause = { 0, 10 * 1000 * 1000 };
 
-	if (!n || !n->sip || sip_server_call(n->sip, quiesce_fn, n))
+	if (!n || !n->sip)
 		return;
-	for (unsigned waited = 0; waited < grace_ms; waited += 10) {
-		if (!atomic_load(&n->inflight) && !atomic_load(&n->persisting) && n->is_stopping)
-			break;
-		nanosleep(&pause, NULL);
+	if (!sip_server_call(n->sip, quiesce_fn, n)) {
+		for (unsigned waited = 0; waited < grace_ms; waited += 10) {
+			if (!atomic_load(&n->inflight) && !atomic_load(&n->persisting) && n->is_stopping)
+				break;
+			nanosleep(&pause, NULL);
+		}
 	}
+	/* From here on the SIP server may go away: commits must not reach it. */
+	store_set_commit_listener(n->st, NULL, NULL);
+	pthread_mutex_lock(&n->wake_lock);
+	n->can_wake = false;
+	pthread_mutex_unlock(&n->wake_lock);
 }
 
 void notifier_destroy(struct notifier *n)
@@ -2274,8 +2290,10 @@ void notifier_destroy(struct notifier *n)
 
 	if (!n)
 		return;
-	if (n->sip)
-		store_set_commit_listener(n->st, NULL, NULL);
+	store_set_commit_listener(n->st, NULL, NULL);
+	pthread_mutex_lock(&n->wake_lock);
+	n->can_wake = false;
+	pthread_mutex_unlock(&n->wake_lock);
 	collect(n, &r);
 	/* The loop is gone: record what the subscribers acknowledged since the last flush. */
 	for (size_t i = 0; i < r.n; i++) {
@@ -2310,6 +2328,7 @@ void notifier_destroy(struct notifier *n)
 	free(n->dirty);
 	free(n->root_uri);
 	free(n->root_path);
+	pthread_mutex_destroy(&n->wake_lock);
 	free(n);
 }
 

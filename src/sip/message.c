@@ -200,12 +200,13 @@ void sip_inbound(struct sip_server *s, const char *data, size_t len, const struc
 static void free_views(struct sip_request *r)
 {
 	free(r->uri_text);
+	free(r->call_id_text);
 	free(r->from_uri);
 	free(r->to_uri);
 	free(r->contact_uri);
 	free(r->event);
 	free(r->content_type);
-	r->uri_text = r->from_uri = r->to_uri = r->contact_uri = r->event = r->content_type = NULL;
+	r->uri_text = r->call_id_text = r->from_uri = r->to_uri = r->contact_uri = r->event = r->content_type = NULL;
 	for (size_t i = 0; i < r->hcount; i++) {
 		free(r->hnames[i]);
 		free(r->hvalues[i]);
@@ -380,7 +381,12 @@ const char *sip_request_uri(const struct sip_request *r)
 
 const char *sip_request_call_id(const struct sip_request *r)
 {
-	return r->msg->call_id->number;
+	struct sip_request *w = (struct sip_request *)r; /* the text is a cache */
+	const osip_call_id_t *c = r->msg->call_id;
+
+	if (!w->call_id_text)
+		w->call_id_text = c->host ? xasprintf("%s@%s", c->number, c->host) : xstrdup(c->number);
+	return w->call_id_text;
 }
 
 static char *uri_of(osip_uri_t *u)

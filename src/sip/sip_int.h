@@ -89,6 +89,7 @@ struct sip_request {
 	bool is_handed_out;      /* given to the SUBSCRIBE handler */
 	/* Lazily built views (owned). */
 	char *uri_text;
+	char *call_id_text; /* "number@host", built on first use */
 	char *from_uri, *to_uri, *contact_uri, *event, *content_type;
 	char **hnames, **hvalues;
 	size_t hcount;
