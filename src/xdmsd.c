@@ -185,6 +185,7 @@ int main(int argc, char **argv)
 	so.map_size_max = c.store_map_size_max;
 	so.is_sync = c.store_sync;
 	so.batch_max = c.store_batch_max;
+	so.feed_retention_ms = (uint64_t)c.store_feed_retention * 1000;
 	err = store_open(&so, &st);
 	if (err) {
 		log_error("store %s: %s", c.store_path, xdms_err_str(err));
@@ -217,6 +218,8 @@ int main(int argc, char **argv)
 	fflush(stderr);
 	/* --- SIP (sip/) and the notifier (notify/): started after HTTP, stopped
 	 * first. The notifier loads the stored subscriptions before SIP listens. --- */
+	if (!c.sip_listen[0])
+		store_set_feed_floor(st, UINT64_MAX); /* nobody reads the feed: age alone prunes it */
 	if (c.sip_listen[0]) {
 		char *root_uri;
 

@@ -70,6 +70,8 @@ static const struct conf_key conf_keys[] = {
 	KEY("store.sync", CONF_BOOL, store_sync, "true",
 	    "fsync every commit (turn off only for throwaway test data)"),
 	KEY("store.batch_max", CONF_UINT, store_batch_max, "256", "most writes in one group commit"),
+	KEY("store.feed_retention", CONF_UINT, store_feed_retention, "604800",
+	    "seconds change records are kept before pruning, if no subscriber still needs them (0 = forever)"),
 	KEY("xcap.max_document", CONF_SIZE, xcap_max_document, "2097152",
 	    "default largest document in bytes (an AUID may set a smaller one)"),
 	KEY("xcap.max_depth", CONF_UINT, xcap_max_depth, "64", "deepest element nesting accepted"),

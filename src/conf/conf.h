@@ -47,6 +47,7 @@ struct conf {
 	size_t store_map_size_max;
 	bool store_sync;
 	unsigned store_batch_max;
+	unsigned store_feed_retention; /* seconds change records are kept at least (0 = forever) */
 	/* [xcap] */
 	size_t xcap_max_document;   /* default per-AUID document size limit */
 	unsigned xcap_max_depth;    /* XML nesting limit */

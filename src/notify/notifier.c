@@ -1704,12 +1704,29 @@ static void on_commit(void *arg, uint64_t last_seq)
 	pthread_mutex_unlock(&n->wake_lock);
 }
 
+/* The first feed sequence a subscriber may still need: the store may prune below it. */
+static void feed_floor_update(struct notifier *n)
+{
+	uint64_t floor = n->feed_seq + 1;
+
+	for (size_t i = 0; i < n->by_id.nb; i++)
+		for (struct slot *sl = n->by_id.b[i]; sl; sl = sl->next)
+			for (size_t j = 0; j < sl->n; j++) {
+				const struct sub *s = sl->items[j];
+
+				if (!s->is_transient && s->acked_seq + 1 < floor)
+					floor = s->acked_seq + 1;
+			}
+	store_set_feed_floor(n->st, floor);
+}
+
 static void poll_fire(void *arg)
 {
 	struct notifier *n = arg;
 
 	n->poll_timer = sip_timer_start(n->sip, POLL_MS, poll_fire, n);
 	pump(n); /* writes by other processes (xdmsctl) reach the feed without a wake-up */
+	feed_floor_update(n);
 }
 
 static void flush(struct notifier *n)
@@ -2217,10 +2234,31 @@ static void start_fn(void *arg)
 	struct resume r = { 0 };
 	int64_t now = now_ms();
 
+	struct store_read *rd;
+	struct store_stats stats = { 0 };
+	uint64_t first = 0;
+
 	collect(n, &r);
+	if (!store_read_begin(n->st, &rd)) {
+		if (store_changes_first(rd, &first))
+			first = 0;
+		store_read_end(rd);
+	}
+	if (store_stats_get(n->st, &stats))
+		stats.last_seq = 0;
+	if (!first)
+		first = stats.last_seq + 1; /* an empty feed: everything was pruned */
 	for (size_t i = 0; i < r.n; i++) {
 		struct sub *s = r.subs[i];
 
+		/* Changes this subscriber had not seen were pruned (the server ran
+		 * without SIP for longer than store.feed_retention): start over. */
+		if (s->acked_seq + 1 < first && s->acked_seq < stats.last_seq) {
+			log_warn("notify: changes for subscription %016" PRIx64 " were pruned; sending full state",
+				 s->id);
+			s->is_full_acked = false;
+			s->acked_seq = first - 1;
+		}
 		s->cseq = s->cseq_block; /* the next NOTIFY records a new block first */
 		s->queued_seq = s->acked_seq;
 		if (s->acked_seq < n->feed_seq)
@@ -2235,6 +2273,7 @@ static void start_fn(void *arg)
 		}
 	}
 	n->is_started = true;
+	feed_floor_update(n);
 	if (r.n)
 		log_info("notify: resumed %zu subscriptions from feed sequence %" PRIu64, r.n, n->feed_seq);
 	n->flush_timer = sip_timer_start(n->sip, FLUSH_MS, flush_fire, n);

@@ -143,7 +143,7 @@ out:
 	return err;
 }
 
-enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq)
+static enum xdms_err changes_edge(struct store_read *rd, MDB_cursor_op op, uint64_t *seq)
 {
 	MDB_cursor *cur = NULL;
 	struct store *st;
@@ -157,9 +157,43 @@ enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq)
 	rc = mdb_cursor_open(rd->txn, st->dbi_changes, &cur);
 	if (rc)
 		return store_err_from_mdb(rc);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	rc = mdb_cursor_get(cur, &k, &v, op);
 	if (!rc && k.mv_size == 8)
 		*seq = store_get_be(k.mv_data, 8);
 	mdb_cursor_close(cur);
 	return rc && rc != MDB_NOTFOUND ? store_err_from_mdb(rc) : XDMS_ERR_OK;
+}
+
+enum xdms_err store_changes_first(struct store_read *rd, uint64_t *seq)
+{
+	return changes_edge(rd, MDB_FIRST, seq);
+}
+
+int store_changes_prune(struct store *st, MDB_txn *txn, uint64_t floor, uint64_t before_ms, unsigned max)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, st->dbi_changes, &cur);
+	if (rc)
+		return rc;
+	for (unsigned n = 0; n < max; n++) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (rc || k.mv_size != 8 || v.mv_size < CHANGE_HDR_LEN)
+			break;
+		if (store_get_be(k.mv_data, 8) >= floor ||
+		    store_get_be((const unsigned char *)v.mv_data + 10, 8) >= before_ms)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq)
+{
+	return changes_edge(rd, MDB_LAST, seq);
 }

@@ -549,6 +549,7 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	st = xcalloc(1, sizeof(*st));
 	st->batch_max = opt->batch_max ? opt->batch_max : STORE_BATCH_MAX_DEFAULT;
 	st->is_sync = opt->is_sync;
+	st->feed_retention_ms = opt->feed_retention_ms;
 	st->map_size_max = map_max;
 	pthread_rwlockattr_init(&attr);
 	/* Resizes must not starve behind a steady stream of readers. */

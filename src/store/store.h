@@ -54,6 +54,7 @@ struct store_options {
 	size_t map_size_max; /* the map grows up to this, then writes fail FULL (0 = 64 GiB) */
 	bool is_sync;        /* fsync on every commit (true in production) */
 	unsigned batch_max;  /* most writes in one group commit (0 = 256) */
+	uint64_t feed_retention_ms; /* change records older than this may be pruned (0 = keep all) */
 };
 
 /*
@@ -231,6 +232,18 @@ enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq,
 
 /* The highest sequence in the feed as this snapshot sees it (0 when empty). */
 enum xdms_err store_changes_last(struct store_read *rd, uint64_t *seq) XDMS_WUR;
+
+/*
+ * The change feed is pruned by the writer: with each group commit it deletes
+ * up to a few hundred of the oldest records that are older than
+ * feed_retention_ms AND below the floor, the first sequence some reader
+ * still needs (the notifier's slowest subscriber). The floor starts at 0
+ * (nothing is pruned) until the process sets it; a process with no feed
+ * reader sets UINT64_MAX. Any thread.
+ */
+void store_set_feed_floor(struct store *st, uint64_t first_needed_seq);
+/* The oldest sequence still in the feed (0 when empty). */
+enum xdms_err store_changes_first(struct store_read *rd, uint64_t *seq) XDMS_WUR;
 
 /*
  * Registers a function the writer thread calls after every successful commit

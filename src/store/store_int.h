@@ -78,6 +78,8 @@ struct store {
 	pthread_t writer;
 	void (*listener)(void *arg, uint64_t last_seq);
 	void *listener_arg;
+	uint64_t feed_retention_ms;
+	atomic_uint_fast64_t feed_floor; /* first change sequence still needed */
 
 	/* Every cached read snapshot of this store, under the global reads lock (env.c). */
 	struct store_read *reads;
@@ -159,6 +161,8 @@ int store_doc_txn_del(struct store *st, MDB_txn *txn, const char *sel, size_t se
 
 /* Appends one change record (LMDB code). @c->seq must exceed every stored seq. */
 int store_change_append(struct store *st, MDB_txn *txn, const struct store_change *c);
+/* Deletes up to @max of the oldest change records with seq < @floor and time < @before_ms. */
+int store_changes_prune(struct store *st, MDB_txn *txn, uint64_t floor, uint64_t before_ms, unsigned max);
 
 /* ---- byte order ------------------------------------------------------------ */
 

@@ -251,6 +251,30 @@ static void writes_fail(struct store_write **ws, unsigned n, enum xdms_err err)
 	}
 }
 
+#define FEED_PRUNE_MAX 256 /* change records deleted per group commit, at most */
+
+/*
+ * Deletes the head of the change feed, a little per commit so that it keeps
+ * pace with the writes, in a nested transaction: when the deletions cannot
+ * be done (no room for copied pages), they are dropped and wait for the next
+ * commit, and the writes of the batch are not affected.
+ */
+static void feed_prune(struct store *st, MDB_txn *parent)
+{
+	uint64_t now = store_now_ms();
+	MDB_txn *txn;
+
+	if (mdb_txn_begin(st->env, parent, 0, &txn))
+		return;
+	if (store_changes_prune(st, txn, atomic_load(&st->feed_floor),
+				now > st->feed_retention_ms ? now - st->feed_retention_ms : 0, FEED_PRUNE_MAX)) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	if (mdb_txn_commit(txn))
+		return; /* the commit freed the nested transaction; the parent goes on */
+}
+
 /*
  * Runs ws[0..n) in one parent transaction, stopping early when a write needs
  * a bigger map or a fresh transaction. Returns the LMDB code of the parent
@@ -301,6 +325,8 @@ static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
 	p->settled = i;
 	if (p->ok_count == 0)
 		goto out; /* nothing to commit: no fsync */
+	if (st->feed_retention_ms)
+		feed_prune(st, p->parent);
 	rc = store_meta_put(st, p->parent, STORE_META_ETAG_COUNTER, 8, p->etag_counter);
 	if (!rc)
 		rc = store_meta_put(st, p->parent, STORE_META_LAST_SEQ, 8, p->last_seq);
@@ -634,6 +660,12 @@ enum xdms_err store_write_run(struct store *st, struct store_write *w)
 	pthread_mutex_unlock(&st->q_lock);
 	pthread_cond_destroy(&waiter.cond);
 	return w->result;
+}
+
+void store_set_feed_floor(struct store *st, uint64_t first_needed_seq)
+{
+	if (st)
+		atomic_store(&st->feed_floor, first_needed_seq);
 }
 
 void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)

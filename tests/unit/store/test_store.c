@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -1298,6 +1299,46 @@ START_TEST(test_changes_last)
 }
 END_TEST
 
+static uint64_t feed_first(struct store *st)
+{
+	struct store_read *rd = NULL;
+	uint64_t seq = 0;
+
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_changes_first(rd, &seq), XDMS_ERR_OK);
+	store_read_end(rd);
+	return seq;
+}
+
+START_TEST(test_feed_pruned_by_age_and_floor)
+{
+	struct store_options opt = { .path = db_path, .feed_retention_ms = 1 };
+	struct store *st = NULL;
+	struct timespec pause = { 0, 5 * 1000 * 1000 };
+	char sel[32];
+
+	ck_assert_err(store_open(&opt, &st), XDMS_ERR_OK);
+	for (int i = 0; i < 5; i++) {
+		snprintf(sel, sizeof(sel), "a/%d", i);
+		ck_assert_err(put_doc(st, sel, "x", 1, NULL), XDMS_ERR_OK);
+	}
+	nanosleep(&pause, NULL);
+	/* The floor starts at 0: old enough is not enough. */
+	ck_assert_err(put_doc(st, "b/1", "x", 1, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(feed_first(st), 1);
+	/* A reader still needs sequence 3: 1 and 2 go, 3 stays. */
+	store_set_feed_floor(st, 3);
+	ck_assert_err(put_doc(st, "b/2", "x", 1, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(feed_first(st), 3);
+	/* No reader: everything old enough goes; the newest records are too young. */
+	store_set_feed_floor(st, UINT64_MAX);
+	nanosleep(&pause, NULL);
+	ck_assert_err(put_doc(st, "b/3", "x", 1, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(feed_first(st), 8);
+	store_close(st);
+}
+END_TEST
+
 /* ---- users -------------------------------------------------------------------------------------- */
 
 static void user_fill(struct store_user *u, const char *xui, const char *username, const char *realm1,
@@ -1883,6 +1924,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_doc_list_after_pages);
 	tcase_add_test(tc, test_record_writes_and_subs);
 	tcase_add_test(tc, test_changes_last);
+	tcase_add_test(tc, test_feed_pruned_by_age_and_floor);
 	tcase_add_test(tc_conc, test_apply_error_isolated_in_batch);
 	tcase_add_test(tc_conc, test_group_commit_concurrency);
 	tcase_add_test(tc_conc, test_snapshot_isolation);
