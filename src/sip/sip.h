@@ -193,8 +193,9 @@ struct sip_dialog_out {
 	const char *remote_uri;     /* To URI */
 	const char *remote_tag;     /* To tag (the subscriber's From tag) */
 	const char *remote_target;  /* Request-URI: the subscriber's Contact URI */
-	const char *const *route_set; /* Route values in order, e.g. "<sip:p1;lr>"; the
-				       * reverse of the SUBSCRIBE's Record-Route list */
+	const char *const *route_set; /* Route values in order, e.g. "<sip:p1;lr>": for the
+				       * notifier (the UAS of the SUBSCRIBE) the SUBSCRIBE's
+				       * Record-Route list as received (RFC 3261 §12.1.1) */
 	size_t route_count;
 	uint32_t cseq;              /* the local CSeq number for this request */
 	enum sip_transport transport;

@@ -530,3 +530,18 @@ def test_metrics_count_subscriptions_and_notifies(nserver, subs):
     time.sleep(0.2)
     samples = parse_metrics(nserver.client().get("/metrics").body.decode())
     assert metric_sum(samples, "xdms_sip_subscriptions") == 0
+
+
+def test_notify_follows_the_record_route_set(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    p1 = f"<sip:127.0.0.1:{s.local_port};lr>"
+    p2 = "<sip:192.0.2.7;lr;ftag=x>"
+    resp = s.subscribe(rl_body(ALICE_PCC), extra=[f"Record-Route: {p1}, {p2}"])
+    assert resp.status == 200
+    assert resp.all("Record-Route") in ([f"{p1}, {p2}"], [p1, p2]), resp
+    n = s.notify()
+    # RFC 3261 §12.1.1: the UAS's route set is the Record-Route list in order.
+    routes = [r.strip() for v in n.all("Route") for r in v.split(",")]
+    assert routes == [p1.strip("<>").join("<>"), p2], n
+    assert n.start.startswith("NOTIFY sip:sub@127.0.0.1:"), n  # the Request-URI is the Contact (loose routing)
