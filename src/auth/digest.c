@@ -524,3 +524,29 @@ void digest_policy_destroy(struct digest_policy *p)
 	digest_nonces_destroy(p->nonces);
 	free(p);
 }
+
+bool auth_identity_uri(const char *in, char *out, size_t out_len)
+{
+	const char *s = in, *e;
+	const char *lt = strchr(in, '<');
+	size_t n;
+
+	if (lt) {
+		s = lt + 1;
+		e = strchr(s, '>');
+		if (!e)
+			return false;
+	} else {
+		while (*s == ' ' || *s == '"')
+			s++;
+		e = s + strcspn(s, ";");
+		while (e > s && (e[-1] == ' ' || e[-1] == '"'))
+			e--;
+	}
+	n = (size_t)(e - s);
+	if (n == 0 || n >= out_len || memchr(s, '"', n) || memchr(s, ',', n))
+		return false;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return true;
+}

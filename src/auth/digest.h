@@ -133,4 +133,14 @@ enum digest_verdict digest_verify(const struct digest_policy *p, struct store *s
 void digest_challenge(const struct digest_policy *p, enum digest_algo algo, const char *realm, bool is_stale,
 		      char *out, size_t out_len);
 
+/*
+ * Reduces an asserted identity (X-3GPP-Asserted-Identity over HTTP,
+ * P-Asserted-Identity over SIP) to the bare URI: senders write it as a
+ * name-addr with angle brackets ("Alice" <sip:alice@example.com>), quoted
+ * ("sip:alice@example.com") or bare (parameters after ';' are dropped).
+ * False when nothing usable is left, it holds a quote or a comma, or it does
+ * not fit @out_len.
+ */
+bool auth_identity_uri(const char *in, char *out, size_t out_len);
+
 #endif

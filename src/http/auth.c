@@ -78,36 +78,6 @@ static bool peer_is_trusted(const struct http_auth *a, struct MHD_Connection *co
 	return conf_list_has(&a->c->auth_trusted_peers, addr);
 }
 
-/*
- * Reduces an asserted identity to the bare URI: clients send it quoted
- * ("sip:alice@example.com"), bare, or as a name-addr with angle brackets.
- */
-static bool identity_normalize(const char *in, char *out, size_t out_len)
-{
-	const char *s = in, *e;
-	const char *lt = strchr(in, '<');
-	size_t n;
-
-	if (lt) {
-		s = lt + 1;
-		e = strchr(s, '>');
-		if (!e)
-			return false;
-	} else {
-		while (*s == ' ' || *s == '"')
-			s++;
-		e = s + strlen(s);
-		while (e > s && (e[-1] == ' ' || e[-1] == '"'))
-			e--;
-	}
-	n = (size_t)(e - s);
-	if (n == 0 || n >= out_len || memchr(s, '"', n) || memchr(s, ',', n))
-		return false;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return true;
-}
-
 static enum http_auth_outcome check_digest(struct http_auth *a, const char *header, const char *method,
 					   const char *raw_uri, const char *realm, char *identity,
 					   const char **why)
@@ -185,7 +155,7 @@ enum http_auth_outcome http_auth_check(struct http_auth *a, struct MHD_Connectio
 		if (!h)
 			h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-XCAP-Asserted-Identity");
 		if (h) {
-			if (!identity_normalize(h, identity, STORE_XUI_MAX)) {
+			if (!auth_identity_uri(h, identity, STORE_XUI_MAX)) {
 				*why = "malformed asserted identity";
 				return HTTP_AUTH_CHALLENGE;
 			}

@@ -1776,29 +1776,6 @@ static void respond_why(struct sip_request *req, int status, const char *why)
 	respond(req, status, NULL, &h, 1);
 }
 
-/* Copies the bare URI out of a name-addr or addr-spec. */
-static bool uri_bare(const char *in, char *out, size_t out_len)
-{
-	const char *s = in, *e;
-	const char *lt = strchr(in, '<');
-
-	if (lt) {
-		s = lt + 1;
-		e = strchr(s, '>');
-		if (!e)
-			return false;
-	} else {
-		while (*s == ' ')
-			s++;
-		e = s + strcspn(s, ";, ");
-	}
-	if (e <= s || (size_t)(e - s) >= out_len)
-		return false;
-	memcpy(out, s, (size_t)(e - s));
-	out[e - s] = '\0';
-	return true;
-}
-
 static bool is_privileged(const struct notifier *n, const char *identity)
 {
 	return conf_list_has(&n->c->auth_admin_identities, identity) ||
@@ -1821,7 +1798,7 @@ static bool subscriber(struct notifier *n, struct sip_request *req, char *identi
 
 	if (conf_list_has(&n->c->sip_trusted_peers, sip_request_source_ip(req))) {
 		for (size_t i = 0; (h = sip_request_header(req, "P-Asserted-Identity", i)); i++) {
-			if (uri_bare(h, identity, STORE_XUI_MAX) &&
+			if (auth_identity_uri(h, identity, STORE_XUI_MAX) &&
 			    (!strncmp(identity, "sip:", 4) || !strncmp(identity, "sips:", 5) ||
 			     !strncmp(identity, "tel:", 4)))
 				return true;

@@ -108,39 +108,34 @@ static enum xdms_err change_decode(const MDB_val *k, const MDB_val *v, struct st
 	return XDMS_ERR_OK;
 }
 
+struct change_walk {
+	store_change_visit_fn visit;
+	void *arg;
+};
+
+static int change_walk_one(void *arg, const MDB_val *k, const MDB_val *v, enum xdms_err *err)
+{
+	struct change_walk *w = arg;
+	struct store_change c;
+
+	*err = change_decode(k, v, &c);
+	if (*err)
+		return -1;
+	return w->visit(w->arg, &c) ? 1 : 0;
+}
+
 enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq, store_change_visit_fn visit,
 				 void *arg)
 {
 	unsigned char kbuf[8];
-	struct store_change c;
-	MDB_cursor *cur = NULL;
-	enum xdms_err err = XDMS_ERR_OK;
-	struct store *st;
-	MDB_val k = { sizeof(kbuf), kbuf };
-	MDB_val v;
-	int rc;
+	MDB_val from = { sizeof(kbuf), kbuf };
+	struct change_walk w = { visit, arg };
 
 	if (!rd || !visit || !rd->txn)
 		return XDMS_ERR_INVAL;
-	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
-	rc = mdb_cursor_open(rd->txn, st->dbi_changes, &cur);
-	if (rc)
-		return store_err_from_mdb(rc);
 	store_put_be(kbuf, from_seq, 8);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (!rc) {
-		err = change_decode(&k, &v, &c);
-		if (err)
-			goto out;
-		if (visit(arg, &c))
-			goto out;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (rc != MDB_NOTFOUND)
-		err = store_err_from_mdb(rc);
-out:
-	mdb_cursor_close(cur);
-	return err;
+	return store_walk(rd, atomic_load_explicit(&rd->st, memory_order_relaxed)->dbi_changes, &from,
+			  change_walk_one, &w);
 }
 
 static enum xdms_err changes_edge(struct store_read *rd, MDB_cursor_op op, uint64_t *seq)

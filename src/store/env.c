@@ -672,3 +672,24 @@ out:
 	out->map_grows = atomic_load_explicit(&st->n_map_grows, memory_order_relaxed);
 	return store_err_from_mdb(rc);
 }
+
+enum xdms_err store_walk(struct store_read *rd, MDB_dbi dbi, const MDB_val *from, store_walk_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	enum xdms_err err = XDMS_ERR_OK;
+	MDB_val k = { 0, NULL }, v;
+	int rc, stop = 0;
+
+	rc = mdb_cursor_open(rd->txn, dbi, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	if (from)
+		k = *from;
+	rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
+	while (!rc && !(stop = fn(arg, &k, &v, &err)))
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	if (!stop && rc != MDB_NOTFOUND)
+		err = store_err_from_mdb(rc);
+	mdb_cursor_close(cur);
+	return stop < 0 || !stop ? err : XDMS_ERR_OK;
+}

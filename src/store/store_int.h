@@ -160,6 +160,15 @@ int store_doc_txn_del(struct store *st, MDB_txn *txn, const char *sel, size_t se
 /* ---- changes.c ------------------------------------------------------------ */
 
 /* Appends one change record (LMDB code). @c->seq must exceed every stored seq. */
+/*
+ * Walks @dbi in key order from @from (the first key >= it; NULL = the first
+ * key), calling @fn for each record until it returns non-zero. @fn returns
+ * 1 to stop, -1 to stop with the error it put in *err. Returns OK, the
+ * error of @fn, or the LMDB error.
+ */
+typedef int (*store_walk_fn)(void *arg, const MDB_val *k, const MDB_val *v, enum xdms_err *err);
+enum xdms_err store_walk(struct store_read *rd, MDB_dbi dbi, const MDB_val *from, store_walk_fn fn, void *arg);
+
 int store_change_append(struct store *st, MDB_txn *txn, const struct store_change *c);
 /* Deletes up to @max of the oldest change records with seq < @floor and time < @before_ms. */
 int store_changes_prune(struct store *st, MDB_txn *txn, uint64_t floor, uint64_t before_ms, unsigned max);

@@ -33,32 +33,28 @@ enum xdms_err store_sub_del(struct store_txn *txn, uint64_t id)
 	return store_err_from_mdb(mdb_del(txn->txn, txn->st->dbi_subs, &k, NULL));
 }
 
+struct sub_walk {
+	store_sub_visit_fn visit;
+	void *arg;
+};
+
+static int sub_walk_one(void *arg, const MDB_val *k, const MDB_val *v, enum xdms_err *err)
+{
+	struct sub_walk *w = arg;
+
+	if (k->mv_size != 8) {
+		*err = XDMS_ERR_CORRUPT;
+		return -1;
+	}
+	return w->visit(w->arg, store_get_be(k->mv_data, 8), v->mv_data, v->mv_size) ? 1 : 0;
+}
+
 enum xdms_err store_sub_list(struct store_read *rd, store_sub_visit_fn visit, void *arg)
 {
-	MDB_cursor *cur = NULL;
-	enum xdms_err err = XDMS_ERR_OK;
-	struct store *st;
-	MDB_val k, v;
-	int rc;
+	struct sub_walk w = { visit, arg };
 
 	if (!rd || !visit || !rd->txn)
 		return XDMS_ERR_INVAL;
-	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
-	rc = mdb_cursor_open(rd->txn, st->dbi_subs, &cur);
-	if (rc)
-		return store_err_from_mdb(rc);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (!rc) {
-		if (k.mv_size != 8) {
-			err = XDMS_ERR_CORRUPT;
-			break;
-		}
-		if (visit(arg, store_get_be(k.mv_data, 8), v.mv_data, v.mv_size))
-			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (!err && rc && rc != MDB_NOTFOUND)
-		err = store_err_from_mdb(rc);
-	mdb_cursor_close(cur);
-	return err;
+	return store_walk(rd, atomic_load_explicit(&rd->st, memory_order_relaxed)->dbi_subs, NULL,
+			  sub_walk_one, &w);
 }

@@ -328,33 +328,29 @@ enum xdms_err store_user_find(struct store_read *rd, const char *realm, const ch
 	return err == XDMS_ERR_NOTFOUND ? XDMS_ERR_CORRUPT : err;
 }
 
+struct user_walk {
+	store_user_visit_fn visit;
+	void *arg;
+};
+
+static int user_walk_one(void *arg, const MDB_val *k, const MDB_val *v, enum xdms_err *err)
+{
+	struct user_walk *w = arg;
+	struct store_user u;
+
+	(void)k;
+	*err = user_decode(v, &u);
+	if (*err)
+		return -1;
+	return w->visit(w->arg, &u) ? 1 : 0;
+}
+
 enum xdms_err store_user_list(struct store_read *rd, store_user_visit_fn visit, void *arg)
 {
-	struct store_user u;
-	MDB_cursor *cur = NULL;
-	enum xdms_err err = XDMS_ERR_OK;
-	struct store *st;
-	MDB_val k, v;
-	int rc;
+	struct user_walk w = { visit, arg };
 
 	if (!rd || !visit || !rd->txn)
 		return XDMS_ERR_INVAL;
-	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
-	rc = mdb_cursor_open(rd->txn, st->dbi_users, &cur);
-	if (rc)
-		return store_err_from_mdb(rc);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (!rc) {
-		err = user_decode(&v, &u);
-		if (err)
-			goto out;
-		if (visit(arg, &u))
-			goto out;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (rc != MDB_NOTFOUND)
-		err = store_err_from_mdb(rc);
-out:
-	mdb_cursor_close(cur);
-	return err;
+	return store_walk(rd, atomic_load_explicit(&rd->st, memory_order_relaxed)->dbi_users, NULL,
+			  user_walk_one, &w);
 }
