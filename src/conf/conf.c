@@ -86,6 +86,8 @@ static const struct conf_key conf_keys[] = {
 	KEY("sip.trust_from", CONF_BOOL, sip_trust_from, "false",
 	    "lab setting: take the subscriber's identity from From when nothing better is known"),
 	KEY("sip.max_message", CONF_SIZE, sip_max_message, "65536", "largest SIP message accepted, in bytes"),
+	KEY("sip.udp_buffer", CONF_SIZE, sip_udp_buffer, "4194304",
+	    "receive and send buffer of the SIP UDP socket, in bytes (0 = the kernel's default)"),
 	KEY("notify.default_expires", CONF_UINT, notify_default_expires, "3600",
 	    "subscription lifetime in seconds when SUBSCRIBE carries no Expires"),
 	KEY("notify.min_expires", CONF_UINT, notify_min_expires, "60",

@@ -58,6 +58,7 @@ struct conf {
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */
 	bool sip_trust_from;        /* lab setting: take the subscriber from From */
 	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
+	size_t sip_udp_buffer;      /* receive and send buffer of the UDP socket */
 	/* [notify] */
 	unsigned notify_default_expires; /* seconds granted when SUBSCRIBE has no Expires */
 	unsigned notify_min_expires;     /* shorter (non-zero) requests: 423 */

@@ -53,6 +53,7 @@
 #define PUMP_MAX 20000      /* feed records read per turn of the loop */
 #define PEND_MAX 10000      /* changes waiting for one subscriber; more ends it */
 #define NOTIFY_RETRIES 3
+#define KICK_BATCH 64       /* NOTIFYs sent per turn of the loop in a fan-out */
 #define ENTRY_MAX 2048      /* bytes of one resource selector */
 
 enum mode { MODE_NO_PATCHING = 0, MODE_XCAP_PATCHING, MODE_AGGREGATE };
@@ -81,6 +82,12 @@ struct nchange {
 	char *new_etag;  /* NULL: deleted */
 	char *ops;       /* RFC 5261 operations, or NULL */
 	size_t ops_len;
+	/* When versions between were never seen (several commits read at once):
+	 * the operations from the version agg_from to this change's new one,
+	 * for an aggregated chain that starts there. */
+	char *agg_from, *agg_ops;
+	size_t agg_ops_len;
+	bool has_agg_patch;
 	size_t new_len;  /* size of the new document when known (0 otherwise) */
 	bool has_patch;  /* ops computed (NULL ops then: the body did not change) */
 	const struct xcap_auid *auid;
@@ -168,6 +175,9 @@ struct notifier {
 	struct sip_timer *flush_timer, *poll_timer;
 	uint64_t *dirty;
 	size_t dirty_count, dirty_cap;
+	uint64_t *kicks; /* subscriptions with something to send, by id, in order */
+	size_t kick_head, kick_count, kick_cap;
+	struct sip_timer *kick_timer;
 	uint64_t gen;
 
 	struct smap vcache;
@@ -605,6 +615,8 @@ static void nchange_put(struct nchange *c)
 	free(c->prev_etag);
 	free(c->new_etag);
 	free(c->ops);
+	free(c->agg_from);
+	free(c->agg_ops);
 	free(c);
 }
 
@@ -938,6 +950,7 @@ static void vcache_put(struct notifier *n, const char *key, const char *etag, co
 
 struct body {
 	struct diff_document *docs;
+	const struct nchange **origin; /* the last change each document entry reports */
 	size_t nd, cd;
 	struct diff_node *nodes;
 	size_t nn, cn;
@@ -963,8 +976,10 @@ static struct diff_document *body_doc(struct body *b)
 	if (b->nd == b->cd) {
 		b->cd = b->cd ? b->cd * 2 : 16;
 		b->docs = xrealloc(b->docs, b->cd * sizeof(*b->docs));
+		b->origin = xrealloc(b->origin, b->cd * sizeof(*b->origin));
 	}
 	memset(&b->docs[b->nd], 0, sizeof(b->docs[0]));
+	b->origin[b->nd] = NULL;
 	return &b->docs[b->nd++];
 }
 
@@ -986,6 +1001,7 @@ static void body_cleanup(struct body *b)
 		free(b->owned[i]);
 	free(b->owned);
 	free(b->docs);
+	free(b->origin);
 	free(b->nodes);
 	memset(b, 0, sizeof(*b));
 }
@@ -1136,10 +1152,12 @@ static size_t build_changes(struct notifier *n, struct sub *s, struct store_read
 		if (s->mode == MODE_AGGREGATE) {
 			/* Join the chain of the same document already in the body. */
 			struct diff_document *d = NULL;
+			size_t dj = 0;
 
 			for (size_t j = b->nd; j-- > 0;) {
 				if (!strcmp(b->docs[j].sel, c->sel)) {
 					d = &b->docs[j];
+					dj = j;
 					break;
 				}
 			}
@@ -1168,13 +1186,22 @@ static size_t build_changes(struct notifier *n, struct sub *s, struct store_read
 					d->ops = NULL;
 					d->ops_len = 0;
 				}
-				b->estimate += c->ops_len + 20;
+				/* Steps without patches, but one patch for the whole chain. */
+				if (!d->ops && !d->is_body_not_changed && c->has_agg_patch && d->prev_etag &&
+				    !strcmp(c->agg_from, d->prev_etag)) {
+					d->ops = c->agg_ops;
+					d->ops_len = c->agg_ops_len;
+					d->is_body_not_changed = !c->agg_ops;
+				}
+				b->origin[dj] = c;
+				b->estimate += c->ops_len + c->agg_ops_len + 20;
 				continue;
 			}
 		}
 		{
 			struct diff_document *d = body_doc(b);
 
+			b->origin[b->nd - 1] = c;
 			d->sel = c->sel;
 			d->prev_etag = c->prev_etag;
 			d->new_etag = c->new_etag;
@@ -1195,9 +1222,9 @@ static size_t build_changes(struct notifier *n, struct sub *s, struct store_read
 			j--;
 		}
 	}
-	for (size_t j = 0; j < k && s->mode != MODE_NO_PATCHING; j++)
-		if (s->pend[j]->ops && s->pend[j]->auid)
-			body_prefix(b, s->pend[j]->prefix, s->pend[j]->auid->ns);
+	for (size_t j = 0; j < b->nd; j++)
+		if (b->docs[j].ops && b->origin[j] && b->origin[j]->auid)
+			body_prefix(b, b->origin[j]->prefix, b->origin[j]->auid->ns);
 	for (size_t i = 0; i < s->entry_count; i++) {
 		struct store_doc doc;
 
@@ -1556,19 +1583,22 @@ static struct nchange *nchange_new(struct notifier *n, const struct store_change
 /* The RFC 5261 patch of a change, from the version kept in the cache to the
  * stored document, when the store still holds the change's new version. */
 static void nchange_patch(struct notifier *n, struct store_read *rd, struct nchange *nc,
-			  const struct store_change *c)
+			  const struct store_change *c, bool wants_agg)
 {
 	struct store_doc cur;
 	const struct vent *v;
 
-	if (!nc->new_etag || store_doc_get(rd, c->selector, &cur) || strcmp(cur.etag, nc->new_etag) != 0) {
-		vcache_drop(n, c->selector); /* deleted, or moved on already */
+	if (!nc->new_etag || store_doc_get(rd, c->selector, &cur)) {
+		vcache_drop(n, c->selector); /* deleted */
 		return;
 	}
+	if (strcmp(cur.etag, nc->new_etag) != 0)
+		return; /* moved on already: the cached version may still start a chain */
 	nc->new_len = cur.data_len;
 	v = vcache_get(n, c->selector);
-	if (v && nc->prev_etag && nc->auid && !strcmp(v->etag, nc->prev_etag)) {
-		char *detail = c->detail ? xstrndup(c->detail, c->detail_len) : NULL;
+	if (v && nc->prev_etag && nc->auid && (wants_agg || !strcmp(v->etag, nc->prev_etag))) {
+		bool is_step = !strcmp(v->etag, nc->prev_etag);
+		char *detail = is_step && c->detail ? xstrndup(c->detail, c->detail_len) : NULL;
 		bool is_too_big = false;
 		struct buf ops;
 
@@ -1576,9 +1606,16 @@ static void nchange_patch(struct notifier *n, struct store_read *rd, struct ncha
 		if (!diff_patch(v->data, v->len, cur.data, cur.data_len, detail, nc->auid->ns, nc->prefix, &ops,
 				&is_too_big) &&
 		    !is_too_big) {
-			nc->has_patch = true;
-			if (ops.len)
-				nc->ops = buf_take(&ops, &nc->ops_len);
+			if (is_step) {
+				nc->has_patch = true;
+				if (ops.len)
+					nc->ops = buf_take(&ops, &nc->ops_len);
+			} else {
+				nc->has_agg_patch = true;
+				nc->agg_from = xstrdup(v->etag);
+				if (ops.len)
+					nc->agg_ops = buf_take(&ops, &nc->agg_ops_len);
+			}
 		}
 		buf_cleanup(&ops);
 		free(detail);
@@ -1606,7 +1643,7 @@ static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 }
 
 static void pump_consider(struct pump *p, struct slot *sl, const struct store_change *c, struct nchange **nc,
-			  bool *wants_patch)
+			  bool *wants_patch, bool *wants_agg)
 {
 	for (size_t i = 0; sl && i < sl->n; i++) {
 		struct sub *s = sl->items[i];
@@ -1619,6 +1656,8 @@ static void pump_consider(struct pump *p, struct slot *sl, const struct store_ch
 		sub_enqueue(p->n, s, *nc);
 		if (s->mode != MODE_NO_PATCHING)
 			*wants_patch = true;
+		if (s->mode == MODE_AGGREGATE)
+			*wants_agg = true;
 		if (s->touch_gen != p->n->gen) {
 			s->touch_gen = p->n->gen;
 			if (p->nt == p->ct) {
@@ -1635,7 +1674,7 @@ static int pump_visit(void *arg, const struct store_change *c)
 	struct pump *p = arg;
 	struct notifier *n = p->n;
 	struct nchange *nc = NULL;
-	bool wants_patch = false;
+	bool wants_patch = false, wants_agg = false;
 	char prefix[STORE_SELECTOR_MAX + 2];
 
 	if (++p->count > PUMP_MAX) {
@@ -1643,7 +1682,7 @@ static int pump_visit(void *arg, const struct store_change *c)
 		return 1;
 	}
 	n->feed_seq = c->seq;
-	pump_consider(p, smap_get(&n->by_doc, c->selector, false), c, &nc, &wants_patch);
+	pump_consider(p, smap_get(&n->by_doc, c->selector, false), c, &nc, &wants_patch, &wants_agg);
 	for (const char *q = strchr(c->selector, '/'); q; q = strchr(q + 1, '/')) {
 		size_t len = (size_t)(q - c->selector) + 1;
 
@@ -1651,10 +1690,10 @@ static int pump_visit(void *arg, const struct store_change *c)
 			break;
 		memcpy(prefix, c->selector, len);
 		prefix[len] = '\0';
-		pump_consider(p, smap_get(&n->by_coll, prefix, false), c, &nc, &wants_patch);
+		pump_consider(p, smap_get(&n->by_coll, prefix, false), c, &nc, &wants_patch, &wants_agg);
 	}
 	if (nc && wants_patch)
-		nchange_patch(n, p->rd, nc, c);
+		nchange_patch(n, p->rd, nc, c, wants_agg);
 	else if (vcache_get(n, c->selector))
 		vcache_drop(n, c->selector);
 	nchange_put(nc);
@@ -1662,6 +1701,45 @@ static int pump_visit(void *arg, const struct store_change *c)
 }
 
 static void pump_fn(void *arg);
+
+/*
+ * A fan-out sends KICK_BATCH NOTIFYs per turn of the loop, so the loop reads
+ * the 200s (and new requests) between batches instead of letting a
+ * thousand answers pile up in the socket behind a thousand sends.
+ */
+static void kick_fire(void *arg)
+{
+	struct notifier *n = arg;
+	size_t end = n->kick_head + (n->kick_count - n->kick_head < KICK_BATCH ? n->kick_count - n->kick_head
+									       : KICK_BATCH);
+
+	n->kick_timer = NULL;
+	for (; n->kick_head < end; n->kick_head++) {
+		struct sub *s = sub_by_id(n, n->kicks[n->kick_head]);
+
+		if (s)
+			sub_kick(n, s);
+	}
+	if (n->kick_head < n->kick_count) {
+		n->kick_timer = sip_timer_start(n->sip, 0, kick_fire, n);
+		return;
+	}
+	n->kick_head = n->kick_count = 0;
+}
+
+static void kicks_add(struct notifier *n, struct sub **subs, size_t count)
+{
+	if (!count)
+		return;
+	if (n->kick_count + count > n->kick_cap) {
+		n->kick_cap = (n->kick_count + count) * 2;
+		n->kicks = xrealloc(n->kicks, n->kick_cap * sizeof(*n->kicks));
+	}
+	for (size_t i = 0; i < count; i++)
+		n->kicks[n->kick_count++] = subs[i]->id;
+	if (!n->kick_timer)
+		kick_fire(n); /* the first batch now: a lone subscriber waits for nothing */
+}
 
 static void pump(struct notifier *n)
 {
@@ -1677,8 +1755,7 @@ static void pump(struct notifier *n)
 	if (store_changes_scan(p.rd, n->feed_seq + 1, pump_visit, &p))
 		log_error("notify: change feed scan failed");
 	store_read_end(p.rd);
-	for (size_t i = 0; i < p.nt; i++)
-		sub_kick(n, p.touched[i]);
+	kicks_add(n, p.touched, p.nt);
 	free(p.touched);
 	if (p.more && sip_server_call(n->sip, pump_fn, n))
 		log_warn("notify: cannot continue reading the change feed");
@@ -2256,8 +2333,7 @@ static void start_fn(void *arg)
 	n->flush_timer = sip_timer_start(n->sip, FLUSH_MS, flush_fire, n);
 	n->poll_timer = sip_timer_start(n->sip, POLL_MS, poll_fire, n);
 	pump(n);
-	for (size_t i = 0; i < r.n; i++)
-		sub_kick(n, r.subs[i]);
+	kicks_add(n, r.subs, r.n);
 	free(r.subs);
 }
 
@@ -2342,6 +2418,7 @@ void notifier_destroy(struct notifier *n)
 	digest_policy_destroy(n->digest);
 	free(n->prefixes);
 	free(n->dirty);
+	free(n->kicks);
 	free(n->root_uri);
 	free(n->root_path);
 	pthread_mutex_destroy(&n->wake_lock);

@@ -379,6 +379,7 @@ enum xdms_err sip_server_start(const struct conf *c, sip_subscribe_fn on_subscri
 	*why = NULL;
 	s->c = c;
 	s->max_message = c->sip_max_message;
+	s->udp_buffer = c->sip_udp_buffer;
 	if (s->max_message > SIP_UDP_DATAGRAM_MAX)
 		s->max_message = SIP_UDP_DATAGRAM_MAX;
 	s->on_subscribe = on_subscribe;

@@ -528,11 +528,13 @@ static const char *default_reason(int status)
 	case 200: return "OK";
 	case 202: return "Accepted";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 406: return "Not Acceptable";
 	case 408: return "Request Timeout";
+	case 413: return "Request Entity Too Large";
 	case 415: return "Unsupported Media Type";
 	case 420: return "Bad Extension";
 	case 423: return "Interval Too Brief";

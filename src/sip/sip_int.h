@@ -120,6 +120,7 @@ extern const struct sip_transport_ops sip_transport_tcp_ops;
 struct sip_server {
 	const struct conf *c;
 	size_t max_message;
+	size_t udp_buffer; /* SO_RCVBUF/SO_SNDBUF of the UDP socket (0 = the kernel's) */
 	sip_subscribe_fn on_subscribe;
 	void *on_subscribe_arg;
 

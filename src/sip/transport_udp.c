@@ -12,7 +12,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/net.h"
@@ -38,6 +40,18 @@ enum xdms_err sip_udp_open(struct sip_server *s, const struct sockaddr_storage *
 		*why = xasprintf("cannot bind udp %s: %s", text, strerror(errno));
 		close(fd);
 		return XDMS_ERR_IO;
+	}
+	/* A fan-out sends a thousand NOTIFYs at once and their 200s come back
+	 * together: the kernel's default buffers drop most of them. FORCE lifts
+	 * net.core.[rw]mem_max when we may (CAP_NET_ADMIN); else the plain
+	 * option gives what the system allows. */
+	if (s->udp_buffer) {
+		int size = s->udp_buffer > INT_MAX / 2 ? INT_MAX / 2 : (int)s->udp_buffer;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	}
 	s->bound_len = sizeof(s->bound);
 	if (getsockname(fd, (struct sockaddr *)&s->bound, &s->bound_len) != 0) {

@@ -545,3 +545,49 @@ def test_notify_follows_the_record_route_set(nserver, subs):
     routes = [r.strip() for v in n.all("Route") for r in v.split(",")]
     assert routes == [p1.strip("<>").join("<>"), p2], n
     assert n.start.startswith("NOTIFY sip:sub@127.0.0.1:"), n  # the Request-URI is the Contact (loose routing)
+
+
+def two_writes_read_at_once(srv, s, tries=4):
+    """Two writes by another process (xdmsctl), which the notifier finds in
+    one read of the feed (its 1 s poll) so that the version between them is
+    never seen. The poll may fall between them; then the attempt is
+    repeated. Returns (previous ETag, the NOTIFYs of the attempt)."""
+    for attempt in range(tries):
+        before = unquote(srv.client(ALICE).get(f"/xcap-root/{ALICE_PCC}").header("ETag"))
+        for name in (b"Corp Two %d" % attempt, b"Corp Three %d" % attempt):
+            srv.ctl("doc", "put", ALICE_PCC, "-", input=data("pcc-alice.xml").replace(b"Example Corp", name),
+                    check=0)
+        got = [s.notify(timeout=4)]
+        got += [m for m in s.pump(1.5) if m.method == "NOTIFY"]
+        s.inbox.clear()
+        if len(got) == 1 and len(got[0].documents()) in (1, 2) and \
+                got[0].documents()[0].get("previous-etag") == before and \
+                (len(got[0].documents()) == 2 or "Corp Two" not in got[0].body.decode()):
+            return before, attempt, got[0]
+    raise AssertionError("the two writes never reached the notifier in one read")
+
+
+def test_aggregate_patch_spans_versions_never_seen(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="aggregate")
+    before, attempt, n = two_writes_read_at_once(nserver, s)
+    docs = n.diff().findall(f"{D}document")
+    assert len(docs) == 1 and docs[0].get("previous-etag") == before, n.body
+    # one patch from the first version to the last
+    ops = list(docs[0])
+    assert [x.tag for x in ops] == [f"{D}replace"] and ops[0].text == f"Corp Three {attempt}", n.body
+    assert 'xmlns:pcc="urn:oma:xml:cab:pcc"' in n.body.decode()
+
+
+def test_xcap_patching_without_the_previous_version_sends_etags_only(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver)
+    subscribe_ok(s, ALICE_PCC, mode="xcap-patching")
+    before, _, n = two_writes_read_at_once(nserver, s)
+    docs = n.diff().findall(f"{D}document")
+    assert len(docs) == 2 and docs[0].get("previous-etag") == before, n.body
+    assert docs[1].get("previous-etag") == docs[0].get("new-etag")
+    # Neither step can be diffed (the version between them was never read): ETags only.
+    assert [list(d) for d in docs] == [[], []], n.body
+    assert "xmlns:pcc" not in n.body.decode()
