@@ -422,6 +422,8 @@ static int dbs_open(struct store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->dbi_meta);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->dbi_index);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->dbi_jobs);
 	return rc;
 }
 
@@ -668,4 +670,48 @@ out:
 		out->batch_size_buckets[i] = atomic_load_explicit(&st->n_buckets[i], memory_order_relaxed);
 	out->map_grows = atomic_load_explicit(&st->n_map_grows, memory_order_relaxed);
 	return store_err_from_mdb(rc);
+}
+
+#define STORE_TXN_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
+
+enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			    void *arg)
+{
+	enum xdms_err err = XDMS_ERR_STORE;
+	MDB_txn *txn;
+	size_t seen;
+	int rc;
+
+	/*
+	 * Growing the map needs every snapshot closed, this thread's too, and a
+	 * write callback on the writer thread already runs inside a transaction.
+	 */
+	if (store_thread_holds_map(st))
+		return XDMS_ERR_BUSY;
+	for (unsigned tries = 0; tries < STORE_TXN_TRIES; tries++) {
+		store_map_enter(st);
+		seen = st->map_size;
+		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+		if (rc) {
+			store_map_leave(st);
+			if (rc == MDB_MAP_RESIZED && !store_map_adopt(st))
+				continue;
+			return store_err_from_mdb(rc);
+		}
+		err = fn(st, txn, arg);
+		if (err) {
+			mdb_txn_abort(txn);
+		} else {
+			rc = mdb_txn_commit(txn);
+			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
+			 * told OK only once the change is durable. */
+			if (!rc && st->is_sync)
+				rc = mdb_env_sync(st->env, 1);
+			err = store_err_from_mdb(rc);
+		}
+		store_map_leave(st);
+		if (err != XDMS_ERR_FULL || store_map_grow(st, seen))
+			return err;
+	}
+	return err;
 }

@@ -7,7 +7,9 @@
  *   changes  64-bit sequence (big-endian) -> change record (the change feed)
  *   users    XUI -> credential record;  names: "realm\0username" -> XUI
  *   meta     schema version, instance id, ETag counter, last change sequence
- *   (subs, jobs and indexes are added by later modules through this header)
+ *   index    store-wide unique indexes kept by commit hooks
+ *   jobs     IWF jobs: Feature Handler requests to carry out (jobs.c)
+ *   (subs is added by a later module through this header)
  *
  * Threads. Any thread may read: store_read_begin() gives a snapshot that the
  * calling thread must end itself. Document writes go through one writer thread
@@ -186,6 +188,119 @@ enum xdms_err store_index_put(struct store_txn *txn, const char *index, const ch
 /* Removes (@index, @key). NOTFOUND when absent. */
 enum xdms_err store_index_del(struct store_txn *txn, const char *index, const char *key) XDMS_WUR;
 
+/* ---- IWF jobs ------------------------------------------------------------------
+ *
+ * A job is one Feature Handler request to carry out: (XUI, request id,
+ * request hash), where the hash covers the request's bytes without its
+ * <response>. The Feature Handler's commit hook creates, supersedes and
+ * cancels jobs in the same transaction as the client's write, so a request
+ * acknowledged with 200/201 has its job. For every request the store keeps
+ * which job is current and the hash it was created for; a write that leaves
+ * a request's hash unchanged creates nothing, which makes a request run once
+ * however often the document is written.
+ *
+ * States: queued -> running (claimed with a lease) -> done | failed, or back
+ * to queued for a retry; cancelled when the request is deleted or replaced by
+ * a changed version. A running job whose lease has passed may be claimed
+ * again (its worker died). A job ends (done/failed) in the transaction that
+ * stores its final <response>, so the response is written once.
+ */
+
+#define STORE_JOB_ID_MAX 128  /* request id, including the NUL */
+#define STORE_JOB_HASH_MAX 33 /* 32 hex digits and a NUL */
+#define STORE_JOB_REASON_MAX 160
+
+enum store_job_state {
+	STORE_JOB_QUEUED = 0,
+	STORE_JOB_RUNNING,
+	STORE_JOB_DONE,      /* finished with a 2xx result */
+	STORE_JOB_FAILED,    /* finished with an error result */
+	STORE_JOB_CANCELLED, /* the request was deleted or changed before it finished */
+	STORE_JOB__STATES
+};
+
+enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2 };
+
+struct store_job {
+	uint64_t id;                         /* grows with every job; never reused */
+	enum store_job_state state;
+	enum store_job_kind kind;
+	char xui[STORE_XUI_MAX];
+	char request_id[STORE_JOB_ID_MAX];
+	char hash[STORE_JOB_HASH_MAX];
+	unsigned attempts;                   /* claims so far */
+	unsigned code;                       /* result code (SPEC §4.3), 0 while unfinished */
+	char reason[STORE_JOB_REASON_MAX];   /* last failure or result, "" for none */
+	uint64_t created_ms;
+	uint64_t updated_ms;
+	uint64_t next_run_ms;                /* queued: not before this time */
+	uint64_t lease_until_ms;             /* running: the claim expires at this time */
+};
+
+/* "queued", "running", ...; NULL for a value out of range. */
+const char *store_job_state_name(enum store_job_state s);
+/* The state called @name; false when there is none. */
+bool store_job_state_parse(const char *name, enum store_job_state *out);
+
+/* -- inside a commit hook (the write's transaction) -- */
+
+/*
+ * The current job of request (@xui, @request_id): its id and the hash it was
+ * created for (or last refreshed to). NOTFOUND when the request has none.
+ */
+enum xdms_err store_job_current_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				    uint64_t *job_id, char hash[STORE_JOB_HASH_MAX]) XDMS_WUR;
+/*
+ * Queues a new job for the request and makes it current; the previous
+ * current job, if still queued or running, is cancelled. INVAL when a string
+ * is empty or too long.
+ */
+enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				const char *hash, enum store_job_kind kind, uint64_t *job_id) XDMS_WUR;
+/* Records @hash as the request's current hash without creating a job (a
+ * write that only changed what the hash must not see). NOTFOUND when none. */
+enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				   const char *hash) XDMS_WUR;
+/* The request is gone: cancels its job if unfinished and forgets the request.
+ * NOTFOUND when the request had no job. */
+enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const char *request_id) XDMS_WUR;
+/* Ends job @job_id as done or failed with @code, if it is queued or running
+ * (otherwise nothing changes). NOTFOUND when there is no such job. */
+enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
+				unsigned code) XDMS_WUR;
+
+/* -- the worker pool (own transactions; not on the writer thread, no snapshot held) -- */
+
+/*
+ * Claims the oldest job that is queued and due at @now_ms, or running with a
+ * lease that ended before @now_ms: it becomes running until @now_ms +
+ * @lease_ms and its attempts count grows; the job is copied to *out.
+ * NOTFOUND when none is ready; then *next_due_ms (when not NULL) gets the
+ * earliest time one will be (UINT64_MAX for never).
+ */
+enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
+			      uint64_t *next_due_ms) XDMS_WUR;
+/* Puts running job @job_id back in the queue until @next_run_ms, keeping
+ * @reason (may be NULL). CONFLICT when it is no longer running. */
+enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, const char *reason) XDMS_WUR;
+/* Ends job @job_id (done, failed or cancelled) with @code and @reason when it
+ * is queued or running. CONFLICT when it had ended already. */
+enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
+			    const char *reason) XDMS_WUR;
+/* Makes every running job claimable now (a restarted server: the workers
+ * that held the leases are gone). Sets *count (may be NULL) to how many. */
+enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
+
+/* -- reading -- */
+
+enum xdms_err store_job_get(struct store_read *rd, uint64_t job_id, struct store_job *out) XDMS_WUR;
+/* The current job id of a request, as store_job_current_txn, in a snapshot. */
+enum xdms_err store_job_current(struct store_read *rd, const char *xui, const char *request_id,
+				uint64_t *job_id) XDMS_WUR;
+typedef int (*store_job_visit_fn)(void *arg, const struct store_job *job);
+/* Visits every job in id order; return non-zero to stop. */
+enum xdms_err store_job_list(struct store_read *rd, store_job_visit_fn visit, void *arg) XDMS_WUR;
+
 /* ---- the change feed ------------------------------------------------------ */
 
 /* One change record. Pointers are borrowed like store_doc's. */
@@ -205,10 +320,15 @@ enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq,
 				 store_change_visit_fn visit, void *arg) XDMS_WUR;
 
 /*
- * Registers a function the writer thread calls after every successful commit
- * with the highest sequence it contains (the notifier uses it to wake up).
- * Set once, before the first write. @fn must not block.
+ * Registers a function the writer thread calls after every durable commit
+ * with the highest sequence it contains (the notifier and the IWF use it to
+ * wake up). Up to 4 listeners, called in the order they were added; add them
+ * before the first write. @fn must not block. INVAL for a NULL @fn, FULL
+ * when 4 are registered already.
  */
+enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
+					void *arg) XDMS_WUR;
+/* The same, for callers that registered the only listener: adds @fn. */
 void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
 			       void *arg);
 

@@ -40,6 +40,14 @@
 /* "<prefix>-<8 hex>-<16 hex>" must fit STORE_ETAG_MAX with its NUL. */
 #define STORE_ETAG_PREFIX_MAX (STORE_ETAG_MAX - 1 - (1 + 8 + 1 + 16))
 
+/* Commit listeners (store_add_commit_listener): the notifier, the IWF. */
+#define STORE_LISTENERS_MAX 4
+
+struct store_listener {
+	void (*fn)(void *arg, uint64_t last_seq);
+	void *arg;
+};
+
 /* A thread blocked in store_write_run(); lives on that thread's stack. */
 struct store_waiter {
 	struct store_write *w;
@@ -56,6 +64,7 @@ struct store {
 	MDB_dbi dbi_names;
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_index;   /* store-wide unique indexes (index.c) */
+	MDB_dbi dbi_jobs;    /* IWF jobs (jobs.c) */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;
@@ -75,8 +84,8 @@ struct store {
 	bool is_closing;
 	bool has_writer;
 	pthread_t writer;
-	void (*listener)(void *arg, uint64_t last_seq);
-	void *listener_arg;
+	struct store_listener listeners[STORE_LISTENERS_MAX]; /* under q_lock */
+	unsigned listener_count;
 
 	/* Every cached read snapshot of this store, under the global reads lock (env.c). */
 	struct store_read *reads;
@@ -136,6 +145,15 @@ enum xdms_err store_map_adopt(struct store *st);
 /* Reads a big-endian integer of @len (4 or 8) bytes from meta. MDB_NOTFOUND if absent. */
 int store_meta_get(struct store *st, MDB_txn *txn, const char *key, size_t len, uint64_t *out);
 int store_meta_put(struct store *st, MDB_txn *txn, const char *key, size_t len, uint64_t value);
+
+/*
+ * Runs @fn in a durable top-level write transaction of its own on the calling
+ * thread (users, job bookkeeping), growing the map as needed; LMDB serializes
+ * it with the writer thread and other processes. @fn may run more than once.
+ * BUSY when the calling thread holds a snapshot or is the writer.
+ */
+enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			    void *arg);
 
 /* Starts the writer thread (writer.c); called once by store_open(). */
 enum xdms_err store_writer_start(struct store *st);

@@ -29,7 +29,7 @@
  * therefore acknowledged one commit later (the next batch's data sync made
  * it durable) or, when nothing else is queued, after an explicit
  * mdb_env_sync(). Acknowledging means, on the writer thread: every w->done,
- * then the commit listener with the highest sequence committed, then the
+ * then every commit listener with the highest sequence committed, then the
  * threads waiting in store_write_run() are woken. A busy writer pays one
  * flush per group commit instead of LMDB's usual two; nothing here blocks
  * except those flushes.
@@ -367,20 +367,20 @@ struct batch {
  */
 static void batch_ack(struct store *st, struct batch *b)
 {
-	void (*listener)(void *arg, uint64_t last_seq);
-	void *listener_arg;
+	struct store_listener listeners[STORE_LISTENERS_MAX];
+	unsigned listener_count;
 
 	if (!b->n)
 		return;
 	pthread_mutex_lock(&st->q_lock);
-	listener = st->listener;
-	listener_arg = st->listener_arg;
+	listener_count = st->listener_count;
+	memcpy(listeners, st->listeners, sizeof(listeners));
 	pthread_mutex_unlock(&st->q_lock);
 	for (unsigned i = 0; i < b->n; i++)
 		if (b->ws[i]->done)
 			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
-	if (b->last_seq && listener)
-		listener(listener_arg, b->last_seq);
+	for (unsigned i = 0; b->last_seq && i < listener_count; i++)
+		listeners[i].fn(listeners[i].arg, b->last_seq);
 	if (b->has_waiters) {
 		pthread_mutex_lock(&st->q_lock);
 		for (unsigned i = 0; i < b->n; i++) {
@@ -608,13 +608,28 @@ enum xdms_err store_write_run(struct store *st, struct store_write *w)
 	return w->result;
 }
 
-void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
 {
-	if (!st)
-		return;
+	enum xdms_err err = XDMS_ERR_FULL;
+
+	if (!st || !fn)
+		return XDMS_ERR_INVAL;
 	/* Under q_lock so the writer sees it with its next batch. */
 	pthread_mutex_lock(&st->q_lock);
-	st->listener = fn;
-	st->listener_arg = arg;
+	if (st->listener_count < STORE_LISTENERS_MAX) {
+		st->listeners[st->listener_count].fn = fn;
+		st->listeners[st->listener_count].arg = arg;
+		st->listener_count++;
+		err = XDMS_ERR_OK;
+	}
 	pthread_mutex_unlock(&st->q_lock);
+	return err;
+}
+
+void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+{
+	/* The older single-listener entry point: one more listener, or none
+	 * when the table is full (only a programming error fills it). */
+	if (store_add_commit_listener(st, fn, arg))
+		return;
 }
