@@ -57,6 +57,18 @@ struct conf {
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */
 	bool sip_trust_from;        /* lab setting: take the subscriber from From */
 	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
+	/* [iwf] */
+	bool iwf_enabled;           /* run the Interworking Function's workers */
+	unsigned iwf_workers;       /* 0 = one per core */
+	unsigned iwf_lease;         /* seconds a claimed job stays with its worker */
+	unsigned iwf_max_attempts;  /* tries for transient failures (adapters may override) */
+	unsigned iwf_retry_delay;   /* first retry delay in ms; doubles per attempt */
+	unsigned iwf_timeout;       /* 3rd-party call timeout in seconds (adapters may override) */
+	size_t iwf_max_response;    /* largest 3rd-party response body (adapters may override) */
+	unsigned iwf_concurrency;   /* calls at once per adapter (adapters may override) */
+	bool iwf_ack_in_progress;   /* write <response status="in-progress" code="202"> first */
+	char *iwf_identity;         /* the identity the IWF's XCAP writes are made as */
+	char *iwf_ca_file;          /* extra CA bundle for 3rd parties; "" = the system's */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
 	bool log_access;            /* one access-log line per request */

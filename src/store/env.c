@@ -515,6 +515,7 @@ static void store_free(struct store *st)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_mutex_destroy(&st->q_lock);
+	pthread_mutex_destroy(&st->ack_lock);
 	pthread_cond_destroy(&st->q_cond);
 	free(st);
 }
@@ -555,7 +556,8 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rc = pthread_rwlock_init(&st->map_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	if (rc || pthread_mutex_init(&st->q_lock, NULL) || pthread_cond_init(&st->q_cond, NULL)) {
+	if (rc || pthread_mutex_init(&st->q_lock, NULL) || pthread_mutex_init(&st->ack_lock, NULL) ||
+	    pthread_cond_init(&st->q_cond, NULL)) {
 		free(st);
 		return XDMS_ERR_STORE;
 	}

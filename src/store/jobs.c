@@ -300,6 +300,8 @@ enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const ch
 		err = req_put(st, txn->txn, xui, request_id, j.id, hash);
 	if (!err && job_id)
 		*job_id = j.id;
+	if (!err)
+		atomic_fetch_add_explicit(&st->job_generation, 1, memory_order_relaxed);
 	return err;
 }
 
@@ -417,6 +419,7 @@ struct update_op {
 	unsigned code;
 	uint64_t next_run_ms;
 	const char *reason;
+	bool is_attempt;
 };
 
 static enum xdms_err update_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -433,8 +436,11 @@ static enum xdms_err update_txn(struct store *st, MDB_txn *txn, void *arg)
 	j.code = op->code;
 	j.updated_ms = store_now_ms();
 	j.lease_until_ms = 0;
-	if (op->state == STORE_JOB_QUEUED)
+	if (op->state == STORE_JOB_QUEUED) {
 		j.next_run_ms = op->next_run_ms;
+		if (!op->is_attempt && j.attempts > 0)
+			j.attempts--;
+	}
 	if (op->reason && !copy_str(j.reason, sizeof(j.reason), op->reason)) {
 		/* Keep what fits: the reason is for people, not for matching. */
 		memcpy(j.reason, op->reason, sizeof(j.reason) - 1);
@@ -443,9 +449,10 @@ static enum xdms_err update_txn(struct store *st, MDB_txn *txn, void *arg)
 	return job_write(st, txn, &j);
 }
 
-enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, const char *reason)
+enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, bool is_attempt,
+			      const char *reason)
 {
-	struct update_op op = { job_id, STORE_JOB_QUEUED, 0, next_run_ms, reason };
+	struct update_op op = { job_id, STORE_JOB_QUEUED, 0, next_run_ms, reason, is_attempt };
 
 	return st ? store_txn_run(st, update_txn, &op) : XDMS_ERR_INVAL;
 }
@@ -453,7 +460,7 @@ enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_r
 enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
 			    const char *reason)
 {
-	struct update_op op = { job_id, state, code, 0, reason };
+	struct update_op op = { job_id, state, code, 0, reason, true };
 
 	if (!st || is_active(state) || (unsigned)state >= STORE_JOB__STATES)
 		return XDMS_ERR_INVAL;
@@ -518,6 +525,11 @@ enum xdms_err store_job_release_all(struct store *st, unsigned *count)
 	if (count)
 		*count = total;
 	return err;
+}
+
+uint64_t store_job_generation(struct store *st)
+{
+	return atomic_load_explicit(&st->job_generation, memory_order_relaxed);
 }
 
 /* ---- reading ------------------------------------------------------------------------ */

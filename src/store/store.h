@@ -281,12 +281,19 @@ enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum sto
 enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
 			      uint64_t *next_due_ms) XDMS_WUR;
 /* Puts running job @job_id back in the queue until @next_run_ms, keeping
- * @reason (may be NULL). CONFLICT when it is no longer running. */
-enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, const char *reason) XDMS_WUR;
+ * @reason (may be NULL). When @is_attempt is false the claim does not count
+ * as an attempt (the job waited for a free slot). CONFLICT when it is no
+ * longer running. */
+enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, bool is_attempt,
+			      const char *reason) XDMS_WUR;
 /* Ends job @job_id (done, failed or cancelled) with @code and @reason when it
  * is queued or running. CONFLICT when it had ended already. */
 enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
 			    const char *reason) XDMS_WUR;
+/* A counter that grows whenever a write transaction queued a job (it may
+ * also grow for a write that then rolled back). A commit listener compares
+ * it to know whether workers have something new. Any thread. */
+uint64_t store_job_generation(struct store *st);
 /* Makes every running job claimable now (a restarted server: the workers
  * that held the leases are gone). Sets *count (may be NULL) to how many. */
 enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
@@ -328,6 +335,9 @@ enum xdms_err store_changes_scan(struct store_read *rd, uint64_t from_seq,
  */
 enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
 					void *arg) XDMS_WUR;
+/* Removes the listener added with (@fn, @arg); after it returns, the writer
+ * no longer calls it (a call in progress has finished). No-op when absent. */
+void store_remove_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg);
 /* The same, for callers that registered the only listener: adds @fn. */
 void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
 			       void *arg);

@@ -85,6 +85,7 @@ struct store {
 	bool has_writer;
 	pthread_t writer;
 	struct store_listener listeners[STORE_LISTENERS_MAX]; /* under q_lock */
+	pthread_mutex_t ack_lock; /* held while listeners run (store_remove_commit_listener) */
 	unsigned listener_count;
 
 	/* Every cached read snapshot of this store, under the global reads lock (env.c). */
@@ -95,6 +96,7 @@ struct store {
 	atomic_uint_fast64_t n_batched_writes;
 	atomic_uint_fast64_t n_buckets[STORE_BATCH_BUCKETS];
 	atomic_uint_fast64_t n_map_grows;
+	atomic_uint_fast64_t job_generation; /* store_job_generation() */
 };
 
 /*

@@ -361,7 +361,7 @@ struct batch {
 };
 
 /*
- * Tells the writers of @b their outcome: done callbacks, the commit listener,
+ * Tells the writers of @b their outcome: done callbacks, the commit listeners,
  * then the threads waiting in store_write_run(). Only called once the batch
  * is durable.
  */
@@ -372,15 +372,17 @@ static void batch_ack(struct store *st, struct batch *b)
 
 	if (!b->n)
 		return;
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->ws[i]->done)
+			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
+	pthread_mutex_lock(&st->ack_lock);
 	pthread_mutex_lock(&st->q_lock);
 	listener_count = st->listener_count;
 	memcpy(listeners, st->listeners, sizeof(listeners));
 	pthread_mutex_unlock(&st->q_lock);
-	for (unsigned i = 0; i < b->n; i++)
-		if (b->ws[i]->done)
-			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
 	for (unsigned i = 0; b->last_seq && i < listener_count; i++)
 		listeners[i].fn(listeners[i].arg, b->last_seq);
+	pthread_mutex_unlock(&st->ack_lock);
 	if (b->has_waiters) {
 		pthread_mutex_lock(&st->q_lock);
 		for (unsigned i = 0; i < b->n; i++) {
@@ -624,6 +626,29 @@ enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, 
 	}
 	pthread_mutex_unlock(&st->q_lock);
 	return err;
+}
+
+void store_remove_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+{
+	if (!st)
+		return;
+	/*
+	 * batch_ack copies the table under q_lock and calls outside it; holding
+	 * ack_lock across those calls is what lets removal wait for a call in
+	 * progress.
+	 */
+	pthread_mutex_lock(&st->ack_lock);
+	pthread_mutex_lock(&st->q_lock);
+	for (unsigned i = 0; i < st->listener_count; i++) {
+		if (st->listeners[i].fn == fn && st->listeners[i].arg == arg) {
+			memmove(&st->listeners[i], &st->listeners[i + 1],
+				(st->listener_count - i - 1) * sizeof(st->listeners[0]));
+			st->listener_count--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->q_lock);
+	pthread_mutex_unlock(&st->ack_lock);
 }
 
 void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)

@@ -395,7 +395,7 @@ START_TEST(fh_response_ends_job)
 	ck_assert_uint_eq(again.id, j.id);
 	ck_assert_uint_eq(again.attempts, 2);
 	/* A retry puts it back for later. */
-	ck_assert_int_eq(store_job_retry(st, j.id, now + 20000, "busy"), XDMS_ERR_OK);
+	ck_assert_int_eq(store_job_retry(st, j.id, now + 20000, true, "busy"), XDMS_ERR_OK);
 	ck_assert_int_eq(store_job_claim(st, now + 7000, 5000, &again, &next_due), XDMS_ERR_NOTFOUND);
 	ck_assert_uint_eq(next_due, now + 20000);
 	ck_assert_int_eq(store_job_claim(st, now + 20000, 5000, &again, NULL), XDMS_ERR_OK);
