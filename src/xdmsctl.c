@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -449,17 +450,13 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 
 	*name = NULL;
 	xml_init();
-	data = read_file(arg, c->xcap_max_document, &len);
-	if (!data) {
-		const char *base = strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg;
-
-		if (!strchr(arg, '/') && xml_file_find(base, &edata, &elen) && strstr(base, ".xsl")) {
-			fprintf(stderr, "xdmsctl: using the built-in transform %s\n", base);
-			*name = xstrdup(base);
-			return 0;
-		}
-		return EXIT_FAIL;
+	if (!strchr(arg, '/') && access(arg, F_OK) != 0 && strstr(arg, ".xsl") && xml_file_find(arg, &edata, &elen)) {
+		*name = xstrdup(arg);
+		return 0;
 	}
+	data = read_file(arg, c->xcap_max_document, &len);
+	if (!data)
+		return EXIT_FAIL;
 	if (xml_xslt_compile(data, len, &x, &why)) {
 		fprintf(stderr, "xdmsctl: %s: %s\n", arg, why);
 		free(why);
