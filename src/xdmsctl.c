@@ -56,6 +56,10 @@ static void usage(FILE *f)
 		   "  adapter del ID            remove an adapter and its stored transforms\n"
 		   "  adapter test ID --user XUI [--remote-user R] [--username U --password P]\n"
 		   "                            dry import: fetch and transform, print the PCC, store nothing\n"
+		   "  credential set XUI NAME (--username U --password P | --token T)\n"
+		   "                            provision the credential a request's <credential-ref>NAME\n"
+		   "                            names (sealed with iwf.key_file; never printed)\n"
+		   "  credential del XUI NAME   remove it\n"
 		   "  stats                     store figures\n"
 		   "  --version                 the version\n");
 }
@@ -675,6 +679,62 @@ static int cmd_adapter(const struct conf *c, char **av, int n)
 	return rc;
 }
 
+/* credential set XUI NAME (--username U --password P | --token T) | credential del XUI NAME */
+static int cmd_credential(const struct conf *c, char **av, int n)
+{
+	struct iwf_cred cred;
+	struct store *st = NULL;
+	uint8_t key[IWF_KEY_LEN];
+	char *key_file, *why = NULL, *name;
+	enum xdms_err err;
+	int rc = EXIT_FAIL;
+
+	memset(&cred, 0, sizeof(cred));
+	if (n < 3 || (strcmp(av[0], "set") && strcmp(av[0], "del")) || (!strcmp(av[0], "del") && n != 3)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 3; !strcmp(av[0], "set") && i < n; i += 2) {
+		char *dst = i + 1 >= n			 ? NULL :
+			    !strcmp(av[i], "--username") ? cred.username :
+			    !strcmp(av[i], "--password") ? cred.password :
+			    !strcmp(av[i], "--token")	 ? cred.token :
+							   NULL;
+		size_t cap = dst == cred.token ? sizeof(cred.token) : sizeof(cred.username);
+
+		if (!dst || strlen(av[i + 1]) >= cap) {
+			fprintf(stderr, "xdmsctl: credential set needs --username U --password P or --token T\n");
+			return EXIT_USAGE;
+		}
+		strcpy(dst, av[i + 1]);
+	}
+	if (!strcmp(av[0], "set") && !cred.token[0] && !cred.username[0]) {
+		fprintf(stderr, "xdmsctl: credential set needs --username U --password P or --token T\n");
+		return EXIT_USAGE;
+	}
+	key_file = c->iwf_key_file[0] ? xstrdup(c->iwf_key_file) : xasprintf("%s/iwf.key", c->store_path);
+	name = xasprintf("ref:%s", av[2]);
+	if (open_store(c, &st))
+		goto out;
+	if (!strcmp(av[0], "del")) {
+		err = store_secret_del(st, av[1], name);
+	} else if ((err = iwf_key_load(key_file, key, &why)) == XDMS_ERR_OK) {
+		err = iwf_cred_save(st, key, av[1], name, &cred);
+		memset(key, 0, sizeof(key));
+	}
+	if (err)
+		fprintf(stderr, "xdmsctl: %s\n", why ? why : xdms_err_str(err));
+	else
+		rc = 0;
+out:
+	memset(&cred, 0, sizeof(cred));
+	store_close(st);
+	free(key_file);
+	free(name);
+	free(why);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -750,6 +810,8 @@ int main(int argc, char **argv)
 			usage(stderr);
 	} else if (n >= 1 && !strcmp(av[0], "jobs")) {
 		rc = cmd_jobs(&c, av + 1, n - 1);
+	} else if (n >= 2 && !strcmp(av[0], "credential")) {
+		rc = cmd_credential(&c, av + 1, n - 1);
 	} else if (n >= 2 && !strcmp(av[0], "adapter")) {
 		rc = cmd_adapter(&c, av + 1, n - 1);
 	} else if (n == 1 && !strcmp(av[0], "stats")) {

@@ -141,6 +141,7 @@ int main(int argc, char **argv)
 	struct sip_server *sip = NULL;
 	struct iwf *iwf = NULL;
 	struct iwf_options io;
+	char *key_file = NULL;
 	struct store_options so;
 	struct xcap_registry_options ro;
 	struct xcap_options xo;
@@ -222,6 +223,8 @@ int main(int argc, char **argv)
 		io.identity = c.iwf_identity;
 		io.root_path = xo.root_path;
 		io.ca_file = c.iwf_ca_file;
+		key_file = c.iwf_key_file[0] ? xstrdup(c.iwf_key_file) : xasprintf("%s/iwf.key", c.store_path);
+		io.key_file = key_file;
 		err = iwf_start(&io, st, x, &iwf);
 		if (err) {
 			log_error("iwf: %s (iwf.lease, iwf.max_attempts, iwf.timeout and iwf.concurrency must not be 0)",
@@ -275,6 +278,7 @@ out:
 	store_close(st);
 	xcap_registry_destroy(reg);
 	xml_shutdown();
+	free(key_file);
 	free(why);
 	conf_cleanup(&c);
 	return rc;

@@ -105,6 +105,9 @@ static const struct conf_key conf_keys[] = {
 	    "identity of the IWF's own XCAP writes (a trusted server: responses, PCC updates)"),
 	KEY("iwf.ca_file", CONF_STR, iwf_ca_file, "",
 	    "PEM CA bundle for TLS to 3rd parties (empty = the system's)"),
+	KEY("iwf.key_file", CONF_STR, iwf_key_file, "",
+	    "32-byte key sealing the 3rd-party credentials taken from requests; created (mode 0600) "
+	    "if missing (empty = iwf.key in store.path)"),
 	KEY("log.level", CONF_STR, log_level, "info", "error log level: error, warn, info, debug"),
 	KEY("log.access", CONF_BOOL, log_access, "true", "write one access-log line per request"),
 	KEY("log.access_file", CONF_STR, log_access_file, "", "access log file (empty = stdout)"),

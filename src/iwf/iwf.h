@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "store/store.h"
@@ -41,6 +42,7 @@ struct iwf_options {
 	const char *identity;    /* who the IWF's writes are made as (trusted server) */
 	const char *root_path;   /* the XCAP root path, "/xcap-root" */
 	const char *ca_file;     /* extra CA bundle for TLS to 3rd parties; "" = system */
+	const char *key_file;    /* the credential key (created if missing); required */
 };
 
 /*
@@ -74,6 +76,28 @@ enum xdms_err iwf_dry_import(const struct iwf_options *opt, struct store *st, co
  */
 enum xdms_err iwf_url_expand(const char *tmpl, const char *remote_user, const char *xui, char **out,
 			     char **why) XDMS_WUR;
+
+/* ---- credentials (cred.c) ---- */
+
+#define IWF_KEY_LEN 32
+
+/* 3rd-party credentials: username and password, or a bearer token. */
+struct iwf_cred {
+	char username[256];
+	char password[256];
+	char token[2048];
+};
+
+/* Reads the 32-byte key at @path, creating it (random, mode 0600) when it
+ * does not exist. IO or CORRUPT with *why (heap). */
+enum xdms_err iwf_key_load(const char *path, uint8_t key[IWF_KEY_LEN], char **why) XDMS_WUR;
+/* Seals @c under @key and stores it as the secret (@owner, @name). */
+enum xdms_err iwf_cred_save(struct store *st, const uint8_t key[IWF_KEY_LEN], const char *owner, const char *name,
+			    const struct iwf_cred *c) XDMS_WUR;
+/* Opens the secret (@owner, @name) into *c. NOTFOUND when absent; CORRUPT
+ * when it does not open under @key (another key, or tampered with). */
+enum xdms_err iwf_cred_load(struct store *st, const uint8_t key[IWF_KEY_LEN], const char *owner, const char *name,
+			    struct iwf_cred *c) XDMS_WUR;
 
 /* Fills @opt with the defaults documented in docs/configuration.md. */
 void iwf_options_init(struct iwf_options *opt);

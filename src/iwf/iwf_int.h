@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "iwf/iwf.h"
@@ -174,6 +175,7 @@ struct iwf_env {
 	struct xcap *x;
 	struct iwf_xslt_cache *xslt;
 	const struct xml_schema *pcc_schema; /* the PCC's XSD, for transform output */
+	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
 };
 
 /*

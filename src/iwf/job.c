@@ -16,8 +16,9 @@
  * notifications like any client's write. A PCC write that loses a race (412)
  * is computed again on the new PCC, up to three times (then 409).
  *
- * Credentials from the request go to libcurl and nowhere else: no log line
- * or <reason> contains them.
+ * Credentials from the request are sealed into the store and deleted from
+ * the document before the 3rd party is called (cred.c); in clear they go to
+ * libcurl and nowhere else: no log line or <reason> contains them.
  *
  * Threads: runs on a worker; holds no store snapshot while it writes.
  */
@@ -419,13 +420,14 @@ static enum iwf_merge_policy policy_of(const char *s)
 }
 
 static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
-		       const struct iwf_adapter *a, const struct request *q, unsigned fields, struct outcome *o)
+		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+		       unsigned fields, struct outcome *o)
 {
 	char *imported = NULL, *local = NULL, *path = NULL, *why = NULL;
 	size_t imported_len = 0, local_len = 0;
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
 
-	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, q->username, q->password, q->token,
+	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
 			      &imported, &imported_len, &o->r))
 		return;
 	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
@@ -452,7 +454,8 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 		if (!m.is_changed) {
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
-			iwf_result_set(&o->r, 200, false, "profile imported; nothing new for the PCC");
+			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false,
+				       "profile imported from %s; the PCC had it all already", q->third_party);
 			break;
 		}
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
@@ -482,7 +485,8 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 }
 
 static void run_export(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
-		       const struct iwf_adapter *a, const struct request *q, unsigned fields, struct outcome *o)
+		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+		       unsigned fields, struct outcome *o)
 {
 	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
 	size_t pcc_len = 0, sel_len = 0, out_len = 0;
@@ -522,7 +526,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	call.connect_timeout_s = a->connect_timeout_s;
 	call.max_response = a->max_response;
 	call.ca_file = env->opt->ca_file;
-	call_auth(&call, a, q->username, q->password, q->token);
+	call_auth(&call, a, c->username, c->password, c->token);
 	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
@@ -577,26 +581,25 @@ static char *response_body(const struct store_job *job, const struct outcome *o)
 }
 
 /*
- * Writes @o as the request's <response>. True when it was stored (for a
- * final code, the job ended with it); false when the request is gone or
- * belongs to a newer job (the job was cancelled by that change).
+ * Writes (PUT @body, or DELETE when @body is NULL) the child @child of the
+ * job's request with If-Match on the Feature Handler document as the worker
+ * just checked it, again on 412. True when it was stored; false with
+ * *is_gone when the request is gone or no longer this job's.
  */
-static bool response_write(const struct iwf_env *env, const struct store_job *job, const struct outcome *o,
-			   bool *is_gone)
+static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
+			   const char *body, bool *is_gone)
 {
-	char *body = response_body(job, o), *sel, *path, *id_lit;
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	char *sel, *path, *id_lit;
 	bool ok = false;
 
 	*is_gone = false;
 	/* An id holding both quote characters cannot be written in a selector. */
-	if (strchr(job->request_id, '"') && strchr(job->request_id, '\'')) {
-		free(body);
+	if (strchr(job->request_id, '"') && strchr(job->request_id, '\''))
 		return false;
-	}
 	id_lit = strchr(job->request_id, '"') ? xasprintf("'%s'", job->request_id) :
 						xasprintf("\"%s\"", job->request_id);
-	sel = xasprintf("cab-feature-handler/%s[@id=%s]/response", kind_element(job->kind), id_lit);
+	sel = xasprintf("cab-feature-handler/%s[@id=%s]/%s", kind_element(job->kind), id_lit, child);
 	path = doc_path(env, IWF_FH_AUID, job->xui, sel);
 	for (unsigned i = 0; i < RESPONSE_RETRIES && !ok; i++) {
 		struct request q;
@@ -608,21 +611,96 @@ static bool response_write(const struct iwf_env *env, const struct store_job *jo
 		}
 		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		status = xcap_write(env, XCAP_METHOD_PUT, path, "application/xcap-el+xml", body, strlen(body), quoted,
-				    NULL, NULL, msg, sizeof(msg));
+		status = xcap_write(env, body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
+				    body ? "application/xcap-el+xml" : NULL, body ? body : "", body ? strlen(body) : 0,
+				    quoted, NULL, NULL, msg, sizeof(msg));
 		if (status == 200 || status == 201)
 			ok = true;
 		else if (status != 412) {
-			log_warn("iwf job %llu (%s %s): the response could not be stored: HTTP %u %s",
-				 (unsigned long long)job->id, job->xui, job->request_id, status, msg);
+			log_warn("iwf job %llu (%s %s): <%s> could not be %s: HTTP %u %s", (unsigned long long)job->id,
+				 job->xui, job->request_id, child, body ? "written" : "deleted", status, msg);
 			break;
 		}
 	}
 	free(id_lit);
 	free(sel);
 	free(path);
+	return ok;
+}
+
+/* Writes @o as the request's <response> (for a final code, the job ends
+ * with it in the same transaction). */
+static bool response_write(const struct iwf_env *env, const struct store_job *job, const struct outcome *o,
+			   bool *is_gone)
+{
+	char *body = response_body(job, o);
+	bool ok = fh_child_write(env, job, "response", body, is_gone);
+
 	free(body);
 	return ok;
+}
+
+/* ---- credentials ---------------------------------------------------------------------------- */
+
+static bool copy_fits(char *dst, size_t cap, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, s ? s : "", n + 1);
+	return true;
+}
+
+/*
+ * The credentials to call the 3rd party with (SPEC §4.3 rule 4): inline ones
+ * are sealed into the store and deleted from the document first; a
+ * credential-ref reads a provisioned secret; otherwise the ones sealed when
+ * the request was first run, if any. Fills @r and returns false when the
+ * request cannot be carried out.
+ */
+static bool credentials_take(const struct iwf_env *env, const struct store_job *job, const struct request *q,
+			     struct iwf_cred *c, struct iwf_result *r)
+{
+	char name[STORE_JOB_ID_MAX + 16];
+	enum xdms_err err;
+	bool is_gone;
+
+	memset(c, 0, sizeof(*c));
+	if (q->username || q->password || q->token) {
+		if (!copy_fits(c->username, sizeof(c->username), q->username) ||
+		    !copy_fits(c->password, sizeof(c->password), q->password) ||
+		    !copy_fits(c->token, sizeof(c->token), q->token)) {
+			iwf_result_set(r, 400, false, "the request's credentials are too long");
+			return false;
+		}
+		snprintf(name, sizeof(name), "request:%s", job->request_id);
+		err = iwf_cred_save(env->st, env->key, job->xui, name, c);
+		if (err) {
+			iwf_result_set(r, 500, true, "the credentials could not be stored (%s)", xdms_err_str(err));
+			return false;
+		}
+		/* Stored first: a crash between the two leaves them in the
+		 * document, and the next run stores them again. */
+		(void)fh_child_write(env, job, "credentials", NULL, &is_gone);
+		return true;
+	}
+	if (q->credential_ref)
+		snprintf(name, sizeof(name), "ref:%.100s", q->credential_ref);
+	else
+		snprintf(name, sizeof(name), "request:%s", job->request_id);
+	err = iwf_cred_load(env->st, env->key, job->xui, name, c);
+	if (err == XDMS_ERR_NOTFOUND && !q->credential_ref)
+		return true; /* a request without credentials */
+	if (err == XDMS_ERR_NOTFOUND) {
+		iwf_result_set(r, 400, false, "credential-ref '%.60s' names no stored credential", q->credential_ref);
+		return false;
+	}
+	if (err) {
+		iwf_result_set(r, 500, false, "the stored credentials cannot be opened (%s)", xdms_err_str(err));
+		return false;
+	}
+	return true;
 }
 
 /* ---- one job ---------------------------------------------------------------------------------- */
@@ -657,6 +735,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 {
 	struct outcome o = { 0 };
 	struct iwf_adapter a = { 0 };
+	struct iwf_cred cred = { 0 };
 	struct request q;
 	char etag[STORE_ETAG_MAX], *why = NULL;
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
@@ -684,11 +763,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		iwf_result_set(&o.r, 400, false, "%s", why);
 		goto done;
 	}
-	if (q.credential_ref) {
-		iwf_result_set(&o.r, 400, false, "credential-ref '%.60s' names no stored credential",
-			       q.credential_ref);
+	if (!credentials_take(env, job, &q, &cred, &o.r))
 		goto done;
-	}
 	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
@@ -709,9 +785,9 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	has_slot = true;
 	if (job->kind == STORE_JOB_EXPORT)
-		run_export(env, w, job, &a, &q, fields, &o);
+		run_export(env, w, job, &a, &q, &cred, fields, &o);
 	else
-		run_import(env, w, job, &a, &q, fields, &o);
+		run_import(env, w, job, &a, &q, &cred, fields, &o);
 done:
 	if (o.r.is_transient && job->attempts < max_attempts) {
 		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
@@ -732,5 +808,6 @@ out:
 		iwf_slot_give(w->iwf, a.id);
 	iwf_adapter_cleanup(&a);
 	request_cleanup(&q);
+	memset(&cred, 0, sizeof(cred));
 	free(why);
 }

@@ -48,6 +48,7 @@ struct iwf {
 	char *root_path;
 	char *ca_file;
 	struct iwf_env env;
+	uint8_t key[IWF_KEY_LEN];
 	struct iwf_worker *workers;
 	unsigned worker_count;
 
@@ -201,12 +202,13 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	struct iwf *iwf;
 	const struct xcap_auid *pcc;
 	unsigned released = 0;
+	char *why = NULL;
 	sigset_t all, old;
 	enum xdms_err err;
 
 	*out = NULL;
 	if (!opt || !st || !x || !opt->lease_s || !opt->max_attempts || !opt->timeout_s || !opt->concurrency ||
-	    !opt->identity || !opt->root_path)
+	    !opt->identity || !opt->root_path || !opt->key_file || !opt->key_file[0])
 		return XDMS_ERR_INVAL;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return XDMS_ERR_INVAL;
@@ -224,12 +226,20 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 		iwf->opt.workers = n > 0 ? (unsigned)n : 1;
 	}
 	env_init(&iwf->env, &iwf->opt, st, x);
+	iwf->env.key = iwf->key;
 	pcc = xcap_registry_find(xcap_registry_get(x), IWF_PCC_AUID);
 	iwf->env.pcc_schema = pcc ? pcc->schema : NULL;
 	pthread_mutex_init(&iwf->lock, NULL);
 	pthread_cond_init(&iwf->wake, NULL);
 	pthread_mutex_init(&iwf->slot_lock, NULL);
 	iwf->wake_gen = store_job_generation(st);
+	err = iwf_key_load(opt->key_file, iwf->key, &why);
+	if (err) {
+		log_error("iwf: %s", why);
+		free(why);
+		iwf_stop(iwf);
+		return err;
+	}
 	/* One xdmsd carries out the jobs of a data directory: leases held by a
 	 * previous run belong to workers that no longer exist. */
 	err = store_job_release_all(st, &released);
@@ -296,6 +306,7 @@ void iwf_stop(struct iwf *iwf)
 	free(iwf->identity);
 	free(iwf->root_path);
 	free(iwf->ca_file);
+	memset(iwf->key, 0, sizeof(iwf->key));
 	curl_global_cleanup();
 	free(iwf);
 }
@@ -317,6 +328,7 @@ enum xdms_err iwf_dry_import(const struct iwf_options *opt, struct store *st, co
 	*code = 0;
 	*why = NULL;
 	env_init(&env, opt, st, NULL);
+	env.key = NULL; /* a dry run uses only the credentials it is given */
 	if (xml_schema_load("cab-pcc.xsd", &schema, &swhy) == XDMS_ERR_OK)
 		env.pcc_schema = schema;
 	free(swhy);

@@ -424,6 +424,8 @@ static int dbs_open(struct store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->dbi_index);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->dbi_jobs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "secrets", MDB_CREATE, &st->dbi_secrets);
 	return rc;
 }
 

@@ -16,6 +16,8 @@
  * created, updated, next_run, lease_until (8 each), then xui, request id,
  * hash and reason, each NUL-terminated.
  *
+ * Secrets live in their own database, "secrets": owner + NUL + name -> bytes.
+ *
  * Threads: the *_txn functions run on the writer thread inside a commit hook;
  * the others run their own transaction on the calling thread (store_txn_run)
  * or read a snapshot.
@@ -23,6 +25,7 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -314,6 +317,102 @@ enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const
 	return err ? err : req_put(txn->st, txn->txn, xui, request_id, id, hash);
 }
 
+/* ---- secrets ------------------------------------------------------------------------ */
+
+static size_t secret_key(const struct store *st, char *kb, const char *owner, const char *name)
+{
+	size_t ol = strlen(owner), nl = strlen(name);
+
+	if (!ol || !nl || ol + 1 + nl > st->max_key)
+		return 0;
+	memcpy(kb, owner, ol);
+	kb[ol] = '\0';
+	memcpy(kb + ol + 1, name, nl);
+	return ol + 1 + nl;
+}
+
+/* The secret a request's credentials were sealed into goes with the request. */
+static enum xdms_err request_secret_del(struct store *st, MDB_txn *txn, const char *xui, const char *request_id)
+{
+	char kb[STORE_SELECTOR_MAX + 1], name[STORE_JOB_ID_MAX + 8];
+	MDB_val k = { 0, kb };
+	int rc;
+
+	snprintf(name, sizeof(name), "request:%s", request_id);
+	k.mv_size = secret_key(st, kb, xui, name);
+	if (!k.mv_size)
+		return XDMS_ERR_OK;
+	rc = mdb_del(txn, st->dbi_secrets, &k, NULL);
+	return rc == MDB_NOTFOUND ? XDMS_ERR_OK : store_err_from_mdb(rc);
+}
+
+struct secret_op {
+	const char *owner, *name;
+	const void *data;
+	size_t len;
+};
+
+static enum xdms_err secret_put_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+	const struct secret_op *op = arg;
+	char kb[STORE_SELECTOR_MAX + 1];
+	MDB_val k = { 0, kb }, v = { op->len, (void *)op->data };
+	int rc;
+
+	k.mv_size = secret_key(st, kb, op->owner, op->name);
+	if (!k.mv_size)
+		return XDMS_ERR_INVAL;
+	if (!op->data) {
+		rc = mdb_del(txn, st->dbi_secrets, &k, NULL);
+		return store_err_from_mdb(rc);
+	}
+	return store_err_from_mdb(mdb_put(txn, st->dbi_secrets, &k, &v, 0));
+}
+
+enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data, size_t len)
+{
+	struct secret_op op = { owner, name, data, len };
+
+	if (!st || !owner || !name || !data)
+		return XDMS_ERR_INVAL;
+	if (len > STORE_SECRET_MAX)
+		return XDMS_ERR_TOOBIG;
+	return store_txn_run(st, secret_put_txn, &op);
+}
+
+enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name)
+{
+	struct secret_op op = { owner, name, NULL, 0 };
+
+	if (!st || !owner || !name)
+		return XDMS_ERR_INVAL;
+	return store_txn_run(st, secret_put_txn, &op);
+}
+
+enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out, size_t cap,
+			       size_t *len)
+{
+	char kb[STORE_SELECTOR_MAX + 1];
+	MDB_val k = { 0, kb }, v;
+	struct store *st;
+	int rc;
+
+	if (!rd || !owner || !name || !out || !len || !rd->txn)
+		return XDMS_ERR_INVAL;
+	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
+	k.mv_size = secret_key(st, kb, owner, name);
+	if (!k.mv_size)
+		return XDMS_ERR_INVAL;
+	rc = mdb_get(rd->txn, st->dbi_secrets, &k, &v);
+	if (rc)
+		return store_err_from_mdb(rc);
+	if (v.mv_size > cap)
+		return XDMS_ERR_TOOBIG;
+	memcpy(out, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	return XDMS_ERR_OK;
+}
+
 enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const char *request_id)
 {
 	struct store *st = txn->st;
@@ -327,6 +426,9 @@ enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const c
 		return err;
 	err = job_end(st, txn->txn, id, STORE_JOB_CANCELLED, 0, "the request was deleted", &was_active);
 	if (err && err != XDMS_ERR_NOTFOUND)
+		return err;
+	err = request_secret_del(st, txn->txn, xui, request_id);
+	if (err)
 		return err;
 	k.mv_size = req_key(st, kb, xui, request_id);
 	return store_err_from_mdb(mdb_del(txn->txn, st->dbi_jobs, &k, NULL));

@@ -9,6 +9,7 @@
  *   meta     schema version, instance id, ETag counter, last change sequence
  *   index    store-wide unique indexes kept by commit hooks
  *   jobs     IWF jobs: Feature Handler requests to carry out (jobs.c)
+ *   secrets  server-private opaque values, e.g. the IWF's sealed credentials (jobs.c)
  *   (subs is added by a later module through this header)
  *
  * Threads. Any thread may read: store_read_begin() gives a snapshot that the
@@ -307,6 +308,26 @@ enum xdms_err store_job_current(struct store_read *rd, const char *xui, const ch
 typedef int (*store_job_visit_fn)(void *arg, const struct store_job *job);
 /* Visits every job in id order; return non-zero to stop. */
 enum xdms_err store_job_list(struct store_read *rd, store_job_visit_fn visit, void *arg) XDMS_WUR;
+
+/* ---- server-private secrets --------------------------------------------------------
+ *
+ * Opaque values no XCAP request can reach (they are not documents), keyed by
+ * (owner, name): the IWF keeps the credentials it took out of requests here,
+ * sealed with its own key. The store never sees them in clear. A request
+ * dropped by the Feature Handler's commit hook takes the secret
+ * (XUI, "request:" + its id) with it in the same transaction.
+ */
+#define STORE_SECRET_MAX 4096
+
+/* Stores @len bytes under (@owner, @name) in a durable transaction of its own,
+ * replacing any. INVAL for empty or too long names, TOOBIG over STORE_SECRET_MAX. */
+enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data,
+			       size_t len) XDMS_WUR;
+/* Copies the secret into @out (@cap bytes). NOTFOUND when absent, TOOBIG when it does not fit. */
+enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out,
+			       size_t cap, size_t *len) XDMS_WUR;
+/* Removes it. NOTFOUND when absent. */
+enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name) XDMS_WUR;
 
 /* ---- the change feed ------------------------------------------------------ */
 

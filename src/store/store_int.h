@@ -65,6 +65,7 @@ struct store {
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_index;   /* store-wide unique indexes (index.c) */
 	MDB_dbi dbi_jobs;    /* IWF jobs (jobs.c) */
+	MDB_dbi dbi_secrets; /* server-private values (jobs.c) */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;

@@ -28,12 +28,14 @@ def xml_escape(s):
 
 
 def request_xml(kind, rid, third_party, remote_user=None, username=None, password=None, fields=None,
-                merge_policy=None, source_sel=None):
+                merge_policy=None, source_sel=None, credential_ref=None):
     """One <import-profile> or <export-profile> element."""
     parts = [f'<{kind} id="{xml_escape(rid)}">', f'<third-party id="{xml_escape(third_party)}"/>']
     if username is not None:
         parts.append(f"<credentials><username>{xml_escape(username)}</username>"
                      f"<password>{xml_escape(password)}</password></credentials>")
+    if credential_ref is not None:
+        parts.append(f"<credentials><credential-ref>{xml_escape(credential_ref)}</credential-ref></credentials>")
     if remote_user is not None:
         parts.append(f"<remote-user>{xml_escape(remote_user)}</remote-user>")
     if fields is not None:
