@@ -133,6 +133,28 @@ enum iwf_merge_policy { IWF_MERGE = 0, IWF_REPLACE, IWF_ADD_ONLY };
  * INVAL with the unknown token in *why (heap). */
 enum xdms_err iwf_fields_parse(const char *text, unsigned *mask, char **why) XDMS_WUR;
 
+/* The same, for lists from a user's preferences: unknown names are ignored. */
+unsigned iwf_fields_mask_lenient(const char *text);
+
+/* ---- user preferences (prefs.c) ------------------------------------------------------- */
+
+struct iwf_prefs {
+	bool is_auto_store;               /* import-prefs/auto-store */
+	bool has_conflict_policy;
+	enum iwf_merge_policy conflict_policy; /* from import-prefs/conflict-policy */
+	unsigned import_fields;           /* import-prefs/allowed-fields (all when absent) */
+	unsigned export_fields;           /* export-prefs/allowed-fields */
+	char **third_parties;             /* export-prefs/allowed-third-party; none = any */
+	size_t third_party_count;
+};
+
+/* Reads the user's preferences; defaults when the user has none. CORRUPT
+ * when the stored document does not parse. */
+enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs *p) XDMS_WUR;
+void iwf_prefs_cleanup(struct iwf_prefs *p);
+/* True when the preferences allow exporting to 3rd party @id. */
+bool iwf_prefs_third_party_ok(const struct iwf_prefs *p, const char *id);
+
 struct iwf_merge_out {
 	char *doc;       /* the new PCC document (heap) */
 	size_t doc_len;

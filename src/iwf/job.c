@@ -421,7 +421,7 @@ static enum iwf_merge_policy policy_of(const char *s)
 
 static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
 		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-		       unsigned fields, struct outcome *o)
+		       const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
 {
 	char *imported = NULL, *local = NULL, *path = NULL, *why = NULL;
 	size_t imported_len = 0, local_len = 0;
@@ -430,6 +430,12 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
 			      &imported, &imported_len, &o->r))
 		return;
+	if (!prefs->is_auto_store) {
+		/* SPEC §5.3 step 5: fetched and checked, but the user keeps the PCC. */
+		iwf_result_set(&o->r, 200, false, "not stored per preferences (auto-store is off)");
+		free(imported);
+		return;
+	}
 	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
 	for (unsigned i = 0; i <= STORE_RETRIES; i++) {
 		struct iwf_merge_out m;
@@ -443,8 +449,10 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			iwf_result_set(&o->r, 500, true, "the PCC could not be read (%s)", xdms_err_str(err));
 			break;
 		}
-		err = iwf_merge(local, local_len, imported, imported_len, policy_of(q->merge_policy), fields, &m,
-				&why);
+		err = iwf_merge(local, local_len, imported, imported_len,
+				q->merge_policy || !prefs->has_conflict_policy ? policy_of(q->merge_policy) :
+										 prefs->conflict_policy,
+				fields, &m, &why);
 		if (err) {
 			iwf_result_set(&o->r, 502, false, "%s", why);
 			break;
@@ -736,6 +744,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	struct outcome o = { 0 };
 	struct iwf_adapter a = { 0 };
 	struct iwf_cred cred = { 0 };
+	struct iwf_prefs prefs = { 0 };
 	struct request q;
 	char etag[STORE_ETAG_MAX], *why = NULL;
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
@@ -763,6 +772,23 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		iwf_result_set(&o.r, 400, false, "%s", why);
 		goto done;
 	}
+	err = iwf_prefs_load(env->st, job->xui, &prefs);
+	if (err) {
+		iwf_result_set(&o.r, 500, false, "the user's preferences cannot be read (%s)", xdms_err_str(err));
+		goto done;
+	}
+	/* What the preferences take away is filtered out like what the
+	 * request did not ask for: the result is partial (206). */
+	fields &= job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	if (!fields) {
+		iwf_result_set(&o.r, 403, false, "the user's preferences allow none of the requested fields");
+		goto done;
+	}
+	if (job->kind == STORE_JOB_EXPORT && !iwf_prefs_third_party_ok(&prefs, q.third_party)) {
+		iwf_result_set(&o.r, 403, false, "the user's preferences do not allow exports to %.80s",
+			       q.third_party);
+		goto done;
+	}
 	if (!credentials_take(env, job, &q, &cred, &o.r))
 		goto done;
 	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
@@ -787,7 +813,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	if (job->kind == STORE_JOB_EXPORT)
 		run_export(env, w, job, &a, &q, &cred, fields, &o);
 	else
-		run_import(env, w, job, &a, &q, &cred, fields, &o);
+		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
 done:
 	if (o.r.is_transient && job->attempts < max_attempts) {
 		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
@@ -809,5 +835,6 @@ out:
 	iwf_adapter_cleanup(&a);
 	request_cleanup(&q);
 	memset(&cred, 0, sizeof(cred));
+	iwf_prefs_cleanup(&prefs);
 	free(why);
 }

@@ -44,35 +44,61 @@ static const struct {
 	{ "note", 0 },
 };
 
-enum xdms_err iwf_fields_parse(const char *text, unsigned *mask, char **why)
+/* Adds the mask of the field token @p (@n bytes) to *mask; false when unknown. */
+static bool token_mask(const char *p, size_t n, unsigned *mask)
 {
-	const char *p = text;
+	bool is_known = false;
 
-	*why = NULL;
+	for (size_t i = 0; i < sizeof(field_tokens) / sizeof(field_tokens[0]); i++) {
+		if (strlen(field_tokens[i].token) == n && !memcmp(field_tokens[i].token, p, n)) {
+			*mask |= field_tokens[i].mask;
+			is_known = true;
+		}
+	}
+	return is_known;
+}
+
+/* Walks the tokens of @text; stops at the first unknown one when @is_strict
+ * and returns it (NULL when none). */
+static const char *fields_walk(const char *text, bool is_strict, unsigned *mask, size_t *bad_len)
+{
 	*mask = 0;
-	while (p && *p) {
+	for (const char *p = text ? text : ""; *p;) {
 		size_t n;
-		bool known = false;
 
 		p += strspn(p, " \t\r\n");
 		n = strcspn(p, " \t\r\n");
-		if (!n)
-			break;
-		for (size_t i = 0; i < sizeof(field_tokens) / sizeof(field_tokens[0]); i++) {
-			if (strlen(field_tokens[i].token) == n && !memcmp(field_tokens[i].token, p, n)) {
-				*mask |= field_tokens[i].mask;
-				known = true;
-			}
-		}
-		if (!known) {
-			*why = xasprintf("unknown field name '%.*s' in <fields>", (int)(n > 40 ? 40 : n), p);
-			return XDMS_ERR_INVAL;
+		if (n && !token_mask(p, n, mask) && is_strict) {
+			*bad_len = n;
+			return p;
 		}
 		p += n;
+	}
+	return NULL;
+}
+
+enum xdms_err iwf_fields_parse(const char *text, unsigned *mask, char **why)
+{
+	size_t n = 0;
+	const char *bad = fields_walk(text, true, mask, &n);
+
+	*why = NULL;
+	if (bad) {
+		*why = xasprintf("unknown field name '%.*s' in <fields>", (int)(n > 40 ? 40 : n), bad);
+		return XDMS_ERR_INVAL;
 	}
 	if (!*mask && (!text || !text[strspn(text, " \t\r\n")]))
 		*mask = IWF_FIELD_ALL;
 	return XDMS_ERR_OK;
+}
+
+unsigned iwf_fields_mask_lenient(const char *text)
+{
+	unsigned mask;
+	size_t n;
+
+	(void)fields_walk(text, false, &mask, &n);
+	return mask;
 }
 
 static bool is_pcc(xmlNodePtr n, const char *name)

@@ -161,3 +161,61 @@ def test_deleting_a_request_cancels_its_job(start_server):
     expect(alice.put_doc(FH, ALICE, fh_doc()), 200)
     assert [j["state"] for j in jobs(srv)] == ["cancelled"]
     assert [j["state"] for j in jobs(srv, "--state", "queued")] == []
+
+
+PREFS = "org.openmobilealliance.cab-user-prefs"
+PREFS_MIME = "application/vnd.oma.cab-user-prefs+xml"
+
+
+def prefs_doc(import_prefs="", export_prefs=""):
+    return (f'<cab-user-prefs xmlns="urn:oma:xml:cab:user-prefs"><import-prefs>{import_prefs}</import-prefs>'
+            f'<export-prefs>{export_prefs}</export-prefs></cab-user-prefs>').encode()
+
+
+def put_prefs(client, body):
+    expect(client.put(doc_path(PREFS, ALICE), body, PREFS_MIME), 201)
+
+
+def test_preferences_apply(local):
+    alice = local.client(ALICE)
+    expect(alice.put_doc(PCC, ALICE, LOCAL_PCC), 201)
+    put_prefs(alice, prefs_doc("<conflict-policy>keep-existing</conflict-policy>"
+                               "<allowed-fields>fn n tel</allowed-fields>",
+                               "<allowed-third-party>someone-else</allowed-third-party>"))
+    exp = request_xml("export-profile", "exp-1", "remote-cab", remote_user=BOB, username=BOB,
+                      password=PASSWORDS[BOB])
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(), exp)), 201)
+    # keep-existing = add-only: name and comm-addr exist, so nothing is added;
+    # the rest is not allowed by the preferences, so the result is partial.
+    resp, _ = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "partial-success", 206)
+    assert text(resp, "imported-count") == "0", etree.tostring(resp)
+    pcc = expect(alice.get(doc_path(PCC, ALICE)), 200)
+    assert tel_strings(pcc.body) == ["tel:+15555550111"], pcc.body
+    resp, _ = wait_response(alice, ALICE, "exp-1")
+    expect_response(resp, "failure", 403)
+    assert "remote-cab" in text(resp, "reason")
+
+
+def test_preferences_auto_store_off(local):
+    alice = local.client(ALICE)
+    put_prefs(alice, prefs_doc("<auto-store>false</auto-store>"))
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request())), 201)
+    resp, _ = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "success", 200)
+    assert "preferences" in text(resp, "reason")
+    expect(alice.get(doc_path(PCC, ALICE)), 404)
+
+
+def test_in_progress_acknowledgement(start_server):
+    settings = dict(FAST, **{"iwf.ack_in_progress": "true", "iwf.retry_delay": "1500"})
+    srv = start_server(name="local", settings=settings)
+    # A 3rd party that is down: the first attempt fails, the retry waits 1.5 s.
+    add_adapter(srv, "down", "xcap", f"http://127.0.0.1:{free_port()}/xcap-root/x/{{remote-user}}")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(third_party="down"))), 201)
+    resp, _ = wait_response(alice, ALICE, "imp-1", final=False)
+    expect_response(resp, "in-progress", 202)
+    resp, _ = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "failure", 503)
+    assert [(j["state"], j["attempts"]) for j in jobs(srv)] == [("failed", 2)]
