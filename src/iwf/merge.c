@@ -290,7 +290,48 @@ static bool is_single_valued(xmlNodePtr group)
 	return !strcmp((const char *)group->name, "birth") || !strcmp((const char *)group->name, "career");
 }
 
-/* Appends a copy of @node to @parent in @doc; namespaces re-bound there. */
+/* Binds the namespaces of @node (just placed in its new document) to the
+ * declarations in scope there, dropping the ones the copy brought along
+ * that say the same. */
+static void ns_remap(xmlNodePtr n, xmlNsPtr from, xmlNsPtr to)
+{
+	for (; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (n->ns == from)
+			n->ns = to;
+		for (xmlAttrPtr a = n->properties; a; a = a->next)
+			if (a->ns == from)
+				a->ns = to;
+		ns_remap(n->children, from, to);
+	}
+}
+
+static void ns_tidy(xmlNodePtr node)
+{
+	xmlNsPtr *pp = &node->nsDef;
+
+	while (*pp) {
+		xmlNsPtr d = *pp, outer = node->parent ? xmlSearchNs(node->doc, node->parent, d->prefix) : NULL;
+
+		if (outer && xmlStrEqual(outer->href, d->href)) {
+			xmlNodePtr next = node->next;
+
+			/* Only @node's own subtree, not its new siblings. */
+			node->next = NULL;
+			ns_remap(node, d, outer);
+			node->next = next;
+			*pp = d->next;
+			d->next = NULL;
+			xmlFreeNs(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+	xmlReconciliateNs(node->doc, node);
+}
+
+/* Appends a copy of @node to @parent in @doc. */
 static xmlNodePtr add_copy(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr node)
 {
 	xmlNodePtr copy = xmlDocCopyNode(node, doc, 1);
@@ -298,7 +339,7 @@ static xmlNodePtr add_copy(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr node)
 	if (!copy)
 		abort();
 	xmlAddChild(parent, copy);
-	xmlReconciliateNs(doc, copy);
+	ns_tidy(copy);
 	return copy;
 }
 
@@ -322,7 +363,7 @@ static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf
 			abort();
 		xmlReplaceNode(local, copy);
 		xmlFreeNode(local);
-		xmlReconciliateNs(doc, copy);
+		ns_tidy(copy);
 		return 1;
 	}
 	for (xmlNodePtr e = g->children; e; e = e->next) {

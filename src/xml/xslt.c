@@ -141,7 +141,7 @@ static char *xpath_literal(const char *v)
 		return xasprintf("'%s'", v);
 	if (!strchr(v, '"'))
 		return xasprintf("\"%s\"", v);
-	buf_init(&b, strlen(v) * 4 + 16);
+	buf_init(&b, strlen(v) * 8 + 16);
 	if (buf_append_str(&b, "concat(''"))
 		abort();
 	for (const char *p = v; *p; p++) {
