@@ -15,10 +15,11 @@ SECRET = "alice-secret"  # alice's password at the remote XDMS
 
 
 def setup_pair(start_server):
-    remote = start_server(name="remote", settings={"iwf.enabled": "false"})
+    remote = start_server(name="remote")
     expect(remote.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
     local = start_server(name="local", sync=True, users={ALICE: "local-password"},
-                         settings={"iwf.retry_delay": "50", "iwf.max_attempts": "2"})
+                         settings={"iwf.enabled": "true", "iwf.retry_delay": "50",
+                                   "iwf.max_attempts": "2"})
     add_adapter(local, "remote-cab", "xcap", pcc_url(remote))
     return local, remote
 

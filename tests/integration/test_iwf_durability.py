@@ -29,7 +29,8 @@ def nginx(tmp_path):
 
 
 def test_kill9_with_jobs_queued_and_running(start_server, nginx):
-    srv = start_server(name="local", sync=True, settings={"iwf.workers": "2", "iwf.timeout": "30"})
+    srv = start_server(name="local", sync=True, settings={"iwf.enabled": "true", "iwf.workers": "2",
+                                                              "iwf.timeout": "30"})
     add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
                 "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
     alice = srv.client(ALICE)

@@ -14,7 +14,7 @@ from xdmslib import ALICE, FH, PCC, REPO, data, doc_path, expect
 
 pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed")
 
-FAST = {"iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5", "iwf.max_response": "65536"}
+FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5", "iwf.max_response": "65536"}
 
 LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
              b'<pcc xmlns="urn:oma:xml:cab:pcc"><person-details>'

@@ -13,7 +13,7 @@ from iwflib import (NS, add_adapter, expect_response, fh_doc, free_port, jobs, p
                     text, wait_response)
 from xdmslib import ALICE, BOB, FH, PASSWORDS, PCC, data, doc_path, expect, unquote
 
-FAST = {"iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5"}
+FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5"}
 
 LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
              b'<pcc xmlns="urn:oma:xml:cab:pcc" pcc-type="individual"><person-details>'
@@ -26,7 +26,7 @@ LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
 @pytest.fixture
 def remote(start_server):
     """The 3rd party: another xdmsd whose alice has the fixture PCC."""
-    srv = start_server(name="remote", settings={"iwf.enabled": "false"})
+    srv = start_server(name="remote")
     expect(srv.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
     return srv
 
