@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -46,7 +47,7 @@ static void usage(FILE *f)
 		   "  doc del SELECTOR          delete a document\n"
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
 		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
-		   "                            attempts, result code, reason\n"
+		   "                            attempts, result code, created, last change, reason\n"
 		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
 		   "              [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
@@ -369,6 +370,18 @@ static int cmd_stats(const struct conf *c)
 
 /* ---- IWF: jobs and adapters ------------------------------------------------------------ */
 
+/* Unix milliseconds as "2024-05-01T10:00:07.123Z". */
+static void format_ms(uint64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[24];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
 struct job_filter {
 	const char *xui;
 	bool has_state;
@@ -379,11 +392,15 @@ static int print_job(void *arg, const struct store_job *j)
 {
 	const struct job_filter *f = arg;
 
+	char created[32], updated[32];
+
 	if ((f->xui && strcmp(f->xui, j->xui) != 0) || (f->has_state && f->state != j->state))
 		return 0;
-	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\n", (unsigned long long)j->id, store_job_state_name(j->state),
-	       j->kind == STORE_JOB_EXPORT ? "export" : "import", j->xui, j->request_id, j->attempts, j->code,
-	       j->reason);
+	format_ms(j->created_ms, created, sizeof(created));
+	format_ms(j->updated_ms, updated, sizeof(updated));
+	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\t%s\n", (unsigned long long)j->id,
+	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : "import", j->xui,
+	       j->request_id, j->attempts, j->code, created, updated, j->reason);
 	return 0;
 }
 

@@ -175,18 +175,29 @@ static enum xdms_err job_write(struct store *st, MDB_txn *txn, const struct stor
 	return store_err_from_mdb(rc);
 }
 
+/*
+ * @tag (when not NUL) + @a + NUL + @b into @kb: the shape of the request and
+ * secret keys. 0 when a part is empty or the key is longer than LMDB takes.
+ */
+static size_t pair_key(const struct store *st, char *kb, char tag, const char *a, const char *b)
+{
+	size_t t = tag ? 1 : 0, al = strlen(a), bl = strlen(b);
+
+	if (!al || !bl || t + al + 1 + bl > st->max_key)
+		return 0;
+	kb[0] = tag;
+	memcpy(kb + t, a, al);
+	kb[t + al] = '\0';
+	memcpy(kb + t + al + 1, b, bl);
+	return t + al + 1 + bl;
+}
+
 /* 'R' + xui + NUL + request id into @kb; 0 when it does not fit a key. */
 static size_t req_key(const struct store *st, char *kb, const char *xui, const char *request_id)
 {
-	size_t xl = strlen(xui), rl = strlen(request_id);
-
-	if (!xl || !rl || xl >= STORE_XUI_MAX || rl >= STORE_JOB_ID_MAX || 1 + xl + 1 + rl > st->max_key)
+	if (strlen(xui) >= STORE_XUI_MAX || strlen(request_id) >= STORE_JOB_ID_MAX)
 		return 0;
-	kb[0] = 'R';
-	memcpy(kb + 1, xui, xl);
-	kb[1 + xl] = '\0';
-	memcpy(kb + 2 + xl, request_id, rl);
-	return 2 + xl + rl;
+	return pair_key(st, kb, 'R', xui, request_id);
 }
 
 static enum xdms_err req_get(struct store *st, MDB_txn *txn, const char *xui, const char *request_id,
@@ -321,14 +332,7 @@ enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const
 
 static size_t secret_key(const struct store *st, char *kb, const char *owner, const char *name)
 {
-	size_t ol = strlen(owner), nl = strlen(name);
-
-	if (!ol || !nl || ol + 1 + nl > st->max_key)
-		return 0;
-	memcpy(kb, owner, ol);
-	kb[ol] = '\0';
-	memcpy(kb + ol + 1, name, nl);
-	return ol + 1 + nl;
+	return pair_key(st, kb, '\0', owner, name);
 }
 
 /* The secret a request's credentials were sealed into goes with the request. */

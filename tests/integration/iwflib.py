@@ -105,8 +105,10 @@ def jobs(server, *args):
     out = []
     for line in res.stdout.decode().splitlines():
         f = line.split("\t")
+        assert len(f) == 10, f"xdmsctl jobs: expected 10 tab-separated fields, got {line!r}"
         out.append({"id": int(f[0]), "state": f[1], "kind": f[2], "xui": f[3], "request": f[4],
-                    "attempts": int(f[5]), "code": int(f[6]), "reason": f[7] if len(f) > 7 else ""})
+                    "attempts": int(f[5]), "code": int(f[6]), "created": f[7], "updated": f[8],
+                    "reason": f[9]})
     return out
 
 
