@@ -736,7 +736,7 @@ static int cmd_credential(const struct conf *c, char **av, int n)
 	if (!strcmp(av[0], "del")) {
 		err = store_secret_del(st, av[1], name);
 	} else if ((err = iwf_key_load(key_file, key, &why)) == XDMS_ERR_OK) {
-		err = iwf_cred_save(st, key, av[1], name, &cred);
+		err = iwf_cred_save(st, key, av[1], name, &cred, true);
 		memset(key, 0, sizeof(key));
 	}
 	if (err)

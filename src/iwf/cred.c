@@ -103,7 +103,7 @@ static void aad(struct gcm_aes256_ctx *ctx, const char *owner, const char *name)
 }
 
 enum xdms_err iwf_cred_save(struct store *st, const uint8_t key[IWF_KEY_LEN], const char *owner, const char *name,
-			    const struct iwf_cred *c)
+			    const struct iwf_cred *c, bool is_durable)
 {
 	uint8_t plain[sizeof(c->username) + sizeof(c->password) + sizeof(c->token)];
 	uint8_t sealed[HEAD_LEN + sizeof(plain)];
@@ -127,7 +127,7 @@ enum xdms_err iwf_cred_save(struct store *st, const uint8_t key[IWF_KEY_LEN], co
 	aad(&ctx, owner, name);
 	gcm_aes256_encrypt(&ctx, n, sealed + HEAD_LEN, plain);
 	gcm_aes256_digest(&ctx, GCM_DIGEST_SIZE, sealed + 1 + NONCE_LEN);
-	err = store_secret_put(st, owner, name, sealed, HEAD_LEN + n);
+	err = store_secret_put(st, owner, name, sealed, HEAD_LEN + n, is_durable);
 	memset(plain, 0, sizeof(plain));
 	memset(&ctx, 0, sizeof(ctx));
 	return err;

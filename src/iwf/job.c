@@ -683,7 +683,9 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 			return false;
 		}
 		snprintf(name, sizeof(name), "request:%s", job->request_id);
-		err = iwf_cred_save(env->st, env->key, job->xui, name, c);
+		/* Not synced here: the synced delete of <credentials> below
+		 * commits after it, and makes it durable. */
+		err = iwf_cred_save(env->st, env->key, job->xui, name, c, false);
 		if (err) {
 			iwf_result_set(r, 500, true, "the credentials could not be stored (%s)", xdms_err_str(err));
 			return false;

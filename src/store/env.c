@@ -679,7 +679,7 @@ out:
 #define STORE_TXN_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
 
 enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
-			    void *arg)
+			    void *arg, bool is_durable)
 {
 	enum xdms_err err = XDMS_ERR_STORE;
 	MDB_txn *txn;
@@ -708,8 +708,8 @@ enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *
 		} else {
 			rc = mdb_txn_commit(txn);
 			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
-			 * told OK only once the change is durable. */
-			if (!rc && st->is_sync)
+			 * told OK only once the change is durable, when it asked. */
+			if (!rc && st->is_sync && is_durable)
 				rc = mdb_env_sync(st->env, 1);
 			err = store_err_from_mdb(rc);
 		}

@@ -373,7 +373,8 @@ static enum xdms_err secret_put_txn(struct store *st, MDB_txn *txn, void *arg)
 	return store_err_from_mdb(mdb_put(txn, st->dbi_secrets, &k, &v, 0));
 }
 
-enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data, size_t len)
+enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data, size_t len,
+			       bool is_durable)
 {
 	struct secret_op op = { owner, name, data, len };
 
@@ -381,7 +382,7 @@ enum xdms_err store_secret_put(struct store *st, const char *owner, const char *
 		return XDMS_ERR_INVAL;
 	if (len > STORE_SECRET_MAX)
 		return XDMS_ERR_TOOBIG;
-	return store_txn_run(st, secret_put_txn, &op);
+	return store_txn_run(st, secret_put_txn, &op, is_durable);
 }
 
 enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name)
@@ -390,7 +391,7 @@ enum xdms_err store_secret_del(struct store *st, const char *owner, const char *
 
 	if (!st || !owner || !name)
 		return XDMS_ERR_INVAL;
-	return store_txn_run(st, secret_put_txn, &op);
+	return store_txn_run(st, secret_put_txn, &op, true);
 }
 
 enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out, size_t cap,
@@ -512,8 +513,9 @@ enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_
 
 	if (!st || !out)
 		return XDMS_ERR_INVAL;
-	/* Nothing ready aborts the transaction: claiming nothing writes nothing. */
-	err = store_txn_run(st, claim_txn, &op);
+	/* Nothing ready aborts the transaction: claiming nothing writes nothing.
+	 * A claim a crash loses only makes the job run again. */
+	err = store_txn_run(st, claim_txn, &op, false);
 	if (next_due_ms)
 		*next_due_ms = op.next_due_ms;
 	return err;
@@ -560,7 +562,7 @@ enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_r
 {
 	struct update_op op = { job_id, STORE_JOB_QUEUED, 0, next_run_ms, reason, is_attempt };
 
-	return st ? store_txn_run(st, update_txn, &op) : XDMS_ERR_INVAL;
+	return st ? store_txn_run(st, update_txn, &op, false) : XDMS_ERR_INVAL;
 }
 
 enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
@@ -570,7 +572,7 @@ enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_st
 
 	if (!st || is_active(state) || (unsigned)state >= STORE_JOB__STATES)
 		return XDMS_ERR_INVAL;
-	return store_txn_run(st, update_txn, &op);
+	return store_txn_run(st, update_txn, &op, true);
 }
 
 static enum xdms_err release_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -625,7 +627,7 @@ enum xdms_err store_job_release_all(struct store *st, unsigned *count)
 	if (!st)
 		return XDMS_ERR_INVAL;
 	do {
-		err = store_txn_run(st, release_txn, &n);
+		err = store_txn_run(st, release_txn, &n, false);
 		total += n;
 	} while (!err && n == 256);
 	if (count)

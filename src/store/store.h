@@ -281,6 +281,9 @@ enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum sto
  */
 enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
 			      uint64_t *next_due_ms) XDMS_WUR;
+/* Claims, retries and releases are not synced before they return: one a
+ * crash loses only makes its job run again; it becomes durable with the
+ * store's next synced commit. */
 /* Puts running job @job_id back in the queue until @next_run_ms, keeping
  * @reason (may be NULL). When @is_attempt is false the claim does not count
  * as an attempt (the job waited for a free slot). CONFLICT when it is no
@@ -319,10 +322,12 @@ enum xdms_err store_job_list(struct store_read *rd, store_job_visit_fn visit, vo
  */
 #define STORE_SECRET_MAX 4096
 
-/* Stores @len bytes under (@owner, @name) in a durable transaction of its own,
- * replacing any. INVAL for empty or too long names, TOOBIG over STORE_SECRET_MAX. */
+/* Stores @len bytes under (@owner, @name) in a transaction of its own,
+ * replacing any: synced before OK with @is_durable, else durable with the
+ * next synced commit of the store (store_txn_run). INVAL for empty or too
+ * long names, TOOBIG over STORE_SECRET_MAX. */
 enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data,
-			       size_t len) XDMS_WUR;
+			       size_t len, bool is_durable) XDMS_WUR;
 /* Copies the secret into @out (@cap bytes). NOTFOUND when absent, TOOBIG when it does not fit. */
 enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out,
 			       size_t cap, size_t *len) XDMS_WUR;

@@ -250,7 +250,7 @@ START_TEST(sealed_credentials)
 	ck_assert_int_eq(iwf_key_load(path, key, &why), XDMS_ERR_OK);
 	ck_assert_int_eq(iwf_key_load(path, key2, &why), XDMS_ERR_OK);
 	ck_assert_mem_eq(key, key2, IWF_KEY_LEN);
-	ck_assert_int_eq(iwf_cred_save(st, key, "sip:a@x", "request:r1", &in), XDMS_ERR_OK);
+	ck_assert_int_eq(iwf_cred_save(st, key, "sip:a@x", "request:r1", &in, true), XDMS_ERR_OK);
 	ck_assert_int_eq(iwf_cred_load(st, key, "sip:a@x", "request:r1", &out), XDMS_ERR_OK);
 	ck_assert_str_eq(out.username, "alice");
 	ck_assert_str_eq(out.password, "pa55word");
