@@ -61,6 +61,8 @@ static void usage(FILE *f)
 		   "                            provision the credential a request's <credential-ref>NAME\n"
 		   "                            names (sealed with iwf.key_file; never printed)\n"
 		   "  credential del XUI NAME   remove it\n"
+		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
+		   "                            that bring none\n"
 		   "  stats                     store figures\n"
 		   "  --version                 the version\n");
 }
@@ -696,13 +698,17 @@ static int cmd_adapter(const struct conf *c, char **av, int n)
 	return rc;
 }
 
-/* credential set XUI NAME (--username U --password P | --token T) | credential del XUI NAME */
+/*
+ * credential set XUI NAME (--username U --password P | --token T) | credential del XUI NAME;
+ * with "--adapter ID" in place of "XUI NAME": the adapter's own credential.
+ */
 static int cmd_credential(const struct conf *c, char **av, int n)
 {
 	struct iwf_cred cred;
 	struct store *st = NULL;
 	uint8_t key[IWF_KEY_LEN];
-	char *key_file, *why = NULL, *name;
+	char *key_file, *why = NULL, *name, *owner;
+	bool is_adapter;
 	enum xdms_err err;
 	int rc = EXIT_FAIL;
 
@@ -730,13 +736,15 @@ static int cmd_credential(const struct conf *c, char **av, int n)
 		return EXIT_USAGE;
 	}
 	key_file = c->iwf_key_file[0] ? xstrdup(c->iwf_key_file) : xasprintf("%s/iwf.key", c->store_path);
-	name = xasprintf("ref:%s", av[2]);
+	is_adapter = !strcmp(av[1], "--adapter");
+	owner = is_adapter ? xasprintf(IWF_ADAPTER_OWNER "%s", av[2]) : xstrdup(av[1]);
+	name = is_adapter ? xstrdup(IWF_ADAPTER_SECRET) : xasprintf("ref:%s", av[2]);
 	if (open_store(c, &st))
 		goto out;
 	if (!strcmp(av[0], "del")) {
-		err = store_secret_del(st, av[1], name);
+		err = store_secret_del(st, owner, name);
 	} else if ((err = iwf_key_load(key_file, key, &why)) == XDMS_ERR_OK) {
-		err = iwf_cred_save(st, key, av[1], name, &cred, true);
+		err = iwf_cred_save(st, key, owner, name, &cred, true);
 		memset(key, 0, sizeof(key));
 	}
 	if (err)
@@ -747,6 +755,7 @@ out:
 	memset(&cred, 0, sizeof(cred));
 	store_close(st);
 	free(key_file);
+	free(owner);
 	free(name);
 	free(why);
 	return rc;

@@ -88,6 +88,11 @@ struct iwf_cred {
 	char token[2048];
 };
 
+/* The secret an adapter's own credential is kept as: owner "adapter:" + its
+ * id, name "adapter". Requests that bring no credentials use it. */
+#define IWF_ADAPTER_OWNER "adapter:"
+#define IWF_ADAPTER_SECRET "adapter"
+
 /* Reads the 32-byte key at @path, creating it (random, mode 0600) when it
  * does not exist. IO or CORRUPT with *why (heap). */
 enum xdms_err iwf_key_load(const char *path, uint8_t key[IWF_KEY_LEN], char **why) XDMS_WUR;

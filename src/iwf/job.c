@@ -379,6 +379,23 @@ out:
 	return err;
 }
 
+/* The adapter's own credential, for a request that brought none. False
+ * with @r set when it exists but cannot be opened. */
+static bool adapter_credentials(const struct iwf_env *env, const struct iwf_adapter *a, struct iwf_cred *c,
+				struct iwf_result *r)
+{
+	char *owner = xasprintf(IWF_ADAPTER_OWNER "%s", a->id);
+	enum xdms_err err = iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, c);
+
+	free(owner);
+	if (err && err != XDMS_ERR_NOTFOUND) {
+		iwf_result_set(r, 500, false, "the adapter's stored credentials cannot be opened (%s)",
+			       xdms_err_str(err));
+		return false;
+	}
+	return true;
+}
+
 /* ---- import and export ------------------------------------------------------------------------ */
 
 /* The user's PCC (heap) and its ETag; NOTFOUND when there is none. */
@@ -804,6 +821,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		goto done;
 	}
 	max_attempts = a.max_attempts;
+	if (!cred.username[0] && !cred.token[0] && !adapter_credentials(env, &a, &cred, &o.r))
+		goto done;
 	if (!iwf_slot_take(w->iwf, a.id, a.concurrency)) {
 		/* Every connection to this 3rd party is busy: wait without
 		 * holding a worker and without counting an attempt. */

@@ -78,3 +78,23 @@ def test_credential_ref(start_server):
     assert SECRET.encode() not in open(local.data_dir / "data.mdb", "rb").read()
     local.ctl("credential", "del", ALICE, "remote-alice", check=0)
     local.ctl("credential", "del", ALICE, "remote-alice", check=1)
+
+
+def test_adapter_credential_serves_requests_without_any(start_server):
+    local, _ = setup_pair(start_server)
+    alice = local.client(ALICE, password="local-password")
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "remote-cab", remote_user=ALICE))),
+           201)
+    resp, body = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "failure", 401)
+    local.ctl("credential", "set", "--adapter", "remote-cab", "--username", ALICE, "--password", SECRET, check=0)
+    changed = body.replace(b"</remote-user>", b"</remote-user><fields>tel</fields>")
+    expect(alice.put_doc(FH, ALICE, changed), 200)
+    for _ in range(600):
+        if [j["state"] for j in jobs(local)] == ["failed", "done"]:
+            break
+        time.sleep(0.05)
+    resp, _ = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "partial-success", 206)
+    assert SECRET.encode() not in open(local.data_dir / "data.mdb", "rb").read()
+    local.ctl("credential", "del", "--adapter", "remote-cab", check=0)
