@@ -96,8 +96,9 @@ struct iwf_cred {
 /* Reads the 32-byte key at @path, creating it (random, mode 0600) when it
  * does not exist. IO or CORRUPT with *why (heap). */
 enum xdms_err iwf_key_load(const char *path, uint8_t key[IWF_KEY_LEN], char **why) XDMS_WUR;
-/* Seals @c under @key and stores it as the secret (@owner, @name); synced
- * before OK with @is_durable (see store_secret_put). */
+/* Seals @c under @key and stores it as the secret (@owner, @name), in a
+ * transaction of its own with @is_durable, else in the store's group commit
+ * (see store_secret_put). */
 enum xdms_err iwf_cred_save(struct store *st, const uint8_t key[IWF_KEY_LEN], const char *owner, const char *name,
 			    const struct iwf_cred *c, bool is_durable) XDMS_WUR;
 /* Opens the secret (@owner, @name) into *c. NOTFOUND when absent; CORRUPT

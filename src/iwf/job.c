@@ -700,8 +700,7 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 			return false;
 		}
 		snprintf(name, sizeof(name), "request:%s", job->request_id);
-		/* Not synced here: the synced delete of <credentials> below
-		 * commits after it, and makes it durable. */
+		/* In the writer's group commit, shared with other workers. */
 		err = iwf_cred_save(env->st, env->key, job->xui, name, c, false);
 		if (err) {
 			iwf_result_set(r, 500, true, "the credentials could not be stored (%s)", xdms_err_str(err));

@@ -679,7 +679,7 @@ out:
 #define STORE_TXN_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
 
 enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
-			    void *arg, bool is_durable)
+			    void *arg)
 {
 	enum xdms_err err = XDMS_ERR_STORE;
 	MDB_txn *txn;
@@ -708,8 +708,8 @@ enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *
 		} else {
 			rc = mdb_txn_commit(txn);
 			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
-			 * told OK only once the change is durable, when it asked. */
-			if (!rc && st->is_sync && is_durable)
+			 * told OK only once the change is durable. */
+			if (!rc && st->is_sync)
 				rc = mdb_env_sync(st->env, 1);
 			err = store_err_from_mdb(rc);
 		}
@@ -718,4 +718,31 @@ enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *
 			return err;
 	}
 	return err;
+}
+
+struct group_op {
+	enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg);
+	void *arg;
+};
+
+static enum xdms_err group_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *old_doc,
+				const struct store_doc *new_doc)
+{
+	const struct group_op *op = w->arg;
+
+	(void)old_doc;
+	(void)new_doc;
+	return op->fn(txn->st, txn->txn, op->arg);
+}
+
+enum xdms_err store_txn_group(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			      void *arg)
+{
+	struct group_op op = { fn, arg };
+	struct store_write w;
+
+	memset(&w, 0, sizeof(w));
+	w.hook = group_hook;
+	w.arg = &op;
+	return store_write_run(st, &w);
 }

@@ -19,8 +19,9 @@
  * Secrets live in their own database, "secrets": owner + NUL + name -> bytes.
  *
  * Threads: the *_txn functions run on the writer thread inside a commit hook;
- * the others run their own transaction on the calling thread (store_txn_run)
- * or read a snapshot.
+ * claims, retries, ends and request secrets run in the writer's group commit
+ * (store_txn_group), so many workers share one flush; provisioned secrets run
+ * a durable transaction of their own (store_txn_run); reads use a snapshot.
  */
 #include "config.h"
 
@@ -382,7 +383,7 @@ enum xdms_err store_secret_put(struct store *st, const char *owner, const char *
 		return XDMS_ERR_INVAL;
 	if (len > STORE_SECRET_MAX)
 		return XDMS_ERR_TOOBIG;
-	return store_txn_run(st, secret_put_txn, &op, is_durable);
+	return is_durable ? store_txn_run(st, secret_put_txn, &op) : store_txn_group(st, secret_put_txn, &op);
 }
 
 enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name)
@@ -391,7 +392,7 @@ enum xdms_err store_secret_del(struct store *st, const char *owner, const char *
 
 	if (!st || !owner || !name)
 		return XDMS_ERR_INVAL;
-	return store_txn_run(st, secret_put_txn, &op, true);
+	return store_txn_run(st, secret_put_txn, &op);
 }
 
 enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out, size_t cap,
@@ -515,7 +516,7 @@ enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_
 		return XDMS_ERR_INVAL;
 	/* Nothing ready aborts the transaction: claiming nothing writes nothing.
 	 * A claim a crash loses only makes the job run again. */
-	err = store_txn_run(st, claim_txn, &op, false);
+	err = store_txn_group(st, claim_txn, &op);
 	if (next_due_ms)
 		*next_due_ms = op.next_due_ms;
 	return err;
@@ -562,7 +563,7 @@ enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_r
 {
 	struct update_op op = { job_id, STORE_JOB_QUEUED, 0, next_run_ms, reason, is_attempt };
 
-	return st ? store_txn_run(st, update_txn, &op, false) : XDMS_ERR_INVAL;
+	return st ? store_txn_group(st, update_txn, &op) : XDMS_ERR_INVAL;
 }
 
 enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
@@ -572,7 +573,7 @@ enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_st
 
 	if (!st || is_active(state) || (unsigned)state >= STORE_JOB__STATES)
 		return XDMS_ERR_INVAL;
-	return store_txn_run(st, update_txn, &op, true);
+	return store_txn_group(st, update_txn, &op);
 }
 
 static enum xdms_err release_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -627,7 +628,7 @@ enum xdms_err store_job_release_all(struct store *st, unsigned *count)
 	if (!st)
 		return XDMS_ERR_INVAL;
 	do {
-		err = store_txn_run(st, release_txn, &n, false);
+		err = store_txn_group(st, release_txn, &n);
 		total += n;
 	} while (!err && n == 256);
 	if (count)

@@ -130,6 +130,9 @@ typedef enum xdms_err (*store_hook_fn)(struct store_write *w, struct store_txn *
 				       const struct store_doc *old_doc,
 				       const struct store_doc *new_doc);
 
+/* A write with neither selector nor apply but a hook touches no document:
+ * the hook alone runs (old_doc and new_doc NULL) in the group commit, for
+ * records of other databases (store_int.h, store_txn_group). */
 struct store_write {
 	/* in: set by the caller before submitting */
 	const char *selector;    /* document selector; borrowed until done */
@@ -281,9 +284,8 @@ enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum sto
  */
 enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
 			      uint64_t *next_due_ms) XDMS_WUR;
-/* Claims, retries and releases are not synced before they return: one a
- * crash loses only makes its job run again; it becomes durable with the
- * store's next synced commit. */
+/* Claims, retries, ends and releases run in the writer's group commit
+ * (they wait for it like store_write_run; BUSY once the store closes). */
 /* Puts running job @job_id back in the queue until @next_run_ms, keeping
  * @reason (may be NULL). When @is_attempt is false the claim does not count
  * as an attempt (the job waited for a free slot). CONFLICT when it is no
@@ -322,10 +324,10 @@ enum xdms_err store_job_list(struct store_read *rd, store_job_visit_fn visit, vo
  */
 #define STORE_SECRET_MAX 4096
 
-/* Stores @len bytes under (@owner, @name) in a transaction of its own,
- * replacing any: synced before OK with @is_durable, else durable with the
- * next synced commit of the store (store_txn_run). INVAL for empty or too
- * long names, TOOBIG over STORE_SECRET_MAX. */
+/* Stores @len bytes under (@owner, @name), replacing any, durably: with
+ * @is_durable in a transaction of its own (any thread or process), else in
+ * the writer's next group commit (many threads share its flush). INVAL for
+ * empty or too long names, TOOBIG over STORE_SECRET_MAX. */
 enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data,
 			       size_t len, bool is_durable) XDMS_WUR;
 /* Copies the secret into @out (@cap bytes). NOTFOUND when absent, TOOBIG when it does not fit. */

@@ -150,16 +150,24 @@ int store_meta_get(struct store *st, MDB_txn *txn, const char *key, size_t len, 
 int store_meta_put(struct store *st, MDB_txn *txn, const char *key, size_t len, uint64_t value);
 
 /*
- * Runs @fn in a top-level write transaction of its own on the calling thread
- * (users, job bookkeeping), growing the map as needed; LMDB serializes it
- * with the writer thread and other processes. @fn may run more than once.
- * With @is_durable the change is synced before OK; without, its data pages
- * are written but the meta page waits for the next sync (any later durable
- * commit), which halves the flushes of bookkeeping a crash may lose.
- * BUSY when the calling thread holds a snapshot or is the writer.
+ * Runs @fn in a durable top-level write transaction of its own on the calling
+ * thread (users, provisioned secrets), growing the map as needed; LMDB
+ * serializes it with the writer thread and other processes. @fn may run more
+ * than once. BUSY when the calling thread holds a snapshot or is the writer.
  */
 enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
-			    void *arg, bool is_durable);
+			    void *arg);
+
+/*
+ * Runs @fn inside the writer thread's next group commit, in a nested
+ * transaction of its own, and waits for the outcome: bookkeeping that many
+ * threads do at once (IWF job claims) shares the group's one flush instead
+ * of each taking LMDB's write lock for a flush of its own. A failing @fn
+ * rolls back alone. @fn must not block; it may run more than once. BUSY on
+ * the writer thread, with a snapshot held, or while the store closes.
+ */
+enum xdms_err store_txn_group(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			      void *arg);
 
 /* Starts the writer thread (writer.c); called once by store_open(). */
 enum xdms_err store_writer_start(struct store *st);

@@ -236,7 +236,7 @@ enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool 
 	if (!st || !u || !user_valid(u))
 		return XDMS_ERR_INVAL;
 	user_normalize(u, &n);
-	return store_txn_run(st, user_put_txn, &op, true);
+	return store_txn_run(st, user_put_txn, &op);
 }
 
 enum xdms_err store_user_del(struct store *st, const char *xui)
@@ -245,7 +245,7 @@ enum xdms_err store_user_del(struct store *st, const char *xui)
 
 	if (!st || !xui)
 		return XDMS_ERR_INVAL;
-	return store_txn_run(st, user_del_txn, &op, true);
+	return store_txn_run(st, user_del_txn, &op);
 }
 
 enum xdms_err store_user_get(struct store_read *rd, const char *xui, struct store_user *out)

@@ -118,6 +118,25 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 	int rc = 0;
 
 	write_out_reset(w);
+	if (!w->selector && !w->apply && w->hook) {
+		/* Records of other databases only (store_txn_group): no document,
+		 * no change record, no sequence. */
+		rc = mdb_txn_begin(st->env, p->parent, 0, &txn);
+		if (rc) {
+			txn = NULL;
+			err = store_err_from_mdb(rc);
+			goto out;
+		}
+		stxn.st = st;
+		stxn.txn = txn;
+		err = w->hook(w, &stxn, NULL, NULL);
+		if (err)
+			goto out;
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+		err = store_err_from_mdb(rc);
+		goto out;
+	}
 	if (!w->selector || !w->apply || !w->etag_prefix) {
 		err = XDMS_ERR_INVAL;
 		goto out;
