@@ -40,6 +40,18 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* libcurl's progress callback: a non-zero return aborts the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	const atomic_bool *cancel = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(cancel) ? 1 : 0;
+}
+
 static void classify_curl(CURLcode rc, const char *url_host, struct iwf_result *r)
 {
 	switch (rc) {
@@ -51,6 +63,10 @@ static void classify_curl(CURLcode rc, const char *url_host, struct iwf_result *
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		iwf_result_set(r, 504, true, "the 3rd party at %s did not answer in time", url_host);
+		break;
+	case CURLE_ABORTED_BY_CALLBACK:
+		iwf_result_set(r, 503, true, "the call to the 3rd party at %s was stopped: the server is shutting down",
+			       url_host);
 		break;
 	case CURLE_GOT_NOTHING:
 	case CURLE_RECV_ERROR:
@@ -130,6 +146,11 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	ok &= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK;
 	ok &= curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink) == CURLE_OK;
 	ok &= curl_easy_setopt(h, CURLOPT_USERAGENT, "xdmsd-iwf/" PACKAGE_VERSION) == CURLE_OK;
+	if (call->cancel) {
+		ok &= curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)call->cancel) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
+	}
 	if (call->ca_file && call->ca_file[0])
 		ok &= curl_easy_setopt(h, CURLOPT_CAINFO, call->ca_file) == CURLE_OK;
 	switch (call->auth) {

@@ -4,6 +4,7 @@
 #define XDMS_IWF_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +104,7 @@ struct iwf_http_call {
 	unsigned connect_timeout_s;
 	size_t max_response;
 	const char *ca_file;  /* "" or NULL = system store */
+	const atomic_bool *cancel; /* the call stops when this becomes true; NULL = never */
 };
 
 /*
@@ -198,6 +200,7 @@ struct iwf_env {
 	struct iwf_xslt_cache *xslt;
 	const struct xml_schema *pcc_schema; /* the PCC's XSD, for transform output */
 	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
+	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
 };
 
 /*

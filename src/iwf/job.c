@@ -38,6 +38,7 @@
 #define STORE_RETRIES 3    /* PCC writes that lost a race (SPEC §5.3 step 6) */
 #define RESPONSE_RETRIES 8 /* <response> writes that lost a race with the client */
 #define RETRY_DELAY_MAX_MS 300000u
+#define POISON_EXTRA 3     /* runs beyond max_attempts that never reached an outcome */
 
 /* One request, as read from the Feature Handler document. */
 struct request {
@@ -352,6 +353,7 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	call.connect_timeout_s = a->connect_timeout_s;
 	call.max_response = a->max_response;
 	call.ca_file = env->opt->ca_file;
+	call.cancel = env->stopping;
 	call_auth(&call, a, username, password, token);
 	buf_init(&body, a->max_response);
 	err = iwf_http_do(curl, &call, &body, &status, r);
@@ -551,6 +553,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	call.connect_timeout_s = a->connect_timeout_s;
 	call.max_response = a->max_response;
 	call.ca_file = env->opt->ca_file;
+	call.cancel = env->stopping;
 	call_auth(&call, a, c->username, c->password, c->token);
 	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
 		goto out;
@@ -779,6 +782,14 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 				  job->xui, job->request_id, xdms_err_str(err));
 		return;
 	}
+	if (job->attempts > max_attempts + POISON_EXTRA) {
+		/* Claimed again and again without an answer: each run ended with
+		 * the server (a crash, a kill); stop before it takes the server
+		 * down once more. */
+		iwf_result_set(&o.r, 500, false, "the request was given up after %u runs that did not finish",
+			       job->attempts - 1);
+		goto done;
+	}
 	if (env->opt->is_ack_in_progress && job->attempts == 1) {
 		struct outcome ack = { 0 };
 		bool is_gone;
@@ -835,7 +846,11 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	else
 		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
 done:
-	if (o.r.is_transient && job->attempts < max_attempts) {
+	if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
+		/* Cut short by the shutdown: not the 3rd party's failure. */
+		if (store_job_retry(env->st, job->id, now_ms(), false, "interrupted by a shutdown"))
+			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+	} else if (o.r.is_transient && job->attempts < max_attempts) {
 		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
 		uint64_t delay = (uint64_t)env->opt->retry_delay_ms << shift;
 

@@ -13,6 +13,8 @@
  * a worker, so a slow 3rd party ties up at most its own slots.
  *
  * Each worker owns one libcurl easy handle for its life (connection reuse).
+ * Stopping aborts the 3rd-party calls in flight (they count as transient
+ * failures, so their jobs are queued again), then joins the workers.
  *
  * Threads: iwf_start/iwf_stop on the main thread; the listener on the store's
  * writer thread (it only signals a condition variable); the rest on workers.
@@ -55,6 +57,7 @@ struct iwf {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool is_stopping;
+	atomic_bool stop_calls; /* aborts 3rd-party calls in flight (env.stopping) */
 	uint64_t wake_gen; /* bumped by the listener; workers compare */
 
 	pthread_mutex_t slot_lock;
@@ -195,6 +198,7 @@ static void env_init(struct iwf_env *env, const struct iwf_options *opt, struct 
 	env->x = x;
 	env->xslt = iwf_xslt_cache_create();
 	env->pcc_schema = NULL;
+	env->stopping = NULL;
 }
 
 enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct xcap *x, struct iwf **out)
@@ -227,6 +231,8 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	}
 	env_init(&iwf->env, &iwf->opt, st, x);
 	iwf->env.key = iwf->key;
+	atomic_init(&iwf->stop_calls, false);
+	iwf->env.stopping = &iwf->stop_calls;
 	pcc = xcap_registry_find(xcap_registry_get(x), IWF_PCC_AUID);
 	iwf->env.pcc_schema = pcc ? pcc->schema : NULL;
 	pthread_mutex_init(&iwf->lock, NULL);
@@ -289,6 +295,9 @@ void iwf_stop(struct iwf *iwf)
 	iwf->is_stopping = true;
 	pthread_cond_broadcast(&iwf->wake);
 	pthread_mutex_unlock(&iwf->lock);
+	/* A call in flight is cut short: its job goes back to the queue (a
+	 * transient failure) and runs again after the restart. */
+	atomic_store(&iwf->stop_calls, true);
 	for (unsigned i = 0; i < iwf->worker_count; i++) {
 		pthread_join(iwf->workers[i].thread, NULL);
 		curl_easy_cleanup(iwf->workers[i].curl);

@@ -64,3 +64,26 @@ def test_kill9_with_jobs_queued_and_running(start_server, nginx):
     for j in after:
         finals = re.findall(rf"iwf job {j['id']} \(.*\): 200 ", log)
         assert len(finals) == 1, f"job {j['id']} finished {len(finals)} times:\n{log}"
+
+
+def test_sigterm_cuts_a_slow_call_short_and_the_job_runs_after_restart(start_server, nginx):
+    srv = start_server(name="local", sync=True, settings={"iwf.enabled": "true", "iwf.workers": "1",
+                                                            "iwf.timeout": "60", "iwf.max_attempts": "1"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    deadline = time.monotonic() + 10
+    while [j["state"] for j in jobs(srv)] != ["running"]:
+        assert time.monotonic() < deadline, jobs(srv)
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    srv.stop()  # asserts exit status 0
+    assert time.monotonic() - t0 < 1.5, "the shutdown waited for the 3rd party"
+    # Back in the queue, and the interrupted run does not count against
+    # iwf.max_attempts = 1.
+    assert [(j["state"], j["attempts"]) for j in jobs(srv)] == [("queued", 0)], jobs(srv)
+    srv.start()
+    resp, _ = wait_response(srv.client(ALICE), ALICE, "imp-1", timeout=60)
+    expect_response(resp, "success", 200)
