@@ -10,7 +10,7 @@ from lxml import etree
 
 from iwflib import (NS, Nginx, add_adapter, expect_response, fh_doc, jobs, nginx_available, request_xml,
                     text, wait_response)
-from xdmslib import ALICE, FH, PCC, REPO, data, doc_path, expect
+from xdmslib import ADMIN, ALICE, FH, PCC, REPO, data, doc_path, expect
 
 pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed")
 
@@ -177,6 +177,12 @@ def test_adapter_commands(start_server, nginx, tmp_path):
     # Over XCAP, adapters are global documents only the admin writes.
     adapter_path = "/xcap-root/org.xdmsd.iwf-adapter/global/vcdir"
     expect(srv.client(ALICE).put(adapter_path, shown, "application/vnd.xdmsd.iwf-adapter+xml"), 403)
+    admin = srv.client(ADMIN)
+    expect(admin.put(adapter_path + "-copy", shown, "application/vnd.xdmsd.iwf-adapter+xml"), 201)
+    bad_kind = shown.replace(b'kind="http"', b'kind="gopher"')
+    expect(admin.put(adapter_path + "-bad", bad_kind, "application/vnd.xdmsd.iwf-adapter+xml"), 409)
+    assert srv.ctl("adapter", "list", check=0).stdout.decode().count("\n") == 2
+    srv.ctl("adapter", "del", "vcdir-copy", check=0)
     srv.ctl("adapter", "del", "vcdir", check=0)
     assert srv.ctl("adapter", "list", check=0).stdout == b""
     srv.ctl("adapter", "show", "vcdir", check=1)
@@ -185,3 +191,26 @@ def test_adapter_commands(start_server, nginx, tmp_path):
 def test_shipped_example_matches_docs():
     """The example profile in xslt/ is the one the tests serve."""
     assert (REPO / "xslt" / "vendor-example-profile.xml").read_bytes() == data("vendor-alice.xml")
+
+
+def test_edited_transform_applies_to_the_next_job(start_server, nginx, tmp_path):
+    """Stylesheets are cached by ETag: an administrator's edit takes effect."""
+    srv = start_server(name="local", settings=FAST)
+    good = (REPO / "xslt" / "vendor-example-import.xsl").read_bytes()
+    xsl = tmp_path / "import.xsl"
+    xsl.write_bytes(good)
+    add_adapter(srv, "vcdir", "http", nginx.url("/profiles/{remote-user}.xml"),
+                "--import-xslt", str(xsl), "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    expect_response(wait_response(alice, ALICE, "imp-1")[0], "success", 200)
+    broken = tmp_path / "broken.xsl"
+    broken.write_bytes(FAILING_XSLT)
+    srv.ctl("doc", "put", "org.xdmsd.iwf-xslt/global/vcdir-import.xsl", str(broken), check=0)
+    _, body = wait_response(alice, ALICE, "imp-1")
+    expect(alice.put_doc(FH, ALICE, body.replace(b"</cab-feature-handler>", request_xml(
+        "import-profile", "imp-2", "vcdir", remote_user="alice.example").encode() + b"</cab-feature-handler>")),
+        200)
+    resp = expect_response(wait_response(alice, ALICE, "imp-2")[0], "failure", 502)
+    assert "refusing on purpose" in text(resp, "reason"), etree.tostring(resp)
