@@ -120,6 +120,38 @@ static char *fh_selector(const char *xui)
 }
 
 /*
+ * NOTFOUND unless @job is still its request's current job and still this
+ * worker's claim: a deleted or changed request cancelled it, and a worker
+ * whose lease ran out must not act for the worker that claimed it after.
+ */
+static enum xdms_err claim_check(struct store_read *rd, const struct store_job *job)
+{
+	struct store_job now;
+	uint64_t current = 0;
+	enum xdms_err err = store_job_current(rd, job->xui, job->request_id, &current);
+
+	if (!err && current != job->id)
+		err = XDMS_ERR_NOTFOUND;
+	if (!err)
+		err = store_job_get(rd, job->id, &now);
+	if (!err && (now.state != STORE_JOB_RUNNING || now.attempts != job->attempts))
+		err = XDMS_ERR_NOTFOUND;
+	return err;
+}
+
+/* claim_check in a snapshot of its own: true when the job is still ours. */
+static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
+{
+	struct store_read *rd = NULL;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = claim_check(rd, job);
+	store_read_end(rd);
+	return err == XDMS_ERR_OK;
+}
+
+/*
  * Reads the request of @job from the user's Feature Handler document, if it
  * is still this job's and this worker's claim: NOTFOUND when the request is
  * gone, belongs to a newer job, or the job was claimed again or ended.
@@ -133,8 +165,6 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
-	struct store_job now;
-	uint64_t current = 0;
 	char *data = NULL;
 	size_t len = 0;
 	enum xdms_err err;
@@ -144,15 +174,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	err = store_read_begin(env->st, &rd);
 	if (err)
 		goto out;
-	err = store_job_current(rd, job->xui, job->request_id, &current);
-	if (!err && current != job->id)
-		err = XDMS_ERR_NOTFOUND;
-	/* Still our claim: a worker whose lease ran out must not answer for
-	 * the worker that claimed the job after it. */
-	if (!err)
-		err = store_job_get(rd, job->id, &now);
-	if (!err && (now.state != STORE_JOB_RUNNING || now.attempts != job->attempts))
-		err = XDMS_ERR_NOTFOUND;
+	err = claim_check(rd, job);
 	if (!err)
 		err = store_doc_get(rd, sel, &d);
 	if (!err) {
@@ -424,6 +446,7 @@ static enum xdms_err pcc_read(const struct iwf_env *env, const char *xui, char *
 
 struct outcome {
 	struct iwf_result r;
+	bool is_cancelled; /* the request went away during the call: no store, no response */
 	unsigned count;
 	bool is_partial;
 	char pcc_etag[STORE_ETAG_MAX];
@@ -457,6 +480,12 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 	}
 	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
 	for (unsigned i = 0; i <= STORE_RETRIES; i++) {
+		/* SPEC §4.3 rule 5: a request deleted (or changed) while its
+		 * job ran is not carried out any further. */
+		if (!job_is_ours(env, job)) {
+			o->is_cancelled = true;
+			break;
+		}
 		struct iwf_merge_out m;
 		enum xdms_err err;
 		unsigned status;
@@ -542,6 +571,10 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
 	if (err) {
 		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+		goto out;
+	}
+	if (!job_is_ours(env, job)) {
+		o->is_cancelled = true;
 		goto out;
 	}
 	call.method = a->export_method;
@@ -846,7 +879,10 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	else
 		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
 done:
-	if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
+	if (o.is_cancelled) {
+		log_info("iwf job %llu (%s %s): cancelled while it ran; nothing stored", (unsigned long long)job->id,
+			 job->xui, job->request_id);
+	} else if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
 		/* Cut short by the shutdown: not the 3rd party's failure. */
 		if (store_job_retry(env->st, job->id, now_ms(), false, "interrupted by a shutdown"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from iwflib import Nginx, add_adapter, expect_response, fh_doc, jobs, nginx_available, request_xml, wait_response
-from xdmslib import ALICE, FH, data, expect
+from xdmslib import ALICE, FH, PCC, data, doc_path, expect
 
 pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed")
 
@@ -87,3 +87,26 @@ def test_sigterm_cuts_a_slow_call_short_and_the_job_runs_after_restart(start_ser
     srv.start()
     resp, _ = wait_response(srv.client(ALICE), ALICE, "imp-1", timeout=60)
     expect_response(resp, "success", 200)
+
+
+def test_deleting_a_running_request_aborts_it(start_server, nginx):
+    srv = start_server(name="local", settings={"iwf.enabled": "true", "iwf.workers": "1", "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    deadline = time.monotonic() + 10
+    while [j["state"] for j in jobs(srv)] != ["running"]:
+        assert time.monotonic() < deadline, jobs(srv)
+        time.sleep(0.02)
+    expect(alice.put_doc(FH, ALICE, fh_doc()), 200)
+    assert [j["state"] for j in jobs(srv)] == ["cancelled"]
+    deadline = time.monotonic() + 20
+    while "cancelled while it ran" not in srv.log_tail(200):
+        assert time.monotonic() < deadline, srv.log_tail(200)
+        time.sleep(0.05)
+    # The profile arrived, but nothing was stored and no response written.
+    expect(alice.get(doc_path(PCC, ALICE)), 404)
+    assert b"<response" not in expect(alice.get(doc_path(FH, ALICE)), 200).body
+    assert [j["state"] for j in jobs(srv)] == ["cancelled"]
