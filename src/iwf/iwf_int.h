@@ -215,8 +215,9 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);
 
-/* Takes one of the adapter's @limit slots; false when all are busy (pool.c). */
-bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit);
+/* Takes one of the adapter's @limit slots, waiting up to @wait_ms for one to
+ * be given back; false when none was (or the IWF stops) (pool.c). */
+bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms);
 void iwf_slot_give(struct iwf *iwf, const char *adapter_id);
 
 #endif

@@ -38,6 +38,8 @@
 #define STORE_RETRIES 3    /* PCC writes that lost a race (SPEC §5.3 step 6) */
 #define RESPONSE_RETRIES 8 /* <response> writes that lost a race with the client */
 #define RETRY_DELAY_MAX_MS 300000u
+#define SLOT_WAIT_MS 200    /* a worker waits this long for a busy adapter's slot */
+#define SLOT_REQUEUE_MS 500 /* then its job waits this long in the queue */
 #define POISON_EXTRA 3     /* runs beyond max_attempts that never reached an outcome */
 
 /* One request, as read from the Feature Handler document. */
@@ -866,10 +868,10 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	max_attempts = a.max_attempts;
 	if (!cred.username[0] && !cred.token[0] && !adapter_credentials(env, &a, &cred, &o.r))
 		goto done;
-	if (!iwf_slot_take(w->iwf, a.id, a.concurrency)) {
-		/* Every connection to this 3rd party is busy: wait without
-		 * holding a worker and without counting an attempt. */
-		if (store_job_retry(env->st, job->id, now_ms() + 50, false, "waiting for a free slot"))
+	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
+		/* Every connection to this 3rd party stayed busy: wait in the
+		 * queue, not in a worker, without counting an attempt. */
+		if (store_job_retry(env->st, job->id, now_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		goto out;
 	}

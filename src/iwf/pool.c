@@ -8,9 +8,10 @@
  * request starts at once without polling; retries and expired leases are met
  * by the sleep's deadline.
  *
- * Per-adapter slots bound how many workers call one 3rd party at once; a job
- * that finds them all busy goes back to the queue briefly instead of holding
- * a worker, so a slow 3rd party ties up at most its own slots.
+ * Per-adapter slots bound how many workers call one 3rd party at once. A job
+ * that finds them all busy waits a little for one (SLOT_WAIT_MS in job.c),
+ * then goes back to the queue instead of holding a worker, so a slow 3rd
+ * party ties up at most its own slots and a short wait.
  *
  * Each worker owns one libcurl easy handle for its life (connection reuse).
  * Stopping aborts the 3rd-party calls in flight (they count as transient
@@ -61,6 +62,8 @@ struct iwf {
 	uint64_t wake_gen; /* bumped by the listener; workers compare */
 
 	pthread_mutex_t slot_lock;
+	pthread_cond_t slot_freed;   /* broadcast when a slot is given back */
+	bool is_stopping_slots;      /* under slot_lock: waiters give up */
 	struct slot slots[SLOTS_MAX];
 };
 
@@ -86,30 +89,42 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit)
+/* Takes a slot if one is free; slot_lock held. */
+static bool slot_try(struct iwf *iwf, const char *adapter_id, unsigned limit)
 {
 	struct slot *free_slot = NULL;
-	bool ok = false;
 
-	pthread_mutex_lock(&iwf->slot_lock);
 	for (size_t i = 0; i < SLOTS_MAX; i++) {
 		struct slot *s = &iwf->slots[i];
 
 		if (s->adapter_id && !strcmp(s->adapter_id, adapter_id)) {
-			ok = s->busy < limit;
-			if (ok)
-				s->busy++;
-			pthread_mutex_unlock(&iwf->slot_lock);
-			return ok;
+			if (s->busy >= limit)
+				return false;
+			s->busy++;
+			return true;
 		}
 		if (!s->adapter_id && !free_slot)
 			free_slot = s;
 	}
-	if (free_slot && limit > 0) {
-		free_slot->adapter_id = xstrdup(adapter_id);
-		free_slot->busy = 1;
-		ok = true;
-	}
+	if (!free_slot || !limit)
+		return false;
+	free_slot->adapter_id = xstrdup(adapter_id);
+	free_slot->busy = 1;
+	return true;
+}
+
+bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms)
+{
+	struct timespec until;
+	uint64_t deadline = now_ms() + wait_ms;
+	bool ok;
+
+	until.tv_sec = (time_t)(deadline / 1000u);
+	until.tv_nsec = (long)(deadline % 1000u) * 1000000L;
+	pthread_mutex_lock(&iwf->slot_lock);
+	while (!(ok = slot_try(iwf, adapter_id, limit)) && !iwf->is_stopping_slots)
+		if (pthread_cond_timedwait(&iwf->slot_freed, &iwf->slot_lock, &until) == ETIMEDOUT)
+			break;
 	pthread_mutex_unlock(&iwf->slot_lock);
 	return ok;
 }
@@ -125,6 +140,7 @@ void iwf_slot_give(struct iwf *iwf, const char *adapter_id)
 				free(s->adapter_id);
 				s->adapter_id = NULL;
 			}
+			pthread_cond_broadcast(&iwf->slot_freed);
 			break;
 		}
 	}
@@ -238,6 +254,7 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	pthread_mutex_init(&iwf->lock, NULL);
 	pthread_cond_init(&iwf->wake, NULL);
 	pthread_mutex_init(&iwf->slot_lock, NULL);
+	pthread_cond_init(&iwf->slot_freed, NULL);
 	iwf->wake_gen = store_job_generation(st);
 	err = iwf_key_load(opt->key_file, iwf->key, &why);
 	if (err) {
@@ -298,6 +315,10 @@ void iwf_stop(struct iwf *iwf)
 	/* A call in flight is cut short: its job goes back to the queue (a
 	 * transient failure) and runs again after the restart. */
 	atomic_store(&iwf->stop_calls, true);
+	pthread_mutex_lock(&iwf->slot_lock);
+	iwf->is_stopping_slots = true;
+	pthread_cond_broadcast(&iwf->slot_freed);
+	pthread_mutex_unlock(&iwf->slot_lock);
 	for (unsigned i = 0; i < iwf->worker_count; i++) {
 		pthread_join(iwf->workers[i].thread, NULL);
 		curl_easy_cleanup(iwf->workers[i].curl);
@@ -310,6 +331,7 @@ void iwf_stop(struct iwf *iwf)
 	for (size_t i = 0; i < SLOTS_MAX; i++)
 		free(iwf->slots[i].adapter_id);
 	pthread_mutex_destroy(&iwf->slot_lock);
+	pthread_cond_destroy(&iwf->slot_freed);
 	pthread_cond_destroy(&iwf->wake);
 	pthread_mutex_destroy(&iwf->lock);
 	free(iwf->identity);

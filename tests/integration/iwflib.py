@@ -153,7 +153,8 @@ pid {self.dir}/nginx.pid;
 error_log {self.dir}/logs/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-    access_log {self.dir}/logs/access.log;
+    log_format timed '$msec $request_time $request_method $request_uri $status';
+    access_log {self.dir}/logs/access.log timed;
     client_body_temp_path {self.dir}/tmp/body;
     proxy_temp_path {self.dir}/tmp/proxy;
     fastcgi_temp_path {self.dir}/tmp/fastcgi;
@@ -193,6 +194,14 @@ http {{
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def calls(self):
+        """(start, end, method, uri, status) of every request nginx answered, in seconds."""
+        out = []
+        for line in (self.dir / "logs" / "access.log").read_text().splitlines():
+            end, took, method, uri, status = line.split()
+            out.append((float(end) - float(took), float(end), method, uri, int(status)))
+        return out
 
     def stop(self):
         if self.proc is not None:

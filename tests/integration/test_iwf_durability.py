@@ -110,3 +110,18 @@ def test_deleting_a_running_request_aborts_it(start_server, nginx):
     expect(alice.get(doc_path(PCC, ALICE)), 404)
     assert b"<response" not in expect(alice.get(doc_path(FH, ALICE)), 200).body
     assert [j["state"] for j in jobs(srv)] == ["cancelled"]
+
+
+def test_one_slot_per_adapter_serializes_its_calls(start_server, nginx):
+    srv = start_server(name="local", settings={"iwf.enabled": "true", "iwf.workers": "2",
+                                               "iwf.concurrency": "1", "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    reqs = [request_xml("import-profile", f"imp-{i}", "vcdir", remote_user="alice.example") for i in (1, 2)]
+    expect(alice.put_doc(FH, ALICE, fh_doc(*reqs)), 201)
+    for i in (1, 2):
+        expect_response(wait_response(alice, ALICE, f"imp-{i}", timeout=60)[0], "success", 200)
+    calls = sorted(c for c in nginx.calls() if c[3].startswith("/slowish/"))
+    assert len(calls) == 2, calls
+    assert calls[0][1] <= calls[1][0] + 0.01, f"two calls to one adapter overlapped with concurrency 1: {calls}"
