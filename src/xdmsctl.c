@@ -17,11 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/mem.h"
 #include "conf/conf.h"
 #include "auth/digest.h"
+#include "iwf/iwf.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
@@ -43,6 +46,23 @@ static void usage(FILE *f)
 		   "  doc put SELECTOR FILE     store a document after XCAP validation, as admin\n"
 		   "  doc del SELECTOR          delete a document\n"
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
+		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
+		   "                            attempts, result code, created, last change, reason\n"
+		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
+		   "              [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
+		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
+		   "                            built-in transform, e.g. vendor-example-import.xsl)\n"
+		   "  adapter list              adapters: id, kind, URL\n"
+		   "  adapter show ID           print an adapter's document\n"
+		   "  adapter del ID            remove an adapter and its stored transforms\n"
+		   "  adapter test ID --user XUI [--remote-user R] [--username U --password P]\n"
+		   "                            dry import: fetch and transform, print the PCC, store nothing\n"
+		   "  credential set XUI NAME (--username U --password P | --token T)\n"
+		   "                            provision the credential a request's <credential-ref>NAME\n"
+		   "                            names (sealed with iwf.key_file; never printed)\n"
+		   "  credential del XUI NAME   remove it\n"
+		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
+		   "                            that bring none\n"
 		   "  stats                     store figures\n"
 		   "  --version                 the version\n");
 }
@@ -237,8 +257,12 @@ static char *read_file(const char *path, size_t max, size_t *len)
 	return buf_take(&b, len);
 }
 
-/* doc put / doc del: the XCAP write path, as an administrator. */
-static int cmd_doc_write(const struct conf *c, const char *selector, const char *file)
+/*
+ * The XCAP write path as an administrator: PUT @body (@body_len bytes) to
+ * the document @selector, or DELETE it when @body is NULL. Prints the
+ * outcome unless @is_quiet; returns an exit code.
+ */
+static int doc_write(const struct conf *c, const char *selector, const char *body, size_t body_len, bool is_quiet)
 {
 	struct xcap_registry_options ro = { .descriptor_dir = c->xcap_descriptor_dir,
 					    .max_document = c->xcap_max_document };
@@ -252,8 +276,7 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 	struct xcap_request req;
 	struct xcap_response resp;
 	struct xcap_write *w;
-	char *path = xasprintf("/%s", selector), *body = NULL, *why = NULL;
-	size_t body_len = 0;
+	char *path = xasprintf("/%s", selector), *why = NULL;
 	int rc = EXIT_FAIL;
 
 	memset(&uri, 0, sizeof(uri));
@@ -264,11 +287,6 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (file) {
-		body = read_file(file, c->http_max_body, &body_len);
-		if (!body)
-			goto out;
-	}
 	xml_init();
 	if (xcap_registry_create(&ro, &reg, &why)) {
 		fprintf(stderr, "xdmsctl: application usages: %s\n", why);
@@ -277,13 +295,13 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 	if (open_store(c, &st) || xcap_create(st, reg, &xo, &x))
 		goto out;
 	memset(&req, 0, sizeof(req));
-	req.method = file ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE;
+	req.method = body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE;
 	req.uri = &uri;
 	req.body = body;
 	req.body_len = body_len;
 	req.who = &who;
 	req.base_url = "";
-	if (file) {
+	if (body) {
 		const struct xcap_auid *a = xcap_registry_find(reg, uri.auid);
 
 		req.content_type = a ? a->mime : NULL;
@@ -294,13 +312,15 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 		xcap_write_finish(w, &resp);
 	}
 	if (resp.status == 200 || resp.status == 201) {
-		if (resp.etag[0])
+		if (is_quiet)
+			;
+		else if (resp.etag[0])
 			printf("%s \"%s\"\n", resp.status == 201 ? "created" : "replaced", resp.etag);
 		else
 			printf("deleted\n");
 		rc = 0;
-	} else {
-		fprintf(stderr, "xdmsctl: refused with %u: %.*s\n", resp.status, (int)resp.body.len,
+	} else if (!is_quiet || resp.status != 404) {
+		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, resp.status, (int)resp.body.len,
 			resp.body.data ? resp.body.data : "");
 	}
 out:
@@ -310,8 +330,24 @@ out:
 	xcap_registry_destroy(reg);
 	xcap_uri_cleanup(&uri);
 	free(path);
-	free(body);
 	free(why);
+	return rc;
+}
+
+/* doc put / doc del. */
+static int cmd_doc_write(const struct conf *c, const char *selector, const char *file)
+{
+	char *body = NULL;
+	size_t body_len = 0;
+	int rc;
+
+	if (file) {
+		body = read_file(file, c->http_max_body, &body_len);
+		if (!body)
+			return EXIT_FAIL;
+	}
+	rc = doc_write(c, selector, body, body_len, false);
+	free(body);
 	return rc;
 }
 
@@ -332,6 +368,397 @@ static int cmd_stats(const struct conf *c)
 	       (unsigned long long)s.map_size, (unsigned long long)s.used_bytes);
 	store_close(st);
 	return 0;
+}
+
+/* ---- IWF: jobs and adapters ------------------------------------------------------------ */
+
+/* Unix milliseconds as "2024-05-01T10:00:07.123Z". */
+static void format_ms(uint64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[24];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
+struct job_filter {
+	const char *xui;
+	bool has_state;
+	enum store_job_state state;
+};
+
+static int print_job(void *arg, const struct store_job *j)
+{
+	const struct job_filter *f = arg;
+
+	char created[32], updated[32];
+
+	if ((f->xui && strcmp(f->xui, j->xui) != 0) || (f->has_state && f->state != j->state))
+		return 0;
+	format_ms(j->created_ms, created, sizeof(created));
+	format_ms(j->updated_ms, updated, sizeof(updated));
+	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\t%s\n", (unsigned long long)j->id,
+	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : "import", j->xui,
+	       j->request_id, j->attempts, j->code, created, updated, j->reason);
+	return 0;
+}
+
+/* jobs [--user XUI] [--state S] */
+static int cmd_jobs(const struct conf *c, char **av, int n)
+{
+	struct job_filter f = { 0 };
+	struct store *st = NULL;
+	struct store_read *rd = NULL;
+	enum xdms_err err;
+
+	for (int i = 0; i < n; i += 2) {
+		if (i + 1 >= n) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		if (!strcmp(av[i], "--user")) {
+			f.xui = av[i + 1];
+		} else if (!strcmp(av[i], "--state")) {
+			if (!store_job_state_parse(av[i + 1], &f.state)) {
+				fprintf(stderr, "xdmsctl: unknown job state '%s' (queued, running, done, failed, "
+						"cancelled)\n", av[i + 1]);
+				return EXIT_USAGE;
+			}
+			f.has_state = true;
+		} else {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (open_store(c, &st))
+		return EXIT_FAIL;
+	err = store_read_begin(st, &rd);
+	if (!err)
+		err = store_job_list(rd, print_job, &f);
+	store_read_end(rd);
+	store_close(st);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot list the jobs: %s\n", xdms_err_str(err));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+#define ADAPTER_PREFIX "org.xdmsd.iwf-adapter/global/"
+#define XSLT_PREFIX "org.xdmsd.iwf-xslt/global/"
+
+static bool adapter_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n > 0 && n < 100 &&
+	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/*
+ * The stylesheet an adapter will use for @which ("import"/"export"): a file
+ * (checked by compiling it, then stored as ID-which.xsl) or the name of a
+ * transform built into xdmsd. Sets *name (heap); returns an exit code.
+ */
+static int adapter_xslt(const struct conf *c, const char *id, const char *which, const char *arg, char **name)
+{
+	struct xml_xslt *x = NULL;
+	const char *edata;
+	size_t len = 0, elen;
+	char *data, *why = NULL, *sel;
+	int rc;
+
+	*name = NULL;
+	xml_init();
+	if (!strchr(arg, '/') && access(arg, F_OK) != 0 && strstr(arg, ".xsl") && xml_file_find(arg, &edata, &elen)) {
+		*name = xstrdup(arg);
+		return 0;
+	}
+	data = read_file(arg, c->xcap_max_document, &len);
+	if (!data)
+		return EXIT_FAIL;
+	if (xml_xslt_compile(data, len, &x, &why)) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", arg, why);
+		free(why);
+		free(data);
+		return EXIT_FAIL;
+	}
+	xml_xslt_free(x);
+	*name = xasprintf("%s-%s.xsl", id, which);
+	sel = xasprintf(XSLT_PREFIX "%s", *name);
+	rc = doc_write(c, sel, data, len, true);
+	free(sel);
+	free(data);
+	if (rc) {
+		free(*name);
+		*name = NULL;
+	}
+	return rc;
+}
+
+/* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S] */
+static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
+{
+	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
+	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL;
+	struct buf doc;
+	int rc = EXIT_USAGE;
+
+	if (n % 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i + 1 < n; i += 2) {
+		const char **slot = !strcmp(av[i], "--kind")	    ? &kind :
+				    !strcmp(av[i], "--url")	    ? &url :
+				    !strcmp(av[i], "--import-xslt") ? &ixslt :
+				    !strcmp(av[i], "--export-xslt") ? &exslt :
+				    !strcmp(av[i], "--auth")	    ? &auth :
+				    !strcmp(av[i], "--timeout")	    ? &timeout :
+								      NULL;
+
+		if (!slot) {
+			fprintf(stderr, "xdmsctl: unknown option '%s' for adapter add\n", av[i]);
+			return EXIT_USAGE;
+		}
+		*slot = av[i + 1];
+	}
+	if (!adapter_id_ok(id)) {
+		fprintf(stderr, "xdmsctl: adapter id '%s' must be 1-99 characters of A-Z a-z 0-9 . _ -\n", id);
+		return EXIT_USAGE;
+	}
+	if (!kind || (strcmp(kind, "xcap") != 0 && strcmp(kind, "http") != 0)) {
+		fprintf(stderr, "xdmsctl: --kind must be xcap or http\n");
+		return EXIT_USAGE;
+	}
+	if (!url || iwf_url_expand(url, "remote-user", "sip:user@example.com", &expanded, &why)) {
+		fprintf(stderr, "xdmsctl: --url: %s\n", why ? why : "an http:// or https:// URL is required");
+		free(why);
+		return EXIT_USAGE;
+	}
+	free(expanded);
+	if (strlen(url) > 2048 || strpbrk(url, " \t\r\n\"<>&")) {
+		fprintf(stderr, "xdmsctl: --url: '%s' is not a usable URL (spaces, quotes, < > or &)\n", url);
+		return EXIT_USAGE;
+	}
+	if (auth && strcmp(auth, "none") && strcmp(auth, "basic") && strcmp(auth, "bearer") && strcmp(auth, "digest")) {
+		fprintf(stderr, "xdmsctl: --auth must be none, basic, bearer or digest\n");
+		return EXIT_USAGE;
+	}
+	if (timeout && (strspn(timeout, "0123456789") != strlen(timeout) || atoi(timeout) < 1 || atoi(timeout) > 600)) {
+		fprintf(stderr, "xdmsctl: --timeout must be 1 to 600 seconds\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(kind, "http") && (!ixslt || !exslt)) {
+		fprintf(stderr, "xdmsctl: an http adapter needs --import-xslt and --export-xslt\n");
+		return EXIT_USAGE;
+	}
+	rc = EXIT_FAIL;
+	if ((ixslt && adapter_xslt(c, id, "import", ixslt, &iname)) ||
+	    (exslt && adapter_xslt(c, id, "export", exslt, &ename)))
+		goto out;
+	buf_init(&doc, 16384);
+	if (buf_printf(&doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			     "<adapter xmlns=\"urn:xdmsd:xml:iwf-adapter\" kind=\"%s\">\n  <url>%s</url>\n",
+		       kind, url) ||
+	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
+	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
+	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
+	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename)) ||
+	    buf_append_str(&doc, "</adapter>\n")) {
+		buf_cleanup(&doc);
+		goto out;
+	}
+	sel = xasprintf(ADAPTER_PREFIX "%s", id);
+	rc = doc_write(c, sel, doc.data, doc.len, false);
+	buf_cleanup(&doc);
+out:
+	free(sel);
+	free(iname);
+	free(ename);
+	return rc;
+}
+
+static int print_adapter(void *arg, const char *selector, const struct store_doc *doc)
+{
+	const char *kind = memmem(doc->data, doc->data_len, "kind=\"", 6);
+	const char *url = memmem(doc->data, doc->data_len, "<url>", 5);
+	const char *end = url ? memmem(url, doc->data_len - (size_t)(url - doc->data), "</url>", 6) : NULL;
+
+	(void)arg;
+	printf("%s\t%.*s\t%.*s\n", selector + strlen(ADAPTER_PREFIX), kind ? (int)strcspn(kind + 6, "\"") : 0,
+	       kind ? kind + 6 : "", end ? (int)(end - url - 5) : 0, url ? url + 5 : "");
+	return 0;
+}
+
+static int cmd_adapter_list(const struct conf *c)
+{
+	struct store *st = NULL;
+	struct store_read *rd = NULL;
+	enum xdms_err err;
+
+	if (open_store(c, &st))
+		return EXIT_FAIL;
+	err = store_read_begin(st, &rd);
+	if (!err)
+		err = store_doc_list(rd, ADAPTER_PREFIX, print_adapter, NULL);
+	store_read_end(rd);
+	store_close(st);
+	return err ? EXIT_FAIL : 0;
+}
+
+/* adapter test ID --user XUI --remote-user R [--username U] [--password P] */
+static int cmd_adapter_test(const struct conf *c, const char *id, char **av, int n)
+{
+	const char *xui = NULL, *remote = NULL, *username = NULL, *password = NULL;
+	struct iwf_options io;
+	struct store *st = NULL;
+	char *pcc = NULL, *why = NULL;
+	unsigned code = 0;
+	int rc = EXIT_FAIL;
+
+	for (int i = 0; i < n; i += 2) {
+		const char **slot = i + 1 >= n		       ? NULL :
+				    !strcmp(av[i], "--user")	       ? &xui :
+				    !strcmp(av[i], "--remote-user") ? &remote :
+				    !strcmp(av[i], "--username")    ? &username :
+				    !strcmp(av[i], "--password")    ? &password :
+								      NULL;
+
+		if (!slot) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		*slot = av[i + 1];
+	}
+	if (!xui) {
+		fprintf(stderr, "xdmsctl: adapter test needs --user XUI\n");
+		return EXIT_USAGE;
+	}
+	iwf_options_init(&io);
+	io.timeout_s = c->iwf_timeout;
+	io.max_attempts = c->iwf_max_attempts;
+	io.max_response = c->iwf_max_response;
+	io.concurrency = c->iwf_concurrency;
+	io.ca_file = c->iwf_ca_file;
+	xml_init();
+	if (open_store(c, &st))
+		return EXIT_FAIL;
+	if (iwf_dry_import(&io, st, id, xui, remote, username, password, &pcc, &code, &why)) {
+		fprintf(stderr, "xdmsctl: the import would fail with %u: %s\n", code, why);
+	} else {
+		fputs(pcc, stdout);
+		if (pcc[0] && pcc[strlen(pcc) - 1] != '\n')
+			fputc('\n', stdout);
+		rc = 0;
+	}
+	free(pcc);
+	free(why);
+	store_close(st);
+	return rc;
+}
+
+static int cmd_adapter(const struct conf *c, char **av, int n)
+{
+	char *sel;
+	int rc;
+
+	if (n == 1 && !strcmp(av[0], "list"))
+		return cmd_adapter_list(c);
+	if (n >= 2 && !strcmp(av[0], "add"))
+		return cmd_adapter_add(c, av[1], av + 2, n - 2);
+	if (n >= 2 && !strcmp(av[0], "test"))
+		return cmd_adapter_test(c, av[1], av + 2, n - 2);
+	if (n != 2 || (strcmp(av[0], "show") && strcmp(av[0], "del"))) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!adapter_id_ok(av[1])) {
+		fprintf(stderr, "xdmsctl: no adapter '%s'\n", av[1]);
+		return EXIT_FAIL;
+	}
+	sel = xasprintf(ADAPTER_PREFIX "%s", av[1]);
+	if (!strcmp(av[0], "show")) {
+		rc = cmd_read(c, "doc", sel);
+	} else {
+		char *x;
+
+		rc = doc_write(c, sel, NULL, 0, false);
+		/* Its stored transforms go with it; a missing one is fine. */
+		for (int i = 0; !rc && i < 2; i++) {
+			x = xasprintf(XSLT_PREFIX "%s-%s.xsl", av[1], i ? "export" : "import");
+			(void)doc_write(c, x, NULL, 0, true);
+			free(x);
+		}
+	}
+	free(sel);
+	return rc;
+}
+
+/*
+ * credential set XUI NAME (--username U --password P | --token T) | credential del XUI NAME;
+ * with "--adapter ID" in place of "XUI NAME": the adapter's own credential.
+ */
+static int cmd_credential(const struct conf *c, char **av, int n)
+{
+	struct iwf_cred cred;
+	struct store *st = NULL;
+	uint8_t key[IWF_KEY_LEN];
+	char *key_file, *why = NULL, *name, *owner;
+	bool is_adapter;
+	enum xdms_err err;
+	int rc = EXIT_FAIL;
+
+	memset(&cred, 0, sizeof(cred));
+	if (n < 3 || (strcmp(av[0], "set") && strcmp(av[0], "del")) || (!strcmp(av[0], "del") && n != 3)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 3; !strcmp(av[0], "set") && i < n; i += 2) {
+		char *dst = i + 1 >= n			 ? NULL :
+			    !strcmp(av[i], "--username") ? cred.username :
+			    !strcmp(av[i], "--password") ? cred.password :
+			    !strcmp(av[i], "--token")	 ? cred.token :
+							   NULL;
+		size_t cap = dst == cred.token ? sizeof(cred.token) : sizeof(cred.username);
+
+		if (!dst || strlen(av[i + 1]) >= cap) {
+			fprintf(stderr, "xdmsctl: credential set needs --username U --password P or --token T\n");
+			return EXIT_USAGE;
+		}
+		strcpy(dst, av[i + 1]);
+	}
+	if (!strcmp(av[0], "set") && !cred.token[0] && !cred.username[0]) {
+		fprintf(stderr, "xdmsctl: credential set needs --username U --password P or --token T\n");
+		return EXIT_USAGE;
+	}
+	key_file = c->iwf_key_file[0] ? xstrdup(c->iwf_key_file) : xasprintf("%s/iwf.key", c->store_path);
+	is_adapter = !strcmp(av[1], "--adapter");
+	owner = is_adapter ? xasprintf(IWF_ADAPTER_OWNER "%s", av[2]) : xstrdup(av[1]);
+	name = is_adapter ? xstrdup(IWF_ADAPTER_SECRET) : xasprintf("ref:%s", av[2]);
+	if (open_store(c, &st))
+		goto out;
+	if (!strcmp(av[0], "del")) {
+		err = store_secret_del(st, owner, name);
+	} else if ((err = iwf_key_load(key_file, key, &why)) == XDMS_ERR_OK) {
+		err = iwf_cred_save(st, key, owner, name, &cred, true);
+		memset(key, 0, sizeof(key));
+	}
+	if (err)
+		fprintf(stderr, "xdmsctl: %s\n", why ? why : xdms_err_str(err));
+	else
+		rc = 0;
+out:
+	memset(&cred, 0, sizeof(cred));
+	store_close(st);
+	free(key_file);
+	free(owner);
+	free(name);
+	free(why);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -407,6 +834,12 @@ int main(int argc, char **argv)
 			rc = cmd_read(&c, "docs", n == 3 ? av[2] : NULL);
 		else
 			usage(stderr);
+	} else if (n >= 1 && !strcmp(av[0], "jobs")) {
+		rc = cmd_jobs(&c, av + 1, n - 1);
+	} else if (n >= 2 && !strcmp(av[0], "credential")) {
+		rc = cmd_credential(&c, av + 1, n - 1);
+	} else if (n >= 2 && !strcmp(av[0], "adapter")) {
+		rc = cmd_adapter(&c, av + 1, n - 1);
 	} else if (n == 1 && !strcmp(av[0], "stats")) {
 		rc = cmd_stats(&c);
 	} else {

@@ -3,7 +3,7 @@
  * xdmsd: wires the modules together and waits for a signal. Start-up order is
  * configuration, XML and the registry of application usages (a broken
  * descriptor or schema stops the server before it listens), the store, the
- * XCAP service, then the HTTP listener. Shutdown reverses it: stop accepting,
+ * XCAP service, the IWF's workers, then the HTTP listener. Shutdown reverses it: stop accepting,
  * let in-flight requests finish, drain the store's writer, close LMDB.
  *
  * SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by the main
@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "http/http.h"
 #include "notify/notifier.h"
+#include "iwf/iwf.h"
 #include "sip/sip.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
@@ -141,6 +142,9 @@ int main(int argc, char **argv)
 	struct http_server *srv = NULL;
 	struct sip_server *sip = NULL;
 	struct notifier *notifier = NULL;
+	struct iwf *iwf = NULL;
+	struct iwf_options io;
+	char *key_file = NULL;
 	struct store_options so;
 	struct xcap_registry_options ro;
 	struct xcap_options xo;
@@ -208,6 +212,31 @@ int main(int argc, char **argv)
 		log_error("xcap: %s", xdms_err_str(err));
 		goto out;
 	}
+	/* --- IWF (iwf/): workers start before the listeners so that jobs left
+	 * by a previous run are released before new requests arrive. --- */
+	if (c.iwf_enabled) {
+		iwf_options_init(&io);
+		io.workers = c.iwf_workers;
+		io.lease_s = c.iwf_lease;
+		io.max_attempts = c.iwf_max_attempts;
+		io.retry_delay_ms = c.iwf_retry_delay;
+		io.timeout_s = c.iwf_timeout;
+		io.max_response = c.iwf_max_response;
+		io.concurrency = c.iwf_concurrency;
+		io.is_ack_in_progress = c.iwf_ack_in_progress;
+		io.identity = c.iwf_identity;
+		io.root_path = xo.root_path;
+		io.ca_file = c.iwf_ca_file;
+		key_file = c.iwf_key_file[0] ? xstrdup(c.iwf_key_file) : xasprintf("%s/iwf.key", c.store_path);
+		io.key_file = key_file;
+		err = iwf_start(&io, st, x, &iwf);
+		if (err) {
+			log_error("iwf: %s (iwf.lease, iwf.max_attempts, iwf.timeout and iwf.concurrency must not be 0)",
+				  xdms_err_str(err));
+			goto out;
+		}
+	}
+	/* --- end IWF --- */
 	err = http_server_start(&c, st, x, &srv, &why);
 	if (err) {
 		log_error("http: %s", why);
@@ -272,11 +301,13 @@ out:
 	notifier_quiesce(notifier, NOTIFY_GRACE_MS);
 	sip_server_stop(sip);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
+	iwf_stop(iwf); /* IWF (iwf/): after the listeners, before the modules it writes through */
 	notifier_destroy(notifier); /* after HTTP: /metrics reads its counters */
 	xcap_destroy(x);
 	store_close(st);
 	xcap_registry_destroy(reg);
 	xml_shutdown();
+	free(key_file);
 	free(why);
 	conf_cleanup(&c);
 	return rc;

@@ -70,6 +70,19 @@ struct conf {
 	size_t notify_max_body;          /* largest NOTIFY body; larger state is split */
 	size_t notify_patch_cache;       /* bytes of document versions kept to compute patches */
 	unsigned notify_retry_after;     /* seconds in Retry-After of a 503 */
+	/* [iwf] */
+	bool iwf_enabled;           /* run the Interworking Function's workers */
+	unsigned iwf_workers;       /* 0 = one per core */
+	unsigned iwf_lease;         /* seconds a claimed job stays with its worker */
+	unsigned iwf_max_attempts;  /* tries for transient failures (adapters may override) */
+	unsigned iwf_retry_delay;   /* first retry delay in ms; doubles per attempt */
+	unsigned iwf_timeout;       /* 3rd-party call timeout in seconds (adapters may override) */
+	size_t iwf_max_response;    /* largest 3rd-party response body (adapters may override) */
+	unsigned iwf_concurrency;   /* calls at once per adapter (adapters may override) */
+	bool iwf_ack_in_progress;   /* write <response status="in-progress" code="202"> first */
+	char *iwf_identity;         /* the identity the IWF's XCAP writes are made as */
+	char *iwf_ca_file;          /* extra CA bundle for 3rd parties; "" = the system's */
+	char *iwf_key_file;         /* credential key; "" = iwf.key in store.path */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
 	bool log_access;            /* one access-log line per request */

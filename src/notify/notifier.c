@@ -2343,7 +2343,8 @@ enum xdms_err notifier_start(struct notifier *n, struct sip_server *sip)
 	pthread_mutex_lock(&n->wake_lock);
 	n->can_wake = true;
 	pthread_mutex_unlock(&n->wake_lock);
-	store_set_commit_listener(n->st, on_commit, n);
+	if (store_add_commit_listener(n->st, on_commit, n))
+		return XDMS_ERR_FULL;
 	return sip_server_call(sip, start_fn, n);
 }
 
@@ -2369,7 +2370,7 @@ void notifier_quiesce(struct notifier *n, unsigned grace_ms)
 		}
 	}
 	/* From here on the SIP server may go away: commits must not reach it. */
-	store_set_commit_listener(n->st, NULL, NULL);
+	store_remove_commit_listener(n->st, on_commit, n);
 	pthread_mutex_lock(&n->wake_lock);
 	n->can_wake = false;
 	pthread_mutex_unlock(&n->wake_lock);
@@ -2382,7 +2383,7 @@ void notifier_destroy(struct notifier *n)
 
 	if (!n)
 		return;
-	store_set_commit_listener(n->st, NULL, NULL);
+	store_remove_commit_listener(n->st, on_commit, n);
 	pthread_mutex_lock(&n->wake_lock);
 	n->can_wake = false;
 	pthread_mutex_unlock(&n->wake_lock);

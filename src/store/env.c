@@ -424,6 +424,10 @@ static int dbs_open(struct store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->dbi_index);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "subs", MDB_CREATE, &st->dbi_subs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->dbi_jobs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "secrets", MDB_CREATE, &st->dbi_secrets);
 	return rc;
 }
 
@@ -515,6 +519,7 @@ static void store_free(struct store *st)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_mutex_destroy(&st->q_lock);
+	pthread_mutex_destroy(&st->ack_lock);
 	pthread_cond_destroy(&st->q_cond);
 	free(st);
 }
@@ -556,7 +561,8 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rc = pthread_rwlock_init(&st->map_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	if (rc || pthread_mutex_init(&st->q_lock, NULL) || pthread_cond_init(&st->q_cond, NULL)) {
+	if (rc || pthread_mutex_init(&st->q_lock, NULL) || pthread_mutex_init(&st->ack_lock, NULL) ||
+	    pthread_cond_init(&st->q_cond, NULL)) {
 		free(st);
 		return XDMS_ERR_STORE;
 	}
@@ -692,4 +698,75 @@ enum xdms_err store_walk(struct store_read *rd, MDB_dbi dbi, const MDB_val *from
 		err = store_err_from_mdb(rc);
 	mdb_cursor_close(cur);
 	return stop < 0 || !stop ? err : XDMS_ERR_OK;
+}
+
+#define STORE_TXN_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
+
+enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			    void *arg)
+{
+	enum xdms_err err = XDMS_ERR_STORE;
+	MDB_txn *txn;
+	size_t seen;
+	int rc;
+
+	/*
+	 * Growing the map needs every snapshot closed, this thread's too, and a
+	 * write callback on the writer thread already runs inside a transaction.
+	 */
+	if (store_thread_holds_map(st))
+		return XDMS_ERR_BUSY;
+	for (unsigned tries = 0; tries < STORE_TXN_TRIES; tries++) {
+		store_map_enter(st);
+		seen = st->map_size;
+		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+		if (rc) {
+			store_map_leave(st);
+			if (rc == MDB_MAP_RESIZED && !store_map_adopt(st))
+				continue;
+			return store_err_from_mdb(rc);
+		}
+		err = fn(st, txn, arg);
+		if (err) {
+			mdb_txn_abort(txn);
+		} else {
+			rc = mdb_txn_commit(txn);
+			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
+			 * told OK only once the change is durable. */
+			if (!rc && st->is_sync)
+				rc = mdb_env_sync(st->env, 1);
+			err = store_err_from_mdb(rc);
+		}
+		store_map_leave(st);
+		if (err != XDMS_ERR_FULL || store_map_grow(st, seen))
+			return err;
+	}
+	return err;
+}
+
+struct group_op {
+	enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg);
+	void *arg;
+};
+
+static enum xdms_err group_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *old_doc,
+				const struct store_doc *new_doc)
+{
+	const struct group_op *op = w->arg;
+
+	(void)old_doc;
+	(void)new_doc;
+	return op->fn(txn->st, txn->txn, op->arg);
+}
+
+enum xdms_err store_txn_group(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			      void *arg)
+{
+	struct group_op op = { fn, arg };
+	struct store_write w;
+
+	memset(&w, 0, sizeof(w));
+	w.hook = group_hook;
+	w.arg = &op;
+	return store_write_run(st, &w);
 }

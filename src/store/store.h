@@ -9,6 +9,8 @@
  *   meta     schema version, instance id, ETag counter, last change sequence
  *   index    store-wide unique indexes kept by commit hooks
  *   subs     64-bit subscription id (big-endian) -> the notifier's record
+ *   jobs     IWF jobs: Feature Handler requests to carry out (jobs.c)
+ *   secrets  server-private opaque values, e.g. the IWF's sealed credentials (jobs.c)
  *
  * Threads. Any thread may read: store_read_begin() gives a snapshot that the
  * calling thread must end itself. Document writes go through one writer thread
@@ -133,6 +135,9 @@ typedef enum xdms_err (*store_hook_fn)(struct store_write *w, struct store_txn *
 				       const struct store_doc *old_doc,
 				       const struct store_doc *new_doc);
 
+/* A write with neither selector nor apply but a hook touches no document:
+ * the hook alone runs (old_doc and new_doc NULL) in the group commit, for
+ * records of other databases (store_int.h, store_txn_group). */
 struct store_write {
 	/* in: set by the caller before submitting */
 	const char *selector;    /* document selector; borrowed until done */
@@ -212,6 +217,150 @@ typedef int (*store_sub_visit_fn)(void *arg, uint64_t id, const void *rec, size_
 /* Visits every record in id order; return non-zero to stop. */
 enum xdms_err store_sub_list(struct store_read *rd, store_sub_visit_fn visit, void *arg) XDMS_WUR;
 
+/* ---- IWF jobs ------------------------------------------------------------------
+ *
+ * A job is one Feature Handler request to carry out: (XUI, request id,
+ * request hash), where the hash covers the request's bytes without its
+ * <response>. The Feature Handler's commit hook creates, supersedes and
+ * cancels jobs in the same transaction as the client's write, so a request
+ * acknowledged with 200/201 has its job. For every request the store keeps
+ * which job is current and the hash it was created for; a write that leaves
+ * a request's hash unchanged creates nothing, which makes a request run once
+ * however often the document is written.
+ *
+ * States: queued -> running (claimed with a lease) -> done | failed, or back
+ * to queued for a retry; cancelled when the request is deleted or replaced by
+ * a changed version. A running job whose lease has passed may be claimed
+ * again (its worker died). A job ends (done/failed) in the transaction that
+ * stores its final <response>, so the response is written once.
+ */
+
+#define STORE_JOB_ID_MAX 128  /* request id, including the NUL */
+#define STORE_JOB_HASH_MAX 33 /* 32 hex digits and a NUL */
+#define STORE_JOB_REASON_MAX 160
+
+enum store_job_state {
+	STORE_JOB_QUEUED = 0,
+	STORE_JOB_RUNNING,
+	STORE_JOB_DONE,      /* finished with a 2xx result */
+	STORE_JOB_FAILED,    /* finished with an error result */
+	STORE_JOB_CANCELLED, /* the request was deleted or changed before it finished */
+	STORE_JOB__STATES
+};
+
+enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2 };
+
+struct store_job {
+	uint64_t id;                         /* grows with every job; never reused */
+	enum store_job_state state;
+	enum store_job_kind kind;
+	char xui[STORE_XUI_MAX];
+	char request_id[STORE_JOB_ID_MAX];
+	char hash[STORE_JOB_HASH_MAX];
+	unsigned attempts;                   /* claims so far */
+	unsigned code;                       /* result code (SPEC §4.3), 0 while unfinished */
+	char reason[STORE_JOB_REASON_MAX];   /* last failure or result, "" for none */
+	uint64_t created_ms;
+	uint64_t updated_ms;
+	uint64_t next_run_ms;                /* queued: not before this time */
+	uint64_t lease_until_ms;             /* running: the claim expires at this time */
+};
+
+/* "queued", "running", ...; NULL for a value out of range. */
+const char *store_job_state_name(enum store_job_state s);
+/* The state called @name; false when there is none. */
+bool store_job_state_parse(const char *name, enum store_job_state *out);
+
+/* -- inside a commit hook (the write's transaction) -- */
+
+/*
+ * The current job of request (@xui, @request_id): its id and the hash it was
+ * created for (or last refreshed to). NOTFOUND when the request has none.
+ */
+enum xdms_err store_job_current_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				    uint64_t *job_id, char hash[STORE_JOB_HASH_MAX]) XDMS_WUR;
+/*
+ * Queues a new job for the request and makes it current; the previous
+ * current job, if still queued or running, is cancelled. INVAL when a string
+ * is empty or too long.
+ */
+enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				const char *hash, enum store_job_kind kind, uint64_t *job_id) XDMS_WUR;
+/* Records @hash as the request's current hash without creating a job (a
+ * write that only changed what the hash must not see). NOTFOUND when none. */
+enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const char *request_id,
+				   const char *hash) XDMS_WUR;
+/* The request is gone: cancels its job if unfinished and forgets the request.
+ * NOTFOUND when the request had no job. */
+enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const char *request_id) XDMS_WUR;
+/* Ends job @job_id as done or failed with @code, if it is queued or running
+ * (otherwise nothing changes). NOTFOUND when there is no such job. */
+enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
+				unsigned code) XDMS_WUR;
+
+/* -- the worker pool (own transactions; not on the writer thread, no snapshot held) -- */
+
+/*
+ * Claims the oldest job that is queued and due at @now_ms, or running with a
+ * lease that ended before @now_ms: it becomes running until @now_ms +
+ * @lease_ms and its attempts count grows; the job is copied to *out.
+ * NOTFOUND when none is ready; then *next_due_ms (when not NULL) gets the
+ * earliest time one will be (UINT64_MAX for never).
+ */
+enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
+			      uint64_t *next_due_ms) XDMS_WUR;
+/* Claims, retries, ends and releases run in the writer's group commit
+ * (they wait for it like store_write_run; BUSY once the store closes). */
+/* Puts running job @job_id back in the queue until @next_run_ms, keeping
+ * @reason (may be NULL). When @is_attempt is false the claim does not count
+ * as an attempt (the job waited for a free slot). CONFLICT when it is no
+ * longer running. */
+enum xdms_err store_job_retry(struct store *st, uint64_t job_id, uint64_t next_run_ms, bool is_attempt,
+			      const char *reason) XDMS_WUR;
+/* Ends job @job_id (done, failed or cancelled) with @code and @reason when it
+ * is queued or running. CONFLICT when it had ended already. */
+enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_state state, unsigned code,
+			    const char *reason) XDMS_WUR;
+/* A counter that grows whenever a write transaction queued a job (it may
+ * also grow for a write that then rolled back). A commit listener compares
+ * it to know whether workers have something new. Any thread. */
+uint64_t store_job_generation(struct store *st);
+/* Makes every running job claimable now (a restarted server: the workers
+ * that held the leases are gone). Sets *count (may be NULL) to how many. */
+enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
+
+/* -- reading -- */
+
+enum xdms_err store_job_get(struct store_read *rd, uint64_t job_id, struct store_job *out) XDMS_WUR;
+/* The current job id of a request, as store_job_current_txn, in a snapshot. */
+enum xdms_err store_job_current(struct store_read *rd, const char *xui, const char *request_id,
+				uint64_t *job_id) XDMS_WUR;
+typedef int (*store_job_visit_fn)(void *arg, const struct store_job *job);
+/* Visits every job in id order; return non-zero to stop. */
+enum xdms_err store_job_list(struct store_read *rd, store_job_visit_fn visit, void *arg) XDMS_WUR;
+
+/* ---- server-private secrets --------------------------------------------------------
+ *
+ * Opaque values no XCAP request can reach (they are not documents), keyed by
+ * (owner, name): the IWF keeps the credentials it took out of requests here,
+ * sealed with its own key. The store never sees them in clear. A request
+ * dropped by the Feature Handler's commit hook takes the secret
+ * (XUI, "request:" + its id) with it in the same transaction.
+ */
+#define STORE_SECRET_MAX 4096
+
+/* Stores @len bytes under (@owner, @name), replacing any, durably: with
+ * @is_durable in a transaction of its own (any thread or process), else in
+ * the writer's next group commit (many threads share its flush). INVAL for
+ * empty or too long names, TOOBIG over STORE_SECRET_MAX. */
+enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data,
+			       size_t len, bool is_durable) XDMS_WUR;
+/* Copies the secret into @out (@cap bytes). NOTFOUND when absent, TOOBIG when it does not fit. */
+enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const char *name, void *out,
+			       size_t cap, size_t *len) XDMS_WUR;
+/* Removes it. NOTFOUND when absent. */
+enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name) XDMS_WUR;
+
 /* ---- the change feed ------------------------------------------------------ */
 
 /* One change record. Pointers are borrowed like store_doc's. */
@@ -246,12 +395,17 @@ void store_set_feed_floor(struct store *st, uint64_t first_needed_seq);
 enum xdms_err store_changes_first(struct store_read *rd, uint64_t *seq) XDMS_WUR;
 
 /*
- * Registers a function the writer thread calls after every successful commit
- * with the highest sequence it contains (the notifier uses it to wake up).
- * Set once, before the first write. @fn must not block.
+ * Registers a function the writer thread calls after every durable commit
+ * with the highest sequence it contains (the notifier and the IWF use it to
+ * wake up). Up to 4 listeners, called in the order they were added; add them
+ * before the first write. @fn must not block. INVAL for a NULL @fn, FULL
+ * when 4 are registered already.
  */
-void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
-			       void *arg);
+enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq),
+					void *arg) XDMS_WUR;
+/* Removes the listener added with (@fn, @arg); after it returns, the writer
+ * no longer calls it (a call in progress has finished). No-op when absent. */
+void store_remove_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg);
 
 /* ---- users ------------------------------------------------------------------ */
 

@@ -40,6 +40,14 @@
 /* "<prefix>-<8 hex>-<16 hex>" must fit STORE_ETAG_MAX with its NUL. */
 #define STORE_ETAG_PREFIX_MAX (STORE_ETAG_MAX - 1 - (1 + 8 + 1 + 16))
 
+/* Commit listeners (store_add_commit_listener): the notifier, the IWF. */
+#define STORE_LISTENERS_MAX 4
+
+struct store_listener {
+	void (*fn)(void *arg, uint64_t last_seq);
+	void *arg;
+};
+
 /* A thread blocked in store_write_run(); lives on that thread's stack. */
 struct store_waiter {
 	struct store_write *w;
@@ -57,6 +65,8 @@ struct store {
 	MDB_dbi dbi_meta;
 	MDB_dbi dbi_index;   /* store-wide unique indexes (index.c) */
 	MDB_dbi dbi_subs;    /* SIP subscriptions (subs.c) */
+	MDB_dbi dbi_jobs;    /* IWF jobs (jobs.c) */
+	MDB_dbi dbi_secrets; /* server-private values (jobs.c) */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;
@@ -76,8 +86,9 @@ struct store {
 	bool is_closing;
 	bool has_writer;
 	pthread_t writer;
-	void (*listener)(void *arg, uint64_t last_seq);
-	void *listener_arg;
+	struct store_listener listeners[STORE_LISTENERS_MAX]; /* under q_lock */
+	pthread_mutex_t ack_lock; /* held while listeners run (store_remove_commit_listener) */
+	unsigned listener_count;
 	uint64_t feed_retention_ms;
 	atomic_uint_fast64_t feed_floor; /* first change sequence still needed */
 
@@ -89,6 +100,7 @@ struct store {
 	atomic_uint_fast64_t n_batched_writes;
 	atomic_uint_fast64_t n_buckets[STORE_BATCH_BUCKETS];
 	atomic_uint_fast64_t n_map_grows;
+	atomic_uint_fast64_t job_generation; /* store_job_generation() */
 };
 
 /*
@@ -139,6 +151,26 @@ enum xdms_err store_map_adopt(struct store *st);
 /* Reads a big-endian integer of @len (4 or 8) bytes from meta. MDB_NOTFOUND if absent. */
 int store_meta_get(struct store *st, MDB_txn *txn, const char *key, size_t len, uint64_t *out);
 int store_meta_put(struct store *st, MDB_txn *txn, const char *key, size_t len, uint64_t value);
+
+/*
+ * Runs @fn in a durable top-level write transaction of its own on the calling
+ * thread (users, provisioned secrets), growing the map as needed; LMDB
+ * serializes it with the writer thread and other processes. @fn may run more
+ * than once. BUSY when the calling thread holds a snapshot or is the writer.
+ */
+enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			    void *arg);
+
+/*
+ * Runs @fn inside the writer thread's next group commit, in a nested
+ * transaction of its own, and waits for the outcome: bookkeeping that many
+ * threads do at once (IWF job claims) shares the group's one flush instead
+ * of each taking LMDB's write lock for a flush of its own. A failing @fn
+ * rolls back alone. @fn must not block; it may run more than once. BUSY on
+ * the writer thread, with a snapshot held, or while the store closes.
+ */
+enum xdms_err store_txn_group(struct store *st, enum xdms_err (*fn)(struct store *st, MDB_txn *txn, void *arg),
+			      void *arg);
 
 /* Starts the writer thread (writer.c); called once by store_open(). */
 enum xdms_err store_writer_start(struct store *st);

@@ -32,8 +32,6 @@
 #define USER_FORMAT 1u
 #define USER_VALUE_LEN (1 + sizeof(struct store_user))
 #define NAME_KEY_MAX (STORE_REALM_MAX + STORE_XUI_MAX)
-#define USER_TRIES 64 /* bounds growth and adopt retries; the map doubles each time */
-
 static bool str_fits(const char *s, size_t size)
 {
 	return memchr(s, '\0', size) != NULL;
@@ -179,8 +177,9 @@ struct user_op {
 	const char *xui; /* del */
 };
 
-static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, const struct user_op *op)
+static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+	const struct user_op *op = arg;
 	const struct store_user *u = op->u;
 	unsigned char val[USER_VALUE_LEN];
 	struct store_user old;
@@ -211,8 +210,9 @@ static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, const struct u
 	return store_err_from_mdb(rc);
 }
 
-static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, const struct user_op *op)
+static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 {
+	const struct user_op *op = arg;
 	struct store_user old;
 	enum xdms_err err;
 	MDB_val k = { strlen(op->xui), (void *)op->xui };
@@ -228,50 +228,6 @@ static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, const struct u
 	return store_err_from_mdb(rc);
 }
 
-/* Runs @fn in a durable top-level write transaction, growing the map as needed. */
-static enum xdms_err user_txn_run(struct store *st,
-				  enum xdms_err (*fn)(struct store *, MDB_txn *, const struct user_op *),
-				  const struct user_op *op)
-{
-	enum xdms_err err = XDMS_ERR_STORE;
-	MDB_txn *txn;
-	size_t seen;
-	int rc;
-
-	/*
-	 * Growing the map needs every snapshot closed, this thread's too, and a
-	 * write callback on the writer thread already runs inside a transaction.
-	 */
-	if (store_thread_holds_map(st))
-		return XDMS_ERR_BUSY;
-	for (unsigned tries = 0; tries < USER_TRIES; tries++) {
-		store_map_enter(st);
-		seen = st->map_size;
-		rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-		if (rc) {
-			store_map_leave(st);
-			if (rc == MDB_MAP_RESIZED && !store_map_adopt(st))
-				continue;
-			return store_err_from_mdb(rc);
-		}
-		err = fn(st, txn, op);
-		if (err) {
-			mdb_txn_abort(txn);
-		} else {
-			rc = mdb_txn_commit(txn);
-			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
-			 * told OK only once the user is durable. */
-			if (!rc && st->is_sync)
-				rc = mdb_env_sync(st->env, 1);
-			err = store_err_from_mdb(rc);
-		}
-		store_map_leave(st);
-		if (err != XDMS_ERR_FULL || store_map_grow(st, seen))
-			return err;
-	}
-	return err;
-}
-
 enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create)
 {
 	struct store_user n;
@@ -280,7 +236,7 @@ enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool 
 	if (!st || !u || !user_valid(u))
 		return XDMS_ERR_INVAL;
 	user_normalize(u, &n);
-	return user_txn_run(st, user_put_txn, &op);
+	return store_txn_run(st, user_put_txn, &op);
 }
 
 enum xdms_err store_user_del(struct store *st, const char *xui)
@@ -289,7 +245,7 @@ enum xdms_err store_user_del(struct store *st, const char *xui)
 
 	if (!st || !xui)
 		return XDMS_ERR_INVAL;
-	return user_txn_run(st, user_del_txn, &op);
+	return store_txn_run(st, user_del_txn, &op);
 }
 
 enum xdms_err store_user_get(struct store_read *rd, const char *xui, struct store_user *out)

@@ -29,7 +29,7 @@
  * therefore acknowledged one commit later (the next batch's data sync made
  * it durable) or, when nothing else is queued, after an explicit
  * mdb_env_sync(). Acknowledging means, on the writer thread: every w->done,
- * then the commit listener with the highest sequence committed, then the
+ * then every commit listener with the highest sequence committed, then the
  * threads waiting in store_write_run() are woken. A busy writer pays one
  * flush per group commit instead of LMDB's usual two; nothing here blocks
  * except those flushes.
@@ -415,26 +415,28 @@ struct batch {
 };
 
 /*
- * Tells the writers of @b their outcome: done callbacks, the commit listener,
+ * Tells the writers of @b their outcome: done callbacks, the commit listeners,
  * then the threads waiting in store_write_run(). Only called once the batch
  * is durable.
  */
 static void batch_ack(struct store *st, struct batch *b)
 {
-	void (*listener)(void *arg, uint64_t last_seq);
-	void *listener_arg;
+	struct store_listener listeners[STORE_LISTENERS_MAX];
+	unsigned listener_count;
 
 	if (!b->n)
 		return;
-	pthread_mutex_lock(&st->q_lock);
-	listener = st->listener;
-	listener_arg = st->listener_arg;
-	pthread_mutex_unlock(&st->q_lock);
 	for (unsigned i = 0; i < b->n; i++)
 		if (b->ws[i]->done)
 			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
-	if (b->last_seq && listener)
-		listener(listener_arg, b->last_seq);
+	pthread_mutex_lock(&st->ack_lock);
+	pthread_mutex_lock(&st->q_lock);
+	listener_count = st->listener_count;
+	memcpy(listeners, st->listeners, sizeof(listeners));
+	pthread_mutex_unlock(&st->q_lock);
+	for (unsigned i = 0; b->last_seq && i < listener_count; i++)
+		listeners[i].fn(listeners[i].arg, b->last_seq);
+	pthread_mutex_unlock(&st->ack_lock);
 	if (b->has_waiters) {
 		pthread_mutex_lock(&st->q_lock);
 		for (unsigned i = 0; i < b->n; i++) {
@@ -668,13 +670,44 @@ void store_set_feed_floor(struct store *st, uint64_t first_needed_seq)
 		atomic_store(&st->feed_floor, first_needed_seq);
 }
 
-void store_set_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+enum xdms_err store_add_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
+{
+	enum xdms_err err = XDMS_ERR_FULL;
+
+	if (!st || !fn)
+		return XDMS_ERR_INVAL;
+	/* Under q_lock so the writer sees it with its next batch. */
+	pthread_mutex_lock(&st->q_lock);
+	if (st->listener_count < STORE_LISTENERS_MAX) {
+		st->listeners[st->listener_count].fn = fn;
+		st->listeners[st->listener_count].arg = arg;
+		st->listener_count++;
+		err = XDMS_ERR_OK;
+	}
+	pthread_mutex_unlock(&st->q_lock);
+	return err;
+}
+
+void store_remove_commit_listener(struct store *st, void (*fn)(void *arg, uint64_t last_seq), void *arg)
 {
 	if (!st)
 		return;
-	/* Under q_lock so the writer sees it with its next batch. */
+	/*
+	 * batch_ack copies the table under q_lock and calls outside it; holding
+	 * ack_lock across those calls is what lets removal wait for a call in
+	 * progress.
+	 */
+	pthread_mutex_lock(&st->ack_lock);
 	pthread_mutex_lock(&st->q_lock);
-	st->listener = fn;
-	st->listener_arg = arg;
+	for (unsigned i = 0; i < st->listener_count; i++) {
+		if (st->listeners[i].fn == fn && st->listeners[i].arg == arg) {
+			memmove(&st->listeners[i], &st->listeners[i + 1],
+				(st->listener_count - i - 1) * sizeof(st->listeners[0]));
+			st->listener_count--;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&st->q_lock);
+	pthread_mutex_unlock(&st->ack_lock);
 }
+

@@ -17,7 +17,7 @@
 static const struct xcap_hook hooks[] = {
 	{ "resource_lists", xcap_check_resource_lists, NULL, false },
 	{ "rls_services", xcap_check_rls_services, xcap_commit_rls_services, false },
-	{ "cab_feature_handler", xcap_check_feature_handler, NULL, true },
+	{ "cab_feature_handler", xcap_check_feature_handler, xcap_commit_feature_handler, true },
 	{ "cab_pcc", xcap_check_pcc, NULL, false },
 	{ "oma_pres_content", xcap_check_pres_content, NULL, false },
 	/* Generated documents need no check; the name marks the usage for ops.c. */

@@ -17,13 +17,27 @@
  *    every <response> and <credentials> cut out must be the same before and
  *    after, and no request may gain or change credentials;
  *  - an administrator is not restricted.
+ *
+ * Jobs (SPEC §4.3 rule 5, §5.3 step 1), in the commit hook, inside the
+ * transaction of the write: a principal's or administrator's write queues a
+ * job for every <import-profile> and <export-profile> that is new or whose
+ * bytes other than its <response> hash differently from the request's current
+ * job, and drops (cancelling its job) every request that disappeared. A
+ * trusted server's write queues nothing: it ends a request's job when it
+ * stores a final <response> (so a response and its job's end commit
+ * together), and after it consumed <credentials> it records the request's new
+ * hash, so that the client writing the document back unchanged queues nothing.
+ * Only the default document ("index") carries requests the IWF carries out.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include <nettle/sha2.h>
+
 #include "base/mem.h"
+#include "store/store.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 
@@ -232,4 +246,185 @@ enum xdms_err xcap_check_feature_handler(const struct xcap_check *c, struct xcap
 			return XDMS_ERR_OK; /* the principal may delete the whole document */
 		return check_principal(c->old_scan, c->new_scan, e);
 	}
+}
+
+/* ---- jobs (commit hook) ------------------------------------------------------- */
+
+/* The XUI of a users-tree "index" document selector, or NULL (heap). */
+static char *selector_xui(const char *selector)
+{
+	const char *u = strstr(selector, "/users/"), *end;
+	size_t len = strlen(selector);
+
+	if (!u || len < 6 || strcmp(selector + len - 6, "/index") != 0)
+		return NULL;
+	u += 7;
+	end = selector + len - 6;
+	return end > u ? xstrndup(u, (size_t)(end - u)) : NULL;
+}
+
+/* SHA-256 of request @r's bytes without its <response>, as 32 hex digits. */
+static void request_hash(const struct xml_scan *scan, uint32_t r, char out[STORE_JOB_HASH_MAX])
+{
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	size_t at = scan->elems[r].start;
+	uint32_t resp = xcap_scan_next(scan, scan->elems[r].first_child, FH_NS, "response");
+
+	sha256_init(&ctx);
+	if (resp != XML_SCAN_NONE) {
+		sha256_update(&ctx, scan->elems[resp].start - at, (const uint8_t *)scan->data + at);
+		at = scan->elems[resp].end;
+	}
+	sha256_update(&ctx, scan->elems[r].end - at, (const uint8_t *)scan->data + at);
+	sha256_digest(&ctx, sizeof(digest), digest);
+	for (size_t i = 0; i < (STORE_JOB_HASH_MAX - 1) / 2; i++) {
+		static const char hex[] = "0123456789abcdef";
+
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[STORE_JOB_HASH_MAX - 1] = '\0';
+}
+
+static bool is_job_request(const struct xml_scan *scan, uint32_t r, enum store_job_kind *kind)
+{
+	if (xcap_scan_is(scan, r, FH_NS, "import-profile"))
+		*kind = STORE_JOB_IMPORT;
+	else if (xcap_scan_is(scan, r, FH_NS, "export-profile"))
+		*kind = STORE_JOB_EXPORT;
+	else
+		return false;
+	return true;
+}
+
+/* A principal's (or administrator's) write: queue, supersede and drop jobs. */
+static enum xdms_err jobs_for_client(const struct xml_scan *old, const struct xml_scan *new_scan,
+				     struct store_txn *txn, const char *xui)
+{
+	enum xdms_err err = XDMS_ERR_OK;
+
+	if (old && old->elem_count) {
+		for (uint32_t r = old->elems[0].first_child; r != XML_SCAN_NONE && !err; r = old->elems[r].next_sibling) {
+			char *id;
+
+			if (!is_request(old, r) || !(id = xcap_scan_attr(old, r, "id")))
+				continue;
+			if (request_by_id(new_scan, id) == XML_SCAN_NONE) {
+				err = store_job_drop_txn(txn, xui, id);
+				if (err == XDMS_ERR_NOTFOUND)
+					err = XDMS_ERR_OK;
+			}
+			free(id);
+		}
+	}
+	if (!new_scan || !new_scan->elem_count)
+		return err;
+	for (uint32_t r = new_scan->elems[0].first_child; r != XML_SCAN_NONE && !err;
+	     r = new_scan->elems[r].next_sibling) {
+		char hash[STORE_JOB_HASH_MAX], cur_hash[STORE_JOB_HASH_MAX];
+		enum store_job_kind kind;
+		uint64_t job_id;
+		char *id;
+
+		if (!is_job_request(new_scan, r, &kind) || !(id = xcap_scan_attr(new_scan, r, "id")))
+			continue;
+		request_hash(new_scan, r, hash);
+		err = store_job_current_txn(txn, xui, id, &job_id, cur_hash);
+		if (err == XDMS_ERR_NOTFOUND) {
+			/* A request that already has an answer (written before jobs
+			 * were kept) is not carried out again. */
+			err = xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS, "response") ==
+					      XML_SCAN_NONE ?
+				      store_job_add_txn(txn, xui, id, hash, kind, NULL) :
+				      XDMS_ERR_OK;
+		} else if (!err && strcmp(hash, cur_hash) != 0) {
+			err = store_job_add_txn(txn, xui, id, hash, kind, NULL);
+		}
+		/* An id too long to be a job key cannot be carried out; the IWF
+		 * never sees it rather than the client's write failing. */
+		if (err == XDMS_ERR_INVAL)
+			err = XDMS_ERR_OK;
+		free(id);
+	}
+	return err;
+}
+
+/* The final state a <response> status means, or false for an interim one. */
+static bool response_final(const struct xml_scan *scan, uint32_t resp, enum store_job_state *state,
+			   unsigned *code)
+{
+	char *status = xcap_scan_attr(scan, resp, "status"), *c = xcap_scan_attr(scan, resp, "code");
+	bool is_final = status && strcmp(status, "pending") != 0 && strcmp(status, "in-progress") != 0;
+
+	*code = c ? (unsigned)strtoul(c, NULL, 10) : 0;
+	*state = *code >= 200 && *code < 300 ? STORE_JOB_DONE : STORE_JOB_FAILED;
+	free(status);
+	free(c);
+	return is_final;
+}
+
+/* A trusted server's write: end jobs whose final <response> it stored, and
+ * follow the hash of requests whose <credentials> it consumed. */
+static enum xdms_err jobs_for_server(const struct xml_scan *old, const struct xml_scan *new_scan,
+				     struct store_txn *txn, const char *xui)
+{
+	enum xdms_err err = XDMS_ERR_OK;
+
+	for (uint32_t r = new_scan->elems[0].first_child; r != XML_SCAN_NONE && !err;
+	     r = new_scan->elems[r].next_sibling) {
+		char hash[STORE_JOB_HASH_MAX], cur_hash[STORE_JOB_HASH_MAX];
+		enum store_job_kind kind;
+		enum store_job_state state;
+		uint32_t before, resp;
+		uint64_t job_id;
+		unsigned code;
+		char *id;
+
+		if (!is_job_request(new_scan, r, &kind) || !(id = xcap_scan_attr(new_scan, r, "id")))
+			continue;
+		err = store_job_current_txn(txn, xui, id, &job_id, cur_hash);
+		before = request_by_id(old, id);
+		if (err == XDMS_ERR_NOTFOUND || err == XDMS_ERR_INVAL) {
+			err = XDMS_ERR_OK;
+			free(id);
+			continue;
+		}
+		request_hash(new_scan, r, hash);
+		if (!err && strcmp(hash, cur_hash) != 0)
+			err = store_job_rehash_txn(txn, xui, id, hash);
+		free(id);
+		resp = xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS, "response");
+		if (!err && resp != XML_SCAN_NONE && !same_child(old, before, new_scan, r, "response") &&
+		    response_final(new_scan, resp, &state, &code)) {
+			err = store_job_end_txn(txn, job_id, state, code);
+			if (err == XDMS_ERR_NOTFOUND)
+				err = XDMS_ERR_OK;
+		}
+	}
+	return err;
+}
+
+enum xdms_err xcap_commit_feature_handler(const struct xcap_check *c, struct store_txn *txn,
+					  struct xcap_error *e)
+{
+	char *xui = selector_xui(c->selector);
+	enum xdms_err err = XDMS_ERR_OK;
+
+	if (!xui)
+		return XDMS_ERR_OK;
+	if (c->who->role == XCAP_ROLE_SERVER) {
+		if (c->old_scan && c->new_scan && c->new_scan->elem_count)
+			err = jobs_for_server(c->old_scan, c->new_scan, txn, xui);
+	} else {
+		err = jobs_for_client(c->old_scan, c->new_scan, txn, xui);
+	}
+	free(xui);
+	if (err) {
+		xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE, "the requests could not be queued: %s",
+			       xdms_err_str(err));
+		/* A storage failure is not the client's conflict. */
+		return err == XDMS_ERR_FULL ? err : XDMS_ERR_STORE;
+	}
+	return XDMS_ERR_OK;
 }

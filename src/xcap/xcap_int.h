@@ -57,6 +57,8 @@ const struct xcap_hook *xcap_hook_find(const char *name);
 
 enum xdms_err xcap_check_resource_lists(const struct xcap_check *c, struct xcap_error *e);
 enum xdms_err xcap_check_feature_handler(const struct xcap_check *c, struct xcap_error *e);
+enum xdms_err xcap_commit_feature_handler(const struct xcap_check *c, struct store_txn *txn,
+					  struct xcap_error *e);
 enum xdms_err xcap_check_pcc(const struct xcap_check *c, struct xcap_error *e);
 enum xdms_err xcap_check_pres_content(const struct xcap_check *c, struct xcap_error *e);
 enum xdms_err xcap_check_rls_services(const struct xcap_check *c, struct xcap_error *e);

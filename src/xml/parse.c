@@ -351,3 +351,8 @@ void xml_doc_root(const struct xml_doc *doc, const char **ns, const char **name)
 	*ns = root && root->ns && root->ns->href ? (const char *)root->ns->href : "";
 	*name = root ? (const char *)root->name : "";
 }
+
+struct _xmlDoc *xml_doc_tree(struct xml_doc *doc)
+{
+	return (xmlDocPtr)doc;
+}

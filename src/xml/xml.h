@@ -94,6 +94,41 @@ void xml_doc_free(struct xml_doc *doc);
 /* The root element's namespace URI ("" for none) and local name. Borrowed from @doc. */
 void xml_doc_root(const struct xml_doc *doc, const char **ns, const char **name);
 
+/* The libxml2 tree of @doc (an xmlDoc), for the code that edits a parsed
+ * document (the IWF's PCC merge). Borrowed: @doc keeps owning it. */
+struct _xmlDoc *xml_doc_tree(struct xml_doc *doc);
+
+/* ---- XSLT (src/xml/xslt.c) ------------------------------------------------------
+ *
+ * Stylesheets come from administrators (the IWF's adapters). They are
+ * compiled with the restricted entity loader (no xsl:import or xsl:include
+ * reaches a file or the network) and run with libxslt security preferences
+ * that forbid reading and writing files, creating directories and any
+ * network access (document(), xsl:document, extensions). A compiled
+ * stylesheet is immutable: any thread may apply it, several at once.
+ */
+struct xml_xslt;
+
+/*
+ * Compiles the stylesheet in @data. One thread at a time (libxslt reports
+ * compile errors through a process-wide function). PARSE with a sentence in *why (heap;
+ * caller frees) when it is not well-formed XML or not a valid XSLT 1.0
+ * stylesheet.
+ */
+enum xdms_err xml_xslt_compile(const char *data, size_t len, struct xml_xslt **out, char **why) XDMS_WUR;
+void xml_xslt_free(struct xml_xslt *x);
+
+/*
+ * Applies @x to the document in @data (parsed safely, as xml_parse) with the
+ * string parameters @params (name, value pairs, @param_count pairs; values
+ * are passed as literal strings, never evaluated as XPath). The serialized
+ * result goes to *out (heap; caller frees) and *out_len. PARSE with *why
+ * when the input is not well-formed or the transform fails (xsl:message
+ * terminate, a forbidden access); TOOBIG when the result exceeds @max_out.
+ */
+enum xdms_err xml_xslt_apply(const struct xml_xslt *x, const char *data, size_t len, const char *const *params,
+			     size_t param_count, size_t max_out, char **out, size_t *out_len, char **why) XDMS_WUR;
+
 /*
  * Compiles the schema registered under @name. On failure returns PARSE (or
  * NOTFOUND) and puts a sentence in *why (heap, caller frees).

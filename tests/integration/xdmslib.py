@@ -66,6 +66,9 @@ DEFAULT_SETTINGS = {
     "auth.trusted_peers": TRUSTED_PEER,
     "auth.server_identities": IWF,
     "auth.admin_identities": ADMIN,
+    # Tests of the Feature Handler document play the IWF themselves (as the
+    # trusted peer); the IWF's own tests turn it on (test_iwf_*.py).
+    "iwf.enabled": "false",
 }
 
 START_TIMEOUT = 10.0

@@ -745,7 +745,7 @@ START_TEST(test_group_commit_concurrency)
 	struct store_stats s;
 
 	atomic_store(&listener_last, 0);
-	store_set_commit_listener(st, test_listener, NULL);
+	ck_assert_err(store_add_commit_listener(st, test_listener, NULL), XDMS_ERR_OK);
 	for (int i = 0; i < GC_THREADS; i++) {
 		args[i].st = st;
 		args[i].id = i;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xcap/xcap.h"
@@ -304,6 +305,132 @@ START_TEST(xcap_caps)
 }
 END_TEST
 
+#define FH_TYPE "application/vnd.oma.cab-feature-handler+xml"
+#define FH_DOC "/xcap-root/org.openmobilealliance.cab-feature-handler/users/sip:alice@example.com/index"
+#define FH_HEAD "<cab-feature-handler xmlns=\"urn:oma:xml:cab:feature-handler\">"
+#define FH_IMPORT(user)                                                                              \
+	"<import-profile id=\"imp-1\"><third-party id=\"remote\"/><remote-user>" user "</remote-user>" \
+	"</import-profile>"
+#define FH_EXPORT "<export-profile id=\"exp-1\"><third-party id=\"remote\"/></export-profile>"
+
+struct job_tally {
+	unsigned count[STORE_JOB__STATES];
+	struct store_job last;
+};
+
+static int tally_visit(void *arg, const struct store_job *j)
+{
+	struct job_tally *t = arg;
+
+	t->count[j->state]++;
+	t->last = *j;
+	return 0;
+}
+
+static struct job_tally tally(void)
+{
+	struct job_tally t = { 0 };
+	struct store_read *rd;
+
+	ck_assert_int_eq(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_int_eq(store_job_list(rd, tally_visit, &t), XDMS_ERR_OK);
+	store_read_end(rd);
+	return t;
+}
+
+static unsigned fh_put(const struct xcap_identity *who, const char *body)
+{
+	struct xcap_response r;
+	unsigned s = run(XCAP_METHOD_PUT, FH_DOC, who, FH_TYPE, body, NULL, NULL, &r);
+
+	xcap_response_cleanup(&r);
+	return s;
+}
+
+START_TEST(fh_requests_become_jobs)
+{
+	struct job_tally t;
+
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD FH_IMPORT("a") FH_EXPORT "</cab-feature-handler>"), 201);
+	t = tally();
+	ck_assert_uint_eq(t.count[STORE_JOB_QUEUED], 2);
+	/* The same requests again, even with other whitespace around them: nothing new. */
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD "\n" FH_IMPORT("a") "\n" FH_EXPORT "</cab-feature-handler>"), 200);
+	t = tally();
+	ck_assert_uint_eq(t.count[STORE_JOB_QUEUED], 2);
+	ck_assert_uint_eq(t.count[STORE_JOB_CANCELLED], 0);
+	/* A changed import supersedes its job; a deleted export cancels its job. */
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD FH_IMPORT("b") "</cab-feature-handler>"), 200);
+	t = tally();
+	ck_assert_uint_eq(t.count[STORE_JOB_QUEUED], 1);
+	ck_assert_uint_eq(t.count[STORE_JOB_CANCELLED], 2);
+	ck_assert_str_eq(t.last.request_id, "imp-1");
+	ck_assert_str_eq(t.last.xui, "sip:alice@example.com");
+	ck_assert_int_eq(t.last.kind, STORE_JOB_IMPORT);
+	/* A refused write (duplicate id) queues nothing. */
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD FH_IMPORT("c") FH_IMPORT("d") "</cab-feature-handler>"), 409);
+	t = tally();
+	ck_assert_uint_eq(t.count[STORE_JOB_QUEUED], 1);
+	ck_assert_uint_eq(t.count[STORE_JOB_QUEUED] + t.count[STORE_JOB_CANCELLED], 3);
+}
+END_TEST
+
+START_TEST(fh_response_ends_job)
+{
+	struct xcap_response r;
+	struct store_job j, again;
+	uint64_t next_due;
+	const char *resp = "<response xmlns=\"urn:oma:xml:cab:feature-handler\" status=\"success\" code=\"200\" "
+			   "updated=\"2024-05-01T10:00:07Z\"><imported-count>1</imported-count></response>";
+	uint64_t now = (uint64_t)time(NULL) * 1000;
+
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD FH_IMPORT("a") "</cab-feature-handler>"), 201);
+	ck_assert_int_eq(store_job_claim(st, now + 1000, 5000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_int_eq(j.state, STORE_JOB_RUNNING);
+	ck_assert_uint_eq(j.attempts, 1);
+	/* Leased: nothing to claim until the lease ends, then the same job again. */
+	ck_assert_int_eq(store_job_claim(st, now + 2000, 5000, &again, &next_due), XDMS_ERR_NOTFOUND);
+	ck_assert_uint_eq(next_due, now + 6000);
+	ck_assert_int_eq(store_job_claim(st, now + 6001, 5000, &again, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(again.id, j.id);
+	ck_assert_uint_eq(again.attempts, 2);
+	/* A retry puts it back for later. */
+	ck_assert_int_eq(store_job_retry(st, j.id, now + 20000, true, "busy"), XDMS_ERR_OK);
+	ck_assert_int_eq(store_job_claim(st, now + 7000, 5000, &again, &next_due), XDMS_ERR_NOTFOUND);
+	ck_assert_uint_eq(next_due, now + 20000);
+	ck_assert_int_eq(store_job_claim(st, now + 20000, 5000, &again, NULL), XDMS_ERR_OK);
+	/* The trusted server's final <response> ends the job in the same write. */
+	ck_assert_uint_eq(run(XCAP_METHOD_PUT, FH_DOC "/~~/cab-feature-handler/import-profile%5b@id=%22imp-1%22%5d/response",
+			      &iwf, "application/xcap-el+xml", resp, NULL, NULL, &r), 201);
+	xcap_response_cleanup(&r);
+	ck_assert_uint_eq(tally().count[STORE_JOB_DONE], 1);
+	ck_assert_uint_eq(tally().last.code, 200);
+	ck_assert_int_eq(store_job_claim(st, now + 90000, 5000, &again, NULL), XDMS_ERR_NOTFOUND);
+	ck_assert_int_eq(store_job_end(st, j.id, STORE_JOB_FAILED, 500, "late"), XDMS_ERR_CONFLICT);
+	/* The client writing the answered request back queues nothing. */
+	ck_assert_uint_eq(run(XCAP_METHOD_GET, FH_DOC, &alice, NULL, NULL, NULL, NULL, &r), 200);
+	ck_assert_uint_eq(fh_put(&alice, r.body.data), 200);
+	xcap_response_cleanup(&r);
+	ck_assert_uint_eq(tally().count[STORE_JOB_QUEUED], 0);
+}
+END_TEST
+
+START_TEST(fh_release_after_restart)
+{
+	struct store_job j;
+	unsigned n = 0;
+	uint64_t now = (uint64_t)time(NULL) * 1000;
+
+	ck_assert_uint_eq(fh_put(&alice, FH_HEAD FH_IMPORT("a") "</cab-feature-handler>"), 201);
+	ck_assert_int_eq(store_job_claim(st, now + 1000, 3600000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_int_eq(store_job_release_all(st, &n), XDMS_ERR_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(store_job_claim(st, now + 1000, 3600000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(j.attempts, 2);
+	ck_assert_str_eq(store_job_state_name(STORE_JOB_CANCELLED), "cancelled");
+}
+END_TEST
+
 START_TEST(error_render_escapes)
 {
 	struct xcap_error e = { 0 };
@@ -337,6 +464,9 @@ int main(void)
 	tcase_add_test(tc, methods_types_and_access);
 	tcase_add_test(tc, xcap_caps);
 	tcase_add_test(tc, error_render_escapes);
+	tcase_add_test(tc, fh_requests_become_jobs);
+	tcase_add_test(tc, fh_response_ends_job);
+	tcase_add_test(tc, fh_release_after_restart);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Adapters and their transforms, read from the store.
+ *
+ * An adapter is a global document of org.xdmsd.iwf-adapter named by its id
+ * (schemas/iwf-adapter.xsd), so administrators manage adapters over XCAP or
+ * with xdmsctl and every change has an ETag. It was validated when it was
+ * stored; it is read again before every job, so a change applies to the next
+ * job without a restart. The kind table gives each kind its defaults: the
+ * `xcap` kind talks to another XDMS (XDM-3i) and needs no transform of its
+ * own (the identity-like xslt/pcc-identity.xsl keeps the PCC elements), the
+ * `http` kind talks to a proprietary XML API and must name its transforms.
+ *
+ * Stylesheets are global documents of org.xdmsd.iwf-xslt, or the files under
+ * xslt/ compiled into the binary. The cache compiles each (name, ETag) once
+ * and keeps it until the IWF stops, so a worker may use a stylesheet without
+ * holding any lock; an administrator's edit adds one entry.
+ *
+ * Threads: the loaders run on any worker; the cache is under its mutex.
+ */
+#include "config.h"
+
+#include <libxml/tree.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "iwf/iwf_int.h"
+#include "xml/xml.h"
+
+#define ADAPTER_ID_MAX 128
+
+static const struct iwf_kind kinds[] = {
+	{ "xcap", "application/vnd.oma.cab-pcc+xml", "GET", "PUT", "pcc-identity.xsl", "pcc-identity.xsl",
+	  IWF_AUTH_DIGEST },
+	{ "http", "application/xml", "GET", "PUT", NULL, NULL, IWF_AUTH_NONE },
+};
+
+void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->code = code;
+	r->is_transient = is_transient;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+const struct iwf_kind *iwf_kind_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(kinds[i].name, name))
+			return &kinds[i];
+	return NULL;
+}
+
+void iwf_adapter_cleanup(struct iwf_adapter *a)
+{
+	if (!a)
+		return;
+	free(a->id);
+	free(a->url);
+	free(a->import_method);
+	free(a->export_method);
+	free(a->content_type);
+	free(a->import_xslt);
+	free(a->export_xslt);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The text of @node's child @name in the adapter namespace, or NULL (heap). */
+static char *child_text(xmlNodePtr node, const char *name)
+{
+	for (xmlNodePtr c = node->children; c; c = c->next) {
+		if (c->type == XML_ELEMENT_NODE && c->ns && !strcmp((const char *)c->ns->href, IWF_ADAPTER_NS) &&
+		    !strcmp((const char *)c->name, name)) {
+			xmlChar *t = xmlNodeGetContent(c);
+			char *s = xstrdup(t ? (const char *)t : "");
+
+			xmlFree(t);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static unsigned child_uint(xmlNodePtr node, const char *name, unsigned def)
+{
+	char *t = child_text(node, name);
+	unsigned v = t ? (unsigned)strtoul(t, NULL, 10) : def;
+
+	free(t);
+	return v;
+}
+
+static char *or_default(char *v, const char *def)
+{
+	return v ? v : def ? xstrdup(def) : NULL;
+}
+
+/* An adapter id is a document name: plain characters only. */
+static bool id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n > 0 && n < ADAPTER_ID_MAX && strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+						    "0123456789._-") == n;
+}
+
+enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
+			       struct iwf_adapter *out, char **why)
+{
+	char selector[STORE_SELECTOR_MAX + 1];
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	struct xml_doc *doc = NULL;
+	struct xml_issue issue;
+	xmlNodePtr root;
+	char *kind = NULL, *auth = NULL;
+	enum xdms_err err;
+
+	memset(out, 0, sizeof(*out));
+	*why = NULL;
+	if (!id_valid(id))
+		return XDMS_ERR_NOTFOUND;
+	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_ADAPTER_AUID, id);
+	err = store_read_begin(st, &rd);
+	if (err)
+		return err;
+	err = store_doc_get(rd, selector, &d);
+	if (!err && xml_parse(d.data, d.data_len, IWF_MAX_DEPTH, &doc, &issue)) {
+		*why = xasprintf("adapter %s is not usable XML: %s", id, issue.phrase);
+		err = XDMS_ERR_PARSE;
+	}
+	store_read_end(rd);
+	if (err)
+		return err;
+	root = xmlDocGetRootElement(xml_doc_tree(doc));
+	kind = (char *)xmlGetProp(root, (const xmlChar *)"kind");
+	out->kind = kind ? iwf_kind_find(kind) : NULL;
+	xmlFree(kind);
+	if (!out->kind) {
+		*why = xasprintf("adapter %s has no known kind", id);
+		err = XDMS_ERR_PARSE;
+		goto out;
+	}
+	out->id = xstrdup(id);
+	out->url = child_text(root, "url");
+	out->import_method = or_default(child_text(root, "import-method"), out->kind->import_method);
+	out->export_method = or_default(child_text(root, "export-method"), out->kind->export_method);
+	out->content_type = or_default(child_text(root, "content-type"), out->kind->content_type);
+	out->import_xslt = or_default(child_text(root, "import-xslt"), out->kind->import_xslt);
+	out->export_xslt = or_default(child_text(root, "export-xslt"), out->kind->export_xslt);
+	out->timeout_s = child_uint(root, "timeout", opt->timeout_s);
+	out->connect_timeout_s = child_uint(root, "connect-timeout", out->timeout_s);
+	out->max_attempts = child_uint(root, "max-attempts", opt->max_attempts);
+	out->max_response = child_uint(root, "max-response", (unsigned)opt->max_response);
+	out->concurrency = child_uint(root, "concurrency", opt->concurrency);
+	out->auth = out->kind->auth;
+	auth = child_text(root, "auth");
+	if (auth) {
+		static const char *const names[] = { "none", "basic", "bearer", "digest" };
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (!strcmp(auth, names[i]))
+				out->auth = (enum iwf_auth)i;
+	}
+	if (!out->url) {
+		*why = xasprintf("adapter %s has no url", id);
+		err = XDMS_ERR_PARSE;
+	}
+out:
+	free(auth);
+	xml_doc_free(doc);
+	if (err)
+		iwf_adapter_cleanup(out);
+	return err;
+}
+
+static bool is_unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+	       c == '.' || c == '_' || c == '~';
+}
+
+static enum xdms_err append_encoded(struct buf *b, const char *v)
+{
+	enum xdms_err err = XDMS_ERR_OK;
+
+	for (const unsigned char *p = (const unsigned char *)v; *p && !err; p++)
+		err = is_unreserved(*p) ? buf_append(b, p, 1) : buf_printf(b, "%%%02X", *p);
+	return err;
+}
+
+enum xdms_err iwf_url_expand(const char *tmpl, const char *remote_user, const char *xui, char **out, char **why)
+{
+	struct buf b;
+	const char *p = tmpl;
+	enum xdms_err err = XDMS_ERR_OK;
+
+	*out = NULL;
+	*why = NULL;
+	if (strncmp(tmpl, "http://", 7) != 0 && strncmp(tmpl, "https://", 8) != 0) {
+		*why = xstrdup("the adapter's url is not an http:// or https:// URL");
+		return XDMS_ERR_INVAL;
+	}
+	buf_init(&b, 8192);
+	while (*p && !err) {
+		const char *open = strchr(p, '{'), *close;
+
+		if (!open) {
+			err = buf_append_str(&b, p);
+			break;
+		}
+		err = buf_append(&b, p, (size_t)(open - p));
+		close = strchr(open, '}');
+		if (err)
+			break;
+		if (close && (size_t)(close - open) == 12 && !strncmp(open, "{remote-user}", 13)) {
+			if (!remote_user || !remote_user[0]) {
+				*why = xstrdup("the adapter's url needs {remote-user} but the request has no <remote-user>");
+				err = XDMS_ERR_INVAL;
+				break;
+			}
+			err = append_encoded(&b, remote_user);
+		} else if (close && (size_t)(close - open) == 4 && !strncmp(open, "{xui}", 5)) {
+			err = append_encoded(&b, xui);
+		} else {
+			*why = xasprintf("the adapter's url has an unknown placeholder at '%.20s'", open);
+			err = XDMS_ERR_INVAL;
+			break;
+		}
+		p = close + 1;
+	}
+	if (err) {
+		if (!*why)
+			*why = xstrdup("the adapter's url is too long once expanded");
+		buf_cleanup(&b);
+		return XDMS_ERR_INVAL;
+	}
+	*out = buf_take(&b, NULL);
+	return XDMS_ERR_OK;
+}
+
+/* ---- the XSLT cache ----------------------------------------------------------------- */
+
+struct xslt_entry {
+	char *name;
+	char etag[STORE_ETAG_MAX]; /* "" for an embedded file */
+	struct xml_xslt *xslt;
+	struct xslt_entry *next;
+};
+
+struct iwf_xslt_cache {
+	pthread_mutex_t lock;
+	struct xslt_entry *head;
+};
+
+struct iwf_xslt_cache *iwf_xslt_cache_create(void)
+{
+	struct iwf_xslt_cache *c = xcalloc(1, sizeof(*c));
+
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void iwf_xslt_cache_destroy(struct iwf_xslt_cache *c)
+{
+	if (!c)
+		return;
+	while (c->head) {
+		struct xslt_entry *e = c->head;
+
+		c->head = e->next;
+		xml_xslt_free(e->xslt);
+		free(e->name);
+		free(e);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+enum xdms_err iwf_xslt_get(struct iwf_xslt_cache *c, struct store *st, const char *name,
+			   const struct xml_xslt **out, char **why)
+{
+	char selector[STORE_SELECTOR_MAX + 1], etag[STORE_ETAG_MAX] = "";
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	char *data = NULL, *cwhy = NULL;
+	const char *edata;
+	size_t len = 0;
+	struct xslt_entry *e;
+	struct xml_xslt *x;
+	enum xdms_err err;
+
+	*out = NULL;
+	*why = NULL;
+	if (!id_valid(name)) {
+		*why = xasprintf("'%s' is not a valid stylesheet name", name);
+		return XDMS_ERR_NOTFOUND;
+	}
+	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_XSLT_AUID, name);
+	err = store_read_begin(st, &rd);
+	if (err)
+		return err;
+	err = store_doc_get(rd, selector, &d);
+	if (!err) {
+		snprintf(etag, sizeof(etag), "%s", d.etag);
+		data = xstrndup(d.data, d.data_len);
+		len = d.data_len;
+	}
+	store_read_end(rd);
+	if (err == XDMS_ERR_NOTFOUND && xml_file_find(name, &edata, &len)) {
+		data = xstrndup(edata, len);
+		err = XDMS_ERR_OK;
+	}
+	if (err) {
+		if (err == XDMS_ERR_NOTFOUND)
+			*why = xasprintf("the stylesheet %s does not exist", name);
+		return err;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (e = c->head; e; e = e->next)
+		if (!strcmp(e->name, name) && !strcmp(e->etag, etag))
+			break;
+	if (e) {
+		*out = e->xslt;
+	} else if ((err = xml_xslt_compile(data, len, &x, &cwhy)) == XDMS_ERR_OK) {
+		e = xcalloc(1, sizeof(*e));
+		e->name = xstrdup(name);
+		snprintf(e->etag, sizeof(e->etag), "%s", etag);
+		e->xslt = x;
+		e->next = c->head;
+		c->head = e;
+		*out = x;
+	} else {
+		*why = xasprintf("the stylesheet %s: %s", name, cwhy);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(cwhy);
+	free(data);
+	return err;
+}

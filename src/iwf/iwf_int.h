@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to src/iwf. */
+#ifndef XDMS_IWF_INT_H
+#define XDMS_IWF_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "iwf/iwf.h"
+
+#define IWF_PCC_AUID "org.openmobilealliance.cab-pcc"
+#define IWF_PCC_NS "urn:oma:xml:cab:pcc"
+#define IWF_FH_AUID "org.openmobilealliance.cab-feature-handler"
+#define IWF_FH_NS "urn:oma:xml:cab:feature-handler"
+#define IWF_ADAPTER_AUID "org.xdmsd.iwf-adapter"
+#define IWF_ADAPTER_NS "urn:xdmsd:xml:iwf-adapter"
+#define IWF_XSLT_AUID "org.xdmsd.iwf-xslt"
+#define IWF_MAX_DEPTH 64
+#define IWF_REASON_MAX 240
+
+/* ---- outcomes ---------------------------------------------------------------- */
+
+/* What a step of a job came to: a SPEC §4.3 code, whether trying again later
+ * may help, and a reason a person can act on (never a credential). */
+struct iwf_result {
+	unsigned code;
+	bool is_transient;
+	char reason[IWF_REASON_MAX];
+};
+
+void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* ---- adapters (adapter.c) ---------------------------------------------------------- */
+
+enum iwf_auth { IWF_AUTH_NONE = 0, IWF_AUTH_BASIC, IWF_AUTH_BEARER, IWF_AUTH_DIGEST };
+
+/* One adapter kind: the defaults its documents start from. */
+struct iwf_kind {
+	const char *name;
+	const char *content_type;  /* of what is sent on export */
+	const char *import_method;
+	const char *export_method;
+	const char *import_xslt;   /* default transforms (embedded xslt/ files); NULL = required */
+	const char *export_xslt;
+	enum iwf_auth auth;
+};
+
+struct iwf_adapter {
+	char *id;
+	const struct iwf_kind *kind;
+	char *url;            /* template */
+	char *import_method;
+	char *export_method;
+	char *content_type;
+	enum iwf_auth auth;
+	unsigned timeout_s;
+	unsigned connect_timeout_s;
+	unsigned max_attempts;
+	size_t max_response;
+	unsigned concurrency;
+	char *import_xslt;    /* document names */
+	char *export_xslt;
+};
+
+/* Reads adapter @id from the store. NOTFOUND when there is none; PARSE with
+ * *why (heap) when its document is unusable. Defaults come from @opt. */
+enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
+			       struct iwf_adapter *out, char **why) XDMS_WUR;
+void iwf_adapter_cleanup(struct iwf_adapter *a);
+/* The kind called @name, or NULL. */
+const struct iwf_kind *iwf_kind_find(const char *name);
+/* ---- XSLT cache (adapter.c) ----------------------------------------------------------- */
+
+struct iwf_xslt_cache;
+struct xml_xslt;
+
+struct iwf_xslt_cache *iwf_xslt_cache_create(void);
+void iwf_xslt_cache_destroy(struct iwf_xslt_cache *c);
+/* The compiled stylesheet @name: the org.xdmsd.iwf-xslt global document of
+ * that name, else the embedded xslt/ file. Compiled once per ETag; borrowed
+ * until the cache is destroyed. NOTFOUND or PARSE with *why (heap). */
+enum xdms_err iwf_xslt_get(struct iwf_xslt_cache *c, struct store *st, const char *name,
+			   const struct xml_xslt **out, char **why) XDMS_WUR;
+
+/* ---- HTTP to 3rd parties (http.c) ----------------------------------------------------- */
+
+struct iwf_http_call {
+	const char *method;
+	const char *url;
+	enum iwf_auth auth;
+	const char *username; /* basic, digest */
+	const char *password;
+	const char *token;    /* bearer */
+	const char *content_type; /* of @body; NULL when none */
+	const char *accept;
+	const char *body;
+	size_t body_len;
+	unsigned timeout_s;
+	unsigned connect_timeout_s;
+	size_t max_response;
+	const char *ca_file;  /* "" or NULL = system store */
+	const atomic_bool *cancel; /* the call stops when this becomes true; NULL = never */
+};
+
+/*
+ * Makes one call with @curl (a worker's handle; connections are reused
+ * between calls). On a 2xx puts the body in @body (created with the cap) and
+ * returns OK; otherwise fills @r with the code (401, 403, 404, 413, 502, 503,
+ * 504) and whether a retry may help.
+ */
+enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct buf *body, long *status,
+			  struct iwf_result *r) XDMS_WUR;
+
+/* ---- the PCC merge (merge.c) ------------------------------------------------------------ */
+
+enum iwf_merge_policy { IWF_MERGE = 0, IWF_REPLACE, IWF_ADD_ONLY };
+
+/* Field groups a request's <fields> may name (SPEC §5.2). */
+#define IWF_FIELD_NAME 0x001    /* fn n nickname */
+#define IWF_FIELD_TEL 0x002     /* tel */
+#define IWF_FIELD_EMAIL 0x004   /* email */
+#define IWF_FIELD_URI 0x008     /* impp url */
+#define IWF_FIELD_ADDRESS 0x010 /* adr */
+#define IWF_FIELD_CAREER 0x020  /* org title */
+#define IWF_FIELD_BIRTH 0x040   /* bday */
+#define IWF_FIELD_MEDIA 0x080   /* photo */
+#define IWF_FIELD_ALL 0x0ff
+
+/* Parses a <fields> token list ("fn tel email"); NULL or "" = all.
+ * INVAL with the unknown token in *why (heap). */
+enum xdms_err iwf_fields_parse(const char *text, unsigned *mask, char **why) XDMS_WUR;
+
+/* The same, for lists from a user's preferences: unknown names are ignored. */
+unsigned iwf_fields_mask_lenient(const char *text);
+
+/* ---- user preferences (prefs.c) ------------------------------------------------------- */
+
+struct iwf_prefs {
+	bool is_auto_store;               /* import-prefs/auto-store */
+	bool has_conflict_policy;
+	enum iwf_merge_policy conflict_policy; /* from import-prefs/conflict-policy */
+	unsigned import_fields;           /* import-prefs/allowed-fields (all when absent) */
+	unsigned export_fields;           /* export-prefs/allowed-fields */
+	char **third_parties;             /* export-prefs/allowed-third-party; none = any */
+	size_t third_party_count;
+};
+
+/* Reads the user's preferences; defaults when the user has none. CORRUPT
+ * when the stored document does not parse. */
+enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs *p) XDMS_WUR;
+void iwf_prefs_cleanup(struct iwf_prefs *p);
+/* True when the preferences allow exporting to 3rd party @id. */
+bool iwf_prefs_third_party_ok(const struct iwf_prefs *p, const char *id);
+
+struct iwf_merge_out {
+	char *doc;       /* the new PCC document (heap) */
+	size_t doc_len;
+	unsigned count;  /* groups or entries added or replaced */
+	bool is_partial; /* something was left out because of the field list */
+	bool is_changed; /* doc differs in content from the local PCC */
+};
+
+/*
+ * Merges the first <person-details> of @imported (a valid PCC document) into
+ * the first <person-details> of @local (NULL = no PCC yet) under @policy,
+ * keeping only the groups in @fields. PARSE with *why when @imported has no
+ * person-details or a document does not parse.
+ */
+enum xdms_err iwf_merge(const char *local, size_t local_len, const char *imported, size_t imported_len,
+			enum iwf_merge_policy policy, unsigned fields, struct iwf_merge_out *out,
+			char **why) XDMS_WUR;
+
+/*
+ * The PCC document to export: @pcc with only the element @sel selects (a
+ * <person-details>, default the first) and only the groups in @fields.
+ * *count = groups kept. NOTFOUND when the selector selects nothing.
+ */
+enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel, unsigned fields, char **out,
+				size_t *out_len, unsigned *count, bool *is_partial, char **why) XDMS_WUR;
+
+/* ---- carrying a job out (job.c) ---------------------------------------------------------------- */
+
+struct iwf_worker {
+	struct iwf *iwf;
+	void *curl;
+	pthread_t thread;
+	unsigned index;
+};
+
+/* The shared state of the pool that job.c needs. */
+struct iwf_env {
+	const struct iwf_options *opt;
+	struct store *st;
+	struct xcap *x;
+	struct iwf_xslt_cache *xslt;
+	const struct xml_schema *pcc_schema; /* the PCC's XSD, for transform output */
+	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
+	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
+};
+
+/*
+ * The adapter-side half of an import: fetch, transform, validate. On OK
+ * *pcc (heap) is a valid PCC document. Used by jobs and by the dry run.
+ */
+enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				const char *xui, const char *remote_user, const char *username,
+				const char *password, const char *token, char **pcc, size_t *pcc_len,
+				struct iwf_result *r) XDMS_WUR;
+
+/* Runs claimed job @job to its end, a retry, or a cancellation. */
+void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);
+
+/* Takes one of the adapter's @limit slots, waiting up to @wait_ms for one to
+ * be given back; false when none was (or the IWF stops) (pool.c). */
+bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms);
+void iwf_slot_give(struct iwf *iwf, const char *adapter_id);
+
+#endif

@@ -1,0 +1,913 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Carrying out one job (SPEC §5.3): read the request, call the 3rd party
+ * through its adapter, transform, merge and store, then write <response>.
+ *
+ * Exactly once. The job ends in the transaction that stores its final
+ * <response> (the Feature Handler's commit hook), and the response is written
+ * with If-Match on the Feature Handler document the worker just checked: the
+ * request is still there and its current job is this one. A worker that dies
+ * before that leaves the job leased; after the lease it runs again from the
+ * start, and the import's merge finds its own earlier additions already in
+ * the PCC, so a repeated import adds nothing twice.
+ *
+ * Every write goes through xcap_write_* as the trusted IWF identity, so the
+ * PCC and the Feature Handler get validation, ETags, the change feed and
+ * notifications like any client's write. A PCC write that loses a race (412)
+ * is computed again on the new PCC, up to three times (then 409).
+ *
+ * Credentials from the request are sealed into the store and deleted from
+ * the document before the 3rd party is called (cred.c); in clear they go to
+ * libcurl and nowhere else: no log line or <reason> contains them.
+ *
+ * Threads: runs on a worker; holds no store snapshot while it writes.
+ */
+#include "config.h"
+
+#include <libxml/tree.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "iwf/iwf_int.h"
+#include "xml/xml.h"
+
+#define STORE_RETRIES 3    /* PCC writes that lost a race (SPEC §5.3 step 6) */
+#define RESPONSE_RETRIES 8 /* <response> writes that lost a race with the client */
+#define RETRY_DELAY_MAX_MS 300000u
+#define SLOT_WAIT_MS 200    /* a worker waits this long for a busy adapter's slot */
+#define SLOT_REQUEUE_MS 500 /* then its job waits this long in the queue */
+#define POISON_EXTRA 3     /* runs beyond max_attempts that never reached an outcome */
+
+/* One request, as read from the Feature Handler document. */
+struct request {
+	char *third_party;
+	char *remote_user;
+	char *username;
+	char *password;
+	char *token;
+	char *credential_ref;
+	char *fields;
+	char *merge_policy;
+	char *source_sel;
+};
+
+static void request_cleanup(struct request *q)
+{
+	free(q->third_party);
+	free(q->remote_user);
+	free(q->username);
+	if (q->password) /* not left behind in freed memory */
+		memset(q->password, 0, strlen(q->password));
+	free(q->password);
+	if (q->token)
+		memset(q->token, 0, strlen(q->token));
+	free(q->token);
+	free(q->credential_ref);
+	free(q->fields);
+	free(q->merge_policy);
+	free(q->source_sel);
+	memset(q, 0, sizeof(*q));
+}
+
+static bool is_fh(xmlNodePtr n, const char *name)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->ns && !strcmp((const char *)n->ns->href, IWF_FH_NS) &&
+	       !strcmp((const char *)n->name, name);
+}
+
+static xmlNodePtr fh_child(xmlNodePtr parent, const char *name)
+{
+	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
+		if (is_fh(c, name))
+			return c;
+	return NULL;
+}
+
+static char *fh_text(xmlNodePtr parent, const char *name)
+{
+	xmlNodePtr c = fh_child(parent, name);
+	xmlChar *t = c ? xmlNodeGetContent(c) : NULL;
+	char *s = t ? xstrdup((const char *)t) : NULL;
+
+	xmlFree(t);
+	return s;
+}
+
+/* Trims XML whitespace at both ends, in place (xs:token values). */
+static char *trim(char *s)
+{
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		s[--n] = '\0';
+	memmove(s, s + strspn(s, " \t\r\n"), strlen(s + strspn(s, " \t\r\n")) + 1);
+	return s;
+}
+
+static const char *kind_element(enum store_job_kind k)
+{
+	return k == STORE_JOB_EXPORT ? "export-profile" : "import-profile";
+}
+
+static char *fh_selector(const char *xui)
+{
+	return xasprintf("%s/users/%s/index", IWF_FH_AUID, xui);
+}
+
+/*
+ * NOTFOUND unless @job is still its request's current job and still this
+ * worker's claim: a deleted or changed request cancelled it, and a worker
+ * whose lease ran out must not act for the worker that claimed it after.
+ */
+static enum xdms_err claim_check(struct store_read *rd, const struct store_job *job)
+{
+	struct store_job now;
+	uint64_t current = 0;
+	enum xdms_err err = store_job_current(rd, job->xui, job->request_id, &current);
+
+	if (!err && current != job->id)
+		err = XDMS_ERR_NOTFOUND;
+	if (!err)
+		err = store_job_get(rd, job->id, &now);
+	if (!err && (now.state != STORE_JOB_RUNNING || now.attempts != job->attempts))
+		err = XDMS_ERR_NOTFOUND;
+	return err;
+}
+
+/* claim_check in a snapshot of its own: true when the job is still ours. */
+static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
+{
+	struct store_read *rd = NULL;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = claim_check(rd, job);
+	store_read_end(rd);
+	return err == XDMS_ERR_OK;
+}
+
+/*
+ * Reads the request of @job from the user's Feature Handler document, if it
+ * is still this job's and this worker's claim: NOTFOUND when the request is
+ * gone, belongs to a newer job, or the job was claimed again or ended.
+ * *etag gets the document's ETag.
+ */
+static enum xdms_err request_load(const struct iwf_env *env, const struct store_job *job, struct request *q,
+				  char etag[STORE_ETAG_MAX])
+{
+	char *sel = fh_selector(job->xui);
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	struct xml_doc *doc = NULL;
+	struct xml_issue issue;
+	char *data = NULL;
+	size_t len = 0;
+	enum xdms_err err;
+	xmlNodePtr r;
+
+	memset(q, 0, sizeof(*q));
+	err = store_read_begin(env->st, &rd);
+	if (err)
+		goto out;
+	err = claim_check(rd, job);
+	if (!err)
+		err = store_doc_get(rd, sel, &d);
+	if (!err) {
+		data = xstrndup(d.data, d.data_len);
+		len = d.data_len;
+		snprintf(etag, STORE_ETAG_MAX, "%s", d.etag);
+	}
+	store_read_end(rd);
+	if (err)
+		goto out;
+	if (xml_parse(data, len, IWF_MAX_DEPTH, &doc, &issue)) {
+		err = XDMS_ERR_CORRUPT;
+		goto out;
+	}
+	err = XDMS_ERR_NOTFOUND;
+	for (r = xmlDocGetRootElement(xml_doc_tree(doc))->children; r; r = r->next) {
+		xmlChar *id;
+		bool is_match;
+
+		if (!is_fh(r, kind_element(job->kind)))
+			continue;
+		id = xmlGetProp(r, (const xmlChar *)"id");
+		is_match = id && !strcmp((const char *)id, job->request_id);
+		xmlFree(id);
+		if (is_match)
+			break;
+	}
+	if (r) {
+		xmlNodePtr tp = fh_child(r, "third-party"), cred = fh_child(r, "credentials");
+		xmlChar *tid = tp ? xmlGetProp(tp, (const xmlChar *)"id") : NULL;
+
+		q->third_party = xstrdup(tid ? (const char *)tid : "");
+		xmlFree(tid);
+		q->remote_user = trim(fh_text(r, "remote-user"));
+		q->fields = fh_text(r, "fields");
+		q->merge_policy = trim(fh_text(r, "merge-policy"));
+		q->source_sel = trim(fh_text(r, "source-sel"));
+		if (cred) {
+			q->username = fh_text(cred, "username");
+			q->password = fh_text(cred, "password");
+			q->token = trim(fh_text(cred, "token"));
+			q->credential_ref = trim(fh_text(cred, "credential-ref"));
+		}
+		err = XDMS_ERR_OK;
+	}
+out:
+	if (data && q->password) /* the document held a password too */
+		memset(data, 0, len);
+	free(data);
+	xml_doc_free(doc);
+	free(sel);
+	return err;
+}
+
+/* ---- writes through the XCAP path --------------------------------------------------- */
+
+static bool is_path_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c);
+}
+
+static void append_pct(struct buf *b, const char *s, bool keep_slash)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int rc = is_path_char(*p) || (keep_slash && *p == '/') ? buf_append(b, p, 1) :
+									  buf_printf(b, "%%%02X", *p);
+
+		if (rc)
+			abort();
+	}
+}
+
+/* The request path of a user's document, with an optional node selector. */
+static char *doc_path(const struct iwf_env *env, const char *auid, const char *xui, const char *node_sel)
+{
+	struct buf b;
+
+	buf_init(&b, 16384);
+	if (buf_printf(&b, "%s/%s/users/", env->opt->root_path, auid))
+		abort();
+	append_pct(&b, xui, false);
+	if (buf_append_str(&b, "/index"))
+		abort();
+	if (node_sel) {
+		if (buf_append_str(&b, "/~~/"))
+			abort();
+		append_pct(&b, node_sel, true);
+	}
+	return buf_take(&b, NULL);
+}
+
+/* Runs one XCAP write as the IWF. Returns the HTTP status; the new ETag
+ * goes to @etag and the start of an error body to @why. */
+static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const char *path, const char *ctype,
+			   const char *body, size_t len, const char *if_match, const char *if_none_match,
+			   char etag[STORE_ETAG_MAX], char *why, size_t why_len)
+{
+	struct xcap_identity who = { env->opt->identity, XCAP_ROLE_SERVER };
+	struct xcap_request req = { 0 };
+	struct xcap_response resp;
+	struct xcap_write *w;
+	struct xcap_uri uri;
+	unsigned status;
+
+	if (xcap_uri_parse(env->opt->root_path, path, NULL, &uri)) {
+		snprintf(why, why_len, "the IWF built an unusable XCAP path");
+		return 500;
+	}
+	req.method = m;
+	req.uri = &uri;
+	req.content_type = ctype;
+	req.if_match = if_match;
+	req.if_none_match = if_none_match;
+	req.body = body;
+	req.body_len = len;
+	req.who = &who;
+	req.base_url = "";
+	xcap_response_init(&resp);
+	w = xcap_write_prepare(env->x, &req, &resp);
+	if (w) {
+		xcap_write_run(env->x, w);
+		xcap_write_finish(w, &resp);
+	}
+	status = resp.status;
+	if (etag)
+		snprintf(etag, STORE_ETAG_MAX, "%s", resp.etag);
+	if (why)
+		snprintf(why, why_len, "%.*s", (int)(resp.body.len > 200 ? 200 : resp.body.len),
+			 resp.body.data ? resp.body.data : "");
+	xcap_response_cleanup(&resp);
+	xcap_uri_cleanup(&uri);
+	return status;
+}
+
+/* ---- the 3rd-party half of an import -------------------------------------------------- */
+
+static enum xdms_err transform(const struct iwf_env *env, const char *name, const char *data, size_t len,
+			       const char *xui, const char *remote_user, size_t max_out, char **out,
+			       size_t *out_len, struct iwf_result *r)
+{
+	const char *params[] = { "xui", xui, "remote-user", remote_user ? remote_user : "" };
+	const struct xml_xslt *x;
+	char *why = NULL;
+	enum xdms_err err;
+
+	err = iwf_xslt_get(env->xslt, env->st, name, &x, &why);
+	if (err) {
+		iwf_result_set(r, 502, false, "XSLT failure: %s", why ? why : xdms_err_str(err));
+		free(why);
+		return err;
+	}
+	err = xml_xslt_apply(x, data, len, params, 2, max_out, out, out_len, &why);
+	if (err == XDMS_ERR_TOOBIG)
+		iwf_result_set(r, 413, false, "%s", why);
+	else if (err)
+		iwf_result_set(r, 502, false, "the 3rd party's data could not be transformed by %s: %s", name,
+			       why ? why : xdms_err_str(err));
+	free(why);
+	return err;
+}
+
+/* The adapter's credentials for a call: the request's own. */
+static void call_auth(struct iwf_http_call *c, const struct iwf_adapter *a, const char *username,
+		      const char *password, const char *token)
+{
+	c->auth = a->auth;
+	c->username = username;
+	c->password = password;
+	c->token = token;
+}
+
+enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				const char *xui, const char *remote_user, const char *username,
+				const char *password, const char *token, char **pcc, size_t *pcc_len,
+				struct iwf_result *r)
+{
+	struct iwf_http_call call = { 0 };
+	struct xml_doc *doc = NULL;
+	struct xml_issue issue;
+	struct buf body;
+	char *url = NULL, *why = NULL, *out = NULL;
+	size_t out_len = 0;
+	long status;
+	enum xdms_err err;
+
+	*pcc = NULL;
+	*pcc_len = 0;
+	err = iwf_url_expand(a->url, remote_user, xui, &url, &why);
+	if (err) {
+		iwf_result_set(r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+		free(why);
+		return err;
+	}
+	call.method = a->import_method;
+	call.url = url;
+	call.accept = a->content_type;
+	call.timeout_s = a->timeout_s;
+	call.connect_timeout_s = a->connect_timeout_s;
+	call.max_response = a->max_response;
+	call.ca_file = env->opt->ca_file;
+	call.cancel = env->stopping;
+	call_auth(&call, a, username, password, token);
+	buf_init(&body, a->max_response);
+	err = iwf_http_do(curl, &call, &body, &status, r);
+	free(url);
+	if (err)
+		goto out;
+	err = transform(env, a->import_xslt, body.data ? body.data : "", body.len, xui, remote_user,
+			env->opt->max_response, &out, &out_len, r);
+	if (err)
+		goto out;
+	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
+	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) ||
+	    (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue))) {
+		iwf_result_set(r, 502, false, "the transformed profile is not a valid PCC: %s", issue.phrase);
+		err = XDMS_ERR_PARSE;
+		goto out;
+	}
+	*pcc = out;
+	*pcc_len = out_len;
+	out = NULL;
+out:
+	xml_doc_free(doc);
+	free(out);
+	buf_cleanup(&body);
+	return err;
+}
+
+/* The adapter's own credential, for a request that brought none. False
+ * with @r set when it exists but cannot be opened. */
+static bool adapter_credentials(const struct iwf_env *env, const struct iwf_adapter *a, struct iwf_cred *c,
+				struct iwf_result *r)
+{
+	char *owner = xasprintf(IWF_ADAPTER_OWNER "%s", a->id);
+	enum xdms_err err = iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, c);
+
+	free(owner);
+	if (err && err != XDMS_ERR_NOTFOUND) {
+		iwf_result_set(r, 500, false, "the adapter's stored credentials cannot be opened (%s)",
+			       xdms_err_str(err));
+		return false;
+	}
+	return true;
+}
+
+/* ---- import and export ------------------------------------------------------------------------ */
+
+/* The user's PCC (heap) and its ETag; NOTFOUND when there is none. */
+static enum xdms_err pcc_read(const struct iwf_env *env, const char *xui, char **data, size_t *len,
+			      char etag[STORE_ETAG_MAX])
+{
+	char *sel = xasprintf("%s/users/%s/index", IWF_PCC_AUID, xui);
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	*data = NULL;
+	if (!err)
+		err = store_doc_get(rd, sel, &d);
+	if (!err) {
+		*data = xstrndup(d.data, d.data_len);
+		*len = d.data_len;
+		snprintf(etag, STORE_ETAG_MAX, "%s", d.etag);
+	}
+	store_read_end(rd);
+	free(sel);
+	return err;
+}
+
+struct outcome {
+	struct iwf_result r;
+	bool is_cancelled; /* the request went away during the call: no store, no response */
+	unsigned count;
+	bool is_partial;
+	char pcc_etag[STORE_ETAG_MAX];
+};
+
+static enum iwf_merge_policy policy_of(const char *s)
+{
+	if (s && !strcmp(s, "replace"))
+		return IWF_REPLACE;
+	if (s && !strcmp(s, "add-only"))
+		return IWF_ADD_ONLY;
+	return IWF_MERGE;
+}
+
+static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
+		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+		       const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
+{
+	char *imported = NULL, *local = NULL, *path = NULL, *why = NULL;
+	size_t imported_len = 0, local_len = 0;
+	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+
+	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
+			      &imported, &imported_len, &o->r))
+		return;
+	if (!prefs->is_auto_store) {
+		/* SPEC §5.3 step 5: fetched and checked, but the user keeps the PCC. */
+		iwf_result_set(&o->r, 200, false, "not stored per preferences (auto-store is off)");
+		free(imported);
+		return;
+	}
+	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
+	for (unsigned i = 0; i <= STORE_RETRIES; i++) {
+		/* SPEC §4.3 rule 5: a request deleted (or changed) while its
+		 * job ran is not carried out any further. */
+		if (!job_is_ours(env, job)) {
+			o->is_cancelled = true;
+			break;
+		}
+		struct iwf_merge_out m;
+		enum xdms_err err;
+		unsigned status;
+
+		free(local);
+		local = NULL;
+		err = pcc_read(env, job->xui, &local, &local_len, etag);
+		if (err && err != XDMS_ERR_NOTFOUND) {
+			iwf_result_set(&o->r, 500, true, "the PCC could not be read (%s)", xdms_err_str(err));
+			break;
+		}
+		err = iwf_merge(local, local_len, imported, imported_len,
+				q->merge_policy || !prefs->has_conflict_policy ? policy_of(q->merge_policy) :
+										 prefs->conflict_policy,
+				fields, &m, &why);
+		if (err) {
+			iwf_result_set(&o->r, 502, false, "%s", why);
+			break;
+		}
+		o->count = m.count;
+		o->is_partial = m.is_partial;
+		if (!m.is_changed) {
+			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
+			free(m.doc);
+			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false,
+				       "profile imported from %s; the PCC had it all already", q->third_party);
+			break;
+		}
+		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+		status = xcap_write(env, XCAP_METHOD_PUT, path, "application/vnd.oma.cab-pcc+xml", m.doc, m.doc_len,
+				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
+		free(m.doc);
+		if (status == 200 || status == 201) {
+			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false, "profile imported from %s",
+				       q->third_party);
+			break;
+		}
+		if (status == 412 && i < STORE_RETRIES)
+			continue;
+		if (status == 412)
+			iwf_result_set(&o->r, 409, false, "the PCC kept changing while the import was stored");
+		else if (status == 409)
+			iwf_result_set(&o->r, 502, false, "the imported data does not fit the PCC: %s", msg);
+		else
+			iwf_result_set(&o->r, status >= 500 ? 500 : status, status >= 500,
+				       "the PCC could not be stored (HTTP %u)", status);
+		break;
+	}
+	free(why);
+	free(path);
+	free(local);
+	free(imported);
+}
+
+static void run_export(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
+		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+		       unsigned fields, struct outcome *o)
+{
+	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
+	size_t pcc_len = 0, sel_len = 0, out_len = 0;
+	struct iwf_http_call call = { 0 };
+	struct buf body;
+	char etag[STORE_ETAG_MAX];
+	long status;
+	enum xdms_err err;
+
+	buf_init(&body, a->max_response);
+	err = pcc_read(env, job->xui, &pcc, &pcc_len, etag);
+	if (err) {
+		iwf_result_set(&o->r, err == XDMS_ERR_NOTFOUND ? 404 : 500, err != XDMS_ERR_NOTFOUND,
+			       err == XDMS_ERR_NOTFOUND ? "there is no PCC to export" : "the PCC could not be read");
+		goto out;
+	}
+	err = iwf_export_select(pcc, pcc_len, q->source_sel, fields, &sel, &sel_len, &o->count, &o->is_partial,
+				&why);
+	if (err) {
+		iwf_result_set(&o->r, err == XDMS_ERR_NOTFOUND ? 404 : 400, false, "%s", why);
+		goto out;
+	}
+	if (transform(env, a->export_xslt, sel, sel_len, job->xui, q->remote_user, a->max_response, &out,
+		      &out_len, &o->r))
+		goto out;
+	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
+	if (err) {
+		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+		goto out;
+	}
+	if (!job_is_ours(env, job)) {
+		o->is_cancelled = true;
+		goto out;
+	}
+	call.method = a->export_method;
+	call.url = url;
+	call.content_type = a->content_type;
+	call.body = out;
+	call.body_len = out_len;
+	call.timeout_s = a->timeout_s;
+	call.connect_timeout_s = a->connect_timeout_s;
+	call.max_response = a->max_response;
+	call.ca_file = env->opt->ca_file;
+	call.cancel = env->stopping;
+	call_auth(&call, a, c->username, c->password, c->token);
+	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
+		goto out;
+	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
+	iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile exported to %s (HTTP %ld)",
+		       q->third_party, status);
+out:
+	buf_cleanup(&body);
+	free(pcc);
+	free(sel);
+	free(out);
+	free(url);
+	free(why);
+}
+
+/* ---- the response --------------------------------------------------------------------------- */
+
+static const char *status_word(unsigned code)
+{
+	if (code == 202)
+		return "in-progress";
+	if (code == 206)
+		return "partial-success";
+	return code >= 200 && code < 300 ? "success" : "failure";
+}
+
+static char *response_body(const struct store_job *job, const struct outcome *o)
+{
+	struct buf b;
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	buf_init(&b, 4096);
+	if (buf_printf(&b, "<response xmlns=\"%s\" status=\"%s\" code=\"%u\" updated=\"%s\"><reason>", IWF_FH_NS,
+		       status_word(o->r.code), o->r.code, when) ||
+	    buf_append_xml_escaped(&b, o->r.reason, strlen(o->r.reason)) || buf_append_str(&b, "</reason>"))
+		abort();
+	if (o->r.code >= 200 && o->r.code < 300 && o->r.code != 202) {
+		if (buf_printf(&b, "<%s>%u</%s>", job->kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count",
+			       o->count, job->kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count"))
+			abort();
+		if (o->pcc_etag[0] && (buf_append_str(&b, "<pcc-etag>") ||
+				       buf_append_xml_escaped(&b, o->pcc_etag, strlen(o->pcc_etag)) ||
+				       buf_append_str(&b, "</pcc-etag>")))
+			abort();
+	}
+	if (buf_append_str(&b, "</response>"))
+		abort();
+	return buf_take(&b, NULL);
+}
+
+/*
+ * Writes (PUT @body, or DELETE when @body is NULL) the child @child of the
+ * job's request with If-Match on the Feature Handler document as the worker
+ * just checked it, again on 412. True when it was stored; false with
+ * *is_gone when the request is gone or no longer this job's.
+ */
+static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
+			   const char *body, bool *is_gone)
+{
+	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	char *sel, *path, *id_lit;
+	bool ok = false;
+
+	*is_gone = false;
+	/* An id holding both quote characters cannot be written in a selector. */
+	if (strchr(job->request_id, '"') && strchr(job->request_id, '\''))
+		return false;
+	id_lit = strchr(job->request_id, '"') ? xasprintf("'%s'", job->request_id) :
+						xasprintf("\"%s\"", job->request_id);
+	sel = xasprintf("cab-feature-handler/%s[@id=%s]/%s", kind_element(job->kind), id_lit, child);
+	path = doc_path(env, IWF_FH_AUID, job->xui, sel);
+	for (unsigned i = 0; i < RESPONSE_RETRIES && !ok; i++) {
+		struct request q;
+		unsigned status;
+
+		if (request_load(env, job, &q, etag)) {
+			*is_gone = true;
+			break;
+		}
+		request_cleanup(&q);
+		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+		status = xcap_write(env, body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
+				    body ? "application/xcap-el+xml" : NULL, body ? body : "", body ? strlen(body) : 0,
+				    quoted, NULL, NULL, msg, sizeof(msg));
+		if (status == 200 || status == 201)
+			ok = true;
+		else if (status != 412) {
+			log_warn("iwf job %llu (%s %s): <%s> could not be %s: HTTP %u %s", (unsigned long long)job->id,
+				 job->xui, job->request_id, child, body ? "written" : "deleted", status, msg);
+			break;
+		}
+	}
+	free(id_lit);
+	free(sel);
+	free(path);
+	return ok;
+}
+
+/* Writes @o as the request's <response> (for a final code, the job ends
+ * with it in the same transaction). */
+static bool response_write(const struct iwf_env *env, const struct store_job *job, const struct outcome *o,
+			   bool *is_gone)
+{
+	char *body = response_body(job, o);
+	bool ok = fh_child_write(env, job, "response", body, is_gone);
+
+	free(body);
+	return ok;
+}
+
+/* ---- credentials ---------------------------------------------------------------------------- */
+
+static bool copy_fits(char *dst, size_t cap, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, s ? s : "", n + 1);
+	return true;
+}
+
+/*
+ * The credentials to call the 3rd party with (SPEC §4.3 rule 4): inline ones
+ * are sealed into the store and deleted from the document first; a
+ * credential-ref reads a provisioned secret; otherwise the ones sealed when
+ * the request was first run, if any. Fills @r and returns false when the
+ * request cannot be carried out.
+ */
+static bool credentials_take(const struct iwf_env *env, const struct store_job *job, const struct request *q,
+			     struct iwf_cred *c, struct iwf_result *r)
+{
+	char name[STORE_JOB_ID_MAX + 16];
+	enum xdms_err err;
+	bool is_gone;
+
+	memset(c, 0, sizeof(*c));
+	if (q->username || q->password || q->token) {
+		if (!copy_fits(c->username, sizeof(c->username), q->username) ||
+		    !copy_fits(c->password, sizeof(c->password), q->password) ||
+		    !copy_fits(c->token, sizeof(c->token), q->token)) {
+			iwf_result_set(r, 400, false, "the request's credentials are too long");
+			return false;
+		}
+		snprintf(name, sizeof(name), "request:%s", job->request_id);
+		/* In the writer's group commit, shared with other workers. */
+		err = iwf_cred_save(env->st, env->key, job->xui, name, c, false);
+		if (err) {
+			iwf_result_set(r, 500, true, "the credentials could not be stored (%s)", xdms_err_str(err));
+			return false;
+		}
+		/* Stored first: a crash between the two leaves them in the
+		 * document, and the next run stores them again. */
+		(void)fh_child_write(env, job, "credentials", NULL, &is_gone);
+		return true;
+	}
+	if (q->credential_ref)
+		snprintf(name, sizeof(name), "ref:%.100s", q->credential_ref);
+	else
+		snprintf(name, sizeof(name), "request:%s", job->request_id);
+	err = iwf_cred_load(env->st, env->key, job->xui, name, c);
+	if (err == XDMS_ERR_NOTFOUND && !q->credential_ref)
+		return true; /* a request without credentials */
+	if (err == XDMS_ERR_NOTFOUND) {
+		iwf_result_set(r, 400, false, "credential-ref '%.60s' names no stored credential", q->credential_ref);
+		return false;
+	}
+	if (err) {
+		iwf_result_set(r, 500, false, "the stored credentials cannot be opened (%s)", xdms_err_str(err));
+		return false;
+	}
+	return true;
+}
+
+/* ---- one job ---------------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void finish(const struct iwf_env *env, const struct store_job *job, const struct outcome *o)
+{
+	bool is_gone;
+	enum xdms_err err;
+
+	if (response_write(env, job, o, &is_gone)) {
+		log_info("iwf job %llu (%s %s): %u %s", (unsigned long long)job->id, job->xui, job->request_id,
+			 o->r.code, o->r.reason);
+		return;
+	}
+	/* The response could not be stored: end the job here so that it does
+	 * not run forever (a cancelled request, or a store failure). */
+	err = store_job_end(env->st, job->id, is_gone ? STORE_JOB_CANCELLED : STORE_JOB_FAILED, o->r.code,
+			    is_gone ? "the request was deleted or changed" : "the response could not be stored");
+	if (err && err != XDMS_ERR_CONFLICT)
+		log_error("iwf job %llu: cannot end: %s", (unsigned long long)job->id, xdms_err_str(err));
+}
+
+void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job)
+{
+	struct outcome o = { 0 };
+	struct iwf_adapter a = { 0 };
+	struct iwf_cred cred = { 0 };
+	struct iwf_prefs prefs = { 0 };
+	struct request q;
+	char etag[STORE_ETAG_MAX], *why = NULL;
+	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
+	bool has_slot = false;
+	enum xdms_err err;
+
+	err = request_load(env, job, &q, etag);
+	if (err) {
+		/* Deleted or changed since (the commit hook cancelled the job),
+		 * or claimed again by another worker: nothing to do here. */
+		if (err != XDMS_ERR_NOTFOUND &&
+		    store_job_end(env->st, job->id, STORE_JOB_FAILED, 500, "the request cannot be read") == XDMS_ERR_OK)
+			log_error("iwf job %llu (%s %s): the request cannot be read: %s", (unsigned long long)job->id,
+				  job->xui, job->request_id, xdms_err_str(err));
+		return;
+	}
+	if (job->attempts > max_attempts + POISON_EXTRA) {
+		/* Claimed again and again without an answer: each run ended with
+		 * the server (a crash, a kill); stop before it takes the server
+		 * down once more. */
+		iwf_result_set(&o.r, 500, false, "the request was given up after %u runs that did not finish",
+			       job->attempts - 1);
+		goto done;
+	}
+	if (env->opt->is_ack_in_progress && job->attempts == 1) {
+		struct outcome ack = { 0 };
+		bool is_gone;
+
+		iwf_result_set(&ack.r, 202, false, "the request is being carried out");
+		(void)response_write(env, job, &ack, &is_gone);
+	}
+	if (iwf_fields_parse(q.fields, &fields, &why)) {
+		iwf_result_set(&o.r, 400, false, "%s", why);
+		goto done;
+	}
+	err = iwf_prefs_load(env->st, job->xui, &prefs);
+	if (err) {
+		iwf_result_set(&o.r, 500, false, "the user's preferences cannot be read (%s)", xdms_err_str(err));
+		goto done;
+	}
+	/* What the preferences take away is filtered out like what the
+	 * request did not ask for: the result is partial (206). */
+	fields &= job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	if (!fields) {
+		iwf_result_set(&o.r, 403, false, "the user's preferences allow none of the requested fields");
+		goto done;
+	}
+	if (job->kind == STORE_JOB_EXPORT && !iwf_prefs_third_party_ok(&prefs, q.third_party)) {
+		iwf_result_set(&o.r, 403, false, "the user's preferences do not allow exports to %.80s",
+			       q.third_party);
+		goto done;
+	}
+	if (!credentials_take(env, job, &q, &cred, &o.r))
+		goto done;
+	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
+	if (err == XDMS_ERR_NOTFOUND) {
+		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
+		goto done;
+	}
+	if (err) {
+		iwf_result_set(&o.r, 500, err != XDMS_ERR_PARSE, "the adapter %.80s is unusable: %s", q.third_party,
+			       why ? why : xdms_err_str(err));
+		goto done;
+	}
+	max_attempts = a.max_attempts;
+	if (!cred.username[0] && !cred.token[0] && !adapter_credentials(env, &a, &cred, &o.r))
+		goto done;
+	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
+		/* Every connection to this 3rd party stayed busy: wait in the
+		 * queue, not in a worker, without counting an attempt. */
+		if (store_job_retry(env->st, job->id, now_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
+			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+		goto out;
+	}
+	has_slot = true;
+	if (job->kind == STORE_JOB_EXPORT)
+		run_export(env, w, job, &a, &q, &cred, fields, &o);
+	else
+		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+done:
+	if (o.is_cancelled) {
+		log_info("iwf job %llu (%s %s): cancelled while it ran; nothing stored", (unsigned long long)job->id,
+			 job->xui, job->request_id);
+	} else if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
+		/* Cut short by the shutdown: not the 3rd party's failure. */
+		if (store_job_retry(env->st, job->id, now_ms(), false, "interrupted by a shutdown"))
+			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+	} else if (o.r.is_transient && job->attempts < max_attempts) {
+		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
+		uint64_t delay = (uint64_t)env->opt->retry_delay_ms << shift;
+
+		if (delay > RETRY_DELAY_MAX_MS)
+			delay = RETRY_DELAY_MAX_MS;
+		log_info("iwf job %llu (%s %s): attempt %u failed, retrying in %llu ms: %s",
+			 (unsigned long long)job->id, job->xui, job->request_id, job->attempts,
+			 (unsigned long long)delay, o.r.reason);
+		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
+			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+	} else {
+		finish(env, job, &o);
+	}
+out:
+	if (has_slot)
+		iwf_slot_give(w->iwf, a.id);
+	iwf_adapter_cleanup(&a);
+	request_cleanup(&q);
+	memset(&cred, 0, sizeof(cred));
+	iwf_prefs_cleanup(&prefs);
+	free(why);
+}

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: MIT
+"""Jobs survive a crash: xdmsd is killed with SIGKILL while jobs are queued
+and running, restarted on the same data directory, and every job then
+finishes exactly once (one final <response>, one 'iwf job N ...: 200' log
+line per job, the jobs that were running when it died ran again)."""
+
+import re
+import time
+
+import pytest
+
+from iwflib import Nginx, add_adapter, expect_response, fh_doc, jobs, nginx_available, request_xml, wait_response
+from xdmslib import ALICE, FH, PCC, data, doc_path, expect
+
+pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx is not installed")
+
+REQUESTS = 4
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    n = Nginx(tmp_path / "nginx")
+    # About two seconds per profile: jobs are still running when xdmsd dies.
+    n.extra = f"location /slowish/ {{ alias {n.root}/profiles/; limit_rate 300; }}"
+    (n.root / "profiles" / "alice.example.xml").write_bytes(data("vendor-alice.xml"))
+    n.start()
+    yield n
+    n.stop()
+
+
+def test_kill9_with_jobs_queued_and_running(start_server, nginx):
+    srv = start_server(name="local", sync=True, settings={"iwf.enabled": "true", "iwf.workers": "2",
+                                                              "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    reqs = [request_xml("import-profile", f"imp-{i}", "vcdir", remote_user="alice.example")
+            for i in range(1, REQUESTS + 1)]
+    expect(alice.put_doc(FH, ALICE, fh_doc(*reqs)), 201)
+    deadline = time.monotonic() + 10
+    while True:
+        states = [j["state"] for j in jobs(srv)]
+        if states.count("running") == 2:
+            break
+        assert time.monotonic() < deadline, f"two jobs never ran at once: {states}"
+        time.sleep(0.02)
+    srv.kill9()
+    before = jobs(srv)
+    running = {j["request"] for j in before if j["state"] == "running"}
+    assert len(running) == 2 and sum(j["state"] == "queued" for j in before) == 2, before
+
+    srv.start()
+    alice = srv.client(ALICE)
+    for i in range(1, REQUESTS + 1):
+        resp, _ = wait_response(alice, ALICE, f"imp-{i}", timeout=60)
+        expect_response(resp, "success", 200)
+    after = jobs(srv)
+    assert sorted(j["request"] for j in after) == [f"imp-{i}" for i in range(1, REQUESTS + 1)], after
+    assert all(j["state"] == "done" and j["code"] == 200 for j in after), after
+    for j in after:
+        want = 2 if j["request"] in running else 1
+        assert j["attempts"] == want, f"job {j} ran {j['attempts']} times, expected {want}"
+    log = srv.log_path.read_text()
+    for j in after:
+        finals = re.findall(rf"iwf job {j['id']} \(.*\): 200 ", log)
+        assert len(finals) == 1, f"job {j['id']} finished {len(finals)} times:\n{log}"
+
+
+def test_sigterm_cuts_a_slow_call_short_and_the_job_runs_after_restart(start_server, nginx):
+    srv = start_server(name="local", sync=True, settings={"iwf.enabled": "true", "iwf.workers": "1",
+                                                            "iwf.timeout": "60", "iwf.max_attempts": "1"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    deadline = time.monotonic() + 10
+    while [j["state"] for j in jobs(srv)] != ["running"]:
+        assert time.monotonic() < deadline, jobs(srv)
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    srv.stop()  # asserts exit status 0
+    assert time.monotonic() - t0 < 1.5, "the shutdown waited for the 3rd party"
+    # Back in the queue, and the interrupted run does not count against
+    # iwf.max_attempts = 1.
+    assert [(j["state"], j["attempts"]) for j in jobs(srv)] == [("queued", 0)], jobs(srv)
+    srv.start()
+    resp, _ = wait_response(srv.client(ALICE), ALICE, "imp-1", timeout=60)
+    expect_response(resp, "success", 200)
+
+
+def test_deleting_a_running_request_aborts_it(start_server, nginx):
+    srv = start_server(name="local", settings={"iwf.enabled": "true", "iwf.workers": "1", "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    deadline = time.monotonic() + 10
+    while [j["state"] for j in jobs(srv)] != ["running"]:
+        assert time.monotonic() < deadline, jobs(srv)
+        time.sleep(0.02)
+    expect(alice.put_doc(FH, ALICE, fh_doc()), 200)
+    assert [j["state"] for j in jobs(srv)] == ["cancelled"]
+    deadline = time.monotonic() + 20
+    while "cancelled while it ran" not in srv.log_tail(200):
+        assert time.monotonic() < deadline, srv.log_tail(200)
+        time.sleep(0.05)
+    # The profile arrived, but nothing was stored and no response written.
+    expect(alice.get(doc_path(PCC, ALICE)), 404)
+    assert b"<response" not in expect(alice.get(doc_path(FH, ALICE)), 200).body
+    assert [j["state"] for j in jobs(srv)] == ["cancelled"]
+
+
+def test_one_slot_per_adapter_serializes_its_calls(start_server, nginx):
+    srv = start_server(name="local", settings={"iwf.enabled": "true", "iwf.workers": "2",
+                                               "iwf.concurrency": "1", "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    reqs = [request_xml("import-profile", f"imp-{i}", "vcdir", remote_user="alice.example") for i in (1, 2)]
+    expect(alice.put_doc(FH, ALICE, fh_doc(*reqs)), 201)
+    for i in (1, 2):
+        expect_response(wait_response(alice, ALICE, f"imp-{i}", timeout=60)[0], "success", 200)
+    calls = sorted(c for c in nginx.calls() if c[3].startswith("/slowish/"))
+    assert len(calls) == 2, calls
+    assert calls[0][1] <= calls[1][0] + 0.01, f"two calls to one adapter overlapped with concurrency 1: {calls}"
