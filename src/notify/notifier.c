@@ -879,6 +879,29 @@ static enum xdms_err pbatch_submit(struct notifier *n, struct pbatch *b)
 	return err;
 }
 
+/* ---- secrets ---------------------------------------------------------------------------------- */
+
+/* True when @text (operations, an element, or a node selector) names the
+ * element @secret anywhere: as a tag ("<credentials", "<f:credentials") or
+ * as a step of a path ("/credentials", ":credentials"). What touches it must
+ * not go out in a NOTIFY. */
+static bool has_secret(const char *text, size_t len, const char *secret)
+{
+	size_t sl;
+
+	if (!secret || !text)
+		return false;
+	sl = strlen(secret);
+	for (size_t i = 1; i + sl <= len; i++) {
+		char before = text[i - 1], after = i + sl < len ? text[i + sl] : '\0';
+
+		if ((before == '<' || before == ':' || before == '/') && !memcmp(text + i, secret, sl) &&
+		    (after == '\0' || strchr(" \t\r\n/>[\"'", after)))
+			return true;
+	}
+	return false;
+}
+
 /* ---- the version cache (for patches) ------------------------------------------------------ */
 
 static void vcache_drop(struct notifier *n, const char *key)
@@ -1026,6 +1049,9 @@ static void body_node(struct body *b, struct entry *e, const struct store_doc *d
 
 		is_attr = (last ? last[1] : e->node_sel[0]) == '@' && l;
 	}
+	if (exists && (has_secret(e->node_sel, strlen(e->node_sel), xcap_auid_secret(e->auid)) ||
+		       has_secret(content.data, content.len, xcap_auid_secret(e->auid))))
+		buf_reset(&content); /* reported as existing, without its content: GET it */
 	h = exists ? hash_bytes(content.data ? content.data : "", content.len) ^ 1 : 0;
 	if (only_changed && e->has_reported && e->last_hash == h) {
 		buf_cleanup(&content);
@@ -1606,7 +1632,9 @@ static void nchange_patch(struct notifier *n, struct store_read *rd, struct ncha
 		if (!diff_patch(v->data, v->len, cur.data, cur.data_len, detail, nc->auid->ns, nc->prefix, &ops,
 				&is_too_big) &&
 		    !is_too_big) {
-			if (is_step) {
+			if (has_secret(ops.data, ops.len, xcap_auid_secret(nc->auid))) {
+				/* no patch: the ETags tell the subscriber to GET */
+			} else if (is_step) {
 				nc->has_patch = true;
 				if (ops.len)
 					nc->ops = buf_take(&ops, &nc->ops_len);

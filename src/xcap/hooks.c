@@ -15,13 +15,15 @@
 #include "xml/xml.h"
 
 static const struct xcap_hook hooks[] = {
-	{ "resource_lists", xcap_check_resource_lists, NULL, false },
-	{ "rls_services", xcap_check_rls_services, xcap_commit_rls_services, false },
-	{ "cab_feature_handler", xcap_check_feature_handler, xcap_commit_feature_handler, true },
-	{ "cab_pcc", xcap_check_pcc, NULL, false },
-	{ "oma_pres_content", xcap_check_pres_content, NULL, false },
+	{ "resource_lists", xcap_check_resource_lists, NULL, false, NULL },
+	{ "rls_services", xcap_check_rls_services, xcap_commit_rls_services, false, NULL },
+	/* A request's <credentials> stay in the document only until the IWF seals
+	 * them away; a NOTIFY must not carry them to subscribers meanwhile. */
+	{ "cab_feature_handler", xcap_check_feature_handler, xcap_commit_feature_handler, true, "credentials" },
+	{ "cab_pcc", xcap_check_pcc, NULL, false, NULL },
+	{ "oma_pres_content", xcap_check_pres_content, NULL, false, NULL },
 	/* Generated documents need no check; the name marks the usage for ops.c. */
-	{ "xcap_directory", NULL, NULL, false },
+	{ "xcap_directory", NULL, NULL, false, NULL },
 };
 
 const struct xcap_hook *xcap_hook_find(const char *name)
@@ -100,4 +102,9 @@ enum xdms_err xcap_scan_path(const struct xml_scan *scan, uint32_t e, struct buf
 			err = buf_printf(out, "[%zu]", pos);
 	}
 	return err;
+}
+
+const char *xcap_auid_secret(const struct xcap_auid *a)
+{
+	return a && a->hook ? a->hook->secret : NULL;
 }

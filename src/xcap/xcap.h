@@ -162,6 +162,10 @@ struct xcap_registry_options {
 enum xdms_err xcap_registry_create(const struct xcap_registry_options *opt, struct xcap_registry **out,
 				   char **why) XDMS_WUR;
 void xcap_registry_destroy(struct xcap_registry *reg);
+/* The local name of the element of @a's documents whose content is secret
+ * (a Feature Handler request's <credentials>): change notifications never
+ * carry it. NULL for none. */
+const char *xcap_auid_secret(const struct xcap_auid *a);
 /* NULL when unknown. Borrowed for the registry's lifetime. */
 const struct xcap_auid *xcap_registry_find(const struct xcap_registry *reg, const char *name);
 size_t xcap_registry_count(const struct xcap_registry *reg);

@@ -50,6 +50,8 @@ struct xcap_hook {
 	xcap_check_fn check;   /* may be NULL */
 	xcap_commit_fn commit; /* may be NULL */
 	bool needs_old;        /* its check compares with the document being replaced */
+	const char *secret;    /* local name of an element whose content must never leave the
+				* server in a change notification (NULL: none) */
 };
 
 /* The hook called @name, or NULL. */

@@ -591,3 +591,32 @@ def test_xcap_patching_without_the_previous_version_sends_etags_only(nserver, su
     # Neither step can be diffed (the version between them was never read): ETags only.
     assert [list(d) for d in docs] == [[], []], n.body
     assert "xmlns:pcc" not in n.body.decode()
+
+
+def test_request_credentials_never_leave_in_a_notify(start_server, subs):
+    # The IWF is off here, so the credentials stay in the document: every
+    # kind of report must still leave them out.
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"})
+    srv.sip = sip_port(srv)
+    fh_sel = f"{FH}/users/{ALICE}/index"
+    empty = b'<cab-feature-handler xmlns="urn:oma:xml:cab:feature-handler"/>'
+    etag0 = unquote(expect(srv.client(ALICE).put_doc(FH, ALICE, empty), 201).header("ETag"))
+    req = (b'<cab-feature-handler xmlns="urn:oma:xml:cab:feature-handler"><import-profile id="i1">'
+           b'<third-party id="x"/><credentials><username>alice</username><password>s3cret-pw</password>'
+           b'</credentials><remote-user>alice</remote-user></import-profile></cab-feature-handler>')
+    doc_sub = subs(srv)
+    subscribe_ok(doc_sub, fh_sel, mode="xcap-patching")
+    node_sub = subs(srv)
+    subscribe_ok(node_sub, f"{fh_sel}/~~/cab-feature-handler/import-profile")
+    cred_sub = subs(srv)
+    subscribe_ok(cred_sub, f"{fh_sel}/~~/cab-feature-handler/import-profile/credentials/password")
+    etag1 = unquote(expect(srv.client(ALICE).put_doc(FH, ALICE, req), 200).header("ETag"))
+    n = doc_sub.notify()
+    assert b"s3cret-pw" not in n.body, n.body
+    d = n.diff().find(f"{D}document")
+    assert (d.get("previous-etag"), d.get("new-etag")) == (etag0, etag1) and list(d) == [], n.body
+    for s in (node_sub, cred_sub):
+        n = s.notify()
+        assert b"s3cret-pw" not in n.body, n.body
+        el = n.diff().find(f"{D}element")
+        assert el is not None and el.get("exists") != "0", n.body
