@@ -173,6 +173,20 @@ void sip_inbound(struct sip_server *s, const char *data, size_t len, const struc
 	}
 	m = evt->sip;
 	if (MSG_IS_RESPONSE(m)) {
+		osip_via_t *via = osip_list_get(&m->vias, 0);
+		osip_generic_param_t *branch = NULL;
+		struct sip_client *c;
+
+		/* RFC 3261 §17.1.3: the top Via's branch and the CSeq method name
+		 * the client transaction. */
+		static char branch_name[] = "branch"; /* osip wants a mutable name */
+
+		if (via && !osip_via_param_get_byname(via, branch_name, &branch) && branch && branch->gvalue &&
+		    (c = sip_client_by_branch(s, branch->gvalue)) && c->tr->cseq && c->tr->cseq->method &&
+		    !strcmp(c->tr->cseq->method, m->cseq->method)) {
+			osip_transaction_add_event(c->tr, evt);
+			return;
+		}
 		if (osip_find_transaction_and_add_event(s->osip, evt) != 0) {
 			log_debug("sip: dropped a %d response from %s matching no transaction (call-id %s)",
 				  m->status_code, src, m->call_id->number);

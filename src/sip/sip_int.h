@@ -106,7 +106,15 @@ struct sip_client {
 	void *arg;
 	bool is_reported;
 	struct sip_client *prev, *next;
+	char branch[64];             /* of its Via: the key of s->client_index */
+	struct sip_client *hnext;    /* in its client_index bucket */
 };
+
+#define SIP_CLIENT_BUCKETS 4096 /* client transactions by Via branch */
+
+/* The client transaction a response's top Via branch names, or NULL (then
+ * libosip2's own search decides). */
+struct sip_client *sip_client_by_branch(struct sip_server *s, const char *branch);
 
 struct sip_transport_ops {
 	const char *name; /* as in Via: "UDP", "TCP" */
@@ -153,6 +161,9 @@ struct sip_server {
 	struct sip_timer *timers; /* sorted by due_ms */
 	struct sip_request *requests;
 	struct sip_client *clients;
+	/* The same clients by branch: a fan-out has a thousand in flight, and
+	 * libosip2 matches a response against each of them in turn. */
+	struct sip_client *client_index[SIP_CLIENT_BUCKETS];
 	unsigned client_count;
 
 	char instance[12];        /* random, prefixes tags and branches */

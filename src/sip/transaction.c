@@ -135,8 +135,31 @@ static void cb_kill(int type, osip_transaction_t *tr)
 	s->dead[s->dead_count++] = tr;
 }
 
+static unsigned branch_bucket(const char *branch)
+{
+	unsigned h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)branch; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % SIP_CLIENT_BUCKETS;
+}
+
+struct sip_client *sip_client_by_branch(struct sip_server *s, const char *branch)
+{
+	for (struct sip_client *c = s->client_index[branch_bucket(branch)]; c; c = c->hnext)
+		if (!strcmp(c->branch, branch))
+			return c;
+	return NULL;
+}
+
 static void client_unlink(struct sip_server *s, struct sip_client *c)
 {
+	for (struct sip_client **pp = &s->client_index[branch_bucket(c->branch)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -189,9 +212,12 @@ enum xdms_err sip_osip_init(struct sip_server *s)
 
 static bool has_pending_events(osip_list_t *list)
 {
-	for (int i = 0; i < osip_list_size(list); i++) {
-		osip_transaction_t *tr = osip_list_get(list, i);
+	osip_list_iterator_t it;
 
+	/* An iterator, not osip_list_get(list, i): that walks from the head each
+	 * time, and a fan-out keeps a thousand transactions in this list. */
+	for (osip_transaction_t *tr = osip_list_get_first(list, &it); osip_list_iterator_has_elem(it);
+	     tr = osip_list_get_next(&it)) {
 		if (osip_fifo_size(tr->transactionff) > 0)
 			return true;
 	}
@@ -465,6 +491,9 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 		s->clients->prev = c;
 	s->clients = c;
 	s->client_count++;
+	snprintf(c->branch, sizeof(c->branch), "z9hG4bK%s", branch);
+	c->hnext = s->client_index[branch_bucket(c->branch)];
+	s->client_index[branch_bucket(c->branch)] = c;
 	osip_transaction_set_your_instance(tr, c);
 	evt = osip_new_outgoing_sipmessage(m);
 	if (!evt) {
