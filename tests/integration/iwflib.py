@@ -22,6 +22,14 @@ NS = {"fh": FH_NS, "pcc": PCC_NS}
 
 RESPONSE_TIMEOUT = 30.0
 
+# A small PCC of the local user, for imports to merge into.
+LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+             b'<pcc xmlns="urn:oma:xml:cab:pcc" pcc-type="individual"><person-details>'
+             b'<name><name-entry pref="1"><display-name>Alice Local</display-name></name-entry></name>'
+             b'<comm-addr><tel pref="1" tel-type="Home"><tel-nb><tel-string>tel:+15555550111</tel-string>'
+             b'</tel-nb></tel></comm-addr>'
+             b'</person-details></pcc>\n')
+
 
 def xml_escape(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

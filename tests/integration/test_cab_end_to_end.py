@@ -7,7 +7,6 @@ wrote the <response>. Every server is real; the subscriber is a real SIP UA
 on a UDP socket (sipua.Subscriber) and, in the second test, sipp.
 """
 
-import re
 import shutil
 import subprocess
 import time
@@ -16,31 +15,13 @@ import xml.etree.ElementTree as ET
 import pytest
 from lxml import etree
 
-from iwflib import NS, add_adapter, fh_doc, pcc_url, request_xml, response_of, text
+from iwflib import LOCAL_PCC, NS, add_adapter, fh_doc, pcc_url, request_xml, response_of, text
 from sipua import DIFF_NS, Subscriber, rl_body
-from xdmslib import ALICE, FH, HERE, PASSWORDS, PCC, data, doc_path, expect, unquote
+from xdmslib import ALICE, FH, HERE, PASSWORDS, PCC, data, doc_path, expect, sip_port, unquote
 
 D = f"{{{DIFF_NS}}}"
 FH_SEL = f"{FH}/users/{ALICE}/index"
 PCC_SEL = f"{PCC}/users/{ALICE}/index"
-LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
-             b'<pcc xmlns="urn:oma:xml:cab:pcc" pcc-type="individual"><person-details>'
-             b'<name><name-entry pref="1"><display-name>Alice Local</display-name></name-entry></name>'
-             b'<comm-addr><tel pref="1" tel-type="Home"><tel-nb><tel-string>tel:+15555550111</tel-string>'
-             b'</tel-nb></tel></comm-addr>'
-             b'</person-details></pcc>\n')
-SIP_RE = re.compile(r"listening sip udp 127\.0\.0\.1:(\d+)")
-
-
-def sip_port(srv, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = SIP_RE.findall(srv.log_path.read_text(errors="replace"))
-        if m:
-            return int(m[-1])
-        time.sleep(0.05)
-    raise AssertionError("no SIP listener line in the log")
-
 
 @pytest.fixture
 def cab(start_server):

@@ -9,18 +9,11 @@ import time
 import pytest
 from lxml import etree
 
-from iwflib import (NS, add_adapter, expect_response, fh_doc, free_port, jobs, pcc_url, request_xml,
+from iwflib import (LOCAL_PCC, NS, add_adapter, expect_response, fh_doc, free_port, jobs, pcc_url, request_xml,
                     text, wait_response)
 from xdmslib import ALICE, BOB, FH, PASSWORDS, PCC, data, doc_path, expect, unquote
 
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5"}
-
-LOCAL_PCC = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
-             b'<pcc xmlns="urn:oma:xml:cab:pcc" pcc-type="individual"><person-details>'
-             b'<name><name-entry pref="1"><display-name>Alice Local</display-name></name-entry></name>'
-             b'<comm-addr><tel pref="1" tel-type="Home"><tel-nb><tel-string>tel:+15555550111</tel-string>'
-             b'</tel-nb></tel></comm-addr>'
-             b'</person-details></pcc>\n')
 
 
 @pytest.fixture

@@ -25,11 +25,11 @@ from urllib.parse import quote
 
 import pytest
 
-from xdmslib import ALICE, BOB, FH, HERE, IWF, PASSWORDS, PCC, data, doc_path, expect, expect_etag, unquote
+from xdmslib import (ALICE, BOB, FH, HERE, IWF, PASSWORDS, PCC, data, doc_path, expect, expect_etag, sip_port,
+                     unquote)
 
 SIPP = shutil.which("sipp")
 SCENARIOS = HERE / "sipp"
-SIP_LISTEN_RE = re.compile(r"listening sip (udp|tcp) 127\.0\.0\.1:(\d+)")
 TRANSPORTS = ["u1", "t1"]
 KV_RE = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
 # sipp's socket buffers (its default, 64 KB, drops datagrams of a 1,000-NOTIFY burst); the kernel
@@ -48,18 +48,6 @@ pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian package sip-t
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def sip_port(srv, timeout=5.0):
-    """The SIP port the server printed (UDP and TCP share it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = dict(SIP_LISTEN_RE.findall(srv.log_path.read_text(errors="replace")))
-        if "udp" in found and "tcp" in found:
-            assert found["udp"] == found["tcp"], found
-            return int(found["udp"])
-        time.sleep(0.05)
-    raise AssertionError(f"no 'listening sip udp/tcp' lines within {timeout}s:\n{srv.log_tail()}")
 
 
 def lab_server(start_server, settings=None, **kw):

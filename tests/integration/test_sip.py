@@ -17,25 +17,18 @@ import uuid
 
 import pytest
 
-from xdmslib import HERE
+from xdmslib import HERE, sip_port
 
 SIPP = shutil.which("sipp")
 SCENARIOS = HERE / "sipp"
-SIP_LISTEN_RE = re.compile(r"listening sip (udp|tcp) 127\.0\.0\.1:(\d+)")
 
 requires_sipp = pytest.mark.skipif(SIPP is None, reason="sipp (Debian package sip-tester) is not installed")
 
 
-def sip_ports(srv, timeout=5.0):
+def sip_ports(srv):
     """The (udp, tcp) ports the server printed after `listening http`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = srv.log_path.read_text(errors="replace")
-        found = dict(SIP_LISTEN_RE.findall(text))
-        if "udp" in found and "tcp" in found:
-            return int(found["udp"]), int(found["tcp"])
-        time.sleep(0.05)
-    raise AssertionError(f"no 'listening sip udp/tcp' lines within {timeout}s:\n{srv.log_tail()}")
+    port = sip_port(srv)
+    return port, port
 
 
 @pytest.fixture

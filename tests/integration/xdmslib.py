@@ -701,3 +701,18 @@ def metric_sum(samples, name, **labels):
     vals = [v for n, ls, v in samples
             if n == name and all(ls.get(k) == val for k, val in labels.items())]
     return sum(vals) if vals else None
+
+
+SIP_LISTEN_RE = re.compile(r"listening sip (udp|tcp) 127\.0\.0\.1:(\d+)")
+
+
+def sip_port(srv, timeout=5.0):
+    """The SIP port a server printed after `listening http` (UDP and TCP share it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = dict(SIP_LISTEN_RE.findall(srv.log_path.read_text(errors="replace")))
+        if "udp" in found and "tcp" in found:
+            assert found["udp"] == found["tcp"], found
+            return int(found["udp"])
+        time.sleep(0.05)
+    raise AssertionError(f"no 'listening sip udp/tcp' lines within {timeout}s:\n{srv.log_tail()}")
