@@ -17,6 +17,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,8 @@ struct nonce_slot {
 	uint8_t id[8];  /* the nonce's random part; all zero = empty */
 	uint32_t max_nc;
 	uint64_t seen;  /* bit i: max_nc - i was used */
+	uint64_t issued;  /* issue number of the nonce in the slot */
+	uint64_t evicted; /* highest issue number of a nonce pushed out of the slot */
 };
 
 struct digest_nonces {
@@ -263,6 +266,7 @@ struct digest_nonces {
 	unsigned timeout;
 	pthread_mutex_t locks[NONCE_LOCKS];
 	struct nonce_slot slots[NONCE_SLOTS];
+	atomic_uint_fast64_t issued; /* nonces made so far: each carries its number */
 };
 
 struct digest_nonces *digest_nonces_create(const uint8_t *secret, size_t secret_len, unsigned timeout)
@@ -311,13 +315,16 @@ void digest_nonce_make(struct digest_nonces *n, const char *realm, time_t now, c
 {
 	uint8_t raw[16 + NONCE_MAC_LEN];
 	uint64_t t = (uint64_t)now;
+	uint64_t number = atomic_fetch_add(&n->issued, 1) + 1;
 
 	for (int i = 0; i < 8; i++)
 		raw[i] = (uint8_t)(t >> (56 - 8 * i));
-	if (getrandom(raw + 8, 8, 0) != 8)
+	/* The id: a 40-bit issue number (unique, and it orders nonces for the
+	 * replay table) and 24 random bits. Never all zero (an empty slot). */
+	for (int i = 0; i < 5; i++)
+		raw[8 + i] = (uint8_t)(number >> (32 - 8 * i));
+	if (getrandom(raw + 13, 3, 0) != 3)
 		abort();
-	/* An all-zero id marks an empty slot; make sure no nonce has one. */
-	raw[8] |= 1;
 	nonce_mac(n, raw, 16, realm, raw + 16);
 	if (out_len < 2 * sizeof(raw) + 1) {
 		out[0] = '\0';
@@ -375,6 +382,19 @@ enum digest_nonce_state digest_nonce_use(struct digest_nonces *n, const char *no
 			state = DIGEST_NONCE_STALE;
 			goto out;
 		}
+		/* A nonce issued before one that was pushed out of this slot may
+		 * have been used here before: its nc 1 could be a replay. */
+		uint64_t number = 0;
+
+		for (int i = 8; i < 13; i++)
+			number = (number << 8) | raw[i];
+		if (number <= slot->evicted) {
+			state = DIGEST_NONCE_STALE;
+			goto out;
+		}
+		if (slot->issued > slot->evicted)
+			slot->evicted = slot->issued;
+		slot->issued = number;
 		memcpy(slot->id, raw + 8, 8);
 		slot->max_nc = 1;
 		slot->seen = 1;

@@ -107,6 +107,8 @@ static const struct conf_key conf_keys[] = {
 	    "bytes of document versions kept in memory to compute xcap-patching patches"),
 	KEY("notify.retry_after", CONF_UINT, notify_retry_after, "30",
 	    "seconds a refused SUBSCRIBE (503, over a cap) is asked to wait"),
+	KEY("notify.max_pending", CONF_UINT, notify_max_pending, "10000",
+	    "changes waiting for one subscriber; beyond it the subscription ends (reason=deactivated)"),
 	KEY("iwf.enabled", CONF_BOOL, iwf_enabled, "true",
 	    "run the Interworking Function: carry out Feature Handler import/export requests"),
 	KEY("iwf.workers", CONF_UINT, iwf_workers, "0", "IWF worker threads (0 = one per core)"),

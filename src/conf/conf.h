@@ -70,6 +70,7 @@ struct conf {
 	size_t notify_max_body;          /* largest NOTIFY body; larger state is split */
 	size_t notify_patch_cache;       /* bytes of document versions kept to compute patches */
 	unsigned notify_retry_after;     /* seconds in Retry-After of a 503 */
+	unsigned notify_max_pending;     /* changes queued for one subscriber; more ends it */
 	/* [iwf] */
 	bool iwf_enabled;           /* run the Interworking Function's workers */
 	unsigned iwf_workers;       /* 0 = one per core */

@@ -51,7 +51,6 @@
 #define POLL_MS 1000
 #define CSEQ_BLOCK 1000u
 #define PUMP_MAX 20000      /* feed records read per turn of the loop */
-#define PEND_MAX 10000      /* changes waiting for one subscriber; more ends it */
 #define NOTIFY_RETRIES 3
 #define KICK_BATCH 64       /* NOTIFYs sent per turn of the loop in a fan-out */
 #define ENTRY_MAX 2048      /* bytes of one resource selector */
@@ -115,6 +114,7 @@ struct sub {
 	size_t pend_count, pend_cap, inflight_count;
 	/* full state, page by page */
 	bool full_pending, is_full_acked, inflight_full;
+	unsigned full_gen, inflight_full_gen; /* a restarted full state outdates the page in flight */
 	size_t full_entry;
 	char *full_after;
 	bool inflight_full_done;
@@ -179,6 +179,7 @@ struct notifier {
 	size_t kick_head, kick_count, kick_cap;
 	struct sip_timer *kick_timer;
 	uint64_t gen;
+	uint64_t floor_rounds;
 
 	struct smap vcache;
 	struct vent *v_oldest, *v_newest;
@@ -791,7 +792,32 @@ struct pbatch {
 	struct sip_request *req;
 	uint64_t sub_id;
 	unsigned granted;
+	uint32_t old_cseq_block; /* a CSeq block write: what is durable if it fails */
+	struct refresh *refresh; /* a refresh: the state it brings, applied once durable */
 };
+
+/* What a refresh (a re-SUBSCRIBE in the dialog) changes. SUBSCRIBE is a
+ * target refresh request (RFC 6665 §4.1.2.1): the subscriber may have moved. */
+struct refresh {
+	struct entry *es; /* NULL: the list stays */
+	size_t ne;
+	int64_t expires_ms;
+	enum mode mode;
+	char *target, *dest;
+	enum sip_transport transport;
+};
+
+static void refresh_free(struct refresh *rf)
+{
+	if (!rf)
+		return;
+	for (size_t i = 0; i < rf->ne; i++)
+		entry_cleanup(&rf->es[i]);
+	free(rf->es);
+	free(rf->target);
+	free(rf->dest);
+	free(rf);
+}
 
 static enum xdms_err pbatch_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *o,
 				 const struct store_doc *nd)
@@ -812,8 +838,11 @@ static enum xdms_err pbatch_hook(struct store_write *w, struct store_txn *txn, c
 	return XDMS_ERR_OK;
 }
 
+static void refresh_free(struct refresh *rf);
+
 static void pbatch_free(struct pbatch *b)
 {
+	refresh_free(b->refresh);
 	for (size_t i = 0; i < b->n_ops; i++)
 		free(b->ops[i].rec);
 	free(b->ops);
@@ -836,12 +865,20 @@ static void pbatch_finish(void *arg)
 static void pbatch_done(struct store_write *w)
 {
 	struct pbatch *b = w->arg;
+	struct notifier *n = b->n;
+	bool is_handed = false;
 
-	if (sip_server_call(b->n->sip, pbatch_finish, b)) {
-		/* The loop is stopping: the request (if any) is dropped with it. */
-		atomic_fetch_sub(&b->n->persisting, 1);
+	/* Under wake_lock: once quiesce has closed it, the SIP server may be gone. */
+	pthread_mutex_lock(&n->wake_lock);
+	if (n->can_wake)
+		is_handed = !sip_server_call(n->sip, pbatch_finish, b);
+	if (!is_handed) {
+		/* Stopping: the write is done; a request waiting for it is dropped
+		 * with the SIP server. */
+		atomic_fetch_sub(&n->persisting, 1);
 		pbatch_free(b);
 	}
+	pthread_mutex_unlock(&n->wake_lock);
 }
 
 static struct pbatch *pbatch_new(struct notifier *n)
@@ -1288,6 +1325,7 @@ static struct sub *sub_by_id(struct notifier *n, uint64_t id)
 }
 
 static void sub_send(struct notifier *n, struct sub *s);
+static void retry_fire(void *arg);
 static void pend_drop(struct sub *s, size_t k);
 static void sub_end(struct notifier *n, struct sub *s, bool is_delete_record);
 
@@ -1295,10 +1333,18 @@ static void sub_persist_then_send(struct notifier *n, struct pbatch *b)
 {
 	struct sub *s = sub_by_id(n, b->sub_id);
 
-	if (s) {
-		s->block_wait = false;
-		sub_send(n, s);
+	if (!s)
+		return;
+	s->block_wait = false;
+	if (b->w.result) {
+		/* The new block is not durable: using it could make CSeqs go back
+		 * after a restart. Try again in a second. */
+		s->cseq_block = b->old_cseq_block;
+		if (!s->retry_timer)
+			s->retry_timer = sip_timer_start(n->sip, 1000, retry_fire, s);
+		return;
 	}
+	sub_send(n, s);
 }
 
 static void notify_done(void *arg, int status);
@@ -1315,7 +1361,7 @@ static const char *sub_state(const struct sub *s, char *buf, size_t len)
 {
 	int64_t left = (s->expires_ms - now_ms() + 999) / 1000;
 
-	if (s->terminating)
+	if (s->inflight_final)
 		snprintf(buf, len, "terminated;reason=%s", s->terminating);
 	else
 		snprintf(buf, len, "active;expires=%" PRId64, left > 0 ? left : 0);
@@ -1341,7 +1387,9 @@ static void sub_send(struct notifier *n, struct sub *s)
 	if (s->cseq + 1 > s->cseq_block) {
 		/* Make the next block of CSeqs durable before using it. */
 		struct pbatch *pb = pbatch_new(n);
+		uint32_t old_block = s->cseq_block;
 
+		pb->old_cseq_block = old_block;
 		s->cseq_block = s->cseq + CSEQ_BLOCK;
 		pbatch_add(pb, s, false);
 		pb->then = sub_persist_then_send;
@@ -1349,7 +1397,7 @@ static void sub_send(struct notifier *n, struct sub *s)
 		s->block_wait = true;
 		if (pbatch_submit(n, pb)) {
 			s->block_wait = false;
-			s->cseq_block = s->cseq;
+			s->cseq_block = old_block;
 			log_error("notify: cannot record the CSeq of subscription %016" PRIx64, s->id);
 		}
 		return;
@@ -1365,8 +1413,8 @@ static void sub_send(struct notifier *n, struct sub *s)
 			if (!s->full_entry && !s->full_after) {
 				uint64_t last = 0;
 
-				if (store_changes_last(rd, &last))
-					last = n->feed_seq;
+				if (store_changes_last(rd, &last) || last < n->feed_seq)
+					last = n->feed_seq; /* an empty (pruned) feed reads 0 */
 				s->fs_seq = last;
 			}
 			free(s->page_after);
@@ -1374,6 +1422,7 @@ static void sub_send(struct notifier *n, struct sub *s)
 			s->page_after = s->full_after ? xstrdup(s->full_after) : NULL;
 			build_full(n, s, rd, &b);
 			s->inflight_full = true;
+			s->inflight_full_gen = s->full_gen;
 			s->inflight_seq = s->fs_seq;
 		} else if (s->pend_count) {
 			s->inflight_count = build_changes(n, s, rd, &b);
@@ -1410,7 +1459,11 @@ static void sub_send(struct notifier *n, struct sub *s)
 		sub_end(n, s, true);
 		return;
 	}
-	s->inflight_final = s->terminating != NULL;
+	/* The last NOTIFY of a subscription is the one that carries everything left. */
+	s->inflight_final = s->terminating &&
+			    (s->inflight_full ? s->inflight_full_done &&
+							(!s->pend_count || s->pend[s->pend_count - 1]->seq <= s->fs_seq)
+					      : s->inflight_count == s->pend_count);
 	hdrs[0].name = "Event";
 	hdrs[0].value = "xcap-diff";
 	hdrs[1].name = "Subscription-State";
@@ -1447,6 +1500,8 @@ static void sub_send(struct notifier *n, struct sub *s)
 /* Drops pend[0..k) (sent and acknowledged, or superseded). */
 static void pend_drop(struct sub *s, size_t k)
 {
+	if (k > s->pend_count)
+		k = s->pend_count;
 	if (!k)
 		return;
 	for (size_t i = 0; i < k; i++)
@@ -1493,7 +1548,9 @@ static void notify_done(void *arg, int status)
 	}
 	if (status >= 200 && status < 300) {
 		s->retries = 0;
-		if (s->inflight_full) {
+		if (s->inflight_full && s->inflight_full_gen != s->full_gen) {
+			/* a refresh restarted the full state meanwhile: this page is outdated */
+		} else if (s->inflight_full) {
 			if (s->inflight_full_done) {
 				size_t k = 0;
 
@@ -1525,8 +1582,9 @@ static void notify_done(void *arg, int status)
 		return;
 	}
 	atomic_fetch_add(&n->n_failed, 1);
+	s->inflight_count = 0;
 	/* The page (or the changes) in flight go out again on a retry. */
-	if (s->inflight_full) {
+	if (s->inflight_full && s->inflight_full_gen == s->full_gen) {
 		s->full_entry = s->page_entry;
 		free(s->full_after);
 		s->full_after = s->page_after;
@@ -1653,9 +1711,14 @@ static void nchange_patch(struct notifier *n, struct store_read *rd, struct ncha
 
 static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 {
-	if (s->pend_count >= PEND_MAX) {
-		/* A subscriber this far behind gets a fresh start (RFC 6665 §4.2.2). */
-		pend_drop(s, s->pend_count);
+	if (s->pend_count >= n->c->notify_max_pending) {
+		/* A subscriber this far behind gets a fresh start (RFC 6665 §4.2.2).
+		 * What a NOTIFY in flight carries stays until it is answered. */
+		size_t keep = s->in_flight ? s->inflight_count : 0;
+
+		for (size_t i = keep; i < s->pend_count; i++)
+			nchange_put(s->pend[i]);
+		s->pend_count = keep;
 		s->terminating = "deactivated";
 		s->full_pending = false;
 		return;
@@ -1667,7 +1730,6 @@ static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 	nc->refs++;
 	s->pend[s->pend_count++] = nc;
 	s->queued_seq = nc->seq;
-	(void)n;
 }
 
 static void pump_consider(struct pump *p, struct slot *sl, const struct store_change *c, struct nchange **nc,
@@ -1809,17 +1871,33 @@ static void on_commit(void *arg, uint64_t last_seq)
 	pthread_mutex_unlock(&n->wake_lock);
 }
 
-/* The first feed sequence a subscriber may still need: the store may prune below it. */
+/*
+ * The first feed sequence a subscriber may still need: the store may prune
+ * below it. A subscription with nothing pending or in flight has had every
+ * change up to feed_seq (those it watches were sent and acknowledged), so it
+ * holds nothing back; once a minute its acknowledged position moves up to
+ * feed_seq and is recorded, so that after a restart it does not look as if
+ * pruned changes were missing.
+ */
 static void feed_floor_update(struct notifier *n)
 {
 	uint64_t floor = n->feed_seq + 1;
+	bool is_record_round = ++n->floor_rounds % 60 == 0;
 
 	for (size_t i = 0; i < n->by_id.nb; i++)
 		for (struct slot *sl = n->by_id.b[i]; sl; sl = sl->next)
 			for (size_t j = 0; j < sl->n; j++) {
-				const struct sub *s = sl->items[j];
+				struct sub *s = sl->items[j];
+				bool is_idle = !s->pend_count && !s->in_flight && !s->full_pending && !s->block_wait &&
+					       !s->is_dead;
 
-				if (!s->is_transient && s->acked_seq + 1 < floor)
+				if (s->is_transient)
+					continue;
+				if (is_idle && s->acked_seq < n->feed_seq && is_record_round) {
+					s->acked_seq = s->queued_seq = n->feed_seq;
+					mark_dirty(n, s);
+				}
+				if (!is_idle && s->acked_seq + 1 < floor)
 					floor = s->acked_seq + 1;
 			}
 	store_set_feed_floor(n->st, floor);
@@ -1983,19 +2061,9 @@ static bool accepts_xcap_diff(struct sip_request *req)
 	return i == 0; /* no Accept: the package's default type (RFC 6665 §8.2) */
 }
 
-static void entries_set(struct notifier *n, struct sub *s, struct entry *es, size_t count)
-{
-	sub_index(n, s, false);
-	for (size_t i = 0; i < s->entry_count; i++)
-		entry_cleanup(&s->entries[i]);
-	free(s->entries);
-	s->entries = es;
-	s->entry_count = count;
-	sub_index(n, s, true);
-}
-
 static void full_restart(struct sub *s)
 {
+	s->full_gen++;
 	s->full_pending = true;
 	s->full_entry = 0;
 	free(s->full_after);
@@ -2042,12 +2110,75 @@ static void subscribe_persist(struct notifier *n, struct sub *s, struct sip_requ
 	}
 }
 
+/* Exchanges the refreshable state of @s with @rf (twice restores both). */
+static void refresh_swap(struct notifier *n, struct sub *s, struct refresh *rf)
+{
+	struct entry *es = s->entries;
+	size_t ne = s->entry_count;
+	int64_t expires_ms = s->expires_ms;
+	enum mode mode = s->mode;
+	char *target = s->target, *dest = s->dest;
+	enum sip_transport transport = s->transport;
+
+	if (rf->es) {
+		if (n)
+			sub_index(n, s, false);
+		s->entries = rf->es;
+		s->entry_count = rf->ne;
+		rf->es = es;
+		rf->ne = ne;
+		if (n)
+			sub_index(n, s, true);
+	}
+	s->expires_ms = rf->expires_ms;
+	rf->expires_ms = expires_ms;
+	s->mode = rf->mode;
+	rf->mode = mode;
+	if (rf->target) {
+		s->target = rf->target;
+		rf->target = target;
+	}
+	s->dest = rf->dest;
+	rf->dest = dest;
+	s->transport = rf->transport;
+	rf->transport = transport;
+}
+
+/* The refresh is durable: it takes effect, 200, and a full state follows. */
+static void refresh_ready(struct notifier *n, struct pbatch *b)
+{
+	struct sub *s = sub_by_id(n, b->sub_id);
+	struct sip_header h = { "Expires", NULL };
+	char expires[16];
+
+	if (!s || s->terminating) {
+		respond_why(b->req, 481, "no such subscription");
+		return;
+	}
+	s->block_wait = false;
+	if (b->w.result) {
+		/* RFC 6665 §4.1.2.2: a failed refresh leaves the subscription as it was. */
+		respond_why(b->req, 500, "the refresh could not be stored; the subscription is unchanged");
+		sub_send(n, s);
+		return;
+	}
+	refresh_swap(n, s, b->refresh); /* b->refresh now holds the old state, freed with b */
+	snprintf(expires, sizeof(expires), "%u", b->granted);
+	h.value = expires;
+	respond(b->req, 200, NULL, &h, 1);
+	full_restart(s);
+	expiry_arm(n, s);
+	sub_send(n, s);
+}
+
 static void on_refresh(struct notifier *n, struct sip_request *req, const char *identity, long expires,
 		       struct entry *es, size_t ne)
 {
 	struct sub *s = sub_find_dialog(n, sip_request_call_id(req), sip_request_from_tag(req),
 					sip_request_to_tag(req));
 	struct sip_header h = { "Expires", "0" };
+	struct refresh *rf;
+	struct pbatch *pb;
 
 	if (!s || s->terminating) {
 		respond_why(req, 481, "no such subscription");
@@ -2057,9 +2188,19 @@ static void on_refresh(struct notifier *n, struct sip_request *req, const char *
 		respond_why(req, 403, "the subscription belongs to someone else");
 		goto drop;
 	}
-	if (es)
-		entries_set(n, s, es, ne);
+	rf = xcalloc(1, sizeof(*rf));
+	rf->es = es;
+	rf->ne = ne;
+	rf->expires_ms = expires ? now_ms() + expires * 1000 : s->expires_ms;
+	rf->mode = expires ? event_mode(req) : s->mode;
+	rf->target = sip_request_contact_uri(req) ? xstrdup(sip_request_contact_uri(req)) : NULL;
+	rf->dest = xstrdup(sip_request_source(req));
+	rf->transport = sip_request_transport(req);
 	if (expires == 0) {
+		/* Unsubscribe: nothing to store; the final NOTIFY goes where the
+		 * subscriber is now, with the state of the list it asked for. */
+		refresh_swap(n, s, rf);
+		refresh_free(rf);
 		respond(req, 200, NULL, &h, 1);
 		sip_timer_cancel(n->sip, s->expiry_timer);
 		s->expiry_timer = NULL;
@@ -2068,9 +2209,21 @@ static void on_refresh(struct notifier *n, struct sip_request *req, const char *
 		sub_send(n, s);
 		return;
 	}
-	s->expires_ms = now_ms() + expires * 1000;
-	s->mode = event_mode(req);
-	subscribe_persist(n, s, req, (unsigned)expires);
+	/* The record written is the refreshed state; memory changes once it is durable. */
+	pb = pbatch_new(n);
+	refresh_swap(NULL, s, rf);
+	pbatch_add(pb, s, false);
+	refresh_swap(NULL, s, rf);
+	pb->refresh = rf;
+	pb->then = refresh_ready;
+	pb->req = req;
+	pb->sub_id = s->id;
+	pb->granted = (unsigned)expires;
+	s->block_wait = true;
+	if (pbatch_submit(n, pb)) {
+		s->block_wait = false;
+		respond_why(req, 500, "the refresh could not be stored; the subscription is unchanged");
+	}
 	return;
 drop:
 	for (size_t i = 0; i < ne; i++)
@@ -2416,23 +2569,21 @@ void notifier_destroy(struct notifier *n)
 	n->can_wake = false;
 	pthread_mutex_unlock(&n->wake_lock);
 	collect(n, &r);
-	/* The loop is gone: record what the subscribers acknowledged since the last flush. */
+	/* The loop is gone: record what the subscribers acknowledged since the
+	 * last flush. The write also is a barrier: the writer acknowledges in
+	 * order, so every record write queued before it has finished its done
+	 * callback (which found can_wake false) when it returns. */
+	pb = pbatch_new(n);
+	pb->w.done = NULL;
 	for (size_t i = 0; i < r.n; i++) {
 		struct sub *s = r.subs[i];
 
-		if (!s->is_dirty || s->is_dead || s->is_transient)
-			continue;
-		if (!pb) {
-			pb = pbatch_new(n);
-			pb->w.done = NULL;
-		}
-		pbatch_add(pb, s, false);
+		if (s->is_dirty && !s->is_dead && !s->is_transient)
+			pbatch_add(pb, s, false);
 	}
-	if (pb) {
-		if (store_write_run(n->st, &pb->w))
-			log_error("notify: could not record subscription progress at shutdown");
-		pbatch_free(pb);
-	}
+	if (store_write_run(n->st, &pb->w) && pb->n_ops)
+		log_error("notify: could not record subscription progress at shutdown");
+	pbatch_free(pb);
 	for (size_t i = 0; i < r.n; i++)
 		sub_free(r.subs[i]);
 	free(r.subs);

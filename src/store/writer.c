@@ -342,12 +342,16 @@ out:
 	return rc;
 }
 
-/* Runs a batch to its end; returns the highest sequence committed (0 if none). */
-static uint64_t batch_run(struct store *st, struct store_write **ws, unsigned n)
+/*
+ * Runs a batch to its end. Returns true when something committed (a record
+ * write commits without a change sequence); *last_seq gets the highest
+ * sequence in the feed after it (0 if the feed has none).
+ */
+static bool batch_run(struct store *st, struct store_write **ws, unsigned n, uint64_t *last_seq)
 {
 	struct pass p = { .st = st };
 	unsigned start = 0, adopts = 0;
-	uint64_t last_seq = 0;
+	bool is_committed = false;
 	enum xdms_err err;
 	int rc;
 
@@ -376,7 +380,8 @@ static uint64_t batch_run(struct store *st, struct store_write **ws, unsigned n)
 		if (rc) {
 			writes_fail(ws + start, p.settled, store_err_from_mdb(rc));
 		} else if (p.ok_count) {
-			last_seq = p.last_seq;
+			*last_seq = p.last_seq;
+			is_committed = true;
 		}
 		start += p.settled;
 		if (p.stop == PASS_STOP_GROW) {
@@ -388,7 +393,7 @@ static uint64_t batch_run(struct store *st, struct store_write **ws, unsigned n)
 		}
 		/* PASS_STOP_SPLIT: ws[start] simply starts the next parent transaction. */
 	}
-	return last_seq;
+	return is_committed;
 }
 
 static void stats_count_batch(struct store *st, unsigned n)
@@ -411,6 +416,7 @@ struct batch {
 	struct store_waiter **waiters;
 	unsigned n;
 	bool has_waiters;
+	bool is_committed; /* something of it committed: it waits for a flush */
 	uint64_t last_seq;
 };
 
@@ -547,15 +553,16 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&st->q_lock);
 
 		stats_count_batch(st, cur->n);
-		cur->last_seq = batch_run(st, cur->ws, cur->n);
+		cur->last_seq = 0;
+		cur->is_committed = batch_run(st, cur->ws, cur->n, &cur->last_seq);
 		if (pending->n) {
 			/* A commit with writes synced its data, and with it the
 			 * pending batch's meta page; otherwise sync explicitly. */
-			if (!cur->last_seq || !st->is_sync)
+			if (!cur->is_committed || !st->is_sync)
 				store_flush(st, pending);
 			batch_ack(st, pending);
 		}
-		if (!cur->last_seq) {
+		if (!cur->is_committed) {
 			/* Nothing of it committed: nothing to wait for. */
 			batch_ack(st, cur);
 		}

@@ -9,6 +9,8 @@ test_notify_sipp.py.
 
 import hashlib
 import re
+import shutil
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -607,3 +609,107 @@ def test_request_credentials_never_leave_in_a_notify(start_server, subs):
         assert b"s3cret-pw" not in n.body, n.body
         el = n.diff().find(f"{D}element")
         assert el is not None and el.get("exists") != "0", n.body
+
+
+# ---------------------------------------------------------------------------
+# Edge cases found in review
+
+
+def test_subscriber_too_far_behind_is_deactivated_safely(start_server, subs):
+    # Changes pile up behind an unanswered NOTIFY past notify.max_pending: the
+    # subscription ends (deactivated) once the NOTIFY in flight is answered,
+    # and the entries that NOTIFY carried are released only once.
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.max_pending": "5"})
+    srv.sip = sip_port(srv)
+    put_pcc(srv)
+    s = subs(srv)
+    subscribe_ok(s, ALICE_PCC)
+    s.auto_answer = None
+    put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp 0"))
+    held = s.notify()
+    for i in range(1, 9):
+        put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Corp %d" % i))
+    s.pump(0.3)
+    s.inbox = [m for m in s.inbox if m.method != "NOTIFY"]
+    s.auto_answer = 200
+    s._answer(held, 200)
+    final = s.notify()
+    assert final.header("Subscription-State") == "terminated;reason=deactivated", final
+    assert srv.alive()
+    # It may subscribe again and gets the current state.
+    s2 = subs(srv)
+    first = subscribe_ok(s2, ALICE_PCC)
+    assert first.documents()[0]["new-etag"] == unquote(
+        srv.client(ALICE).get(f"/xcap-root/{ALICE_PCC}").header("ETag"))
+
+
+def test_refresh_while_the_last_full_state_page_is_in_flight(nserver, subs):
+    put_pcc(nserver)
+    assert nserver.client(ALICE).put_doc(FH, ALICE, data("fh-requests.xml")).status == 201
+    s = subs(nserver)
+    s.auto_answer = None
+    assert s.subscribe(rl_body(ALICE_PCC)).status == 200
+    held = s.notify()  # the full state of the old list, unanswered
+    assert s.subscribe(rl_body(f"{FH}/users/{ALICE}/index")).status == 200
+    s.pump(0.3)
+    s.inbox = [m for m in s.inbox if m.method != "NOTIFY"]
+    s._answer(held, 200)
+    s.auto_answer = 200
+    # RFC 6665 §4.2.2: the refresh gets its own NOTIFY, with the new list's state.
+    n = s.notify(timeout=4)
+    assert [d["sel"] for d in n.documents()] == [f"{FH}/users/{ALICE}/index"]
+
+
+def test_fetch_of_a_large_collection_sends_every_page(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "notify.max_body": "2000", "auth.server_identities": "sip:cab@example.com"})
+    srv.sip = sip_port(srv)
+    for i in range(20):
+        srv.ctl("doc", "put", f"{PCC}/users/sip:u{i:02d}@example.com/index", "-", input=data("pcc-alice.xml"),
+                check=0)
+    s = subs(srv, aor="sip:cab@example.com")
+    assert s.subscribe(rl_body(f"{PCC}/users/"), expires=0).status == 200
+    seen, states = [], []
+    while not states or not states[-1].startswith("terminated"):
+        n = s.notify(timeout=3)
+        states.append(n.header("Subscription-State"))
+        seen += [d["sel"] for d in n.documents()]
+    assert len(states) > 1 and all(x == "active;expires=0" for x in states[:-1]), states
+    assert states[-1] == "terminated;reason=timeout"
+    assert len(seen) == len(set(seen)) == 20
+
+
+def test_refresh_moves_the_subscriber_to_its_new_address(nserver, subs):
+    put_pcc(nserver)
+    s = subs(nserver, transport="TCP")
+    subscribe_ok(s, ALICE_PCC)
+    s.close()
+    # The same dialog over a new TCP connection (the phone reconnected).
+    t = subs(nserver, transport="TCP")
+    t.call_id, t.tag, t.remote_tag, t.cseq = s.call_id, s.tag, s.remote_tag, s.cseq
+    assert t.subscribe(None).status == 200
+    t.notify(timeout=5)
+    etag = put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"New Corp"))
+    assert t.notify(timeout=5).documents()[0]["new-etag"] == etag
+
+
+def changes_in_feed(srv):
+    out = subprocess.run(["mdb_stat", "-s", "changes", str(srv.data_dir)], capture_output=True, text=True,
+                         check=True).stdout
+    return int(re.search(r"Entries: (\d+)", out).group(1))
+
+
+@pytest.mark.skipif(shutil.which("mdb_stat") is None, reason="mdb_stat (Debian package lmdb-utils) is missing")
+def test_a_quiet_subscription_does_not_hold_back_feed_pruning(start_server, subs):
+    srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                 "store.feed_retention": "1"})
+    srv.sip = sip_port(srv)
+    put_pcc(srv)
+    subscribe_ok(subs(srv), ALICE_PCC)  # alice's PCC never changes again
+    for _ in range(60):
+        put_pcc(srv, xui=BOB)  # unrelated writes
+    time.sleep(2.5)  # older than the retention; the notifier has moved its floor
+    for _ in range(3):
+        put_pcc(srv, xui=BOB)  # each commit prunes up to 256 records
+    assert changes_in_feed(srv) < 10

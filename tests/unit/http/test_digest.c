@@ -87,6 +87,31 @@ START_TEST(nonce_reuse_and_replay)
 }
 END_TEST
 
+/* A nonce whose slot in the replay table went to another nonce must not
+ * get in again with nc 1: that is how a captured first request would be
+ * replayed. */
+START_TEST(nonce_evicted_cannot_replay_nc1)
+{
+	struct digest_nonces *n = digest_nonces_create((const uint8_t *)"k", 1, 300);
+	char first[96], other[96];
+
+	digest_nonce_make(n, "r", 1000, first, sizeof(first));
+	ck_assert_int_eq(digest_nonce_use(n, first, "r", 1, 1000), DIGEST_NONCE_OK);
+	ck_assert_int_eq(digest_nonce_use(n, first, "r", 1, 1000), DIGEST_NONCE_REPLAY);
+	/* Enough later nonces to push it out of its slot (8,192 slots: the chance
+	 * that none of 100,000 lands on it is below 1e-5). */
+	for (int i = 0; i < 100000; i++) {
+		digest_nonce_make(n, "r", 1001, other, sizeof(other));
+		ck_assert_int_eq(digest_nonce_use(n, other, "r", 1, 1001), DIGEST_NONCE_OK);
+	}
+	ck_assert_int_ne(digest_nonce_use(n, first, "r", 1, 1002), DIGEST_NONCE_OK);
+	/* A nonce made after the eviction still starts normally. */
+	digest_nonce_make(n, "r", 1003, other, sizeof(other));
+	ck_assert_int_eq(digest_nonce_use(n, other, "r", 1, 1003), DIGEST_NONCE_OK);
+	digest_nonces_destroy(n);
+}
+END_TEST
+
 START_TEST(nonce_expiry)
 {
 	struct digest_nonces *n = digest_nonces_create(NULL, 0, 60);
@@ -125,6 +150,7 @@ int main(void)
 	tcase_add_test(tc, rfc7616_example_md5_and_sha256);
 	tcase_add_test(tc, parse_refusals);
 	tcase_add_test(tc, nonce_reuse_and_replay);
+	tcase_add_test(tc, nonce_evicted_cannot_replay_nc1);
 	tcase_add_test(tc, nonce_expiry);
 	tcase_add_test(tc, credentials_fill);
 	suite_add_tcase(s, tc);
