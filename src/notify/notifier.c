@@ -171,7 +171,8 @@ struct notifier {
 	atomic_bool wake_queued;
 	pthread_mutex_t wake_lock; /* on_commit (writer thread) against the SIP server's end */
 	bool can_wake;
-	bool is_started, is_stopping;
+	bool is_started;
+	atomic_bool is_stopping; /* set on the loop, read by notifier_quiesce */
 	struct sip_timer *flush_timer, *poll_timer;
 	uint64_t *dirty;
 	size_t dirty_count, dirty_cap;
@@ -1811,6 +1812,12 @@ static void kick_fire(void *arg)
 			sub_kick(n, s);
 	}
 	if (n->kick_head < n->kick_count) {
+		if (n->kick_head >= 4096) {
+			/* keep the queue from growing under steady fan-outs */
+			memmove(n->kicks, n->kicks + n->kick_head, (n->kick_count - n->kick_head) * sizeof(*n->kicks));
+			n->kick_count -= n->kick_head;
+			n->kick_head = 0;
+		}
 		n->kick_timer = sip_timer_start(n->sip, 0, kick_fire, n);
 		return;
 	}
