@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "input.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 
@@ -73,30 +74,23 @@ static void check_get_after_put(const struct xcap_selector *sel, const struct xc
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *p = (const char *)data, *end = p + size;
+	const char *p = (const char *)data;
+	struct fuzz_node_input in;
 	const char *s_sel, *s_query, *body, *doc;
 	size_t body_len, doc_len;
 	struct xcap_selector *sel = NULL;
 	struct xcap_node_result r;
 	struct xml_scan *scan = NULL;
 	const char *why;
-	const char *nul;
 
-	s_sel = p;
-	nul = memchr(p, '\0', size);
-	if (!nul)
+	if (!fuzz_node_input_split(p, size, &in))
 		return 0;
-	s_query = nul + 1;
-	nul = memchr(s_query, '\0', (size_t)(end - s_query));
-	if (!nul)
-		return 0;
-	body = nul + 1;
-	nul = memchr(body, '\0', (size_t)(end - body));
-	if (!nul)
-		return 0;
-	body_len = (size_t)(nul - body);
-	doc = nul + 1;
-	doc_len = (size_t)(end - doc);
+	s_sel = in.sel;
+	s_query = in.query;
+	body = in.body;
+	body_len = in.body_len;
+	doc = in.doc;
+	doc_len = in.doc_len;
 
 	/* The scanner must survive anything. */
 	if (xml_scan_build(doc, doc_len, &scan) == XDMS_ERR_OK)

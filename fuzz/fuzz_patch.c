@@ -32,6 +32,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "notify/diff.h"
+#include "input.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
 
@@ -167,29 +168,23 @@ static void check_node_content(const char *doc, size_t doc_len, const char *sel,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *p = (const char *)data, *end = p + size;
-	const char *s_sel, *s_query, *body, *doc, *nul;
+	const char *p = (const char *)data;
+	struct fuzz_node_input in;
+	const char *s_sel, *s_query, *body, *doc;
 	size_t body_len, doc_len;
 	struct xcap_selector *sel = NULL;
 	struct xcap_node_result r;
 	const char *why;
 	bool is_attr;
 
-	s_sel = p;
-	nul = memchr(p, '\0', size);
-	if (!nul)
+	if (!fuzz_node_input_split(p, size, &in))
 		return 0;
-	s_query = nul + 1;
-	nul = memchr(s_query, '\0', (size_t)(end - s_query));
-	if (!nul)
-		return 0;
-	body = nul + 1;
-	nul = memchr(body, '\0', (size_t)(end - body));
-	if (!nul)
-		return 0;
-	body_len = (size_t)(nul - body);
-	doc = nul + 1;
-	doc_len = (size_t)(end - doc);
+	s_sel = in.sel;
+	s_query = in.query;
+	body = in.body;
+	body_len = in.body_len;
+	doc = in.doc;
+	doc_len = in.doc_len;
 	if (!well_formed(doc, doc_len))
 		return 0;
 
