@@ -48,10 +48,13 @@ size_t digest_algo_len(enum digest_algo algo);
 
 /*
  * Parses the value of an Authorization header starting with "Digest".
+ * @target, when not NULL, is the request-target as sent: a uri parameter
+ * that holds exactly it between quotes is taken verbatim even when it
+ * contains raw '"' (clients that do not escape node selectors send that).
  * Returns OK, or PARSE for a malformed header, a missing required field, an
  * unknown algorithm or a field longer than its buffer.
  */
-enum xdms_err digest_parse(const char *header, struct digest_credentials *out) XDMS_WUR;
+enum xdms_err digest_parse(const char *header, const char *target, struct digest_credentials *out) XDMS_WUR;
 
 /* H(username ":" realm ":" password) into @out (digest_algo_len bytes). */
 void digest_ha1(enum digest_algo algo, const char *username, const char *realm, const char *password,

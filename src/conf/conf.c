@@ -55,8 +55,9 @@ static const struct conf_key conf_keys[] = {
 	    "identities with trusted-server rights over every user's documents"),
 	KEY("auth.admin_identities", CONF_LIST, auth_admin_identities, "",
 	    "administrators: may write global documents and every user's documents"),
-	KEY("auth.digest_algorithms", CONF_LIST, auth_digest_algorithms, "SHA-256,MD5",
-	    "Digest algorithms offered, in order of preference"),
+	KEY("auth.digest_algorithms", CONF_LIST, auth_digest_algorithms, "MD5,SHA-256",
+	    "Digest algorithms offered, one challenge each, in this order (clients that read only the "
+	    "first challenge, such as Python's urllib and many phones, need MD5 first)"),
 	KEY("auth.allow_basic", CONF_BOOL, auth_allow_basic, "false",
 	    "accept Basic authentication over plain HTTP (always accepted over TLS)"),
 	KEY("auth.nonce_timeout", CONF_UINT, auth_nonce_timeout, "300",

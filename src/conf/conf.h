@@ -37,7 +37,7 @@ struct conf {
 	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */
 	struct conf_list auth_server_identities; /* trusted-server identities (IWF, CAB server) */
 	struct conf_list auth_admin_identities;  /* may write global documents */
-	struct conf_list auth_digest_algorithms; /* offered in this order: "SHA-256", "MD5" */
+	struct conf_list auth_digest_algorithms; /* offered in this order: "MD5", "SHA-256" */
 	bool auth_allow_basic;      /* Basic over plain HTTP (it is always allowed over TLS) */
 	unsigned auth_nonce_timeout; /* seconds a Digest nonce stays valid */
 	char *auth_secret;          /* nonce HMAC key; random per process when empty */
