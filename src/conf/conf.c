@@ -78,6 +78,9 @@ static const struct conf_key conf_keys[] = {
 	KEY("xcap.max_depth", CONF_UINT, xcap_max_depth, "64", "deepest element nesting accepted"),
 	KEY("xcap.max_icon", CONF_SIZE, xcap_max_icon, "307200",
 	    "largest image accepted in org.openmobilealliance.pres-content, in decoded bytes"),
+	KEY("xcap.lenient_content_type", CONF_BOOL, xcap_lenient_content_type, "false",
+	    "accept a whole-document PUT without Content-Type, or with application/xml, text/xml or "
+	    "application/x-www-form-urlencoded, when its body is the usage's document (RFC 4825: 415)"),
 	KEY("xcap.descriptor_dir", CONF_STR, xcap_descriptor_dir, "",
 	    "directory of extra AUID descriptors (*.auid) and their schemas"),
 	KEY("sip.listen", CONF_STR, sip_listen, "",

@@ -53,6 +53,7 @@ struct conf {
 	unsigned xcap_max_depth;    /* XML nesting limit */
 	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
 	size_t xcap_max_icon;       /* largest presence-content image, decoded bytes */
+	bool xcap_lenient_content_type; /* document PUTs with a missing or generic type */
 	/* [sip] */
 	char *sip_listen;           /* "ADDR:PORT" for UDP and TCP; "" = no SIP */
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */

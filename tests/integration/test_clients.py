@@ -24,7 +24,7 @@ import urllib.request
 import pytest
 from lxml import etree
 
-from xdmslib import (ALICE, CAPS, MIME, PASSWORDS, RL, XCAP_ERROR_NS, doc_path, expect, global_path,
+from xdmslib import (ALICE, CAPS, MIME, PASSWORDS, RL, RL_NS, XCAP_ERROR_NS, doc_path, expect, global_path,
                      parse_challenge, rl_doc)
 
 ALICE_DOC = doc_path(RL, ALICE)
@@ -296,3 +296,78 @@ def test_xcap_caps_has_extensions(server):
     names = [etree.QName(c).localname for c in root]
     assert names == ["auids", "extensions", "namespaces"], \
         f"xcap-caps children must be auids, extensions, namespaces (RFC 4825 §12.5 order), got {names}"
+
+
+# ---- whole-document PUT with a missing or generic Content-Type
+
+
+def raw_put(server, target, body, content_type):
+    """PUT with exactly these headers (no Content-Type when None), answering
+    the MD5 challenge; returns (status, headers, body)."""
+    return raw_round_trip(server, "PUT", target, body, content_type)
+
+
+@pytest.mark.parametrize("ctype", [None, "application/xml", "application/x-www-form-urlencoded"],
+                         ids=["none", "application-xml", "form-urlencoded"])
+def test_generic_content_type_is_415_by_default(server, ctype):
+    status, _, body = raw_put(server, ALICE_DOC, rl_doc(), ctype)
+    assert status == 415, f"PUT with Content-Type {ctype!r}: RFC 4825 §8.2.1 says 415, got {status} {body!r}"
+    assert MIME[RL].encode() in body, f"the 415 body must name the type to send: {body!r}"
+
+
+def test_urllib_put_without_content_type_is_415_by_default(server):
+    status, body = urlopen(urllib_opener(server), server, "PUT", ALICE_DOC, rl_doc())
+    assert status == 415 and MIME[RL].encode() in body, f"expected 415 naming {MIME[RL]}, got {status} {body!r}"
+
+
+@pytest.fixture
+def lenient(start_server):
+    return start_server(settings={"xcap.lenient_content_type": "true"})
+
+
+@pytest.mark.parametrize("ctype", [None, "application/xml", "text/xml; charset=utf-8",
+                                   "application/x-www-form-urlencoded"],
+                         ids=["none", "application-xml", "text-xml", "form-urlencoded"])
+def test_lenient_content_type_accepts_the_usage_document(lenient, ctype):
+    status, _, body = raw_put(lenient, ALICE_DOC, rl_doc(), ctype)
+    assert status == 201, f"PUT with Content-Type {ctype!r} and xcap.lenient_content_type: expected 201, " \
+        f"got {status} {body!r}"
+    r = expect(lenient.client(ALICE).get(ALICE_DOC), 200)
+    assert r.body == rl_doc() and r.content_type == MIME[RL], r.describe()
+
+
+def test_lenient_content_type_urllib_without_content_type(lenient):
+    # urllib adds "Content-Type: application/x-www-form-urlencoded" by itself.
+    op = urllib_opener(lenient)
+    status, body = urlopen(op, lenient, "PUT", ALICE_DOC, rl_doc())
+    assert status == 201, f"urllib PUT without a Content-Type: expected 201, got {status} {body!r}"
+    status, body = urlopen(op, lenient, "GET", ALICE_DOC)
+    assert (status, body) == (200, rl_doc()), f"{status} {body!r}"
+
+
+@pytest.mark.parametrize("ctype,body", [
+    ("application/xml", b'<?xml version="1.0"?><pcc xmlns="urn:oma:xml:cab:pcc"/>'),   # another usage's document
+    ("application/xml", b"<resource-lists"),                                           # not XML
+    (None, b"name=value"),                                                             # a form
+    ("text/plain", None),                                                              # a real other type
+    ("application/vnd.oma.cab-pcc+xml", None),
+], ids=["other-root", "not-xml", "form", "text-plain", "other-usage-type"])
+def test_lenient_content_type_still_415_otherwise(lenient, ctype, body):
+    body = rl_doc() if body is None else body
+    status, _, got = raw_put(lenient, ALICE_DOC, body, ctype)
+    assert status == 415, f"PUT {body[:40]!r} as {ctype!r}: expected 415, got {status} {got!r}"
+    assert MIME[RL].encode() in got, f"the 415 body must name the type to send: {got!r}"
+    expect(lenient.client(ALICE).get(ALICE_DOC), 404)
+
+
+def test_lenient_content_type_is_for_documents_only(lenient):
+    expect(lenient.client(ALICE).put(ALICE_DOC, rl_doc(), MIME[RL]), 201)
+    status, _, got = raw_put(lenient, FRIENDS_RAW + '/entry[@uri="sip:x@example.com"]',
+                             b'<entry uri="sip:x@example.com"/>', "application/xml")
+    assert status == 415, f"an element PUT keeps its own type (application/xcap-el+xml): got {status} {got!r}"
+
+
+def test_lenient_content_type_still_validates(lenient):
+    bad = (f'<?xml version="1.0"?><resource-lists xmlns="{RL_NS}"><list><bogus/></list></resource-lists>').encode()
+    status, _, got = raw_put(lenient, ALICE_DOC, bad, "application/xml")
+    assert status == 409 and b"schema-validation-error" in got, f"expected 409 <schema-validation-error>, got {status} {got!r}"
