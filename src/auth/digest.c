@@ -481,6 +481,23 @@ bool digest_user_ha1(struct store *st, const char *realm, const char *username, 
 	return true;
 }
 
+void digest_default_realm(struct store *st, const struct conf *c, char *out, size_t out_len)
+{
+	struct store_read *rd;
+	enum xdms_err err = XDMS_ERR_NOTFOUND;
+
+	if (c->auth_realm[0]) {
+		snprintf(out, out_len, "%s", c->auth_realm);
+		return;
+	}
+	if (st && !store_read_begin(st, &rd)) {
+		err = store_default_realm_get(rd, out, out_len);
+		store_read_end(rd);
+	}
+	if (err)
+		snprintf(out, out_len, "%s", DIGEST_REALM_FALLBACK);
+}
+
 enum digest_verdict digest_verify(const struct digest_policy *p, struct store *st, const char *header,
 				  const char *method, const char *uri, const char *realm, char *identity,
 				  const char **why)

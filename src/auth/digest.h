@@ -103,6 +103,17 @@ void digest_credentials_fill(struct store_user_realm *r, const char *realm, cons
 bool digest_user_ha1(struct store *st, const char *realm, const char *username, enum digest_algo algo,
 		     uint8_t *ha1, char *xui, size_t xui_len);
 
+#define DIGEST_REALM_FALLBACK "xdms"
+
+/*
+ * Writes the default realm (global documents, tel: users, URIs that do not
+ * parse) into @out: auth.realm when it is set; otherwise the store's
+ * recorded default realm (the domain of its first user, store.h); otherwise
+ * DIGEST_REALM_FALLBACK, the default of stores provisioned before the record
+ * existed. @out_len is at least STORE_REALM_MAX.
+ */
+void digest_default_realm(struct store *st, const struct conf *c, char *out, size_t out_len);
+
 enum digest_verdict {
 	DIGEST_VERDICT_OK = 0,
 	DIGEST_VERDICT_CHALLENGE, /* challenge again (no, wrong or foreign credentials) */

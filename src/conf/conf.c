@@ -47,8 +47,9 @@ static const struct conf_key conf_keys[] = {
 	KEY("http.timeout", CONF_UINT, http_timeout, "60", "idle connection timeout in seconds"),
 	KEY("http.tls_cert", CONF_STR, http_tls_cert, "", "PEM certificate file; enables HTTPS with tls_key"),
 	KEY("http.tls_key", CONF_STR, http_tls_key, "", "PEM private key file"),
-	KEY("auth.realm", CONF_STR, auth_realm, "xdms",
-	    "default Digest realm (tel: users, global documents)"),
+	KEY("auth.realm", CONF_STR, auth_realm, "",
+	    "Digest realm of global documents and tel: users (empty = the domain of the first user "
+	    "provisioned, recorded in the store; \"xdms\" for stores provisioned before it was recorded)"),
 	KEY("auth.trusted_peers", CONF_LIST, auth_trusted_peers, "",
 	    "IP addresses whose X-3GPP-Asserted-Identity (or X-XCAP-Asserted-Identity) is trusted"),
 	KEY("auth.server_identities", CONF_LIST, auth_server_identities, "",

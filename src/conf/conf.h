@@ -33,7 +33,7 @@ struct conf {
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
 	/* [auth] */
-	char *auth_realm;           /* default realm (tel: XUIs, global documents) */
+	char *auth_realm;           /* default realm (tel: XUIs, global documents); "" = the store's */
 	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */
 	struct conf_list auth_server_identities; /* trusted-server identities (IWF, CAB server) */
 	struct conf_list auth_admin_identities;  /* may write global documents */
