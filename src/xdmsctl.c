@@ -146,6 +146,24 @@ static void report_conflict(struct store *st, const struct store_user *u)
 		u->xui);
 }
 
+/* Tells the operator that @u logs in to the default realm with its full XUI only. */
+static void note_xui_only(struct store *st, const struct store_user *u)
+{
+	struct store_read *rd;
+	struct store_user holder;
+	bool is_found = false;
+
+	if (!store_read_begin(st, &rd)) {
+		is_found = !store_user_find(rd, u->realms[1].realm, u->username, &holder);
+		store_read_end(rd);
+	}
+	fprintf(stderr,
+		"xdmsctl: note: '%s' in realm %s belongs to %s; %s logs in there (global documents) with its "
+		"full XUI\n",
+		u->username, u->realms[1].realm, is_found ? holder.xui : "another user", u->xui);
+	explicit_bzero(&holder, sizeof(holder));
+}
+
 static int cmd_user_put(const struct conf *c, const char *xui, const char *password, bool is_create)
 {
 	struct store *st = NULL;
@@ -214,10 +232,7 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 		u.realms[1].is_xui_only = true;
 		err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL);
 		if (!err)
-			fprintf(stderr,
-				"xdmsctl: note: '%s' is taken in realm %s by another user; %s logs in there "
-				"(global documents) with its full XUI\n",
-				u.username, u.realms[1].realm, xui);
+			note_xui_only(st, &u);
 	}
 	if (err == XDMS_ERR_EXISTS)
 		fprintf(stderr, "xdmsctl: user %s exists already\n", xui);

@@ -198,7 +198,7 @@ static const char *match_raw_uri(const char *p, const char *target)
 
 enum xdms_err digest_parse(const char *header, const char *target, struct digest_credentials *out)
 {
-	const char *p = header;
+	const char *p = header, *raw_end;
 	char name[32], value[4096], algo[32] = "MD5";
 	bool has_username = false, has_realm = false, has_nonce = false, has_uri = false, has_response = false;
 
@@ -227,8 +227,8 @@ enum xdms_err digest_parse(const char *header, const char *target, struct digest
 		while (*p == ' ')
 			p++;
 		if (target && strcasecmp(name, "uri") == 0 && strlen(target) < sizeof(out->uri) &&
-		    match_raw_uri(p, target)) {
-			p = match_raw_uri(p, target);
+		    (raw_end = match_raw_uri(p, target)) != NULL) {
+			p = raw_end;
 			strcpy(out->uri, target);
 			has_uri = true;
 			continue;

@@ -45,6 +45,10 @@ def test_same_user_part_in_two_domains_is_provisioned(start_server):
     for xui, pw in USERS.items():
         r = srv.ctl("user", "add", xui, pw)
         assert r.returncode == 0, f"user add {xui}: expected exit 0, got {r.returncode}: {r.stderr!r}"
+        if xui == B:
+            note = r.stderr.decode()
+            assert "'alice' in realm a.example belongs to " + A in note and B in note, \
+                f"user add {B} should say that it logs in to the default realm with its full XUI: {note!r}"
     listed = srv.ctl("user", "list", check=0).stdout.decode().split()
     assert listed == [A, B], f"user list: {listed}"
 
