@@ -10,8 +10,8 @@
   user that holds it.
 - The default realm (global documents, tel: users) is the domain of the
   first user provisioned, recorded in the store, so a single-domain
-  deployment needs no auth.realm. A store provisioned before the record
-  existed keeps the old default, "xdms".
+  deployment needs no auth.realm. A store written by the previous version
+  (no record) keeps the old default, "xdms".
 """
 
 import hashlib
@@ -24,7 +24,8 @@ import urllib.request
 import pytest
 
 from sipua import Subscriber, rl_body
-from xdmslib import CAPS, MIME, PCC, RL, Client, data, doc_path, expect, global_path, rl_doc, sip_port
+from xdmslib import (ALICE, CAPS, CAROL, DATA, MIME, PASSWORDS, PCC, RL, Client, data, doc_path, expect,
+                     global_path, rl_doc, sip_port)
 
 A = "sip:alice@a.example"
 B = "sip:alice@b.example"
@@ -175,23 +176,37 @@ def test_single_domain_default_realm_is_the_domain(start_server):
     assert c.challenge["realm"] == "example.com", c.challenge
 
 
-@pytest.mark.skipif(shutil.which("mdb_dump") is None, reason="lmdb-utils not installed")
-def test_store_provisioned_before_the_default_realm_record(start_server):
-    """A store written by earlier versions: users with credentials in
-    "xdms" and no default_realm record. It keeps working with the default
-    configuration, and users added later join "xdms"."""
-    srv = start_server(users={"sip:alice@example.com": "pw"}, realm="xdms", start=False)
-    dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", str(srv.data_dir)], capture_output=True, timeout=30)
-    assert dump.returncode == 0 and b"default_realm" not in dump.stdout, dump
+@pytest.mark.skipif(shutil.which("mdb_load") is None, reason="lmdb-utils not installed")
+def test_store_written_by_the_previous_version(start_server):
+    """data/store-schema1.mdb-dump is a store written by the previous
+    xdmsctl (schema 1, users with credentials in their domain and in "xdms",
+    no default_realm record, alice's resource-lists document). It opens and
+    keeps working with the default configuration; users added now join it."""
+    srv = start_server(users={}, start=False)
+    load = subprocess.run(["mdb_load", "-f", str(DATA / "store-schema1.mdb-dump"), str(srv.data_dir)],
+                          capture_output=True, timeout=30)
+    assert load.returncode == 0, f"mdb_load: {load.stderr!r}"
     srv.start()
-    c = Client(srv, username="alice", password="pw", algorithm="MD5")
-    expect(c.get(global_path(CAPS)), 200)
-    assert c.challenge["realm"] == "xdms", c.challenge
-    srv.ctl("user", "add", "sip:bob@other.example", "pw-b", check=0)
-    bob = Client(srv, username="bob", password="pw-b", algorithm="MD5")
-    expect(bob.get(global_path(CAPS)), 200)
-    assert bob.challenge["realm"] == "xdms", bob.challenge
-    expect(c.get(global_path(CAPS)), 200)
+    alice = Client(srv, username="alice", password=PASSWORDS[ALICE], algorithm="MD5")
+    r = expect(alice.get(doc_path(RL, ALICE)), 200)
+    assert b'<list name="friends">' in r.body and r.etag == '"rl-0b24c88a-0000000000000001"', r.describe()
+    assert alice.challenge["realm"] == "example.com", alice.challenge
+    expect(alice.get(global_path(CAPS)), 200)
+    assert alice.challenge["realm"] == "xdms", f"the old store keeps its default realm: {alice.challenge}"
+    carol = Client(srv, username="+15555550101", password=PASSWORDS[CAROL], algorithm="SHA-256")
+    expect(carol.put(doc_path(PCC, CAROL), data("pcc-alice.xml"), MIME[PCC]), 201)
+    assert carol.challenge["realm"] == "xdms", carol.challenge
+    # A user of another domain with the same user part joins the old store.
+    r = srv.ctl("user", "add", "sip:alice@other.example", "other-secret")
+    assert r.returncode == 0, f"user add on the old store: {r.stderr!r}"
+    other = Client(srv, username="alice", password="other-secret", algorithm="MD5")
+    expect(other.put(doc_path(RL, "sip:alice@other.example"), rl_doc(), MIME[RL]), 201)
+    other = Client(srv, username="sip:alice@other.example", password="other-secret", algorithm="MD5")
+    expect(other.get(global_path(CAPS)), 200)
+    assert other.challenge["realm"] == "xdms", other.challenge
+    expect(alice.get(doc_path(RL, ALICE)), 200)
+    dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", str(srv.data_dir)], capture_output=True, timeout=30)
+    assert b" default_realm\n xdms\n" in dump.stdout, f"the old default is recorded now: {dump.stdout!r}"
 
 
 def test_configured_realm_wins_over_the_recorded_one(start_server):
