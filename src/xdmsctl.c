@@ -442,6 +442,7 @@ static int cmd_stats(const struct conf *c)
 {
 	struct store *st = NULL;
 	struct store_stats s;
+	char realm[STORE_REALM_MAX];
 
 	if (open_store(c, &st))
 		return EXIT_FAIL;
@@ -453,6 +454,9 @@ static int cmd_stats(const struct conf *c)
 	printf("documents %llu\nusers %llu\nchange_seq %llu\nmap_size_bytes %llu\nused_bytes %llu\n",
 	       (unsigned long long)s.doc_count, (unsigned long long)s.user_count, (unsigned long long)s.last_seq,
 	       (unsigned long long)s.map_size, (unsigned long long)s.used_bytes);
+	/* The realm of global documents and tel: users, as the server sees it. */
+	digest_default_realm(st, c, realm, sizeof(realm));
+	printf("default_realm %s\n", realm);
 	store_close(st);
 	return 0;
 }

@@ -52,6 +52,8 @@ def test_same_user_part_in_two_domains_is_provisioned(start_server):
                 f"user add {B} should say that it logs in to the default realm with its full XUI: {note!r}"
     listed = srv.ctl("user", "list", check=0).stdout.decode().split()
     assert listed == [A, B], f"user list: {listed}"
+    stats = srv.ctl("stats", check=0).stdout.decode()
+    assert "\ndefault_realm a.example\n" in stats, f"stats should show the recorded default realm: {stats!r}"
 
 
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
