@@ -83,14 +83,97 @@ static enum xdms_err open_store(const struct conf *c, struct store **st)
 	return err;
 }
 
+/*
+ * The realm of global documents and tel: users for a new user, and whether
+ * the put records it as the store's default realm (@record): auth.realm when
+ * set; else the store's recorded one; else, for the first user of a store,
+ * its own domain ("xdms" for a tel: user), recorded; a store that has users
+ * but no record was provisioned before the record existed and keeps "xdms".
+ */
+static enum xdms_err default_realm_pick(const struct conf *c, struct store *st, const char *domain, char *out,
+					size_t out_len, bool *record)
+{
+	struct store_read *rd;
+	struct store_stats stats;
+	enum xdms_err err;
+
+	*record = false;
+	if (c->auth_realm[0]) {
+		snprintf(out, out_len, "%s", c->auth_realm);
+		return XDMS_ERR_OK;
+	}
+	err = store_read_begin(st, &rd);
+	if (err)
+		return err;
+	err = store_default_realm_get(rd, out, out_len);
+	store_read_end(rd);
+	if (err != XDMS_ERR_NOTFOUND)
+		return err;
+	err = store_stats_get(st, &stats);
+	if (err)
+		return err;
+	snprintf(out, out_len, "%s", stats.user_count || !domain[0] ? DIGEST_REALM_FALLBACK : domain);
+	*record = true;
+	return XDMS_ERR_OK;
+}
+
+/* Says which user holds a name of @u that made its put a CONFLICT. */
+static void report_conflict(struct store *st, const struct store_user *u)
+{
+	struct store_read *rd;
+	struct store_user holder;
+
+	if (store_read_begin(st, &rd))
+		return;
+	for (unsigned i = 0; i < u->realm_count; i++) {
+		const char *names[2] = { u->username, u->xui };
+
+		for (size_t j = u->realms[i].is_xui_only ? 1 : 0; j < 2; j++) {
+			if (store_user_find(rd, u->realms[i].realm, names[j], &holder) ||
+			    !strcmp(holder.xui, u->xui))
+				continue;
+			fprintf(stderr, "xdmsctl: cannot store user %s: the Digest username '%s' in realm %s "
+					"belongs to %s\n",
+				u->xui, names[j], u->realms[i].realm, holder.xui);
+			explicit_bzero(&holder, sizeof(holder));
+			store_read_end(rd);
+			return;
+		}
+	}
+	store_read_end(rd);
+	fprintf(stderr, "xdmsctl: cannot store user %s: the store's default realm was set meanwhile; "
+			"run the command again\n",
+		u->xui);
+}
+
+/* Tells the operator that @u logs in to the default realm with its full XUI only. */
+static void note_xui_only(struct store *st, const struct store_user *u)
+{
+	struct store_read *rd;
+	struct store_user holder;
+	bool is_found = false;
+
+	if (!store_read_begin(st, &rd)) {
+		is_found = !store_user_find(rd, u->realms[1].realm, u->username, &holder);
+		store_read_end(rd);
+	}
+	fprintf(stderr,
+		"xdmsctl: note: '%s' in realm %s belongs to %s; %s logs in there (global documents) with its "
+		"full XUI\n",
+		u->username, u->realms[1].realm, is_found ? holder.xui : "another user", u->xui);
+	explicit_bzero(&holder, sizeof(holder));
+}
+
 static int cmd_user_put(const struct conf *c, const char *xui, const char *password, bool is_create)
 {
 	struct store *st = NULL;
 	struct store_user u;
-	char domain[STORE_REALM_MAX];
+	char domain[STORE_REALM_MAX], default_realm[STORE_REALM_MAX];
 	struct timeval tv;
 	char line[1024];
+	bool is_recorded;
 	enum xdms_err err;
+	int rc = EXIT_FAIL;
 
 	memset(&u, 0, sizeof(u));
 	if (strlen(xui) >= sizeof(u.xui) ||
@@ -113,12 +196,6 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	snprintf(u.xui, sizeof(u.xui), "%s", xui);
 	gettimeofday(&tv, NULL);
 	u.created_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-	/* The XUI's own domain is the realm for its documents; the default realm
-	 * serves global documents and tel: users. */
-	if (domain[0])
-		digest_credentials_fill(&u.realms[u.realm_count++], domain, u.username, xui, password);
-	if (!domain[0] || strcmp(domain, c->auth_realm) != 0)
-		digest_credentials_fill(&u.realms[u.realm_count++], c->auth_realm, u.username, xui, password);
 	if (open_store(c, &st))
 		return EXIT_FAIL;
 	if (!is_create) {
@@ -132,34 +209,44 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 		}
 		if (err) {
 			fprintf(stderr, "xdmsctl: no user %s\n", xui);
-			store_close(st);
-			return EXIT_FAIL;
+			goto out;
 		}
 		u.created_ms = old.created_ms;
+		explicit_bzero(&old, sizeof(old));
 	}
-	err = store_user_put(st, &u, is_create);
+	err = default_realm_pick(c, st, domain, default_realm, sizeof(default_realm), &is_recorded);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot read the store's default realm: %s\n", xdms_err_str(err));
+		goto out;
+	}
+	/* The XUI's own domain is the realm of its documents; the default realm
+	 * serves global documents and tel: users. */
+	if (domain[0])
+		digest_credentials_fill(&u.realms[u.realm_count++], domain, u.username, xui, password);
+	if (!domain[0] || strcmp(domain, default_realm) != 0)
+		digest_credentials_fill(&u.realms[u.realm_count++], default_realm, u.username, xui, password);
+	err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL);
 	if (err == XDMS_ERR_CONFLICT && u.realm_count == 2 && !u.realms[1].is_xui_only) {
 		/* Another domain's user has this user part in the default realm
 		 * (sip:alice@a and sip:alice@b): there, only the full XUI works. */
 		u.realms[1].is_xui_only = true;
-		err = store_user_put(st, &u, is_create);
+		err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL);
 		if (!err)
-			fprintf(stderr,
-				"xdmsctl: note: '%s' is taken in realm %s by another user; %s logs in there "
-				"(global documents) with its full XUI\n",
-				u.username, u.realms[1].realm, xui);
+			note_xui_only(st, &u);
 	}
-	explicit_bzero(&u, sizeof(u));
-	store_close(st);
-	if (err == XDMS_ERR_EXISTS) {
+	if (err == XDMS_ERR_EXISTS)
 		fprintf(stderr, "xdmsctl: user %s exists already\n", xui);
-		return EXIT_FAIL;
-	}
-	if (err) {
+	else if (err == XDMS_ERR_CONFLICT)
+		report_conflict(st, &u);
+	else if (err)
 		fprintf(stderr, "xdmsctl: cannot store user %s: %s\n", xui, xdms_err_str(err));
-		return EXIT_FAIL;
-	}
-	return 0;
+	else
+		rc = 0;
+out:
+	explicit_bzero(&u, sizeof(u));
+	explicit_bzero(line, sizeof(line));
+	store_close(st);
+	return rc;
 }
 
 static int cmd_user_del(const struct conf *c, const char *xui)
@@ -355,6 +442,7 @@ static int cmd_stats(const struct conf *c)
 {
 	struct store *st = NULL;
 	struct store_stats s;
+	char realm[STORE_REALM_MAX];
 
 	if (open_store(c, &st))
 		return EXIT_FAIL;
@@ -366,6 +454,9 @@ static int cmd_stats(const struct conf *c)
 	printf("documents %llu\nusers %llu\nchange_seq %llu\nmap_size_bytes %llu\nused_bytes %llu\n",
 	       (unsigned long long)s.doc_count, (unsigned long long)s.user_count, (unsigned long long)s.last_seq,
 	       (unsigned long long)s.map_size, (unsigned long long)s.used_bytes);
+	/* The realm of global documents and tel: users, as the server sees it. */
+	digest_default_realm(st, c, realm, sizeof(realm));
+	printf("default_realm %s\n", realm);
 	store_close(st);
 	return 0;
 }

@@ -173,9 +173,32 @@ static const char *parse_value(const char *p, char *out, size_t out_len, bool *i
 	return p;
 }
 
-enum xdms_err digest_parse(const char *header, struct digest_credentials *out)
+/*
+ * The uri parameter as a client that does not escape its request-target
+ * writes it: uri="/…/list[@name="friends"]", raw '"' and all (Python's
+ * urllib, curl -g). As a quoted-string it would end at the first inner '"',
+ * so when the bytes between the opening quote and a closing quote that ends
+ * the parameter are exactly the request-target, they are taken verbatim
+ * (RFC 7616 §3.4: the uri is the request-target; §3.4.6 then compares it).
+ * Returns the position after the closing quote, or NULL when @p does not
+ * hold @target that way.
+ */
+static const char *match_raw_uri(const char *p, const char *target)
 {
-	const char *p = header;
+	size_t len = strlen(target);
+	const char *e;
+
+	if (*p != '"' || strncmp(p + 1, target, len) != 0 || p[1 + len] != '"')
+		return NULL;
+	e = p + len + 2;
+	while (*e == ' ' || *e == '\t')
+		e++;
+	return *e == ',' || *e == '\0' ? p + len + 2 : NULL;
+}
+
+enum xdms_err digest_parse(const char *header, const char *target, struct digest_credentials *out)
+{
+	const char *p = header, *raw_end;
 	char name[32], value[4096], algo[32] = "MD5";
 	bool has_username = false, has_realm = false, has_nonce = false, has_uri = false, has_response = false;
 
@@ -203,6 +226,13 @@ enum xdms_err digest_parse(const char *header, struct digest_credentials *out)
 		p++;
 		while (*p == ' ')
 			p++;
+		if (target && strcasecmp(name, "uri") == 0 && strlen(target) < sizeof(out->uri) &&
+		    (raw_end = match_raw_uri(p, target)) != NULL) {
+			p = raw_end;
+			strcpy(out->uri, target);
+			has_uri = true;
+			continue;
+		}
 		p = parse_value(p, value, sizeof(value), &is_overflow);
 		if (is_overflow)
 			return XDMS_ERR_PARSE;
@@ -451,6 +481,23 @@ bool digest_user_ha1(struct store *st, const char *realm, const char *username, 
 	return true;
 }
 
+void digest_default_realm(struct store *st, const struct conf *c, char *out, size_t out_len)
+{
+	struct store_read *rd;
+	enum xdms_err err = XDMS_ERR_NOTFOUND;
+
+	if (c->auth_realm[0]) {
+		snprintf(out, out_len, "%s", c->auth_realm);
+		return;
+	}
+	if (st && !store_read_begin(st, &rd)) {
+		err = store_default_realm_get(rd, out, out_len);
+		store_read_end(rd);
+	}
+	if (err)
+		snprintf(out, out_len, "%s", DIGEST_REALM_FALLBACK);
+}
+
 enum digest_verdict digest_verify(const struct digest_policy *p, struct store *st, const char *header,
 				  const char *method, const char *uri, const char *realm, char *identity,
 				  const char **why)
@@ -460,7 +507,7 @@ enum digest_verdict digest_verify(const struct digest_policy *p, struct store *s
 	uint8_t ha1[32];
 	bool is_offered = false, is_ok;
 
-	if (digest_parse(header, &cr)) {
+	if (digest_parse(header, uri, &cr)) {
 		*why = "malformed Digest credentials";
 		return DIGEST_VERDICT_CHALLENGE;
 	}

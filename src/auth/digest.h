@@ -48,10 +48,13 @@ size_t digest_algo_len(enum digest_algo algo);
 
 /*
  * Parses the value of an Authorization header starting with "Digest".
+ * @target, when not NULL, is the request-target as sent: a uri parameter
+ * that holds exactly it between quotes is taken verbatim even when it
+ * contains raw '"' (clients that do not escape node selectors send that).
  * Returns OK, or PARSE for a malformed header, a missing required field, an
  * unknown algorithm or a field longer than its buffer.
  */
-enum xdms_err digest_parse(const char *header, struct digest_credentials *out) XDMS_WUR;
+enum xdms_err digest_parse(const char *header, const char *target, struct digest_credentials *out) XDMS_WUR;
 
 /* H(username ":" realm ":" password) into @out (digest_algo_len bytes). */
 void digest_ha1(enum digest_algo algo, const char *username, const char *realm, const char *password,
@@ -99,6 +102,17 @@ void digest_credentials_fill(struct store_user_realm *r, const char *realm, cons
  */
 bool digest_user_ha1(struct store *st, const char *realm, const char *username, enum digest_algo algo,
 		     uint8_t *ha1, char *xui, size_t xui_len);
+
+#define DIGEST_REALM_FALLBACK "xdms"
+
+/*
+ * Writes the default realm (global documents, tel: users, URIs that do not
+ * parse) into @out: auth.realm when it is set; otherwise the store's
+ * recorded default realm (the domain of its first user, store.h); otherwise
+ * DIGEST_REALM_FALLBACK, the default of stores provisioned before the record
+ * existed. @out_len is at least STORE_REALM_MAX.
+ */
+void digest_default_realm(struct store *st, const struct conf *c, char *out, size_t out_len);
 
 enum digest_verdict {
 	DIGEST_VERDICT_OK = 0,

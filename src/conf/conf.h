@@ -33,11 +33,11 @@ struct conf {
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
 	/* [auth] */
-	char *auth_realm;           /* default realm (tel: XUIs, global documents) */
+	char *auth_realm;           /* default realm (tel: XUIs, global documents); "" = the store's */
 	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */
 	struct conf_list auth_server_identities; /* trusted-server identities (IWF, CAB server) */
 	struct conf_list auth_admin_identities;  /* may write global documents */
-	struct conf_list auth_digest_algorithms; /* offered in this order: "SHA-256", "MD5" */
+	struct conf_list auth_digest_algorithms; /* offered in this order: "MD5", "SHA-256" */
 	bool auth_allow_basic;      /* Basic over plain HTTP (it is always allowed over TLS) */
 	unsigned auth_nonce_timeout; /* seconds a Digest nonce stays valid */
 	char *auth_secret;          /* nonce HMAC key; random per process when empty */
@@ -53,6 +53,7 @@ struct conf {
 	unsigned xcap_max_depth;    /* XML nesting limit */
 	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
 	size_t xcap_max_icon;       /* largest presence-content image, decoded bytes */
+	bool xcap_lenient_content_type; /* document PUTs with a missing or generic type */
 	/* [sip] */
 	char *sip_listen;           /* "ADDR:PORT" for UDP and TCP; "" = no SIP */
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */

@@ -6,7 +6,8 @@
  *     X-XCAP-Asserted-Identity). The header is ignored from any other address,
  *     so a client cannot assert itself in.
  *  2. Digest (RFC 7616) against the store's users, for the realm of the XUI
- *     the request addresses.
+ *     the request addresses. An empty realm (global documents, tel: users)
+ *     is the default realm, digest_default_realm().
  *  3. Basic, only over TLS or when the operator enabled it explicitly.
  * The role (user, trusted server, admin) then comes from the configured
  * identity lists. Nothing here logs; the caller logs the outcome with *why.
@@ -148,6 +149,7 @@ enum http_auth_outcome http_auth_check(struct http_auth *a, struct MHD_Connectio
 {
 	const char *h;
 	enum http_auth_outcome outcome = HTTP_AUTH_CHALLENGE;
+	char default_realm[STORE_REALM_MAX];
 
 	*why = "no credentials";
 	if (peer_is_trusted(a, conn)) {
@@ -164,6 +166,10 @@ enum http_auth_outcome http_auth_check(struct http_auth *a, struct MHD_Connectio
 		}
 	}
 	h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h && !realm[0]) {
+		digest_default_realm(a->st, a->c, default_realm, sizeof(default_realm));
+		realm = default_realm;
+	}
 	if (h && strncasecmp(h, "Digest ", 7) == 0) {
 		outcome = check_digest(a, h, method, raw_uri, realm, identity, why);
 	} else if (h && strncasecmp(h, "Basic ", 6) == 0) {
@@ -183,7 +189,12 @@ void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, co
 			      bool is_stale, bool is_tls)
 {
 	char value[1024];
+	char default_realm[STORE_REALM_MAX];
 
+	if (!realm[0]) {
+		digest_default_realm(a->st, a->c, default_realm, sizeof(default_realm));
+		realm = default_realm;
+	}
 	for (size_t i = 0; i < a->digest->algo_count; i++) {
 		digest_challenge(a->digest, a->digest->algos[i], realm, is_stale, value, sizeof(value));
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);

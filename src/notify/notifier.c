@@ -2004,7 +2004,7 @@ static bool subscriber(struct notifier *n, struct sip_request *req, char *identi
 		snprintf(realm, sizeof(realm), "%s", at + 1);
 		realm[strcspn(realm, ";:>")] = '\0';
 	} else {
-		snprintf(realm, sizeof(realm), "%s", n->c->auth_realm);
+		digest_default_realm(n->st, n->c, realm, sizeof(realm));
 	}
 	h = sip_request_header(req, "Authorization", 0);
 	if (h && !strncasecmp(h, "Digest ", 7)) {

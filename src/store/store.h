@@ -6,7 +6,8 @@
  *   docs     document selector -> { ETag, mtime, bytes }   (bytes exactly as written)
  *   changes  64-bit sequence (big-endian) -> change record (the change feed)
  *   users    XUI -> credential record;  names: "realm\0username" -> XUI
- *   meta     schema version, instance id, ETag counter, last change sequence
+ *   meta     schema version, instance id, ETag counter, last change sequence,
+ *            the default realm
  *   index    store-wide unique indexes kept by commit hooks
  *   subs     64-bit subscription id (big-endian) -> the notifier's record
  *   jobs     IWF jobs: Feature Handler requests to carry out (jobs.c)
@@ -438,6 +439,21 @@ struct store_user {
  * a read snapshot of @st (as store_write_run).
  */
 enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create) XDMS_WUR;
+/*
+ * As store_user_put, and in the same transaction records @default_realm as
+ * the store's default realm when none is recorded yet (NULL: record
+ * nothing). CONFLICT also when a different default realm is recorded
+ * already; INVAL for an empty or too long @default_realm.
+ */
+enum xdms_err store_user_put_realm(struct store *st, const struct store_user *u, bool is_create,
+				   const char *default_realm) XDMS_WUR;
+/*
+ * Copies the store's default realm (the realm of global documents and tel:
+ * users when the configuration names none) into @out. NOTFOUND when none is
+ * recorded (stores provisioned before it existed), TOOBIG when @out_len is
+ * too small.
+ */
+enum xdms_err store_default_realm_get(struct store_read *rd, char *out, size_t out_len) XDMS_WUR;
 /* Deletes a user and its index entries. NOTFOUND when absent; BUSY as store_user_put. */
 enum xdms_err store_user_del(struct store *st, const char *xui) XDMS_WUR;
 /* Copies the user record into *out. NOTFOUND when absent. */

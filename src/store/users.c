@@ -14,7 +14,16 @@
  * bump the format byte.
  *
  * A name that already points at another user is a CONFLICT: overwriting it
- * would silently take away the other user's login.
+ * would silently take away the other user's login. Names are unique within a
+ * realm only: sip:alice@a.example and sip:alice@b.example each own "alice"
+ * in their own domain's realm.
+ *
+ * The store's default realm (the realm of global documents and tel: users
+ * when auth.realm is not set) is one meta record, "default_realm" -> realm
+ * bytes, written with the first user that asks for it (the domain of the
+ * first user provisioned) and never changed by a later put. Stores from
+ * before it have no such record and keep the old default, "xdms"; the users
+ * and names layouts are unchanged, so no migration is needed.
  *
  * Writes run their own top-level write transaction on the calling thread
  * (xdmsctl, provisioning); LMDB serializes them with the writer thread and
@@ -32,6 +41,8 @@
 #define USER_FORMAT 1u
 #define USER_VALUE_LEN (1 + sizeof(struct store_user))
 #define NAME_KEY_MAX (STORE_REALM_MAX + STORE_XUI_MAX)
+#define META_DEFAULT_REALM "default_realm"
+
 static bool str_fits(const char *s, size_t size)
 {
 	return memchr(s, '\0', size) != NULL;
@@ -61,7 +72,12 @@ static void user_normalize(const struct store_user *u, struct store_user *n)
 		const struct store_user_realm *r = &u->realms[i];
 		struct store_user_realm *nr = &n->realms[i];
 
+		unsigned char flag;
+
 		memcpy(nr->realm, r->realm, strlen(r->realm));
+		/* Read as a byte: a caller's garbage must not become an invalid bool. */
+		memcpy(&flag, &r->is_xui_only, 1);
+		nr->is_xui_only = flag != 0;
 		memcpy(nr->ha1_md5_user, r->ha1_md5_user, sizeof(nr->ha1_md5_user));
 		memcpy(nr->ha1_sha256_user, r->ha1_sha256_user, sizeof(nr->ha1_sha256_user));
 		memcpy(nr->ha1_md5_xui, r->ha1_md5_xui, sizeof(nr->ha1_md5_xui));
@@ -174,8 +190,27 @@ static enum xdms_err names_put(struct store *st, MDB_txn *txn, const struct stor
 struct user_op {
 	const struct store_user *u; /* put: the normalized record */
 	bool is_create;
+	const char *default_realm; /* put: record it when the store has none */
 	const char *xui; /* del */
 };
+
+/* Records @realm as the default realm unless one is recorded: CONFLICT when
+ * another one is (a concurrent first provisioning chose differently). */
+static enum xdms_err default_realm_record(struct store *st, MDB_txn *txn, const char *realm)
+{
+	MDB_val k = { sizeof(META_DEFAULT_REALM) - 1, (void *)META_DEFAULT_REALM };
+	MDB_val v;
+	size_t len = strlen(realm);
+	int rc = mdb_get(txn, st->dbi_meta, &k, &v);
+
+	if (rc == MDB_SUCCESS)
+		return v.mv_size == len && memcmp(v.mv_data, realm, len) == 0 ? XDMS_ERR_OK : XDMS_ERR_CONFLICT;
+	if (rc != MDB_NOTFOUND)
+		return store_err_from_mdb(rc);
+	v.mv_size = len;
+	v.mv_data = (void *)realm;
+	return store_err_from_mdb(mdb_put(txn, st->dbi_meta, &k, &v, 0));
+}
 
 static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
 {
@@ -202,6 +237,8 @@ static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
 	err = names_walk(st, txn, u, true);
 	if (!err)
 		err = names_put(st, txn, u);
+	if (!err && op->default_realm)
+		err = default_realm_record(st, txn, op->default_realm);
 	if (err)
 		return err;
 	val[0] = USER_FORMAT;
@@ -228,15 +265,45 @@ static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 	return store_err_from_mdb(rc);
 }
 
-enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create)
+enum xdms_err store_user_put_realm(struct store *st, const struct store_user *u, bool is_create,
+				   const char *default_realm)
 {
 	struct store_user n;
-	struct user_op op = { .u = &n, .is_create = is_create };
+	struct user_op op = { .u = &n, .is_create = is_create, .default_realm = default_realm };
+	enum xdms_err err;
 
-	if (!st || !u || !user_valid(u))
+	if (!st || !u || !user_valid(u) ||
+	    (default_realm && (!default_realm[0] || strlen(default_realm) >= STORE_REALM_MAX)))
 		return XDMS_ERR_INVAL;
 	user_normalize(u, &n);
-	return store_txn_run(st, user_put_txn, &op);
+	err = store_txn_run(st, user_put_txn, &op);
+	explicit_bzero(&n, sizeof(n));
+	return err;
+}
+
+enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create)
+{
+	return store_user_put_realm(st, u, is_create, NULL);
+}
+
+enum xdms_err store_default_realm_get(struct store_read *rd, char *out, size_t out_len)
+{
+	MDB_val k = { sizeof(META_DEFAULT_REALM) - 1, (void *)META_DEFAULT_REALM };
+	MDB_val v;
+	int rc;
+
+	if (!rd || !out || !out_len || !rd->txn)
+		return XDMS_ERR_INVAL;
+	rc = mdb_get(rd->txn, atomic_load_explicit(&rd->st, memory_order_relaxed)->dbi_meta, &k, &v);
+	if (rc)
+		return store_err_from_mdb(rc);
+	if (v.mv_size == 0 || v.mv_size >= STORE_REALM_MAX)
+		return XDMS_ERR_CORRUPT;
+	if (v.mv_size >= out_len)
+		return XDMS_ERR_TOOBIG;
+	memcpy(out, v.mv_data, v.mv_size);
+	out[v.mv_size] = '\0';
+	return XDMS_ERR_OK;
 }
 
 enum xdms_err store_user_del(struct store *st, const char *xui)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The xcap-caps document (RFC 4825 §12): every AUID the registry serves and
- * every default namespace, in registry order, built once at start-up.
+ * every default namespace, in registry order, built once at start-up. The
+ * schema makes <extensions> optional, but clients exist that read it as
+ * required, so it is always there (empty: xdmsd implements no extensions).
  */
 #include "config.h"
 
@@ -26,7 +28,7 @@ enum xdms_err xcap_caps_build(const struct xcap_registry *reg, struct buf *out)
 			err = buf_append_str(out, "</auid>\n");
 	}
 	if (!err)
-		err = buf_append_str(out, "  </auids>\n  <namespaces>\n");
+		err = buf_append_str(out, "  </auids>\n  <extensions/>\n  <namespaces>\n");
 	for (size_t i = 0; !err && i < n; i++) {
 		const struct xcap_auid *a = xcap_registry_at(reg, i);
 		bool is_dup = false;

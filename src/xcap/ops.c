@@ -44,6 +44,7 @@ struct xcap {
 	char *root_uri;
 	unsigned max_depth;
 	size_t max_binary; /* embedded binary content limit (pres-content) */
+	bool is_type_lenient; /* xcap_options.is_type_lenient */
 	char *caps;      /* the xcap-caps document */
 	size_t caps_len;
 	char caps_etag[STORE_ETAG_MAX];
@@ -140,6 +141,7 @@ enum xdms_err xcap_create(struct store *st, const struct xcap_registry *reg, con
 	x->root_uri = xstrdup(opt->root_uri ? opt->root_uri : "");
 	x->max_depth = opt->max_depth;
 	x->max_binary = opt->max_binary;
+	x->is_type_lenient = opt->is_type_lenient;
 	buf_init(&caps, 1024 * 1024);
 	err = xcap_caps_build(reg, &caps);
 	if (err) {
@@ -505,6 +507,36 @@ static bool media_type_is(const char *content_type, const char *mime)
 	while (n && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
 		n--;
 	return n == m && strncasecmp(content_type, mime, m) == 0;
+}
+
+/*
+ * True when a whole-document PUT of @a sent without the usage's MIME type may
+ * still be taken (xcap.lenient_content_type): the type is absent or one that
+ * HTTP libraries put on any body, and the body parses as the usage's document
+ * (its root element in the usage's namespace). Anything else keeps RFC 4825
+ * §8.2.1's 415, so a client that names another real type is still told.
+ */
+static bool generic_type_allowed(const struct xcap *x, const struct xcap_auid *a, const char *content_type,
+				 const char *body, size_t body_len)
+{
+	static const char *const generic[] = { "application/xml", "text/xml",
+					       "application/x-www-form-urlencoded" };
+	bool is_generic = !content_type;
+	struct xml_doc *doc = NULL;
+	struct xml_issue issue;
+	const char *ns, *name;
+	bool is_usage_doc;
+
+	if (!x->is_type_lenient)
+		return false;
+	for (size_t i = 0; !is_generic && i < sizeof(generic) / sizeof(generic[0]); i++)
+		is_generic = media_type_is(content_type, generic[i]);
+	if (!is_generic || body_len > a->max_document || xml_parse(body, body_len, x->max_depth, &doc, &issue))
+		return false;
+	xml_doc_root(doc, &ns, &name);
+	is_usage_doc = strcmp(ns, a->ns) == 0 && strcmp(name, a->root) == 0;
+	xml_doc_free(doc);
+	return is_usage_doc;
 }
 
 /*
@@ -983,7 +1015,8 @@ struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request 
 		return NULL;
 	if (req->uri->node_selector)
 		return prepare_node(x, a, req, resp);
-	if (req->method == XCAP_METHOD_PUT && !media_type_is(req->content_type, a->mime)) {
+	if (req->method == XCAP_METHOD_PUT && !media_type_is(req->content_type, a->mime) &&
+	    !generic_type_allowed(x, a, req->content_type, req->body, req->body_len)) {
 		respond_text(resp, 415, "a document of %s must be sent as %s, not %s", a->name, a->mime,
 			     req->content_type ? req->content_type : "a body without Content-Type");
 		return NULL;

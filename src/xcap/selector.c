@@ -39,7 +39,8 @@
 struct step {
 	char *local;            /* NULL for "*" */
 	const char *ns;         /* the name's namespace URI ("" for none); borrowed from the selector */
-	uint32_t position;      /* 0 when absent */
+	bool has_position;
+	uint32_t position;      /* may be 0: it parses (1*DIGIT) and selects nothing */
 	bool has_attr;
 	const char *attr_ns;    /* "" for an unprefixed attribute */
 	char *attr_local;
@@ -408,10 +409,10 @@ static bool parse_step(struct xcap_selector *sel, const char **p, struct step *s
 			*why = "a position predicate is not a plain number";
 			return false;
 		}
-		if (pos == 0) {
-			*why = "positions start at 1";
-			return false;
-		}
+		/* RFC 4825 §6.3 makes a position 1*DIGIT, so "[0]" is a valid
+		 * selector; positions count from 1, so it selects nothing (a GET
+		 * gets 404, a PUT 409 <cannot-insert>). */
+		st->has_position = true;
 		st->position = (uint32_t)pos;
 	}
 	if (*s == '[') {
@@ -573,7 +574,8 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 	{
 		const struct step *st = &sel->steps[0];
 
-		if (name_matches(st, scan, 0) && st->position <= 1 && attr_matches(st, scan, 0)) {
+		if (name_matches(st, scan, 0) && (!st->has_position || st->position == 1) &&
+		    attr_matches(st, scan, 0)) {
 			cap_cur = 8;
 			cur = xmalloc(cap_cur * sizeof(*cur));
 			cur[cur_n++] = 0;
@@ -595,7 +597,7 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 				/* RFC 4825 §6.3: the position counts siblings that pass the
 				 * name test; the attribute test applies after it. */
 				count++;
-				if (st->position && count != st->position)
+				if (st->has_position && count != st->position)
 					continue;
 				if (attr_matches(st, scan, c)) {
 					if (next_n == cap_next) {
@@ -604,7 +606,7 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 					}
 					next[next_n++] = c;
 				}
-				if (st->position)
+				if (st->has_position)
 					break;
 			}
 		}
@@ -639,7 +641,7 @@ bool xcap_selector_insert_point(const struct xcap_selector *sel, const struct xm
 
 	/* RFC 4825 §8.2.3: with "*" and no position, the new element's place
 	 * follows from its own name, which only the body tells. */
-	if (!st->local && !st->position && body_ns) {
+	if (!st->local && !st->has_position && body_ns) {
 		local = xstrndup(body_local, body_local_len);
 		by_body.local = local;
 		by_body.ns = body_ns;
@@ -652,11 +654,15 @@ bool xcap_selector_insert_point(const struct xcap_selector *sel, const struct xm
 		if (first == XML_SCAN_NONE)
 			first = c;
 		last = c;
-		if (st->position && count == st->position - 1)
+		if (st->has_position && st->position && count == st->position - 1)
 			before_n = c;
 	}
 	free(local);
-	if (st->position) {
+	if (st->has_position) {
+		if (st->position == 0) {
+			snprintf(why, why_len, "position 0 selects no element (positions start at 1)");
+			return false;
+		}
 		if (st->position - 1 > count) {
 			snprintf(why, why_len, "position %u cannot be created: only %u matching sibling %s",
 				 st->position, count, count == 1 ? "element exists" : "elements exist");

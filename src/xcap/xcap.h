@@ -196,6 +196,10 @@ struct xcap_options {
 	const char *root_uri;  /* absolute XCAP root for bodies ("" = build from the request's base) */
 	unsigned max_depth;    /* XML nesting limit */
 	size_t max_binary;     /* largest embedded image (pres-content), bytes; 0 = no limit */
+	/* Accept a whole-document PUT without Content-Type or with a generic one
+	 * (application/xml, text/xml, application/x-www-form-urlencoded) when
+	 * its body is the usage's document; false = 415 (RFC 4825 §8.2.1). */
+	bool is_type_lenient;
 };
 
 /* Creates the service over @st and @reg (both borrowed; they must outlive it).

@@ -21,12 +21,13 @@ def anon(server, **kw):
 def assert_digest_challenge(resp, realm):
     assert resp.status == 401, f"expected 401, got {resp.describe()}"
     values = resp.all("WWW-Authenticate")
-    assert len(values) == 2, f"expected two WWW-Authenticate headers (SHA-256, MD5), got {values}"
+    assert len(values) == 2, f"expected two WWW-Authenticate headers (MD5, SHA-256), got {values}"
     chs = digest_challenges(resp)
     assert len(chs) == 2, f"expected two Digest challenges, got {values}"
-    sha, md5 = chs
-    assert sha.get("algorithm") == "SHA-256", f"first challenge must be algorithm=SHA-256: {values[0]}"
-    assert md5.get("algorithm") == "MD5", f"second challenge must be algorithm=MD5: {values[1]}"
+    md5, sha = chs
+    # MD5 first by default: clients that read only the first challenge (urllib) need it.
+    assert md5.get("algorithm") == "MD5", f"first challenge must be algorithm=MD5: {values[0]}"
+    assert sha.get("algorithm") == "SHA-256", f"second challenge must be algorithm=SHA-256: {values[1]}"
     for ch, raw in zip(chs, values):
         assert ch.get("realm") == realm, f"expected realm {realm!r}, got {ch.get('realm')!r} in {raw}"
         assert "auth" in [q.strip() for q in ch.get("qop", "").split(",")], f"qop=auth missing in {raw}"
@@ -53,7 +54,9 @@ def test_unauthenticated_gets_digest_challenge_with_user_domain_realm(server, me
     "/xcap-root/xcap-caps/global/index",
 ], ids=["global", "tel-user", "xcap-caps"])
 def test_default_realm_challenge(server, path):
-    assert_digest_challenge(anon(server).get(path), "xdms")
+    # auth.realm is not set: the default realm is the domain of the first
+    # user provisioned (sip:alice@example.com), recorded in the store.
+    assert_digest_challenge(anon(server).get(path), "example.com")
 
 
 def test_configured_default_realm(start_server):

@@ -182,8 +182,8 @@ GENERIC_ROWS = [
      '<el1 att="first"/><el1 att="second">x</el1><!--c--><el2 att="first"/>'),
     ("el1-position-4-impossible", 'el1[4][@att="third"]', THIRD, 409, "cannot-insert"),
     ("star-position-5-impossible", "*[5]", "<el1/>", 409, "cannot-insert"),
-    ("star-position-0", '*[0][@att="third"]', THIRD, 400, None),
-    ("el1-position-0", "el1[0]", "<el1/>", 400, None),
+    ("star-position-0", '*[0][@att="third"]', THIRD, 409, "cannot-insert"),
+    ("el1-position-0", "el1[0]", "<el1/>", 409, "cannot-insert"),
     ("body-contradicts-predicate", 'el1[@att="third"]', '<el1 att="fourth"/>', 409, "cannot-insert"),
     ("replacement-not-selected", 'el1[@att="first"]', THIRD, 409, "cannot-insert"),
     ("body-name-differs", "el3", "<el4/>", 409, "cannot-insert"),
@@ -203,8 +203,8 @@ RL_ROWS = [
      '<entry uri="first"/><entry uri="second"/><entry uri="x"/><!--c--><entry-ref ref="first"/>'),
     ("star-name-from-body-new", '*[@name="n"]', '<list name="n"/>', 201, R_DOC + '<list name="n"/>'),
     ("entry-position-4-impossible", 'entry[4][@uri="third"]', R_THIRD, 409, "cannot-insert"),
-    ("star-position-0", '*[0][@uri="third"]', R_THIRD, 400, None),
-    ("entry-position-0", 'entry[0][@uri="third"]', R_THIRD, 400, None),
+    ("star-position-0", '*[0][@uri="third"]', R_THIRD, 409, "cannot-insert"),
+    ("entry-position-0", 'entry[0][@uri="third"]', R_THIRD, 409, "cannot-insert"),
     ("body-contradicts-predicate", 'entry[@uri="third"]', '<entry uri="fourth"/>', 409, "cannot-insert"),
     ("replacement-not-selected", 'entry[@uri="first"]', '<entry uri="third"/>', 409, "cannot-insert"),
 ]
@@ -530,8 +530,6 @@ def rl_abc(extra_lists=""):
 
 MALFORMED = [
     ('resource-lists/list[]', None),
-    ('resource-lists/list[0]', None),
-    ('resource-lists/*[0]', None),
     ('resource-lists/list[-1]', None),
     ('resource-lists/list[1.5]', None),
     ('resource-lists/list[last()]', None),

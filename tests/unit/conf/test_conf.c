@@ -21,7 +21,11 @@ START_TEST(defaults)
 	ck_assert_str_eq(c.store_path, "./var/xdmsd");
 	ck_assert(c.store_sync);
 	ck_assert_uint_eq(c.auth_digest_algorithms.count, 2);
-	ck_assert_str_eq(c.auth_digest_algorithms.items[0], "SHA-256");
+	/* MD5 first: clients that read only the first challenge know no SHA-256. */
+	ck_assert_str_eq(c.auth_digest_algorithms.items[0], "MD5");
+	ck_assert_str_eq(c.auth_digest_algorithms.items[1], "SHA-256");
+	ck_assert_str_eq(c.auth_realm, "");
+	ck_assert(!c.xcap_lenient_content_type);
 	ck_assert_uint_eq(c.auth_trusted_peers.count, 0);
 	conf_cleanup(&c);
 }

@@ -26,7 +26,7 @@ START_TEST(rfc7616_example_md5_and_sha256)
 	struct digest_credentials cr;
 	uint8_t ha1[32];
 
-	ck_assert_int_eq(digest_parse(RFC_HEADER("MD5", "8ca523f5e9506fed4657c9700eebdbec"), &cr), XDMS_ERR_OK);
+	ck_assert_int_eq(digest_parse(RFC_HEADER("MD5", "8ca523f5e9506fed4657c9700eebdbec"), NULL, &cr), XDMS_ERR_OK);
 	ck_assert_str_eq(cr.username, "Mufasa");
 	ck_assert_uint_eq(cr.nc, 1);
 	ck_assert_int_eq(cr.algo, DIGEST_ALGO_MD5);
@@ -36,7 +36,7 @@ START_TEST(rfc7616_example_md5_and_sha256)
 
 	ck_assert_int_eq(digest_parse(RFC_HEADER("SHA-256",
 						 "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
-				      &cr),
+				      NULL, &cr),
 			 XDMS_ERR_OK);
 	ck_assert_int_eq(cr.algo, DIGEST_ALGO_SHA256);
 	digest_ha1(DIGEST_ALGO_SHA256, "Mufasa", "http-auth@example.org", "Circle of Life", ha1);
@@ -50,16 +50,49 @@ START_TEST(parse_refusals)
 {
 	struct digest_credentials cr;
 
-	ck_assert_int_eq(digest_parse("Basic Zm9vOmJhcg==", &cr), XDMS_ERR_PARSE);
+	ck_assert_int_eq(digest_parse("Basic Zm9vOmJhcg==", NULL, &cr), XDMS_ERR_PARSE);
 	/* No qop: the RFC 2069 form without replay protection is refused. */
-	ck_assert_int_eq(digest_parse("Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"/\", response=\"x\"", &cr),
+	ck_assert_int_eq(digest_parse("Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"/\", response=\"x\"", NULL, &cr),
 			 XDMS_ERR_PARSE);
-	ck_assert_int_eq(digest_parse(RFC_HEADER("SHA-512-256", "00"), &cr), XDMS_ERR_PARSE);
+	ck_assert_int_eq(digest_parse(RFC_HEADER("SHA-512-256", "00"), NULL, &cr), XDMS_ERR_PARSE);
 	ck_assert_int_eq(digest_parse("Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"/\", response=\"x\", "
 				      "qop=auth, nc=1, cnonce=\"c\"",
-				      &cr),
+				      NULL, &cr),
 			 XDMS_ERR_PARSE); /* nc must be 8 hex digits */
-	ck_assert_int_eq(digest_parse("Digest username=\"a\", realm", &cr), XDMS_ERR_PARSE);
+	ck_assert_int_eq(digest_parse("Digest username=\"a\", realm", NULL, &cr), XDMS_ERR_PARSE);
+}
+END_TEST
+
+#define RAW_TARGET "/xcap-root/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list[@name=\"friends\"]"
+#define RAW_HEADER(uri)                                                                            \
+	"Digest username=\"alice\", realm=\"example.com\", nonce=\"n\", uri=\"" uri "\", response=\"x\", " \
+	"algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\""
+
+START_TEST(parse_raw_quotes_in_uri)
+{
+	struct digest_credentials cr;
+
+	/* urllib and curl -g put the request-target between quotes as it is. */
+	ck_assert_int_eq(digest_parse(RAW_HEADER(RAW_TARGET), RAW_TARGET, &cr), XDMS_ERR_OK);
+	ck_assert_str_eq(cr.uri, RAW_TARGET);
+	ck_assert_str_eq(cr.response, "x");
+	ck_assert_str_eq(cr.cnonce, "c");
+	/* As the last parameter too. */
+	ck_assert_int_eq(digest_parse("Digest username=\"alice\", realm=\"example.com\", nonce=\"n\", "
+				      "response=\"x\", qop=auth, nc=00000001, cnonce=\"c\", uri=\"" RAW_TARGET "\"",
+				      RAW_TARGET, &cr),
+			 XDMS_ERR_OK);
+	ck_assert_str_eq(cr.uri, RAW_TARGET);
+	/* The same bytes escaped as a quoted-string. */
+	ck_assert_int_eq(digest_parse(RAW_HEADER("/a/list[@name=\\\"f\\\"]"), "/a/list[@name=\"f\"]", &cr),
+			 XDMS_ERR_OK);
+	ck_assert_str_eq(cr.uri, "/a/list[@name=\"f\"]");
+	/* Without the request-target to match, or another one, the raw form is malformed. */
+	ck_assert_int_eq(digest_parse(RAW_HEADER(RAW_TARGET), NULL, &cr), XDMS_ERR_PARSE);
+	ck_assert_int_eq(digest_parse(RAW_HEADER(RAW_TARGET), "/other", &cr), XDMS_ERR_PARSE);
+	/* A prefix of the uri is not the uri. */
+	ck_assert_int_eq(digest_parse(RAW_HEADER(RAW_TARGET), "/xcap-root/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list[@name=", &cr),
+			 XDMS_ERR_PARSE);
 }
 END_TEST
 
@@ -149,6 +182,7 @@ int main(void)
 
 	tcase_add_test(tc, rfc7616_example_md5_and_sha256);
 	tcase_add_test(tc, parse_refusals);
+	tcase_add_test(tc, parse_raw_quotes_in_uri);
 	tcase_add_test(tc, nonce_reuse_and_replay);
 	tcase_add_test(tc, nonce_evicted_cannot_replay_nc1);
 	tcase_add_test(tc, nonce_expiry);

@@ -1350,8 +1350,11 @@ static void user_fill(struct store_user *u, const char *xui, const char *usernam
 	u->created_ms = 1700000000000ull + seed;
 	u->realm_count = realm2 ? 2 : 1;
 	snprintf(u->realms[0].realm, sizeof(u->realms[0].realm), "%s", realm1);
-	if (realm2)
+	u->realms[0].is_xui_only = false;
+	if (realm2) {
 		snprintf(u->realms[1].realm, sizeof(u->realms[1].realm), "%s", realm2);
+		u->realms[1].is_xui_only = false;
+	}
 	for (unsigned r = 0; r < u->realm_count; r++) {
 		memset(u->realms[r].ha1_md5_user, seed + r, 16);
 		memset(u->realms[r].ha1_sha256_user, seed + r + 1, 32);
@@ -1477,6 +1480,57 @@ START_TEST(test_users)
 	memset(clash.xui, 'x', sizeof(clash.xui));
 	clash.realm_count = 1;
 	ck_assert_err(store_user_put(st, &clash, false), XDMS_ERR_INVAL);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(test_users_of_two_domains)
+{
+	struct store *st = open_default();
+	struct store_user a, b, got;
+	struct store_read *rd = NULL;
+	char realm[STORE_REALM_MAX];
+
+	/* A store without a recorded default realm says so. */
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_default_realm_get(rd, realm, sizeof(realm)), XDMS_ERR_NOTFOUND);
+	store_read_end(rd);
+
+	/* The first user records its domain as the default realm. */
+	user_fill(&a, "sip:alice@a.example", "alice", "a.example", NULL, 1);
+	ck_assert_err(store_user_put_realm(st, &a, true, "a.example"), XDMS_ERR_OK);
+	/* alice@b owns "alice" in b.example; in a.example only her full XUI. */
+	user_fill(&b, "sip:alice@b.example", "alice", "b.example", "a.example", 2);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_CONFLICT);
+	b.realms[1].is_xui_only = true;
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_OK);
+	ck_assert_err(user_find(st, "a.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@a.example");
+	ck_assert_err(user_find(st, "b.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@b.example");
+	ck_assert_err(user_find(st, "a.example", "sip:alice@b.example", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@b.example");
+	/* The flag is stored, so a replace or a delete walks the same names. */
+	ck_assert(got.realms[1].is_xui_only);
+	ck_assert(!got.realms[0].is_xui_only);
+	ck_assert_err(store_user_put(st, &b, false), XDMS_ERR_OK);
+	ck_assert_err(store_user_del(st, "sip:alice@b.example"), XDMS_ERR_OK);
+	ck_assert_err(user_find(st, "a.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@a.example");
+	ck_assert_err(user_find(st, "a.example", "sip:alice@b.example", &got), XDMS_ERR_NOTFOUND);
+
+	/* The record is written once: another realm later is a CONFLICT and
+	 * changes nothing; the same realm again is fine. */
+	user_fill(&b, "sip:bob@c.example", "bob", "c.example", NULL, 3);
+	ck_assert_err(store_user_put_realm(st, &b, true, "c.example"), XDMS_ERR_CONFLICT);
+	ck_assert_err(user_get(st, "sip:bob@c.example", &got), XDMS_ERR_NOTFOUND);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_OK);
+	ck_assert_err(store_user_put_realm(st, &b, true, ""), XDMS_ERR_INVAL);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_default_realm_get(rd, realm, sizeof(realm)), XDMS_ERR_OK);
+	ck_assert_str_eq(realm, "a.example");
+	ck_assert_err(store_default_realm_get(rd, realm, 4), XDMS_ERR_TOOBIG);
+	store_read_end(rd);
 	store_close(st);
 }
 END_TEST
@@ -1934,6 +1988,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc_map, test_full_map_outcomes_match_store);
 	tcase_add_test(tc_users, test_users);
 	tcase_add_test(tc_users, test_users_grow_map);
+	tcase_add_test(tc_users, test_users_of_two_domains);
 	tcase_add_test(tc_life, test_reopen_keeps_everything);
 	tcase_add_test(tc_life, test_close_drains_queue);
 	tcase_add_test(tc_life, test_open_errors);

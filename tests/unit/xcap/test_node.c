@@ -188,13 +188,17 @@ START_TEST(placement_table)
 }
 END_TEST
 
-START_TEST(position_zero_is_a_parse_error)
+START_TEST(position_zero_selects_nothing)
 {
-	struct xcap_selector *sel = NULL;
-	const char *why = NULL;
-
-	ck_assert_int_eq(xcap_selector_parse("root/*[0][@att=\"third\"]", NULL, NULL, &sel, &why), XDMS_ERR_PARSE);
-	ck_assert_ptr_null(sel);
+	/* RFC 4825 §6.3: position = 1*DIGIT, so "[0]" parses; it selects no
+	 * element, so GET and DELETE find nothing and PUT cannot insert. */
+	ck_assert_uint_eq(do_get(D, "root/el1[0]"), 404);
+	ck_assert_uint_eq(do_get(D, "root/*[0]"), 404);
+	ck_assert_uint_eq(do_get(D, "root[0]"), 404);
+	ck_assert_uint_eq(do_delete(D, "root/el1[0]"), 404);
+	put_conflict(D, "root/*[0][@att=\"third\"]", "<el1 att=\"third\"/>", XCAP_ERROR_CANNOT_INSERT);
+	put_conflict(D, "root/el1[0]", "<el1/>", XCAP_ERROR_CANNOT_INSERT);
+	put_conflict(D, "root/el3[0]", "<el3/>", XCAP_ERROR_CANNOT_INSERT);
 }
 END_TEST
 
@@ -688,7 +692,7 @@ int main(void)
 	xml_init();
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, placement_table);
-	tcase_add_test(tc, position_zero_is_a_parse_error);
+	tcase_add_test(tc, position_zero_selects_nothing);
 	tcase_add_test(tc, replace_keeps_position);
 	tcase_add_test(tc, get_element_exact_bytes);
 	tcase_add_test(tc, predicates_decode_both_sides);
