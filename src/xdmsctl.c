@@ -23,6 +23,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "conf/conf.h"
+#include "ctl/ctl.h"
 #include "auth/digest.h"
 #include "iwf/iwf.h"
 #include "store/store.h"
@@ -64,6 +65,10 @@ static void usage(FILE *f)
 		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
 		   "                            that bring none\n"
 		   "  stats                     store figures\n"
+		   "  backup DIR                consistent copy of the running server's store (and the\n"
+		   "                            IWF key) into the new or empty DIR\n"
+		   "  restore DIR               put the backup in DIR into the empty data directory,\n"
+		   "                            with a new ETag instance id (server stopped)\n"
 		   "  --version                 the version\n");
 }
 
@@ -803,6 +808,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!config)
+		config = conf_default_file();
 	if (config && conf_load_file(&c, config, &why))
 		goto bad_conf;
 	if (data_dir && conf_set(&c, "store.path", data_dir, &why))
@@ -812,6 +819,19 @@ int main(int argc, char **argv)
 			goto bad_conf;
 	av = argv + optind;
 	n = argc - optind;
+	/* backup and restore open their files on the other side first, then switch. */
+	if (n == 2 && !strcmp(av[0], "backup")) {
+		rc = ctl_backup(&c, av[1]);
+		goto out;
+	}
+	if (n == 2 && !strcmp(av[0], "restore")) {
+		rc = ctl_restore(&c, av[1]);
+		goto out;
+	}
+	if (!ctl_become_store_owner(c.store_path)) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
 	if (n >= 2 && !strcmp(av[0], "user")) {
 		if (!strcmp(av[1], "add") && n == 4)
 			rc = cmd_user_put(&c, av[2], av[3], true);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/mem.h"
 #include "conf/conf.h"
@@ -434,4 +435,13 @@ void conf_describe(const struct conf *c,
 		}
 		}
 	}
+}
+
+const char *conf_default_file(void)
+{
+#ifdef XDMS_CONFIG_FILE
+	if (access(XDMS_CONFIG_FILE, F_OK) == 0)
+		return XDMS_CONFIG_FILE;
+#endif
+	return NULL;
 }

@@ -111,6 +111,14 @@ enum xdms_err conf_set_arg(struct conf *c, const char *arg, char **why) XDMS_WUR
  */
 enum xdms_err conf_load_file(struct conf *c, const char *path, char **why) XDMS_WUR;
 
+/*
+ * The configuration file that xdmsd and xdmsctl read when no -c is given: the
+ * path the build was configured with (`configure --with-config-file=PATH`; the
+ * Debian package uses /etc/xdmsd/xdmsd.conf), when that file exists. NULL when
+ * the build names none or the file is absent: the embedded defaults apply.
+ */
+const char *conf_default_file(void);
+
 /* True when @s is one of the items of @list (exact comparison). */
 bool conf_list_has(const struct conf_list *list, const char *s);
 

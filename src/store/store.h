@@ -74,6 +74,28 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out) XD
  */
 void store_close(struct store *st);
 
+/*
+ * Writes a consistent, compacted copy of the whole environment (LMDB's own
+ * copy, MDB_CP_COMPACT) to @fd, an open, empty, writable file that becomes the
+ * copy's data.mdb; the caller closes it. The copy is one read snapshot: every
+ * write committed before the call is in it, writes go on meanwhile (in this
+ * process and in others) and are not. Any thread that holds no snapshot of
+ * @st. Returns IO when writing fails, STORE for other LMDB errors.
+ */
+enum xdms_err store_backup(struct store *st, int fd) XDMS_WUR;
+
+/*
+ * Gives the environment a new random instance id, so that a store restored
+ * from a copy never hands out an ETag it (or the original) handed out before:
+ * ETags are the instance id and a counter, and a copy's counter starts where
+ * the copy was taken. Call it on a restored environment before any server
+ * uses it. Writes in one durable transaction; STORE or IO on failure.
+ */
+enum xdms_err store_instance_renew(struct store *st) XDMS_WUR;
+
+/* The instance id ETags carry (for tests and `xdmsctl stats`). */
+uint32_t store_instance_id(const struct store *st);
+
 /* ---- reading ---------------------------------------------------------- */
 
 /* A stored document. Every pointer is borrowed from the snapshot it came
