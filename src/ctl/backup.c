@@ -128,16 +128,22 @@ static bool copy_fd(int in, int out, const char *what)
 	return true;
 }
 
-/* fsync of a file and of its directory, so the new names survive a crash. */
-static bool flush_all(int fd_data, int fd_key, const char *dir)
+static int open_dir(const char *dir)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	bool is_ok = dfd >= 0 && fsync(fd_data) == 0 && (fd_key < 0 || fsync(fd_key) == 0) && fsync(dfd) == 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		fprintf(stderr, "xdmsctl: cannot open %s: %s\n", dir, strerror(errno));
+	return fd;
+}
+
+/* fsync of the files and of their directory @dfd, so the new names survive a crash. */
+static bool flush_all(int fd_data, int fd_key, int dfd, const char *dir)
+{
+	bool is_ok = fsync(fd_data) == 0 && (fd_key < 0 || fsync(fd_key) == 0) && fsync(dfd) == 0;
 
 	if (!is_ok)
 		fprintf(stderr, "xdmsctl: cannot flush %s: %s\n", dir, strerror(errno));
-	if (dfd >= 0)
-		close(dfd);
 	return is_ok;
 }
 
@@ -164,7 +170,7 @@ int ctl_backup(const struct conf *c, const char *dir)
 	char *key_dir = xasprintf("%s/iwf.key", c->store_path);
 	bool is_key_inside = !strcmp(key, key_dir);
 	struct store *st = NULL;
-	int fd_data = -1, fd_key = -1, fd_key_in = -1;
+	int fd_data = -1, fd_key = -1, fd_key_in = -1, dfd = -1;
 	int rc = CTL_EXIT_FAIL;
 	struct stat sb;
 	enum xdms_err err;
@@ -174,6 +180,9 @@ int ctl_backup(const struct conf *c, const char *dir)
 		goto out;
 	}
 	if (!dir_ready(dir))
+		goto out;
+	dfd = open_dir(dir);
+	if (dfd < 0)
 		goto out;
 	fd_data = open_new(dir, "data.mdb");
 	if (fd_data < 0)
@@ -202,7 +211,7 @@ int ctl_backup(const struct conf *c, const char *dir)
 	}
 	if (fd_key >= 0 && !copy_fd(fd_key_in, fd_key, key))
 		goto out;
-	if (!flush_all(fd_data, fd_key, dir))
+	if (!flush_all(fd_data, fd_key, dfd, dir))
 		goto out;
 	printf("backup complete: %s (data.mdb%s)\n", dir, fd_key >= 0 ? ", iwf.key" : "");
 	if (!is_key_inside)
@@ -216,6 +225,8 @@ out:
 		close(fd_key);
 	if (fd_key_in >= 0)
 		close(fd_key_in);
+	if (dfd >= 0)
+		close(dfd);
 	free(key);
 	free(key_dir);
 	return rc;
@@ -228,7 +239,7 @@ int ctl_restore(const struct conf *c, const char *dir)
 	char *key = key_path(c);
 	char *key_dir = xasprintf("%s/iwf.key", c->store_path);
 	struct store *st = NULL;
-	int in_data = -1, in_key = -1, fd_data = -1, fd_key = -1;
+	int in_data = -1, in_key = -1, fd_data = -1, fd_key = -1, dfd = -1;
 	int rc = CTL_EXIT_FAIL;
 	struct stat sb;
 	enum xdms_err err;
@@ -251,6 +262,9 @@ int ctl_restore(const struct conf *c, const char *dir)
 		goto out;
 	if (!dir_ready(c->store_path))
 		goto out;
+	dfd = open_dir(c->store_path);
+	if (dfd < 0)
+		goto out;
 	fd_data = open_new(c->store_path, "data.mdb");
 	if (fd_data < 0 || !copy_fd(in_data, fd_data, src_data))
 		goto out;
@@ -259,7 +273,7 @@ int ctl_restore(const struct conf *c, const char *dir)
 		if (fd_key < 0 || !copy_fd(in_key, fd_key, src_key))
 			goto out;
 	}
-	if (!flush_all(fd_data, fd_key, c->store_path))
+	if (!flush_all(fd_data, fd_key, dfd, c->store_path))
 		goto out;
 	st = open_store_at(c);
 	if (!st)
@@ -295,6 +309,8 @@ out:
 		close(fd_data);
 	if (fd_key >= 0)
 		close(fd_key);
+	if (dfd >= 0)
+		close(dfd);
 	free(src_data);
 	free(src_key);
 	free(key);
