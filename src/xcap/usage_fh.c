@@ -11,7 +11,10 @@
  * Ownership (rule 2), by comparing the document before and after the write:
  *  - the principal (a user) writes requests, never a <response>: for every
  *    request present before and after, its <response> must be byte-for-byte
- *    unchanged, and a new request carries none (409 <constraint-failure>);
+ *    unchanged, and a new request carries none (409 <constraint-failure>
+ *    naming the request). A client runs a finished request again by changing
+ *    any of its bytes other than the <response>; the documented way is a new
+ *    value of its `created` attribute (an attribute PUT);
  *  - the trusted IWF / CAB server writes <response> elements and may delete
  *    <credentials> (it consumes them), nothing else (403): the document with
  *    every <response> and <credentials> cut out must be the same before and
@@ -139,20 +142,34 @@ static enum xdms_err check_principal(const struct xml_scan *old, const struct xm
 		char *id;
 		uint32_t before;
 		bool is_ok;
+		size_t kind_len;
+		const char *kind;
 
 		if (!is_request(new_scan, r))
 			continue;
 		id = xcap_scan_attr(new_scan, r, "id");
 		before = id ? request_by_id(old, id) : XML_SCAN_NONE;
-		free(id);
 		is_ok = before == XML_SCAN_NONE ? xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS,
 								 "response") == XML_SCAN_NONE :
 						  same_child(old, before, new_scan, r, "response");
 		if (!is_ok) {
+			/* Name the request and say what to do: the usual cause is a
+			 * client that PUT its own copy of the document, without the
+			 * <response> the server wrote since. */
+			kind = xml_scan_elem_local(new_scan, r, &kind_len);
 			xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
-				       "response elements are written by the CAB server only");
+				       before == XML_SCAN_NONE ?
+					       "response elements are written by the CAB server only: the new "
+					       "request \"%s\" (%.*s) may not carry one" :
+					       "response elements are written by the CAB server only: the <response> "
+					       "of request \"%s\" (%.*s) was added, changed or removed. Send it as "
+					       "last read (GET the document first); to run the request again, change "
+					       "its created attribute",
+				       id ? id : "", (int)kind_len, kind);
+			free(id);
 			return XDMS_ERR_CONFLICT;
 		}
+		free(id);
 	}
 	return XDMS_ERR_OK;
 }

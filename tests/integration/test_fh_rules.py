@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: MIT
+"""Feature Handler rules a client developer meets (docs/client-developers.md):
+unknown field names refused at PUT time, a 409 that names the request whose
+<response> was touched, and running a finished request again by changing its
+`created` attribute, without DELETE and PUT."""
+
+import time
+
+import pytest
+from lxml import etree
+
+from iwflib import NS, add_adapter, expect_response, fh_doc, jobs, pcc_url, request_xml, wait_response
+from xdmslib import (ALICE, FH, PASSWORDS, PCC, data, doc_path, expect, expect_xcap_error)
+
+FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5"}
+ATT = "application/xcap-att+xml"
+FH_PATH = doc_path(FH, ALICE)
+
+
+@pytest.fixture
+def local(start_server):
+    remote = start_server(name="remote")
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
+    srv = start_server(name="local", settings=FAST)
+    add_adapter(srv, "remote-cab", "xcap", pcc_url(remote))
+    return srv
+
+
+def import_request(rid="imp-1", **kw):
+    return request_xml("import-profile", rid, "remote-cab", remote_user=ALICE, username=ALICE,
+                       password=PASSWORDS[ALICE], **kw)
+
+
+def test_unknown_field_name_is_refused_at_put_time(local):
+    alice = local.client(ALICE)
+    r = alice.put_doc(FH, ALICE, fh_doc(import_request(fields="tel shoesize")))
+    child = expect_xcap_error(r, "schema-validation-error", need_phrase=True)
+    assert "shoesize" in child.get("phrase"), f"the 409 does not name the unknown field: {r.describe()}"
+    expect(alice.get(FH_PATH), 404)
+    assert jobs(local, "--user", ALICE) == [], "a refused request must queue no job"
+    # The same request with known names is accepted and carried out.
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(fields="tel email"))), 201)
+    resp, _ = wait_response(alice, ALICE, "imp-1")
+    expect_response(resp, "partial-success", 206)
+
+
+def test_put_without_the_servers_response_names_the_request(local):
+    alice = local.client(ALICE)
+    mine = fh_doc(import_request(rid="imp-7"))
+    expect(alice.put_doc(FH, ALICE, mine), 201)
+    wait_response(alice, ALICE, "imp-7")
+    before = expect(alice.get(FH_PATH), 200)
+    # The client PUTs its own copy again: the server's <response> is missing.
+    r = alice.put_doc(FH, ALICE, mine)
+    child = expect_xcap_error(r, "constraint-failure", need_phrase=True)
+    phrase = child.get("phrase")
+    assert 'request "imp-7"' in phrase and "created" in phrase, phrase
+    after = expect(alice.get(FH_PATH), 200)
+    assert after.body == before.body and after.etag == before.etag, "a refused PUT changed the document"
+
+
+def test_changing_created_runs_a_finished_request_again(local):
+    alice = local.client(ALICE)
+    req = import_request(rid="imp-9").replace('id="imp-9"', 'id="imp-9" created="2026-01-01T00:00:00Z"')
+    expect(alice.put_doc(FH, ALICE, fh_doc(req)), 201)
+    first, _ = wait_response(alice, ALICE, "imp-9")
+    expect_response(first, "success", 200)
+    assert [j["state"] for j in jobs(local, "--user", ALICE)] == ["done"]
+    updated_first = first.get("updated")
+
+    # Re-run: one attribute PUT, the <response> left as it is.
+    sel = FH_PATH + '/~~/cab-feature-handler/import-profile%5B@id=%22imp-9%22%5D/@created'
+    expect(alice.put(sel, b"2026-01-02T00:00:00Z", ATT), 200)
+    js = []
+    for _ in range(200):
+        js = jobs(local, "--user", ALICE)
+        if len(js) == 2 and js[-1]["state"] == "done":
+            break
+        time.sleep(0.05)
+    assert [j["state"] for j in js] == ["done", "done"], f"the changed request did not run again: {js}"
+    body = expect(alice.get(FH_PATH), 200).body
+    resp = etree.fromstring(body).xpath("//fh:import-profile[@id='imp-9']/fh:response", namespaces=NS)
+    assert len(resp) == 1, body
+    expect_response(resp[0], "success", 200)
+    assert resp[0].get("updated") >= updated_first, "the second run did not write its own <response>"
