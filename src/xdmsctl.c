@@ -406,7 +406,7 @@ static int print_job(void *arg, const struct store_job *j)
 	format_ms(j->created_ms, created, sizeof(created));
 	format_ms(j->updated_ms, updated, sizeof(updated));
 	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\t%s\n", (unsigned long long)j->id,
-	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : "import", j->xui,
+	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : j->kind == STORE_JOB_SUBSCRIBE ? "subscribe" : "import", j->xui,
 	       j->request_id, j->attempts, j->code, created, updated, j->reason);
 	return 0;
 }

@@ -113,6 +113,8 @@ static char *trim(char *s)
 
 static const char *kind_element(enum store_job_kind k)
 {
+	if (k == STORE_JOB_SUBSCRIBE)
+		return "subscribe-profile";
 	return k == STORE_JOB_EXPORT ? "export-profile" : "import-profile";
 }
 
@@ -855,6 +857,15 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	if (!credentials_take(env, job, &q, &cred, &o.r))
 		goto done;
+	if (job->kind == STORE_JOB_SUBSCRIBE) {
+		/* Answered rather than left waiting: no adapter kind can watch a
+		 * 3rd party yet. The credentials were sealed and taken out of the
+		 * document above, as for any request. */
+		iwf_result_set(&o.r, 501, false,
+			       "subscribe-profile is not carried out by this version of xdmsd; "
+			       "run an import-profile again (change its created attribute) to refresh");
+		goto done;
+	}
 	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);

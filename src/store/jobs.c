@@ -112,7 +112,7 @@ static enum xdms_err job_decode(const MDB_val *k, const MDB_val *v, struct store
 
 	memset(j, 0, sizeof(*j));
 	if (k->mv_size != JOB_KEY_LEN || v->mv_size < JOB_HEAD_LEN || p[0] != JOB_FORMAT ||
-	    p[1] >= STORE_JOB__STATES || (p[2] != STORE_JOB_IMPORT && p[2] != STORE_JOB_EXPORT))
+	    p[1] >= STORE_JOB__STATES || (p[2] < STORE_JOB_IMPORT || p[2] > STORE_JOB_SUBSCRIBE))
 		return XDMS_ERR_CORRUPT;
 	j->id = store_get_be((const unsigned char *)k->mv_data + 1, 8);
 	j->state = (enum store_job_state)p[1];
@@ -284,7 +284,7 @@ enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const ch
 	memset(&j, 0, sizeof(j));
 	if (!copy_str(j.xui, sizeof(j.xui), xui) || !copy_str(j.request_id, sizeof(j.request_id), request_id) ||
 	    !copy_str(j.hash, sizeof(j.hash), hash) || strlen(hash) != STORE_JOB_HASH_MAX - 1 || !xui[0] ||
-	    !request_id[0] || (kind != STORE_JOB_IMPORT && kind != STORE_JOB_EXPORT))
+	    !request_id[0] || kind < STORE_JOB_IMPORT || kind > STORE_JOB_SUBSCRIBE)
 		return XDMS_ERR_INVAL;
 	err = req_get(st, txn->txn, xui, request_id, &prev, NULL);
 	if (!err) {

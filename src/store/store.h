@@ -270,7 +270,9 @@ enum store_job_state {
 	STORE_JOB__STATES
 };
 
-enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2 };
+/* SUBSCRIBE jobs exist so that a <subscribe-profile> is answered: this
+ * version's IWF cannot carry one out and answers it at once (501). */
+enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2, STORE_JOB_SUBSCRIBE = 3 };
 
 struct store_job {
 	uint64_t id;                         /* grows with every job; never reused */

@@ -310,6 +310,8 @@ static bool is_job_request(const struct xml_scan *scan, uint32_t r, enum store_j
 		*kind = STORE_JOB_IMPORT;
 	else if (xcap_scan_is(scan, r, FH_NS, "export-profile"))
 		*kind = STORE_JOB_EXPORT;
+	else if (xcap_scan_is(scan, r, FH_NS, "subscribe-profile"))
+		*kind = STORE_JOB_SUBSCRIBE;
 	else
 		return false;
 	return true;

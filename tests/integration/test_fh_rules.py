@@ -83,3 +83,18 @@ def test_changing_created_runs_a_finished_request_again(local):
     assert len(resp) == 1, body
     expect_response(resp[0], "success", 200)
     assert resp[0].get("updated") >= updated_first, "the second run did not write its own <response>"
+
+
+def test_subscribe_profile_is_answered_at_once_and_its_credentials_removed(local):
+    """No adapter can watch a 3rd party yet: the request is answered (501),
+    never left waiting, and its password leaves the document as for any request."""
+    alice = local.client(ALICE)
+    req = import_request(rid="sub-1").replace("import-profile", "subscribe-profile")
+    expect(alice.put_doc(FH, ALICE, fh_doc(req)), 201)
+    resp, body = wait_response(alice, ALICE, "sub-1", timeout=10)
+    expect_response(resp, "failure", 501)
+    assert b"subscribe-profile is not carried out" in body, body
+    assert PASSWORDS[ALICE].encode() not in body, "the password stayed in the document"
+    assert b"<credentials>" not in body, body
+    js = jobs(local, "--user", ALICE)
+    assert [(j["kind"], j["state"], j["code"]) for j in js] == [("subscribe", "failed", 501)], js
