@@ -779,14 +779,22 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void finish(const struct iwf_env *env, const struct store_job *job, const struct outcome *o)
+static void finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
+		   const struct outcome *o)
 {
 	bool is_gone;
 	enum xdms_err err;
 
 	if (response_write(env, job, o, &is_gone)) {
-		log_info("iwf job %llu (%s %s): %u %s", (unsigned long long)job->id, job->xui, job->request_id,
-			 o->r.code, o->r.reason);
+		/* A failure is the operator's business (a 3rd party down, a
+		 * transform broken): warning level, with everything to find it. */
+		if (o->r.code >= 300)
+			log_warn("iwf job %llu (%s %s, adapter %s): failed %u %s", (unsigned long long)job->id,
+				 job->xui, job->request_id, adapter && adapter[0] ? adapter : "-", o->r.code,
+				 o->r.reason);
+		else
+			log_info("iwf job %llu (%s %s, adapter %s): %u %s", (unsigned long long)job->id, job->xui,
+				 job->request_id, adapter && adapter[0] ? adapter : "-", o->r.code, o->r.reason);
 		return;
 	}
 	/* The response could not be stored: end the job here so that it does
@@ -911,7 +919,7 @@ done:
 		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 	} else {
-		finish(env, job, &o);
+		finish(env, job, q.third_party, &o);
 	}
 out:
 	if (has_slot)

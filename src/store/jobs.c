@@ -441,13 +441,13 @@ enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const c
 }
 
 enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
-				unsigned code)
+				unsigned code, const char *reason)
 {
 	bool was_active;
 
 	if (state != STORE_JOB_DONE && state != STORE_JOB_FAILED)
 		return XDMS_ERR_INVAL;
-	return job_end(txn->st, txn->txn, job_id, state, code, NULL, &was_active);
+	return job_end(txn->st, txn->txn, job_id, state, code, reason ? reason : "", &was_active);
 }
 
 /* ---- the worker pool --------------------------------------------------------------- */

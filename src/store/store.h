@@ -317,10 +317,11 @@ enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const
 /* The request is gone: cancels its job if unfinished and forgets the request.
  * NOTFOUND when the request had no job. */
 enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const char *request_id) XDMS_WUR;
-/* Ends job @job_id as done or failed with @code, if it is queued or running
- * (otherwise nothing changes). NOTFOUND when there is no such job. */
+/* Ends job @job_id as done or failed with @code and @reason (the answer's
+ * text, cut to fit; NULL or "" clears an earlier one), if it is queued or
+ * running (otherwise nothing changes). NOTFOUND when there is no such job. */
 enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
-				unsigned code) XDMS_WUR;
+				unsigned code, const char *reason) XDMS_WUR;
 
 /* -- the worker pool (own transactions; not on the writer thread, no snapshot held) -- */
 

@@ -369,6 +369,42 @@ static enum xdms_err jobs_for_client(const struct xml_scan *old, const struct xm
 	return err;
 }
 
+/*
+ * The text of @resp's <reason> child into @out (@size bytes), with the five
+ * predefined entities decoded and anything else (a character reference, a
+ * child element) kept as written: it is for people reading `xdmsctl jobs`.
+ */
+static void response_reason(const struct xml_scan *scan, uint32_t resp, char *out, size_t size)
+{
+	static const struct {
+		const char *ref;
+		char c;
+	} refs[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' }, { "&quot;", '"' }, { "&apos;", '\'' } };
+	uint32_t r = xcap_scan_next(scan, scan->elems[resp].first_child, FH_NS, "reason");
+	size_t n = 0, at, end;
+
+	out[0] = '\0';
+	if (r == XML_SCAN_NONE)
+		return;
+	at = scan->elems[r].start_end;
+	end = scan->elems[r].end_start;
+	while (at < end && n + 1 < size) {
+		size_t i = 0;
+
+		for (; i < sizeof(refs) / sizeof(refs[0]); i++)
+			if (!strncmp(scan->data + at, refs[i].ref, strlen(refs[i].ref)) &&
+			    at + strlen(refs[i].ref) <= end)
+				break;
+		if (i < sizeof(refs) / sizeof(refs[0])) {
+			out[n++] = refs[i].c;
+			at += strlen(refs[i].ref);
+		} else {
+			out[n++] = scan->data[at++];
+		}
+	}
+	out[n] = '\0';
+}
+
 /* The final state a <response> status means, or false for an interim one. */
 static bool response_final(const struct xml_scan *scan, uint32_t resp, enum store_job_state *state,
 			   unsigned *code)
@@ -416,7 +452,10 @@ static enum xdms_err jobs_for_server(const struct xml_scan *old, const struct xm
 		resp = xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS, "response");
 		if (!err && resp != XML_SCAN_NONE && !same_child(old, before, new_scan, r, "response") &&
 		    response_final(new_scan, resp, &state, &code)) {
-			err = store_job_end_txn(txn, job_id, state, code);
+			char reason[STORE_JOB_REASON_MAX];
+
+			response_reason(new_scan, resp, reason, sizeof(reason));
+			err = store_job_end_txn(txn, job_id, state, code, reason);
 			if (err == XDMS_ERR_NOTFOUND)
 				err = XDMS_ERR_OK;
 		}

@@ -98,3 +98,21 @@ def test_subscribe_profile_is_answered_at_once_and_its_credentials_removed(local
     assert b"<credentials>" not in body, body
     js = jobs(local, "--user", ALICE)
     assert [(j["kind"], j["state"], j["code"]) for j in js] == [("subscribe", "failed", 501)], js
+
+
+def test_ended_jobs_carry_the_reason_of_their_response_and_failures_are_warnings(local):
+    alice = local.client(ALICE)
+    ok = import_request(rid="ok-1")
+    unknown = request_xml("import-profile", "bad-1", "no-such-adapter", remote_user=ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(ok, unknown)), 201)
+    resp_ok, _ = wait_response(alice, ALICE, "ok-1")
+    resp_bad, _ = wait_response(alice, ALICE, "bad-1")
+    expect_response(resp_bad, "failure", 404)
+    by_request = {j["request"]: j for j in jobs(local, "--user", ALICE)}
+    for rid, resp in (("ok-1", resp_ok), ("bad-1", resp_bad)):
+        reason = resp.find("{urn:oma:xml:cab:feature-handler}reason").text
+        assert reason and by_request[rid]["reason"] == reason, \
+            f"{rid}: xdmsctl jobs says {by_request[rid]['reason']!r}, the <response> says {reason!r}"
+    log = local.log_tail(400)
+    assert any(" warn iwf job " in line and "bad-1" in line and "adapter no-such-adapter" in line
+               and "failed 404" in line and ALICE in line for line in log.splitlines()), log
