@@ -293,6 +293,7 @@ int main(int argc, char **argv)
 		io.max_response = c.iwf_max_response;
 		io.concurrency = c.iwf_concurrency;
 		io.is_ack_in_progress = c.iwf_ack_in_progress;
+		io.job_retention_s = c.iwf_job_retention;
 		io.identity = c.iwf_identity;
 		io.root_path = xo.root_path;
 		io.ca_file = c.iwf_ca_file;
@@ -311,6 +312,8 @@ int main(int argc, char **argv)
 		log_error("http: %s", why);
 		goto out;
 	}
+	if (iwf)
+		http_server_add_metrics(srv, iwf_metrics, iwf);
 	/* Tests and scripts read this exact line to learn the bound port. */
 	fprintf(stderr, "listening http %s\n", http_server_address(srv));
 	fflush(stderr);

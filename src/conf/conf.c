@@ -125,6 +125,8 @@ static const struct conf_key conf_keys[] = {
 	    "largest 3rd-party response body and transform output in bytes; an adapter may set its own"),
 	KEY("iwf.concurrency", CONF_UINT, iwf_concurrency, "4",
 	    "calls in flight at once per adapter; an adapter may set its own"),
+	KEY("iwf.job_retention", CONF_UINT, iwf_job_retention, "604800",
+	    "seconds an ended IWF job stays listed by xdmsctl jobs before it is pruned (0 = forever)"),
 	KEY("iwf.ack_in_progress", CONF_BOOL, iwf_ack_in_progress, "false",
 	    "write <response status=\"in-progress\" code=\"202\"> when a job starts"),
 	KEY("iwf.identity", CONF_STR, iwf_identity, "xdmsd-iwf",

@@ -83,6 +83,7 @@ struct conf {
 	bool iwf_ack_in_progress;   /* write <response status="in-progress" code="202"> first */
 	char *iwf_identity;         /* the identity the IWF's XCAP writes are made as */
 	char *iwf_ca_file;          /* extra CA bundle for 3rd parties; "" = the system's */
+	unsigned iwf_job_retention; /* seconds ended jobs are kept; 0 = forever */
 	char *iwf_key_file;         /* credential key; "" = iwf.key in store.path */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */

@@ -201,6 +201,7 @@ struct iwf_env {
 	const struct xml_schema *pcc_schema; /* the PCC's XSD, for transform output */
 	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
 	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
+	struct iwf_metrics *metrics;         /* NULL = not counted (dry runs) */
 };
 
 /*
@@ -211,6 +212,23 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r) XDMS_WUR;
+
+/* -- metrics.c: the IWF's figures for /metrics. Every recorder is
+ * NULL-tolerant (dry runs count nothing) and may run on any thread. -- */
+struct iwf_metrics;
+struct iwf_metrics *iwf_metrics_create(void);
+void iwf_metrics_destroy(struct iwf_metrics *m);
+/* A job answered with a final <response> of @code. */
+void iwf_metrics_job_ended(struct iwf_metrics *m, enum store_job_kind kind, unsigned code);
+/* An attempt that failed transiently and went back to the queue. */
+void iwf_metrics_retry(struct iwf_metrics *m);
+/* A worker starts (+1) or stops (-1) carrying out a job. */
+void iwf_metrics_running(struct iwf_metrics *m, int delta);
+/* One call to adapter @adapter's 3rd party, and whether it failed. */
+void iwf_metrics_call(struct iwf_metrics *m, const char *adapter, double seconds, bool is_failure);
+/* Appends every figure in the Prometheus text format; jobs by state are read
+ * from @st. STORE when the jobs cannot be read, TOOBIG when @out is full. */
+enum xdms_err iwf_metrics_render(struct iwf_metrics *m, struct store *st, struct buf *out) XDMS_WUR;
 
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);

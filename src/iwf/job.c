@@ -350,6 +350,22 @@ static void call_auth(struct iwf_http_call *c, const struct iwf_adapter *a, cons
 	c->token = token;
 }
 
+/* One call to @a's 3rd party, timed for the adapter's latency histogram. */
+static enum xdms_err call_3rd_party(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				    const struct iwf_http_call *call, struct buf *body, long *status,
+				    struct iwf_result *r)
+{
+	struct timespec t0, t1;
+	enum xdms_err err;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = iwf_http_do(curl, call, body, status, r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	iwf_metrics_call(env->metrics, a->id, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+			 err != XDMS_ERR_OK);
+	return err;
+}
+
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
@@ -382,7 +398,7 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	call.cancel = env->stopping;
 	call_auth(&call, a, username, password, token);
 	buf_init(&body, a->max_response);
-	err = iwf_http_do(curl, &call, &body, &status, r);
+	err = call_3rd_party(env, curl, a, &call, &body, &status, r);
 	free(url);
 	if (err)
 		goto out;
@@ -592,7 +608,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	call.ca_file = env->opt->ca_file;
 	call.cancel = env->stopping;
 	call_auth(&call, a, c->username, c->password, c->token);
-	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
+	if (call_3rd_party(env, w->curl, a, &call, &body, &status, &o->r))
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 	iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile exported to %s (HTTP %ld)",
@@ -786,6 +802,7 @@ static void finish(const struct iwf_env *env, const struct store_job *job, const
 	enum xdms_err err;
 
 	if (response_write(env, job, o, &is_gone)) {
+		iwf_metrics_job_ended(env->metrics, job->kind, o->r.code);
 		/* A failure is the operator's business (a 3rd party down, a
 		 * transform broken): warning level, with everything to find it. */
 		if (o->r.code >= 300)
@@ -918,6 +935,8 @@ done:
 			 (unsigned long long)delay, o.r.reason);
 		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+		else
+			iwf_metrics_retry(env->metrics);
 	} else {
 		finish(env, job, q.third_party, &o);
 	}

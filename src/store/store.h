@@ -354,6 +354,14 @@ uint64_t store_job_generation(struct store *st);
  * that held the leases are gone). Sets *count (may be NULL) to how many. */
 enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
 
+/*
+ * Deletes the records of ended jobs (done, failed, cancelled) whose last
+ * change is older than @before_ms (Unix ms), in batches that share the
+ * writer's group commit; *count (may be NULL) gets how many. Unfinished jobs
+ * and the requests' current hashes are kept. STORE on failure.
+ */
+enum xdms_err store_job_prune(struct store *st, uint64_t before_ms, unsigned *count) XDMS_WUR;
+
 /* -- reading -- */
 
 enum xdms_err store_job_get(struct store_read *rd, uint64_t job_id, struct store_job *out) XDMS_WUR;
