@@ -356,10 +356,21 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 	return rc;
 }
 
+static int count_job_state(void *arg, const struct store_job *j)
+{
+	uint64_t *n = arg;
+
+	if ((unsigned)j->state < STORE_JOB__STATES)
+		n[j->state]++;
+	return 0;
+}
+
 static int cmd_stats(const struct conf *c)
 {
 	struct store *st = NULL;
 	struct store_stats s;
+	struct store_read *rd = NULL;
+	uint64_t jobs[STORE_JOB__STATES] = { 0 };
 
 	if (open_store(c, &st))
 		return EXIT_FAIL;
@@ -368,9 +379,18 @@ static int cmd_stats(const struct conf *c)
 		store_close(st);
 		return EXIT_FAIL;
 	}
+	if (store_read_begin(st, &rd) || store_job_list(rd, count_job_state, jobs)) {
+		fprintf(stderr, "xdmsctl: cannot read the IWF jobs\n");
+		store_read_end(rd);
+		store_close(st);
+		return EXIT_FAIL;
+	}
+	store_read_end(rd);
 	printf("documents %llu\nusers %llu\nchange_seq %llu\nmap_size_bytes %llu\nused_bytes %llu\n",
 	       (unsigned long long)s.doc_count, (unsigned long long)s.user_count, (unsigned long long)s.last_seq,
 	       (unsigned long long)s.map_size, (unsigned long long)s.used_bytes);
+	for (unsigned i = 0; i < STORE_JOB__STATES; i++)
+		printf("jobs_%s %llu\n", store_job_state_name((enum store_job_state)i), (unsigned long long)jobs[i]);
 	store_close(st);
 	return 0;
 }

@@ -57,6 +57,8 @@ def test_metrics_count_jobs_calls_and_retries(start_server, remote):
     inf = metric_sum(m, "xdms_iwf_call_duration_seconds_bucket", adapter="remote-cab", le="+Inf")
     assert inf == 1, m
     assert metric_sum(m, "xdms_iwf_jobs_running") == 0
+    stats = dict(line.split() for line in srv.ctl("stats", check=0).stdout.decode().splitlines())
+    assert (stats["jobs_done"], stats["jobs_failed"], stats["jobs_queued"]) == ("1", "1", "0"), stats
 
 
 def test_ended_jobs_are_pruned_after_the_retention(start_server, remote):
