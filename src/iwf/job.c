@@ -40,6 +40,7 @@
 #define RETRY_DELAY_MAX_MS 300000u
 #define SLOT_WAIT_MS 200    /* a worker waits this long for a busy adapter's slot */
 #define SLOT_REQUEUE_MS 500 /* then its job waits this long in the queue */
+#define FH_NS_DECL " xmlns=\"" IWF_FH_NS "\"" /* as response_body() writes it */
 #define POISON_EXTRA 3     /* runs beyond max_attempts that never reached an outcome */
 
 /* One request, as read from the Feature Handler document. */
@@ -53,6 +54,7 @@ struct request {
 	char *fields;
 	char *merge_policy;
 	char *source_sel;
+	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
 };
 
 static void request_cleanup(struct request *q)
@@ -209,7 +211,9 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	if (r) {
 		xmlNodePtr tp = fh_child(r, "third-party"), cred = fh_child(r, "credentials");
 		xmlChar *tid = tp ? xmlGetProp(tp, (const xmlChar *)"id") : NULL;
+		xmlNsPtr dflt = xmlSearchNs(xml_doc_tree(doc), r, NULL);
 
+		q->has_fh_default_ns = dflt && dflt->href && !strcmp((const char *)dflt->href, IWF_FH_NS);
 		q->third_party = xstrdup(tid ? (const char *)tid : "");
 		xmlFree(tid);
 		q->remote_user = trim(fh_text(r, "remote-user"));
@@ -686,15 +690,29 @@ static bool fh_child_write(const struct iwf_env *env, const struct store_job *jo
 		struct request q;
 		unsigned status;
 
+		const char *send = body;
+		char *plain = NULL;
+
 		if (request_load(env, job, &q, etag)) {
 			*is_gone = true;
 			break;
 		}
+		/* An element PUT is read in the namespace context of its parent
+		 * (RFC 4825 §8.2.3 keeps the document's declarations): where the
+		 * Feature Handler namespace is already the default, our own
+		 * declaration on the child would only repeat it. */
+		if (body && q.has_fh_default_ns) {
+			const char *decl = strstr(body, FH_NS_DECL), *tag_end = strchr(body, '>');
+
+			if (decl && tag_end && decl < tag_end)
+				send = plain = xasprintf("%.*s%s", (int)(decl - body), body, decl + strlen(FH_NS_DECL));
+		}
 		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		status = xcap_write(env, body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
-				    body ? "application/xcap-el+xml" : NULL, body ? body : "", body ? strlen(body) : 0,
+		status = xcap_write(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
+				    send ? "application/xcap-el+xml" : NULL, send ? send : "", send ? strlen(send) : 0,
 				    quoted, NULL, NULL, msg, sizeof(msg));
+		free(plain);
 		if (status == 200 || status == 201)
 			ok = true;
 		else if (status != 412) {

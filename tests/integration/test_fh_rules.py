@@ -116,3 +116,22 @@ def test_ended_jobs_carry_the_reason_of_their_response_and_failures_are_warnings
     log = local.log_tail(400)
     assert any(" warn iwf job " in line and "bad-1" in line and "adapter no-such-adapter" in line
                and "failed 404" in line and ALICE in line for line in log.splitlines()), log
+
+
+def test_response_does_not_repeat_a_namespace_declaration_in_scope(local):
+    alice = local.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(rid="ns-1"))), 201)
+    _, body = wait_response(alice, ALICE, "ns-1")
+    start = body.index(b"<response")
+    tag = body[start:body.index(b">", start)]
+    assert b"xmlns" not in tag, f"the <response> repeats the default namespace: {tag!r}"
+    # A document that binds the namespace to a prefix only: the response must
+    # still be in it, so it declares it.
+    prefixed = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                b'<fh:cab-feature-handler xmlns:fh="urn:oma:xml:cab:feature-handler">'
+                b'<fh:import-profile id="ns-2"><fh:third-party id="remote-cab"/>'
+                b'<fh:remote-user>' + ALICE.encode() + b'</fh:remote-user></fh:import-profile>'
+                b'</fh:cab-feature-handler>\n')
+    expect(alice.put_doc(FH, ALICE, prefixed), 200)
+    resp, body = wait_response(alice, ALICE, "ns-2")
+    assert resp.tag == "{urn:oma:xml:cab:feature-handler}response", body
