@@ -473,8 +473,29 @@ struct outcome {
 	bool is_cancelled; /* the request went away during the call: no store, no response */
 	unsigned count;
 	bool is_partial;
+	unsigned dropped;       /* IWF_FIELD_* left out; said in the 206's reason */
+	unsigned requested;     /* the request's <fields> */
+	unsigned allowed;       /* what the user's preferences allow */
+	unsigned extra_persons; /* <person-details> after the first, not imported */
 	char pcc_etag[STORE_ETAG_MAX];
 };
+
+/* A 206 says what was left out and why, so that nobody has to guess. */
+static void explain_partial(struct outcome *o)
+{
+	char what[IWF_REASON_MAX] = "";
+	size_t n = strlen(o->r.reason);
+
+	iwf_fields_describe(o->dropped, o->requested, o->allowed, what, sizeof(what));
+	if (what[0] && n + 1 < sizeof(o->r.reason))
+		snprintf(o->r.reason + n, sizeof(o->r.reason) - n, "; left out: %s", what);
+	n = strlen(o->r.reason);
+	if (o->extra_persons && n + 1 < sizeof(o->r.reason))
+		snprintf(o->r.reason + n, sizeof(o->r.reason) - n,
+			 "; %u more <person-details> not imported (the PCC is the user's own card; contact "
+			 "lists belong in the address book, which this version does not import)",
+			 o->extra_persons);
+}
 
 static enum iwf_merge_policy policy_of(const char *s)
 {
@@ -530,11 +551,13 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			break;
 		}
 		o->count = m.count;
-		o->is_partial = m.is_partial;
+		o->dropped = m.dropped;
+		o->extra_persons = m.person_count > 1 ? m.person_count - 1 : 0;
+		o->is_partial = m.is_partial || o->extra_persons;
 		if (!m.is_changed) {
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
-			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false,
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false,
 				       "profile imported from %s; the PCC had it all already", q->third_party);
 			break;
 		}
@@ -543,7 +566,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
 		free(m.doc);
 		if (status == 200 || status == 201) {
-			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false, "profile imported from %s",
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s",
 				       q->third_party);
 			break;
 		}
@@ -583,7 +606,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 			       err == XDMS_ERR_NOTFOUND ? "there is no PCC to export" : "the PCC could not be read");
 		goto out;
 	}
-	err = iwf_export_select(pcc, pcc_len, q->source_sel, fields, &sel, &sel_len, &o->count, &o->is_partial,
+	err = iwf_export_select(pcc, pcc_len, q->source_sel, fields, &sel, &sel_len, &o->count, &o->dropped,
 				&why);
 	if (err) {
 		iwf_result_set(&o->r, err == XDMS_ERR_NOTFOUND ? 404 : 400, false, "%s", why);
@@ -615,6 +638,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	if (call_3rd_party(env, w->curl, a, &call, &body, &status, &o->r))
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
+	o->is_partial = o->dropped != 0;
 	iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile exported to %s (HTTP %ld)",
 		       q->third_party, status);
 out:
@@ -888,7 +912,9 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	/* What the preferences take away is filtered out like what the
 	 * request did not ask for: the result is partial (206). */
-	fields &= job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	o.requested = fields;
+	o.allowed = job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	fields &= o.allowed;
 	if (!fields) {
 		iwf_result_set(&o.r, 403, false, "the user's preferences allow none of the requested fields");
 		goto done;
@@ -934,6 +960,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		run_export(env, w, job, &a, &q, &cred, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+	if (o.r.code == 206)
+		explain_partial(&o);
 done:
 	if (o.is_cancelled) {
 		log_info("iwf job %llu (%s %s): cancelled while it ran; nothing stored", (unsigned long long)job->id,

@@ -135,3 +135,41 @@ def test_response_does_not_repeat_a_namespace_declaration_in_scope(local):
     expect(alice.put_doc(FH, ALICE, prefixed), 200)
     resp, body = wait_response(alice, ALICE, "ns-2")
     assert resp.tag == "{urn:oma:xml:cab:feature-handler}response", body
+
+
+def test_partial_result_names_what_was_left_out_and_why(local):
+    alice = local.client(ALICE)
+    # The preferences forbid photos; the request asks for names and tel only.
+    prefs = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+             b'<cab-user-prefs xmlns="urn:oma:xml:cab:user-prefs"><import-prefs>'
+             b'<allowed-fields>fn n tel</allowed-fields></import-prefs></cab-user-prefs>\n')
+    r = alice.put(doc_path("org.openmobilealliance.cab-user-prefs", ALICE), prefs,
+                  "application/vnd.oma.cab-user-prefs+xml")
+    assert r.status in (200, 201), r.describe()
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(rid="p-1", fields="fn tel email"))), 201)
+    resp, _ = wait_response(alice, ALICE, "p-1")
+    expect_response(resp, "partial-success", 206)
+    reason = resp.find("{urn:oma:xml:cab:feature-handler}reason").text
+    assert "email (not allowed by the user's preferences)" in reason, reason
+    assert "adr (not in <fields>)" in reason and "photo (not in <fields>)" in reason, reason
+    assert "tel (" not in reason, reason
+
+
+def test_a_profile_with_several_people_is_not_silently_cut(start_server):
+    remote = start_server(name="remote")
+    two = data("pcc-alice.xml").replace(
+        b"</person-details>\n</pcc>",
+        b"</person-details>\n<person-details><name><name-entry pref=\"1\"><display-name>Friend</display-name>"
+        b"</name-entry></name></person-details>\n</pcc>")
+    assert two.count(b"<person-details>") == 2
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, two), 201)
+    srv = start_server(name="local", settings=FAST)
+    add_adapter(srv, "remote-cab", "xcap", pcc_url(remote))
+    alice = srv.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(import_request(rid="two-1"))), 201)
+    resp, _ = wait_response(alice, ALICE, "two-1")
+    expect_response(resp, "partial-success", 206)
+    reason = resp.find("{urn:oma:xml:cab:feature-handler}reason").text
+    assert "1 more <person-details> not imported" in reason and "address book" in reason, reason
+    pcc = expect(alice.get(doc_path(PCC, ALICE)), 200).body
+    assert b"Friend" not in pcc and pcc.count(b"<person-details") == 1, pcc
