@@ -23,6 +23,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "conf/conf.h"
+#include "ctl/ctl.h"
 #include "auth/digest.h"
 #include "iwf/iwf.h"
 #include "store/store.h"
@@ -64,6 +65,10 @@ static void usage(FILE *f)
 		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
 		   "                            that bring none\n"
 		   "  stats                     store figures\n"
+		   "  backup DIR                consistent copy of the running server's store (and the\n"
+		   "                            IWF key) into the new or empty DIR\n"
+		   "  restore DIR               put the backup in DIR into the empty data directory,\n"
+		   "                            with a new ETag instance id (server stopped)\n"
 		   "  --version                 the version\n");
 }
 
@@ -438,11 +443,22 @@ static int cmd_doc_write(const struct conf *c, const char *selector, const char 
 	return rc;
 }
 
+static int count_job_state(void *arg, const struct store_job *j)
+{
+	uint64_t *n = arg;
+
+	if ((unsigned)j->state < STORE_JOB__STATES)
+		n[j->state]++;
+	return 0;
+}
+
 static int cmd_stats(const struct conf *c)
 {
 	struct store *st = NULL;
 	struct store_stats s;
 	char realm[STORE_REALM_MAX];
+	struct store_read *rd = NULL;
+	uint64_t jobs[STORE_JOB__STATES] = { 0 };
 
 	if (open_store(c, &st))
 		return EXIT_FAIL;
@@ -451,12 +467,21 @@ static int cmd_stats(const struct conf *c)
 		store_close(st);
 		return EXIT_FAIL;
 	}
+	if (store_read_begin(st, &rd) || store_job_list(rd, count_job_state, jobs)) {
+		fprintf(stderr, "xdmsctl: cannot read the IWF jobs\n");
+		store_read_end(rd);
+		store_close(st);
+		return EXIT_FAIL;
+	}
+	store_read_end(rd);
 	printf("documents %llu\nusers %llu\nchange_seq %llu\nmap_size_bytes %llu\nused_bytes %llu\n",
 	       (unsigned long long)s.doc_count, (unsigned long long)s.user_count, (unsigned long long)s.last_seq,
 	       (unsigned long long)s.map_size, (unsigned long long)s.used_bytes);
 	/* The realm of global documents and tel: users, as the server sees it. */
 	digest_default_realm(st, c, realm, sizeof(realm));
 	printf("default_realm %s\n", realm);
+	for (unsigned i = 0; i < STORE_JOB__STATES; i++)
+		printf("jobs_%s %llu\n", store_job_state_name((enum store_job_state)i), (unsigned long long)jobs[i]);
 	store_close(st);
 	return 0;
 }
@@ -492,7 +517,7 @@ static int print_job(void *arg, const struct store_job *j)
 	format_ms(j->created_ms, created, sizeof(created));
 	format_ms(j->updated_ms, updated, sizeof(updated));
 	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\t%s\n", (unsigned long long)j->id,
-	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : "import", j->xui,
+	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : j->kind == STORE_JOB_SUBSCRIBE ? "subscribe" : "import", j->xui,
 	       j->request_id, j->attempts, j->code, created, updated, j->reason);
 	return 0;
 }
@@ -894,6 +919,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!config)
+		config = conf_default_file();
 	if (config && conf_load_file(&c, config, &why))
 		goto bad_conf;
 	if (data_dir && conf_set(&c, "store.path", data_dir, &why))
@@ -903,6 +930,19 @@ int main(int argc, char **argv)
 			goto bad_conf;
 	av = argv + optind;
 	n = argc - optind;
+	/* backup and restore open their files on the other side first, then switch. */
+	if (n == 2 && !strcmp(av[0], "backup")) {
+		rc = ctl_backup(&c, av[1]);
+		goto out;
+	}
+	if (n == 2 && !strcmp(av[0], "restore")) {
+		rc = ctl_restore(&c, av[1]);
+		goto out;
+	}
+	if (!ctl_become_store_owner(c.store_path)) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
 	if (n >= 2 && !strcmp(av[0], "user")) {
 		if (!strcmp(av[1], "add") && n == 4)
 			rc = cmd_user_put(&c, av[2], av[3], true);

@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/service.h"
 #include "conf/conf.h"
 #include "http/http.h"
 #include "notify/notifier.h"
@@ -39,11 +40,67 @@ static void print_key(void *arg, const char *key, const char *value, const char 
 	printf("  %-26s %s (default: %s)\n", key, help, value[0] ? value : "empty");
 }
 
+/*
+ * --print-config: every key as an INI file, grouped by section, each with its
+ * description. A key still at its embedded default is commented out, so the
+ * file documents the defaults without pinning them; a key set on the command
+ * line (or in the file read with -c) is written as a setting. Packaging builds
+ * /etc/xdmsd/xdmsd.conf this way, so the file cannot miss a key.
+ */
+struct print_config {
+	char **defaults; /* embedded default of each key, in table order */
+	size_t count;
+	size_t next;
+	char section[32];
+};
+
+static void collect_default(void *arg, const char *key, const char *value, const char *help)
+{
+	struct print_config *pc = arg;
+
+	pc->defaults = xrealloc(pc->defaults, (pc->count + 1) * sizeof(char *));
+	pc->defaults[pc->count++] = xstrdup(value);
+}
+
+static void print_config_key(void *arg, const char *key, const char *value, const char *help)
+{
+	struct print_config *pc = arg;
+	const char *dot = strchr(key, '.');
+	size_t section_len = dot ? (size_t)(dot - key) : 0;
+	bool is_default = pc->next < pc->count && !strcmp(pc->defaults[pc->next], value);
+
+	pc->next++;
+	if (section_len && (section_len >= sizeof(pc->section) || strncmp(pc->section, key, section_len) ||
+			    pc->section[section_len])) {
+		snprintf(pc->section, sizeof(pc->section), "%.*s", (int)section_len, key);
+		printf("\n[%s]\n", pc->section);
+	}
+	printf("\n# %s\n%s%s =%s%s\n", help, is_default ? ";" : "", dot ? dot + 1 : key, value[0] ? " " : "", value);
+}
+
+static void print_config(const struct conf *c)
+{
+	struct print_config pc = { 0 };
+	struct conf d;
+
+	conf_init(&d);
+	conf_describe(&d, collect_default, &pc);
+	conf_cleanup(&d);
+	printf("# xdmsd %s configuration (INI). Every key is listed with its description;\n"
+	       "# a line starting with ';' shows the embedded default. Remove the ';' and\n"
+	       "# change the value to set a key. See xdmsd(8) and docs/configuration.md.\n",
+	       PACKAGE_VERSION);
+	conf_describe(c, print_config_key, &pc);
+	for (size_t i = 0; i < pc.count; i++)
+		free(pc.defaults[i]);
+	free(pc.defaults);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xdmsd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--sip ADDR:PORT]\n"
 		   "             [--set SECTION.KEY=VALUE]...\n"
-		   "             [--help] [--version]\n"
+		   "             [--print-config] [--help] [--version]\n"
 		   "\n"
 		   "XML Document Management Server (XCAP, RFC 4825) for OMA CAB deployments.\n"
 		   "\n"
@@ -52,6 +109,8 @@ static void usage(FILE *f)
 		   "  --http ADDR:PORT    XCAP listener (same as --set http.listen=ADDR:PORT; port 0 = any)\n"
 		   "  --sip ADDR:PORT     SIP over UDP and TCP (same as --set sip.listen=ADDR:PORT; port 0 = any)\n"
 		   "  --set KEY=VALUE     set any configuration key; applied after the file\n"
+		   "  --print-config      print the configuration as an INI file (every key, with its\n"
+		   "                      description; keys at their default commented out) and exit\n"
 		   "  -h, --help          this help and the configuration keys\n"
 		   "  -V, --version       the version\n");
 }
@@ -72,11 +131,12 @@ static int parse_args(int argc, char **argv, struct conf *c)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
 		{ "http", required_argument, NULL, 'H' },   { "set", required_argument, NULL, 's' },
-		{ "sip", required_argument, NULL, 'S' },
+		{ "sip", required_argument, NULL, 'S' },     { "print-config", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
+	bool is_print_config = false;
 	char *why = NULL;
 	int opt;
 
@@ -93,6 +153,9 @@ static int parse_args(int argc, char **argv, struct conf *c)
 		case 'V':
 			printf("xdmsd %s\n", PACKAGE_VERSION);
 			return 1;
+		case 'P':
+			is_print_config = true;
+			break;
 		case 'd':
 		case 'H':
 		case 'S':
@@ -107,6 +170,8 @@ static int parse_args(int argc, char **argv, struct conf *c)
 		fprintf(stderr, "xdmsd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (!config)
+		config = conf_default_file();
 	if (config && conf_load_file(c, config, &why)) {
 		fprintf(stderr, "xdmsd: %s\n", why);
 		free(why);
@@ -129,6 +194,10 @@ static int parse_args(int argc, char **argv, struct conf *c)
 			free(why);
 			return 2;
 		}
+	}
+	if (is_print_config) {
+		print_config(c);
+		return 1;
 	}
 	return 0;
 }
@@ -225,6 +294,7 @@ int main(int argc, char **argv)
 		io.max_response = c.iwf_max_response;
 		io.concurrency = c.iwf_concurrency;
 		io.is_ack_in_progress = c.iwf_ack_in_progress;
+		io.job_retention_s = c.iwf_job_retention;
 		io.identity = c.iwf_identity;
 		io.root_path = xo.root_path;
 		io.ca_file = c.iwf_ca_file;
@@ -243,6 +313,8 @@ int main(int argc, char **argv)
 		log_error("http: %s", why);
 		goto out;
 	}
+	if (iwf)
+		http_server_add_metrics(srv, iwf_metrics, iwf);
 	/* Tests and scripts read this exact line to learn the bound port. */
 	fprintf(stderr, "listening http %s\n", http_server_address(srv));
 	fflush(stderr);
@@ -283,18 +355,23 @@ int main(int argc, char **argv)
 	/* --- end SIP --- */
 	log_info("xdmsd %s serving %u application usages from %s, XCAP root %s", PACKAGE_VERSION,
 		 (unsigned)xcap_registry_count(reg), c.store_path, c.http_xcap_root);
+	/* Every listener is bound and the IWF runs: tell a Type=notify service manager. */
+	(void)service_notify("READY=1");
 
 	for (;;) {
 		if (sigwait(&signals, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reopening the access log");
+			(void)service_notify("RELOADING=1");
 			http_server_reopen_logs(srv);
+			(void)service_notify("READY=1");
 			continue;
 		}
 		break;
 	}
 	log_info("signal %d: shutting down", sig);
+	(void)service_notify("STOPPING=1");
 	rc = 0;
 out:
 	/* SIP first, before the modules it uses: answers in flight, then the loop,

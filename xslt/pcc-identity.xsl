@@ -3,7 +3,8 @@
      PCC. It keeps the PCC's elements, attributes and text, and drops what a
      PCC does not define (elements of other namespaces, comments, processing
      instructions), so that a remote XDMS's extensions never reach the local
-     PCC or the other way round. Only the first person-details goes across. -->
+     PCC or the other way round. Every person-details goes across: the IWF
+     merges the first and says in its <response> that others were left out. -->
 <xsl:stylesheet version="1.0"
                 xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
                 xmlns:pcc="urn:oma:xml:cab:pcc"
@@ -22,7 +23,7 @@
   <xsl:template match="pcc:pcc">
     <pcc xmlns="urn:oma:xml:cab:pcc">
       <xsl:copy-of select="@*[namespace-uri() = '']"/>
-      <xsl:apply-templates select="pcc:person-details[1]"/>
+      <xsl:apply-templates select="pcc:person-details"/>
     </pcc>
   </xsl:template>
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/mem.h"
 #include "conf/conf.h"
@@ -129,6 +130,8 @@ static const struct conf_key conf_keys[] = {
 	    "largest 3rd-party response body and transform output in bytes; an adapter may set its own"),
 	KEY("iwf.concurrency", CONF_UINT, iwf_concurrency, "4",
 	    "calls in flight at once per adapter; an adapter may set its own"),
+	KEY("iwf.job_retention", CONF_UINT, iwf_job_retention, "604800",
+	    "seconds an ended IWF job stays listed by xdmsctl jobs before it is pruned (0 = forever)"),
 	KEY("iwf.ack_in_progress", CONF_BOOL, iwf_ack_in_progress, "false",
 	    "write <response status=\"in-progress\" code=\"202\"> when a job starts"),
 	KEY("iwf.identity", CONF_STR, iwf_identity, "xdmsd-iwf",
@@ -439,4 +442,13 @@ void conf_describe(const struct conf *c,
 		}
 		}
 	}
+}
+
+const char *conf_default_file(void)
+{
+#ifdef XDMS_CONFIG_FILE
+	if (access(XDMS_CONFIG_FILE, F_OK) == 0)
+		return XDMS_CONFIG_FILE;
+#endif
+	return NULL;
 }

@@ -84,6 +84,7 @@ struct conf {
 	bool iwf_ack_in_progress;   /* write <response status="in-progress" code="202"> first */
 	char *iwf_identity;         /* the identity the IWF's XCAP writes are made as */
 	char *iwf_ca_file;          /* extra CA bundle for 3rd parties; "" = the system's */
+	unsigned iwf_job_retention; /* seconds ended jobs are kept; 0 = forever */
 	char *iwf_key_file;         /* credential key; "" = iwf.key in store.path */
 	/* [log] */
 	char *log_level;            /* error, warn, info, debug */
@@ -111,6 +112,14 @@ enum xdms_err conf_set_arg(struct conf *c, const char *arg, char **why) XDMS_WUR
  * IO when the file cannot be read, INVAL for a bad line, key or value.
  */
 enum xdms_err conf_load_file(struct conf *c, const char *path, char **why) XDMS_WUR;
+
+/*
+ * The configuration file that xdmsd and xdmsctl read when no -c is given: the
+ * path the build was configured with (`configure --with-config-file=PATH`; the
+ * Debian package uses /etc/xdmsd/xdmsd.conf), when that file exists. NULL when
+ * the build names none or the file is absent: the embedded defaults apply.
+ */
+const char *conf_default_file(void);
 
 /* True when @s is one of the items of @list (exact comparison). */
 bool conf_list_has(const struct conf_list *list, const char *s);

@@ -38,10 +38,11 @@ const char *http_server_address(const struct http_server *srv);
 void http_server_reopen_logs(struct http_server *srv);
 
 /*
- * Registers @fn to append more Prometheus lines to /metrics (the notifier's
- * counters). Set once, after start and before traffic matters; @fn runs on
- * HTTP threads and must be thread-safe and non-blocking. Returns non-OK to
- * fail the scrape with 500.
+ * Registers @fn to append more Prometheus lines to /metrics (the notifier's,
+ * the IWF's); sources are rendered in the order they were added, at most 8.
+ * Main thread only, after start; @fn runs on HTTP threads and must be
+ * thread-safe and non-blocking, and return non-OK to fail the scrape with
+ * 500. @arg must outlive the server.
  */
 typedef enum xdms_err (*http_metrics_fn)(void *arg, struct buf *out);
 void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg);

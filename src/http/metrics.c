@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/mem.h"
 #include "http/http_int.h"
@@ -29,11 +30,17 @@ struct http_metrics {
 	atomic_uint_fast64_t latency[BUCKET_COUNT + 1]; /* last = +Inf only */
 	atomic_uint_fast64_t latency_count;
 	atomic_uint_fast64_t latency_sum_us;
+	double start_time; /* Unix seconds when the server started */
 };
 
 struct http_metrics *http_metrics_create(void)
 {
-	return xcalloc(1, sizeof(struct http_metrics));
+	struct http_metrics *m = xcalloc(1, sizeof(struct http_metrics));
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->start_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return m;
 }
 
 void http_metrics_destroy(struct http_metrics *m)
@@ -69,8 +76,15 @@ enum xdms_err http_metrics_render(struct http_metrics *m, struct store *st, stru
 	uint64_t cumulative = 0;
 	enum xdms_err err;
 
-	err = buf_append_str(out, "# HELP xdms_http_requests_total HTTP requests answered, by method and status.\n"
-				  "# TYPE xdms_http_requests_total counter\n");
+	err = buf_printf(out,
+			 "# HELP xdms_build_info The running version (always 1).\n"
+			 "# TYPE xdms_build_info gauge\nxdms_build_info{version=\"%s\"} 1\n"
+			 "# HELP xdms_start_time_seconds When this process started, in Unix seconds.\n"
+			 "# TYPE xdms_start_time_seconds gauge\nxdms_start_time_seconds %.3f\n",
+			 PACKAGE_VERSION, m->start_time);
+	if (!err)
+		err = buf_append_str(out, "# HELP xdms_http_requests_total HTTP requests answered, by method and status.\n"
+					  "# TYPE xdms_http_requests_total counter\n");
 	for (size_t mi = 0; !err && mi < METHOD_COUNT; mi++) {
 		for (size_t si = 0; !err && si < STATUS_COUNT; si++) {
 			uint64_t v = atomic_load_explicit(&m->requests[mi][si], memory_order_relaxed);

@@ -48,6 +48,7 @@
 #include "http/http_int.h"
 
 #define HTTP_DAEMONS_MAX 64
+#define HTTP_METRICS_SOURCES_MAX 8
 
 struct http_server {
 	const struct conf *c;
@@ -58,8 +59,13 @@ struct http_server {
 	unsigned daemon_count;
 	struct http_auth *auth;
 	struct http_metrics *metrics;
-	_Atomic(http_metrics_fn) extra_metrics;
-	void *_Atomic extra_metrics_arg;
+	/* Other modules' figures for /metrics: slots are filled before the
+	 * count that publishes them grows, and never change afterwards. */
+	struct {
+		http_metrics_fn fn;
+		void *arg;
+	} extra_metrics[HTTP_METRICS_SOURCES_MAX];
+	atomic_uint extra_metrics_count;
 	FILE *access_log; /* NULL = off; swapped under log_lock on SIGHUP */
 	pthread_mutex_t log_lock;
 	bool is_tls;
@@ -295,10 +301,12 @@ static enum MHD_Result serve_ops(struct request *r)
 		if (r->xmethod != XCAP_METHOD_GET && r->xmethod != XCAP_METHOD_HEAD)
 			return queue_text(r, 405, "use GET\n", "GET, HEAD");
 		buf_init(&out, 1024 * 1024);
-		http_metrics_fn extra = atomic_load(&srv->extra_metrics);
+		unsigned n = atomic_load_explicit(&srv->extra_metrics_count, memory_order_acquire);
+		enum xdms_err err = http_metrics_render(srv->metrics, srv->st, &out);
 
-		if (http_metrics_render(srv->metrics, srv->st, &out) ||
-		    (extra && extra(atomic_load(&srv->extra_metrics_arg), &out))) {
+		for (unsigned i = 0; !err && i < n; i++)
+			err = srv->extra_metrics[i].fn(srv->extra_metrics[i].arg, &out);
+		if (err) {
 			buf_cleanup(&out);
 			return queue_text(r, 500, "metrics unavailable\n", NULL);
 		}
@@ -717,8 +725,14 @@ fail:
 
 void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg)
 {
-	atomic_store(&srv->extra_metrics_arg, arg);
-	atomic_store(&srv->extra_metrics, fn);
+	unsigned n = atomic_load_explicit(&srv->extra_metrics_count, memory_order_relaxed);
+
+	/* Called by the main thread only, a few times at start-up. */
+	if (n >= HTTP_METRICS_SOURCES_MAX)
+		abort();
+	srv->extra_metrics[n].fn = fn;
+	srv->extra_metrics[n].arg = arg;
+	atomic_store_explicit(&srv->extra_metrics_count, n + 1, memory_order_release);
 }
 
 void http_server_reopen_logs(struct http_server *srv)

@@ -43,6 +43,7 @@ struct iwf_options {
 	const char *root_path;   /* the XCAP root path, "/xcap-root" */
 	const char *ca_file;     /* extra CA bundle for TLS to 3rd parties; "" = system */
 	const char *key_file;    /* the credential key (created if missing); required */
+	unsigned job_retention_s; /* ended jobs older than this are pruned; 0 = never */
 };
 
 /*
@@ -52,6 +53,13 @@ struct iwf_options {
  * jobs cannot be read. On success *out is released with iwf_stop().
  */
 enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct xcap *x, struct iwf **out) XDMS_WUR;
+
+/* Appends the IWF's figures (jobs by state, ended by kind and code, running,
+ * retries, 3rd-party call latency per adapter) to @out in the Prometheus text
+ * format; @iwf is a struct iwf * (the signature of http_server_add_metrics).
+ * Any thread while the IWF runs. */
+struct buf;
+enum xdms_err iwf_metrics(void *iwf, struct buf *out) XDMS_WUR;
 
 /* Stops claiming, lets every running job finish its current step (3rd-party
  * calls are bounded by their timeouts), joins the workers. NULL-tolerant. */

@@ -20,7 +20,7 @@
 #define IWF_ADAPTER_NS "urn:xdmsd:xml:iwf-adapter"
 #define IWF_XSLT_AUID "org.xdmsd.iwf-xslt"
 #define IWF_MAX_DEPTH 64
-#define IWF_REASON_MAX 240
+#define IWF_REASON_MAX 480
 
 /* ---- outcomes ---------------------------------------------------------------- */
 
@@ -130,6 +130,7 @@ enum iwf_merge_policy { IWF_MERGE = 0, IWF_REPLACE, IWF_ADD_ONLY };
 #define IWF_FIELD_BIRTH 0x040   /* bday */
 #define IWF_FIELD_MEDIA 0x080   /* photo */
 #define IWF_FIELD_ALL 0x0ff
+#define IWF_FIELD_OTHER 0x100   /* a part the PCC mapping does not know (in "dropped" masks only) */
 
 /* Parses a <fields> token list ("fn tel email"); NULL or "" = all.
  * INVAL with the unknown token in *why (heap). */
@@ -160,8 +161,10 @@ bool iwf_prefs_third_party_ok(const struct iwf_prefs *p, const char *id);
 struct iwf_merge_out {
 	char *doc;       /* the new PCC document (heap) */
 	size_t doc_len;
-	unsigned count;  /* groups or entries added or replaced */
+	unsigned count;  /* values added or replaced (see group_values() in merge.c) */
 	bool is_partial; /* something was left out because of the field list */
+	unsigned dropped; /* IWF_FIELD_* of what was left out (0 = nothing) */
+	unsigned person_count; /* <person-details> in the imported profile; only the first is merged */
 	bool is_changed; /* doc differs in content from the local PCC */
 };
 
@@ -178,10 +181,16 @@ enum xdms_err iwf_merge(const char *local, size_t local_len, const char *importe
 /*
  * The PCC document to export: @pcc with only the element @sel selects (a
  * <person-details>, default the first) and only the groups in @fields.
- * *count = groups kept. NOTFOUND when the selector selects nothing.
+ * *count = the values of the groups kept, *dropped = IWF_FIELD_* of what was
+ * left out (0 = nothing). NOTFOUND when the selector selects nothing.
  */
 enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel, unsigned fields, char **out,
-				size_t *out_len, unsigned *count, bool *is_partial, char **why) XDMS_WUR;
+				size_t *out_len, unsigned *count, unsigned *dropped, char **why) XDMS_WUR;
+
+/* Appends to @out (@size bytes, NUL-terminated) which parts of @dropped were
+ * left out and why: not in the request's @requested fields, or not in the
+ * preferences' @allowed ones; e.g. "tel (not in <fields>)". */
+void iwf_fields_describe(unsigned dropped, unsigned requested, unsigned allowed, char *out, size_t size);
 
 /* ---- carrying a job out (job.c) ---------------------------------------------------------------- */
 
@@ -201,6 +210,7 @@ struct iwf_env {
 	const struct xml_schema *pcc_schema; /* the PCC's XSD, for transform output */
 	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
 	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
+	struct iwf_metrics *metrics;         /* NULL = not counted (dry runs) */
 };
 
 /*
@@ -211,6 +221,23 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r) XDMS_WUR;
+
+/* -- metrics.c: the IWF's figures for /metrics. Every recorder is
+ * NULL-tolerant (dry runs count nothing) and may run on any thread. -- */
+struct iwf_metrics;
+struct iwf_metrics *iwf_metrics_create(void);
+void iwf_metrics_destroy(struct iwf_metrics *m);
+/* A job answered with a final <response> of @code. */
+void iwf_metrics_job_ended(struct iwf_metrics *m, enum store_job_kind kind, unsigned code);
+/* An attempt that failed transiently and went back to the queue. */
+void iwf_metrics_retry(struct iwf_metrics *m);
+/* A worker starts (+1) or stops (-1) carrying out a job. */
+void iwf_metrics_running(struct iwf_metrics *m, int delta);
+/* One call to adapter @adapter's 3rd party, and whether it failed. */
+void iwf_metrics_call(struct iwf_metrics *m, const char *adapter, double seconds, bool is_failure);
+/* Appends every figure in the Prometheus text format; jobs by state are read
+ * from @st. STORE when the jobs cannot be read, TOOBIG when @out is full. */
+enum xdms_err iwf_metrics_render(struct iwf_metrics *m, struct store *st, struct buf *out) XDMS_WUR;
 
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);

@@ -40,6 +40,7 @@
 #define RETRY_DELAY_MAX_MS 300000u
 #define SLOT_WAIT_MS 200    /* a worker waits this long for a busy adapter's slot */
 #define SLOT_REQUEUE_MS 500 /* then its job waits this long in the queue */
+#define FH_NS_DECL " xmlns=\"" IWF_FH_NS "\"" /* as response_body() writes it */
 #define POISON_EXTRA 3     /* runs beyond max_attempts that never reached an outcome */
 
 /* One request, as read from the Feature Handler document. */
@@ -53,6 +54,7 @@ struct request {
 	char *fields;
 	char *merge_policy;
 	char *source_sel;
+	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
 };
 
 static void request_cleanup(struct request *q)
@@ -113,6 +115,8 @@ static char *trim(char *s)
 
 static const char *kind_element(enum store_job_kind k)
 {
+	if (k == STORE_JOB_SUBSCRIBE)
+		return "subscribe-profile";
 	return k == STORE_JOB_EXPORT ? "export-profile" : "import-profile";
 }
 
@@ -207,7 +211,9 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	if (r) {
 		xmlNodePtr tp = fh_child(r, "third-party"), cred = fh_child(r, "credentials");
 		xmlChar *tid = tp ? xmlGetProp(tp, (const xmlChar *)"id") : NULL;
+		xmlNsPtr dflt = xmlSearchNs(xml_doc_tree(doc), r, NULL);
 
+		q->has_fh_default_ns = dflt && dflt->href && !strcmp((const char *)dflt->href, IWF_FH_NS);
 		q->third_party = xstrdup(tid ? (const char *)tid : "");
 		xmlFree(tid);
 		q->remote_user = trim(fh_text(r, "remote-user"));
@@ -348,6 +354,22 @@ static void call_auth(struct iwf_http_call *c, const struct iwf_adapter *a, cons
 	c->token = token;
 }
 
+/* One call to @a's 3rd party, timed for the adapter's latency histogram. */
+static enum xdms_err call_3rd_party(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				    const struct iwf_http_call *call, struct buf *body, long *status,
+				    struct iwf_result *r)
+{
+	struct timespec t0, t1;
+	enum xdms_err err;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = iwf_http_do(curl, call, body, status, r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	iwf_metrics_call(env->metrics, a->id, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+			 err != XDMS_ERR_OK);
+	return err;
+}
+
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
@@ -380,7 +402,7 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	call.cancel = env->stopping;
 	call_auth(&call, a, username, password, token);
 	buf_init(&body, a->max_response);
-	err = iwf_http_do(curl, &call, &body, &status, r);
+	err = call_3rd_party(env, curl, a, &call, &body, &status, r);
 	free(url);
 	if (err)
 		goto out;
@@ -451,8 +473,29 @@ struct outcome {
 	bool is_cancelled; /* the request went away during the call: no store, no response */
 	unsigned count;
 	bool is_partial;
+	unsigned dropped;       /* IWF_FIELD_* left out; said in the 206's reason */
+	unsigned requested;     /* the request's <fields> */
+	unsigned allowed;       /* what the user's preferences allow */
+	unsigned extra_persons; /* <person-details> after the first, not imported */
 	char pcc_etag[STORE_ETAG_MAX];
 };
+
+/* A 206 says what was left out and why, so that nobody has to guess. */
+static void explain_partial(struct outcome *o)
+{
+	char what[IWF_REASON_MAX] = "";
+	size_t n = strlen(o->r.reason);
+
+	iwf_fields_describe(o->dropped, o->requested, o->allowed, what, sizeof(what));
+	if (what[0] && n + 1 < sizeof(o->r.reason))
+		snprintf(o->r.reason + n, sizeof(o->r.reason) - n, "; left out: %s", what);
+	n = strlen(o->r.reason);
+	if (o->extra_persons && n + 1 < sizeof(o->r.reason))
+		snprintf(o->r.reason + n, sizeof(o->r.reason) - n,
+			 "; %u more <person-details> not imported (the PCC is the user's own card; contact "
+			 "lists belong in the address book, which this version does not import)",
+			 o->extra_persons);
+}
 
 static enum iwf_merge_policy policy_of(const char *s)
 {
@@ -508,11 +551,13 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			break;
 		}
 		o->count = m.count;
-		o->is_partial = m.is_partial;
+		o->dropped = m.dropped;
+		o->extra_persons = m.person_count > 1 ? m.person_count - 1 : 0;
+		o->is_partial = m.is_partial || o->extra_persons;
 		if (!m.is_changed) {
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
-			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false,
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false,
 				       "profile imported from %s; the PCC had it all already", q->third_party);
 			break;
 		}
@@ -521,7 +566,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
 		free(m.doc);
 		if (status == 200 || status == 201) {
-			iwf_result_set(&o->r, m.is_partial ? 206 : 200, false, "profile imported from %s",
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s",
 				       q->third_party);
 			break;
 		}
@@ -561,7 +606,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 			       err == XDMS_ERR_NOTFOUND ? "there is no PCC to export" : "the PCC could not be read");
 		goto out;
 	}
-	err = iwf_export_select(pcc, pcc_len, q->source_sel, fields, &sel, &sel_len, &o->count, &o->is_partial,
+	err = iwf_export_select(pcc, pcc_len, q->source_sel, fields, &sel, &sel_len, &o->count, &o->dropped,
 				&why);
 	if (err) {
 		iwf_result_set(&o->r, err == XDMS_ERR_NOTFOUND ? 404 : 400, false, "%s", why);
@@ -590,9 +635,10 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	call.ca_file = env->opt->ca_file;
 	call.cancel = env->stopping;
 	call_auth(&call, a, c->username, c->password, c->token);
-	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
+	if (call_3rd_party(env, w->curl, a, &call, &body, &status, &o->r))
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
+	o->is_partial = o->dropped != 0;
 	iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile exported to %s (HTTP %ld)",
 		       q->third_party, status);
 out:
@@ -668,15 +714,29 @@ static bool fh_child_write(const struct iwf_env *env, const struct store_job *jo
 		struct request q;
 		unsigned status;
 
+		const char *send = body;
+		char *plain = NULL;
+
 		if (request_load(env, job, &q, etag)) {
 			*is_gone = true;
 			break;
 		}
+		/* An element PUT is read in the namespace context of its parent
+		 * (RFC 4825 §8.2.3 keeps the document's declarations): where the
+		 * Feature Handler namespace is already the default, our own
+		 * declaration on the child would only repeat it. */
+		if (body && q.has_fh_default_ns) {
+			const char *decl = strstr(body, FH_NS_DECL), *tag_end = strchr(body, '>');
+
+			if (decl && tag_end && decl < tag_end)
+				send = plain = xasprintf("%.*s%s", (int)(decl - body), body, decl + strlen(FH_NS_DECL));
+		}
 		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		status = xcap_write(env, body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
-				    body ? "application/xcap-el+xml" : NULL, body ? body : "", body ? strlen(body) : 0,
+		status = xcap_write(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
+				    send ? "application/xcap-el+xml" : NULL, send ? send : "", send ? strlen(send) : 0,
 				    quoted, NULL, NULL, msg, sizeof(msg));
+		free(plain);
 		if (status == 200 || status == 201)
 			ok = true;
 		else if (status != 412) {
@@ -777,14 +837,23 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void finish(const struct iwf_env *env, const struct store_job *job, const struct outcome *o)
+static void finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
+		   const struct outcome *o)
 {
 	bool is_gone;
 	enum xdms_err err;
 
 	if (response_write(env, job, o, &is_gone)) {
-		log_info("iwf job %llu (%s %s): %u %s", (unsigned long long)job->id, job->xui, job->request_id,
-			 o->r.code, o->r.reason);
+		iwf_metrics_job_ended(env->metrics, job->kind, o->r.code);
+		/* A failure is the operator's business (a 3rd party down, a
+		 * transform broken): warning level, with everything to find it. */
+		if (o->r.code >= 300)
+			log_warn("iwf job %llu (%s %s, adapter %s): failed %u %s", (unsigned long long)job->id,
+				 job->xui, job->request_id, adapter && adapter[0] ? adapter : "-", o->r.code,
+				 o->r.reason);
+		else
+			log_info("iwf job %llu (%s %s, adapter %s): %u %s", (unsigned long long)job->id, job->xui,
+				 job->request_id, adapter && adapter[0] ? adapter : "-", o->r.code, o->r.reason);
 		return;
 	}
 	/* The response could not be stored: end the job here so that it does
@@ -843,7 +912,9 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	/* What the preferences take away is filtered out like what the
 	 * request did not ask for: the result is partial (206). */
-	fields &= job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	o.requested = fields;
+	o.allowed = job->kind == STORE_JOB_EXPORT ? prefs.export_fields : prefs.import_fields;
+	fields &= o.allowed;
 	if (!fields) {
 		iwf_result_set(&o.r, 403, false, "the user's preferences allow none of the requested fields");
 		goto done;
@@ -855,6 +926,15 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	if (!credentials_take(env, job, &q, &cred, &o.r))
 		goto done;
+	if (job->kind == STORE_JOB_SUBSCRIBE) {
+		/* Answered rather than left waiting: no adapter kind can watch a
+		 * 3rd party yet. The credentials were sealed and taken out of the
+		 * document above, as for any request. */
+		iwf_result_set(&o.r, 501, false,
+			       "subscribe-profile is not carried out by this version of xdmsd; "
+			       "run an import-profile again (change its created attribute) to refresh");
+		goto done;
+	}
 	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
@@ -880,6 +960,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		run_export(env, w, job, &a, &q, &cred, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+	if (o.r.code == 206)
+		explain_partial(&o);
 done:
 	if (o.is_cancelled) {
 		log_info("iwf job %llu (%s %s): cancelled while it ran; nothing stored", (unsigned long long)job->id,
@@ -899,8 +981,10 @@ done:
 			 (unsigned long long)delay, o.r.reason);
 		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
+		else
+			iwf_metrics_retry(env->metrics);
 	} else {
-		finish(env, job, &o);
+		finish(env, job, q.third_party, &o);
 	}
 out:
 	if (has_slot)

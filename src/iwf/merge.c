@@ -150,9 +150,9 @@ static unsigned entry_field(xmlNodePtr group, xmlNodePtr entry)
  * Removes from @pd (an imported person-details) what @fields does not ask
  * for, and anything that is not a PCC group. True when something went.
  */
-static bool filter_fields(xmlNodePtr pd, unsigned fields)
+static unsigned filter_fields(xmlNodePtr pd, unsigned fields)
 {
-	bool is_partial = false;
+	unsigned dropped = 0;
 	xmlNodePtr next;
 
 	for (xmlNodePtr g = pd->children; g; g = next) {
@@ -163,7 +163,14 @@ static bool filter_fields(xmlNodePtr pd, unsigned fields)
 			continue;
 		f = is_pcc(g, NULL) ? entry_field(g, NULL) : 0;
 		if (!(f & fields)) {
-			is_partial = true;
+			unsigned held = 0;
+
+			/* comm-addr stands for three fields: name the ones it held. */
+			if (f && !strcmp((const char *)g->name, "comm-addr"))
+				for (xmlNodePtr e = g->children; e; e = e->next)
+					if (e->type == XML_ELEMENT_NODE)
+						held |= entry_field(g, e);
+			dropped |= !f ? IWF_FIELD_OTHER : held ? held : f;
 			xmlUnlinkNode(g);
 			xmlFreeNode(g);
 			continue;
@@ -173,7 +180,7 @@ static bool filter_fields(xmlNodePtr pd, unsigned fields)
 		for (xmlNodePtr e = g->children, enext; e; e = enext) {
 			enext = e->next;
 			if (e->type == XML_ELEMENT_NODE && !(entry_field(g, e) & fields)) {
-				is_partial = true;
+				dropped |= entry_field(g, e);
 				xmlUnlinkNode(e);
 				xmlFreeNode(e);
 			}
@@ -183,7 +190,33 @@ static bool filter_fields(xmlNodePtr pd, unsigned fields)
 			xmlFreeNode(g);
 		}
 	}
-	return is_partial;
+	return dropped;
+}
+
+void iwf_fields_describe(unsigned dropped, unsigned requested, unsigned allowed, char *out, size_t size)
+{
+	static const struct {
+		unsigned mask;
+		const char *name;
+	} parts[] = {
+		{ IWF_FIELD_NAME, "name (fn n nickname)" }, { IWF_FIELD_TEL, "tel" },
+		{ IWF_FIELD_EMAIL, "email" },               { IWF_FIELD_URI, "url/impp" },
+		{ IWF_FIELD_ADDRESS, "adr" },               { IWF_FIELD_CAREER, "org/title" },
+		{ IWF_FIELD_BIRTH, "bday" },                { IWF_FIELD_MEDIA, "photo" },
+	};
+	size_t n = strlen(out);
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && n + 1 < size; i++) {
+		if (!(dropped & parts[i].mask))
+			continue;
+		snprintf(out + n, size - n, "%s%s (%s)", n ? ", " : "", parts[i].name,
+			 !(requested & parts[i].mask) ? "not in <fields>" :
+			 !(allowed & parts[i].mask)   ? "not allowed by the user's preferences" :
+							"left out");
+		n = strlen(out);
+	}
+	if ((dropped & IWF_FIELD_OTHER) && n + 1 < size)
+		snprintf(out + n, size - n, "%sparts the PCC mapping does not know", n ? ", " : "");
 }
 
 static void text_of(xmlNodePtr n, const char *child, struct buf *b)
@@ -343,16 +376,34 @@ static xmlNodePtr add_copy(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr node)
 	return copy;
 }
 
+/*
+ * The values of PCC group @g: the PCC elements directly inside it (one
+ * <name-entry>, <tel>, <uri-entry>, <birth-date>, <employer>, ...). Imports
+ * and exports count what they move in these units, the one meaning of
+ * <imported-count> and <exported-count> (docs/client-developers.md).
+ */
+static unsigned group_values(xmlNodePtr g)
+{
+	unsigned n = 0;
+
+	for (xmlNodePtr e = g->children; e; e = e->next)
+		if (e->type == XML_ELEMENT_NODE && is_pcc(e, NULL))
+			n++;
+	return n;
+}
+
 /* Merges imported group @g into local person-details @pd; returns how many
- * groups or entries changed. */
-static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf_merge_policy policy)
+ * values it added or replaced. */
+static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf_merge_policy policy,
+			    bool *is_changed)
 {
 	xmlNodePtr local = first_child(pd, (const char *)g->name);
 	unsigned count = 0;
 
 	if (!local) {
 		add_copy(doc, pd, g);
-		return 1;
+		*is_changed = true;
+		return group_values(g);
 	}
 	if (policy == IWF_ADD_ONLY)
 		return 0;
@@ -364,7 +415,8 @@ static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf
 		xmlReplaceNode(local, copy);
 		xmlFreeNode(local);
 		ns_tidy(copy);
-		return 1;
+		*is_changed = true;
+		return group_values(copy);
 	}
 	for (xmlNodePtr e = g->children; e; e = e->next) {
 		if (e->type != XML_ELEMENT_NODE)
@@ -373,10 +425,12 @@ static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf
 			if (!first_child(local, (const char *)e->name) && is_pcc(e, NULL)) {
 				add_copy(doc, local, e);
 				count++;
+				*is_changed = true;
 			}
 		} else if (is_pcc(e, NULL) && !has_entry(local, e)) {
 			pref_fix(local, add_copy(doc, local, e));
 			count++;
+			*is_changed = true;
 		}
 	}
 	return count;
@@ -440,11 +494,16 @@ enum xdms_err iwf_merge(const char *local, size_t local_len, const char *importe
 		err = XDMS_ERR_PARSE;
 		goto out;
 	}
-	out->is_partial = filter_fields(ipd, fields);
+	for (xmlNodePtr p = iroot->children; p; p = p->next)
+		if (is_pcc(p, "person-details"))
+			out->person_count++;
+	out->dropped = filter_fields(ipd, fields);
+	out->is_partial = out->dropped != 0;
 	for (xmlNodePtr g = ipd->children; g; g = g->next)
 		if (is_pcc(g, NULL))
-			out->count += merge_group(xml_doc_tree(ldoc), lpd, g, policy);
-	out->is_changed = out->count > 0 || !local;
+			out->count += merge_group(xml_doc_tree(ldoc), lpd, g, policy, &out->is_changed);
+	if (!local)
+		out->is_changed = true;
 	out->doc = serialize(xml_doc_tree(ldoc), &out->doc_len);
 out:
 	xml_doc_free(ldoc);
@@ -453,7 +512,7 @@ out:
 }
 
 enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel, unsigned fields, char **out,
-				size_t *out_len, unsigned *count, bool *is_partial, char **why)
+				size_t *out_len, unsigned *count, unsigned *dropped, char **why)
 {
 	struct xcap_selector *s = NULL;
 	struct xcap_node_result nr = { 0 };
@@ -465,7 +524,7 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 
 	*out = NULL;
 	*count = 0;
-	*is_partial = false;
+	*dropped = 0;
 	*why = NULL;
 	if (xcap_selector_parse(sel && sel[0] ? sel : "pcc/person-details[1]", NULL, IWF_PCC_NS, &s, &swhy)) {
 		*why = xasprintf("<source-sel> is not a node selector: %s", swhy ? swhy : "bad syntax");
@@ -497,10 +556,10 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 		xml_doc_free(doc);
 		return XDMS_ERR_INVAL;
 	}
-	*is_partial = filter_fields(pd, fields);
+	*dropped = filter_fields(pd, fields);
 	for (xmlNodePtr g = pd->children; g; g = g->next)
 		if (is_pcc(g, NULL))
-			(*count)++;
+			*count += group_values(g);
 	*out = serialize(xml_doc_tree(doc), out_len);
 	xml_doc_free(doc);
 	return XDMS_ERR_OK;

@@ -38,6 +38,7 @@
 #include "xml/xml.h"
 
 #define IDLE_WAIT_MS 5000u /* the longest sleep without a known due time */
+#define PRUNE_EVERY_MS 60000u /* how often worker 0 prunes ended jobs */
 #define SLOTS_MAX 256      /* adapters with calls in flight at one time */
 
 struct slot {
@@ -166,7 +167,7 @@ static void *worker_main(void *arg)
 {
 	struct iwf_worker *w = arg;
 	struct iwf *iwf = w->iwf;
-	uint64_t seen_gen = 0;
+	uint64_t seen_gen = 0, next_prune = 0;
 
 	for (;;) {
 		struct store_job job;
@@ -183,11 +184,26 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&iwf->lock);
 
 		now = now_ms();
+		if (w->index == 0 && iwf->opt.job_retention_s && now >= next_prune) {
+			uint64_t keep = (uint64_t)iwf->opt.job_retention_s * 1000u;
+			unsigned pruned = 0;
+
+			/* A short retention (tests, small lab stores) is kept to the second. */
+			next_prune = now + (keep < PRUNE_EVERY_MS ? keep : PRUNE_EVERY_MS);
+			log_debug("iwf: pruning jobs ended before %llu", (unsigned long long)(now - keep));
+			if (now > keep && store_job_prune(iwf->env.st, now - keep, &pruned))
+				log_warn("iwf: pruning ended jobs failed");
+			else if (pruned)
+				log_info("iwf: pruned %u job(s) ended more than %u s ago", pruned,
+					 iwf->opt.job_retention_s);
+		}
 		err = store_job_claim(iwf->env.st, now, (uint64_t)iwf->opt.lease_s * 1000u, &job, &next_due);
 		if (!err) {
 			log_debug("iwf job %llu (%s %s): claimed by worker %u, attempt %u", (unsigned long long)job.id,
 				  job.xui, job.request_id, w->index, job.attempts);
+			iwf_metrics_running(iwf->env.metrics, 1);
 			iwf_job_run(&iwf->env, w, &job);
+			iwf_metrics_running(iwf->env.metrics, -1);
 			continue;
 		}
 		if (err != XDMS_ERR_NOTFOUND) {
@@ -215,6 +231,7 @@ static void env_init(struct iwf_env *env, const struct iwf_options *opt, struct 
 	env->xslt = iwf_xslt_cache_create();
 	env->pcc_schema = NULL;
 	env->stopping = NULL;
+	env->metrics = NULL;
 }
 
 enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct xcap *x, struct iwf **out)
@@ -249,6 +266,7 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	iwf->env.key = iwf->key;
 	atomic_init(&iwf->stop_calls, false);
 	iwf->env.stopping = &iwf->stop_calls;
+	iwf->env.metrics = iwf_metrics_create();
 	pcc = xcap_registry_find(xcap_registry_get(x), IWF_PCC_AUID);
 	iwf->env.pcc_schema = pcc ? pcc->schema : NULL;
 	pthread_mutex_init(&iwf->lock, NULL);
@@ -328,6 +346,7 @@ void iwf_stop(struct iwf *iwf)
 	store_remove_commit_listener(iwf->env.st, on_commit, iwf);
 	free(iwf->workers);
 	iwf_xslt_cache_destroy(iwf->env.xslt);
+	iwf_metrics_destroy(iwf->env.metrics);
 	for (size_t i = 0; i < SLOTS_MAX; i++)
 		free(iwf->slots[i].adapter_id);
 	pthread_mutex_destroy(&iwf->slot_lock);
@@ -340,6 +359,13 @@ void iwf_stop(struct iwf *iwf)
 	memset(iwf->key, 0, sizeof(iwf->key));
 	curl_global_cleanup();
 	free(iwf);
+}
+
+enum xdms_err iwf_metrics(void *arg, struct buf *out)
+{
+	struct iwf *iwf = arg;
+
+	return iwf_metrics_render(iwf->env.metrics, iwf->env.st, out);
 }
 
 enum xdms_err iwf_dry_import(const struct iwf_options *opt, struct store *st, const char *adapter_id,

@@ -395,7 +395,7 @@ out:
 	return err;
 }
 
-static uint32_t random_u32(void)
+uint32_t store_random_u32(void)
 {
 	uint32_t v;
 	struct timespec ts;
@@ -458,7 +458,7 @@ static enum xdms_err meta_init(struct store *st, MDB_txn *txn)
 		return store_err_from_mdb(rc);
 	if (ms.ms_entries != 0)
 		return XDMS_ERR_CORRUPT;
-	st->instance_id = random_u32();
+	st->instance_id = store_random_u32();
 	rc = store_meta_put(st, txn, STORE_META_SCHEMA, 4, STORE_SCHEMA_VERSION);
 	if (!rc)
 		rc = store_meta_put(st, txn, STORE_META_INSTANCE, 4, st->instance_id);

@@ -112,7 +112,7 @@ static enum xdms_err job_decode(const MDB_val *k, const MDB_val *v, struct store
 
 	memset(j, 0, sizeof(*j));
 	if (k->mv_size != JOB_KEY_LEN || v->mv_size < JOB_HEAD_LEN || p[0] != JOB_FORMAT ||
-	    p[1] >= STORE_JOB__STATES || (p[2] != STORE_JOB_IMPORT && p[2] != STORE_JOB_EXPORT))
+	    p[1] >= STORE_JOB__STATES || (p[2] < STORE_JOB_IMPORT || p[2] > STORE_JOB_SUBSCRIBE))
 		return XDMS_ERR_CORRUPT;
 	j->id = store_get_be((const unsigned char *)k->mv_data + 1, 8);
 	j->state = (enum store_job_state)p[1];
@@ -284,7 +284,7 @@ enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const ch
 	memset(&j, 0, sizeof(j));
 	if (!copy_str(j.xui, sizeof(j.xui), xui) || !copy_str(j.request_id, sizeof(j.request_id), request_id) ||
 	    !copy_str(j.hash, sizeof(j.hash), hash) || strlen(hash) != STORE_JOB_HASH_MAX - 1 || !xui[0] ||
-	    !request_id[0] || (kind != STORE_JOB_IMPORT && kind != STORE_JOB_EXPORT))
+	    !request_id[0] || kind < STORE_JOB_IMPORT || kind > STORE_JOB_SUBSCRIBE)
 		return XDMS_ERR_INVAL;
 	err = req_get(st, txn->txn, xui, request_id, &prev, NULL);
 	if (!err) {
@@ -441,13 +441,13 @@ enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const c
 }
 
 enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
-				unsigned code)
+				unsigned code, const char *reason)
 {
 	bool was_active;
 
 	if (state != STORE_JOB_DONE && state != STORE_JOB_FAILED)
 		return XDMS_ERR_INVAL;
-	return job_end(txn->st, txn->txn, job_id, state, code, NULL, &was_active);
+	return job_end(txn->st, txn->txn, job_id, state, code, reason ? reason : "", &was_active);
 }
 
 /* ---- the worker pool --------------------------------------------------------------- */
@@ -631,6 +631,90 @@ enum xdms_err store_job_release_all(struct store *st, unsigned *count)
 		err = store_txn_group(st, release_txn, &n);
 		total += n;
 	} while (!err && n == 256);
+	if (count)
+		*count = total;
+	return err;
+}
+
+#define PRUNE_BATCH 512 /* jobs deleted per transaction, so a prune never holds the writer long */
+
+struct prune_op {
+	uint64_t before_ms;
+	unsigned deleted;
+	bool is_more; /* the batch filled up: call again */
+};
+
+/*
+ * Ids grow with creation time, so the walk over 'J' keys stops at the first
+ * job created after the cut-off: no later one can have ended before it. Jobs
+ * still queued or running are stepped over. The 'R' key of a request stays:
+ * it holds the hash its next write is compared with, and a missing job record
+ * behind it reads as "ended long ago" everywhere.
+ */
+static enum xdms_err prune_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct prune_op *op = arg;
+	unsigned char first[JOB_KEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k = { sizeof(first), first }, v;
+	uint64_t ids[PRUNE_BATCH];
+	size_t n = 0;
+	enum xdms_err err = XDMS_ERR_OK;
+	int rc;
+
+	op->deleted = 0;
+	op->is_more = false;
+	job_key(first, 'J', 0);
+	rc = mdb_cursor_open(txn, st->dbi_jobs, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_job j;
+
+		if (k.mv_size != JOB_KEY_LEN || ((const unsigned char *)k.mv_data)[0] != 'J')
+			break;
+		err = job_decode(&k, &v, &j);
+		if (err || j.created_ms >= op->before_ms)
+			break;
+		if (is_active(j.state) || j.updated_ms >= op->before_ms)
+			continue;
+		if (n == PRUNE_BATCH) {
+			op->is_more = true;
+			break;
+		}
+		ids[n++] = j.id;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND && !err)
+		err = store_err_from_mdb(rc);
+	/* Collected first: a cursor walk must not see its own deletions. */
+	for (size_t i = 0; i < n && !err; i++) {
+		unsigned char kb[JOB_KEY_LEN];
+		MDB_val dk = { sizeof(kb), kb };
+
+		job_key(kb, 'J', ids[i]);
+		rc = mdb_del(txn, st->dbi_jobs, &dk, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			err = store_err_from_mdb(rc);
+	}
+	if (!err)
+		op->deleted = (unsigned)n;
+	return err;
+}
+
+enum xdms_err store_job_prune(struct store *st, uint64_t before_ms, unsigned *count)
+{
+	struct prune_op op = { before_ms, 0, false };
+	unsigned total = 0;
+	enum xdms_err err;
+
+	if (!st)
+		return XDMS_ERR_INVAL;
+	do {
+		err = store_txn_group(st, prune_txn, &op);
+		if (!err)
+			total += op.deleted;
+	} while (!err && op.is_more);
 	if (count)
 		*count = total;
 	return err;

@@ -75,6 +75,28 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out) XD
  */
 void store_close(struct store *st);
 
+/*
+ * Writes a consistent, compacted copy of the whole environment (LMDB's own
+ * copy, MDB_CP_COMPACT) to @fd, an open, empty, writable file that becomes the
+ * copy's data.mdb; the caller closes it. The copy is one read snapshot: every
+ * write committed before the call is in it, writes go on meanwhile (in this
+ * process and in others) and are not. Any thread that holds no snapshot of
+ * @st. Returns IO when writing fails, STORE for other LMDB errors.
+ */
+enum xdms_err store_backup(struct store *st, int fd) XDMS_WUR;
+
+/*
+ * Gives the environment a new random instance id, so that a store restored
+ * from a copy never hands out an ETag it (or the original) handed out before:
+ * ETags are the instance id and a counter, and a copy's counter starts where
+ * the copy was taken. Call it on a restored environment before any server
+ * uses it. Writes in one durable transaction; STORE or IO on failure.
+ */
+enum xdms_err store_instance_renew(struct store *st) XDMS_WUR;
+
+/* The instance id ETags carry (for tests and `xdmsctl stats`). */
+uint32_t store_instance_id(const struct store *st);
+
 /* ---- reading ---------------------------------------------------------- */
 
 /* A stored document. Every pointer is borrowed from the snapshot it came
@@ -249,7 +271,9 @@ enum store_job_state {
 	STORE_JOB__STATES
 };
 
-enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2 };
+/* SUBSCRIBE jobs exist so that a <subscribe-profile> is answered: this
+ * version's IWF cannot carry one out and answers it at once (501). */
+enum store_job_kind { STORE_JOB_IMPORT = 1, STORE_JOB_EXPORT = 2, STORE_JOB_SUBSCRIBE = 3 };
 
 struct store_job {
 	uint64_t id;                         /* grows with every job; never reused */
@@ -294,10 +318,11 @@ enum xdms_err store_job_rehash_txn(struct store_txn *txn, const char *xui, const
 /* The request is gone: cancels its job if unfinished and forgets the request.
  * NOTFOUND when the request had no job. */
 enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const char *request_id) XDMS_WUR;
-/* Ends job @job_id as done or failed with @code, if it is queued or running
- * (otherwise nothing changes). NOTFOUND when there is no such job. */
+/* Ends job @job_id as done or failed with @code and @reason (the answer's
+ * text, cut to fit; NULL or "" clears an earlier one), if it is queued or
+ * running (otherwise nothing changes). NOTFOUND when there is no such job. */
 enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
-				unsigned code) XDMS_WUR;
+				unsigned code, const char *reason) XDMS_WUR;
 
 /* -- the worker pool (own transactions; not on the writer thread, no snapshot held) -- */
 
@@ -329,6 +354,14 @@ uint64_t store_job_generation(struct store *st);
 /* Makes every running job claimable now (a restarted server: the workers
  * that held the leases are gone). Sets *count (may be NULL) to how many. */
 enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
+
+/*
+ * Deletes the records of ended jobs (done, failed, cancelled) whose last
+ * change is older than @before_ms (Unix ms), in batches that share the
+ * writer's group commit; *count (may be NULL) gets how many. Unfinished jobs
+ * and the requests' current hashes are kept. STORE on failure.
+ */
+enum xdms_err store_job_prune(struct store *st, uint64_t before_ms, unsigned *count) XDMS_WUR;
 
 /* -- reading -- */
 

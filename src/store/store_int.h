@@ -130,6 +130,10 @@ struct store_txn {
 
 /* Translates an LMDB (or errno) code into the project's table. */
 enum xdms_err store_err_from_mdb(int rc);
+
+/* A random 32-bit value (getrandom, or the clock and PID if that fails): an
+ * instance id, which must differ between environments but need not be secret. */
+uint32_t store_random_u32(void);
 /* Unix time now, in milliseconds. */
 uint64_t store_now_ms(void);
 

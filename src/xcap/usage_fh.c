@@ -11,7 +11,10 @@
  * Ownership (rule 2), by comparing the document before and after the write:
  *  - the principal (a user) writes requests, never a <response>: for every
  *    request present before and after, its <response> must be byte-for-byte
- *    unchanged, and a new request carries none (409 <constraint-failure>);
+ *    unchanged, and a new request carries none (409 <constraint-failure>
+ *    naming the request). A client runs a finished request again by changing
+ *    any of its bytes other than the <response>; the documented way is a new
+ *    value of its `created` attribute (an attribute PUT);
  *  - the trusted IWF / CAB server writes <response> elements and may delete
  *    <credentials> (it consumes them), nothing else (403): the document with
  *    every <response> and <credentials> cut out must be the same before and
@@ -139,20 +142,34 @@ static enum xdms_err check_principal(const struct xml_scan *old, const struct xm
 		char *id;
 		uint32_t before;
 		bool is_ok;
+		size_t kind_len;
+		const char *kind;
 
 		if (!is_request(new_scan, r))
 			continue;
 		id = xcap_scan_attr(new_scan, r, "id");
 		before = id ? request_by_id(old, id) : XML_SCAN_NONE;
-		free(id);
 		is_ok = before == XML_SCAN_NONE ? xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS,
 								 "response") == XML_SCAN_NONE :
 						  same_child(old, before, new_scan, r, "response");
 		if (!is_ok) {
+			/* Name the request and say what to do: the usual cause is a
+			 * client that PUT its own copy of the document, without the
+			 * <response> the server wrote since. */
+			kind = xml_scan_elem_local(new_scan, r, &kind_len);
 			xcap_error_set(e, XCAP_ERROR_CONSTRAINT_FAILURE,
-				       "response elements are written by the CAB server only");
+				       before == XML_SCAN_NONE ?
+					       "response elements are written by the CAB server only: the new "
+					       "request \"%s\" (%.*s) may not carry one" :
+					       "response elements are written by the CAB server only: the <response> "
+					       "of request \"%s\" (%.*s) was added, changed or removed. Send it as "
+					       "last read (GET the document first); to run the request again, change "
+					       "its created attribute",
+				       id ? id : "", (int)kind_len, kind);
+			free(id);
 			return XDMS_ERR_CONFLICT;
 		}
+		free(id);
 	}
 	return XDMS_ERR_OK;
 }
@@ -293,6 +310,8 @@ static bool is_job_request(const struct xml_scan *scan, uint32_t r, enum store_j
 		*kind = STORE_JOB_IMPORT;
 	else if (xcap_scan_is(scan, r, FH_NS, "export-profile"))
 		*kind = STORE_JOB_EXPORT;
+	else if (xcap_scan_is(scan, r, FH_NS, "subscribe-profile"))
+		*kind = STORE_JOB_SUBSCRIBE;
 	else
 		return false;
 	return true;
@@ -350,6 +369,42 @@ static enum xdms_err jobs_for_client(const struct xml_scan *old, const struct xm
 	return err;
 }
 
+/*
+ * The text of @resp's <reason> child into @out (@size bytes), with the five
+ * predefined entities decoded and anything else (a character reference, a
+ * child element) kept as written: it is for people reading `xdmsctl jobs`.
+ */
+static void response_reason(const struct xml_scan *scan, uint32_t resp, char *out, size_t size)
+{
+	static const struct {
+		const char *ref;
+		char c;
+	} refs[] = { { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' }, { "&quot;", '"' }, { "&apos;", '\'' } };
+	uint32_t r = xcap_scan_next(scan, scan->elems[resp].first_child, FH_NS, "reason");
+	size_t n = 0, at, end;
+
+	out[0] = '\0';
+	if (r == XML_SCAN_NONE)
+		return;
+	at = scan->elems[r].start_end;
+	end = scan->elems[r].end_start;
+	while (at < end && n + 1 < size) {
+		size_t i = 0;
+
+		for (; i < sizeof(refs) / sizeof(refs[0]); i++)
+			if (!strncmp(scan->data + at, refs[i].ref, strlen(refs[i].ref)) &&
+			    at + strlen(refs[i].ref) <= end)
+				break;
+		if (i < sizeof(refs) / sizeof(refs[0])) {
+			out[n++] = refs[i].c;
+			at += strlen(refs[i].ref);
+		} else {
+			out[n++] = scan->data[at++];
+		}
+	}
+	out[n] = '\0';
+}
+
 /* The final state a <response> status means, or false for an interim one. */
 static bool response_final(const struct xml_scan *scan, uint32_t resp, enum store_job_state *state,
 			   unsigned *code)
@@ -397,7 +452,10 @@ static enum xdms_err jobs_for_server(const struct xml_scan *old, const struct xm
 		resp = xcap_scan_next(new_scan, new_scan->elems[r].first_child, FH_NS, "response");
 		if (!err && resp != XML_SCAN_NONE && !same_child(old, before, new_scan, r, "response") &&
 		    response_final(new_scan, resp, &state, &code)) {
-			err = store_job_end_txn(txn, job_id, state, code);
+			char reason[STORE_JOB_REASON_MAX];
+
+			response_reason(new_scan, resp, reason, sizeof(reason));
+			err = store_job_end_txn(txn, job_id, state, code, reason);
 			if (err == XDMS_ERR_NOTFOUND)
 				err = XDMS_ERR_OK;
 		}

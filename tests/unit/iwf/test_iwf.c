@@ -90,10 +90,13 @@ START_TEST(merge_policies)
 	ck_assert_ptr_null(strstr(m.doc, "Remote"));
 	ck_assert_ptr_nonnull(strstr(m.doc, "<employer>Co</employer>"));
 	free(m.doc);
-	/* replace, tel only: comm-addr replaced, the rest filtered out. */
+	/* replace, tel only: comm-addr replaced (its two values), the rest
+	 * filtered out and named. */
 	m = merge(local, imported, IWF_REPLACE, IWF_FIELD_TEL);
-	ck_assert_uint_eq(m.count, 1);
+	ck_assert_uint_eq(m.count, 2);
 	ck_assert(m.is_partial);
+	ck_assert_uint_eq(m.dropped, IWF_FIELD_NAME | IWF_FIELD_CAREER);
+	ck_assert_uint_eq(m.person_count, 1);
 	ck_assert_ptr_null(strstr(m.doc, "tel:+1 555 0101"));
 	ck_assert_ptr_nonnull(strstr(m.doc, "<display-name>Local</display-name>"));
 	ck_assert_ptr_null(strstr(m.doc, "Co<"));
@@ -130,31 +133,50 @@ START_TEST(merge_refuses)
 }
 END_TEST
 
+START_TEST(dropped_fields_described)
+{
+	const char *two = PCC_HEAD NAME("Me") "</person-details><person-details>" NAME("Friend") PCC_TAIL;
+	struct iwf_merge_out m;
+	char what[256] = "";
+
+	iwf_fields_describe(IWF_FIELD_TEL | IWF_FIELD_MEDIA | IWF_FIELD_OTHER, IWF_FIELD_ALL & ~IWF_FIELD_TEL,
+			    IWF_FIELD_ALL & ~IWF_FIELD_MEDIA, what, sizeof(what));
+	ck_assert_str_eq(what, "tel (not in <fields>), photo (not allowed by the user's preferences), "
+			       "parts the PCC mapping does not know");
+	/* Two people in one profile: the first is merged, the second counted. */
+	m = merge(NULL, two, IWF_MERGE, IWF_FIELD_ALL);
+	ck_assert_uint_eq(m.person_count, 2);
+	ck_assert_uint_eq(m.count, 1);
+	ck_assert_ptr_null(strstr(m.doc, "Friend"));
+	free(m.doc);
+}
+END_TEST
+
 START_TEST(export_selection)
 {
 	const char *pcc = PCC_HEAD NAME("One") "<comm-addr>" TEL("1", "tel:+1") "</comm-addr>" PCC_TAIL;
 	char *out = NULL, *why = NULL;
 	size_t len;
 	unsigned count;
-	bool is_partial;
+	unsigned dropped;
 
-	ck_assert_int_eq(iwf_export_select(pcc, strlen(pcc), NULL, IWF_FIELD_ALL, &out, &len, &count, &is_partial, &why),
+	ck_assert_int_eq(iwf_export_select(pcc, strlen(pcc), NULL, IWF_FIELD_ALL, &out, &len, &count, &dropped, &why),
 			 XDMS_ERR_OK);
 	ck_assert_uint_eq(count, 2);
 	ck_assert_ptr_nonnull(strstr(out, "<display-name>One</display-name>"));
 	free(out);
 	ck_assert_int_eq(iwf_export_select(pcc, strlen(pcc), "pcc/person-details[1]", IWF_FIELD_NAME, &out, &len,
-					   &count, &is_partial, &why),
+					   &count, &dropped, &why),
 			 XDMS_ERR_OK);
 	ck_assert_uint_eq(count, 1);
-	ck_assert(is_partial);
+	ck_assert_uint_eq(dropped, IWF_FIELD_TEL);
 	free(out);
 	ck_assert_int_eq(iwf_export_select(pcc, strlen(pcc), "pcc/person-details[2]", IWF_FIELD_ALL, &out, &len,
-					   &count, &is_partial, &why),
+					   &count, &dropped, &why),
 			 XDMS_ERR_NOTFOUND);
 	free(why);
 	ck_assert_int_eq(iwf_export_select(pcc, strlen(pcc), "pcc/../x", IWF_FIELD_ALL, &out, &len, &count,
-					   &is_partial, &why),
+					   &dropped, &why),
 			 XDMS_ERR_INVAL);
 	free(why);
 }
@@ -277,6 +299,7 @@ int main(void)
 	tcase_add_test(tc, merge_policies);
 	tcase_add_test(tc, merge_refuses);
 	tcase_add_test(tc, export_selection);
+	tcase_add_test(tc, dropped_fields_described);
 	tcase_add_test(tc, xslt_policy);
 	tcase_add_test(tc, sealed_credentials);
 	suite_add_tcase(s, tc);
