@@ -176,6 +176,7 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	char domain[STORE_REALM_MAX], default_realm[STORE_REALM_MAX];
 	struct timeval tv;
 	char line[1024];
+	char yielded[STORE_XUI_MAX] = "";
 	bool is_recorded;
 	enum xdms_err err;
 	int rc = EXIT_FAIL;
@@ -230,15 +231,19 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 		digest_credentials_fill(&u.realms[u.realm_count++], domain, u.username, xui, password);
 	if (!domain[0] || strcmp(domain, default_realm) != 0)
 		digest_credentials_fill(&u.realms[u.realm_count++], default_realm, u.username, xui, password);
-	err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL);
+	err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL, yielded);
 	if (err == XDMS_ERR_CONFLICT && u.realm_count == 2 && !u.realms[1].is_xui_only) {
 		/* Another domain's user has this user part in the default realm
 		 * (sip:alice@a and sip:alice@b): there, only the full XUI works. */
 		u.realms[1].is_xui_only = true;
-		err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL);
+		err = store_user_put_realm(st, &u, is_create, is_recorded ? default_realm : NULL, yielded);
 		if (!err)
 			note_xui_only(st, &u);
 	}
+	if (!err && yielded[0])
+		fprintf(stderr,
+			"xdmsctl: note: '%s' in realm %s is now %s's own; %s logs in there with its full XUI\n",
+			u.username, u.realms[0].realm, xui, yielded);
 	if (err == XDMS_ERR_EXISTS)
 		fprintf(stderr, "xdmsctl: user %s exists already\n", xui);
 	else if (err == XDMS_ERR_CONFLICT)

@@ -477,9 +477,15 @@ enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool 
  * the store's default realm when none is recorded yet (NULL: record
  * nothing). CONFLICT also when a different default realm is recorded
  * already; INVAL for an empty or too long @default_realm.
+ *
+ * The first realm of @u is its own (its domain; the default realm for tel:
+ * users), a second one an alias. When @u's user part in its own realm is held
+ * by another user only as an alias, that alias becomes xui-only in the same
+ * transaction and, when @yielded is not NULL (STORE_XUI_MAX bytes), its XUI is
+ * copied there ("" when nothing gave way).
  */
 enum xdms_err store_user_put_realm(struct store *st, const struct store_user *u, bool is_create,
-				   const char *default_realm) XDMS_WUR;
+				   const char *default_realm, char *yielded) XDMS_WUR;
 /*
  * Copies the store's default realm (the realm of global documents and tel:
  * users when the configuration names none) into @out. NOTFOUND when none is

@@ -32,6 +32,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -192,7 +193,71 @@ struct user_op {
 	bool is_create;
 	const char *default_realm; /* put: record it when the store has none */
 	const char *xui; /* del */
+	char *yielded;   /* put: the XUI that gave up its alias to u (STORE_XUI_MAX bytes), or "" */
 };
+
+/*
+ * A user's first realm is its own (its domain, or the default realm for tel:
+ * users); its other realm is an alias (the default realm, for global
+ * documents). In its own realm a user's user part is its own: when another
+ * domain's user holds that name there only as an alias (sip:alice@b.example
+ * in realm a.example, provisioned before sip:alice@a.example), the alias
+ * becomes xui-only in the same transaction, so the order users are added in
+ * never locks a user out of its own domain.
+ */
+static enum xdms_err alias_yield(struct store *st, MDB_txn *txn, const struct store_user *u, char *yielded)
+{
+	const struct store_user_realm *own = &u->realms[0];
+	char key[NAME_KEY_MAX];
+	char holder_xui[STORE_XUI_MAX];
+	struct store_user h;
+	unsigned char val[USER_VALUE_LEN];
+	MDB_val k, v, hk, hv = { sizeof(val), val };
+	enum xdms_err err;
+	int rc;
+
+	if (u->realm_count == 0 || own->is_xui_only)
+		return XDMS_ERR_OK;
+	k.mv_size = name_key(st, key, own->realm, u->username);
+	k.mv_data = key;
+	if (!k.mv_size)
+		return XDMS_ERR_OK; /* names_walk reports it */
+	rc = mdb_get(txn, st->dbi_names, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return XDMS_ERR_OK;
+	if (rc)
+		return store_err_from_mdb(rc);
+	if (v.mv_size >= sizeof(holder_xui) ||
+	    (v.mv_size == strlen(u->xui) && memcmp(v.mv_data, u->xui, v.mv_size) == 0))
+		return XDMS_ERR_OK;
+	memcpy(holder_xui, v.mv_data, v.mv_size);
+	holder_xui[v.mv_size] = '\0';
+	err = user_txn_get(st, txn, holder_xui, &h);
+	if (err)
+		return err == XDMS_ERR_NOTFOUND ? XDMS_ERR_OK : err;
+	/* Only an alias (a realm after the holder's own) gives way; a name
+	 * really taken in its own realm stays a conflict. */
+	for (unsigned i = 1; i < h.realm_count; i++) {
+		if (strcmp(h.realms[i].realm, own->realm) != 0 || h.realms[i].is_xui_only)
+			continue;
+		h.realms[i].is_xui_only = true;
+		rc = mdb_del(txn, st->dbi_names, &k, NULL);
+		if (!rc) {
+			hk.mv_size = strlen(h.xui);
+			hk.mv_data = h.xui;
+			val[0] = USER_FORMAT;
+			memcpy(val + 1, &h, sizeof(h));
+			rc = mdb_put(txn, st->dbi_users, &hk, &hv, 0);
+		}
+		if (!rc && yielded)
+			snprintf(yielded, STORE_XUI_MAX, "%s", h.xui);
+		explicit_bzero(&h, sizeof(h));
+		explicit_bzero(val, sizeof(val));
+		return store_err_from_mdb(rc);
+	}
+	explicit_bzero(&h, sizeof(h));
+	return XDMS_ERR_OK;
+}
 
 /* Records @realm as the default realm unless one is recorded: CONFLICT when
  * another one is (a concurrent first provisioning chose differently). */
@@ -234,7 +299,11 @@ static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
 	} else if (err != XDMS_ERR_NOTFOUND) {
 		return err;
 	}
-	err = names_walk(st, txn, u, true);
+	if (op->yielded)
+		op->yielded[0] = '\0';
+	err = alias_yield(st, txn, u, op->yielded);
+	if (!err)
+		err = names_walk(st, txn, u, true);
 	if (!err)
 		err = names_put(st, txn, u);
 	if (!err && op->default_realm)
@@ -266,10 +335,10 @@ static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 }
 
 enum xdms_err store_user_put_realm(struct store *st, const struct store_user *u, bool is_create,
-				   const char *default_realm)
+				   const char *default_realm, char *yielded)
 {
 	struct store_user n;
-	struct user_op op = { .u = &n, .is_create = is_create, .default_realm = default_realm };
+	struct user_op op = { .u = &n, .is_create = is_create, .default_realm = default_realm, .yielded = yielded };
 	enum xdms_err err;
 
 	if (!st || !u || !user_valid(u) ||
@@ -283,7 +352,7 @@ enum xdms_err store_user_put_realm(struct store *st, const struct store_user *u,
 
 enum xdms_err store_user_put(struct store *st, const struct store_user *u, bool is_create)
 {
-	return store_user_put_realm(st, u, is_create, NULL);
+	return store_user_put_realm(st, u, is_create, NULL, NULL);
 }
 
 enum xdms_err store_default_realm_get(struct store_read *rd, char *out, size_t out_len)

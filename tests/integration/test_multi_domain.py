@@ -56,6 +56,27 @@ def test_same_user_part_in_two_domains_is_provisioned(start_server):
     assert "\ndefault_realm a.example\n" in stats, f"stats should show the recorded default realm: {stats!r}"
 
 
+def test_a_user_of_the_default_realm_added_after_a_namesake_of_another_domain(start_server):
+    """Provisioning order must not lock a user out of its own domain: when
+    alice@b (added first) holds "alice" in a.example only as an alias for
+    global documents, alice@a takes it over and alice@b keeps her full XUI."""
+    srv = start_server(users={}, start=False)
+    srv.ctl("user", "add", "sip:x@a.example", "x-secret", check=0)
+    srv.ctl("user", "add", B, USERS[B], check=0)
+    r = srv.ctl("user", "add", A, USERS[A])
+    assert r.returncode == 0, f"user add {A} after {B}: {r.returncode} {r.stderr!r}"
+    assert B in r.stderr.decode() and "full XUI" in r.stderr.decode(), r.stderr
+    srv.start()
+    a = client(srv, A)
+    expect(a.put(doc_path(RL, A), rl_doc(display="a"), MIME[RL]), 201)
+    expect(a.get(global_path(CAPS)), 200)  # the default realm, by user part
+    b = client(srv, B)
+    expect(b.put(doc_path(RL, B), rl_doc(display="b"), MIME[RL]), 201)
+    expect(client(srv, B, username=B).get(global_path(CAPS)), 200)  # full XUI in a.example
+    r = b.get(global_path(CAPS))
+    assert r.status == 401, f"alice@b's user part must no longer log in to a.example: {r.describe()}"
+
+
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
 def test_each_alice_logs_in_with_her_own_password_over_http(two_domains, algorithm):
     srv = two_domains

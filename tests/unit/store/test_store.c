@@ -1498,12 +1498,12 @@ START_TEST(test_users_of_two_domains)
 
 	/* The first user records its domain as the default realm. */
 	user_fill(&a, "sip:alice@a.example", "alice", "a.example", NULL, 1);
-	ck_assert_err(store_user_put_realm(st, &a, true, "a.example"), XDMS_ERR_OK);
+	ck_assert_err(store_user_put_realm(st, &a, true, "a.example", NULL), XDMS_ERR_OK);
 	/* alice@b owns "alice" in b.example; in a.example only her full XUI. */
 	user_fill(&b, "sip:alice@b.example", "alice", "b.example", "a.example", 2);
-	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_CONFLICT);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example", NULL), XDMS_ERR_CONFLICT);
 	b.realms[1].is_xui_only = true;
-	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_OK);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example", NULL), XDMS_ERR_OK);
 	ck_assert_err(user_find(st, "a.example", "alice", &got), XDMS_ERR_OK);
 	ck_assert_str_eq(got.xui, "sip:alice@a.example");
 	ck_assert_err(user_find(st, "b.example", "alice", &got), XDMS_ERR_OK);
@@ -1522,15 +1522,48 @@ START_TEST(test_users_of_two_domains)
 	/* The record is written once: another realm later is a CONFLICT and
 	 * changes nothing; the same realm again is fine. */
 	user_fill(&b, "sip:bob@c.example", "bob", "c.example", NULL, 3);
-	ck_assert_err(store_user_put_realm(st, &b, true, "c.example"), XDMS_ERR_CONFLICT);
+	ck_assert_err(store_user_put_realm(st, &b, true, "c.example", NULL), XDMS_ERR_CONFLICT);
 	ck_assert_err(user_get(st, "sip:bob@c.example", &got), XDMS_ERR_NOTFOUND);
-	ck_assert_err(store_user_put_realm(st, &b, true, "a.example"), XDMS_ERR_OK);
-	ck_assert_err(store_user_put_realm(st, &b, true, ""), XDMS_ERR_INVAL);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example", NULL), XDMS_ERR_OK);
+	ck_assert_err(store_user_put_realm(st, &b, true, "", NULL), XDMS_ERR_INVAL);
 	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
 	ck_assert_err(store_default_realm_get(rd, realm, sizeof(realm)), XDMS_ERR_OK);
 	ck_assert_str_eq(realm, "a.example");
 	ck_assert_err(store_default_realm_get(rd, realm, 4), XDMS_ERR_TOOBIG);
 	store_read_end(rd);
+	store_close(st);
+}
+END_TEST
+
+/* The other order: alice@b first takes "alice" in a.example as an alias; when
+ * alice@a arrives the alias gives way, in the same transaction. */
+START_TEST(test_own_realm_wins_over_an_alias)
+{
+	struct store *st = open_default();
+	struct store_user x, a, b, got;
+	char yielded[STORE_XUI_MAX] = "?";
+
+	user_fill(&x, "sip:x@a.example", "x", "a.example", NULL, 1);
+	ck_assert_err(store_user_put_realm(st, &x, true, "a.example", NULL), XDMS_ERR_OK);
+	user_fill(&b, "sip:alice@b.example", "alice", "b.example", "a.example", 2);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example", yielded), XDMS_ERR_OK);
+	ck_assert_str_eq(yielded, "");
+	ck_assert_err(user_find(st, "a.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@b.example");
+	user_fill(&a, "sip:alice@a.example", "alice", "a.example", NULL, 3);
+	ck_assert_err(store_user_put_realm(st, &a, true, "a.example", yielded), XDMS_ERR_OK);
+	ck_assert_str_eq(yielded, "sip:alice@b.example");
+	ck_assert_err(user_find(st, "a.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@a.example");
+	/* alice@b keeps her full XUI in a.example and her own realm. */
+	ck_assert_err(user_find(st, "a.example", "sip:alice@b.example", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@b.example");
+	ck_assert(got.realms[1].is_xui_only);
+	ck_assert_err(user_find(st, "b.example", "alice", &got), XDMS_ERR_OK);
+	ck_assert_str_eq(got.xui, "sip:alice@b.example");
+	/* A name taken in its holder's own realm does not give way. */
+	user_fill(&b, "sips:alice@a.example", "alice", "a.example", NULL, 4);
+	ck_assert_err(store_user_put_realm(st, &b, true, "a.example", yielded), XDMS_ERR_CONFLICT);
 	store_close(st);
 }
 END_TEST
@@ -1989,6 +2022,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc_users, test_users);
 	tcase_add_test(tc_users, test_users_grow_map);
 	tcase_add_test(tc_users, test_users_of_two_domains);
+	tcase_add_test(tc_users, test_own_realm_wins_over_an_alias);
 	tcase_add_test(tc_life, test_reopen_keeps_everything);
 	tcase_add_test(tc_life, test_close_drains_queue);
 	tcase_add_test(tc_life, test_open_errors);
