@@ -72,6 +72,12 @@ static void usage(FILE *f)
 		   "  --version                 the version\n");
 }
 
+/*
+ * Opens the store. Run as root, xdmsctl first becomes the data directory's
+ * owner (ctl_become_store_owner), so this is the point after which files
+ * only root may read are out of reach: commands read their input files
+ * before they call it.
+ */
 static enum xdms_err open_store(const struct conf *c, struct store **st)
 {
 	struct store_options so = {
@@ -81,8 +87,11 @@ static enum xdms_err open_store(const struct conf *c, struct store **st)
 		.is_sync = c->store_sync,
 		.batch_max = c->store_batch_max,
 	};
-	enum xdms_err err = store_open(&so, st);
+	enum xdms_err err;
 
+	if (!ctl_become_store_owner(c->store_path))
+		return XDMS_ERR_DENIED;
+	err = store_open(&so, st);
 	if (err)
 		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));
 	return err;
@@ -511,19 +520,37 @@ struct job_filter {
 	enum store_job_state state;
 };
 
+/* @s with tabs and line ends as spaces, so that one job stays one TSV line. */
+static const char *tsv_field(const char *s, char *buf, size_t size)
+{
+	size_t i = 0;
+
+	for (; s[i] && i + 1 < size; i++)
+		buf[i] = strchr("\t\r\n", s[i]) ? ' ' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+static const char *job_kind_name(enum store_job_kind k)
+{
+	if (k == STORE_JOB_SUBSCRIBE)
+		return "subscribe";
+	return k == STORE_JOB_EXPORT ? "export" : "import";
+}
+
 static int print_job(void *arg, const struct store_job *j)
 {
 	const struct job_filter *f = arg;
-
-	char created[32], updated[32];
+	char created[32], updated[32], rid[STORE_JOB_ID_MAX], reason[STORE_JOB_REASON_MAX];
 
 	if ((f->xui && strcmp(f->xui, j->xui) != 0) || (f->has_state && f->state != j->state))
 		return 0;
 	format_ms(j->created_ms, created, sizeof(created));
 	format_ms(j->updated_ms, updated, sizeof(updated));
 	printf("%llu\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\t%s\n", (unsigned long long)j->id,
-	       store_job_state_name(j->state), j->kind == STORE_JOB_EXPORT ? "export" : j->kind == STORE_JOB_SUBSCRIBE ? "subscribe" : "import", j->xui,
-	       j->request_id, j->attempts, j->code, created, updated, j->reason);
+	       store_job_state_name(j->state), job_kind_name(j->kind), j->xui,
+	       tsv_field(j->request_id, rid, sizeof(rid)), j->attempts, j->code, created, updated,
+	       tsv_field(j->reason, reason, sizeof(reason)));
 	return 0;
 }
 
@@ -579,32 +606,38 @@ static bool adapter_id_ok(const char *id)
 	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
+/* True when @arg names a transform built into xdmsd rather than a file. */
+static bool is_builtin_xslt(const char *arg)
+{
+	const char *edata;
+	size_t elen;
+
+	xml_init();
+	return !strchr(arg, '/') && access(arg, F_OK) != 0 && strstr(arg, ".xsl") && xml_file_find(arg, &edata, &elen);
+}
+
 /*
- * The stylesheet an adapter will use for @which ("import"/"export"): a file
- * (checked by compiling it, then stored as ID-which.xsl) or the name of a
- * transform built into xdmsd. Sets *name (heap); returns an exit code.
+ * The stylesheet an adapter will use for @which ("import"/"export"): the
+ * file's bytes @data (read by the caller before the store is opened, which
+ * may switch user; checked by compiling it, then stored as ID-which.xsl), or,
+ * with @data NULL, the name @arg of a transform built into xdmsd. Sets *name
+ * (heap); returns an exit code.
  */
-static int adapter_xslt(const struct conf *c, const char *id, const char *which, const char *arg, char **name)
+static int adapter_xslt(const struct conf *c, const char *id, const char *which, const char *arg, const char *data,
+			size_t len, char **name)
 {
 	struct xml_xslt *x = NULL;
-	const char *edata;
-	size_t len = 0, elen;
-	char *data, *why = NULL, *sel;
+	char *why = NULL, *sel;
 	int rc;
 
 	*name = NULL;
-	xml_init();
-	if (!strchr(arg, '/') && access(arg, F_OK) != 0 && strstr(arg, ".xsl") && xml_file_find(arg, &edata, &elen)) {
+	if (!data) {
 		*name = xstrdup(arg);
 		return 0;
 	}
-	data = read_file(arg, c->xcap_max_document, &len);
-	if (!data)
-		return EXIT_FAIL;
 	if (xml_xslt_compile(data, len, &x, &why)) {
 		fprintf(stderr, "xdmsctl: %s: %s\n", arg, why);
 		free(why);
-		free(data);
 		return EXIT_FAIL;
 	}
 	xml_xslt_free(x);
@@ -612,7 +645,6 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 	sel = xasprintf(XSLT_PREFIX "%s", *name);
 	rc = doc_write(c, sel, data, len, true);
 	free(sel);
-	free(data);
 	if (rc) {
 		free(*name);
 		*name = NULL;
@@ -624,7 +656,8 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
-	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL;
+	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
+	size_t ilen = 0, elen = 0;
 	struct buf doc;
 	int rc = EXIT_USAGE;
 
@@ -678,8 +711,12 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		return EXIT_USAGE;
 	}
 	rc = EXIT_FAIL;
-	if ((ixslt && adapter_xslt(c, id, "import", ixslt, &iname)) ||
-	    (exslt && adapter_xslt(c, id, "export", exslt, &ename)))
+	/* Both files are read before the store is opened (see open_store). */
+	if ((ixslt && !is_builtin_xslt(ixslt) && !(idata = read_file(ixslt, c->xcap_max_document, &ilen))) ||
+	    (exslt && !is_builtin_xslt(exslt) && !(edata = read_file(exslt, c->xcap_max_document, &elen))))
+		goto out;
+	if ((ixslt && adapter_xslt(c, id, "import", ixslt, idata, ilen, &iname)) ||
+	    (exslt && adapter_xslt(c, id, "export", exslt, edata, elen, &ename)))
 		goto out;
 	buf_init(&doc, 16384);
 	if (buf_printf(&doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -697,6 +734,8 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	rc = doc_write(c, sel, doc.data, doc.len, false);
 	buf_cleanup(&doc);
 out:
+	free(idata);
+	free(edata);
 	free(sel);
 	free(iname);
 	free(ename);
@@ -942,10 +981,6 @@ int main(int argc, char **argv)
 	}
 	if (n == 2 && !strcmp(av[0], "restore")) {
 		rc = ctl_restore(&c, av[1]);
-		goto out;
-	}
-	if (!ctl_become_store_owner(c.store_path)) {
-		rc = EXIT_FAIL;
 		goto out;
 	}
 	if (n >= 2 && !strcmp(av[0], "user")) {

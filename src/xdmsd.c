@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@ struct print_config {
 	size_t count;
 	size_t next;
 	char section[32];
+	bool is_failed;
 };
 
 static void collect_default(void *arg, const char *key, const char *value, const char *help)
@@ -62,9 +64,34 @@ static void collect_default(void *arg, const char *key, const char *value, const
 	pc->defaults[pc->count++] = xstrdup(value);
 }
 
+/* True when inih reads "key = @value" back as @value: it strips white space
+ * at both ends and cuts at ';' or '#' after white space. */
+static bool ini_round_trips(const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1])))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if ((value[i] == ';' || value[i] == '#') && isspace((unsigned char)value[i - 1]))
+			return false;
+	return !strpbrk(value, "\r\n");
+}
+
 static void print_config_key(void *arg, const char *key, const char *value, const char *help)
 {
 	struct print_config *pc = arg;
+
+	if (!ini_round_trips(value)) {
+		/* Printed, it would read back as another value (a secret cut
+		 * short): leave the key at its default and say why. */
+		fprintf(stderr, "xdmsd: --print-config: the value of %s cannot be written in an INI file "
+				"(white space at an end, or ';' or '#' after white space); set it with --set\n",
+			key);
+		pc->is_failed = true;
+		pc->next++;
+		return;
+	}
 	const char *dot = strchr(key, '.');
 	size_t section_len = dot ? (size_t)(dot - key) : 0;
 	bool is_default = pc->next < pc->count && !strcmp(pc->defaults[pc->next], value);
@@ -78,7 +105,7 @@ static void print_config_key(void *arg, const char *key, const char *value, cons
 	printf("\n# %s\n%s%s =%s%s\n", help, is_default ? ";" : "", dot ? dot + 1 : key, value[0] ? " " : "", value);
 }
 
-static void print_config(const struct conf *c)
+static bool print_config(const struct conf *c)
 {
 	struct print_config pc = { 0 };
 	struct conf d;
@@ -94,6 +121,7 @@ static void print_config(const struct conf *c)
 	for (size_t i = 0; i < pc.count; i++)
 		free(pc.defaults[i]);
 	free(pc.defaults);
+	return !pc.is_failed;
 }
 
 static void usage(FILE *f)
@@ -195,10 +223,8 @@ static int parse_args(int argc, char **argv, struct conf *c)
 			return 2;
 		}
 	}
-	if (is_print_config) {
-		print_config(c);
-		return 1;
-	}
+	if (is_print_config)
+		return print_config(c) ? 1 : 2;
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +39,68 @@
 
 bool ctl_become_store_owner(const char *store_path)
 {
+	const struct passwd *pw = NULL;
 	struct stat sb;
 
 	if (geteuid() != 0 || stat(store_path, &sb) != 0 || sb.st_uid == 0)
 		return true;
-	if (setgroups(0, NULL) != 0 || setgid(sb.st_gid) != 0 || setuid(sb.st_uid) != 0) {
-		fprintf(stderr, "xdmsctl: cannot act as the owner (uid %u) of %s: %s\n", (unsigned)sb.st_uid,
-			store_path, strerror(errno));
+#ifdef XDMS_SERVICE_USER
+	pw = getpwnam(XDMS_SERVICE_USER);
+#endif
+	/* Only the service account's directory is trusted: root must not hand
+	 * the store (users' Digest hashes, the IWF key) to whoever owns some
+	 * directory named on the command line. */
+	if (!pw || pw->pw_uid != sb.st_uid) {
+		fprintf(stderr,
+			"xdmsctl: %s belongs to uid %u, which is not the service user%s%s; run xdmsctl as that "
+			"user (for example with runuser -u), not as root\n",
+			store_path, (unsigned)sb.st_uid, pw ? " " : "", pw ? pw->pw_name : "");
 		return false;
 	}
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, "xdmsctl: cannot act as %s (uid %u), the owner of %s: %s\n", pw->pw_name,
+			(unsigned)pw->pw_uid, store_path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* True when @dir holds an LMDB data file. */
+static bool is_store_dir(const char *dir)
+{
+	char *p = xasprintf("%s/data.mdb", dir);
+	struct stat sb;
+	bool is_store = stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+
+	free(p);
+	return is_store;
+}
+
+/*
+ * Root restoring into a data directory that does not exist yet: made by root
+ * it would be root's, and a server running as the service user could not open
+ * it, so it is made for the service user when the build names one; otherwise
+ * (a server that runs as root) it stays root's, and a note says so.
+ */
+static bool make_store_dir(const char *dir)
+{
+	const struct passwd *pw = NULL;
+
+#ifdef XDMS_SERVICE_USER
+	pw = getpwnam(XDMS_SERVICE_USER);
+#endif
+	if (mkdir(dir, 0700) != 0) {
+		fprintf(stderr, "xdmsctl: cannot create %s: %s\n", dir, strerror(errno));
+		return false;
+	}
+	if (pw && chown(dir, pw->pw_uid, pw->pw_gid) != 0) {
+		fprintf(stderr, "xdmsctl: cannot give %s to %s: %s\n", dir, pw->pw_name, strerror(errno));
+		return false;
+	}
+	if (!pw)
+		fprintf(stderr, "xdmsctl: note: created %s owned by root; if xdmsd runs as another user, give it "
+				"to that user before starting it\n",
+			dir);
 	return true;
 }
 
@@ -179,6 +233,11 @@ int ctl_backup(const struct conf *c, const char *dir)
 		fprintf(stderr, "xdmsctl: no store at %s\n", c->store_path);
 		goto out;
 	}
+	/* A mistyped data directory must not be backed up as a new, empty store. */
+	if (!is_store_dir(c->store_path)) {
+		fprintf(stderr, "xdmsctl: %s holds no store (no data.mdb); check --data-dir or -c\n", c->store_path);
+		goto out;
+	}
 	if (!dir_ready(dir))
 		goto out;
 	dfd = open_dir(dir);
@@ -195,8 +254,8 @@ int ctl_backup(const struct conf *c, const char *dir)
 	if (!ctl_become_store_owner(c->store_path))
 		goto out;
 	if (fd_key >= 0) {
-		fd_key_in = open(key, O_RDONLY | O_CLOEXEC);
-		if (fd_key_in < 0 || fstat(fd_key_in, &sb) != 0 || sb.st_size > KEY_FILE_MAX) {
+		fd_key_in = open(key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd_key_in < 0 || fstat(fd_key_in, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > KEY_FILE_MAX) {
 			fprintf(stderr, "xdmsctl: cannot read the IWF key %s\n", key);
 			goto out;
 		}
@@ -244,16 +303,26 @@ int ctl_restore(const struct conf *c, const char *dir)
 	struct stat sb;
 	enum xdms_err err;
 
-	in_data = open(src_data, O_RDONLY | O_CLOEXEC);
-	if (in_data < 0) {
-		fprintf(stderr, "xdmsctl: %s is not a backup: cannot open %s: %s\n", dir, src_data, strerror(errno));
+	/* Not through a symbolic link, and only regular files: a backup
+	 * directory someone else can write to must not become a way to copy
+	 * any file root can read into the service's data directory. */
+	in_data = open(src_data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in_data < 0 || fstat(in_data, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "xdmsctl: %s is not a backup: %s is not a regular file%s%s\n", dir, src_data,
+			in_data < 0 ? ": " : "", in_data < 0 ? strerror(errno) : "");
 		goto out;
 	}
-	in_key = open(src_key, O_RDONLY | O_CLOEXEC);
-	if (in_key >= 0 && (fstat(in_key, &sb) != 0 || sb.st_size > KEY_FILE_MAX)) {
+	in_key = open(src_key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in_key < 0 && errno != ENOENT) {
+		fprintf(stderr, "xdmsctl: cannot open %s: %s\n", src_key, strerror(errno));
+		goto out;
+	}
+	if (in_key >= 0 && (fstat(in_key, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > KEY_FILE_MAX)) {
 		fprintf(stderr, "xdmsctl: %s is not an IWF key\n", src_key);
 		goto out;
 	}
+	if (geteuid() == 0 && stat(c->store_path, &sb) != 0 && !make_store_dir(c->store_path))
+		goto out;
 	if (in_key >= 0 && strcmp(key, key_dir) != 0) {
 		fprintf(stderr, "xdmsctl: the backup holds an IWF key but iwf.key_file names %s; "
 				"copy %s there yourself\n", key, src_key);

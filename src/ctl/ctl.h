@@ -9,10 +9,12 @@
 #define CTL_EXIT_USAGE 2
 
 /*
- * Run as root, xdmsctl acts as the owner of the data directory (the service's
- * user), so that files it creates there stay usable by the server. Does nothing
- * when not root, when the directory does not exist, or when root owns it.
- * Returns false (after printing why) when switching user failed.
+ * Run as root, xdmsctl acts as the service user (configure
+ * --with-service-user) when that user owns the data directory, so that files
+ * it creates there stay usable by the server. Does nothing when not root,
+ * when the directory does not exist, or when root owns it. Returns false
+ * (after printing why) when another account owns the directory (root must not
+ * hand the store to it) or switching user failed.
  */
 bool ctl_become_store_owner(const char *store_path);
 
@@ -22,7 +24,8 @@ bool ctl_become_store_owner(const char *store_path);
 int ctl_backup(const struct conf *c, const char *dir);
 
 /* `xdmsctl restore DIR`: a backup made by ctl_backup() into the empty or
- * missing data directory, with a new ETag instance id. Returns an exit code. */
+ * missing data directory (root makes it for the service user), with a new
+ * ETag instance id. Returns an exit code. */
 int ctl_restore(const struct conf *c, const char *dir);
 
 #endif

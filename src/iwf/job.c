@@ -905,6 +905,11 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		iwf_result_set(&o.r, 400, false, "%s", why);
 		goto done;
 	}
+	if (!fields) {
+		/* "note" alone: a name the schema knows but the PCC has no place for. */
+		iwf_result_set(&o.r, 400, false, "<fields> names nothing the PCC holds (%.80s)", q.fields);
+		goto done;
+	}
 	err = iwf_prefs_load(env->st, job->xui, &prefs);
 	if (err) {
 		iwf_result_set(&o.r, 500, false, "the user's preferences cannot be read (%s)", xdms_err_str(err));

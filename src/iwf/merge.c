@@ -148,7 +148,8 @@ static unsigned entry_field(xmlNodePtr group, xmlNodePtr entry)
 
 /*
  * Removes from @pd (an imported person-details) what @fields does not ask
- * for, and anything that is not a PCC group. True when something went.
+ * for, and anything that is not a PCC group. Returns the IWF_FIELD_* bits of
+ * what went (IWF_FIELD_OTHER for parts no field names); 0 when nothing did.
  */
 static unsigned filter_fields(xmlNodePtr pd, unsigned fields)
 {
@@ -170,7 +171,8 @@ static unsigned filter_fields(xmlNodePtr pd, unsigned fields)
 				for (xmlNodePtr e = g->children; e; e = e->next)
 					if (e->type == XML_ELEMENT_NODE)
 						held |= entry_field(g, e);
-			dropped |= !f ? IWF_FIELD_OTHER : held ? held : f;
+			/* An empty comm-addr held nothing: nothing was lost. */
+			dropped |= !f ? IWF_FIELD_OTHER : strcmp((const char *)g->name, "comm-addr") ? f : held;
 			xmlUnlinkNode(g);
 			xmlFreeNode(g);
 			continue;

@@ -57,6 +57,9 @@ struct iwf_metrics *iwf_metrics_create(void)
 	struct iwf_metrics *m = xcalloc(1, sizeof(*m));
 
 	pthread_mutex_init(&m->lock, NULL);
+	/* Written once here, read without the lock: a label no adapter id can
+	 * be (ids are [A-Za-z0-9._-]). */
+	snprintf(m->rows[IWF_METRICS_ADAPTERS - 1].id, sizeof(m->rows[0].id), "(other)");
 	return m;
 }
 
@@ -91,6 +94,15 @@ void iwf_metrics_running(struct iwf_metrics *m, int delta)
 		atomic_fetch_add_explicit(&m->running, (uint_fast64_t)(int_fast64_t)delta, memory_order_relaxed);
 }
 
+/* Adapter ids are [A-Za-z0-9._-] (xdmsctl and the adapter schema check
+ * them), so they need no escaping; an id that is not (a document written by
+ * other means) was counted in the "(other)" row instead (row_of). */
+static bool is_plain_id(const char *id)
+{
+	return id[0] &&
+	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(id);
+}
+
 /* The row of @adapter, taking a free one (or the last, "other") the first time. */
 static struct adapter_row *row_of(struct iwf_metrics *m, const char *adapter)
 {
@@ -105,15 +117,13 @@ static struct adapter_row *row_of(struct iwf_metrics *m, const char *adapter)
 	for (unsigned i = 0; i < n && !row; i++)
 		if (!strcmp(m->rows[i].id, adapter))
 			row = &m->rows[i];
-	if (!row && n < IWF_METRICS_ADAPTERS - 1 && strlen(adapter) < sizeof(row->id)) {
+	if (!row && n < IWF_METRICS_ADAPTERS - 1 && strlen(adapter) < sizeof(row->id) && is_plain_id(adapter)) {
 		row = &m->rows[n];
 		snprintf(row->id, sizeof(row->id), "%s", adapter);
 		atomic_store_explicit(&m->row_count, n + 1, memory_order_release);
 	}
-	if (!row) {
+	if (!row)
 		row = &m->rows[IWF_METRICS_ADAPTERS - 1];
-		snprintf(row->id, sizeof(row->id), "other");
-	}
 	pthread_mutex_unlock(&m->lock);
 	return row;
 }
@@ -135,15 +145,7 @@ void iwf_metrics_call(struct iwf_metrics *m, const char *adapter, double seconds
 		atomic_fetch_add_explicit(&row->failures, 1, memory_order_relaxed);
 }
 
-/* Adapter ids are [A-Za-z0-9._-] (xdmsctl and the adapter schema check them);
- * anything else is written as "invalid" so the label stays well-formed. */
-static const char *label(const char *id)
-{
-	for (const char *p = id; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p))
-			return "invalid";
-	return id;
-}
+
 
 static enum xdms_err render_adapters(struct iwf_metrics *m, struct buf *out)
 {
@@ -157,9 +159,9 @@ static enum xdms_err render_adapters(struct iwf_metrics *m, struct buf *out)
 		uint64_t cumulative = 0;
 		const char *id;
 
-		if (i >= n && (i != IWF_METRICS_ADAPTERS - 1 || !row->id[0]))
+		if (i >= n && i != IWF_METRICS_ADAPTERS - 1)
 			continue;
-		id = label(row->id);
+		id = row->id;
 		for (size_t b = 0; !err && b <= BUCKET_COUNT; b++) {
 			cumulative += atomic_load_explicit(&row->le[b], memory_order_relaxed);
 			if (b < BUCKET_COUNT)
@@ -183,45 +185,34 @@ static enum xdms_err render_adapters(struct iwf_metrics *m, struct buf *out)
 	for (unsigned i = 0; !err && i < IWF_METRICS_ADAPTERS; i++) {
 		struct adapter_row *row = &m->rows[i];
 
-		if (i >= n && (i != IWF_METRICS_ADAPTERS - 1 || !row->id[0]))
+		if (i >= n && i != IWF_METRICS_ADAPTERS - 1)
 			continue;
-		err = buf_printf(out, "xdms_iwf_call_failures_total{adapter=\"%s\"} %llu\n", label(row->id),
+		err = buf_printf(out, "xdms_iwf_call_failures_total{adapter=\"%s\"} %llu\n", row->id,
 				 (unsigned long long)atomic_load_explicit(&row->failures, memory_order_relaxed));
 	}
 	return err;
 }
 
-struct state_count {
-	uint64_t n[STORE_JOB__STATES];
-};
-
-static int count_job(void *arg, const struct store_job *j)
-{
-	struct state_count *c = arg;
-
-	if ((unsigned)j->state < STORE_JOB__STATES)
-		c->n[j->state]++;
-	return 0;
-}
-
 enum xdms_err iwf_metrics_render(struct iwf_metrics *m, struct store *st, struct buf *out)
 {
-	struct state_count c = { { 0 } };
 	struct store_read *rd = NULL;
+	uint64_t queued = 0, running = 0;
 	enum xdms_err err;
 
+	/* Only the unfinished jobs are walked (their index), so a scrape costs
+	 * the backlog, not the history iwf.job_retention keeps. */
 	err = store_read_begin(st, &rd);
 	if (!err) {
-		err = store_job_list(rd, count_job, &c);
+		err = store_job_count_active(rd, &queued, &running);
 		store_read_end(rd);
 	}
 	if (err)
 		return err;
-	err = buf_append_str(out, "# HELP xdms_iwf_jobs IWF jobs kept in the store, by state.\n"
-				  "# TYPE xdms_iwf_jobs gauge\n");
-	for (unsigned s = 0; !err && s < STORE_JOB__STATES; s++)
-		err = buf_printf(out, "xdms_iwf_jobs{state=\"%s\"} %llu\n", store_job_state_name((enum store_job_state)s),
-				 (unsigned long long)c.n[s]);
+	err = buf_printf(out,
+			 "# HELP xdms_iwf_jobs Unfinished IWF jobs in the store, by state.\n"
+			 "# TYPE xdms_iwf_jobs gauge\nxdms_iwf_jobs{state=\"queued\"} %llu\n"
+			 "xdms_iwf_jobs{state=\"running\"} %llu\n",
+			 (unsigned long long)queued, (unsigned long long)running);
 	if (!err)
 		err = buf_printf(out,
 				 "# HELP xdms_iwf_jobs_running Jobs a worker of this process is carrying out now.\n"

@@ -673,8 +673,9 @@ static enum xdms_err prune_txn(struct store *st, MDB_txn *txn, void *arg)
 
 		if (k.mv_size != JOB_KEY_LEN || ((const unsigned char *)k.mv_data)[0] != 'J')
 			break;
-		err = job_decode(&k, &v, &j);
-		if (err || j.created_ms >= op->before_ms)
+		if (job_decode(&k, &v, &j))
+			continue; /* one unreadable record must not stop pruning for good */
+		if (j.created_ms >= op->before_ms)
 			break;
 		if (is_active(j.state) || j.updated_ms >= op->before_ms)
 			continue;
@@ -717,6 +718,40 @@ enum xdms_err store_job_prune(struct store *st, uint64_t before_ms, unsigned *co
 	} while (!err && op.is_more);
 	if (count)
 		*count = total;
+	return err;
+}
+
+enum xdms_err store_job_count_active(struct store_read *rd, uint64_t *queued, uint64_t *running)
+{
+	struct store *st;
+	unsigned char first = 'A';
+	MDB_cursor *cur = NULL;
+	MDB_val k = { 1, &first }, v;
+	enum xdms_err err = XDMS_ERR_OK;
+	int rc;
+
+	*queued = *running = 0;
+	if (!rd || !rd->txn)
+		return XDMS_ERR_INVAL;
+	st = atomic_load_explicit(&rd->st, memory_order_relaxed);
+	rc = mdb_cursor_open(rd->txn, st->dbi_jobs, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_job j;
+
+		if (k.mv_size != JOB_KEY_LEN || ((const unsigned char *)k.mv_data)[0] != 'A')
+			break;
+		if (job_read(st, rd->txn, store_get_be((const unsigned char *)k.mv_data + 1, 8), &j))
+			continue; /* an index entry without its record: not counted */
+		if (j.state == STORE_JOB_RUNNING)
+			(*running)++;
+		else if (j.state == STORE_JOB_QUEUED)
+			(*queued)++;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		err = store_err_from_mdb(rc);
 	return err;
 }
 

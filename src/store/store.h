@@ -363,6 +363,10 @@ enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
  */
 enum xdms_err store_job_prune(struct store *st, uint64_t before_ms, unsigned *count) XDMS_WUR;
 
+/* Counts the unfinished jobs (queued, running) through their index, in time
+ * proportional to them, not to the jobs kept. INVAL or STORE on failure. */
+enum xdms_err store_job_count_active(struct store_read *rd, uint64_t *queued, uint64_t *running) XDMS_WUR;
+
 /* -- reading -- */
 
 enum xdms_err store_job_get(struct store_read *rd, uint64_t job_id, struct store_job *out) XDMS_WUR;

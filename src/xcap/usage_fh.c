@@ -392,8 +392,8 @@ static void response_reason(const struct xml_scan *scan, uint32_t resp, char *ou
 		size_t i = 0;
 
 		for (; i < sizeof(refs) / sizeof(refs[0]); i++)
-			if (!strncmp(scan->data + at, refs[i].ref, strlen(refs[i].ref)) &&
-			    at + strlen(refs[i].ref) <= end)
+			if (at + strlen(refs[i].ref) <= end &&
+			    !strncmp(scan->data + at, refs[i].ref, strlen(refs[i].ref)))
 				break;
 		if (i < sizeof(refs) / sizeof(refs[0])) {
 			out[n++] = refs[i].c;
@@ -402,6 +402,12 @@ static void response_reason(const struct xml_scan *scan, uint32_t resp, char *ou
 			out[n++] = scan->data[at++];
 		}
 	}
+	/* Cut short: never in the middle of a UTF-8 sequence. */
+	if (at < end)
+		while (n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
+			n--;
+	if (at < end && n > 0 && ((unsigned char)out[n - 1] & 0xc0) == 0xc0)
+		n--;
 	out[n] = '\0';
 }
 

@@ -2,14 +2,18 @@
 """xdmsctl backup and restore: a consistent copy taken under write load, and a
 restored store that never repeats an ETag."""
 
+import os
+import pwd
 import threading
 import time
+
+import pytest
 
 from xdmslib import ALICE, MIME, PASSWORDS, RL, Server, doc_path, expect, expect_etag, rl_doc
 
 
 def test_backup_under_write_load_restores_every_acknowledged_write(start_server, tmp_path):
-    srv = start_server(sync=True)
+    srv = start_server(sync=True, settings={"iwf.enabled": "true"})  # the IWF makes its key
     acked = {}   # path -> (body, etag, time the 201 arrived)
     stop = threading.Event()
     errors = []
@@ -50,6 +54,9 @@ def test_backup_under_write_load_restores_every_acknowledged_write(start_server,
         t.join(30)
     assert not errors, f"writes failed during the backup: {errors[:5]}"
     assert b"backup complete" in res.stdout, res.stdout
+    # The IWF key (it seals the 3rd-party credentials) travels with the data.
+    key = (srv.data_dir / "iwf.key").read_bytes()
+    assert (tmp_path / "bk" / "iwf.key").read_bytes() == key, "the backup's iwf.key differs"
     during = sum(1 for _, _, t in acked.values() if began <= t <= ended)
 
     before = {p: v for p, v in acked.items() if v[2] < began}
@@ -61,6 +68,7 @@ def test_backup_under_write_load_restores_every_acknowledged_write(start_server,
     restored.data_dir.rmdir()
     r = restored.ctl("restore", str(tmp_path / "bk"), check=0)
     assert b"restore complete" in r.stdout, r.stdout
+    assert (restored.data_dir / "iwf.key").read_bytes() == key, "the restore did not bring the IWF key back"
     restored.start()
     try:
         c = restored.client(ALICE)
@@ -74,6 +82,7 @@ def test_backup_under_write_load_restores_every_acknowledged_write(start_server,
         # Everything in the copy is a write that was acknowledged (before or while it ran).
         listed = restored.ctl("doc", "list", check=0).stdout.decode().splitlines()
         in_copy = {line.split("\t")[0] for line in listed if "/load-" in line}
+        assert len(in_copy) >= len(before), f"the copy holds {len(in_copy)} writes, fewer than {len(before)}"
         unknown = {p for p in in_copy if "/xcap-root/" + p not in acked}
         assert not unknown, f"the copy holds writes nobody acknowledged: {sorted(unknown)[:3]}"
         print(f"acked before {len(before)}, during {during}, after {len(after)}, in copy {len(in_copy)}")
@@ -128,3 +137,49 @@ def test_restore_refuses_a_non_empty_data_directory_and_a_non_backup(start_serve
     r = other.ctl("restore", str(tmp_path / "nothing"), check=1)
     assert b"is not a backup" in r.stderr, r.stderr
     assert not other.data_dir.exists() or not any(other.data_dir.iterdir())
+
+
+def test_backup_refuses_a_directory_without_a_store(start_server, tmp_path):
+    """A mistyped --data-dir must not be backed up as a new, empty store."""
+    empty = tmp_path / "not-a-store"
+    empty.mkdir()
+    other = Server(tmp_path / "o", name="o", data_dir=empty)
+    r = other.ctl("backup", str(tmp_path / "bk"), check=1)
+    assert b"holds no store" in r.stderr, r.stderr
+    assert list(empty.iterdir()) == [], "the refused backup created files in the data directory"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as another user")
+def test_root_does_not_hand_the_store_to_another_directory_owner(start_server, tmp_path):
+    """Run as root, xdmsctl works as the service user only; on a directory
+    another account owns it refuses, so that account never receives the
+    users' Digest hashes or the IWF key."""
+    srv = start_server()
+    expect(srv.client(ALICE).put(doc_path(RL, ALICE), rl_doc("v1"), MIME[RL]), 201)
+    srv.ctl("backup", str(tmp_path / "bk"), check=0)
+    nobody = pwd.getpwnam("nobody")
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    os.chown(trap, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(tmp_path, 0o755)
+    other = Server(tmp_path / "o", name="o", data_dir=trap)
+    r = other.ctl("restore", str(tmp_path / "bk"), check=1)
+    assert b"not the service user" in r.stderr, r.stderr
+    assert list(trap.iterdir()) == [], f"files landed in a directory nobody owns: {list(trap.iterdir())}"
+    r = other.ctl("user", "list", check=1)
+    assert b"not the service user" in r.stderr, r.stderr
+    assert list(trap.iterdir()) == []
+
+
+def test_restore_refuses_a_symbolic_link_in_the_backup(start_server, tmp_path):
+    srv = start_server()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not a store")
+    bk = tmp_path / "bk"
+    bk.mkdir()
+    (bk / "data.mdb").symlink_to(secret)
+    other = Server(tmp_path / "o", name="o")
+    other.data_dir.rmdir()
+    r = other.ctl("restore", str(bk), check=1)
+    assert b"not a regular file" in r.stderr, r.stderr
+    assert not other.data_dir.exists() or list(other.data_dir.iterdir()) == []

@@ -237,9 +237,11 @@ def test_raw_quotes_with_a_wrong_password_is_401(server, alice):
 
 
 def test_raw_quotes_uri_for_another_target_is_401(server, alice):
-    """The raw form is only taken when it is exactly the request-target."""
+    """The raw form is only taken when it is exactly the request-target: a
+    header whose uri (parsed whole: it has no inner quotes) names another
+    target is refused as a uri mismatch, not as a wrong password."""
     expect(alice.put(ALICE_DOC, rl_doc(), MIME[RL]), 201)
-    other = ALICE_DOC + '/~~/resource-lists/list[@name="others"]'
+    other = ALICE_DOC + "/~~/resource-lists/list[1]"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(f"GET {FRIENDS_RAW} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         _, headers, _ = read_response(s)
@@ -249,6 +251,8 @@ def test_raw_quotes_uri_for_another_target_is_401(server, alice):
         s.sendall(f"GET {FRIENDS_RAW} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
         status, _, body = read_response(s)
     assert status == 401, f"credentials for {other} must not open {FRIENDS_RAW}: got {status} {body!r}"
+    logs = server.log_tail(40) + server.stdout_text()
+    assert "Digest uri does not match the request" in logs, logs[-2000:]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")

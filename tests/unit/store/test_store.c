@@ -1484,6 +1484,87 @@ START_TEST(test_users)
 }
 END_TEST
 
+/* ---- IWF jobs: pruning and the count of unfinished jobs ----------------------- */
+
+struct job_add {
+	const char *rid;
+	enum store_job_kind kind;
+	uint64_t id;
+};
+
+static enum xdms_err job_add_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *old_doc,
+				  const struct store_doc *new_doc)
+{
+	struct job_add *a = w->arg;
+	char hash[STORE_JOB_HASH_MAX];
+
+	(void)old_doc;
+	(void)new_doc;
+	memset(hash, 'a' + (int)(strlen(a->rid) % 16), sizeof(hash) - 1);
+	hash[sizeof(hash) - 1] = '\0';
+	return store_job_add_txn(txn, "sip:alice@example.com", a->rid, hash, a->kind, &a->id);
+}
+
+static uint64_t job_add(struct store *st, const char *rid)
+{
+	struct job_add a = { rid, STORE_JOB_IMPORT, 0 };
+	struct store_write w;
+
+	memset(&w, 0, sizeof(w));
+	w.hook = job_add_hook;
+	w.arg = &a;
+	ck_assert_err(store_write_run(st, &w), XDMS_ERR_OK);
+	return a.id;
+}
+
+static void active_count(struct store *st, uint64_t *queued, uint64_t *running)
+{
+	struct store_read *rd = NULL;
+
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_job_count_active(rd, queued, running), XDMS_ERR_OK);
+	store_read_end(rd);
+}
+
+START_TEST(test_job_prune_keeps_unfinished_jobs_and_requests)
+{
+	struct store *st = open_default();
+	uint64_t ended = job_add(st, "r-ended"), waiting = job_add(st, "r-waiting"), queued, running, cur;
+	struct store_job j, claimed;
+	struct store_read *rd = NULL;
+	unsigned pruned = 99;
+
+	active_count(st, &queued, &running);
+	ck_assert_uint_eq(queued, 2);
+	ck_assert_uint_eq(running, 0);
+	ck_assert_err(store_job_end(st, ended, STORE_JOB_DONE, 200, "done"), XDMS_ERR_OK);
+	/* Claimed and then back in the queue for a retry: still unfinished. */
+	ck_assert_err(store_job_claim(st, store_now_ms(), 60000, &claimed, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(claimed.id, waiting);
+	active_count(st, &queued, &running);
+	ck_assert_uint_eq(queued, 0);
+	ck_assert_uint_eq(running, 1);
+	/* A cut-off before the jobs were made prunes nothing. */
+	ck_assert_err(store_job_prune(st, 1, &pruned), XDMS_ERR_OK);
+	ck_assert_uint_eq(pruned, 0);
+	/* A cut-off after: the ended job goes, the running one stays. */
+	ck_assert_err(store_job_prune(st, store_now_ms() + 1000, &pruned), XDMS_ERR_OK);
+	ck_assert_uint_eq(pruned, 1);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_job_get(rd, ended, &j), XDMS_ERR_NOTFOUND);
+	ck_assert_err(store_job_get(rd, waiting, &j), XDMS_ERR_OK);
+	ck_assert_int_eq(j.state, STORE_JOB_RUNNING);
+	/* The request of the pruned job still names it: its next write is
+	 * compared with the hash it had, and an unchanged one runs nothing. */
+	ck_assert_err(store_job_current(rd, "sip:alice@example.com", "r-ended", &cur), XDMS_ERR_OK);
+	ck_assert_uint_eq(cur, ended);
+	store_read_end(rd);
+	active_count(st, &queued, &running);
+	ck_assert_uint_eq(running, 1);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_users_of_two_domains)
 {
 	struct store *st = open_default();
@@ -2023,6 +2104,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc_users, test_users_grow_map);
 	tcase_add_test(tc_users, test_users_of_two_domains);
 	tcase_add_test(tc_users, test_own_realm_wins_over_an_alias);
+	tcase_add_test(tc_users, test_job_prune_keeps_unfinished_jobs_and_requests);
 	tcase_add_test(tc_life, test_reopen_keeps_everything);
 	tcase_add_test(tc_life, test_close_drains_queue);
 	tcase_add_test(tc_life, test_open_errors);
