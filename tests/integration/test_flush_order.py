@@ -48,12 +48,13 @@ _FD_RE = re.compile(r"^\d+<(.*?)>(?:\(deleted\))?(?:[,)]| <unfinished)")
 class Tracer:
     """strace -f attached to every thread of a running xdmsd."""
 
-    def __init__(self, srv, path):
+    def __init__(self, srv, path, extra=()):
+        """@extra: more strace options, e.g. a fault injection."""
         self.path = Path(path)
         self.err = self.path.with_suffix(".stderr")
         tasks = len(list(Path(f"/proc/{srv.proc.pid}/task").iterdir()))
         self.proc = subprocess.Popen(
-            [STRACE, "-f", "-yy", "-s", "65536", "-e", f"trace={SYSCALLS}", "-o", str(self.path),
+            [STRACE, "-f", "-yy", "-s", "65536", "-e", f"trace={SYSCALLS}", *extra, "-o", str(self.path),
              "-p", str(srv.proc.pid)],
             stdout=subprocess.DEVNULL, stderr=open(self.err, "wb"))
         deadline = time.monotonic() + 20
