@@ -34,7 +34,9 @@ REQUESTS = 4
 def nginx(tmp_path):
     n = Nginx(tmp_path / "nginx")
     # About two seconds per profile: jobs are still running when xdmsd dies.
-    n.extra = f"location /slowish/ {{ alias {n.root}/profiles/; limit_rate 300; }}"
+    n.extra = (f"location /slowish/ {{ alias {n.root}/profiles/; limit_rate 300; }}\n"
+               # About twenty seconds: a call that a shutdown must not wait for.
+               f"location /slowest/ {{ alias {n.root}/profiles/; limit_rate 40; }}")
     (n.root / "profiles" / "alice.example.xml").write_bytes(data("vendor-alice.xml"))
     n.start()
     yield n
@@ -116,7 +118,7 @@ def test_kill9_between_the_pcc_write_and_the_response(start_server, nginx):
 def test_sigterm_cuts_a_slow_call_short_and_the_job_runs_after_restart(start_server, nginx):
     srv = start_server(name="local", sync=True, settings={"iwf.enabled": "true", "iwf.workers": "1",
                                                             "iwf.timeout": "60", "iwf.max_attempts": "1"})
-    add_adapter(srv, "vcdir", "http", nginx.url("/slowish/{remote-user}.xml"),
+    add_adapter(srv, "vcdir", "http", nginx.url("/slowest/{remote-user}.xml"),
                 "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
     alice = srv.client(ALICE)
     expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
@@ -127,10 +129,16 @@ def test_sigterm_cuts_a_slow_call_short_and_the_job_runs_after_restart(start_ser
         time.sleep(0.02)
     t0 = time.monotonic()
     srv.stop()  # asserts exit status 0
-    assert time.monotonic() - t0 < 1.5, "the shutdown waited for the 3rd party"
+    took = time.monotonic() - t0
+    # The call would last about 20 s; a shutdown that cut it short takes well
+    # under half of that even on a loaded machine.
+    assert took < 8, f"the shutdown took {took:.1f}s: it waited for the 3rd party"
     # Back in the queue, and the interrupted run does not count against
     # iwf.max_attempts = 1.
     assert [(j["state"], j["attempts"]) for j in jobs(srv)] == [("queued", 0)], jobs(srv)
+    # The 3rd party is quick now (adapters are read before every job).
+    add_adapter(srv, "vcdir", "http", nginx.url("/profiles/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
     srv.start()
     resp, _ = wait_response(srv.client(ALICE), ALICE, "imp-1", timeout=60)
     expect_response(resp, "success", 200)

@@ -184,7 +184,12 @@ def test_changes_queue_behind_an_unanswered_notify_and_chain(nserver, subs):
         assert [x.tag for x in d] == [f"{D}replace"]
 
 
-def test_aggregate_coalesces_within_the_window(nserver, subs):
+def test_aggregate_coalesces_within_the_window(start_server, subs):
+    # A window wide enough for two PUTs on a loaded machine (the fixture's
+    # 400 ms was not always).
+    nserver = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                     "notify.aggregate_window": "2000"})
+    nserver.sip = sip_port(nserver)
     etag1 = put_pcc(nserver)
     s = subs(nserver)
     subscribe_ok(s, ALICE_PCC, mode="aggregate")

@@ -14,6 +14,7 @@ subscriber is who From says) unless a test says otherwise. sipp listens on a
 free port picked on 127.0.0.1. Call-IDs are sipp's own, "N-PID@127.0.0.1".
 """
 
+import datetime
 import os
 import re
 import shutil
@@ -79,6 +80,17 @@ def free_port():
 
 def log_count(srv, pattern):
     return len(re.findall(pattern, srv.log_path.read_text(errors="replace")))
+
+
+def server_log_time(srv, pattern):
+    """The timestamp (seconds since the epoch) of the first server log line
+    matching @pattern; the server writes "2026-01-02T03:04:05.678Z level ..."."""
+    for line in srv.log_path.read_text(errors="replace").splitlines():
+        if re.search(pattern, line):
+            stamp = line.split(" ", 1)[0]
+            return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+    raise AssertionError(f"no server log line matches {pattern!r}:\n{srv.log_tail(60)}")
 
 
 def wait_full_state_recorded(srv, timeout=10.0):
@@ -365,7 +377,9 @@ def test_subscription_expires_without_refresh(start_server, sipps, transport):
     times = {first.split()[0]: ts for ts, d, first, _ in sp.messages() if d == "in"}
     notes = [ts for ts, d, first, _ in sp.messages() if d == "in" and first.startswith("NOTIFY")]
     lasted = notes[-1] - times["SIP/2.0"]
-    assert 2.5 <= lasted <= 4.5, f"the subscription ended {lasted:.2f}s after its 200, granted 3s"
+    # RFC 6665 §4.2.2: not ended before the 3 s granted (less the 200's trip to
+    # sipp); late only by what a loaded machine adds.
+    assert 2.9 <= lasted <= 8.0, f"the subscription ended {lasted:.2f}s after its 200, granted 3s"
     wait_server_log(srv, r"notify: subscription [0-9a-f]+ of sip:alice@example\.com ended: timeout")
 
 
@@ -589,11 +603,13 @@ def test_unanswered_notify_is_retransmitted_then_subscription_ends(start_server,
     put_pcc(srv)
     sp = sipps(srv, "xcap_diff_silent.xml", "u1", keys={"user": ALICE, "doc": PCC_DOC}, timeout=70)
     sp.wait_step("FIRST")
-    t0 = time.monotonic()
-    wait_server_log(srv, r"notify: NOTIFY for [0-9a-f]+ answered 408: subscription ended", timeout=40)
-    ended = time.monotonic() - t0
-    # RFC 3261 17.1.2.2: Timer F = 64*T1 = 32 s.
-    assert 28 <= ended <= 36, f"the subscription ended {ended:.1f}s after the first NOTIFY, expected ~32s"
+    wait_server_log(srv, r"notify: NOTIFY for [0-9a-f]+ answered 408: subscription ended", timeout=50)
+    # RFC 3261 17.1.2.2: Timer F = 64*T1 = 32 s after the NOTIFY was first sent,
+    # which follows the SUBSCRIBE's log line. Measured on the server's own log
+    # timestamps: never early; late only by what a loaded machine adds.
+    ended = server_log_time(srv, r"answered 408: subscription ended") - \
+        server_log_time(srv, r"notify: sip:alice@example\.com subscribes")
+    assert 32.0 <= ended <= 40.0, f"the subscription ended {ended:.3f}s after the first NOTIFY, expected 32s"
     wait_server_log(srv, r"notify: subscription [0-9a-f]+ of sip:alice@example\.com ended")
     # Gone: a change now makes no NOTIFY (sipp would log OTHER and fail).
     put_tel2(srv)
@@ -605,10 +621,14 @@ def test_unanswered_notify_is_retransmitted_then_subscription_ends(start_server,
     gaps = [round(b - a, 2) for a, b in zip(times, times[1:])]
     # Timer E: 0.5, 1, 2, then 4 s (T2) until Timer F: 10 retransmissions within 32 s.
     assert 9 <= len(gaps) <= 11, f"expected about 10 retransmissions, got {len(gaps)}: gaps {gaps}"
+    # Arrival times at sipp: a copy that arrives late shortens the next gap,
+    # so each gap may be short by what the machine delayed the copy before
+    # it, and long by more. The doubling up to T2 is what RFC 3261 requires.
     want = [0.5, 1, 2, 4, 4, 4, 4, 4, 4]
     for i, (got, exp) in enumerate(zip(gaps, want)):
-        assert abs(got - exp) <= 0.3, f"retransmission {i + 1} came {got}s after the previous one, " \
-                                      f"expected {exp}s (Timer E); gaps {gaps}"
+        assert exp - 0.3 <= got <= exp + 1.5, f"retransmission {i + 1} came {got}s after the previous one, " \
+                                              f"expected {exp}s (Timer E); gaps {gaps}"
+    assert times[-1] - times[0] < 32.0, f"a retransmission came after Timer F (32 s): gaps {gaps}"
     assert log_count(srv, r"notify: sip:alice@example\.com subscribes") == 1
 
 
