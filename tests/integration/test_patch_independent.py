@@ -79,20 +79,40 @@ REWRITE = f"""<?xml version="1.0" encoding="UTF-8"?>
 @pytest.fixture
 def nserver(start_server):
     srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
-                                 "notify.aggregate_window": "1500"})
+                                 "notify.aggregate_window": "3000"})
     srv.sip = sip_port(srv)
     return srv
 
 
 class Versions:
     """Every version of the document by ETag, read back with a GET right
-    after the write that made it (one writer, so the GET sees that version)."""
+    after the write that made it (one writer, so the GET sees that version).
+
+    With a witness (a subscriber of its own), each write waits until the
+    witness was notified of it: the notifier has then read that version,
+    and computed its patch, before the next write replaces it (a version
+    overwritten before the notifier reads it gets no patch, by design)."""
 
     def __init__(self, srv):
         self.client = srv.client(ALICE)
         self.by_etag = {}
+        self.witness = None
+
+    def watch(self, srv):
+        self.witness = Subscriber(srv.sip)
+        assert self.witness.subscribe(rl_body(SEL), mode="xcap-patching").status == 200
+        self.witness.notify()
+        return self.witness
 
     def write(self, method, target, body=None, ctype=None, status=(200, 201)):
+        etag = self._write(method, target, body, ctype, status)  # None: the document was deleted
+        if self.witness is not None:
+            self.witness.wait(lambda m: m.method == "NOTIFY" and any(
+                d.get("new-etag") == etag for d in m.documents()), timeout=10,
+                what=f"the witness's NOTIFY of {etag}")
+        return etag
+
+    def _write(self, method, target, body=None, ctype=None, status=(200, 201)):
         r = self.client.request(method, target, body=body, content_type=ctype)
         assert r.status in status, r.describe()
         g = self.client.get(PATH)
@@ -190,6 +210,7 @@ def test_every_patch_applies_to_the_previous_version(nserver):
         assert counts["unchanged"] == 1, counts
 
         # Changes queued behind an unanswered NOTIFY arrive as a chain of patches.
+        v.watch(nserver)
         sub.auto_answer = None
         v.write("PUT", node('resource-lists/list[@name="friends"]/display-name'),
                 b"<display-name>Pals</display-name>", EL)
@@ -206,11 +227,15 @@ def test_every_patch_applies_to_the_previous_version(nserver):
 
         # A DELETE of the document reports its previous ETag alone.
         last = unquote(v.client.get(PATH).etag)
+        v.witness.close()
+        v.witness = None
         v.write("DELETE", PATH)
         n = sub.notify(timeout=10)
         assert n.documents() == [{"sel": SEL, "previous-etag": last}], n.body
     finally:
         sub.close()
+        if v.witness:
+            v.witness.close()
 
 
 def test_aggregated_changes_apply_as_one_patch(nserver):
@@ -222,6 +247,7 @@ def test_aggregated_changes_apply_as_one_patch(nserver):
     try:
         assert agg.subscribe(rl_body(SEL), mode="aggregate").status == 200
         assert agg.notify().documents() == [{"sel": SEL, "new-etag": e0}]
+        v.watch(nserver)
         v.write("PUT", node('resource-lists/list[@name="friends"]/entry[3]'),
                 b'<entry uri="sip:erin@example.com"/>', EL)
         v.write("PUT", node('resource-lists/list[@name="friends"]/entry[1]/display-name/@xml:lang'),
@@ -245,6 +271,8 @@ def test_aggregated_changes_apply_as_one_patch(nserver):
             "the first aggregated NOTIFY held one write only", first)
     finally:
         agg.close()
+        if v.witness:
+            v.witness.close()
 
 
 def test_root_namespace_change_sends_etags_only(nserver):
