@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -837,12 +838,45 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * A test-only pause between a job's last store write (an import's PCC) and
+ * its final <response>, so that a test can kill the server exactly there
+ * and check that the response is still written once. Inert unless the
+ * environment variable XDMSD_TEST_PAUSE_BEFORE_RESPONSE_MS is set (a number
+ * of milliseconds, capped at 60000); no setting turns it on.
+ */
+#define TEST_PAUSE_ENV "XDMSD_TEST_PAUSE_BEFORE_RESPONSE_MS"
+#define TEST_PAUSE_MAX_MS 60000ul
+
+static void test_pause_before_response(const struct store_job *job)
+{
+	const char *v = getenv(TEST_PAUSE_ENV);
+	unsigned long ms;
+	char *end;
+	struct timespec ts;
+
+	if (!v || !*v)
+		return;
+	ms = strtoul(v, &end, 10);
+	if (*end || !ms)
+		return;
+	if (ms > TEST_PAUSE_MAX_MS)
+		ms = TEST_PAUSE_MAX_MS;
+	log_warn("iwf job %llu: pausing %lu ms before its <response> (%s is set)", (unsigned long long)job->id, ms,
+		 TEST_PAUSE_ENV);
+	ts.tv_sec = (time_t)(ms / 1000u);
+	ts.tv_nsec = (long)(ms % 1000u) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 static void finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
 		   const struct outcome *o)
 {
 	bool is_gone;
 	enum xdms_err err;
 
+	test_pause_before_response(job);
 	if (response_write(env, job, o, &is_gone)) {
 		iwf_metrics_job_ended(env->metrics, job->kind, o->r.code);
 		/* A failure is the operator's business (a 3rd party down, a

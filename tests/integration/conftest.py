@@ -50,12 +50,12 @@ def start_server(request, tmp_path):
     request.node._xdms_servers = servers
 
     def factory(users=None, settings=None, sync=False, name=None, default_settings=True,
-                config_file=None, realm=None, start=True):
+                config_file=None, realm=None, start=True, env=None):
         name = name or f"xdmsd{len(servers)}"
         merged = dict(DEFAULT_SETTINGS) if default_settings else {}
         merged.update(settings or {})
         srv = Server(tmp_path / name, name=name, sync=sync, settings=merged,
-                     config_file=config_file)
+                     config_file=config_file, env=env)
         servers.append(srv)
         for xui, pw in (PASSWORDS if users is None else users).items():
             srv.add_user(xui, pw, realm=realm)

@@ -94,6 +94,7 @@ class Subscriber:
         self.inbox = []
         self.buf = b""
         self.auto_answer = 200  # None: leave NOTIFYs unanswered
+        self.received = []  # every datagram or TCP chunk, raw, in order
         if transport == "UDP":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind(("127.0.0.1", listen_port))
@@ -115,8 +116,10 @@ class Subscriber:
         try:
             if self.transport == "UDP":
                 data, _ = self.sock.recvfrom(65536)
+                self.received.append(data)
                 return [Message(data)]
             chunk = self.sock.recv(65536)
+            self.received.append(chunk)
             if not chunk:
                 raise ConnectionError("server closed the TCP connection")
             msgs, self.buf = split_messages(self.buf + chunk)

@@ -1,6 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""Durability: documents and ETags survive a restart and a kill -9."""
+"""Durability: documents and ETags survive a restart and a kill -9; a
+queued write is applied even when its client went away."""
 
+import socket
+import time
+
+import pytest
+
+from test_flush_order import STRACE, Tracer
 from xdmslib import (ADMIN, ALICE, BOB, CAROL, FH, MIME, PCC, RL, data, doc_path, expect,
                      expect_etag, global_path, rl_doc)
 
@@ -90,3 +97,64 @@ def test_kill9_after_replace_and_delete(start_server):
     g = expect(a.get(p1), 200)
     assert g.body == rl_doc("v2") and g.etag == e2
     expect(a.get(p2), 404)
+
+
+def _request_bytes(srv, client, path, body):
+    return (f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nContent-Type: {MIME[RL]}\r\n"
+            f"Content-Length: {len(body)}\r\nAuthorization: {client.authorization('PUT', path)}\r\n\r\n"
+            ).encode() + body
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace (Debian package strace) is not installed")
+def test_queued_write_is_applied_after_its_client_went_away(start_server, tmp_path):
+    """docs/architecture.md, Guarantees: a write that was queued is applied
+    even if the client goes away; only the answer is lost. Every flush is
+    held up 1.5 s (strace fault injection), so the client has sent its
+    whole request and closed its socket long before the server answers."""
+    srv = start_server(sync=True)
+    c = srv.client(ALICE)
+    expect(c.get(doc_path(RL, ALICE, "absent")), 404)  # learn the nonce
+    tr = Tracer(srv, tmp_path / "strace.txt", extra=["-e", "inject=fdatasync:delay_enter=1500000"])
+    try:
+        path = doc_path(RL, ALICE, "orphan")
+        body = rl_doc("written by a client that left")
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        t0 = time.monotonic()
+        s.sendall(_request_bytes(srv, c, path, body))
+        s.shutdown(socket.SHUT_WR)
+        s.close()
+        gone = time.monotonic() - t0
+        assert gone < 1.0, f"the client took {gone:.2f}s to leave; the test needs it gone before the flush"
+        # Applied, though nobody was there to hear the answer.
+        deadline = time.monotonic() + 30
+        while True:
+            r = c.get(path)
+            if r.status == 200:
+                break
+            assert r.status == 404 and time.monotonic() < deadline, r.describe()
+            time.sleep(0.05)
+        assert r.body == body
+    finally:
+        events = tr.stop()
+    # Every flush was held up 1.5 s and the client was gone within 1 s, so no
+    # answer can have left before it had gone.
+    flushes = [e[0] for e in events if e[1] == "end" and e[2] == "fdatasync"]
+    answers = [e[0] for e in events if e[1] == "start" and "HTTP/1.1 201" in e[4]]
+    assert flushes, "no flush was traced"
+    assert not answers or answers[0] > flushes[0], (flushes, answers)
+
+
+def test_write_whose_client_left_mid_body_changes_nothing(server):
+    """A request whose body never arrived whole was never queued: nothing
+    is written, and the server goes on serving."""
+    c = server.client(ALICE)
+    expect(c.get(doc_path(RL, ALICE, "absent")), 404)
+    path = doc_path(RL, ALICE, "half")
+    raw = _request_bytes(server, c, path, rl_doc("half a body"))
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(raw[:-40])
+    s.close()
+    # Had the partial request been written, this creation would get 412.
+    body = rl_doc("whole")
+    expect(c.put(path, body, MIME[RL], headers={"If-None-Match": "*"}), 201)
+    assert expect(c.get(path), 200).body == body

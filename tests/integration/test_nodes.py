@@ -856,6 +856,10 @@ def test_preconditions_use_the_document_etag(alice):
     # If-Match: * matches the existing document.
     r = alice.delete(el, headers={"If-Match": "*"})
     assert r.status == 200, f"DELETE with If-Match: *: expected 200, got {r.describe()}"
+    expect(alice.get(el), 404)
+    after = expect(alice.get(RL_PATH), 200)
+    assert after.etag == r.etag and after.etag != etag, (after.etag, r.etag, etag)
+    assert b'uri="b"' in cur and b'uri="b"' not in after.body, after.body
 
 
 def test_content_type_must_match_the_resource_kind(alice):

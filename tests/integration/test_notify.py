@@ -184,7 +184,12 @@ def test_changes_queue_behind_an_unanswered_notify_and_chain(nserver, subs):
         assert [x.tag for x in d] == [f"{D}replace"]
 
 
-def test_aggregate_coalesces_within_the_window(nserver, subs):
+def test_aggregate_coalesces_within_the_window(start_server, subs):
+    # A window wide enough for two PUTs on a loaded machine (the fixture's
+    # 400 ms was not always).
+    nserver = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+                                     "notify.aggregate_window": "2000"})
+    nserver.sip = sip_port(nserver)
     etag1 = put_pcc(nserver)
     s = subs(nserver)
     subscribe_ok(s, ALICE_PCC, mode="aggregate")
@@ -446,8 +451,10 @@ def test_notify_answered_481_ends_the_subscription(nserver, subs):
     s.auto_answer = 481
     put_pcc(nserver, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
     s.notify()
-    time.sleep(0.3)
-    assert re.search(r"answered 481: subscription ended", nserver.log_path.read_text())
+    deadline = time.monotonic() + 10
+    while not re.search(r"answered 481: subscription ended", nserver.log_path.read_text()):
+        assert time.monotonic() < deadline, f"no 'answered 481: subscription ended':\n{nserver.log_tail()}"
+        time.sleep(0.02)
     s.auto_answer = 200
     put_pcc(nserver)
     s.no_notify(1.0)
@@ -480,6 +487,13 @@ def test_restart_resumes_with_higher_cseq_and_catches_up(start_server, subs, tmp
     s.no_notify(1.0)
 
 
+def full_state_acked(srv):
+    """The subscription's stored record (the notifier's text record in the
+    subs database, read with mdb_dump) says its full state was acknowledged."""
+    res = subprocess.run(["mdb_dump", "-p", "-s", "subs", str(srv.data_dir)], capture_output=True, timeout=30)
+    return res.returncode == 0 and b"full 1" in res.stdout
+
+
 def test_subscription_survives_kill9(start_server, subs):
     srv = start_server(settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}, sync=True)
     srv.sip = sip_port(srv)
@@ -489,15 +503,24 @@ def test_subscription_survives_kill9(start_server, subs):
     srv.kill9()
     srv.settings["sip.listen"] = f"127.0.0.1:{srv.sip}"
     srv.start()
-    # A crash may repeat the full state if its acknowledgement was not recorded
-    # yet (it is idempotent: the same ETag), never anything else...
-    for m in s.pump(1.5):
+    # A crash may repeat the full state if its acknowledgement was not
+    # recorded yet. Once the stored record says it was acknowledged, any
+    # repeat has gone out and been answered; a write before that could be
+    # folded into the repeated full state instead of a change of its own.
+    deadline = time.monotonic() + 15
+    while not full_state_acked(srv):
+        assert time.monotonic() < deadline, "the full state's acknowledgement was never recorded"
+        s.pump(0.05)
+    etag2 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
+    # The next change arrives with the chain intact...
+    n = s.wait(lambda m: m.method == "NOTIFY" and any("previous-etag" in d for d in m.documents()),
+               timeout=15, what="the NOTIFY of the change")
+    assert [(d["previous-etag"], d["new-etag"]) for d in n.documents()] == [(etag1, etag2)], n
+    # ...and what came before it can only be that repeat (idempotent: the
+    # same ETag), never anything else.
+    for m in s.inbox:
         if m.method == "NOTIFY":
             assert m.documents() == [{"new-etag": etag1, "sel": ALICE_PCC}], m
-    s.inbox.clear()
-    etag2 = put_pcc(srv, body=data("pcc-alice.xml").replace(b"Example Corp", b"Acme Corp"))
-    # ...and the next change arrives with the chain intact.
-    assert [(d["previous-etag"], d["new-etag"]) for d in s.notify().documents()] == [(etag1, etag2)]
 
 
 def test_metrics_count_subscriptions_and_notifies(nserver, subs):
@@ -516,9 +539,13 @@ def test_metrics_count_subscriptions_and_notifies(nserver, subs):
     assert metric_sum(samples, "xdms_sip_notify_failures_total") == 0
     assert s.subscribe(None, expires=0).status == 200
     s.notify()
-    time.sleep(0.2)
-    samples = parse_metrics(nserver.client().get("/metrics").body.decode())
-    assert metric_sum(samples, "xdms_sip_subscriptions") == 0
+    deadline = time.monotonic() + 10
+    while True:
+        samples = parse_metrics(nserver.client().get("/metrics").body.decode())
+        if metric_sum(samples, "xdms_sip_subscriptions") == 0:
+            break
+        assert time.monotonic() < deadline, "the ended subscription is still counted"
+        time.sleep(0.02)
 
 
 def test_notify_follows_the_record_route_set(nserver, subs):
@@ -709,7 +736,10 @@ def test_a_quiet_subscription_does_not_hold_back_feed_pruning(start_server, subs
     subscribe_ok(subs(srv), ALICE_PCC)  # alice's PCC never changes again
     for _ in range(60):
         put_pcc(srv, xui=BOB)  # unrelated writes
-    time.sleep(2.5)  # older than the retention; the notifier has moved its floor
-    for _ in range(3):
-        put_pcc(srv, xui=BOB)  # each commit prunes up to 256 records
-    assert changes_in_feed(srv) < 10
+    # Once they are older than the retention (1 s) and the notifier moved its
+    # floor past them, each commit prunes up to 256 records.
+    deadline = time.monotonic() + 20
+    while changes_in_feed(srv) >= 10:
+        assert time.monotonic() < deadline, f"the feed kept {changes_in_feed(srv)} records"
+        put_pcc(srv, xui=BOB)
+        time.sleep(0.3)  # a few writes per retention period, so what stays is < 10

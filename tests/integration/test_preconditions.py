@@ -76,6 +76,18 @@ def test_if_match_star_matches_existing(alice, existing, method):
     ct = MIME[RL] if method == "PUT" else None
     r = alice.request(method, PATH, body=body, content_type=ct, headers={"If-Match": "*"})
     expect(r, 200)
+    # And the request did what it says: the document is replaced, deleted,
+    # or read as it is.
+    g = alice.get(PATH)
+    if method == "PUT":
+        assert r.etag != existing
+        expect(g, 200)
+        assert g.body == NEW and g.etag == r.etag, g.describe()
+    elif method == "DELETE":
+        expect(g, 404)
+    else:
+        assert r.body == OLD and r.etag == existing, r.describe()
+        assert_unchanged(alice, existing)
 
 
 def test_if_match_list(alice, existing):

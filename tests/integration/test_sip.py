@@ -283,7 +283,13 @@ def test_retransmitted_options_gets_the_same_answer(sip_server, udp):
     second = udp.ask(data)
     assert first.status == second.status == 200
     assert first.raw == second.raw, f"a retransmission must get the identical answer:\n{first}\n{second}"
-    time.sleep(0.2)
+    # A later transaction's log line marks the point by which any line for
+    # the retransmission would have been written (one receiving thread).
+    assert udp.ask(request("OPTIONS", call_id="retrans-marker")).status == 200
+    deadline = time.monotonic() + 10
+    while server_log_count(sip_server, r"OPTIONS \S+ from udp/\S+ call-id retrans-marker ") == 0:
+        assert time.monotonic() < deadline, f"the marker transaction was not logged:\n{sip_server.log_tail()}"
+        time.sleep(0.02)
     assert server_log_count(sip_server, r"OPTIONS \S+ from udp/\S+ call-id retrans-1 ") == 1, \
         f"expected one transaction for the retransmitted OPTIONS:\n{sip_server.log_tail()}"
 

@@ -10,6 +10,7 @@ there unless auth.allow_basic is set); Digest works too.
 import base64
 import http.client
 import shutil
+import socket
 import ssl
 import subprocess
 
@@ -105,9 +106,30 @@ def test_plain_http_to_tls_port_does_not_serve(tls_server):
     assert status == 200 and body == b"ok\n", f"expected /healthz to answer over TLS after the bad client, got {status} {body!r}"
 
 
-
-def test_untrusted_certificate_is_rejected_by_a_verifying_client(tls_server):
+def test_untrusted_certificate_is_rejected_by_a_verifying_client(tls_server, tls_files):
+    """The server presents the configured certificate, and a client that
+    trusts only the system CAs refuses it for that reason: a failed
+    certificate check, not any handshake failure (a plain-HTTP port fails
+    a TLS client too, with another error)."""
     srv, _ = tls_server
+    _, cert = tls_files
     ctx = ssl.create_default_context()  # system CAs only: our throwaway cert is not among them
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(ssl.SSLCertVerificationError) as e:
         https(srv, ctx, "GET", "/healthz")
+    assert e.value.verify_code == 18, f"expected 'self-signed certificate' (18), got {e.value!r}"
+    # What it presented is the configured certificate, byte for byte.
+    loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    loose.check_hostname = False
+    loose.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        with loose.wrap_socket(raw) as tls:
+            presented = tls.getpeercert(binary_form=True)
+    assert presented == ssl.PEM_cert_to_DER_cert(cert.read_text()), "the server presented another certificate"
+
+
+def test_a_plain_http_port_fails_the_tls_checks(start_server):
+    """The checks above fail against a server without TLS."""
+    srv = start_server()
+    with pytest.raises(ssl.SSLError) as e:
+        https(srv, ssl.create_default_context(), "GET", "/healthz")
+    assert not isinstance(e.value, ssl.SSLCertVerificationError), e.value

@@ -395,7 +395,7 @@ class Server:
     """One xdmsd process on a temporary data directory."""
 
     def __init__(self, workdir, name="xdmsd", sync=False, settings=None, config_file=None,
-                 data_dir=None):
+                 data_dir=None, env=None):
         self.name = name
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -406,6 +406,7 @@ class Server:
         self.sync = sync
         self.settings = dict(settings or {})
         self.config_file = config_file
+        self.env = dict(env or {})  # extra environment variables for xdmsd
         self.proc = None
         self.port = None
         self.exit_codes = []
@@ -454,7 +455,7 @@ class Server:
         out = open(self.stdout_path, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.PIPE)
+                                         stderr=subprocess.PIPE, env={**os.environ, **self.env})
         finally:
             out.close()
         found = threading.Event()
@@ -538,6 +539,33 @@ class Server:
     def restart(self):
         self.stop()
         return self.start()
+
+    def changes(self):
+        """The change feed (store/changes.c), read with mdb_dump: a list of
+        {"seq", "time", "sel", "prev", "new", "detail"} in sequence order.
+        Works while the server runs (a read transaction) and while it is down."""
+        res = subprocess.run(["mdb_dump", "-s", "changes", str(self.data_dir)], capture_output=True,
+                             timeout=30)
+        assert res.returncode == 0, f"mdb_dump: {res.stderr!r}"
+        lines = res.stdout.decode().splitlines()
+        body = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
+        out = []
+        for key, val in zip(body[0::2], body[1::2]):
+            v = bytes.fromhex(val.strip())
+            prev_len, new_len = v[2], v[3]
+            sel_len = int.from_bytes(v[4:6], "big")
+            detail_len = int.from_bytes(v[6:10], "big")
+            p = 18
+            sel = v[p:p + sel_len].decode()
+            p += sel_len + 1
+            prev = v[p:p + prev_len].decode()
+            p += prev_len + 1
+            new = v[p:p + new_len].decode()
+            p += new_len + 1
+            out.append({"seq": int(key.strip(), 16), "time": int.from_bytes(v[10:18], "big"), "sel": sel,
+                        "prev": prev, "new": new,
+                        "detail": v[p:p + detail_len].decode() if v[1] & 1 else None})
+        return out
 
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path}"
