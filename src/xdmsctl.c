@@ -23,6 +23,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "conf/conf.h"
+#include "ctl/ctl.h"
 #include "auth/digest.h"
 #include "iwf/iwf.h"
 #include "store/store.h"
@@ -63,6 +64,12 @@ static void usage(FILE *f)
 		   "  credential del XUI NAME   remove it\n"
 		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
 		   "                            that bring none\n"
+		   "  global put SELECTOR FILE --shard URL... [--identity ID | --user NAME:PASSWORD]\n"
+		   "                            write a global document to every shard (XCAP PUT to\n"
+		   "                            each URL, an XCAP root) and report each shard's answer\n"
+		   "  global del SELECTOR --shard URL...   delete it on every shard\n"
+		   "  global push [PREFIX] --shard URL...  write every global document of this data\n"
+		   "                            directory (under PREFIX) to every shard\n"
 		   "  stats                     store figures\n"
 		   "  --version                 the version\n");
 }
@@ -840,6 +847,8 @@ int main(int argc, char **argv)
 		rc = cmd_credential(&c, av + 1, n - 1);
 	} else if (n >= 2 && !strcmp(av[0], "adapter")) {
 		rc = cmd_adapter(&c, av + 1, n - 1);
+	} else if (n >= 1 && !strcmp(av[0], "global")) {
+		rc = ctl_global(&c, av + 1, n - 1);
 	} else if (n == 1 && !strcmp(av[0], "stats")) {
 		rc = cmd_stats(&c);
 	} else {

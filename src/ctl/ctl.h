@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl: xdmsctl's commands that reach beyond one data directory (DESIGN.md
+ * §6): a deployment with one xdmsd per shard of users.
+ *
+ * Each command parses its own arguments (the words after its name), prints
+ * what it did on stdout and any failure on stderr, and returns xdmsctl's exit
+ * code: 0 success, 1 the operation failed (at least partly), 2 bad usage.
+ * They run on the main thread of xdmsctl and keep no state between calls.
+ */
+#ifndef XDMS_CTL_H
+#define XDMS_CTL_H
+
+#include "conf/conf.h"
+
+#define CTL_EXIT_FAIL 1
+#define CTL_EXIT_USAGE 2
+
+/*
+ * global put SELECTOR FILE | global del SELECTOR | global push [PREFIX],
+ * each with one or more --shard URL (an XCAP root: http://host:port/xcap-root)
+ * and optionally --identity ID (sent as X-3GPP-Asserted-Identity, for a shard
+ * that trusts the caller's address) or --user NAME:PASSWORD (HTTP Digest).
+ * Writes a global document (push: every global document under PREFIX in the
+ * local data directory) to every shard with an XCAP PUT or DELETE, one
+ * request per shard, and reports each shard's answer. Returns 1 when any
+ * shard did not take any write; the others keep theirs (the admin runs the
+ * command again once the shard is back: the writes are idempotent).
+ */
+int ctl_global(const struct conf *c, char **av, int n);
+
+#endif

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: MIT
+"""Users sharded over three xdmsd behind HAProxy and Kamailio (DESIGN §6,
+docs/scale-out.md), end to end on loopback with the configurations in
+deploy/ and one shard map for both routers.
+
+One deployment is started for the module (three shards, HAProxy, Kamailio,
+a 4th-party xdmsd as the CAB 3rd party) and 300 users are provisioned with
+xdmsctl on the shard the map gives them; each test leaves every shard
+running as it found it. The test of adding a 4th shard runs last: it changes
+the map.
+"""
+
+import time
+import urllib.parse
+import uuid
+
+import pytest
+
+from iwflib import LOCAL_PCC, fh_doc, pcc_url, request_xml, response_of, wait_response
+from scaleout import (TRUSTED_HOP, HAProxy, Kamailio, Shard, available, load_map, shardmap)
+from sipua import DIFF_NS, Subscriber, rl_body
+from xdmslib import (ADMIN, ALICE, FH, IWF, MIME, PASSWORDS, PCC, RL, Client, Server, data, doc_path,
+                     expect, global_path, rl_doc, unquote)
+
+pytestmark = pytest.mark.skipif(not available(), reason="haproxy and kamailio (Debian packages) are needed")
+
+USERS = [f"sip:user{i}@example.com" for i in range(290)] + [f"tel:+1555000{i:04d}" for i in range(10)]
+ADAPTER_SEL = "org.xdmsd.iwf-adapter/global/remote-cab"
+D = f"{{{DIFF_NS}}}"
+SHARD_SETTINGS = {
+    "auth.trusted_peers": "127.0.0.2",
+    "auth.server_identities": IWF,
+    "auth.admin_identities": ADMIN,
+    "iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5",
+    "sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
+}
+
+
+class Cluster:
+    def __init__(self, base):
+        self.base = base
+        self.shards = []
+        self.map_path = base / "buckets.map"
+        self.map_path.write_text(shardmap("init", "3"))
+        self.haproxy = HAProxy(base / "haproxy")
+        self.kamailio = Kamailio(base / "kamailio")
+        self.remote = None
+        self.etags = {}  # XUI -> ETag of its resource-lists document
+
+    def add_shard(self):
+        s = Shard(self.base / f"shard{len(self.shards) + 1}", len(self.shards) + 1, dict(SHARD_SETTINGS))
+        self.shards.append(s)
+        s.start()
+        return s
+
+    def configure_routers(self):
+        self.haproxy.write_shards(self.shards, self.map_path.read_text())
+        self.kamailio.write_shards(self.shards, self.map_path)
+
+    def bucket_shard(self, xui):
+        return self.map[self.buckets[xui]]
+
+    def load(self):
+        self.map = load_map(self.map_path)
+
+    def client(self, identity=None):
+        """An XCAP client of HAProxy from the trusted hop, asserting @identity."""
+        headers = {"X-3GPP-Asserted-Identity": f'"{identity}"'} if identity else None
+        return Client(self.haproxy, source_address=TRUSTED_HOP, headers=headers)
+
+    def stop(self):
+        self.kamailio.stop()
+        self.haproxy.stop()
+        for s in self.shards + ([self.remote] if self.remote else []):
+            if s.proc is not None:
+                s.stop(check=False)
+
+
+def enc(xui, how):
+    if how == "raw":
+        return xui
+    if how == "full":
+        return urllib.parse.quote(xui, safe="")
+    return xui.replace(":", "%3A")  # partly encoded
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("scale-out"))
+    try:
+        c.remote = Server(c.base / "remote", name="remote", settings={"auth.trusted_peers": "127.0.0.2"})
+        c.remote.add_user(ALICE, PASSWORDS[ALICE])
+        c.remote.start()
+        expect(c.remote.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
+        for _ in range(3):
+            c.add_shard()
+        c.load()
+        buckets = shardmap("bucket", *USERS).split()
+        c.buckets = dict(zip(USERS, buckets))
+        # Provisioning through the admin path: each user on the shard the map gives it.
+        for xui in USERS:
+            c.shards[c.bucket_shard(xui) - 1].ctl_fast("user", "add", xui, "pw-" + xui[-4:])
+        c.configure_routers()
+        c.haproxy.start()
+        c.kamailio.start()
+        # Every user writes a document through HAProxy (asserted by the trusted hop).
+        for xui in USERS:
+            r = expect(c.client(xui).put_doc(RL, xui, rl_doc(display=xui)), 201)
+            c.etags[xui] = unquote(r.header("ETag"))
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(autouse=True)
+def _logs(request, cluster):
+    request.node._xdms_servers = cluster.shards + [cluster.remote]
+    yield
+    # Each test leaves every shard up.
+    for s in cluster.shards:
+        if s.proc is None:
+            s.start()
+
+
+def shard_docs(shard, prefix):
+    out = shard.ctl("doc", "list", prefix, check=0).stdout.decode().split("\n")
+    return {line.split("\t")[0] for line in out if line}
+
+
+def test_each_user_on_one_shard_reachable_by_any_encoding(cluster):
+    counts = {s.number: 0 for s in cluster.shards}
+    stored = {s.number: shard_docs(s, f"{RL}/users/") for s in cluster.shards}
+    for xui in USERS:
+        home = cluster.bucket_shard(xui)
+        sel = f"{RL}/users/{xui}/index"
+        where = [n for n, sels in stored.items() if sel in sels]
+        assert where == [home], f"{xui}: expected on shard {home} only, found on {where}"
+        counts[home] += 1
+    # The map spreads the users: no shard is empty or holds nearly all.
+    assert all(60 <= n <= 140 for n in counts.values()), counts
+
+    c = cluster.client()
+    for i, xui in enumerate(USERS):
+        how = ("raw", "full", "partial")[i % 3]
+        r = expect(cluster.client(xui).get(doc_path(RL, enc(xui, how))), 200)
+        assert unquote(r.header("ETag")) == cluster.etags[xui], (xui, how)
+        assert r.header("X-XDMS-Shard") == str(cluster.bucket_shard(xui)), (xui, how, r.headers)
+    # Both encodings of one user reach the same document (and the same shard).
+    xui = USERS[7]
+    a = expect(cluster.client(xui).get(doc_path(RL, enc(xui, "raw"))), 200)
+    b = expect(cluster.client(xui).get(doc_path(RL, enc(xui, "full"))), 200)
+    assert a.body == b.body and a.header("ETag") == b.header("ETag")
+    c.close()
+
+
+def test_asserted_identity_only_from_a_trusted_hop(cluster):
+    xui = USERS[3]
+    untrusted = Client(cluster.haproxy, headers={"X-3GPP-Asserted-Identity": f'"{xui}"'})
+    r = untrusted.get(doc_path(RL, xui))
+    # HAProxy dropped the header: xdmsd asks for Digest credentials.
+    assert r.status == 401, r.describe()
+    # With Digest it works through HAProxy too (the user's own shard checks it).
+    d = Client(cluster.haproxy, username=xui, password="pw-" + xui[-4:])
+    expect(d.get(doc_path(RL, xui)), 200)
+
+
+def test_global_documents_written_on_every_shard(cluster, tmp_path):
+    staging = Server(tmp_path / "staging", name="staging")
+    staging.ctl("adapter", "add", "remote-cab", "--kind", "xcap", "--url", pcc_url(cluster.remote), check=0)
+    urls = [a for s in cluster.shards for a in ("--shard", cluster.haproxy.shard_url(s.number))]
+    res = staging.ctl("global", "push", "org.xdmsd.iwf-", *urls, "--identity", ADMIN, check=0)
+    out = res.stdout.decode()
+    assert "1 document(s) to 3 shard(s): 0 write(s) failed" in out, out
+    for s in cluster.shards:
+        listed = s.ctl("adapter", "list", check=0).stdout.decode()
+        assert listed.startswith("remote-cab\txcap\t"), (s.name, listed)
+    # Readable through HAProxy's public side, from whichever shard answers.
+    for _ in range(3):
+        expect(cluster.client(ALICE).get(global_path("org.xdmsd.iwf-adapter", "remote-cab")), 200)
+    # Not writable there: a write through one shard would reach one shard only.
+    r = cluster.client(ADMIN).put(global_path("org.xdmsd.iwf-adapter", "other"), b"<x/>",
+                                  MIME.get("org.xdmsd.iwf-adapter", "application/xml"))
+    assert r.status == 403 and b"xdmsctl global put" in r.body, r.describe()
+
+    # A shard that is down is reported, the others take the write.
+    down = cluster.shards[1]
+    down.kill9()
+    doc = staging.ctl("adapter", "show", "remote-cab", check=0).stdout
+    f = tmp_path / "adapter.xml"
+    f.write_bytes(doc.replace(b"</adapter>", b"  <timeout>7</timeout>\n</adapter>"))
+    res = staging.ctl("global", "put", ADAPTER_SEL, str(f), *urls, "--identity", ADMIN, check=1)
+    lines = res.stdout.decode().splitlines()
+    failed = [x for x in lines if "\tFAILED\t" in x]
+    assert len(failed) == 1 and "/shard/2/" in failed[0] and "503" in failed[0], lines
+    assert "2 of 3 shard(s) took the write" in lines[-1], lines
+    down.start()
+    wait_up(cluster, down)
+    # Run again once the shard is back: every shard has the new version.
+    staging.ctl("global", "put", ADAPTER_SEL, str(f), *urls, "--identity", ADMIN, check=0)
+    for s in cluster.shards:
+        assert b"<timeout>7</timeout>" in s.ctl("adapter", "show", "remote-cab", check=0).stdout, s.name
+
+
+def wait_up(cluster, shard, timeout=15):
+    """Until HAProxy routes to @shard again (its health check passed)."""
+    xui = next(x for x in USERS if cluster.bucket_shard(x) == shard.number)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.client(xui).get(doc_path(RL, xui)).status == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{shard.name}'s users still fail through HAProxy after {timeout}s")
+
+
+def test_one_shard_down_fails_only_its_users(cluster):
+    down = cluster.shards[2]
+    down.kill9()
+    deadline = time.monotonic() + 15
+    statuses = {}
+    while time.monotonic() < deadline:
+        statuses = {x: cluster.client(x).get(doc_path(RL, x)).status for x in USERS}
+        if all(st == 503 for x, st in statuses.items() if cluster.bucket_shard(x) == 3):
+            break
+        time.sleep(0.1)
+    for x, st in statuses.items():
+        want = 503 if cluster.bucket_shard(x) == 3 else 200
+        assert st == want, f"{x} (shard {cluster.bucket_shard(x)}) got {st}, expected {want}"
+    down.start()
+    wait_up(cluster, down)
+    for x in USERS:
+        r = expect(cluster.client(x).get(doc_path(RL, x)), 200)
+        assert unquote(r.header("ETag")) == cluster.etags[x], x
+
+
+def test_kamailio_routes_every_user_to_the_shard_haproxy_picks(cluster):
+    """A fetch SUBSCRIBE (Expires: 0) for each of the 300 users' documents,
+    through Kamailio: the NOTIFY carries the document's ETag only when the
+    SUBSCRIBE reached the shard that holds it, the shard HAProxy wrote it to."""
+    wrong = []
+    for xui in USERS:
+        sel = f"{RL}/users/{xui}/index"
+        s = Subscriber(cluster.kamailio.port, aor=xui)
+        try:
+            resp = s.subscribe(rl_body(sel), expires=0)
+            assert resp.status == 200, (xui, resp)
+            docs = {d["sel"]: d.get("new-etag") for d in s.notify().documents()}
+            if docs.get(sel) != cluster.etags[xui]:
+                wrong.append((xui, cluster.bucket_shard(xui), docs))
+        finally:
+            s.close()
+    assert not wrong, f"{len(wrong)} users' SUBSCRIBEs missed their shard, e.g. {wrong[:3]}"
+
+
+def push_adapter(cluster, tmp_path):
+    """The CAB 3rd party's adapter, added once and written to every shard."""
+    staging = Server(tmp_path / "staging", name="staging")
+    staging.ctl("adapter", "add", "remote-cab", "--kind", "xcap", "--url", pcc_url(cluster.remote), check=0)
+    urls = [a for s in cluster.shards for a in ("--shard", cluster.haproxy.shard_url(s.number))]
+    staging.ctl("global", "push", "org.xdmsd.iwf-", *urls, "--identity", ADMIN, check=0)
+
+
+def notified_sels(sub, timeout):
+    """Every document selector NOTIFYs name within @timeout seconds."""
+    sels = set()
+    for m in sub.pump(timeout):
+        if m.method == "NOTIFY" and m.body:
+            sels |= {d["sel"] for d in m.documents()}
+    return sels
+
+
+def test_cab_flow_through_both_routers_on_every_shard(cluster, tmp_path):
+    push_adapter(cluster, tmp_path)
+    # One CAB client per shard, and a CAB server watching every user's
+    # Feature Handler: one collection subscription per shard.
+    users = {n: next(x for x in USERS if x.startswith("sip:") and cluster.bucket_shard(x) == n)
+             for n in (1, 2, 3)}
+    watchers, clients = {}, {}
+    try:
+        for n in users:
+            w = Subscriber(cluster.kamailio.port, aor=IWF)
+            watchers[n] = w
+            r = w.subscribe(rl_body(f"{FH}/users/"), request_uri=f"sip:shard-{n}@example.com")
+            assert r.status == 200, (n, r)
+            w.notify()
+        for n, xui in users.items():
+            c = cluster.client(xui)
+            expect(c.put_doc(PCC, xui, LOCAL_PCC), 201)
+            fh0 = unquote(expect(c.put_doc(FH, xui, fh_doc()), 201).header("ETag"))
+            s = Subscriber(cluster.kamailio.port, aor=xui)
+            clients[n] = s
+            fh_sel, pcc_sel = f"{FH}/users/{xui}/index", f"{PCC}/users/{xui}/index"
+            r = s.subscribe(rl_body(fh_sel, pcc_sel), mode="xcap-patching")
+            assert r.status == 200, (xui, r)
+            full = {d["sel"]: d["new-etag"] for d in s.notify().documents()}
+            assert full.get(fh_sel) == fh0, (xui, full)
+        for n, xui in users.items():
+            req = request_xml("import-profile", f"imp-{n}", "remote-cab", remote_user=ALICE, username=ALICE,
+                              password=PASSWORDS[ALICE])
+            expect(cluster.client(xui).put_doc(FH, xui, fh_doc(req)), 200)
+        for n, xui in users.items():
+            resp, _ = wait_response(cluster.client(xui), xui, f"imp-{n}")
+            assert resp.get("status") == "success" and resp.get("code") == "200", (xui, resp.attrib)
+            pcc = expect(cluster.client(xui).get(doc_path(PCC, xui)), 200)
+            assert b"tel:+15555550101" in pcc.body, f"{xui}: the import did not reach its PCC"
+            # The client heard of the <response> by NOTIFY, through Kamailio.
+            deadline = time.monotonic() + 20
+            seen = False
+            while not seen and time.monotonic() < deadline:
+                m = clients[n].notify(timeout=max(0.1, deadline - time.monotonic()))
+                seen = b"<response" in m.body or b":response" in m.body
+            assert seen, f"{xui}: no NOTIFY carried the <response>"
+        # Each shard's watcher saw its own user's Feature Handler change, and
+        # only users of its shard.
+        for n, w in watchers.items():
+            sels = notified_sels(w, 0.5)
+            assert f"{FH}/users/{users[n]}/index" in sels, (n, sels)
+            others = {s for s in sels if cluster.bucket_shard(s.split("/")[2]) != n}
+            assert not others, (n, others)
+    finally:
+        for s in list(watchers.values()) + list(clients.values()):
+            s.close()
