@@ -43,6 +43,12 @@ static void usage(FILE *f)
 		   "  user passwd XUI PASSWORD  change a user's password\n"
 		   "  user del XUI              remove a user\n"
 		   "  user list                 list users, one XUI per line\n"
+		   "  user export XUI [FILE]    moving a user to another shard: make it read-only\n"
+		   "                            here and write its documents (with their ETags),\n"
+		   "                            credentials, secrets and open IWF jobs to FILE\n"
+		   "  user import FILE          store an exported user in this data directory\n"
+		   "  user purge XUI            remove an exported user from here (after the move)\n"
+		   "  user thaw XUI             make an exported user writable again (move called off)\n"
 		   "  doc get SELECTOR          print a document (AUID/users/XUI/path or AUID/global/path)\n"
 		   "  doc put SELECTOR FILE     store a document after XCAP validation, as admin\n"
 		   "  doc del SELECTOR          delete a document\n"
@@ -828,6 +834,14 @@ int main(int argc, char **argv)
 			rc = cmd_user_del(&c, av[2]);
 		else if (!strcmp(av[1], "list") && n == 2)
 			rc = cmd_read(&c, "users", NULL);
+		else if (!strcmp(av[1], "export") && (n == 3 || n == 4))
+			rc = ctl_user_export(&c, av[2], n == 4 ? av[3] : "-");
+		else if (!strcmp(av[1], "import") && n == 3)
+			rc = ctl_user_import(&c, av[2]);
+		else if (!strcmp(av[1], "purge") && n == 3)
+			rc = ctl_user_purge(&c, av[2]);
+		else if (!strcmp(av[1], "thaw") && n == 3)
+			rc = ctl_user_thaw(&c, av[2]);
 		else
 			usage(stderr);
 	} else if (n >= 2 && !strcmp(av[0], "doc")) {

@@ -29,4 +29,20 @@
  */
 int ctl_global(const struct conf *c, char **av, int n);
 
+/*
+ * Moving a user to another shard (ctl/move.c has the procedure).
+ * ctl_user_export freezes @xui in this data directory (its documents become
+ * read-only: writes get 503) and writes its bundle to @path ("-" = stdout;
+ * an existing file is not overwritten); a failed export thaws it again.
+ * ctl_user_import stores a bundle: the user, its documents with their
+ * ETags, its secrets and unfinished IWF jobs; it is idempotent.
+ * ctl_user_purge removes a frozen (exported) user and everything of it from
+ * this data directory and ends the freeze; ctl_user_thaw ends the freeze
+ * and keeps the user (a move called off).
+ */
+int ctl_user_export(const struct conf *c, const char *xui, const char *path);
+int ctl_user_import(const struct conf *c, const char *path);
+int ctl_user_purge(const struct conf *c, const char *xui);
+int ctl_user_thaw(const struct conf *c, const char *xui);
+
 #endif

@@ -48,7 +48,9 @@ class Cluster:
         self.etags = {}  # XUI -> ETag of its resource-lists document
 
     def add_shard(self):
-        s = Shard(self.base / f"shard{len(self.shards) + 1}", len(self.shards) + 1, dict(SHARD_SETTINGS))
+        # One iwf.key_file for every shard: a moved user's sealed credentials open on its new shard.
+        settings = dict(SHARD_SETTINGS, **{"iwf.key_file": str(self.base / "iwf.key")})
+        s = Shard(self.base / f"shard{len(self.shards) + 1}", len(self.shards) + 1, settings)
         self.shards.append(s)
         s.start()
         return s
@@ -319,3 +321,134 @@ def test_cab_flow_through_both_routers_on_every_shard(cluster, tmp_path):
     finally:
         for s in list(watchers.values()) + list(clients.values()):
             s.close()
+
+
+DIRECTORY = "org.openmobilealliance.xcap-directory"
+
+
+def user_docs(shards):
+    """{XUI: {selector: ETag}} of every user document on @shards, and where
+    each user's documents are ({XUI: set of shard numbers}). The generated
+    xcap-directory is left out: each shard builds its own."""
+    docs, where = {}, {}
+    for s in shards:
+        for line in s.ctl("doc", "list", check=0).stdout.decode().splitlines():
+            sel, etag, _ = line.split("\t")
+            parts = sel.split("/")
+            if parts[1] != "users" or parts[0] == DIRECTORY:
+                continue
+            docs.setdefault(parts[2], {})[sel] = etag.strip('"')
+            where.setdefault(parts[2], set()).add(s.number)
+    return docs, where
+
+
+class Writer:
+    """Writes one user's document through HAProxy in a loop, remembering the
+    last write that was acknowledged (and its ETag)."""
+
+    def __init__(self, cluster, xuis):
+        import threading
+        self.cluster, self.xuis = cluster, xuis
+        self.acked = {}
+        self.refused = 0
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        n = 0
+        clients = {x: self.cluster.client(x) for x in self.xuis}
+        while not self.stop_flag.is_set():
+            xui = self.xuis[n % len(self.xuis)]
+            n += 1
+            try:
+                r = clients[xui].put_doc(RL, xui, rl_doc(display=f"write {n}"))
+            except OSError:
+                clients[xui].close()
+                continue
+            if r.status in (200, 201):
+                self.acked[xui] = unquote(r.header("ETag"))
+            elif r.status == 503:
+                self.refused += 1
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        self.thread.join(30)
+
+
+def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
+    before, where = user_docs(cluster.shards)
+    assert len(before) == len(USERS)
+    old_map = cluster.map_path
+    new_map = tmp_path / "buckets4.map"
+    new_map.write_text(shardmap("add", str(old_map)))
+    moves = [line.split() for line in shardmap("moves", str(old_map), str(new_map), *USERS).splitlines()]
+    assert all(int(new) == 4 for _, _, new in moves), "a bucket moved between two old shards"
+    # About a quarter: the buckets the 4th shard took (64 of 256).
+    assert 0.15 * len(USERS) <= len(moves) <= 0.35 * len(USERS), len(moves)
+
+    # The new shard joins the routers with no buckets yet, and gets the global documents.
+    s4 = cluster.add_shard()
+    cluster.haproxy.stop()
+    cluster.haproxy.write_shards(cluster.shards, old_map.read_text())
+    cluster.haproxy.start()
+    res = cluster.shards[0].ctl("global", "push", "--shard", cluster.haproxy.shard_url(4), "--identity", ADMIN,
+                                check=0)
+    assert "0 write(s) failed" in res.stdout.decode(), res.stdout
+
+    moving = [x for x, _, _ in moves]
+    busy = moving[:4]
+    with Writer(cluster, busy) as writer:
+        for i, (xui, old, _) in enumerate(moves):
+            bundle = tmp_path / f"user{i}.export"
+            cluster.shards[int(old) - 1].ctl("user", "export", xui, str(bundle), check=0)
+            if i == 0:
+                # Read-only on the old shard for the moment of the move.
+                r = cluster.client(xui).put_doc(RL, xui, rl_doc(display="too late"))
+                assert r.status == 503, r.describe()
+                expect(cluster.client(xui).get(doc_path(RL, xui)), 200)
+            s4.ctl("user", "import", str(bundle), check=0)
+        # The switch: both routers take the new map.
+        cluster.map_path.write_text(new_map.read_text())
+        cluster.load()
+        cluster.haproxy.stop()
+        cluster.configure_routers()
+        cluster.haproxy.start()
+        cluster.kamailio.stop()
+        cluster.kamailio.start()
+        # Let the writer be acknowledged on the new shard too.
+        deadline = time.monotonic() + 10
+        start_acks = dict(writer.acked)
+        while time.monotonic() < deadline and all(writer.acked.get(x) == start_acks.get(x) for x in busy):
+            time.sleep(0.05)
+    for i, (xui, old, _) in enumerate(moves):
+        cluster.shards[int(old) - 1].ctl("user", "purge", xui, check=0)
+
+    after, where = user_docs(cluster.shards)
+    for xui in busy:
+        assert xui in writer.acked, f"no write of {xui} was acknowledged"
+        before[xui][f"{RL}/users/{xui}/index"] = writer.acked[xui]
+    assert set(after) == set(before), set(before) ^ set(after)
+    for xui in USERS:
+        assert where[xui] == {cluster.bucket_shard(xui)}, (xui, where[xui], cluster.bucket_shard(xui))
+        assert after[xui] == before[xui], f"{xui}: documents or ETags changed: {before[xui]} -> {after[xui]}"
+    # Through the routers: every user is served by its (new) shard.
+    for xui in USERS:
+        r = expect(cluster.client(xui).get(doc_path(RL, xui)), 200)
+        assert unquote(r.header("ETag")) == before[xui][f"{RL}/users/{xui}/index"], xui
+    for xui in moving[:20]:
+        sel = f"{RL}/users/{xui}/index"
+        s = Subscriber(cluster.kamailio.port, aor=xui)
+        try:
+            assert s.subscribe(rl_body(sel), expires=0).status == 200
+            docs = {d["sel"]: d.get("new-etag") for d in s.notify().documents()}
+            assert docs.get(sel) == before[xui][sel], (xui, docs)
+        finally:
+            s.close()
+    # The credentials moved too: Digest through HAProxy on the new shard.
+    xui = moving[-1]
+    expect(Client(cluster.haproxy, username=xui, password="pw-" + xui[-4:]).get(doc_path(RL, xui)), 200)
