@@ -10,13 +10,13 @@ running as it found it. The test of adding a 4th shard runs last: it changes
 the map.
 """
 
+import threading
 import time
 import urllib.parse
-import uuid
 
 import pytest
 
-from iwflib import LOCAL_PCC, fh_doc, pcc_url, request_xml, response_of, wait_response
+from iwflib import LOCAL_PCC, fh_doc, pcc_url, request_xml, wait_response
 from scaleout import (TRUSTED_HOP, HAProxy, Kamailio, Shard, available, load_map, shardmap)
 from sipua import DIFF_NS, Subscriber, rl_body
 from xdmslib import (ADMIN, ALICE, FH, IWF, MIME, PASSWORDS, PCC, RL, Client, Server, data, doc_path,
@@ -347,7 +347,6 @@ class Writer:
     last write that was acknowledged (and its ETag)."""
 
     def __init__(self, cluster, xuis):
-        import threading
         self.cluster, self.xuis = cluster, xuis
         self.acked = {}
         self.refused = 0
