@@ -10,6 +10,7 @@ running as it found it. The test of adding a 4th shard runs last: it changes
 the map.
 """
 
+import socket
 import threading
 import time
 import urllib.parse
@@ -32,6 +33,7 @@ SHARD_SETTINGS = {
     "auth.server_identities": IWF,
     "auth.admin_identities": ADMIN,
     "iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5",
+    "iwf.ack_in_progress": "true",
     "sip.listen": "127.0.0.1:0", "sip.trust_from": "true",
 }
 
@@ -401,6 +403,26 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
 
     moving = [x for x, _, _ in moves]
     busy = moving[:4]
+    # An IWF job that is still open when its user moves: its 3rd party
+    # accepts the connection and never answers (iwf.timeout is 5 s).
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    adapter = tmp_path / "hung.xml"
+    adapter.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<adapter xmlns="urn:xdmsd:xml:iwf-adapter" '
+                       f'kind="xcap">\n  <url>http://127.0.0.1:{hung.getsockname()[1]}/xcap-root/'
+                       'org.openmobilealliance.cab-pcc/users/{remote-user}/index</url>\n</adapter>\n')
+    urls = [a for s in cluster.shards for a in ("--shard", cluster.haproxy.shard_url(s.number))]
+    cluster.shards[0].ctl("global", "put", "org.xdmsd.iwf-adapter/global/hung", str(adapter), *urls,
+                          "--identity", ADMIN, check=0)
+    job_user = moving[5]
+    req = request_xml("import-profile", "imp-hung", "hung", remote_user=ALICE, username=ALICE,
+                      password=PASSWORDS[ALICE])
+    expect(cluster.client(job_user).put_doc(FH, job_user, fh_doc(req)), 201)
+    # Running: the old shard's IWF has answered "in-progress" and waits for the 3rd party.
+    resp, _ = wait_response(cluster.client(job_user), job_user, "imp-hung", final=False)
+    assert resp.get("status") == "in-progress", resp.attrib
+    before.setdefault(job_user, {})
     with Writer(cluster, busy) as writer:
         for i, (xui, old, _) in enumerate(moves):
             bundle = tmp_path / f"user{i}.export"
@@ -410,7 +432,13 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
                 r = cluster.client(xui).put_doc(RL, xui, rl_doc(display="too late"))
                 assert r.status == 503, r.describe()
                 expect(cluster.client(xui).get(doc_path(RL, xui)), 200)
-            s4.ctl("user", "import", str(bundle), check=0)
+            res = s4.ctl("user", "import", str(bundle), check=0)
+            if xui == job_user:
+                # The request's sealed credentials and its open job came along.
+                assert b"1 secret(s), 1 job(s) queued" in res.stdout, res.stdout
+                fh_sel = f"{FH}/users/{xui}/index"
+                before[xui][fh_sel] = cluster.shards[int(old) - 1].ctl(
+                    "doc", "list", fh_sel, check=0).stdout.decode().split("\t")[1].strip('"')
         # The switch: both routers take the new map.
         cluster.map_path.write_text(new_map.read_text())
         cluster.load()
@@ -424,6 +452,10 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
         start_acks = dict(writer.acked)
         while time.monotonic() < deadline and all(writer.acked.get(x) == start_acks.get(x) for x in busy):
             time.sleep(0.05)
+    hung.close()
+    jobs = [j.split("\t") for j in s4.ctl("jobs", "--user", job_user, check=0).stdout.decode().splitlines()]
+    assert [j[1] for j in jobs if j[4] == "imp-hung"] in (["queued"], ["running"]), \
+        f"the moved request has no open job on the new shard: {jobs!r}"
     for i, (xui, old, _) in enumerate(moves):
         cluster.shards[int(old) - 1].ctl("user", "purge", xui, check=0)
 
@@ -432,6 +464,12 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
         assert xui in writer.acked, f"no write of {xui} was acknowledged"
         before[xui][f"{RL}/users/{xui}/index"] = writer.acked[xui]
     assert set(after) == set(before), set(before) ^ set(after)
+    # The moved job went on running on the new shard, which may have written
+    # its <response> since: then the document has an ETag of the new shard.
+    fh_sel = f"{FH}/users/{job_user}/index"
+    exported, now = before[job_user].pop(fh_sel), after[job_user].pop(fh_sel)
+    assert now == exported or now.split("-")[1] != exported.split("-")[1], (exported, now)
+    assert b'id="imp-hung"' in expect(cluster.client(job_user).get(doc_path(FH, job_user)), 200).body
     for xui in USERS:
         assert where[xui] == {cluster.bucket_shard(xui)}, (xui, where[xui], cluster.bucket_shard(xui))
         assert after[xui] == before[xui], f"{xui}: documents or ETags changed: {before[xui]} -> {after[xui]}"
