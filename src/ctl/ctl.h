@@ -11,10 +11,19 @@
 #ifndef XDMS_CTL_H
 #define XDMS_CTL_H
 
+#include "base/err.h"
 #include "conf/conf.h"
+#include "store/store.h"
 
 #define CTL_EXIT_FAIL 1
 #define CTL_EXIT_USAGE 2
+
+/*
+ * Opens the store of @c's data directory (store.path and the store.*
+ * limits), as xdmsd does; on failure prints why and returns the error.
+ * *st is released with store_close().
+ */
+enum xdms_err ctl_store_open(const struct conf *c, struct store **st) XDMS_WUR;
 
 /*
  * global put SELECTOR FILE | global del SELECTOR | global push [PREFIX],

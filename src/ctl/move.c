@@ -53,7 +53,7 @@
 #define BUNDLE_MAX ((size_t)512 * 1024 * 1024) /* the largest bundle import reads */
 #define BUNDLE_ITEMS_MAX 100000                /* documents + secrets + jobs */
 
-static enum xdms_err open_store(const struct conf *c, struct store **st)
+enum xdms_err ctl_store_open(const struct conf *c, struct store **st)
 {
 	struct store_options so = {
 		.path = c->store_path,
@@ -289,7 +289,7 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 	}
 	if (writer_open(c, NULL, &wr))
 		goto out;
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		goto out;
 	/* Freeze first: the snapshot below is taken after the freeze committed,
 	 * so it holds every write the shard will ever acknowledge for the user. */
@@ -596,7 +596,7 @@ int ctl_user_import(const struct conf *c, const char *path)
 		}
 	}
 
-	if (open_store(c, &st) || writer_open(c, st, &wr))
+	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
 		goto out;
 	err = store_user_put(st, &u, false);
 	if (err) {
@@ -665,7 +665,7 @@ int ctl_user_purge(const struct conf *c, const char *xui)
 	memset(&e, 0, sizeof(e));
 	memset(&wr, 0, sizeof(wr));
 	e.xui = xui;
-	if (open_store(c, &st) || writer_open(c, st, &wr))
+	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
 		goto out;
 	err = store_read_begin(st, &rd);
 	if (!err)
@@ -722,7 +722,7 @@ int ctl_user_thaw(const struct conf *c, const char *xui)
 	struct store *st = NULL;
 	enum xdms_err err;
 
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return CTL_EXIT_FAIL;
 	err = store_user_freeze(st, xui, false);
 	store_close(st);

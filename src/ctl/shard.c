@@ -297,9 +297,6 @@ static int collect_global(void *arg, const char *selector, const struct store_do
 static int push(const struct conf *c, const struct xcap_registry *reg, const struct global_opts *o,
 		const char *prefix)
 {
-	struct store_options so = { .path = c->store_path, .map_size = c->store_map_size,
-				    .map_size_max = c->store_map_size_max, .is_sync = c->store_sync,
-				    .batch_max = c->store_batch_max };
 	struct push_list l = { .prefix = prefix };
 	struct store *st = NULL;
 	struct store_read *rd = NULL;
@@ -307,11 +304,20 @@ static int push(const struct conf *c, const struct xcap_registry *reg, const str
 	enum xdms_err err;
 	int rc = CTL_EXIT_FAIL;
 
-	err = store_open(&so, &st);
-	if (!err)
-		err = store_read_begin(st, &rd);
-	if (!err)
-		err = store_doc_list(rd, "", collect_global, &l);
+	if (ctl_store_open(c, &st))
+		goto out;
+	err = store_read_begin(st, &rd);
+	/* Only the global trees are walked, never the users' documents. */
+	for (size_t i = 0; !err && i < xcap_registry_count(reg); i++) {
+		const struct xcap_auid *a = xcap_registry_at(reg, i);
+		char *tree;
+
+		if (!(a->scope & XCAP_SCOPE_GLOBAL) || a->is_generated)
+			continue;
+		tree = xasprintf("%s/global/", a->name);
+		err = store_doc_list(rd, tree, collect_global, &l);
+		free(tree);
+	}
 	if (err) {
 		fprintf(stderr, "xdmsctl: cannot read the store at %s: %s\n", c->store_path, xdms_err_str(err));
 		goto out;
