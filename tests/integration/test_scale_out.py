@@ -297,6 +297,14 @@ def test_cab_flow_through_both_routers_on_every_shard(cluster, tmp_path):
             assert r.status == 200, (xui, r)
             full = {d["sel"]: d["new-etag"] for d in s.notify().documents()}
             assert full.get(fh_sel) == fh0, (xui, full)
+            # A refresh is an in-dialog request: it follows the Record-Route
+            # Kamailio put in, to the same shard.
+            rr, contact = r.header("Record-Route"), r.header("Contact")
+            assert rr and contact, r
+            target = contact.strip().lstrip("<").split(">")[0]
+            again = s.subscribe(rl_body(fh_sel, pcc_sel), mode="xcap-patching", request_uri=target,
+                                extra=(f"Route: {rr}",))
+            assert again.status == 200, (xui, again)
         for n, xui in users.items():
             req = request_xml("import-profile", f"imp-{n}", "remote-cab", remote_user=ALICE, username=ALICE,
                               password=PASSWORDS[ALICE])
