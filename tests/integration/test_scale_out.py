@@ -10,6 +10,7 @@ running as it found it. The test of adding a 4th shard runs last: it changes
 the map.
 """
 
+import http.client
 import socket
 import threading
 import time
@@ -371,7 +372,8 @@ class Writer:
             n += 1
             try:
                 r = clients[xui].put_doc(RL, xui, rl_doc(display=f"write {n}"))
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # HAProxy restarting for the switch: not acknowledged.
                 clients[xui].close()
                 continue
             if r.status in (200, 201):
