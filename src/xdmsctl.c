@@ -43,6 +43,12 @@ static void usage(FILE *f)
 		   "  user passwd XUI PASSWORD  change a user's password\n"
 		   "  user del XUI              remove a user\n"
 		   "  user list                 list users, one XUI per line\n"
+		   "  user export XUI [FILE]    moving a user to another shard: make it read-only\n"
+		   "                            here and write its documents (with their ETags),\n"
+		   "                            credentials, secrets and open IWF jobs to FILE\n"
+		   "  user import FILE          store an exported user in this data directory\n"
+		   "  user purge XUI            remove an exported user from here (after the move)\n"
+		   "  user thaw XUI             make an exported user writable again (move called off)\n"
 		   "  doc get SELECTOR          print a document (AUID/users/XUI/path or AUID/global/path)\n"
 		   "  doc put SELECTOR FILE     store a document after XCAP validation, as admin\n"
 		   "  doc del SELECTOR          delete a document\n"
@@ -64,6 +70,12 @@ static void usage(FILE *f)
 		   "  credential del XUI NAME   remove it\n"
 		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
 		   "                            that bring none\n"
+		   "  global put SELECTOR FILE --shard URL... [--identity ID | --user NAME:PASSWORD]\n"
+		   "                            write a global document to every shard (XCAP PUT to\n"
+		   "                            each URL, an XCAP root) and report each shard's answer\n"
+		   "  global del SELECTOR --shard URL...   delete it on every shard\n"
+		   "  global push [PREFIX] --shard URL...  write every global document of this data\n"
+		   "                            directory (under PREFIX) to every shard\n"
 		   "  stats                     store figures\n"
 		   "  backup DIR                consistent copy of the running server's store (and the\n"
 		   "                            IWF key) into the new or empty DIR\n"
@@ -72,29 +84,11 @@ static void usage(FILE *f)
 		   "  --version                 the version\n");
 }
 
-/*
- * Opens the store. Run as root, xdmsctl first becomes the data directory's
- * owner (ctl_become_store_owner), so this is the point after which files
- * only root may read are out of reach: commands read their input files
- * before they call it.
- */
+/* Opens the store (ctl_store_open: run as root, xdmsctl becomes the service
+ * user there, so commands read their input files before they call it). */
 static enum xdms_err open_store(const struct conf *c, struct store **st)
 {
-	struct store_options so = {
-		.path = c->store_path,
-		.map_size = c->store_map_size,
-		.map_size_max = c->store_map_size_max,
-		.is_sync = c->store_sync,
-		.batch_max = c->store_batch_max,
-	};
-	enum xdms_err err;
-
-	if (!ctl_become_store_owner(c->store_path))
-		return XDMS_ERR_DENIED;
-	err = store_open(&so, st);
-	if (err)
-		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));
-	return err;
+	return ctl_store_open(c, st);
 }
 
 /*
@@ -992,6 +986,14 @@ int main(int argc, char **argv)
 			rc = cmd_user_del(&c, av[2]);
 		else if (!strcmp(av[1], "list") && n == 2)
 			rc = cmd_read(&c, "users", NULL);
+		else if (!strcmp(av[1], "export") && (n == 3 || n == 4))
+			rc = ctl_user_export(&c, av[2], n == 4 ? av[3] : "-");
+		else if (!strcmp(av[1], "import") && n == 3)
+			rc = ctl_user_import(&c, av[2]);
+		else if (!strcmp(av[1], "purge") && n == 3)
+			rc = ctl_user_purge(&c, av[2]);
+		else if (!strcmp(av[1], "thaw") && n == 3)
+			rc = ctl_user_thaw(&c, av[2]);
 		else
 			usage(stderr);
 	} else if (n >= 2 && !strcmp(av[0], "doc")) {
@@ -1011,6 +1013,8 @@ int main(int argc, char **argv)
 		rc = cmd_credential(&c, av + 1, n - 1);
 	} else if (n >= 2 && !strcmp(av[0], "adapter")) {
 		rc = cmd_adapter(&c, av + 1, n - 1);
+	} else if (n >= 1 && !strcmp(av[0], "global")) {
+		rc = ctl_global(&c, av + 1, n - 1);
 	} else if (n == 1 && !strcmp(av[0], "stats")) {
 		rc = cmd_stats(&c);
 	} else {

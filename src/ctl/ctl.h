@@ -1,9 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* xdmsctl's commands that live outside xdmsctl.c (see each file). */
+/*
+ * ctl: xdmsctl's commands that live outside xdmsctl.c: backups and restores
+ * (backup.c), and those that reach beyond one data directory (DESIGN.md §6,
+ * a deployment with one xdmsd per shard of users: shard.c, move.c).
+ *
+ * Each command parses its own arguments (the words after its name), prints
+ * what it did on stdout and any failure on stderr, and returns xdmsctl's exit
+ * code: 0 success, 1 the operation failed (at least partly), 2 bad usage.
+ * They run on the main thread of xdmsctl and keep no state between calls.
+ */
 #ifndef XDMS_CTL_H
 #define XDMS_CTL_H
 
+#include "base/err.h"
 #include "conf/conf.h"
+#include "store/store.h"
 
 #define CTL_EXIT_FAIL 1
 #define CTL_EXIT_USAGE 2
@@ -27,5 +38,41 @@ int ctl_backup(const struct conf *c, const char *dir);
  * missing data directory (root makes it for the service user), with a new
  * ETag instance id. Returns an exit code. */
 int ctl_restore(const struct conf *c, const char *dir);
+
+/*
+ * Opens the store of @c's data directory (store.path and the store.*
+ * limits), as xdmsd does; on failure prints why and returns the error.
+ * *st is released with store_close().
+ */
+enum xdms_err ctl_store_open(const struct conf *c, struct store **st) XDMS_WUR;
+
+/*
+ * global put SELECTOR FILE | global del SELECTOR | global push [PREFIX],
+ * each with one or more --shard URL (an XCAP root: http://host:port/xcap-root)
+ * and optionally --identity ID (sent as X-3GPP-Asserted-Identity, for a shard
+ * that trusts the caller's address) or --user NAME:PASSWORD (HTTP Digest).
+ * Writes a global document (push: every global document under PREFIX in the
+ * local data directory) to every shard with an XCAP PUT or DELETE, one
+ * request per shard, and reports each shard's answer. Returns 1 when any
+ * shard did not take any write; the others keep theirs (the admin runs the
+ * command again once the shard is back: the writes are idempotent).
+ */
+int ctl_global(const struct conf *c, char **av, int n);
+
+/*
+ * Moving a user to another shard (ctl/move.c has the procedure).
+ * ctl_user_export freezes @xui in this data directory (its documents become
+ * read-only: writes get 503) and writes its bundle to @path ("-" = stdout;
+ * an existing file is not overwritten); a failed export thaws it again.
+ * ctl_user_import stores a bundle: the user, its documents with their
+ * ETags, its secrets and unfinished IWF jobs; it is idempotent.
+ * ctl_user_purge removes a frozen (exported) user and everything of it from
+ * this data directory and ends the freeze; ctl_user_thaw ends the freeze
+ * and keeps the user (a move called off).
+ */
+int ctl_user_export(const struct conf *c, const char *xui, const char *path);
+int ctl_user_import(const struct conf *c, const char *path);
+int ctl_user_purge(const struct conf *c, const char *xui);
+int ctl_user_thaw(const struct conf *c, const char *xui);
 
 #endif

@@ -169,6 +169,10 @@ struct store_write {
 	store_hook_fn hook;      /* optional */
 	void *arg;               /* for apply, hook and done */
 	void (*done)(struct store_write *w); /* optional; runs on the writer thread */
+	const char *keep_etag;   /* NULL, or the ETag to store the document with instead of a
+				    fresh one: a user moved in from another shard keeps its
+				    ETags (they carry that shard's instance id, so stay unique) */
+	bool is_move;            /* part of moving the user out: passes its freeze (below) */
 
 	/* set by apply */
 	const char *new_data;
@@ -507,6 +511,30 @@ enum xdms_err store_user_find(struct store_read *rd, const char *realm, const ch
 typedef int (*store_user_visit_fn)(void *arg, const struct store_user *u);
 /* Visits every user in XUI byte order; return non-zero to stop. */
 enum xdms_err store_user_list(struct store_read *rd, store_user_visit_fn visit, void *arg) XDMS_WUR;
+
+/* ---- moving a user to another shard (move.c) ------------------------------------
+ *
+ * A user moves by export from its old shard and import into its new one
+ * (DESIGN.md §6). For the moment of the move the user is frozen on the old
+ * shard: every document write under AUID/users/XUI/ fails BUSY there (XCAP
+ * answers 503) unless it is part of the move, so what the export reads is
+ * every write ever acknowledged for the user and nothing acknowledged later
+ * can be lost.
+ */
+
+/* Freezes (@is_frozen true) or thaws @xui, in a durable transaction of its
+ * own: from its commit on, writes of the user's documents fail BUSY unless
+ * their store_write has is_move. Idempotent; the user need not exist. INVAL
+ * for an empty or too long XUI; BUSY as store_user_put. */
+enum xdms_err store_user_freeze(struct store *st, const char *xui, bool is_frozen) XDMS_WUR;
+/* OK when @xui is frozen, NOTFOUND when not. */
+enum xdms_err store_user_frozen(struct store_read *rd, const char *xui) XDMS_WUR;
+
+typedef int (*store_secret_visit_fn)(void *arg, const char *name, const void *data, size_t len);
+/* Visits every secret of @owner in name order (sealed bytes, borrowed until
+ * the callback returns); return non-zero to stop. */
+enum xdms_err store_secret_list(struct store_read *rd, const char *owner, store_secret_visit_fn visit,
+				void *arg) XDMS_WUR;
 
 /* ---- statistics --------------------------------------------------------------- */
 

@@ -181,6 +181,12 @@ enum xdms_err store_writer_start(struct store *st);
 /* Lets the queue drain and joins the writer (writer.c); called by store_close(). */
 void store_writer_stop(struct store *st);
 
+/* ---- move.c --------------------------------------------------------------- */
+
+/* BUSY when document selector @sel (AUID/users/XUI/...) belongs to a user
+ * frozen by store_user_freeze(); OK otherwise (global documents, no user). */
+enum xdms_err store_move_guard(struct store *st, MDB_txn *txn, const char *sel);
+
 /* ---- docs.c --------------------------------------------------------------- */
 
 /* Decodes a docs value; the result points into @v. CORRUPT if malformed. */

@@ -165,6 +165,12 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 		err = store_err_from_mdb(rc);
 		goto out;
 	}
+	/* A user being moved to another shard is read-only here (move.c). */
+	if (!w->is_move) {
+		err = store_move_guard(st, txn, w->selector);
+		if (err)
+			goto out;
+	}
 	err = store_doc_txn_get(st, txn, w->selector, sel_len, &cur);
 	if (!err)
 		curp = &cur;
@@ -186,8 +192,15 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 			err = XDMS_ERR_INVAL;
 			goto out;
 		}
-		counter++;
-		etag_format(w->etag, w->etag_prefix, st->instance_id, counter);
+		if (w->keep_etag && w->keep_etag[0] && strlen(w->keep_etag) < sizeof(w->etag)) {
+			snprintf(w->etag, sizeof(w->etag), "%s", w->keep_etag);
+		} else if (w->keep_etag) {
+			err = XDMS_ERR_INVAL;
+			goto out;
+		} else {
+			counter++;
+			etag_format(w->etag, w->etag_prefix, st->instance_id, counter);
+		}
 		rc = store_doc_txn_put(st, txn, w->selector, sel_len, w->etag, now, w->new_data,
 				       w->new_len);
 	}

@@ -74,6 +74,7 @@ struct xcap_write {
 	unsigned node_status;           /* 200 replaced / 201 created */
 	struct xcap_error error;        /* the 409 (or 403 phrase) when the write is refused */
 	char *who_id;                   /* the writer's identity, for the usage's hook */
+	char *keep_etag;                /* a moved-in document's ETag (xcap_request), or NULL */
 	enum xcap_role who_role;
 };
 
@@ -880,6 +881,7 @@ static void write_free(struct xcap_write *w)
 	free(w->new_doc);
 	free(w->detail);
 	free(w->who_id);
+	free(w->keep_etag);
 	free(w);
 }
 
@@ -901,6 +903,8 @@ static struct xcap_write *write_new(struct xcap *x, const struct xcap_auid *a, c
 	w->who_role = req->who->role;
 	w->sw.selector = w->selector;
 	w->sw.etag_prefix = a->etag_prefix;
+	w->sw.keep_etag = req->keep_etag ? (w->keep_etag = xstrdup(req->keep_etag)) : NULL;
+	w->sw.is_move = req->is_move;
 	w->sw.apply = write_apply;
 	if (a->hook && a->hook->commit)
 		w->sw.hook = write_commit;
@@ -1115,7 +1119,8 @@ void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp)
 		respond_text(resp, 507, "the store is full; nothing was written");
 		break;
 	case XDMS_ERR_BUSY:
-		respond_text(resp, 503, "the server is shutting down; nothing was written");
+		respond_text(resp, 503, "the server is shutting down or the user is moving to another shard; "
+				       "nothing was written");
 		break;
 	default:
 		respond_text(resp, 500, "storage failure (%s); nothing was written", xdms_err_str(w->sw.result));

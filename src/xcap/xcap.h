@@ -221,6 +221,9 @@ struct xcap_request {
 	size_t body_len;
 	const struct xcap_identity *who;
 	const char *base_url;      /* "http://host:port", for absolute URIs in bodies */
+	/* Moving a user between shards (xdmsctl user import/purge); NULL/false otherwise: */
+	const char *keep_etag;     /* a whole-document PUT stores this ETag, not a fresh one */
+	bool is_move;              /* the write passes the user's move freeze (store.h) */
 };
 
 struct xcap_response {

@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl/move.c: moving a user from one shard to another (DESIGN.md §6).
+ *
+ * When a shard is added, the consistent-hash map gives some users a new
+ * shard; each of them moves with four steps, run by the operator:
+ *
+ *   old shard:  xdmsctl user export XUI FILE   freeze the user, write the bundle
+ *   new shard:  xdmsctl user import FILE       store it there
+ *   routers:    switch to the new shard map
+ *   old shard:  xdmsctl user purge XUI         remove it there (or `user thaw`
+ *                                              to call the move off)
+ *
+ * The freeze (store_user_freeze) makes every write of the user's documents
+ * on the old shard fail with 503 from the moment the export starts, so the
+ * bundle holds every write that was acknowledged and none can be
+ * acknowledged and then lost. The bundle carries the user record (its
+ * Digest credentials, as store.h describes them, never a password), every
+ * document with its ETag, the user's sealed secrets (the IWF's credentials;
+ * both shards must use the same iwf.key_file) and its unfinished IWF jobs.
+ * Import writes the documents through the same XCAP write path as `doc
+ * put` (validation, AUID commit hooks, change feed) with their old ETags;
+ * it is idempotent, so a failed import is run again.
+ *
+ * Bundle format, version 1: text lines, each byte string preceded by a line
+ * giving its length and followed by a newline:
+ *   xdmsd-user-export 1
+ *   user XUI / username U / created MS
+ *   realm IS_XUI_ONLY HEX HEX HEX HEX REALM
+ *   doc LEN ETAG SELECTOR      then LEN bytes
+ *   secret LEN NAME            then LEN bytes
+ *   job KIND HASH REQUEST-ID   (an unfinished job: queued again on import)
+ *   end
+ * No string may contain a newline; every length is capped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "ctl/ctl.h"
+#include "store/store.h"
+#include "xcap/xcap.h"
+#include "xml/xml.h"
+
+#define BUNDLE_MAGIC "xdmsd-user-export 1"
+#define BUNDLE_MAX ((size_t)512 * 1024 * 1024) /* the largest bundle import reads */
+#define BUNDLE_ITEMS_MAX 100000                /* documents + secrets + jobs */
+
+enum xdms_err ctl_store_open(const struct conf *c, struct store **st)
+{
+	struct store_options so = {
+		.path = c->store_path,
+		.map_size = c->store_map_size,
+		.map_size_max = c->store_map_size_max,
+		.is_sync = c->store_sync,
+		.batch_max = c->store_batch_max,
+	};
+	enum xdms_err err;
+
+	/* Run as root: from here on as the service user (ctl_become_store_owner). */
+	if (!ctl_become_store_owner(c->store_path))
+		return XDMS_ERR_DENIED;
+	err = store_open(&so, st);
+	if (err)
+		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));
+	return err;
+}
+
+static bool is_line_safe(const char *s)
+{
+	return s && !strchr(s, '\n') && !strchr(s, '\r');
+}
+
+static void hex_put(FILE *f, const uint8_t *b, size_t n)
+{
+	fputc(' ', f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+}
+
+/* ---- the XCAP write path, as an administrator -------------------------------------- */
+
+struct writer {
+	struct xcap_registry *reg;
+	struct xcap *x;
+};
+
+static int writer_open(const struct conf *c, struct store *st, struct writer *wr)
+{
+	struct xcap_registry_options ro = { .descriptor_dir = c->xcap_descriptor_dir,
+					    .max_document = c->xcap_max_document };
+	struct xcap_options xo = { .root_path = "", .root_uri = "", .max_depth = c->xcap_max_depth,
+				   .max_binary = c->xcap_max_icon };
+	char *why = NULL;
+
+	memset(wr, 0, sizeof(*wr));
+	xml_init();
+	if (xcap_registry_create(&ro, &wr->reg, &why)) {
+		fprintf(stderr, "xdmsctl: application usages: %s\n", why);
+		free(why);
+		return CTL_EXIT_FAIL;
+	}
+	if (st && xcap_create(st, wr->reg, &xo, &wr->x)) {
+		fprintf(stderr, "xdmsctl: cannot set up the XCAP write path\n");
+		return CTL_EXIT_FAIL;
+	}
+	return 0;
+}
+
+static void writer_close(struct writer *wr)
+{
+	xcap_destroy(wr->x);
+	xcap_registry_destroy(wr->reg);
+}
+
+/*
+ * PUTs @data (or DELETEs when NULL) at @selector keeping @etag, as part of a
+ * move when @is_move. Returns true on success; prints why not.
+ */
+static bool doc_write(struct writer *wr, const char *selector, const char *data, size_t len, const char *etag,
+		      bool is_move)
+{
+	struct xcap_identity who = { .id = "xdmsctl", .role = XCAP_ROLE_ADMIN };
+	struct xcap_request req;
+	struct xcap_response resp;
+	struct xcap_write *w;
+	struct xcap_uri uri;
+	struct buf path;
+	bool is_ok = false;
+
+	memset(&uri, 0, sizeof(uri));
+	xcap_response_init(&resp);
+	/* The selector holds decoded segments; the URI parser decodes once more,
+	 * so a literal '%' goes in as %25. */
+	buf_init(&path, 3 * STORE_SELECTOR_MAX + 2);
+	if (buf_append_str(&path, "/")) {
+		buf_cleanup(&path);
+		return false;
+	}
+	for (const char *p = selector; *p; p++)
+		if (*p == '%' ? buf_append_str(&path, "%25") : buf_append(&path, p, 1))
+			break;
+	if (buf_append(&path, "", 1) || xcap_uri_parse("", path.data, NULL, &uri) || uri.node_selector ||
+	    uri.is_global) {
+		fprintf(stderr, "xdmsctl: '%s' is not a user's document selector\n", selector);
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = data ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE;
+	req.uri = &uri;
+	req.body = data;
+	req.body_len = len;
+	req.who = &who;
+	req.base_url = "";
+	req.keep_etag = data ? etag : NULL;
+	req.is_move = is_move;
+	if (data) {
+		const struct xcap_auid *a = xcap_registry_find(wr->reg, uri.auid);
+
+		req.content_type = a ? a->mime : NULL;
+	}
+	w = xcap_write_prepare(wr->x, &req, &resp);
+	if (w) {
+		xcap_write_run(wr->x, w);
+		xcap_write_finish(w, &resp);
+	}
+	is_ok = resp.status == 200 || resp.status == 201 || (!data && resp.status == 404);
+	if (!is_ok)
+		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, resp.status, (int)resp.body.len,
+			resp.body.data ? resp.body.data : "");
+out:
+	buf_cleanup(&path);
+	xcap_response_cleanup(&resp);
+	xcap_uri_cleanup(&uri);
+	return is_ok;
+}
+
+/* ---- export ---------------------------------------------------------------------------- */
+
+struct export_ctx {
+	FILE *f;
+	const char *xui;
+	unsigned docs, secrets, jobs;
+	bool is_bad; /* a string that cannot go in the bundle */
+	/* purge collects the selectors and secret names instead of writing */
+	char **names;
+	size_t name_count;
+};
+
+static void collect(struct export_ctx *e, const char *s)
+{
+	e->names = xrealloc(e->names, (e->name_count + 1) * sizeof(char *));
+	e->names[e->name_count++] = xstrdup(s);
+}
+
+static int export_doc(void *arg, const char *selector, const struct store_doc *doc)
+{
+	struct export_ctx *e = arg;
+
+	if (!e->f) {
+		collect(e, selector);
+		return 0;
+	}
+	if (!is_line_safe(selector) || !is_line_safe(doc->etag)) {
+		e->is_bad = true;
+		return 1;
+	}
+	fprintf(e->f, "doc %zu %s %s\n", doc->data_len, doc->etag, selector);
+	fwrite(doc->data, 1, doc->data_len, e->f);
+	fputc('\n', e->f);
+	e->docs++;
+	return 0;
+}
+
+static int export_secret(void *arg, const char *name, const void *data, size_t len)
+{
+	struct export_ctx *e = arg;
+
+	if (!e->f) {
+		collect(e, name);
+		return 0;
+	}
+	if (!is_line_safe(name)) {
+		e->is_bad = true;
+		return 1;
+	}
+	fprintf(e->f, "secret %zu %s\n", len, name);
+	fwrite(data, 1, len, e->f);
+	fputc('\n', e->f);
+	e->secrets++;
+	return 0;
+}
+
+static int export_job(void *arg, const struct store_job *j)
+{
+	struct export_ctx *e = arg;
+
+	if (strcmp(j->xui, e->xui) != 0 || (j->state != STORE_JOB_QUEUED && j->state != STORE_JOB_RUNNING))
+		return 0;
+	if (!is_line_safe(j->request_id) || strchr(j->hash, ' ')) {
+		e->is_bad = true;
+		return 1;
+	}
+	/* A running job's worker is on the old shard; here it is queued again. */
+	fprintf(e->f, "job %s %s %s\n", j->kind == STORE_JOB_EXPORT ? "export" : "import", j->hash,
+		j->request_id);
+	e->jobs++;
+	return 0;
+}
+
+/* Walks the user's documents of every AUID. */
+static enum xdms_err user_docs(struct store_read *rd, const struct xcap_registry *reg, const char *xui,
+			       struct export_ctx *e)
+{
+	enum xdms_err err = XDMS_ERR_OK;
+
+	for (size_t i = 0; i < xcap_registry_count(reg) && !err && !e->is_bad; i++) {
+		const struct xcap_auid *a = xcap_registry_at(reg, i);
+		char *prefix;
+
+		if (!(a->scope & XCAP_SCOPE_USERS) || a->is_generated)
+			continue;
+		prefix = xasprintf("%s/users/%s/", a->name, xui);
+		err = store_doc_list(rd, prefix, export_doc, e);
+		free(prefix);
+	}
+	return err;
+}
+
+int ctl_user_export(const struct conf *c, const char *xui, const char *path)
+{
+	struct export_ctx e;
+	struct writer wr;
+	struct store *st = NULL;
+	struct store_read *rd = NULL;
+	struct store_user u;
+	bool is_frozen = false, is_done = false;
+	enum xdms_err err;
+	int rc = CTL_EXIT_FAIL;
+
+	memset(&e, 0, sizeof(e));
+	e.xui = xui;
+	if (!is_line_safe(xui) || strlen(xui) >= STORE_XUI_MAX || strchr(xui, '/')) {
+		fprintf(stderr, "xdmsctl: '%s' is not a XUI\n", xui);
+		return CTL_EXIT_USAGE;
+	}
+	if (writer_open(c, NULL, &wr))
+		goto out;
+	/* Created before the store is opened: opening it may switch root to the
+	 * service user (ctl_store_open), who may not write where root does. */
+	e.f = strcmp(path, "-") ? fopen(path, "wbx") : stdout;
+	if (!e.f) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (ctl_store_open(c, &st))
+		goto out;
+	/* Freeze first: the snapshot below is taken after the freeze committed,
+	 * so it holds every write the shard will ever acknowledge for the user. */
+	err = store_user_freeze(st, xui, true);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot freeze %s: %s\n", xui, xdms_err_str(err));
+		goto out;
+	}
+	is_frozen = true;
+	err = store_read_begin(st, &rd);
+	if (!err)
+		err = store_user_get(rd, xui, &u);
+	if (err) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", xui, err == XDMS_ERR_NOTFOUND ? "no such user" : xdms_err_str(err));
+		goto out;
+	}
+	fprintf(e.f, BUNDLE_MAGIC "\nuser %s\nusername %s\ncreated %" PRIu64 "\n", u.xui, u.username, u.created_ms);
+	for (unsigned i = 0; i < u.realm_count && i < STORE_USER_REALMS_MAX; i++) {
+		const struct store_user_realm *r = &u.realms[i];
+
+		if (!is_line_safe(r->realm)) {
+			e.is_bad = true;
+			break;
+		}
+		fprintf(e.f, "realm %d", r->is_xui_only ? 1 : 0);
+		hex_put(e.f, r->ha1_md5_user, sizeof(r->ha1_md5_user));
+		hex_put(e.f, r->ha1_sha256_user, sizeof(r->ha1_sha256_user));
+		hex_put(e.f, r->ha1_md5_xui, sizeof(r->ha1_md5_xui));
+		hex_put(e.f, r->ha1_sha256_xui, sizeof(r->ha1_sha256_xui));
+		fprintf(e.f, " %s\n", r->realm);
+	}
+	err = user_docs(rd, wr.reg, xui, &e);
+	if (!err && !e.is_bad)
+		err = store_secret_list(rd, xui, export_secret, &e);
+	if (!err && !e.is_bad)
+		err = store_job_list(rd, export_job, &e);
+	explicit_bzero(&u, sizeof(u));
+	if (err || e.is_bad) {
+		fprintf(stderr, "xdmsctl: cannot export %s: %s\n", xui,
+			e.is_bad ? "a name or ETag holds a newline" : xdms_err_str(err));
+		goto out;
+	}
+	fputs("end\n", e.f);
+	if (fflush(e.f) || (e.f != stdout && fsync(fileno(e.f)))) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	is_done = true;
+	fprintf(stderr,
+		"xdmsctl: exported %s: %u document(s), %u secret(s), %u open job(s); it is read-only here until "
+		"`user purge` (moved) or `user thaw` (move called off)\n",
+		xui, e.docs, e.secrets, e.jobs);
+	rc = 0;
+out:
+	store_read_end(rd);
+	if (e.f && e.f != stdout) {
+		fclose(e.f);
+		/* After a switch to the service user root's directory may be out of
+		 * reach: then say so rather than leave an unfinished bundle unnoticed. */
+		if (!is_done && unlink(path) != 0 && errno != ENOENT)
+			fprintf(stderr, "xdmsctl: remove the unfinished %s yourself: %s\n", path, strerror(errno));
+	}
+	/* A failed export leaves the user as it was: writable. */
+	if (is_frozen && !is_done && store_user_freeze(st, xui, false))
+		fprintf(stderr, "xdmsctl: %s stays read-only: run `xdmsctl user thaw %s`\n", xui, xui);
+	store_close(st);
+	writer_close(&wr);
+	return rc;
+}
+
+/* ---- import ------------------------------------------------------------------------------ */
+
+struct bundle {
+	char *data; /* the whole file, NUL-terminated */
+	size_t len;
+	size_t pos;
+};
+
+/* The next line (without its newline), NUL-terminated in place; NULL at the end. */
+static char *next_line(struct bundle *b)
+{
+	char *s = b->data + b->pos, *nl;
+
+	if (b->pos >= b->len)
+		return NULL;
+	nl = memchr(s, '\n', b->len - b->pos);
+	if (!nl)
+		return NULL;
+	*nl = '\0';
+	b->pos = (size_t)(nl - b->data) + 1;
+	return s;
+}
+
+/* The next @len bytes and their newline; NULL when the bundle is short. */
+static const char *next_bytes(struct bundle *b, size_t len)
+{
+	const char *s = b->data + b->pos;
+
+	if (len > b->len - b->pos || b->len - b->pos - len < 1 || s[len] != '\n')
+		return NULL;
+	b->pos += len + 1;
+	return s;
+}
+
+static bool hex_get(const char **p, uint8_t *out, size_t n)
+{
+	const char *s = *p;
+
+	if (*s++ != ' ')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
+		    !strchr("0123456789abcdef", s[2 * i + 1]))
+			return false;
+		out[i] = (uint8_t)v;
+	}
+	*p = s + 2 * n;
+	return true;
+}
+
+/* Splits "N REST" into a length (capped by @max) and the rest. */
+static bool len_and_rest(char *s, size_t max, size_t *len, char **rest)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end != ' ' || v > max)
+		return false;
+	*len = (size_t)v;
+	*rest = end + 1;
+	return true;
+}
+
+struct item {
+	char kind; /* 'd' document, 's' secret, 'j' job */
+	const char *name; /* selector, secret name or request id */
+	const char *etag; /* document: its ETag; job: its hash */
+	const char *data;
+	size_t len;
+	enum store_job_kind job_kind;
+};
+
+struct job_op {
+	const char *xui;
+	const struct item *items;
+	size_t count;
+	unsigned added;
+};
+
+static enum xdms_err jobs_hook(struct store_write *w, struct store_txn *txn, const struct store_doc *o,
+			       const struct store_doc *n)
+{
+	struct job_op *op = w->arg;
+
+	(void)o;
+	(void)n;
+	op->added = 0;
+	for (size_t i = 0; i < op->count; i++) {
+		const struct item *it = &op->items[i];
+		char hash[STORE_JOB_HASH_MAX];
+		uint64_t id;
+		enum xdms_err err;
+
+		if (it->kind != 'j')
+			continue;
+		/* The document's commit hook queued the request already, unless it
+		 * carried an interim <response>: then the job comes from here. */
+		err = store_job_current_txn(txn, op->xui, it->name, &id, hash);
+		if (err == XDMS_ERR_NOTFOUND || (!err && strcmp(hash, it->etag) != 0)) {
+			err = store_job_add_txn(txn, op->xui, it->name, it->etag, it->job_kind, NULL);
+			op->added++;
+		}
+		if (err)
+			return err;
+	}
+	return XDMS_ERR_OK;
+}
+
+int ctl_user_import(const struct conf *c, const char *path)
+{
+	struct bundle b = { 0 };
+	struct store_user u;
+	struct item *items = NULL;
+	struct writer wr;
+	struct store *st = NULL;
+	struct buf in;
+	FILE *f = NULL;
+	char chunk[65536], *line;
+	size_t count = 0, n;
+	unsigned docs = 0, secrets = 0;
+	bool has_end = false, is_big = false;
+	enum xdms_err err;
+	int rc = CTL_EXIT_FAIL;
+
+	memset(&u, 0, sizeof(u));
+	memset(&wr, 0, sizeof(wr));
+	buf_init(&in, BUNDLE_MAX);
+	f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	if (!f) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	while (!is_big && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		is_big = buf_append(&in, chunk, n) != XDMS_ERR_OK;
+	if (is_big || buf_append(&in, "", 1)) {
+		fprintf(stderr, "xdmsctl: %s is larger than %zu bytes\n", path, BUNDLE_MAX);
+		goto out;
+	}
+	b.len = in.len - 1;
+	b.data = buf_take(&in, NULL);
+
+	/* Parse and check everything before writing anything. */
+	line = next_line(&b);
+	if (!line || strcmp(line, BUNDLE_MAGIC) != 0) {
+		fprintf(stderr, "xdmsctl: %s is not a user export (no '%s' line)\n", path, BUNDLE_MAGIC);
+		goto out;
+	}
+	while ((line = next_line(&b))) {
+		struct item it = { 0 };
+		char *rest;
+
+		if (!strncmp(line, "user ", 5) && strlen(line + 5) < sizeof(u.xui) && !strchr(line + 5, '/')) {
+			snprintf(u.xui, sizeof(u.xui), "%s", line + 5);
+		} else if (!strncmp(line, "username ", 9) && strlen(line + 9) < sizeof(u.username)) {
+			snprintf(u.username, sizeof(u.username), "%s", line + 9);
+		} else if (!strncmp(line, "created ", 8)) {
+			u.created_ms = strtoull(line + 8, NULL, 10);
+		} else if (!strncmp(line, "realm ", 6) && u.realm_count < STORE_USER_REALMS_MAX) {
+			struct store_user_realm *r = &u.realms[u.realm_count];
+			const char *p = line + 7;
+
+			if ((line[6] != '0' && line[6] != '1') || !hex_get(&p, r->ha1_md5_user, 16) ||
+			    !hex_get(&p, r->ha1_sha256_user, 32) || !hex_get(&p, r->ha1_md5_xui, 16) ||
+			    !hex_get(&p, r->ha1_sha256_xui, 32) || *p != ' ' || !p[1] || strlen(p + 1) >= sizeof(r->realm))
+				goto bad_line;
+			r->is_xui_only = line[6] == '1';
+			snprintf(r->realm, sizeof(r->realm), "%s", p + 1);
+			u.realm_count++;
+		} else if (!strncmp(line, "doc ", 4) && len_and_rest(line + 4, c->xcap_max_document, &it.len, &rest)) {
+			char *sp = strchr(rest, ' ');
+
+			if (!sp || sp == rest || (size_t)(sp - rest) >= STORE_ETAG_MAX || !sp[1])
+				goto bad_line;
+			*sp = '\0';
+			it.kind = 'd';
+			it.etag = rest;
+			it.name = sp + 1;
+			if (!(it.data = next_bytes(&b, it.len)))
+				goto short_bundle;
+		} else if (!strncmp(line, "secret ", 7) && len_and_rest(line + 7, STORE_SECRET_MAX, &it.len, &rest)) {
+			it.kind = 's';
+			it.name = rest;
+			if (!rest[0] || !(it.data = next_bytes(&b, it.len)))
+				goto short_bundle;
+		} else if (!strncmp(line, "job ", 4)) {
+			char *kind = line + 4, *hash = strchr(kind, ' '), *rid = hash ? strchr(hash + 1, ' ') : NULL;
+
+			if (!rid || !rid[1] || strlen(rid + 1) >= STORE_JOB_ID_MAX || rid - hash - 1 >= STORE_JOB_HASH_MAX)
+				goto bad_line;
+			*hash++ = '\0';
+			*rid++ = '\0';
+			if (strcmp(kind, "import") && strcmp(kind, "export"))
+				goto bad_line;
+			it.kind = 'j';
+			it.job_kind = strcmp(kind, "export") ? STORE_JOB_IMPORT : STORE_JOB_EXPORT;
+			it.etag = hash;
+			it.name = rid;
+		} else if (!strcmp(line, "end")) {
+			has_end = true;
+			break;
+		} else {
+			goto bad_line;
+		}
+		if (it.kind) {
+			if (count == BUNDLE_ITEMS_MAX) {
+				fprintf(stderr, "xdmsctl: %s holds more than %d items\n", path, BUNDLE_ITEMS_MAX);
+				goto out;
+			}
+			items = xrealloc(items, (count + 1) * sizeof(*items));
+			items[count++] = it;
+		}
+	}
+	if (!has_end)
+		goto short_bundle;
+	if (!u.xui[0] || !u.username[0] || !u.realm_count) {
+		fprintf(stderr, "xdmsctl: %s names no complete user\n", path);
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const char *s = items[i].name;
+
+		/* Every document must be the user's own. */
+		if (items[i].kind == 'd' &&
+		    (!(s = strstr(s, "/users/")) || strncmp(s + 7, u.xui, strlen(u.xui)) || s[7 + strlen(u.xui)] != '/')) {
+			fprintf(stderr, "xdmsctl: %s: '%s' is not a document of %s\n", path, items[i].name, u.xui);
+			goto out;
+		}
+	}
+
+	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
+		goto out;
+	err = store_user_put(st, &u, false);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot store user %s: %s\n", u.xui, xdms_err_str(err));
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (items[i].kind == 'd') {
+			if (!doc_write(&wr, items[i].name, items[i].data, items[i].len, items[i].etag, false))
+				goto out;
+			docs++;
+		} else if (items[i].kind == 's') {
+			err = store_secret_put(st, u.xui, items[i].name, items[i].data, items[i].len, true);
+			if (err) {
+				fprintf(stderr, "xdmsctl: cannot store secret %s: %s\n", items[i].name, xdms_err_str(err));
+				goto out;
+			}
+			secrets++;
+		}
+	}
+	{
+		struct job_op op = { u.xui, items, count, 0 };
+		struct store_write w;
+
+		memset(&w, 0, sizeof(w));
+		w.hook = jobs_hook;
+		w.arg = &op;
+		err = store_write_run(st, &w);
+		if (err) {
+			fprintf(stderr, "xdmsctl: cannot queue the open jobs: %s\n", xdms_err_str(err));
+			goto out;
+		}
+		printf("imported %s: %u document(s), %u secret(s), %u job(s) queued\n", u.xui, docs, secrets, op.added);
+	}
+	rc = 0;
+	goto out;
+bad_line:
+	fprintf(stderr, "xdmsctl: %s: malformed line '%.80s'\n", path, line);
+	goto out;
+short_bundle:
+	fprintf(stderr, "xdmsctl: %s is cut short (no 'end' line, or a length past the end)\n", path);
+out:
+	if (f && f != stdin)
+		fclose(f);
+	explicit_bzero(&u, sizeof(u));
+	buf_cleanup(&in);
+	free(b.data);
+	free(items);
+	writer_close(&wr);
+	store_close(st);
+	return rc;
+}
+
+/* ---- purge and thaw -------------------------------------------------------------------- */
+
+int ctl_user_purge(const struct conf *c, const char *xui)
+{
+	struct export_ctx e;
+	struct writer wr;
+	struct store *st = NULL;
+	struct store_read *rd = NULL;
+	enum xdms_err err;
+	size_t doc_count = 0;
+	int rc = CTL_EXIT_FAIL;
+
+	memset(&e, 0, sizeof(e));
+	memset(&wr, 0, sizeof(wr));
+	e.xui = xui;
+	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
+		goto out;
+	err = store_read_begin(st, &rd);
+	if (!err)
+		err = store_user_frozen(rd, xui);
+	if (err == XDMS_ERR_NOTFOUND) {
+		fprintf(stderr, "xdmsctl: %s is not being moved: export it first (`user del` removes a user)\n", xui);
+		goto out;
+	}
+	if (!err)
+		err = user_docs(rd, wr.reg, xui, &e);
+	doc_count = e.name_count;
+	if (!err)
+		err = store_secret_list(rd, xui, export_secret, &e);
+	store_read_end(rd);
+	rd = NULL;
+	if (err) {
+		fprintf(stderr, "xdmsctl: %s: %s\n", xui, xdms_err_str(err));
+		goto out;
+	}
+	for (size_t i = 0; i < doc_count; i++)
+		if (!doc_write(&wr, e.names[i], NULL, 0, NULL, true))
+			goto out;
+	for (size_t i = doc_count; i < e.name_count; i++) {
+		err = store_secret_del(st, xui, e.names[i]);
+		if (err && err != XDMS_ERR_NOTFOUND) {
+			fprintf(stderr, "xdmsctl: cannot remove secret %s: %s\n", e.names[i], xdms_err_str(err));
+			goto out;
+		}
+	}
+	err = store_user_del(st, xui);
+	if (err && err != XDMS_ERR_NOTFOUND) {
+		fprintf(stderr, "xdmsctl: cannot remove user %s: %s\n", xui, xdms_err_str(err));
+		goto out;
+	}
+	err = store_user_freeze(st, xui, false);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot end the move of %s: %s\n", xui, xdms_err_str(err));
+		goto out;
+	}
+	printf("purged %s: %zu document(s)\n", xui, doc_count);
+	rc = 0;
+out:
+	store_read_end(rd);
+	for (size_t i = 0; i < e.name_count; i++)
+		free(e.names[i]);
+	free(e.names);
+	writer_close(&wr);
+	store_close(st);
+	return rc;
+}
+
+int ctl_user_thaw(const struct conf *c, const char *xui)
+{
+	struct store *st = NULL;
+	enum xdms_err err;
+
+	if (ctl_store_open(c, &st))
+		return CTL_EXIT_FAIL;
+	err = store_user_freeze(st, xui, false);
+	store_close(st);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot thaw %s: %s\n", xui, xdms_err_str(err));
+		return CTL_EXIT_FAIL;
+	}
+	return 0;
+}

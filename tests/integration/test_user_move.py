@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: MIT
+"""xdmsctl user export / import / purge / thaw and global put on one
+machine: what a bad bundle, a wrong order or bad usage does (a clear error,
+nothing stored). The full move between shards behind HAProxy and Kamailio
+is in test_scale_out.py."""
+
+from xdmslib import ALICE, BOB, PASSWORDS, RL, doc_path, expect, rl_doc, unquote
+
+
+def exported(start_server, tmp_path):
+    src = start_server(name="src")
+    etag = unquote(expect(src.client(ALICE).put_doc(RL, ALICE, rl_doc()), 201).header("ETag"))
+    bundle = tmp_path / "alice.export"
+    src.ctl("user", "export", ALICE, str(bundle), check=0)
+    return src, bundle, etag
+
+
+def test_export_freezes_and_thaw_or_purge_ends_it(start_server, tmp_path):
+    src, bundle, etag = exported(start_server, tmp_path)
+    alice = src.client(ALICE)
+    r = alice.put_doc(RL, ALICE, rl_doc(display="during"))
+    assert r.status == 503 and b"moving to another shard" in r.body, r.describe()
+    # Reads go on, and other users are not frozen.
+    assert unquote(expect(alice.get(doc_path(RL, ALICE)), 200).header("ETag")) == etag
+    expect(src.client(BOB).put_doc(RL, BOB, rl_doc()), 201)
+    # An existing bundle is not overwritten.
+    res = src.ctl("user", "export", ALICE, str(bundle), check=1)
+    assert b"File exists" in res.stderr, res.stderr
+    src.ctl("user", "thaw", ALICE, check=0)
+    expect(alice.put_doc(RL, ALICE, rl_doc(display="after")), 200)
+    # Purge refuses a user that is not being moved.
+    res = src.ctl("user", "purge", ALICE, check=1)
+    assert b"not being moved" in res.stderr, res.stderr
+    assert ALICE in src.ctl("user", "list", check=0).stdout.decode()
+
+
+def test_export_of_an_unknown_user_leaves_nothing_frozen(start_server, tmp_path):
+    src = start_server(name="src")
+    res = src.ctl("user", "export", "sip:nobody@example.com", str(tmp_path / "x"), check=1)
+    assert b"no such user" in res.stderr, res.stderr
+    assert not (tmp_path / "x").exists()
+    expect(src.client(ALICE).put_doc(RL, ALICE, rl_doc()), 201)
+
+
+def test_import_refuses_bad_bundles_and_stores_nothing(start_server, tmp_path):
+    src, bundle, etag = exported(start_server, tmp_path)
+    dst = start_server(name="dst", users={})
+    good = bundle.read_bytes()
+    cases = {
+        "cut": (good[:-5], b"cut short"),
+        "magic": (b"hello\n" + good, b"not a user export"),
+        "length": (good.replace(b"\ndoc ", b"\ndoc 99999999999 ", 1), b"malformed line"),
+        "foreign": (good.replace(b"resource-lists/users/sip:alice@example.com/index",
+                                 b"resource-lists/users/sip:bob@example.com/index", 1), b"not a document of"),
+        "realm": (good.replace(b"\nrealm 0 ", b"\nrealm 7 ", 1), b"malformed line"),
+    }
+    for name, (data, why) in cases.items():
+        f = tmp_path / f"{name}.export"
+        f.write_bytes(data)
+        res = dst.ctl("user", "import", str(f), check=1)
+        assert why in res.stderr, (name, res.stderr)
+    assert dst.ctl("user", "list", check=0).stdout == b"", "a refused bundle stored a user"
+    assert dst.ctl("doc", "list", check=0).stdout == b"", "a refused bundle stored a document"
+    # The good one goes in, twice (idempotent), with its ETag and credentials.
+    for _ in range(2):
+        res = dst.ctl("user", "import", str(bundle), check=0)
+        assert b"imported sip:alice@example.com: 1 document(s)" in res.stdout, res.stdout
+    r = expect(dst.client(ALICE, PASSWORDS[ALICE]).get(doc_path(RL, ALICE)), 200)
+    assert unquote(r.header("ETag")) == etag
+    # The old shard lets go of it.
+    src.ctl("user", "purge", ALICE, check=0)
+    assert ALICE not in src.ctl("user", "list", check=0).stdout.decode()
+    assert f"/users/{ALICE}/".encode() not in src.ctl("doc", "list", check=0).stdout
+
+
+def test_global_usage_errors(start_server, tmp_path):
+    srv = start_server(name="g")
+    f = tmp_path / "a.xml"
+    f.write_bytes(b"<x/>")
+    for args, why in (
+        (["global", "put", "resource-lists/users/sip:alice@example.com/index", str(f), "--shard",
+          srv.url("/xcap-root")], b"not a global document selector"),
+        (["global", "put", "org.xdmsd.iwf-adapter/global/a", str(f)], b"at least one --shard"),
+        (["global", "put", "org.xdmsd.iwf-adapter/global/a", str(f), "--shard", "ftp://x/"], b"not an http"),
+        (["global", "put", "org.xdmsd.iwf-adapter/global/a", str(f), "--shard", srv.url("/xcap-root"),
+          "--bogus", "1"], b"unknown option"),
+        (["global", "put", "no-such-auid/global/a", str(f), "--shard", srv.url("/xcap-root")],
+         b"no application usage"),
+    ):
+        res = srv.ctl(*args, check=2)
+        assert why in res.stderr, (args, res.stderr)
+    # A shard that refuses the document (not schema-valid) is reported, exit 1.
+    res = srv.ctl("global", "put", "org.xdmsd.iwf-adapter/global/a", str(f), "--shard", srv.url("/xcap-root"),
+                  "--user", f"admin:{PASSWORDS['sip:admin@example.com']}", check=1)
+    assert b"\tFAILED\t409" in res.stdout, res.stdout
