@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/digest.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "ctl/ctl.h"
@@ -282,6 +283,7 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 	struct store_read *rd = NULL;
 	struct store_user u;
 	bool is_frozen = false, is_done = false;
+	char default_realm[STORE_REALM_MAX];
 	enum xdms_err err;
 	int rc = CTL_EXIT_FAIL;
 
@@ -317,7 +319,12 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 		fprintf(stderr, "xdmsctl: %s: %s\n", xui, err == XDMS_ERR_NOTFOUND ? "no such user" : xdms_err_str(err));
 		goto out;
 	}
+	/* The default realm travels too: a tel: user's only realm is it, and a
+	 * new shard has recorded none yet (its first user is this one). */
+	digest_default_realm(st, c, default_realm, sizeof(default_realm));
 	fprintf(e.f, BUNDLE_MAGIC "\nuser %s\nusername %s\ncreated %" PRIu64 "\n", u.xui, u.username, u.created_ms);
+	if (is_line_safe(default_realm))
+		fprintf(e.f, "default-realm %s\n", default_realm);
 	for (unsigned i = 0; i < u.realm_count && i < STORE_USER_REALMS_MAX; i++) {
 		const struct store_user_realm *r = &u.realms[i];
 
@@ -492,7 +499,7 @@ int ctl_user_import(const struct conf *c, const char *path)
 	struct store *st = NULL;
 	struct buf in;
 	FILE *f = NULL;
-	char chunk[65536], *line;
+	char chunk[65536], *line, default_realm[STORE_REALM_MAX] = "";
 	size_t count = 0, n;
 	unsigned docs = 0, secrets = 0;
 	bool has_end = false, is_big = false;
@@ -530,6 +537,8 @@ int ctl_user_import(const struct conf *c, const char *path)
 			snprintf(u.xui, sizeof(u.xui), "%s", line + 5);
 		} else if (!strncmp(line, "username ", 9) && strlen(line + 9) < sizeof(u.username)) {
 			snprintf(u.username, sizeof(u.username), "%s", line + 9);
+		} else if (!strncmp(line, "default-realm ", 14) && line[14] && strlen(line + 14) < sizeof(default_realm)) {
+			snprintf(default_realm, sizeof(default_realm), "%s", line + 14);
 		} else if (!strncmp(line, "created ", 8)) {
 			u.created_ms = strtoull(line + 8, NULL, 10);
 		} else if (!strncmp(line, "realm ", 6) && u.realm_count < STORE_USER_REALMS_MAX) {
@@ -606,7 +615,20 @@ int ctl_user_import(const struct conf *c, const char *path)
 
 	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
 		goto out;
-	err = store_user_put(st, &u, false);
+	if (default_realm[0] && !c->auth_realm[0]) {
+		char here[STORE_REALM_MAX];
+
+		/* Users and their realms only make sense where the default realm
+		 * is the same; a shard that has recorded none takes the bundle's. */
+		digest_default_realm(st, c, here, sizeof(here));
+		if (strcmp(here, default_realm) != 0 && strcmp(here, DIGEST_REALM_FALLBACK) != 0) {
+			fprintf(stderr, "xdmsctl: this shard's default realm is %s, the bundle's is %s; set auth.realm "
+					"alike on every shard\n",
+				here, default_realm);
+			goto out;
+		}
+	}
+	err = store_user_put_realm(st, &u, false, default_realm[0] && !c->auth_realm[0] ? default_realm : NULL, NULL);
 	if (err) {
 		fprintf(stderr, "xdmsctl: cannot store user %s: %s\n", u.xui, xdms_err_str(err));
 		goto out;
