@@ -64,4 +64,17 @@ void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, co
 /* The role of an identity under the configured lists. */
 enum xcap_role http_auth_role(const struct http_auth *a, const char *identity);
 
+/* ---- framing (framing.c) ---------------------------------------------------------------- */
+
+/*
+ * Checks the framing of the request head on @conn, on the access handler's
+ * first call: @target and @target_len are the target as the URI callback
+ * got it (libmicrohttpd's pointer, and its length then), @version the
+ * handler's version argument. Returns 0 when the head is acceptable, else
+ * 400 or 501 with a static reason in *why. The caller answers with that
+ * status and closes the connection. Any pool thread.
+ */
+unsigned http_framing_check(struct MHD_Connection *conn, const char *target, size_t target_len,
+			    const char *version, const char **why);
+
 #endif

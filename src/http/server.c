@@ -76,6 +76,8 @@ struct request {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
 	char *raw_uri;   /* as sent, path and query */
+	const char *target; /* libmicrohttpd's copy of the target, for framing.c */
+	size_t target_len;
 	char *path;      /* raw path (before '?') */
 	const char *query; /* into raw_uri, after '?', or NULL */
 	const char *method;
@@ -97,6 +99,7 @@ struct request {
 	const char *note; /* why a request was refused, for the access log */
 	bool is_unauthorized; /* answer 401 once the body has been read */
 	bool is_stale;        /* the 401 carries stale=true */
+	bool is_close;        /* the answer closes the connection */
 };
 
 static double elapsed_seconds(const struct timespec *start)
@@ -117,6 +120,8 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->raw_uri = xstrdup(uri ? uri : "");
+	r->target = uri;
+	r->target_len = strlen(r->raw_uri);
 	r->path = xstrdup(r->raw_uri);
 	q = strchr(r->path, '?');
 	if (q) {
@@ -197,6 +202,8 @@ static enum MHD_Result queue(struct request *r, unsigned status, const char *con
 	}
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (r->is_close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (status == 401)
 		http_auth_add_challenges(r->srv->auth, resp, r->realm ? r->realm : r->srv->c->auth_realm,
 					 r->is_stale, r->srv->is_tls);
@@ -445,6 +452,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      void **con_cls)
 {
 	struct request *r = *con_cls;
+	unsigned status;
 
 	if (!r)
 		return MHD_NO;
@@ -456,7 +464,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			/* RFC 9110 §9.1: a method is a token; anything else is a broken
 			 * request line, refused before routing or authentication. */
 			r->method = "-";
+			r->is_close = true;
 			return queue_text(r, 400, "malformed request method\n", NULL);
+		}
+		/* Framing first: nothing of a request whose end we cannot be sure
+		 * of may reach routing or authentication (framing.c). */
+		status = http_framing_check(conn, r->target, r->target_len, version, &r->note);
+		if (status) {
+			char text[160];
+
+			r->is_close = true;
+			snprintf(text, sizeof(text), "%s: %s\n",
+				 status == 501 ? "not implemented (only chunked is understood)" : "malformed request",
+				 r->note);
+			return queue_text(r, status, text, NULL);
 		}
 		return on_headers(r);
 	case REQ_BODY:
