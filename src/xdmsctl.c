@@ -76,8 +76,15 @@ static enum xdms_err open_store(const struct conf *c, struct store **st)
 		.is_sync = c->store_sync,
 		.batch_max = c->store_batch_max,
 	};
-	enum xdms_err err = store_open(&so, st);
+	char *why = NULL;
+	enum xdms_err err = store_dir_prepare(c->store_path, &why);
 
+	if (err) {
+		fprintf(stderr, "xdmsctl: %s\n", why);
+		free(why);
+		return err;
+	}
+	err = store_open(&so, st);
 	if (err)
 		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));
 	return err;

@@ -138,6 +138,7 @@ int main(int argc, char **argv)
 	struct conf c;
 	struct xcap_registry *reg = NULL;
 	struct store *st = NULL;
+	struct store_lock *lock = NULL;
 	struct xcap *x = NULL;
 	struct http_server *srv = NULL;
 	struct sip_server *sip = NULL;
@@ -182,6 +183,12 @@ int main(int argc, char **argv)
 	err = xcap_registry_create(&ro, &reg, &why);
 	if (err) {
 		log_error("application usages: %s", why);
+		goto out;
+	}
+	/* One server per data directory: before anything else touches it. */
+	err = store_lock_take(c.store_path, &lock, &why);
+	if (err) {
+		log_error("%s", why);
 		goto out;
 	}
 	so.path = c.store_path;
@@ -305,6 +312,7 @@ out:
 	notifier_destroy(notifier); /* after HTTP: /metrics reads its counters */
 	xcap_destroy(x);
 	store_close(st);
+	store_lock_release(lock);
 	xcap_registry_destroy(reg);
 	xml_shutdown();
 	free(key_file);
