@@ -30,6 +30,9 @@ struct conf {
 	size_t http_max_header;     /* per-connection memory for the request line and headers */
 	unsigned http_max_connections;
 	unsigned http_timeout;      /* idle connection timeout, seconds */
+	unsigned http_head_timeout; /* seconds for a new connection's request head */
+	unsigned http_max_per_address; /* connections from one address (0 = no cap) */
+	size_t http_min_body_rate;  /* bytes per second a body must keep up (0 = none) */
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
 	/* [auth] */

@@ -181,3 +181,40 @@ def test_clean_requests_keep_their_connection(server):
     got, how, _ = exchange(server.port, raw)
     assert responses(got) == [201, 200, 200], f"expected 201, 200, 200, got {got[:1500]!r}"
     assert got.endswith(body), f"the GET did not return the PUT's bytes: {got[-400:]!r}"
+
+
+# ---- garbage request lines (RFC 9112 §3): 400 and close, not silence
+
+GARBAGE = {
+    "no-spaces": b"GARBAGE\r\n\r\n",
+    "nul-first": b"\x00 / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "binary": b"\x00\x01\x02\x03 / HTTP/1.1\r\n\r\n",
+    "bare-cr-first": b"\rGARBAGE\r\n\r\n",
+    "cr-then-target": b"\r / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "nul-in-target": b"GET /x\x00y HTTP/1.1\r\nHost: x\r\n\r\n",
+    "not-http": b"GET / SIP/2.0\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GARBAGE))
+def test_garbage_request_line_gets_400_and_is_counted(server, name):
+    def refused():
+        text = server.client().get("/metrics").body.decode()
+        return metric_sum(parse_metrics(text), "xdms_http_requests_total", status="400") or 0
+
+    before = refused()
+    got, how, took = exchange(server.port, GARBAGE[name])
+    assert got.startswith(b"HTTP/1.1 400 "), f"{GARBAGE[name]!r}: expected 400, got {got[:200]!r} ({how})"
+    assert b"\r\nConnection: close\r\n" in got, got
+    assert how in ("closed", "reset") and took < 4, f"{GARBAGE[name]!r}: open {took:.1f} s after the 400"
+    assert refused() == before + 1, "the refusal was not counted in xdms_http_requests_total{status=\"400\"}"
+    deadline = time.monotonic() + 10
+    while " 400 " not in server.stdout_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "malformed request line" in server.stdout_text(), \
+        f"no access-log line for the refusal:\n{server.stdout_text()[-1000:]}"
+
+
+def test_other_http_major_version_is_505(server):
+    got, how, _ = exchange(server.port, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 505 "), f"expected 505, got {got[:200]!r} ({how})"
