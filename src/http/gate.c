@@ -83,6 +83,9 @@ struct http_gate {
 	char *scratch; /* o.max_head bytes: the peeked head */
 	/* Pending heads, oldest first (deadlines grow in accept order). */
 	struct gate_conn *first, *last;
+	/* Ended during this round of events, freed after it: a later event of
+	 * the same round may still point at them. */
+	struct gate_conn *retired;
 	unsigned pending_count;
 	/* Shared with the daemons' threads. */
 	pthread_mutex_t lock;
@@ -378,6 +381,24 @@ static void note_refusal(struct http_gate *g, const char *ip, unsigned status, e
 	}
 }
 
+/* Marks @c ended (fd -1); it is freed after the current round of events. */
+static void conn_retire(struct http_gate *g, struct gate_conn *c)
+{
+	c->fd = -1;
+	c->next = g->retired;
+	g->retired = c;
+}
+
+static void retired_free(struct http_gate *g)
+{
+	while (g->retired) {
+		struct gate_conn *c = g->retired;
+
+		g->retired = c->next;
+		free(c);
+	}
+}
+
 static void pending_unlink(struct http_gate *g, struct gate_conn *c)
 {
 	if (c->prev)
@@ -401,7 +422,7 @@ static void pending_refuse(struct http_gate *g, struct gate_conn *c, unsigned st
 	answer_and_close(c->fd, status, why);
 	note_refusal(g, c->ip, status, kind, why);
 	http_gate_release(g, (struct sockaddr *)&c->addr);
-	free(c);
+	conn_retire(g, c);
 }
 
 static void hand_over(struct http_gate *g, int fd, struct sockaddr_storage *addr, socklen_t addr_len)
@@ -418,10 +439,13 @@ static void hand_over(struct http_gate *g, int fd, struct sockaddr_storage *addr
 
 static void pending_inspect(struct http_gate *g, struct gate_conn *c)
 {
-	ssize_t n = recv(c->fd, g->scratch, g->o.max_head, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n;
 	const char *why = NULL;
 	unsigned verdict;
 
+	if (c->fd < 0)
+		return; /* ended earlier in this round */
+	n = recv(c->fd, g->scratch, g->o.max_head, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -429,7 +453,7 @@ static void pending_inspect(struct http_gate *g, struct gate_conn *c)
 		pending_unlink(g, c);
 		close(c->fd);
 		http_gate_release(g, (struct sockaddr *)&c->addr);
-		free(c);
+		conn_retire(g, c);
 		return;
 	}
 	verdict = head_check((const unsigned char *)g->scratch, (size_t)n, &why);
@@ -442,7 +466,7 @@ static void pending_inspect(struct http_gate *g, struct gate_conn *c)
 	/* Complete, or as large as a head may be (libmicrohttpd answers that). */
 	pending_unlink(g, c);
 	hand_over(g, c->fd, &c->addr, c->addr_len);
-	free(c);
+	conn_retire(g, c);
 }
 
 static void accept_some(struct http_gate *g)
@@ -524,6 +548,7 @@ static void *gate_main(void *arg)
 
 		while (g->first && g->first->deadline_ms <= now)
 			pending_refuse(g, g->first, 408, GATE_REFUSED_HEAD_TIMEOUT, "request head not complete in time");
+		retired_free(g);
 		if (g->first)
 			timeout = (int)(g->first->deadline_ms - now) + 1;
 		n = epoll_wait(g->epfd, evs, GATE_EVENTS, timeout);
@@ -537,6 +562,7 @@ static void *gate_main(void *arg)
 			else
 				pending_inspect(g, p);
 		}
+		retired_free(g);
 	}
 	return NULL;
 }
@@ -598,6 +624,7 @@ void http_gate_stop(struct http_gate *g)
 		close(c->fd);
 		free(c);
 	}
+	retired_free(g);
 }
 
 void http_gate_destroy(struct http_gate *g)
