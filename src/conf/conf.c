@@ -96,6 +96,11 @@ static const struct conf_key conf_keys[] = {
 	KEY("sip.max_message", CONF_SIZE, sip_max_message, "65536", "largest SIP message accepted, in bytes"),
 	KEY("sip.udp_buffer", CONF_SIZE, sip_udp_buffer, "4194304",
 	    "receive and send buffer of the SIP UDP socket, in bytes (0 = the kernel's default)"),
+	KEY("sip.max_transactions", CONF_UINT, sip_max_transactions, "4096",
+	    "SIP requests in progress at once (server transactions); more get 503 with Retry-After (0 = no cap)"),
+	KEY("sip.max_per_source", CONF_UINT, sip_max_per_source, "1024",
+	    "SIP requests in progress at once from one source address; more get 503 with Retry-After "
+	    "(0 = no cap; sip.trusted_peers are exempt)"),
 	KEY("notify.default_expires", CONF_UINT, notify_default_expires, "3600",
 	    "subscription lifetime in seconds when SUBSCRIBE carries no Expires"),
 	KEY("notify.min_expires", CONF_UINT, notify_min_expires, "60",

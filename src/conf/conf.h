@@ -62,6 +62,8 @@ struct conf {
 	bool sip_trust_from;        /* lab setting: take the subscriber from From */
 	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
 	size_t sip_udp_buffer;      /* receive and send buffer of the UDP socket */
+	unsigned sip_max_transactions; /* server transactions in flight; more: 503 (0 = no cap) */
+	unsigned sip_max_per_source;   /* per source address outside sip.trusted_peers (0 = no cap) */
 	/* [notify] */
 	unsigned notify_default_expires; /* seconds granted when SUBSCRIBE has no Expires */
 	unsigned notify_min_expires;     /* shorter (non-zero) requests: 423 */
