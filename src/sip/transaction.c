@@ -148,6 +148,7 @@ static void cb_kill(int type, osip_transaction_t *tr)
 	s->dead[s->dead_count++] = tr;
 }
 
+/* FNV-1a of a string, into the client index (and, reduced, the sources). */
 static unsigned branch_bucket(const char *branch)
 {
 	unsigned h = 2166136261u;
@@ -186,12 +187,10 @@ static void client_unlink(struct sip_server *s, struct sip_client *c)
 
 static struct sip_source **source_find(struct sip_server *s, const char *ip)
 {
-	unsigned h = 2166136261u;
 	struct sip_source **p;
 
-	for (const unsigned char *c = (const unsigned char *)ip; *c; c++)
-		h = (h ^ *c) * 16777619u;
-	for (p = &s->sources[h % SIP_SOURCE_BUCKETS]; *p && strcmp((*p)->ip, ip) != 0; p = &(*p)->next)
+	for (p = &s->sources[branch_bucket(ip) % SIP_SOURCE_BUCKETS]; *p && strcmp((*p)->ip, ip) != 0;
+	     p = &(*p)->next)
 		;
 	return p;
 }
