@@ -303,7 +303,17 @@ void sip_inbound(struct sip_server *s, const char *data, size_t len, const struc
 		return;
 	}
 	if (!sip_server_admits(s, ip, &why)) {
-		s->refused_count++;
+		uint64_t now = sip_now_ms();
+
+		atomic_fetch_add_explicit(&s->refused_count, 1, memory_order_relaxed);
+		/* One warning a second at most: a flood must not flood the log. */
+		s->refused_since_warn++;
+		if (now - s->last_refusal_warn_ms >= 1000) {
+			log_warn("sip: refused %u request(s) with 503 since the last warning (%s); the latest from %s",
+				 s->refused_since_warn, why, src);
+			s->refused_since_warn = 0;
+			s->last_refusal_warn_ms = now;
+		}
 		osip_event_free(evt);
 		reply_raw(s, data, len, from, src, 503, "Service Unavailable", why);
 		return;

@@ -84,6 +84,14 @@ const char *sip_server_udp_address(const struct sip_server *s);
 const char *sip_server_tcp_address(const struct sip_server *s);
 
 /*
+ * Appends the SIP layer's Prometheus lines to @out: server transactions
+ * alive (xdms_sip_server_transactions) and requests refused by
+ * sip.max_transactions or sip.max_per_source (xdms_sip_refused_total).
+ * Any thread.
+ */
+enum xdms_err sip_server_metrics(struct sip_server *s, struct buf *out) XDMS_WUR;
+
+/*
  * Stops the loop: runs the functions already queued with sip_server_call,
  * joins the thread, reports status 0 to every sip_sent_fn still pending
  * (on the calling thread), drops unanswered requests and pending timers

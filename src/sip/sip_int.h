@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -168,12 +169,15 @@ struct sip_server {
 	osip_transaction_t **ended;
 	size_t ended_count, ended_cap;
 
-	/* Server transactions alive, in total and per source address. */
-	unsigned server_count;
+	/* Server transactions alive, in total and per source address. The
+	 * total and the refusals are read by /metrics on other threads. */
+	atomic_uint server_count;
 	unsigned server_peak;    /* the most alive since memory was last given back */
 	uint64_t next_trim_ms;
 	struct sip_source *sources[SIP_SOURCE_BUCKETS];
-	uint64_t refused_count;  /* requests answered 503 by the caps */
+	atomic_uint_fast64_t refused_count; /* requests answered 503 by the caps */
+	unsigned refused_since_warn;
+	uint64_t last_refusal_warn_ms;
 
 	struct sip_conn *conns;
 	unsigned conn_count;

@@ -195,6 +195,17 @@ static struct sip_source **source_find(struct sip_server *s, const char *ip)
 	return p;
 }
 
+enum xdms_err sip_server_metrics(struct sip_server *s, struct buf *out)
+{
+	return buf_printf(out,
+			  "# HELP xdms_sip_server_transactions SIP requests in progress (server transactions alive).\n"
+			  "# TYPE xdms_sip_server_transactions gauge\nxdms_sip_server_transactions %u\n"
+			  "# HELP xdms_sip_refused_total SIP requests refused with 503 by sip.max_transactions or "
+			  "sip.max_per_source.\n# TYPE xdms_sip_refused_total counter\nxdms_sip_refused_total %llu\n",
+			  atomic_load_explicit(&s->server_count, memory_order_relaxed),
+			  (unsigned long long)atomic_load_explicit(&s->refused_count, memory_order_relaxed));
+}
+
 bool sip_server_admits(struct sip_server *s, const char *ip, const char **why)
 {
 	struct sip_source *src;

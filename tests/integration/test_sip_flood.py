@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from xdmslib import ALICE, sip_port
+from xdmslib import ALICE, metric_sum, parse_metrics, sip_port
 
 RL_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
            b'<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>'
@@ -164,6 +164,11 @@ def test_requests_beyond_max_transactions_get_503(start_server):
     finally:
         flood.close()
     assert srv.alive()
+    text = srv.client().get("/metrics").body.decode()
+    refused = metric_sum(parse_metrics(text), "xdms_sip_refused_total")
+    assert refused and refused >= flood.answers.get(503, 0), \
+        f"xdms_sip_refused_total is {refused}, but {flood.answers.get(503, 0)} 503s were received"
+    assert "sip: refused" in srv.log_path.read_text(errors="replace"), "the refusals were not logged"
 
 
 def test_one_source_is_capped_trusted_peers_are_not(start_server):
