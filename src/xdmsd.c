@@ -34,6 +34,26 @@
 #include "xml/xml.h"
 
 #define SHUTDOWN_GRACE_MS 30000
+
+/* /metrics gets the notifier's figures and the SIP layer's. The SIP server
+ * stops before HTTP does, so it is withdrawn under `lock` first. */
+struct sip_metrics_arg {
+	pthread_mutex_t lock;
+	struct notifier *notifier;
+	struct sip_server *sip; /* NULL once stopping */
+};
+
+static enum xdms_err sip_metrics(void *arg, struct buf *out)
+{
+	struct sip_metrics_arg *m = arg;
+	enum xdms_err err = notifier_metrics(m->notifier, out);
+
+	pthread_mutex_lock(&m->lock);
+	if (!err && m->sip)
+		err = sip_server_metrics(m->sip, out);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
 #define NOTIFY_GRACE_MS 2000 /* NOTIFYs in flight get this long to be answered at shutdown */
 
 static void print_key(void *arg, const char *key, const char *value, const char *help)
@@ -233,10 +253,12 @@ int main(int argc, char **argv)
 	struct conf c;
 	struct xcap_registry *reg = NULL;
 	struct store *st = NULL;
+	struct store_lock *lock = NULL;
 	struct xcap *x = NULL;
 	struct http_server *srv = NULL;
 	struct sip_server *sip = NULL;
 	struct notifier *notifier = NULL;
+	struct sip_metrics_arg metrics_arg = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 	struct iwf *iwf = NULL;
 	struct iwf_options io;
 	char *key_file = NULL;
@@ -277,6 +299,12 @@ int main(int argc, char **argv)
 	err = xcap_registry_create(&ro, &reg, &why);
 	if (err) {
 		log_error("application usages: %s", why);
+		goto out;
+	}
+	/* One server per data directory: before anything else touches it. */
+	err = store_lock_take(c.store_path, &lock, &why);
+	if (err) {
+		log_error("%s", why);
 		goto out;
 	}
 	so.path = c.store_path;
@@ -372,7 +400,9 @@ int main(int argc, char **argv)
 			log_error("notify: cannot start: %s", xdms_err_str(err));
 			goto out;
 		}
-		http_server_add_metrics(srv, notifier_metrics, notifier);
+		metrics_arg.notifier = notifier;
+		metrics_arg.sip = sip;
+		http_server_add_metrics(srv, sip_metrics, &metrics_arg);
 		/* Tests and scripts read these exact lines to learn the port. */
 		fprintf(stderr, "listening sip udp %s\n", sip_server_udp_address(sip));
 		fprintf(stderr, "listening sip tcp %s\n", sip_server_tcp_address(sip));
@@ -403,12 +433,16 @@ out:
 	/* SIP first, before the modules it uses: answers in flight, then the loop,
 	 * then the subscriptions' progress. */
 	notifier_quiesce(notifier, NOTIFY_GRACE_MS);
+	pthread_mutex_lock(&metrics_arg.lock);
+	metrics_arg.sip = NULL;
+	pthread_mutex_unlock(&metrics_arg.lock);
 	sip_server_stop(sip);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
 	iwf_stop(iwf); /* IWF (iwf/): after the listeners, before the modules it writes through */
 	notifier_destroy(notifier); /* after HTTP: /metrics reads its counters */
 	xcap_destroy(x);
 	store_close(st);
+	store_lock_release(lock);
 	xcap_registry_destroy(reg);
 	xml_shutdown();
 	free(key_file);

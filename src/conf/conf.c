@@ -46,6 +46,14 @@ static const struct conf_key conf_keys[] = {
 	KEY("http.max_connections", CONF_UINT, http_max_connections, "10000",
 	    "most simultaneous HTTP connections"),
 	KEY("http.timeout", CONF_UINT, http_timeout, "60", "idle connection timeout in seconds"),
+	KEY("http.head_timeout", CONF_UINT, http_head_timeout, "10",
+	    "seconds a new connection has to send a complete request head; later: 408 and close (plain HTTP)"),
+	KEY("http.max_per_address", CONF_UINT, http_max_per_address, "64",
+	    "simultaneous HTTP connections from one client address; more get 503 (0 = no cap; "
+	    "auth.trusted_peers are exempt)"),
+	KEY("http.min_body_rate", CONF_SIZE, http_min_body_rate, "1024",
+	    "bytes per second a request body must average once it has taken longer than http.head_timeout; "
+	    "slower: 408 and close (0 = no minimum)"),
 	KEY("http.tls_cert", CONF_STR, http_tls_cert, "", "PEM certificate file; enables HTTPS with tls_key"),
 	KEY("http.tls_key", CONF_STR, http_tls_key, "", "PEM private key file"),
 	KEY("auth.realm", CONF_STR, auth_realm, "",
@@ -94,6 +102,11 @@ static const struct conf_key conf_keys[] = {
 	KEY("sip.max_message", CONF_SIZE, sip_max_message, "65536", "largest SIP message accepted, in bytes"),
 	KEY("sip.udp_buffer", CONF_SIZE, sip_udp_buffer, "4194304",
 	    "receive and send buffer of the SIP UDP socket, in bytes (0 = the kernel's default)"),
+	KEY("sip.max_transactions", CONF_UINT, sip_max_transactions, "4096",
+	    "SIP requests in progress at once (server transactions); more get 503 with Retry-After (0 = no cap)"),
+	KEY("sip.max_per_source", CONF_UINT, sip_max_per_source, "1024",
+	    "SIP requests in progress at once from one source address; more get 503 with Retry-After "
+	    "(0 = no cap; sip.trusted_peers are exempt)"),
 	KEY("notify.default_expires", CONF_UINT, notify_default_expires, "3600",
 	    "subscription lifetime in seconds when SUBSCRIBE carries no Expires"),
 	KEY("notify.min_expires", CONF_UINT, notify_min_expires, "60",

@@ -30,6 +30,9 @@ struct conf {
 	size_t http_max_header;     /* per-connection memory for the request line and headers */
 	unsigned http_max_connections;
 	unsigned http_timeout;      /* idle connection timeout, seconds */
+	unsigned http_head_timeout; /* seconds for a new connection's request head */
+	unsigned http_max_per_address; /* connections from one address (0 = no cap) */
+	size_t http_min_body_rate;  /* bytes per second a body must keep up (0 = none) */
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
 	/* [auth] */
@@ -60,6 +63,8 @@ struct conf {
 	bool sip_trust_from;        /* lab setting: take the subscriber from From */
 	size_t sip_max_message;     /* larger SIP messages are dropped (UDP) or refused (TCP) */
 	size_t sip_udp_buffer;      /* receive and send buffer of the UDP socket */
+	unsigned sip_max_transactions; /* server transactions in flight; more: 503 (0 = no cap) */
+	unsigned sip_max_per_source;   /* per source address outside sip.trusted_peers (0 = no cap) */
 	/* [notify] */
 	unsigned notify_default_expires; /* seconds granted when SUBSCRIBE has no Expires */
 	unsigned notify_min_expires;     /* shorter (non-zero) requests: 423 */

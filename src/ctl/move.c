@@ -63,11 +63,19 @@ enum xdms_err ctl_store_open(const struct conf *c, struct store **st)
 		.is_sync = c->store_sync,
 		.batch_max = c->store_batch_max,
 	};
+	char *why = NULL;
 	enum xdms_err err;
 
 	/* Run as root: from here on as the service user (ctl_become_store_owner). */
 	if (!ctl_become_store_owner(c->store_path))
 		return XDMS_ERR_DENIED;
+	/* A data directory that is a regular file says so, not "I/O error". */
+	err = store_dir_prepare(c->store_path, &why);
+	if (err) {
+		fprintf(stderr, "xdmsctl: %s\n", why);
+		free(why);
+		return err;
+	}
 	err = store_open(&so, st);
 	if (err)
 		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "base/buf.h"
@@ -63,5 +64,70 @@ void http_auth_add_challenges(struct http_auth *a, struct MHD_Response *resp, co
 
 /* The role of an identity under the configured lists. */
 enum xcap_role http_auth_role(const struct http_auth *a, const char *identity);
+
+/* ---- the head gate (gate.c) -------------------------------------------------------------- */
+
+struct http_gate;
+
+/* Why the gate refused a connection (counted per kind). */
+enum gate_refusal {
+	GATE_REFUSED_CAPACITY = 0,  /* http.max_connections reached: 503 */
+	GATE_REFUSED_PER_ADDRESS,   /* http.max_per_address reached: 503 */
+	GATE_REFUSED_HEAD_TIMEOUT,  /* head not complete within http.head_timeout: 408 */
+	GATE_REFUSED_BAD_HEAD,      /* malformed request line or head: 400 or 505 */
+	GATE_REFUSAL__COUNT
+};
+
+struct http_gate_options {
+	int listen_fd;                  /* borrowed; made non-blocking */
+	bool is_tls;                    /* heads are encrypted: hand over at once */
+	struct MHD_Daemon **daemons;    /* started with MHD_USE_NO_LISTEN_SOCKET; borrowed */
+	unsigned daemon_count;
+	unsigned max_connections;       /* 0 = no cap */
+	unsigned max_per_address;       /* 0 = no cap */
+	const struct conf_list *exempt; /* addresses free of the per-address cap; borrowed */
+	unsigned head_timeout_s;
+	size_t max_head;                /* bytes a head may have (http.max_header) */
+	/* Called on the gate thread for every refusal, for the log and metrics. */
+	void (*on_refused)(void *arg, const char *ip, unsigned status, const char *why);
+	void *arg;
+};
+
+/* Starts the gate's thread on o->listen_fd. IO when a thread or epoll set
+ * cannot be created. */
+enum xdms_err http_gate_start(const struct http_gate_options *o, struct http_gate **out) XDMS_WUR;
+/* Stops accepting and closes the connections whose heads are still awaited.
+ * The counts stay usable (daemons still release into them). */
+void http_gate_stop(struct http_gate *g);
+/* Stops if needed and frees. Call after the daemons stopped. NULL-tolerant. */
+void http_gate_destroy(struct http_gate *g);
+/* A daemon closed a connection from @sa: uncount it. Any thread. NULL-tolerant. */
+void http_gate_release(struct http_gate *g, const struct sockaddr *sa);
+/* Connections open now (awaited heads and the daemons' connections). */
+unsigned http_gate_open_count(struct http_gate *g);
+/* Refusals of one kind since the start. Any thread. */
+uint64_t http_gate_refused(struct http_gate *g, enum gate_refusal why);
+
+/* Sends a complete plain-text answer with Connection: close on @fd, as far
+ * as the socket takes it without blocking (for answers libmicrohttpd cannot
+ * queue). Plain HTTP only. Any thread. */
+void http_raw_answer(int fd, unsigned status, const char *why);
+
+/* Writes " (held by pid N, NAME)" into @out when a process that we may
+ * inspect listens on the TCP port of @ss (from /proc), else "". */
+void http_port_holder(const struct sockaddr_storage *ss, char *out, size_t len);
+
+/* ---- framing (framing.c) ---------------------------------------------------------------- */
+
+/*
+ * Checks the framing of the request head on @conn, on the access handler's
+ * first call: @target and @target_len are the target as the URI callback
+ * got it (libmicrohttpd's pointer, and its length then), @version the
+ * handler's version argument. Returns 0 when the head is acceptable, else
+ * 400 or 501 with a static reason in *why. The caller answers with that
+ * status and closes the connection. Any pool thread.
+ */
+unsigned http_framing_check(struct MHD_Connection *conn, const char *target, size_t target_len,
+			    const char *version, const char **why);
 
 #endif

@@ -18,8 +18,8 @@
 static const char *const methods[] = { "GET", "HEAD", "PUT", "DELETE", "OTHER" };
 #define METHOD_COUNT (sizeof(methods) / sizeof(methods[0]))
 
-static const unsigned statuses[] = { 200, 201, 304, 400, 401, 403, 404, 405, 409, 412,
-				     413, 414, 415, 500, 503, 507, 0 /* any other */ };
+static const unsigned statuses[] = { 200, 201, 304, 400, 401, 403, 404, 405, 408, 409, 412,
+				     413, 414, 415, 500, 501, 503, 505, 507, 0 /* any other */ };
 #define STATUS_COUNT (sizeof(statuses) / sizeof(statuses[0]))
 
 static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5 };

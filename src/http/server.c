@@ -16,10 +16,15 @@
  * The completion callback writes the access-log line, counts the metrics and
  * frees the request.
  *
- * Threads: one single-threaded libmicrohttpd daemon per core (http.threads),
- * each on its own SO_REUSEPORT socket of the same address so that the kernel
- * balances connections between them, runs everything above except the
- * resume, which the store's writer thread performs. `inflight` counts suspended requests so
+ * Connections. The head gate (gate.c) owns the one listening socket: it
+ * accepts, applies the connection caps, waits for a well-formed request head
+ * under a deadline and only then hands the connection to a daemon, in turn.
+ * One socket without SO_REUSEPORT also means a second server cannot share
+ * the port (bind fails, and the message names the process holding it).
+ *
+ * Threads: one single-threaded libmicrohttpd daemon per core (http.threads)
+ * runs everything above except the resume, which the store's writer thread
+ * performs. `inflight` counts suspended requests so
  * that shutdown can wait for them (MHD must not be stopped with suspended
  * connections).
  */
@@ -54,9 +59,10 @@ struct http_server {
 	const struct conf *c;
 	struct store *st;
 	struct xcap *x;
-	struct MHD_Daemon *daemons[HTTP_DAEMONS_MAX]; /* one per core, each with its own socket */
-	int listen_fds[HTTP_DAEMONS_MAX];
+	struct MHD_Daemon *daemons[HTTP_DAEMONS_MAX]; /* one per core; the gate hands them connections */
 	unsigned daemon_count;
+	int listen_fd;
+	struct http_gate *gate;
 	struct http_auth *auth;
 	struct http_metrics *metrics;
 	/* Other modules' figures for /metrics: slots are filled before the
@@ -82,6 +88,8 @@ struct request {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
 	char *raw_uri;   /* as sent, path and query */
+	const char *target; /* libmicrohttpd's copy of the target, for framing.c */
+	size_t target_len;
 	char *path;      /* raw path (before '?') */
 	const char *query; /* into raw_uri, after '?', or NULL */
 	const char *method;
@@ -103,6 +111,8 @@ struct request {
 	const char *note; /* why a request was refused, for the access log */
 	bool is_unauthorized; /* answer 401 once the body has been read */
 	bool is_stale;        /* the 401 carries stale=true */
+	bool is_close;        /* the answer closes the connection */
+	size_t body_seen;     /* body bytes received, for http.min_body_rate */
 };
 
 static double elapsed_seconds(const struct timespec *start)
@@ -123,6 +133,8 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->raw_uri = xstrdup(uri ? uri : "");
+	r->target = uri;
+	r->target_len = strlen(r->raw_uri);
 	r->path = xstrdup(r->raw_uri);
 	q = strchr(r->path, '?');
 	if (q) {
@@ -203,6 +215,8 @@ static enum MHD_Result queue(struct request *r, unsigned status, const char *con
 	}
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (r->is_close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (status == 401)
 		http_auth_add_challenges(r->srv->auth, resp, r->realm ? r->realm : r->srv->c->auth_realm,
 					 r->is_stale, r->srv->is_tls);
@@ -284,6 +298,25 @@ static void write_done(void *arg)
 	MHD_resume_connection(r->conn);
 }
 
+/* The gate's figures: connections open, and refusals by reason. */
+static enum xdms_err gate_metrics(struct http_server *srv, struct buf *out)
+{
+	static const char *const reasons[GATE_REFUSAL__COUNT] = { "capacity", "per_address", "head_timeout",
+								   "bad_head" };
+	enum xdms_err err;
+
+	err = buf_printf(out,
+			 "# HELP xdms_http_connections HTTP connections open (awaited heads included).\n"
+			 "# TYPE xdms_http_connections gauge\nxdms_http_connections %u\n"
+			 "# HELP xdms_http_refused_connections_total Connections refused before a request ran, "
+			 "by reason.\n# TYPE xdms_http_refused_connections_total counter\n",
+			 http_gate_open_count(srv->gate));
+	for (unsigned i = 0; !err && i < GATE_REFUSAL__COUNT; i++)
+		err = buf_printf(out, "xdms_http_refused_connections_total{reason=\"%s\"} %llu\n", reasons[i],
+				 (unsigned long long)http_gate_refused(srv->gate, (enum gate_refusal)i));
+	return err;
+}
+
 static enum MHD_Result serve_ops(struct request *r)
 {
 	struct http_server *srv = r->srv;
@@ -304,6 +337,8 @@ static enum MHD_Result serve_ops(struct request *r)
 		unsigned n = atomic_load_explicit(&srv->extra_metrics_count, memory_order_acquire);
 		enum xdms_err err = http_metrics_render(srv->metrics, srv->st, &out);
 
+		if (!err)
+			err = gate_metrics(srv, &out);
 		for (unsigned i = 0; !err && i < n; i++)
 			err = srv->extra_metrics[i].fn(srv->extra_metrics[i].arg, &out);
 		if (err) {
@@ -434,6 +469,45 @@ static enum MHD_Result on_written(struct request *r)
 	return queue_xcap(r, &xr);
 }
 
+/*
+ * True when a body has taken longer than http.head_timeout and its bytes
+ * so far (with the @more just arrived) average less than http.min_body_rate
+ * per second: a client trickling its body would otherwise hold its
+ * connection for as long as it keeps sending a byte within the idle timeout.
+ */
+static bool body_is_too_slow(struct request *r, size_t more)
+{
+	const struct conf *c = r->srv->c;
+	double seconds;
+
+	r->body_seen += more;
+	if (!c->http_min_body_rate)
+		return false;
+	seconds = elapsed_seconds(&r->start);
+	if (seconds <= (double)c->http_head_timeout)
+		return false;
+	return (double)r->body_seen < (double)c->http_min_body_rate * seconds;
+}
+
+/*
+ * Ends a request in the middle of its body. libmicrohttpd 0.9.75 queues no
+ * response until the body is complete, so the answer is written to the
+ * socket directly (plain HTTP; over TLS the connection is only closed), and
+ * MHD_NO makes libmicrohttpd close the connection.
+ */
+static enum MHD_Result answer_mid_body(struct request *r, unsigned status, const char *why)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (!r->srv->is_tls && ci)
+		http_raw_answer(ci->connect_fd, status, why);
+	r->status = status;
+	r->note = why;
+	r->state = REQ_ANSWERED;
+	request_record(r);
+	return MHD_NO;
+}
+
 /* RFC 9110 §5.6.2 token: one or more tchar. */
 static bool is_token(const char *s)
 {
@@ -453,6 +527,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      void **con_cls)
 {
 	struct request *r = *con_cls;
+	unsigned status;
 
 	if (!r)
 		return MHD_NO;
@@ -464,10 +539,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			/* RFC 9110 §9.1: a method is a token; anything else is a broken
 			 * request line, refused before routing or authentication. */
 			r->method = "-";
+			r->is_close = true;
 			return queue_text(r, 400, "malformed request method\n", NULL);
+		}
+		/* Framing first: nothing of a request whose end we cannot be sure
+		 * of may reach routing or authentication (framing.c). */
+		status = http_framing_check(conn, r->target, r->target_len, version, &r->note);
+		if (status) {
+			char text[160];
+
+			r->is_close = true;
+			snprintf(text, sizeof(text), "%s: %s\n",
+				 status == 501 ? "not implemented (only chunked is understood)" : "malformed request",
+				 r->note);
+			return queue_text(r, status, text, NULL);
 		}
 		return on_headers(r);
 	case REQ_BODY:
+		if (*upload_data_size && body_is_too_slow(r, *upload_data_size))
+			return answer_mid_body(r, 408, "request body slower than http.min_body_rate");
 		if (*upload_data_size) {
 			if (!r->is_too_big && !r->is_unauthorized &&
 			    buf_append(&r->body, upload_data, *upload_data_size))
@@ -572,49 +662,72 @@ static void root_path_of(const char *root, char *out, size_t len)
 }
 
 /*
- * Opens @n listening sockets on the same address with SO_REUSEPORT, one per
- * libmicrohttpd daemon: the kernel then spreads new connections over the
- * daemons (one thread each), where a shared socket would let whichever
- * thread wakes first accept a whole burst. Port 0 is resolved by the first
- * socket and reused by the others. Fills srv->listen_fds and srv->address.
+ * Opens the listening socket (SO_REUSEADDR for restarts over TIME_WAIT, but
+ * not SO_REUSEPORT: another process must not be able to share the port).
+ * Fills srv->listen_fd and srv->address (with the real port for port 0).
  */
-static enum xdms_err listeners_open(struct http_server *srv, struct sockaddr_storage *ss, socklen_t ss_len,
-				    unsigned n, char **why)
+static enum xdms_err listener_open(struct http_server *srv, struct sockaddr_storage *ss, socklen_t ss_len,
+				   char **why)
 {
-	uint16_t port = 0;
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
 	int one = 1;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	for (unsigned i = 0; i < n; i++) {
-		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)ss, ss_len) || listen(fd, 1024)) {
+		int e = errno;
+		char holder[96] = "";
 
-		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-		    bind(fd, (struct sockaddr *)ss, ss_len) || listen(fd, 1024)) {
-			*why = xasprintf("cannot listen on %s: %s", srv->c->http_listen, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return XDMS_ERR_IO;
-		}
-		srv->listen_fds[i] = fd;
-		if (i == 0) {
-			struct sockaddr_storage bound;
-			socklen_t len = sizeof(bound);
-
-			if (getsockname(fd, (struct sockaddr *)&bound, &len)) {
-				*why = xasprintf("getsockname: %s", strerror(errno));
-				return XDMS_ERR_IO;
-			}
-			port = ntohs(ss->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port :
-								 ((struct sockaddr_in *)&bound)->sin_port);
-			/* The other sockets take the port the first one got. */
-			if (ss->ss_family == AF_INET6)
-				((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-			else
-				((struct sockaddr_in *)ss)->sin_port = htons(port);
-		}
+		if (e == EADDRINUSE)
+			http_port_holder(ss, holder, sizeof(holder));
+		*why = xasprintf("cannot listen on %s: %s%s", srv->c->http_listen, strerror(e), holder);
+		if (fd >= 0)
+			close(fd);
+		return XDMS_ERR_IO;
 	}
-	net_addr_format(ss, srv->address, sizeof(srv->address), NULL, 0);
+	srv->listen_fd = fd;
+	if (getsockname(fd, (struct sockaddr *)&bound, &len)) {
+		*why = xasprintf("getsockname: %s", strerror(errno));
+		return XDMS_ERR_IO;
+	}
+	net_addr_format(&bound, srv->address, sizeof(srv->address), NULL, 0);
 	return XDMS_ERR_OK;
+}
+
+/* libmicrohttpd closed a connection that the gate handed it. */
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr)
+		http_gate_release(srv->gate, ci->client_addr);
+}
+
+/* The gate refused a connection: one access-log line and the metrics. */
+static void gate_refused(void *arg, const char *ip, unsigned status, const char *why)
+{
+	struct http_server *srv = arg;
+	struct request r;
+	char dash[] = "-";
+
+	memset(&r, 0, sizeof(r));
+	r.srv = srv;
+	r.method = "-";
+	r.raw_uri = dash;
+	r.status = status;
+	r.note = why;
+	snprintf(r.identity, sizeof(r.identity), "[%s]", ip);
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	http_metrics_observe(srv->metrics, "OTHER", status, 0);
+	if (srv->access_log)
+		access_log_line(&r, 0);
 }
 
 enum xdms_err http_server_start(const struct conf *c, struct store *st, struct xcap *x,
@@ -624,13 +737,13 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	struct sockaddr_storage ss;
 	socklen_t ss_len;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+	struct http_gate_options go;
 	unsigned threads = c->http_threads;
 	enum xdms_err err = XDMS_ERR_INVAL;
 
 	*out = NULL;
-	for (unsigned i = 0; i < HTTP_DAEMONS_MAX; i++)
-		srv->listen_fds[i] = -1;
+	srv->listen_fd = -1;
 	srv->c = c;
 	srv->st = st;
 	srv->x = x;
@@ -691,7 +804,7 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	srv->metrics = http_metrics_create();
 	if (threads > HTTP_DAEMONS_MAX)
 		threads = HTTP_DAEMONS_MAX;
-	err = listeners_open(srv, &ss, ss_len, threads, why);
+	err = listener_open(srv, &ss, ss_len, why);
 	if (err)
 		goto fail;
 	for (unsigned i = 0; i < threads; i++) {
@@ -701,12 +814,14 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key },
 			{ MHD_OPTION_END, 0, NULL },
 		};
+		/* The gate counts connections against http.max_connections; a
+		 * daemon may hold them all when the others are idle. */
 		struct MHD_Daemon *d = MHD_start_daemon(
 			flags, 0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-			MHD_OPTION_LISTEN_SOCKET, srv->listen_fds[i], MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
-			MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
-			(c->http_max_connections + threads - 1) / threads, MHD_OPTION_CONNECTION_TIMEOUT,
+			MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv,
+			MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_NOTIFY_CONNECTION, connection_notify,
+			srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http_max_header, MHD_OPTION_CONNECTION_LIMIT,
+			c->http_max_connections ? c->http_max_connections : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
 			c->http_timeout, MHD_OPTION_ARRAY, srv->is_tls ? tls : tls + 2, MHD_OPTION_END);
 
 		if (!d) {
@@ -715,6 +830,23 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 			goto fail;
 		}
 		srv->daemons[srv->daemon_count++] = d;
+	}
+	memset(&go, 0, sizeof(go));
+	go.listen_fd = srv->listen_fd;
+	go.is_tls = srv->is_tls;
+	go.daemons = srv->daemons;
+	go.daemon_count = srv->daemon_count;
+	go.max_connections = c->http_max_connections;
+	go.max_per_address = c->http_max_per_address;
+	go.exempt = &c->auth_trusted_peers;
+	go.head_timeout_s = c->http_head_timeout;
+	go.max_head = c->http_max_header;
+	go.on_refused = gate_refused;
+	go.arg = srv;
+	err = http_gate_start(&go, &srv->gate);
+	if (err) {
+		*why = xasprintf("cannot start accepting connections: %s", strerror(errno));
+		goto fail;
 	}
 	*out = srv;
 	return XDMS_ERR_OK;
@@ -762,9 +894,9 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 {
 	if (!srv)
 		return;
+	/* No new connection from here on. */
+	http_gate_stop(srv->gate);
 	if (srv->daemon_count) {
-		for (unsigned i = 0; i < srv->daemon_count; i++)
-			MHD_quiesce_daemon(srv->daemons[i]);
 		/* Suspended requests are waiting for the store; let them finish. */
 		for (unsigned waited = 0; atomic_load(&srv->inflight) > 0 && waited < grace_ms; waited += 10)
 			usleep(10 * 1000);
@@ -778,10 +910,9 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 		for (unsigned i = 0; i < srv->daemon_count; i++)
 			MHD_stop_daemon(srv->daemons[i]);
 	}
-	/* Quiesced daemons hand their sockets back; unused ones were never given. */
-	for (unsigned i = 0; i < HTTP_DAEMONS_MAX; i++)
-		if (srv->listen_fds[i] >= 0)
-			close(srv->listen_fds[i]);
+	http_gate_destroy(srv->gate);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
 	http_auth_destroy(srv->auth);
 	http_metrics_destroy(srv->metrics);
 	if (srv->access_log && srv->access_log != stdout)

@@ -44,7 +44,7 @@ static bool line_name_is(const char *line, size_t nlen, const char *full, const 
 }
 
 bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int status, const char *reason,
-		   struct buf *out)
+		   const char *extra, struct buf *out)
 {
 	const char *p = data, *end = data + len, *eol;
 	unsigned via = 0, from = 0, to = 0, call_id = 0, cseq = 0;
@@ -65,7 +65,9 @@ bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int statu
 			v--;
 		if (v > p && v[-1] == '\r')
 			v--;
-		if (v - p < (ptrdiff_t)mlen + 10 || strncmp(v - 8, " SIP/2.0", 8))
+		/* Any SIP version: a 505 answers the ones we do not speak. */
+		if (v - p < (ptrdiff_t)mlen + 10 || strncmp(v - 8, " SIP/", 5) || !isdigit((unsigned char)v[-3]) ||
+		    v[-2] != '.' || !isdigit((unsigned char)v[-1]))
 			return false;
 	}
 	if (buf_printf(out, "SIP/2.0 %d %s\r\n", status, reason))
@@ -124,25 +126,108 @@ bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int statu
 		return false;
 	if (!via || !from || !to || !call_id || !cseq)
 		return false;
+	if (extra && buf_append_str(out, extra))
+		return false;
 	return !buf_printf(out, "Server: %s\r\nContent-Length: 0\r\n\r\n", s->server_header);
 }
 
 static void reply_raw(struct sip_server *s, const char *data, size_t len, const struct sip_peer *from,
-		      const char *src)
+		      const char *src, int status, const char *reason, const char *why)
 {
 	struct buf out;
+	char extra[64] = "";
 
+	if (status == 503)
+		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", SIP_RETRY_AFTER);
 	buf_init(&out, 16384);
-	if (sip_raw_reply(s, data, len, 400, "Bad Request", &out)) {
+	if (sip_raw_reply(s, data, len, status, reason, extra[0] ? extra : NULL, &out)) {
 		const struct sip_transport_ops *t =
 			from->transport == SIP_TRANSPORT_TCP ? &sip_transport_tcp_ops : &sip_transport_udp_ops;
 
-		log_info("sip: malformed request from %s/%s: answered 400", t->name, src);
+		/* Refusals under a flood would flood the log: debug level. */
+		if (status == 503)
+			log_debug("sip: request from %s/%s over %s: answered 503", t->name, src, why);
+		else
+			log_info("sip: %s from %s/%s: answered %d", why, t->name, src, status);
 		(void)t->send(s, from, out.data, out.len, false);
 	} else {
 		log_debug("sip: dropped an unparseable %zu-byte message from %s", len, src);
 	}
 	buf_cleanup(&out);
+}
+
+/*
+ * RFC 3261 §18.3 for a datagram: a Content-Length larger than what follows
+ * the headers, negative or not a number is a 400; bytes after the body are
+ * dropped (*len shrinks). §7.1: a request in another SIP version is a 505.
+ * Returns 0 when the message may go on, else the status with *why.
+ */
+static int udp_check(const char *data, size_t *len, const char **why)
+{
+	const char *end = data + *len, *p, *eol, *body;
+	const char *hdr_end = memmem(data, *len, "\r\n\r\n", 4);
+	bool has_length = false;
+	unsigned long long length = 0;
+
+	if (!hdr_end)
+		return 0; /* libosip2 refuses it, or it is a response to drop */
+	body = hdr_end + 4;
+	eol = memchr(data, '\n', *len);
+	if (eol && strncmp(data, "SIP/", 4) != 0) {
+		const char *v = eol;
+
+		if (v > data && v[-1] == '\r')
+			v--;
+		if (v - data > 8 && !strncmp(v - 8, " SIP/", 5) && strncmp(v - 8, " SIP/2.0", 8)) {
+			*why = "SIP version not supported";
+			return 505;
+		}
+	}
+	for (p = eol ? eol + 1 : end; p < hdr_end; p = eol + 1) {
+		const char *colon, *v, *ve;
+		size_t nlen;
+		unsigned long long n = 0;
+
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon)
+			continue;
+		nlen = (size_t)(colon - p);
+		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+			nlen--;
+		if (!line_name_is(p, nlen, "Content-Length", "l"))
+			continue;
+		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol; ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		if (v == ve || ve - v > 9) {
+			*why = "malformed Content-Length";
+			return 400;
+		}
+		for (const char *d = v; d < ve; d++) {
+			if (!isdigit((unsigned char)*d)) {
+				*why = "malformed Content-Length";
+				return 400;
+			}
+			n = n * 10 + (unsigned long long)(*d - '0');
+		}
+		if (has_length && n != length) {
+			*why = "conflicting Content-Length headers";
+			return 400;
+		}
+		has_length = true;
+		length = n;
+	}
+	if (has_length && length > (unsigned long long)(end - body)) {
+		*why = "Content-Length larger than the datagram";
+		return 400;
+	}
+	if (has_length)
+		*len = (size_t)(body - data) + (size_t)length;
+	return 0;
 }
 
 /* -- inbound -------------------------------------------------------------- */
@@ -160,15 +245,26 @@ static bool has_core_headers(const osip_message_t *m)
 void sip_inbound(struct sip_server *s, const char *data, size_t len, const struct sip_peer *from)
 {
 	char src[SIP_ADDR_LEN], ip[INET6_ADDRSTRLEN];
-	osip_event_t *evt = osip_parse(data, len);
+	osip_event_t *evt;
 	osip_message_t *m;
+	const char *why = "malformed request";
 	unsigned port;
+	int status;
 
 	net_addr_format(&from->addr, src, sizeof(src), ip, sizeof(ip));
+	if (from->transport == SIP_TRANSPORT_UDP) {
+		status = udp_check(data, &len, &why);
+		if (status) {
+			reply_raw(s, data, len, from, src, status,
+				  status == 505 ? "Version Not Supported" : "Bad Request", why);
+			return;
+		}
+	}
+	evt = osip_parse(data, len);
 	if (!evt || !evt->sip || !has_core_headers(evt->sip)) {
 		if (evt)
 			osip_event_free(evt);
-		reply_raw(s, data, len, from, src);
+		reply_raw(s, data, len, from, src, 400, "Bad Request", why);
 		return;
 	}
 	m = evt->sip;
@@ -204,6 +300,22 @@ void sip_inbound(struct sip_server *s, const char *data, size_t len, const struc
 		 * INVITE; an ACK for an expired transaction needs nothing. */
 		log_debug("sip: ignored an ACK from %s matching no transaction", src);
 		osip_event_free(evt);
+		return;
+	}
+	if (!sip_server_admits(s, ip, &why)) {
+		uint64_t now = sip_now_ms();
+
+		atomic_fetch_add_explicit(&s->refused_count, 1, memory_order_relaxed);
+		/* One warning a second at most: a flood must not flood the log. */
+		s->refused_since_warn++;
+		if (now - s->last_refusal_warn_ms >= 1000) {
+			log_warn("sip: refused %u request(s) with 503 since the last warning (%s); the latest from %s",
+				 s->refused_since_warn, why, src);
+			s->refused_since_warn = 0;
+			s->last_refusal_warn_ms = now;
+		}
+		osip_event_free(evt);
+		reply_raw(s, data, len, from, src, 503, "Service Unavailable", why);
 		return;
 	}
 	sip_osip_new_server_transaction(s, evt, from);

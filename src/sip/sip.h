@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "conf/conf.h"
 
@@ -82,6 +83,14 @@ enum xdms_err sip_server_start(const struct conf *c, sip_subscribe_fn on_subscri
  * valid until sip_server_stop; any thread. */
 const char *sip_server_udp_address(const struct sip_server *s);
 const char *sip_server_tcp_address(const struct sip_server *s);
+
+/*
+ * Appends the SIP layer's Prometheus lines to @out: server transactions
+ * alive (xdms_sip_server_transactions) and requests refused by
+ * sip.max_transactions or sip.max_per_source (xdms_sip_refused_total).
+ * Any thread.
+ */
+enum xdms_err sip_server_metrics(struct sip_server *s, struct buf *out) XDMS_WUR;
 
 /*
  * Stops the loop: runs the functions already queued with sip_server_call,

@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -25,6 +26,9 @@
 #define SIP_MAX_CLIENT_TRANSACTIONS 65536
 #define SIP_UDP_DATAGRAM_MAX 65535
 #define SIP_ADDR_LEN (INET6_ADDRSTRLEN + 8)
+#define SIP_SOURCE_BUCKETS 1024  /* server transactions in flight by source address */
+#define SIP_TRIM_PEAK 256        /* a flood: this many server transactions at once */
+#define SIP_RETRY_AFTER 5        /* seconds, in the 503 of a refused request */
 
 /* The methods we accept; RFC 3261 §20.5 Allow lists what this UA supports.
  * NOTIFY is only sent, never accepted, so it is not listed. */
@@ -87,6 +91,7 @@ struct sip_request {
 	char local_tag[48];
 	bool is_answered;
 	bool is_handed_out;      /* given to the SUBSCRIBE handler */
+	bool is_counted;         /* in s->server_count and its source's count */
 	/* Lazily built views (owned). */
 	char *uri_text;
 	char *call_id_text; /* "number@host", built on first use */
@@ -95,6 +100,13 @@ struct sip_request {
 	size_t hcount;
 	bool has_headers;
 	struct sip_request *prev, *next; /* s->requests, while handed out */
+};
+
+/* A source address with server transactions in flight. */
+struct sip_source {
+	char ip[INET6_ADDRSTRLEN];
+	unsigned count;
+	struct sip_source *next;
 };
 
 /* The context of a client transaction (NICT). */
@@ -152,6 +164,20 @@ struct sip_server {
 	osip_t *osip;
 	osip_transaction_t **dead; /* killed, freed after the osip pass */
 	size_t dead_count, dead_cap;
+	/* Answered with a final non-2xx status: ended once that answer is
+	 * sent, without waiting for Timer J (see transaction.c). */
+	osip_transaction_t **ended;
+	size_t ended_count, ended_cap;
+
+	/* Server transactions alive, in total and per source address. The
+	 * total and the refusals are read by /metrics on other threads. */
+	atomic_uint server_count;
+	unsigned server_peak;    /* the most alive since memory was last given back */
+	uint64_t next_trim_ms;
+	struct sip_source *sources[SIP_SOURCE_BUCKETS];
+	atomic_uint_fast64_t refused_count; /* requests answered 503 by the caps */
+	unsigned refused_since_warn;
+	uint64_t last_refusal_warn_ms;
 
 	struct sip_conn *conns;
 	unsigned conn_count;
@@ -202,11 +228,13 @@ void sip_tcp_close_all(struct sip_server *s);
 void sip_inbound(struct sip_server *s, const char *data, size_t len, const struct sip_peer *from);
 /*
  * A stateless answer built from the raw header lines of a request that
- * libosip2 could not use. Returns false when @data is not recognisably a
- * request with Via, From, To, Call-ID and CSeq.
+ * libosip2 could not use, or that is refused before it gets a transaction.
+ * @extra is NULL or more header lines, each ending in CRLF. Returns false
+ * when @data is not recognisably a request with Via, From, To, Call-ID and
+ * CSeq.
  */
 bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int status, const char *reason,
-		   struct buf *out);
+		   const char *extra, struct buf *out);
 /* The dispatch of a new server transaction (osip message callback). */
 void sip_dispatch(struct sip_server *s, struct sip_request *r);
 void sip_request_free(struct sip_request *r);
@@ -219,6 +247,9 @@ void sip_osip_run(struct sip_server *s);
 void sip_osip_shutdown(struct sip_server *s);
 /* The milliseconds until libosip2 next needs to run (capped by the caller). */
 int sip_osip_timeout_ms(struct sip_server *s);
+/* True when a new request from @ip may have a server transaction; else
+ * *why names the cap (sip.max_transactions, sip.max_per_source). */
+bool sip_server_admits(struct sip_server *s, const char *ip, const char **why);
 /* Hands a new request to a fresh server transaction. Takes @evt. */
 void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, const struct sip_peer *from);
 /* Queues a response on @r's transaction. Takes @resp. */

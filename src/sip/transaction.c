@@ -21,10 +21,23 @@
  * queues the transaction, and sip_osip_run frees it (with its context)
  * after the execute pass that killed it, when no osip code holds it.
  *
+ * Memory under a flood. A server transaction holds the parsed request and
+ * its answer, some 20 KB, for Timer J (32 s over UDP) after the answer. A
+ * final answer other than 2xx changes nothing on our side (a challenge, a
+ * refusal), so such a transaction ends as soon as the answer is sent: a
+ * retransmitted request is then simply answered again, as a stateless
+ * server would (RFC 3261 §8.2.7). Those that stay (2xx) are capped by
+ * sip.max_transactions and, per source address outside sip.trusted_peers,
+ * by sip.max_per_source; a request over a cap gets a stateless 503 with
+ * Retry-After (message.c). When a flood has passed (the transactions alive
+ * fell to a sixteenth of their peak), malloc_trim() gives the freed memory
+ * back to the system, at most once a second.
+ *
  * libosip2 is built thread-safe but we use it from the loop thread only.
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -135,6 +148,7 @@ static void cb_kill(int type, osip_transaction_t *tr)
 	s->dead[s->dead_count++] = tr;
 }
 
+/* FNV-1a of a string, into the client index (and, reduced, the sources). */
 static unsigned branch_bucket(const char *branch)
 {
 	unsigned h = 2166136261u;
@@ -169,6 +183,75 @@ static void client_unlink(struct sip_server *s, struct sip_client *c)
 	s->client_count--;
 }
 
+/* ---- server transactions in flight, per source ----------------------------------------- */
+
+static struct sip_source **source_find(struct sip_server *s, const char *ip)
+{
+	struct sip_source **p;
+
+	for (p = &s->sources[branch_bucket(ip) % SIP_SOURCE_BUCKETS]; *p && strcmp((*p)->ip, ip) != 0;
+	     p = &(*p)->next)
+		;
+	return p;
+}
+
+enum xdms_err sip_server_metrics(struct sip_server *s, struct buf *out)
+{
+	return buf_printf(out,
+			  "# HELP xdms_sip_server_transactions SIP requests in progress (server transactions alive).\n"
+			  "# TYPE xdms_sip_server_transactions gauge\nxdms_sip_server_transactions %u\n"
+			  "# HELP xdms_sip_refused_total SIP requests refused with 503 by sip.max_transactions or "
+			  "sip.max_per_source.\n# TYPE xdms_sip_refused_total counter\nxdms_sip_refused_total %llu\n",
+			  atomic_load_explicit(&s->server_count, memory_order_relaxed),
+			  (unsigned long long)atomic_load_explicit(&s->refused_count, memory_order_relaxed));
+}
+
+bool sip_server_admits(struct sip_server *s, const char *ip, const char **why)
+{
+	struct sip_source *src;
+
+	if (s->c->sip_max_transactions && s->server_count >= s->c->sip_max_transactions) {
+		*why = "sip.max_transactions";
+		return false;
+	}
+	if (!s->c->sip_max_per_source || conf_list_has(&s->c->sip_trusted_peers, ip))
+		return true;
+	src = *source_find(s, ip);
+	if (src && src->count >= s->c->sip_max_per_source) {
+		*why = "sip.max_per_source";
+		return false;
+	}
+	return true;
+}
+
+static void server_count_add(struct sip_server *s, struct sip_request *r)
+{
+	struct sip_source **p = source_find(s, r->source_ip);
+
+	if (!*p) {
+		*p = xcalloc(1, sizeof(**p));
+		snprintf((*p)->ip, sizeof((*p)->ip), "%s", r->source_ip);
+	}
+	(*p)->count++;
+	r->is_counted = true;
+	if (++s->server_count > s->server_peak)
+		s->server_peak = s->server_count;
+}
+
+static void server_count_del(struct sip_server *s, struct sip_request *r)
+{
+	struct sip_source **p = source_find(s, r->source_ip), *src = *p;
+
+	if (!r->is_counted)
+		return;
+	r->is_counted = false;
+	s->server_count--;
+	if (src && --src->count == 0) {
+		*p = src->next;
+		free(src);
+	}
+}
+
 /* Frees a transaction and its context; @status for an unreported client. */
 static void transaction_free(struct sip_server *s, osip_transaction_t *tr, int status)
 {
@@ -183,6 +266,8 @@ static void transaction_free(struct sip_server *s, osip_transaction_t *tr, int s
 			free(c);
 		}
 	} else {
+		if (ctx)
+			server_count_del(s, ctx);
 		sip_request_free(ctx);
 	}
 	osip_transaction_free(tr);
@@ -235,6 +320,45 @@ static void free_dead(struct sip_server *s)
 	}
 }
 
+/*
+ * Ends the transactions answered with a final non-2xx status whose answer
+ * has gone out. One that libosip2 terminated meanwhile (Timer J is 0 over
+ * TCP) is on the dead list instead and is left to it.
+ */
+static void free_ended(struct sip_server *s)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->ended_count; i++) {
+		osip_transaction_t *tr = s->ended[i];
+
+		if (tr->state == NIST_TERMINATED)
+			continue;
+		if (tr->state == NIST_COMPLETED && osip_fifo_size(tr->transactionff) == 0)
+			transaction_free(s, tr, 0);
+		else
+			s->ended[kept++] = tr;
+	}
+	s->ended_count = kept;
+}
+
+/* After a flood, give the memory its transactions held back to the system. */
+static void trim_after_flood(struct sip_server *s)
+{
+	uint64_t now;
+
+	if (s->server_peak < SIP_TRIM_PEAK || s->server_count > s->server_peak / 16)
+		return;
+	now = sip_now_ms();
+	if (now < s->next_trim_ms)
+		return;
+	s->next_trim_ms = now + 1000;
+	log_info("sip: %u server transactions at the peak, %u now: returning freed memory", s->server_peak,
+		 s->server_count);
+	s->server_peak = s->server_count;
+	malloc_trim(0);
+}
+
 void sip_osip_run(struct sip_server *s)
 {
 	osip_timers_ist_execute(s->osip);
@@ -251,7 +375,9 @@ void sip_osip_run(struct sip_server *s)
 		    !has_pending_events(&s->osip->osip_nict_transactions))
 			break;
 	}
+	free_ended(s);
 	free_dead(s);
+	trim_after_flood(s);
 }
 
 int sip_osip_timeout_ms(struct sip_server *s)
@@ -272,6 +398,8 @@ void sip_osip_shutdown(struct sip_server *s)
 
 	if (!s->osip)
 		return;
+	/* Still in libosip2's lists: freed with them below. */
+	s->ended_count = 0;
 	free_dead(s);
 	lists[0] = &s->osip->osip_ist_transactions;
 	lists[1] = &s->osip->osip_nist_transactions;
@@ -285,6 +413,17 @@ void sip_osip_shutdown(struct sip_server *s)
 	}
 	osip_release(s->osip);
 	s->osip = NULL;
+	free(s->ended);
+	s->ended = NULL;
+	s->ended_cap = 0;
+	for (size_t i = 0; i < SIP_SOURCE_BUCKETS; i++) {
+		while (s->sources[i]) {
+			struct sip_source *src = s->sources[i];
+
+			s->sources[i] = src->next;
+			free(src);
+		}
+	}
 }
 
 void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, const struct sip_peer *from)
@@ -305,11 +444,14 @@ void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, co
 	}
 	r->tr = tr;
 	osip_transaction_set_your_instance(tr, r);
+	server_count_add(s, r);
 	osip_transaction_add_event(tr, evt);
 }
 
 void sip_osip_send_response(struct sip_request *r, osip_message_t *resp)
 {
+	struct sip_server *s = r->s;
+	bool is_short = resp->status_code >= 300 && r->tr->ctx_type == NIST;
 	osip_event_t *evt = osip_new_outgoing_sipmessage(resp);
 
 	if (!evt) {
@@ -317,6 +459,13 @@ void sip_osip_send_response(struct sip_request *r, osip_message_t *resp)
 		return;
 	}
 	osip_transaction_add_event(r->tr, evt);
+	if (is_short) {
+		if (s->ended_count == s->ended_cap) {
+			s->ended_cap = s->ended_cap ? 2 * s->ended_cap : 64;
+			s->ended = xrealloc(s->ended, s->ended_cap * sizeof(*s->ended));
+		}
+		s->ended[s->ended_count++] = r->tr;
+	}
 }
 
 /* -- sending requests ----------------------------------------------------- */

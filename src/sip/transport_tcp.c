@@ -300,7 +300,7 @@ static void conn_refuse(struct sip_server *s, struct sip_conn *c, size_t header_
 	struct buf out;
 
 	buf_init(&out, 16384);
-	if (header_len > 0 && sip_raw_reply(s, c->in.data, header_len, status, reason, &out)) {
+	if (header_len > 0 && sip_raw_reply(s, c->in.data, header_len, status, reason, NULL, &out)) {
 		c->is_closing = true;
 		buf_reset(&c->in);
 		(void)conn_write(s, c, out.data, out.len);

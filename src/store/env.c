@@ -367,34 +367,6 @@ void store_read_end(struct store_read *rd)
 
 /* ---- open and close ---------------------------------------------------------------- */
 
-/* mkdir -p with mode 0700; the last component must end up a directory. */
-static enum xdms_err mkdir_p(const char *path)
-{
-	enum xdms_err err = XDMS_ERR_OK;
-	char *p = xstrdup(path);
-	struct stat sb;
-
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0700) && errno != EEXIST) {
-			err = XDMS_ERR_IO;
-			goto out;
-		}
-		*s = '/';
-	}
-	if (mkdir(p, 0700) && errno != EEXIST) {
-		err = XDMS_ERR_IO;
-		goto out;
-	}
-	if (stat(p, &sb) || !S_ISDIR(sb.st_mode))
-		err = XDMS_ERR_IO;
-out:
-	free(p);
-	return err;
-}
-
 uint32_t store_random_u32(void)
 {
 	uint32_t v;
@@ -547,9 +519,15 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	map_size = round_up(map_size, page);
 	if (map_size > map_max)
 		return XDMS_ERR_INVAL;
-	err = mkdir_p(opt->path);
-	if (err)
-		return err;
+	{
+		char *why = NULL;
+
+		/* The caller that wants the sentence asked store_dir_prepare() first. */
+		err = store_dir_prepare(opt->path, &why);
+		free(why);
+		if (err)
+			return err;
+	}
 
 	st = xcalloc(1, sizeof(*st));
 	st->batch_max = opt->batch_max ? opt->batch_max : STORE_BATCH_MAX_DEFAULT;

@@ -60,6 +60,30 @@ struct store_options {
 	uint64_t feed_retention_ms; /* change records older than this may be pruned (0 = keep all) */
 };
 
+/* ---- the data directory (lock.c) ----------------------------------------- */
+
+struct store_lock; /* opaque; the server's hold on a data directory */
+
+/*
+ * Makes sure @path is a directory, creating it (and its parents, mode 0700)
+ * when missing. INVAL when it exists and is not a directory, IO when it
+ * cannot be created; *why (heap, caller frees) says which, naming @path.
+ */
+enum xdms_err store_dir_prepare(const char *path, char **why) XDMS_WUR;
+
+/*
+ * Prepares @path as store_dir_prepare() does and takes the server's
+ * exclusive lock on it (the file "xdmsd.lock" in it, holding the PID), kept
+ * until store_lock_release() or the end of the process. One server per data
+ * directory; xdmsctl does not take it. BUSY when another process holds it
+ * (*why names the directory and that process's PID), IO or INVAL as above.
+ * Main thread.
+ */
+enum xdms_err store_lock_take(const char *path, struct store_lock **out, char **why) XDMS_WUR;
+
+/* Releases the lock. NULL-tolerant. */
+void store_lock_release(struct store_lock *lk);
+
 /*
  * Opens (creating if needed) the environment at opt->path and starts the
  * writer thread. Returns INVAL for a bad option, IO or STORE when LMDB
