@@ -43,13 +43,12 @@ static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 	if (s->pend_count >= n->c->notify_max_pending) {
 		/* A subscriber this far behind gets a fresh start (RFC 6665 §4.2.2).
 		 * What a NOTIFY in flight carries stays until it is answered. */
-		size_t keep = s->in_flight ? s->inflight_count : 0;
+		size_t keep = s->flight != FLIGHT_NONE ? s->inflight_count : 0;
 
 		for (size_t i = keep; i < s->pend_count; i++)
 			nchange_put(s->pend[i]);
 		s->pend_count = keep;
-		s->terminating = "deactivated";
-		s->full_pending = false;
+		sub_transition(s, SUB_EV_END, "deactivated");
 		return;
 	}
 	if (s->pend_count == s->pend_cap) {
@@ -67,7 +66,7 @@ static void pump_consider(struct pump *p, struct slot *sl, const struct store_ch
 	for (size_t i = 0; sl && i < sl->n; i++) {
 		struct sub *s = sl->items[i];
 
-		if (s->is_dead || s->terminating || c->seq <= s->queued_seq || s->mark == c->seq)
+		if (sub_is_ending(s) || c->seq <= s->queued_seq || s->mark == c->seq)
 			continue;
 		s->mark = c->seq;
 		if (!*nc)
@@ -223,8 +222,8 @@ void feed_floor_update(struct notifier *n)
 		for (struct slot *sl = n->by_id.b[i]; sl; sl = sl->next)
 			for (size_t j = 0; j < sl->n; j++) {
 				struct sub *s = sl->items[j];
-				bool is_idle = !s->pend_count && !s->in_flight && !s->full_pending && !s->block_wait &&
-					       !s->is_dead;
+				bool is_idle = !s->pend_count && s->flight == FLIGHT_NONE &&
+					       (s->state == SUB_LIVE || s->state == SUB_ENDING) && !s->block_wait;
 
 				if (s->is_transient)
 					continue;

@@ -191,10 +191,9 @@ static void start_fn(void *arg)
 		if (s->acked_seq < n->feed_seq)
 			n->feed_seq = s->acked_seq;
 		if (!s->is_full_acked)
-			sub_full_restart(s);
+			sub_transition(s, SUB_EV_FULL_DUE, NULL);
 		if (s->expires_ms <= now) {
-			s->terminating = "timeout";
-			s->full_pending = false;
+			sub_transition(s, SUB_EV_END, "timeout");
 		} else {
 			sub_expiry_arm(n, s);
 		}
@@ -270,7 +269,7 @@ void notifier_destroy(struct notifier *n)
 	for (size_t i = 0; i < r.n; i++) {
 		struct sub *s = r.subs[i];
 
-		if (s->is_dirty && !s->is_dead && !s->is_transient)
+		if (s->is_dirty && s->state != SUB_DEAD && !s->is_transient)
 			pbatch_add(pb, s, false);
 	}
 	if (store_write_run(n->st, &pb->w) && pb->n_ops)

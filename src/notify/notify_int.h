@@ -4,6 +4,7 @@
  * files share. No other folder includes it.
  *
  * Layers, each file calling only those above it in this list:
+ *   state.c      a subscription's state and its transitions
  *   smap.c       string map (indexes, version cache), small helpers
  *   entry.c      resource-list entries: parsing, authorisation, matching
  *   change.c     change records (struct nchange) and the version cache
@@ -80,6 +81,20 @@ struct nchange {
 	const char *prefix; /* the AUID's prefix in sel attributes */
 };
 
+/* What a subscription owes its subscriber next (state.c has the table). */
+enum sub_state { SUB_LIVE = 0, SUB_FULL, SUB_ENDING, SUB_ENDING_FULL, SUB_DEAD };
+
+enum sub_event {
+	SUB_EV_FULL_DUE,  /* (re)SUBSCRIBE accepted, or resumed without an acknowledged full state */
+	SUB_EV_FULL_SENT, /* the last page of the full state was acknowledged */
+	SUB_EV_END,       /* end with what is queued: expired, deactivated */
+	SUB_EV_END_FULL,  /* end with the full state: unsubscribe, fetch */
+	SUB_EV_GONE,      /* forgotten: at once, or when the NOTIFY in flight is answered */
+};
+
+/* What the NOTIFY in flight carries. */
+enum sub_flight { FLIGHT_NONE = 0, FLIGHT_PAGE, FLIGHT_CHANGES };
+
 struct sub {
 	struct notifier *n;
 	uint64_t id;
@@ -99,19 +114,21 @@ struct sub {
 	size_t entry_count;
 	struct nchange **pend;
 	size_t pend_count, pend_cap, inflight_count;
+	enum sub_state state;   /* changed by sub_transition() only */
+	const char *end_reason; /* SUB_ENDING*: the reason of the final NOTIFY */
+	enum sub_flight flight;
+	bool inflight_final;    /* the NOTIFY in flight is the last one */
+	bool block_wait;        /* a record write must be durable before the next NOTIFY */
 	/* full state, page by page */
-	bool full_pending, is_full_acked, inflight_full;
+	bool is_full_acked;
 	unsigned full_gen, inflight_full_gen; /* a restarted full state outdates the page in flight */
 	size_t full_entry;
 	char *full_after;
 	bool inflight_full_done;
-	/* state */
 	size_t page_entry;  /* where the page in flight began, to resend it */
 	char *page_after;
-	bool in_flight, is_dead, is_transient, is_dirty, block_wait;
+	bool is_transient, is_dirty;
 	uint64_t touch_gen;
-	const char *terminating; /* reason of the final NOTIFY, or NULL */
-	bool inflight_final;
 	unsigned retries;
 	uint64_t mark;
 	struct sip_timer *expiry_timer, *window_timer, *retry_timer;
@@ -222,6 +239,15 @@ struct body {
 	size_t estimate;
 };
 
+/* state.c */
+enum sub_state sub_state_next(enum sub_state st, enum sub_event ev);
+const char *sub_state_name(enum sub_state st);
+/* Applies @ev to @s (@reason: the end reason of END and END_FULL, static). */
+void sub_transition(struct sub *s, enum sub_event ev, const char *reason);
+/* Ending or dead: no new changes are queued, a refresh is refused. */
+bool sub_is_ending(const struct sub *s);
+bool sub_is_full_due(const struct sub *s);
+
 /* smap.c */
 int64_t now_ms(void);
 uint64_t hash_bytes(const char *s, size_t len);
@@ -282,7 +308,6 @@ void sub_send(struct notifier *n, struct sub *s);
 void sub_end(struct notifier *n, struct sub *s, bool is_delete_record);
 void sub_expiry_arm(struct notifier *n, struct sub *s);
 void sub_kick(struct notifier *n, struct sub *s);
-void sub_full_restart(struct sub *s);
 
 /* feed.c */
 void feed_kicks_add(struct notifier *n, struct sub **subs, size_t count);

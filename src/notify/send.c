@@ -60,12 +60,13 @@ static void retry_fire(void *arg)
 	sub_send(s->n, s);
 }
 
-static const char *sub_state(const struct sub *s, char *buf, size_t len)
+/* The Subscription-State header of the NOTIFY about to go out. */
+static const char *state_header(const struct sub *s, char *buf, size_t len)
 {
 	int64_t left = (s->expires_ms - now_ms() + 999) / 1000;
 
 	if (s->inflight_final)
-		snprintf(buf, len, "terminated;reason=%s", s->terminating);
+		snprintf(buf, len, "terminated;reason=%s", s->end_reason);
 	else
 		snprintf(buf, len, "active;expires=%" PRId64, left > 0 ? left : 0);
 	return buf;
@@ -79,13 +80,14 @@ void sub_send(struct notifier *n, struct sub *s)
 	struct sip_header hdrs[2];
 	struct sip_dialog_out d;
 	char state[64];
+	bool is_page = false;
 	enum xdms_err err;
 
-	if (s->in_flight || s->is_dead || s->block_wait || s->window_timer || s->retry_timer)
+	if (s->flight != FLIGHT_NONE || s->state == SUB_DEAD || s->block_wait || s->window_timer || s->retry_timer)
 		return;
-	if (n->is_stopping && !s->terminating)
+	if (n->is_stopping && !sub_is_ending(s))
 		return;
-	if (!s->full_pending && !s->pend_count && !s->terminating)
+	if (!sub_is_full_due(s) && !s->pend_count && !sub_is_ending(s))
 		return;
 	if (s->cseq + 1 > s->cseq_block) {
 		/* Make the next block of CSeqs durable before using it. */
@@ -110,9 +112,9 @@ void sub_send(struct notifier *n, struct sub *s)
 		return;
 	}
 	for (;;) {
-		s->inflight_full = false;
+		is_page = false;
 		s->inflight_count = 0;
-		if (s->full_pending) {
+		if (sub_is_full_due(s)) {
 			if (!s->full_entry && !s->full_after) {
 				uint64_t last = 0;
 
@@ -124,13 +126,13 @@ void sub_send(struct notifier *n, struct sub *s)
 			s->page_entry = s->full_entry;
 			s->page_after = s->full_after ? xstrdup(s->full_after) : NULL;
 			body_build_full(n, s, rd, &b);
-			s->inflight_full = true;
+			is_page = true;
 			s->inflight_full_gen = s->full_gen;
 			s->inflight_seq = s->fs_seq;
 		} else if (s->pend_count) {
 			s->inflight_count = body_build_changes(n, s, rd, &b);
 			s->inflight_seq = s->pend[s->inflight_count - 1]->seq;
-			if (!b.nd && !b.nn && !s->terminating) {
+			if (!b.nd && !b.nn && !sub_is_ending(s)) {
 				/* Nothing this subscriber watches changed visibly: done. */
 				pend_drop(s, s->inflight_count);
 				s->acked_seq = s->inflight_seq;
@@ -158,19 +160,18 @@ void sub_send(struct notifier *n, struct sub *s)
 	if (err) {
 		log_error("notify: cannot build the NOTIFY body for %016" PRIx64 ": %s", s->id, xdms_err_str(err));
 		buf_cleanup(&out);
-		s->is_dead = true;
 		sub_end(n, s, true);
 		return;
 	}
 	/* The last NOTIFY of a subscription is the one that carries everything left. */
-	s->inflight_final = s->terminating &&
-			    (s->inflight_full ? s->inflight_full_done &&
+	s->inflight_final = sub_is_ending(s) &&
+			    (is_page ? s->inflight_full_done &&
 							(!s->pend_count || s->pend[s->pend_count - 1]->seq <= s->fs_seq)
 					      : s->inflight_count == s->pend_count);
 	hdrs[0].name = "Event";
 	hdrs[0].value = "xcap-diff";
 	hdrs[1].name = "Subscription-State";
-	hdrs[1].value = sub_state(s, state, sizeof(state));
+	hdrs[1].value = state_header(s, state, sizeof(state));
 	memset(&d, 0, sizeof(d));
 	d.call_id = s->call_id;
 	d.local_uri = s->local_uri;
@@ -195,7 +196,7 @@ void sub_send(struct notifier *n, struct sub *s)
 		return;
 	}
 	s->cseq++;
-	s->in_flight = true;
+	s->flight = is_page ? FLIGHT_PAGE : FLIGHT_CHANGES;
 	atomic_fetch_add(&n->inflight, 1);
 	atomic_fetch_add(&n->n_sent, 1);
 }
@@ -216,10 +217,9 @@ static void pend_drop(struct sub *s, size_t k)
 /* Ends a subscription: forgets it, and deletes its record when asked. */
 void sub_end(struct notifier *n, struct sub *s, bool is_delete_record)
 {
-	if (s->in_flight) {
-		s->is_dead = true; /* notify_done finishes the job */
-		return;
-	}
+	sub_transition(s, SUB_EV_GONE, NULL);
+	if (s->flight != FLIGHT_NONE)
+		return; /* notify_done finishes the job */
 	sip_timer_cancel(n->sip, s->expiry_timer);
 	sip_timer_cancel(n->sip, s->window_timer);
 	sip_timer_cancel(n->sip, s->retry_timer);
@@ -232,7 +232,7 @@ void sub_end(struct notifier *n, struct sub *s, bool is_delete_record)
 			log_error("notify: cannot delete subscription %016" PRIx64, s->id);
 	}
 	log_info("notify: subscription %016" PRIx64 " of %s ended%s%s", s->id, s->identity,
-		 s->terminating ? ": " : "", s->terminating ? s->terminating : "");
+		 s->end_reason ? ": " : "", s->end_reason ? s->end_reason : "");
 	sub_free(s);
 }
 
@@ -240,24 +240,25 @@ static void notify_done(void *arg, int status)
 {
 	struct sub *s = arg;
 	struct notifier *n = s->n;
+	bool is_page = s->flight == FLIGHT_PAGE;
 
 	atomic_fetch_sub(&n->inflight, 1);
-	s->in_flight = false;
+	s->flight = FLIGHT_NONE;
 	if (status == 0)
 		return; /* the SIP stack stopped: progress stays where it was */
-	if (s->is_dead) {
+	if (s->state == SUB_DEAD) {
 		sub_end(n, s, true);
 		return;
 	}
 	if (status >= 200 && status < 300) {
 		s->retries = 0;
-		if (s->inflight_full && s->inflight_full_gen != s->full_gen) {
+		if (is_page && s->inflight_full_gen != s->full_gen) {
 			/* a refresh restarted the full state meanwhile: this page is outdated */
-		} else if (s->inflight_full) {
+		} else if (is_page) {
 			if (s->inflight_full_done) {
 				size_t k = 0;
 
-				s->full_pending = false;
+				sub_transition(s, SUB_EV_FULL_SENT, NULL);
 				s->full_entry = 0;
 				free(s->full_after);
 				s->full_after = NULL;
@@ -287,7 +288,7 @@ static void notify_done(void *arg, int status)
 	atomic_fetch_add(&n->n_failed, 1);
 	s->inflight_count = 0;
 	/* The page (or the changes) in flight go out again on a retry. */
-	if (s->inflight_full && s->inflight_full_gen == s->full_gen) {
+	if (is_page && s->inflight_full_gen == s->full_gen) {
 		s->full_entry = s->page_entry;
 		free(s->full_after);
 		s->full_after = s->page_after;
@@ -308,8 +309,7 @@ static void expiry_fire(void *arg)
 	struct sub *s = arg;
 
 	s->expiry_timer = NULL;
-	s->terminating = "timeout";
-	s->full_pending = false;
+	sub_transition(s, SUB_EV_END, "timeout");
 	sub_send(s->n, s);
 }
 
@@ -333,19 +333,11 @@ void sub_expiry_arm(struct notifier *n, struct sub *s)
 /* Sends what is due now, or after the aggregation window. */
 void sub_kick(struct notifier *n, struct sub *s)
 {
-	if (s->mode == MODE_AGGREGATE && n->c->notify_aggregate_window && !s->full_pending && !s->terminating &&
-	    !s->in_flight && !s->window_timer && s->pend_count) {
+	if (s->mode == MODE_AGGREGATE && n->c->notify_aggregate_window && s->state == SUB_LIVE &&
+	    s->flight == FLIGHT_NONE && !s->window_timer && s->pend_count) {
 		s->window_timer = sip_timer_start(n->sip, n->c->notify_aggregate_window, window_fire, s);
 		return;
 	}
 	sub_send(n, s);
 }
 
-void sub_full_restart(struct sub *s)
-{
-	s->full_gen++;
-	s->full_pending = true;
-	s->full_entry = 0;
-	free(s->full_after);
-	s->full_after = NULL;
-}

@@ -58,7 +58,7 @@ struct sub *sub_find_dialog(struct notifier *n, const char *call_id, const char 
 	for (size_t i = 0; sl && i < sl->n; i++) {
 		struct sub *s = sl->items[i];
 
-		if (!s->is_dead && s->remote_tag && remote_tag && strcmp(s->remote_tag, remote_tag) == 0 &&
+		if (s->state != SUB_DEAD && s->remote_tag && remote_tag && strcmp(s->remote_tag, remote_tag) == 0 &&
 		    strcmp(s->local_tag, local_tag) == 0)
 			return s;
 	}
@@ -365,7 +365,7 @@ void sub_flush(struct notifier *n)
 	for (size_t i = 0; i < n->dirty_count; i++) {
 		struct sub *s = sub_by_id(n, n->dirty[i]);
 
-		if (!s || s->is_dead || !s->is_dirty)
+		if (!s || s->state == SUB_DEAD || !s->is_dirty)
 			continue;
 		s->is_dirty = false;
 		if (!pb)

@@ -166,7 +166,7 @@ static void subscribe_ready(struct notifier *n, struct pbatch *b)
 	h.value = expires;
 	respond(b->req, 200, NULL, &h, 1);
 	s->block_wait = false;
-	sub_full_restart(s);
+	sub_transition(s, SUB_EV_FULL_DUE, NULL);
 	sub_expiry_arm(n, s);
 	sub_send(n, s);
 }
@@ -230,7 +230,7 @@ static void refresh_ready(struct notifier *n, struct pbatch *b)
 	struct sip_header h = { "Expires", NULL };
 	char expires[16];
 
-	if (!s || s->terminating) {
+	if (!s || sub_is_ending(s)) {
 		respond_why(b->req, 481, "no such subscription");
 		return;
 	}
@@ -245,7 +245,7 @@ static void refresh_ready(struct notifier *n, struct pbatch *b)
 	snprintf(expires, sizeof(expires), "%u", b->granted);
 	h.value = expires;
 	respond(b->req, 200, NULL, &h, 1);
-	sub_full_restart(s);
+	sub_transition(s, SUB_EV_FULL_DUE, NULL);
 	sub_expiry_arm(n, s);
 	sub_send(n, s);
 }
@@ -259,7 +259,7 @@ static void on_refresh(struct notifier *n, struct sip_request *req, const char *
 	struct refresh *rf;
 	struct pbatch *pb;
 
-	if (!s || s->terminating) {
+	if (!s || sub_is_ending(s)) {
 		respond_why(req, 481, "no such subscription");
 		goto drop;
 	}
@@ -283,8 +283,7 @@ static void on_refresh(struct notifier *n, struct sip_request *req, const char *
 		respond(req, 200, NULL, &h, 1);
 		sip_timer_cancel(n->sip, s->expiry_timer);
 		s->expiry_timer = NULL;
-		s->terminating = "timeout";
-		sub_full_restart(s);
+		sub_transition(s, SUB_EV_END_FULL, "timeout");
 		sub_send(n, s);
 		return;
 	}
@@ -424,8 +423,7 @@ void notifier_on_subscribe(void *arg, struct sip_request *req)
 		h.value = "0";
 		s->is_transient = true;
 		respond(req, 200, NULL, &h, 1);
-		s->terminating = "timeout";
-		sub_full_restart(s);
+		sub_transition(s, SUB_EV_END_FULL, "timeout");
 		sub_send(n, s);
 		return;
 	}
