@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "iwf/iwf_int.h"
@@ -769,14 +770,6 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 
 /* ---- one job ---------------------------------------------------------------------------------- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void finish(const struct iwf_env *env, const struct store_job *job, const struct outcome *o)
 {
 	bool is_gone;
@@ -871,7 +864,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
-		if (store_job_retry(env->st, job->id, now_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
+		if (store_job_retry(env->st, job->id, wall_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		goto out;
 	}
@@ -886,7 +879,7 @@ done:
 			 job->xui, job->request_id);
 	} else if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
 		/* Cut short by the shutdown: not the 3rd party's failure. */
-		if (store_job_retry(env->st, job->id, now_ms(), false, "interrupted by a shutdown"))
+		if (store_job_retry(env->st, job->id, wall_ms(), false, "interrupted by a shutdown"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 	} else if (o.r.is_transient && job->attempts < max_attempts) {
 		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
@@ -897,7 +890,7 @@ done:
 		log_info("iwf job %llu (%s %s): attempt %u failed, retrying in %llu ms: %s",
 			 (unsigned long long)job->id, job->xui, job->request_id, job->attempts,
 			 (unsigned long long)delay, o.r.reason);
-		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
+		if (store_job_retry(env->st, job->id, wall_ms() + delay, true, o.r.reason))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 	} else {
 		finish(env, job, &o);

@@ -99,7 +99,7 @@ static void body_node(struct body *b, struct entry *e, const struct store_doc *d
 	if (exists && (has_secret(e->node_sel, strlen(e->node_sel), xcap_auid_secret(e->auid)) ||
 		       has_secret(content.data, content.len, xcap_auid_secret(e->auid))))
 		buf_reset(&content); /* reported as existing, without its content: GET it */
-	h = exists ? hash_bytes(content.data ? content.data : "", content.len) ^ 1 : 0;
+	h = exists ? fnv1a(content.data ? content.data : "", content.len) ^ 1 : 0;
 	if (only_changed && e->has_reported && e->last_hash == h) {
 		buf_cleanup(&content);
 		return;

@@ -70,7 +70,7 @@ bool has_secret(const char *text, size_t len, const char *secret)
 
 void vcache_drop(struct notifier *n, const char *key)
 {
-	struct slot *sl = smap_get(&n->vcache, key, false);
+	struct smap_slot *sl = smap_get(&n->vcache, key, false);
 	struct vent *v;
 
 	if (!sl || !sl->val)
@@ -102,7 +102,7 @@ void vcache_drop(struct notifier *n, const char *key)
 
 const struct vent *vcache_get(struct notifier *n, const char *key)
 {
-	struct slot *sl = smap_get(&n->vcache, key, false);
+	struct smap_slot *sl = smap_get(&n->vcache, key, false);
 
 	return sl ? sl->val : NULL;
 }
@@ -110,7 +110,7 @@ const struct vent *vcache_get(struct notifier *n, const char *key)
 void vcache_put(struct notifier *n, const char *key, const char *etag, const char *data, size_t len)
 {
 	struct vent *v;
-	struct slot *sl;
+	struct smap_slot *sl;
 
 	vcache_drop(n, key);
 	if (len > n->c->notify_patch_cache / 4)

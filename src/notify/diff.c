@@ -355,8 +355,7 @@ enum xdms_err diff_patch(const char *old_doc, size_t old_len, const char *new_do
 	buf_init(&local, new_len);
 	if (is_too_big)
 		*is_too_big = false;
-	if (!old_doc || !new_doc || !ns || !ops || !is_too_big || !is_ncname_ascii(prefix) ||
-	    strncmp(prefix, "xml", 3) == 0) {
+	if (!old_doc || !new_doc || !ns || !ops || !is_too_big || !xml_is_free_prefix(prefix)) {
 		err = XDMS_ERR_INVAL;
 		goto out;
 	}

@@ -524,7 +524,7 @@ enum xdms_err diff_patch_apply(const char *doc, size_t len, const char *ops, siz
 	size_t cur_len = len, next_len = 0;
 	enum xdms_err err;
 
-	if (!doc || (!ops && ops_len) || !out || !out_len || !is_ncname_ascii(prefix) || !ns)
+	if (!doc || (!ops && ops_len) || !out || !out_len || !xml_is_ncname(prefix) || !ns)
 		return XDMS_ERR_INVAL;
 	*out = NULL;
 	*out_len = 0;

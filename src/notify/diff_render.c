@@ -47,7 +47,7 @@ enum xdms_err diff_render(const char *xcap_root, const struct diff_document *doc
 	if (!xcap_root || !out || (doc_count && !docs) || (node_count && !nodes))
 		return XDMS_ERR_INVAL;
 	for (size_t i = 0; prefixes && prefixes[i]; i += 2)
-		if (!is_ncname_ascii(prefixes[i]) || strncmp(prefixes[i], "xml", 3) == 0 || !prefixes[i + 1] ||
+		if (!xml_is_free_prefix(prefixes[i]) || !prefixes[i + 1] ||
 		    !prefixes[i + 1][0])
 			return XDMS_ERR_INVAL;
 	for (size_t i = 0; i < doc_count; i++)

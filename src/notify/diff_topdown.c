@@ -101,27 +101,25 @@ static size_t count_in(const struct side *sd, uint32_t g, size_t lo, size_t hi)
 	return lower_bound(v, n, hi) - lower_bound(v, n, lo);
 }
 
-/* FNV-1a over bytes [from, to) of @s, continuing @h. */
+/* FNV-1a over bytes [from, to) of @s, continuing @h, then a separator that
+ * no byte can be (0x100), so that two runs do not hash as their
+ * concatenation would. */
 static uint64_t fnv(uint64_t h, const char *s, size_t from, size_t to)
 {
-	for (size_t i = from; i < to; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-	return (h ^ 0x100u) * 1099511628211u;
+	return (fnv1a_add(h, s + from, to - from) ^ 0x100u) * FNV1A_PRIME;
 }
-
-#define FNV_BASIS 14695981039346656037u
 
 /* A unit with its hashes. */
 static struct unit unit_make(const struct side *sd, size_t text, size_t node)
 {
 	const struct child *c = &sd->ch.v[node];
-	struct unit u = { text, node, FNV_BASIS, 0 };
+	struct unit u = { text, node, FNV1A_BASIS, 0 };
 
 	if (text != DIFF_NONE)
 		u.hash = fnv(u.hash, sd->s->data, sd->ch.v[text].start, sd->ch.v[text].end);
 	u.hash = fnv(u.hash, sd->s->data, c->start, c->end);
 	if (c->kind == CHILD_ELEM)
-		u.tag_hash = fnv(FNV_BASIS, sd->s->data, c->start, sd->s->elems[c->elem].start_end);
+		u.tag_hash = fnv(FNV1A_BASIS, sd->s->data, c->start, sd->s->elems[c->elem].start_end);
 	return u;
 }
 

@@ -35,24 +35,11 @@
  * a pchar (RFC 3986) is percent-encoded; "/" separates segments. */
 char *key_to_sel(const char *key)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct buf b;
 
 	buf_init(&b, 3 * strlen(key) + 1);
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		char one[3] = { (char)*p, 0, 0 };
-		size_t len = 1;
-
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      strchr("-._~!$&'()*+,;=:@/", *p))) {
-			one[0] = '%';
-			one[1] = hex[*p >> 4];
-			one[2] = hex[*p & 15];
-			len = 3;
-		}
-		if (buf_append(&b, one, len))
-			break; /* unbounded buffer: cannot happen */
-	}
+	if (xcap_percent_encode(&b, key, strlen(key)))
+		abort(); /* the buffer holds three bytes per byte */
 	return buf_take(&b, NULL);
 }
 

@@ -60,7 +60,7 @@ static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 	s->queued_seq = nc->seq;
 }
 
-static void pump_consider(struct pump *p, struct slot *sl, const struct store_change *c, struct nchange **nc,
+static void pump_consider(struct pump *p, struct smap_slot *sl, const struct store_change *c, struct nchange **nc,
 			  bool *wants_patch, bool *wants_agg)
 {
 	for (size_t i = 0; sl && i < sl->n; i++) {
@@ -219,7 +219,7 @@ void feed_floor_update(struct notifier *n)
 	bool is_record_round = ++n->floor_rounds % 60 == 0;
 
 	for (size_t i = 0; i < n->by_id.nb; i++)
-		for (struct slot *sl = n->by_id.b[i]; sl; sl = sl->next)
+		for (struct smap_slot *sl = n->by_id.b[i]; sl; sl = sl->next)
 			for (size_t j = 0; j < sl->n; j++) {
 				struct sub *s = sl->items[j];
 				bool is_idle = !s->pend_count && s->flight == FLIGHT_NONE &&

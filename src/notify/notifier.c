@@ -74,18 +74,6 @@ static int load_visit(void *arg, uint64_t id, const void *rec, size_t len)
 	return 0;
 }
 
-static bool is_ncname(const char *s)
-{
-	if (!*s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_') ||
-	    !strncasecmp(s, "xml", 3))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      strchr("-_.", *s)))
-			return false;
-	return true;
-}
-
 enum xdms_err notifier_create(const struct conf *c, struct store *st, const struct xcap_registry *reg,
 			      const char *xcap_root_uri, const char *root_path, struct notifier **out,
 			      char **why)
@@ -111,7 +99,7 @@ enum xdms_err notifier_create(const struct conf *c, struct store *st, const stru
 		const struct xcap_auid *a = xcap_registry_at(reg, i);
 
 		n->prefixes[i].auid = a;
-		if (a->etag_prefix && is_ncname(a->etag_prefix) && strlen(a->etag_prefix) < 20)
+		if (a->etag_prefix && xml_is_free_prefix(a->etag_prefix) && strlen(a->etag_prefix) < 20)
 			snprintf(n->prefixes[i].prefix, sizeof(n->prefixes[i].prefix), "%s", a->etag_prefix);
 		else
 			snprintf(n->prefixes[i].prefix, sizeof(n->prefixes[i].prefix), "d%zu", i);
@@ -143,7 +131,7 @@ struct resume {
 static void collect(struct notifier *n, struct resume *r)
 {
 	for (size_t i = 0; i < n->by_id.nb; i++) {
-		for (struct slot *sl = n->by_id.b[i]; sl; sl = sl->next) {
+		for (struct smap_slot *sl = n->by_id.b[i]; sl; sl = sl->next) {
 			for (size_t j = 0; j < sl->n; j++) {
 				if (r->n == r->cap) {
 					r->cap = r->cap ? r->cap * 2 : 64;
@@ -159,7 +147,7 @@ static void start_fn(void *arg)
 {
 	struct notifier *n = arg;
 	struct resume r = { 0 };
-	int64_t now = now_ms();
+	int64_t now = (int64_t)wall_ms();
 
 	struct store_read *rd;
 	struct store_stats stats = { 0 };

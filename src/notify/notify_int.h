@@ -5,7 +5,6 @@
  *
  * Layers, each file calling only those above it in this list:
  *   state.c      a subscription's state and its transitions
- *   smap.c       string map (indexes, version cache), small helpers
  *   entry.c      resource-list entries: parsing, authorisation, matching
  *   change.c     change records (struct nchange) and the version cache
  *   sub.c        subscription records: indexes, persistence (pbatch), flush
@@ -30,6 +29,10 @@
 
 #include "auth/digest.h"
 #include "base/buf.h"
+#include "base/clock.h"
+#include "base/hash.h"
+#include "base/mem.h"
+#include "base/smap.h"
 #include "notify/diff.h"
 #include "notify/notifier.h"
 #include "xml/xml.h"
@@ -134,19 +137,6 @@ struct sub {
 	struct sip_timer *expiry_timer, *window_timer, *retry_timer;
 };
 
-struct slot {
-	char *key;
-	void **items;
-	size_t n, cap;
-	void *val;
-	struct slot *next;
-};
-
-struct smap {
-	struct slot **b;
-	size_t nb, count;
-};
-
 struct vent {
 	char *key, *etag, *data;
 	size_t len;
@@ -248,15 +238,11 @@ void sub_transition(struct sub *s, enum sub_event ev, const char *reason);
 bool sub_is_ending(const struct sub *s);
 bool sub_is_full_due(const struct sub *s);
 
-/* smap.c */
-int64_t now_ms(void);
-uint64_t hash_bytes(const char *s, size_t len);
-char *dup_or_null(const char *s);
-struct slot *smap_get(struct smap *m, const char *key, bool create);
-void smap_drop(struct smap *m, struct slot *dead);
-void smap_add(struct smap *m, const char *key, void *item);
-void smap_remove(struct smap *m, const char *key, void *item);
-void smap_free(struct smap *m);
+/* A copy of @s, or NULL for NULL or "" (empty ETags and tags mean none). */
+static inline char *dup_or_null(const char *s)
+{
+	return s && *s ? xstrdup(s) : NULL;
+}
 
 /* entry.c */
 char *key_to_sel(const char *key);
@@ -375,7 +361,6 @@ struct target {
 };
 
 /* diff_scan.c */
-bool is_ncname_ascii(const char *s);
 void children_cleanup(struct children *c);
 enum xdms_err children_collect(const struct xml_scan *s, uint32_t e, struct children *out);
 bool misc_equal(const struct xml_scan *a, const struct xml_scan *b);

@@ -63,7 +63,7 @@ static void retry_fire(void *arg)
 /* The Subscription-State header of the NOTIFY about to go out. */
 static const char *state_header(const struct sub *s, char *buf, size_t len)
 {
-	int64_t left = (s->expires_ms - now_ms() + 999) / 1000;
+	int64_t left = (s->expires_ms - (int64_t)wall_ms() + 999) / 1000;
 
 	if (s->inflight_final)
 		snprintf(buf, len, "terminated;reason=%s", s->end_reason);
@@ -323,7 +323,7 @@ static void window_fire(void *arg)
 
 void sub_expiry_arm(struct notifier *n, struct sub *s)
 {
-	int64_t left = s->expires_ms - now_ms();
+	int64_t left = s->expires_ms - (int64_t)wall_ms();
 
 	sip_timer_cancel(n->sip, s->expiry_timer);
 	s->expiry_timer = sip_timer_start(n->sip, left <= 0 ? 0 : left > UINT32_MAX ? UINT32_MAX : (unsigned)left,

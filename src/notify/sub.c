@@ -53,7 +53,7 @@ void sub_index(struct notifier *n, struct sub *s, bool add)
 struct sub *sub_find_dialog(struct notifier *n, const char *call_id, const char *remote_tag,
 			    const char *local_tag)
 {
-	struct slot *sl = smap_get(&n->by_call, call_id, false);
+	struct smap_slot *sl = smap_get(&n->by_call, call_id, false);
 
 	for (size_t i = 0; sl && i < sl->n; i++) {
 		struct sub *s = sl->items[i];
@@ -67,7 +67,7 @@ struct sub *sub_find_dialog(struct notifier *n, const char *call_id, const char 
 
 size_t user_sub_count(struct notifier *n, const char *identity)
 {
-	struct slot *sl = smap_get(&n->by_user, identity, false);
+	struct smap_slot *sl = smap_get(&n->by_user, identity, false);
 
 	return sl ? sl->n : 0;
 }
@@ -351,7 +351,7 @@ void sub_mark_dirty(struct notifier *n, struct sub *s)
 struct sub *sub_by_id(struct notifier *n, uint64_t id)
 {
 	char k[17];
-	struct slot *sl;
+	struct smap_slot *sl;
 
 	id_key(id, k);
 	sl = smap_get(&n->by_id, k, false);

@@ -50,8 +50,7 @@ static void respond_why(struct sip_request *req, int status, const char *why)
 
 static bool is_privileged(const struct notifier *n, const char *identity)
 {
-	return conf_list_has(&n->c->auth_admin_identities, identity) ||
-	       conf_list_has(&n->c->auth_server_identities, identity);
+	return xcap_role_of(n->c, identity) != XCAP_ROLE_USER;
 }
 
 /*
@@ -270,7 +269,7 @@ static void on_refresh(struct notifier *n, struct sip_request *req, const char *
 	rf = xcalloc(1, sizeof(*rf));
 	rf->es = es;
 	rf->ne = ne;
-	rf->expires_ms = expires ? now_ms() + expires * 1000 : s->expires_ms;
+	rf->expires_ms = expires ? (int64_t)wall_ms() + expires * 1000 : s->expires_ms;
 	rf->mode = expires ? event_mode(req) : s->mode;
 	rf->target = sip_request_contact_uri(req) ? xstrdup(sip_request_contact_uri(req)) : NULL;
 	rf->dest = xstrdup(sip_request_source(req));
@@ -409,7 +408,7 @@ void notifier_on_subscribe(void *arg, struct sip_request *req)
 	s->identity = xstrdup(identity);
 	s->is_privileged = is_priv;
 	s->mode = event_mode(req);
-	s->expires_ms = now_ms() + expires * 1000;
+	s->expires_ms = (int64_t)wall_ms() + expires * 1000;
 	s->cseq_block = CSEQ_BLOCK;
 	s->acked_seq = s->queued_seq = n->feed_seq;
 	s->entries = es;

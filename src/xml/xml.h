@@ -266,6 +266,14 @@ enum xdms_err xml_attvalue_decode(const char *raw, size_t len, struct buf *out) 
  * exactly the @dec_len bytes of @dec. False also for a malformed @raw. */
 bool xml_attvalue_equal(const char *raw, size_t raw_len, const char *dec, size_t dec_len);
 
+/* @s is an NCName within ASCII: a letter or "_", then letters, digits, "_",
+ * "-" and ".". False for NULL. */
+bool xml_is_ncname(const char *s);
+
+/* @s may be declared as a namespace prefix: an ASCII NCName that does not
+ * begin with "xml" in any case (Namespaces in XML 1.0 §3). */
+bool xml_is_free_prefix(const char *s);
+
 /* ==== end of byte-offset scanning ============================================== */
 
 #endif

@@ -2,10 +2,10 @@
 /*
  * Unit tests for the notifier's lower files (src/notify/notify_int.h): a
  * subscription's state machine (state.c), resource-list entries and their
- * matching (entry.c), change records and the version cache (change.c), and
- * the string map (smap.c). These are private to src/notify, so the tests
- * include its internal header; they need no sockets, no SIP loop and no
- * store, only a configuration and the built-in application usages.
+ * matching (entry.c), change records and the version cache (change.c).
+ * These are private to src/notify, so the tests include its internal
+ * header; they need no sockets, no SIP loop and no store, only a
+ * configuration and the built-in application usages.
  */
 #include "config.h"
 
@@ -363,34 +363,6 @@ START_TEST(secrets)
 }
 END_TEST
 
-/* ---- the string map ------------------------------------------------------------------------- */
-
-START_TEST(string_map)
-{
-	struct smap m = { 0 };
-	int items[3000];
-	char key[32];
-
-	for (int i = 0; i < 3000; i++) {
-		snprintf(key, sizeof(key), "key%d", i % 1000);
-		smap_add(&m, key, &items[i]);
-	}
-	smap_add(&m, "key5", &items[5]); /* already there: not twice */
-	ck_assert_uint_eq(m.count, 1000);
-	ck_assert_uint_eq(smap_get(&m, "key5", false)->n, 3);
-	ck_assert_ptr_null(smap_get(&m, "nokey", false));
-	for (int i = 0; i < 3000; i++) {
-		snprintf(key, sizeof(key), "key%d", i % 1000);
-		smap_remove(&m, key, &items[i]);
-	}
-	/* Empty slots without a value go away. */
-	ck_assert_uint_eq(m.count, 0);
-	smap_remove(&m, "nokey", &items[0]);
-	smap_free(&m);
-	ck_assert_uint_eq(m.nb, 0);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("notify_lower");
@@ -409,7 +381,6 @@ int main(void)
 	tcase_add_test(tc, version_cache);
 	tcase_add_test(tc, change_records);
 	tcase_add_test(tc, secrets);
-	tcase_add_test(tc, string_map);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_FORK);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
