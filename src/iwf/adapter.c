@@ -20,7 +20,6 @@
  */
 #include "config.h"
 
-#include <libxml/tree.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,22 +72,18 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 }
 
 /* The text of @node's child @name in the adapter namespace, or NULL (heap). */
-static char *child_text(xmlNodePtr node, const char *name)
+static char *child_text(const struct xml_node *node, const char *name)
 {
-	for (xmlNodePtr c = node->children; c; c = c->next) {
-		if (c->type == XML_ELEMENT_NODE && c->ns && !strcmp((const char *)c->ns->href, IWF_ADAPTER_NS) &&
-		    !strcmp((const char *)c->name, name)) {
-			xmlChar *t = xmlNodeGetContent(c);
-			char *s = xstrdup(t ? (const char *)t : "");
+	struct xml_node *c = xml_node_child(node, IWF_ADAPTER_NS, name);
+	char *t;
 
-			xmlFree(t);
-			return s;
-		}
-	}
-	return NULL;
+	if (!c)
+		return NULL;
+	t = xml_node_text(c);
+	return t ? t : xstrdup("");
 }
 
-static unsigned child_uint(xmlNodePtr node, const char *name, unsigned def)
+static unsigned child_uint(const struct xml_node *node, const char *name, unsigned def)
 {
 	char *t = child_text(node, name);
 	unsigned v = t ? (unsigned)strtoul(t, NULL, 10) : def;
@@ -119,7 +114,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
-	xmlNodePtr root;
+	struct xml_node *root;
 	char *kind = NULL, *auth = NULL;
 	enum xdms_err err;
 
@@ -139,10 +134,10 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	store_read_end(rd);
 	if (err)
 		return err;
-	root = xmlDocGetRootElement(xml_doc_tree(doc));
-	kind = (char *)xmlGetProp(root, (const xmlChar *)"kind");
+	root = xml_doc_root_elem(doc);
+	kind = xml_node_attr(root, "kind");
 	out->kind = kind ? iwf_kind_find(kind) : NULL;
-	xmlFree(kind);
+	free(kind);
 	if (!out->kind) {
 		*why = xasprintf("adapter %s has no known kind", id);
 		err = XDMS_ERR_PARSE;

@@ -24,7 +24,6 @@
  */
 #include "config.h"
 
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,28 +73,14 @@ static void request_cleanup(struct request *q)
 	memset(q, 0, sizeof(*q));
 }
 
-static bool is_fh(xmlNodePtr n, const char *name)
+static struct xml_node *fh_child(const struct xml_node *parent, const char *name)
 {
-	return n && n->type == XML_ELEMENT_NODE && n->ns && !strcmp((const char *)n->ns->href, IWF_FH_NS) &&
-	       !strcmp((const char *)n->name, name);
+	return xml_node_child(parent, IWF_FH_NS, name);
 }
 
-static xmlNodePtr fh_child(xmlNodePtr parent, const char *name)
+static char *fh_text(const struct xml_node *parent, const char *name)
 {
-	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
-		if (is_fh(c, name))
-			return c;
-	return NULL;
-}
-
-static char *fh_text(xmlNodePtr parent, const char *name)
-{
-	xmlNodePtr c = fh_child(parent, name);
-	xmlChar *t = c ? xmlNodeGetContent(c) : NULL;
-	char *s = t ? xstrdup((const char *)t) : NULL;
-
-	xmlFree(t);
-	return s;
+	return xml_node_text(fh_child(parent, name));
 }
 
 /* Trims XML whitespace at both ends, in place (xs:token values). */
@@ -171,7 +156,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	char *data = NULL;
 	size_t len = 0;
 	enum xdms_err err;
-	xmlNodePtr r;
+	struct xml_node *r;
 
 	memset(q, 0, sizeof(*q));
 	err = store_read_begin(env->st, &rd);
@@ -193,24 +178,21 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 		goto out;
 	}
 	err = XDMS_ERR_NOTFOUND;
-	for (r = xmlDocGetRootElement(xml_doc_tree(doc))->children; r; r = r->next) {
-		xmlChar *id;
-		bool is_match;
+	for (r = fh_child(xml_doc_root_elem(doc), kind_element(job->kind)); r;
+	     r = xml_node_next(r, IWF_FH_NS, kind_element(job->kind))) {
+		char *id = xml_node_attr(r, "id");
+		bool is_match = id && !strcmp(id, job->request_id);
 
-		if (!is_fh(r, kind_element(job->kind)))
-			continue;
-		id = xmlGetProp(r, (const xmlChar *)"id");
-		is_match = id && !strcmp((const char *)id, job->request_id);
-		xmlFree(id);
+		free(id);
 		if (is_match)
 			break;
 	}
 	if (r) {
-		xmlNodePtr tp = fh_child(r, "third-party"), cred = fh_child(r, "credentials");
-		xmlChar *tid = tp ? xmlGetProp(tp, (const xmlChar *)"id") : NULL;
+		struct xml_node *tp = fh_child(r, "third-party"), *cred = fh_child(r, "credentials");
+		char *tid = xml_node_attr(tp, "id");
 
-		q->third_party = xstrdup(tid ? (const char *)tid : "");
-		xmlFree(tid);
+		q->third_party = xstrdup(tid ? tid : "");
+		free(tid);
 		q->remote_user = trim(fh_text(r, "remote-user"));
 		q->fields = fh_text(r, "fields");
 		q->merge_policy = trim(fh_text(r, "merge-policy"));
