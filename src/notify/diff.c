@@ -312,7 +312,7 @@ static enum xdms_err detail_patch(struct differ *d, const struct xml_scan *o, co
 	bool is_attr_verb;
 	enum xdms_err err = XDMS_ERR_NOTFOUND;
 
-	path_init(&dt.p);
+	path_init(&dt.p, d->path_max);
 	if (!detail_parse(detail, &verb, &node_selector, &query))
 		goto out;
 	if (xcap_selector_parse(node_selector, query, d->ns, &dt.sel, &why))
@@ -371,6 +371,11 @@ enum xdms_err diff_patch(const char *old_doc, size_t old_len, const char *new_do
 		goto out;
 	d.ns = ns;
 	d.prefix = prefix;
+	/* A selector names each element of one chain of ancestors once (their
+	 * names are distinct bytes of a document; the last step may be the
+	 * other document's), and adds per step at most a generated prefix
+	 * (@prefix and a counter), "/", ":", a position and a node test. */
+	d.path_max = old_len + new_len + (XML_SCAN_MAX_DEPTH + 3) * (strlen(prefix) + 72);
 	d.out = &local;
 	err = detail ? detail_patch(&d, o, n, detail) : XDMS_ERR_NOTFOUND;
 	if (err == XDMS_ERR_NOTFOUND) {

@@ -472,8 +472,10 @@ static enum xdms_err apply_one(const struct xml_scan *doc, const struct xml_scan
 	struct apply ap = { .doc = doc, .ops = ops, .op = op };
 	enum xdms_err err;
 
-	buf_init(&ap.mid, SIZE_MAX / 2);
-	buf_init(&ap.content, SIZE_MAX / 2);
+	/* What an operation brings is its content, each character escaped at
+	 * most six-fold ("&quot;"), plus names and quotes from the document. */
+	buf_init(&ap.mid, 6 * ops->len + doc->len + 64);
+	buf_init(&ap.content, 6 * ops->len + 64);
 	if (!oe->ns || strcmp(oe->ns, DIFF_NS) != 0) {
 		err = XDMS_ERR_UNSUPPORTED;
 		goto out;
@@ -528,7 +530,7 @@ enum xdms_err diff_patch_apply(const char *doc, size_t len, const char *ops, siz
 		return XDMS_ERR_INVAL;
 	*out = NULL;
 	*out_len = 0;
-	buf_init(&wrap, SIZE_MAX / 2);
+	buf_init(&wrap, ops_len + 6 * strlen(ns) + strlen(prefix) + 128);
 	err = buf_printf(&wrap, "<xcap-diff xmlns=\"%s\"", DIFF_NS);
 	if (!err && ns[0]) {
 		err = buf_printf(&wrap, " xmlns:%s=\"", prefix);

@@ -25,10 +25,10 @@
 
 /* ==== selectors ================================================================== */
 
-void path_init(struct path *p)
+void path_init(struct path *p, size_t max)
 {
 	memset(p, 0, sizeof(*p));
-	buf_init(&p->text, SIZE_MAX / 2);
+	buf_init(&p->text, max);
 }
 
 void path_cleanup(struct path *p)
@@ -40,9 +40,9 @@ void path_cleanup(struct path *p)
 
 void path_copy(struct path *dst, const struct path *src)
 {
-	path_init(dst);
+	path_init(dst, src->text.max_len);
 	if (src->text.len && buf_append(&dst->text, src->text.data, src->text.len))
-		abort(); /* unbounded buffer */
+		abort(); /* the same bound as its source */
 	if (src->decl_n) {
 		dst->decls = xmalloc(src->decl_n * sizeof(*dst->decls));
 		memcpy(dst->decls, src->decls, src->decl_n * sizeof(*dst->decls));
@@ -235,7 +235,7 @@ char *type_attr(struct differ *d, struct path *p, const struct xml_scan *s, uint
 {
 	struct buf t;
 
-	buf_init(&t, SIZE_MAX / 2);
+	buf_init(&t, p->text.max_len); /* a name as a selector step writes it */
 	if (buf_append_str(&t, " type=\"@"))
 		abort();
 	attr_name(d, p, s, a, &t);

@@ -285,7 +285,7 @@ enum xdms_err append_standalone(struct buf *out, const struct xml_scan *s, uint3
 	struct buf need;
 	enum xdms_err err;
 
-	buf_init(&need, SIZE_MAX / 2);
+	buf_init(&need, out->max_len); /* what does not fit in @out is of no use */
 	err = ns_needed(s, e, el->attr_count, s, el->parent, &need);
 	if (!err)
 		err = buf_append(out, s->data + el->start, el->attrs_end - el->start);

@@ -760,7 +760,7 @@ enum xdms_err topdown_patch(struct differ *d, const struct xml_scan *o, const st
 	 * document expresses these. */
 	if (!misc_equal(o, n) || !elem_compatible(o, 0, n, 0))
 		return XDMS_ERR_UNSUPPORTED;
-	path_init(&p);
+	path_init(&p, d->path_max);
 	err = path_add_step(d, &p, o, 0, 1, 1);
 	if (!err)
 		err = diff_elem(d, &p, o, 0, n, 0);

@@ -349,6 +349,7 @@ struct differ {
 	struct buf *out;      /* the operations, capped at the new document's size */
 	struct gen_ns *gen;   /* generated prefixes for other namespaces */
 	size_t gen_n, gen_cap;
+	size_t path_max;      /* the longest selector the two documents can need */
 };
 
 enum target_kind { TARGET_ELEM, TARGET_ATTR, TARGET_CHILD };
@@ -371,7 +372,8 @@ enum xdms_err append_value_text(struct buf *out, const char *raw, size_t len);
 enum xdms_err value_from_text(const char *text, size_t len, struct buf *out);
 
 /* diff_path.c */
-void path_init(struct path *p);
+/* A selector of at most @max bytes (struct differ's path_max). */
+void path_init(struct path *p, size_t max);
 void path_cleanup(struct path *p);
 void path_copy(struct path *dst, const struct path *src);
 void path_addf(struct path *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -686,8 +686,8 @@ void xcap_selector_attr(const struct xcap_selector *sel, const char **ns, const 
 /* ---- text forms ----------------------------------------------------------------------- */
 
 /* Appends @len bytes of @s percent-encoded for a URI path
- * (xcap_percent_encode). The buffer is unbounded (its input is capped by
- * SELECTOR_MAX_LEN), so appends cannot fail. */
+ * (xcap_percent_encode). The buffers are sized for three bytes per byte,
+ * so appends cannot fail. */
 static void append_encoded(struct buf *b, const char *s, size_t len)
 {
 	if (xcap_percent_encode(b, s, len))
@@ -703,7 +703,7 @@ char *xcap_selector_uri(const struct xcap_selector *sel, size_t nsteps)
 		return xstrdup("");
 	if (nsteps <= sel->step_count)
 		n = sel->steps[nsteps - 1].text_end;
-	buf_init(&b, SIZE_MAX / 2);
+	buf_init(&b, 3 * n + 1);
 	append_encoded(&b, sel->text, n);
 	return buf_take(&b, NULL);
 }
@@ -712,8 +712,11 @@ char *xcap_selector_describe(const struct xcap_selector *sel)
 {
 	struct buf b;
 	bool is_first = true;
+	size_t max = 3 * strlen(sel->text) + 1;
 
-	buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < sel->binding_count; i++)
+		max += 3 * (strlen(sel->bindings[i].prefix) + strlen(sel->bindings[i].uri)) + 9; /* "?xmlns(p=u)" */
+	buf_init(&b, max);
 	append_encoded(&b, sel->text, strlen(sel->text));
 	for (size_t i = 0; i < sel->binding_count; i++) {
 		const struct binding *bd = &sel->bindings[i];
