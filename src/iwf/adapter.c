@@ -6,10 +6,8 @@
  * (schemas/iwf-adapter.xsd), so administrators manage adapters over XCAP or
  * with xdmsctl and every change has an ETag. It was validated when it was
  * stored; it is read again before every job, so a change applies to the next
- * job without a restart. The kind table gives each kind its defaults: the
- * `xcap` kind talks to another XDMS (XDM-3i) and needs no transform of its
- * own (the identity-like xslt/pcc-identity.xsl keeps the PCC elements), the
- * `http` kind talks to a proprietary XML API and must name its transforms.
+ * job without a restart. The kind table gives each kind (adapter_xcap.c,
+ * adapter_http.c) its defaults and its calls to the 3rd party.
  *
  * Stylesheets are global documents of org.xdmsd.iwf-xslt, or the files under
  * xslt/ compiled into the binary. The cache compiles each (name, ETag) once
@@ -32,11 +30,8 @@
 
 #define ADAPTER_ID_MAX 128
 
-static const struct iwf_kind kinds[] = {
-	{ "xcap", "application/vnd.oma.cab-pcc+xml", "GET", "PUT", "pcc-identity.xsl", "pcc-identity.xsl",
-	  IWF_AUTH_DIGEST },
-	{ "http", "application/xml", "GET", "PUT", NULL, NULL, IWF_AUTH_NONE },
-};
+/* The adapter kinds: one file each (adapter_<kind>.c), one row here. */
+static const struct iwf_kind *const kinds[] = { &iwf_kind_xcap, &iwf_kind_http };
 
 void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, const char *fmt, ...)
 {
@@ -52,8 +47,8 @@ void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, cons
 const struct iwf_kind *iwf_kind_find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (!strcmp(kinds[i].name, name))
-			return &kinds[i];
+		if (!strcmp(kinds[i]->name, name))
+			return kinds[i];
 	return NULL;
 }
 

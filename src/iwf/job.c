@@ -321,28 +321,17 @@ static enum xdms_err transform(const struct iwf_env *env, const char *name, cons
 	return err;
 }
 
-/* The adapter's credentials for a call: the request's own. */
-static void call_auth(struct iwf_http_call *c, const struct iwf_adapter *a, const char *username,
-		      const char *password, const char *token)
-{
-	c->auth = a->auth;
-	c->username = username;
-	c->password = password;
-	c->token = token;
-}
-
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r)
 {
-	struct iwf_http_call call = { 0 };
+	struct iwf_call call = { env, curl, a, NULL, username, password, token };
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct buf body;
 	char *url = NULL, *why = NULL, *out = NULL;
 	size_t out_len = 0;
-	long status;
 	enum xdms_err err;
 
 	*pcc = NULL;
@@ -353,17 +342,9 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 		free(why);
 		return err;
 	}
-	call.method = a->import_method;
 	call.url = url;
-	call.accept = a->content_type;
-	call.timeout_s = a->timeout_s;
-	call.connect_timeout_s = a->connect_timeout_s;
-	call.max_response = a->max_response;
-	call.ca_file = env->opt->ca_file;
-	call.cancel = env->stopping;
-	call_auth(&call, a, username, password, token);
 	buf_init(&body, a->max_response);
-	err = iwf_http_do(curl, &call, &body, &status, r);
+	err = a->kind->fetch(&call, &body, r);
 	free(url);
 	if (err)
 		goto out;
@@ -531,7 +512,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 {
 	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
 	size_t pcc_len = 0, sel_len = 0, out_len = 0;
-	struct iwf_http_call call = { 0 };
+	struct iwf_call call = { env, w->curl, a, NULL, c->username, c->password, c->token };
 	struct buf body;
 	char etag[STORE_ETAG_MAX];
 	long status;
@@ -562,18 +543,8 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 		o->is_cancelled = true;
 		goto out;
 	}
-	call.method = a->export_method;
 	call.url = url;
-	call.content_type = a->content_type;
-	call.body = out;
-	call.body_len = out_len;
-	call.timeout_s = a->timeout_s;
-	call.connect_timeout_s = a->connect_timeout_s;
-	call.max_response = a->max_response;
-	call.ca_file = env->opt->ca_file;
-	call.cancel = env->stopping;
-	call_auth(&call, a, c->username, c->password, c->token);
-	if (iwf_http_do(w->curl, &call, &body, &status, &o->r))
+	if (a->kind->send(&call, out, out_len, &body, &status, &o->r))
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 	iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile exported to %s (HTTP %ld)",
