@@ -417,7 +417,9 @@ static const char *find_bytes(const char *s, size_t from, size_t len, const char
 }
 
 /* Parses the start tag at sc->s[pos] == '<'. Returns the offset after it, or 0
- * with *err set. */
+ * with *err set. Longer than most functions on purpose: it is the scanner's
+ * hot loop over a tag's bytes (name, attributes, namespace declarations),
+ * written as one pass with its state in locals. */
 static size_t scan_start_tag(struct scanner *sc, size_t pos, enum xdms_err *err)
 {
 	struct xml_scan *scan = sc->scan;
