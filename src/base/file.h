@@ -4,6 +4,7 @@
 #define XDMS_BASE_FILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "base/err.h"
 
@@ -15,5 +16,10 @@
  * @path, and *data is NULL.
  */
 enum xdms_err file_read(const char *path, size_t max, char **data, size_t *len, char **why) XDMS_WUR;
+
+/* The same for an open stream @f (standard input, say), read to its end and
+ * left open; @name is what *why calls it. TOOBIG only. */
+enum xdms_err file_read_stream(FILE *f, const char *name, size_t max, char **data, size_t *len,
+			       char **why) XDMS_WUR;
 
 #endif

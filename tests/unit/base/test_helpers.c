@@ -79,6 +79,18 @@ START_TEST(file_reading)
 	free(why);
 	why = NULL;
 
+	/* An open stream, read to its end and left open. */
+	f = fopen(path, "rb");
+	ck_assert_int_eq(file_read_stream(f, "input", 5, &data, &len, &why), XDMS_ERR_TOOBIG);
+	ck_assert_str_eq(why, "input: larger than 5 bytes");
+	free(why);
+	why = NULL;
+	rewind(f);
+	ck_assert_int_eq(file_read_stream(f, "input", 11, &data, &len, &why), XDMS_ERR_OK);
+	ck_assert_uint_eq(len, 11);
+	free(data);
+	fclose(f);
+
 	f = fopen(path, "wb");
 	fclose(f);
 	ck_assert_int_eq(file_read(path, 10, &data, NULL, &why), XDMS_ERR_OK);
