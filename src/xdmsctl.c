@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/mem.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
@@ -333,28 +334,15 @@ out:
 
 static char *read_file(const char *path, size_t max, size_t *len)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	struct buf b;
-	char chunk[65536];
-	size_t n;
+	char *data = NULL, *why = NULL;
+	enum xdms_err err = strcmp(path, "-") ? file_read(path, max, &data, len, &why)
+					      : file_read_stream(stdin, path, max, &data, len, &why);
 
-	if (!f) {
-		fprintf(stderr, "xdmsctl: %s: %s\n", path, strerror(errno));
-		return NULL;
+	if (err) {
+		fprintf(stderr, "xdmsctl: %s\n", why);
+		free(why);
 	}
-	buf_init(&b, max);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fprintf(stderr, "xdmsctl: %s is larger than %zu bytes\n", path, max);
-			buf_cleanup(&b);
-			if (f != stdin)
-				fclose(f);
-			return NULL;
-		}
-	}
-	if (f != stdin)
-		fclose(f);
-	return buf_take(&b, len);
+	return data;
 }
 
 /*

@@ -248,6 +248,9 @@ static int parse_args(int argc, char **argv, struct conf *c)
 	return 0;
 }
 
+/* The start-up and shutdown sequence, in order, in one place: which module is
+ * opened, started, stopped and closed before which is the point, so it is
+ * kept as one function rather than split into steps that hide the order. */
 int main(int argc, char **argv)
 {
 	struct conf c;

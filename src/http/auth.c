@@ -54,11 +54,7 @@ void http_auth_destroy(struct http_auth *a)
 
 enum xcap_role http_auth_role(const struct http_auth *a, const char *identity)
 {
-	if (conf_list_has(&a->c->auth_admin_identities, identity))
-		return XCAP_ROLE_ADMIN;
-	if (conf_list_has(&a->c->auth_server_identities, identity))
-		return XCAP_ROLE_SERVER;
-	return XCAP_ROLE_USER;
+	return xcap_role_of(a->c, identity);
 }
 
 static bool peer_is_trusted(const struct http_auth *a, struct MHD_Connection *conn)

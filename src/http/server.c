@@ -46,6 +46,7 @@
 
 #include <microhttpd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/net.h"
 #include "base/mem.h"
@@ -623,26 +624,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static char *slurp(const char *path, char **why)
 {
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
+	char *data;
 
-	if (!f) {
-		*why = xasprintf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fclose(f);
-			buf_cleanup(&b);
-			*why = xasprintf("%s: too large", path);
-			return NULL;
-		}
-	}
-	fclose(f);
-	return buf_take(&b, NULL);
+	return file_read(path, 1024 * 1024, &data, NULL, why) ? NULL : data;
 }
 
 /* The path part of http.xcap_root, which may be a path or an absolute URI. */

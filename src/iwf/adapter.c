@@ -6,10 +6,8 @@
  * (schemas/iwf-adapter.xsd), so administrators manage adapters over XCAP or
  * with xdmsctl and every change has an ETag. It was validated when it was
  * stored; it is read again before every job, so a change applies to the next
- * job without a restart. The kind table gives each kind its defaults: the
- * `xcap` kind talks to another XDMS (XDM-3i) and needs no transform of its
- * own (the identity-like xslt/pcc-identity.xsl keeps the PCC elements), the
- * `http` kind talks to a proprietary XML API and must name its transforms.
+ * job without a restart. The kind table gives each kind (adapter_xcap.c,
+ * adapter_http.c) its defaults and its calls to the 3rd party.
  *
  * Stylesheets are global documents of org.xdmsd.iwf-xslt, or the files under
  * xslt/ compiled into the binary. The cache compiles each (name, ETag) once
@@ -20,7 +18,6 @@
  */
 #include "config.h"
 
-#include <libxml/tree.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,11 +30,8 @@
 
 #define ADAPTER_ID_MAX 128
 
-static const struct iwf_kind kinds[] = {
-	{ "xcap", "application/vnd.oma.cab-pcc+xml", "GET", "PUT", "pcc-identity.xsl", "pcc-identity.xsl",
-	  IWF_AUTH_DIGEST },
-	{ "http", "application/xml", "GET", "PUT", NULL, NULL, IWF_AUTH_NONE },
-};
+/* The adapter kinds: one file each (adapter_<kind>.c), one row here. */
+static const struct iwf_kind *const kinds[] = { &iwf_kind_xcap, &iwf_kind_http };
 
 void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, const char *fmt, ...)
 {
@@ -53,8 +47,8 @@ void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, cons
 const struct iwf_kind *iwf_kind_find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (!strcmp(kinds[i].name, name))
-			return &kinds[i];
+		if (!strcmp(kinds[i]->name, name))
+			return kinds[i];
 	return NULL;
 }
 
@@ -73,22 +67,18 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 }
 
 /* The text of @node's child @name in the adapter namespace, or NULL (heap). */
-static char *child_text(xmlNodePtr node, const char *name)
+static char *child_text(const struct xml_node *node, const char *name)
 {
-	for (xmlNodePtr c = node->children; c; c = c->next) {
-		if (c->type == XML_ELEMENT_NODE && c->ns && !strcmp((const char *)c->ns->href, IWF_ADAPTER_NS) &&
-		    !strcmp((const char *)c->name, name)) {
-			xmlChar *t = xmlNodeGetContent(c);
-			char *s = xstrdup(t ? (const char *)t : "");
+	struct xml_node *c = xml_node_child(node, IWF_ADAPTER_NS, name);
+	char *t;
 
-			xmlFree(t);
-			return s;
-		}
-	}
-	return NULL;
+	if (!c)
+		return NULL;
+	t = xml_node_text(c);
+	return t ? t : xstrdup("");
 }
 
-static unsigned child_uint(xmlNodePtr node, const char *name, unsigned def)
+static unsigned child_uint(const struct xml_node *node, const char *name, unsigned def)
 {
 	char *t = child_text(node, name);
 	unsigned v = t ? (unsigned)strtoul(t, NULL, 10) : def;
@@ -119,7 +109,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
-	xmlNodePtr root;
+	struct xml_node *root;
 	char *kind = NULL, *auth = NULL;
 	enum xdms_err err;
 
@@ -139,10 +129,10 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	store_read_end(rd);
 	if (err)
 		return err;
-	root = xmlDocGetRootElement(xml_doc_tree(doc));
-	kind = (char *)xmlGetProp(root, (const xmlChar *)"kind");
+	root = xml_doc_root_elem(doc);
+	kind = xml_node_attr(root, "kind");
 	out->kind = kind ? iwf_kind_find(kind) : NULL;
-	xmlFree(kind);
+	free(kind);
 	if (!out->kind) {
 		*why = xasprintf("adapter %s has no known kind", id);
 		err = XDMS_ERR_PARSE;

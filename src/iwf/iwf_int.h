@@ -39,7 +39,27 @@ void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, cons
 
 enum iwf_auth { IWF_AUTH_NONE = 0, IWF_AUTH_BASIC, IWF_AUTH_BEARER, IWF_AUTH_DIGEST };
 
-/* One adapter kind: the defaults its documents start from. */
+struct iwf_adapter;
+struct iwf_env;
+
+/* One call of an adapter to its 3rd party: who calls, through which
+ * adapter, where (the adapter's URL, expanded) and with which credentials
+ * (the request's, or the adapter's own). All borrowed. */
+struct iwf_call {
+	const struct iwf_env *env;
+	void *curl;                  /* the worker's handle */
+	const struct iwf_adapter *a;
+	const char *url;
+	const char *username, *password, *token;
+};
+
+/*
+ * One adapter kind, as curl's backends: the defaults its documents start
+ * from, and the functions that reach the 3rd party. A new kind is a file
+ * adapter_<kind>.c that defines its struct iwf_kind, and a row in
+ * adapter.c's table. The functions run on a worker; they fill @r (SPEC
+ * §4.3 codes) when they fail.
+ */
 struct iwf_kind {
 	const char *name;
 	const char *content_type;  /* of what is sent on export */
@@ -48,7 +68,29 @@ struct iwf_kind {
 	const char *import_xslt;   /* default transforms (embedded xslt/ files); NULL = required */
 	const char *export_xslt;
 	enum iwf_auth auth;
+	/* Import: the user's external profile as the 3rd party gives it, in
+	 * @body (created with the adapter's cap). */
+	enum xdms_err (*fetch)(const struct iwf_call *c, struct buf *body, struct iwf_result *r);
+	/* Export: sends @data (the transformed PCC part); *status is the 3rd
+	 * party's HTTP status, its answer goes to @body. */
+	enum xdms_err (*send)(const struct iwf_call *c, const char *data, size_t len, struct buf *body, long *status,
+			      struct iwf_result *r);
+	/* Subscribe profile (room for a later kind; NULL: not supported):
+	 * subscribe to, and poll for, changes of the external profile. */
+	enum xdms_err (*subscribe)(const struct iwf_call *c, struct iwf_result *r);
+	enum xdms_err (*poll)(const struct iwf_call *c, struct buf *body, struct iwf_result *r);
 };
+
+/* The kinds (adapter_xcap.c, adapter_http.c). */
+extern const struct iwf_kind iwf_kind_xcap;
+extern const struct iwf_kind iwf_kind_http;
+
+/* The plain HTTP calls of adapter_http.c, which other kinds that talk HTTP
+ * use as they are: the adapter's import (export) method on its URL, with
+ * its content type, timeouts, cap and authentication. */
+enum xdms_err iwf_http_fetch(const struct iwf_call *c, struct buf *body, struct iwf_result *r) XDMS_WUR;
+enum xdms_err iwf_http_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body, long *status,
+			    struct iwf_result *r) XDMS_WUR;
 
 struct iwf_adapter {
 	char *id;

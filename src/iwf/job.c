@@ -25,12 +25,12 @@
 #include "config.h"
 
 #include <errno.h>
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "iwf/iwf_int.h"
@@ -76,28 +76,14 @@ static void request_cleanup(struct request *q)
 	memset(q, 0, sizeof(*q));
 }
 
-static bool is_fh(xmlNodePtr n, const char *name)
+static struct xml_node *fh_child(const struct xml_node *parent, const char *name)
 {
-	return n && n->type == XML_ELEMENT_NODE && n->ns && !strcmp((const char *)n->ns->href, IWF_FH_NS) &&
-	       !strcmp((const char *)n->name, name);
+	return xml_node_child(parent, IWF_FH_NS, name);
 }
 
-static xmlNodePtr fh_child(xmlNodePtr parent, const char *name)
+static char *fh_text(const struct xml_node *parent, const char *name)
 {
-	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
-		if (is_fh(c, name))
-			return c;
-	return NULL;
-}
-
-static char *fh_text(xmlNodePtr parent, const char *name)
-{
-	xmlNodePtr c = fh_child(parent, name);
-	xmlChar *t = c ? xmlNodeGetContent(c) : NULL;
-	char *s = t ? xstrdup((const char *)t) : NULL;
-
-	xmlFree(t);
-	return s;
+	return xml_node_text(fh_child(parent, name));
 }
 
 /* Trims XML whitespace at both ends, in place (xs:token values). */
@@ -175,7 +161,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	char *data = NULL;
 	size_t len = 0;
 	enum xdms_err err;
-	xmlNodePtr r;
+	struct xml_node *r;
 
 	memset(q, 0, sizeof(*q));
 	err = store_read_begin(env->st, &rd);
@@ -197,26 +183,23 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 		goto out;
 	}
 	err = XDMS_ERR_NOTFOUND;
-	for (r = xmlDocGetRootElement(xml_doc_tree(doc))->children; r; r = r->next) {
-		xmlChar *id;
-		bool is_match;
+	for (r = fh_child(xml_doc_root_elem(doc), kind_element(job->kind)); r;
+	     r = xml_node_next(r, IWF_FH_NS, kind_element(job->kind))) {
+		char *id = xml_node_attr(r, "id");
+		bool is_match = id && !strcmp(id, job->request_id);
 
-		if (!is_fh(r, kind_element(job->kind)))
-			continue;
-		id = xmlGetProp(r, (const xmlChar *)"id");
-		is_match = id && !strcmp((const char *)id, job->request_id);
-		xmlFree(id);
+		free(id);
 		if (is_match)
 			break;
 	}
 	if (r) {
-		xmlNodePtr tp = fh_child(r, "third-party"), cred = fh_child(r, "credentials");
-		xmlChar *tid = tp ? xmlGetProp(tp, (const xmlChar *)"id") : NULL;
-		xmlNsPtr dflt = xmlSearchNs(xml_doc_tree(doc), r, NULL);
+		struct xml_node *tp = fh_child(r, "third-party"), *cred = fh_child(r, "credentials");
+		char *tid = xml_node_attr(tp, "id");
+		const char *dflt = xml_node_ns_in_scope(r, NULL);
 
-		q->has_fh_default_ns = dflt && dflt->href && !strcmp((const char *)dflt->href, IWF_FH_NS);
-		q->third_party = xstrdup(tid ? (const char *)tid : "");
-		xmlFree(tid);
+		q->has_fh_default_ns = dflt && !strcmp(dflt, IWF_FH_NS);
+		q->third_party = xstrdup(tid ? tid : "");
+		free(tid);
 		q->remote_user = trim(fh_text(r, "remote-user"));
 		q->fields = fh_text(r, "fields");
 		q->merge_policy = trim(fh_text(r, "merge-policy"));
@@ -345,30 +328,14 @@ static enum xdms_err transform(const struct iwf_env *env, const char *name, cons
 	return err;
 }
 
-/* The adapter's credentials for a call: the request's own. */
-static void call_auth(struct iwf_http_call *c, const struct iwf_adapter *a, const char *username,
-		      const char *password, const char *token)
+/* The time since @t0 (CLOCK_MONOTONIC), in seconds: a 3rd-party call's for
+ * the adapter's latency histogram. */
+static double seconds_since(const struct timespec *t0)
 {
-	c->auth = a->auth;
-	c->username = username;
-	c->password = password;
-	c->token = token;
-}
+	struct timespec t1;
 
-/* One call to @a's 3rd party, timed for the adapter's latency histogram. */
-static enum xdms_err call_3rd_party(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
-				    const struct iwf_http_call *call, struct buf *body, long *status,
-				    struct iwf_result *r)
-{
-	struct timespec t0, t1;
-	enum xdms_err err;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = iwf_http_do(curl, call, body, status, r);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	iwf_metrics_call(env->metrics, a->id, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-			 err != XDMS_ERR_OK);
-	return err;
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
@@ -376,13 +343,13 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r)
 {
-	struct iwf_http_call call = { 0 };
+	struct iwf_call call = { env, curl, a, NULL, username, password, token };
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct buf body;
+	struct timespec t0;
 	char *url = NULL, *why = NULL, *out = NULL;
 	size_t out_len = 0;
-	long status;
 	enum xdms_err err;
 
 	*pcc = NULL;
@@ -393,17 +360,11 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 		free(why);
 		return err;
 	}
-	call.method = a->import_method;
 	call.url = url;
-	call.accept = a->content_type;
-	call.timeout_s = a->timeout_s;
-	call.connect_timeout_s = a->connect_timeout_s;
-	call.max_response = a->max_response;
-	call.ca_file = env->opt->ca_file;
-	call.cancel = env->stopping;
-	call_auth(&call, a, username, password, token);
 	buf_init(&body, a->max_response);
-	err = call_3rd_party(env, curl, a, &call, &body, &status, r);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = a->kind->fetch(&call, &body, r);
+	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	free(url);
 	if (err)
 		goto out;
@@ -594,9 +555,10 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 {
 	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
 	size_t pcc_len = 0, sel_len = 0, out_len = 0;
-	struct iwf_http_call call = { 0 };
+	struct iwf_call call = { env, w->curl, a, NULL, c->username, c->password, c->token };
 	struct buf body;
 	char etag[STORE_ETAG_MAX];
+	struct timespec t0;
 	long status;
 	enum xdms_err err;
 
@@ -625,18 +587,11 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 		o->is_cancelled = true;
 		goto out;
 	}
-	call.method = a->export_method;
 	call.url = url;
-	call.content_type = a->content_type;
-	call.body = out;
-	call.body_len = out_len;
-	call.timeout_s = a->timeout_s;
-	call.connect_timeout_s = a->connect_timeout_s;
-	call.max_response = a->max_response;
-	call.ca_file = env->opt->ca_file;
-	call.cancel = env->stopping;
-	call_auth(&call, a, c->username, c->password, c->token);
-	if (call_3rd_party(env, w->curl, a, &call, &body, &status, &o->r))
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = a->kind->send(&call, out, out_len, &body, &status, &o->r);
+	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
+	if (err)
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 	o->is_partial = o->dropped != 0;
@@ -830,14 +785,6 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 
 /* ---- one job ---------------------------------------------------------------------------------- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * A test-only pause between a job's last store write (an import's PCC) and
  * its final <response>, so that a test can kill the server exactly there
@@ -990,7 +937,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
-		if (store_job_retry(env->st, job->id, now_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
+		if (store_job_retry(env->st, job->id, wall_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		goto out;
 	}
@@ -1007,7 +954,7 @@ done:
 			 job->xui, job->request_id);
 	} else if (o.r.is_transient && env->stopping && atomic_load(env->stopping)) {
 		/* Cut short by the shutdown: not the 3rd party's failure. */
-		if (store_job_retry(env->st, job->id, now_ms(), false, "interrupted by a shutdown"))
+		if (store_job_retry(env->st, job->id, wall_ms(), false, "interrupted by a shutdown"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 	} else if (o.r.is_transient && job->attempts < max_attempts) {
 		unsigned shift = job->attempts - 1 < 16 ? job->attempts - 1 : 16;
@@ -1018,7 +965,7 @@ done:
 		log_info("iwf job %llu (%s %s): attempt %u failed, retrying in %llu ms: %s",
 			 (unsigned long long)job->id, job->xui, job->request_id, job->attempts,
 			 (unsigned long long)delay, o.r.reason);
-		if (store_job_retry(env->st, job->id, now_ms() + delay, true, o.r.reason))
+		if (store_job_retry(env->st, job->id, wall_ms() + delay, true, o.r.reason))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		else
 			iwf_metrics_retry(env->metrics);

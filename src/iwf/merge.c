@@ -23,7 +23,6 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,24 +100,20 @@ unsigned iwf_fields_mask_lenient(const char *text)
 	return mask;
 }
 
-static bool is_pcc(xmlNodePtr n, const char *name)
+static bool is_pcc(const struct xml_node *n, const char *name)
 {
-	return n && n->type == XML_ELEMENT_NODE && n->ns && !strcmp((const char *)n->ns->href, IWF_PCC_NS) &&
-	       (!name || !strcmp((const char *)n->name, name));
+	return xml_node_is(n, IWF_PCC_NS, name);
 }
 
-static xmlNodePtr first_child(xmlNodePtr parent, const char *name)
+static struct xml_node *first_child(const struct xml_node *parent, const char *name)
 {
-	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
-		if (is_pcc(c, name))
-			return c;
-	return NULL;
+	return xml_node_child(parent, IWF_PCC_NS, name);
 }
 
 /* The field an entry (or a whole group) belongs to. */
-static unsigned entry_field(xmlNodePtr group, xmlNodePtr entry)
+static unsigned entry_field(const struct xml_node *group, const struct xml_node *entry)
 {
-	const char *g = (const char *)group->name;
+	const char *g = xml_node_name(group);
 
 	if (!strcmp(g, "name"))
 		return IWF_FIELD_NAME;
@@ -131,14 +126,14 @@ static unsigned entry_field(xmlNodePtr group, xmlNodePtr entry)
 	if (!strcmp(g, "media-list"))
 		return IWF_FIELD_MEDIA;
 	if (!strcmp(g, "comm-addr") && entry) {
-		xmlChar *t;
+		char *t;
 		unsigned f;
 
 		if (is_pcc(entry, "tel"))
 			return IWF_FIELD_TEL;
-		t = xmlGetProp(entry, (const xmlChar *)"addr-uri-type");
-		f = t && !strcmp((const char *)t, "Email") ? IWF_FIELD_EMAIL : IWF_FIELD_URI;
-		xmlFree(t);
+		t = xml_node_attr(entry, "addr-uri-type");
+		f = t && !strcmp(t, "Email") ? IWF_FIELD_EMAIL : IWF_FIELD_URI;
+		free(t);
 		return f;
 	}
 	if (!strcmp(g, "comm-addr"))
@@ -151,46 +146,39 @@ static unsigned entry_field(xmlNodePtr group, xmlNodePtr entry)
  * for, and anything that is not a PCC group. Returns the IWF_FIELD_* bits of
  * what went (IWF_FIELD_OTHER for parts no field names); 0 when nothing did.
  */
-static unsigned filter_fields(xmlNodePtr pd, unsigned fields)
+static unsigned filter_fields(struct xml_node *pd, unsigned fields)
 {
 	unsigned dropped = 0;
-	xmlNodePtr next;
+	struct xml_node *next;
 
-	for (xmlNodePtr g = pd->children; g; g = next) {
+	for (struct xml_node *g = xml_node_child(pd, NULL, NULL); g; g = next) {
 		unsigned f;
 
-		next = g->next;
-		if (g->type != XML_ELEMENT_NODE)
-			continue;
+		next = xml_node_next(g, NULL, NULL);
 		f = is_pcc(g, NULL) ? entry_field(g, NULL) : 0;
 		if (!(f & fields)) {
 			unsigned held = 0;
 
-			/* comm-addr stands for three fields: name the ones it held. */
-			if (f && !strcmp((const char *)g->name, "comm-addr"))
-				for (xmlNodePtr e = g->children; e; e = e->next)
-					if (e->type == XML_ELEMENT_NODE)
-						held |= entry_field(g, e);
-			/* An empty comm-addr held nothing: nothing was lost. */
-			dropped |= !f ? IWF_FIELD_OTHER : strcmp((const char *)g->name, "comm-addr") ? f : held;
-			xmlUnlinkNode(g);
-			xmlFreeNode(g);
+			/* comm-addr stands for three fields: name the ones it held
+			 * (an empty one held nothing: nothing was lost). */
+			if (f && !strcmp(xml_node_name(g), "comm-addr"))
+				for (struct xml_node *e = xml_node_child(g, NULL, NULL); e; e = xml_node_next(e, NULL, NULL))
+					held |= entry_field(g, e);
+			dropped |= !f ? IWF_FIELD_OTHER : strcmp(xml_node_name(g), "comm-addr") ? f : held;
+			xml_node_remove(g);
 			continue;
 		}
-		if (strcmp((const char *)g->name, "comm-addr") != 0)
+		if (strcmp(xml_node_name(g), "comm-addr") != 0)
 			continue;
-		for (xmlNodePtr e = g->children, enext; e; e = enext) {
-			enext = e->next;
-			if (e->type == XML_ELEMENT_NODE && !(entry_field(g, e) & fields)) {
+		for (struct xml_node *e = xml_node_child(g, NULL, NULL), *enext; e; e = enext) {
+			enext = xml_node_next(e, NULL, NULL);
+			if (!(entry_field(g, e) & fields)) {
 				dropped |= entry_field(g, e);
-				xmlUnlinkNode(e);
-				xmlFreeNode(e);
+				xml_node_remove(e);
 			}
 		}
-		if (!first_child(g, NULL)) {
-			xmlUnlinkNode(g);
-			xmlFreeNode(g);
-		}
+		if (!first_child(g, NULL))
+			xml_node_remove(g);
 	}
 	return dropped;
 }
@@ -221,21 +209,22 @@ void iwf_fields_describe(unsigned dropped, unsigned requested, unsigned allowed,
 		snprintf(out + n, size - n, "%sparts the PCC mapping does not know", n ? ", " : "");
 }
 
-static void text_of(xmlNodePtr n, const char *child, struct buf *b)
+static void text_of(const struct xml_node *n, const char *child, struct buf *b)
 {
-	xmlNodePtr c = child ? first_child(n, child) : n;
-	xmlChar *t = c ? xmlNodeGetContent(c) : NULL;
+	const struct xml_node *c = child ? first_child(n, child) : n;
+	char *t = c ? xml_node_text(c) : NULL;
 
-	if (t && buf_append_str(b, (const char *)t))
+	if (t && buf_append_str(b, t))
 		abort();
-	xmlFree(t);
+	free(t);
 }
 
 /* The normalized value two entries are compared by (heap). */
-static char *entry_key(xmlNodePtr e)
+static char *entry_key(const struct xml_node *e)
 {
 	struct buf raw, out;
 	bool is_tel = is_pcc(e, "tel");
+	const char *name = xml_node_name(e);
 
 	buf_init(&raw, 1 << 20);
 	buf_init(&out, 1 << 20);
@@ -249,14 +238,14 @@ static char *entry_key(xmlNodePtr e)
 		text_of(e, "media", &raw);
 	else
 		text_of(e, NULL, &raw);
-	if (buf_append_str(&out, (const char *)e->name))
+	if (buf_append_str(&out, name))
 		abort();
 	for (size_t i = 0; raw.data && i < raw.len; i++) {
 		unsigned char c = (unsigned char)raw.data[i];
 		int rc = 0;
 
 		if (is_tel) {
-			if (isdigit(c) || (c == '+' && out.len == strlen((const char *)e->name)))
+			if (isdigit(c) || (c == '+' && out.len == strlen(name)))
 				rc = buf_append(&out, &c, 1);
 		} else if (!isspace(c)) {
 			c = (unsigned char)tolower(c);
@@ -269,17 +258,15 @@ static char *entry_key(xmlNodePtr e)
 	return buf_take(&out, NULL);
 }
 
-static bool has_entry(xmlNodePtr group, xmlNodePtr entry)
+static bool has_entry(const struct xml_node *group, const struct xml_node *entry)
 {
+	const char *name = xml_node_name(entry);
 	char *k = entry_key(entry);
 	bool found = false;
 
-	for (xmlNodePtr c = group->children; c && !found; c = c->next) {
-		char *ck;
+	for (struct xml_node *c = first_child(group, name); c && !found; c = xml_node_next(c, IWF_PCC_NS, name)) {
+		char *ck = entry_key(c);
 
-		if (!is_pcc(c, (const char *)entry->name))
-			continue;
-		ck = entry_key(c);
 		found = !strcmp(k, ck);
 		free(ck);
 	}
@@ -288,94 +275,42 @@ static bool has_entry(xmlNodePtr group, xmlNodePtr entry)
 }
 
 /* Gives @entry (just added to @group) a @pref no sibling of its kind has. */
-static void pref_fix(xmlNodePtr group, xmlNodePtr entry)
+static void pref_fix(const struct xml_node *group, struct xml_node *entry)
 {
-	xmlChar *mine = xmlGetProp(entry, (const xmlChar *)"pref");
+	const char *name = xml_node_name(entry);
+	char *mine = xml_node_attr(entry, "pref");
 	unsigned long max = 0;
 	bool is_taken = false;
 	char v[24];
 
 	if (!mine)
 		return;
-	for (xmlNodePtr c = group->children; c; c = c->next) {
-		xmlChar *p;
+	for (struct xml_node *c = first_child(group, name); c; c = xml_node_next(c, IWF_PCC_NS, name)) {
+		char *p;
 
-		if (c == entry || !is_pcc(c, (const char *)entry->name))
+		if (c == entry)
 			continue;
-		p = xmlGetProp(c, (const xmlChar *)"pref");
+		p = xml_node_attr(c, "pref");
 		if (p) {
-			unsigned long n = strtoul((const char *)p, NULL, 10);
+			unsigned long n = strtoul(p, NULL, 10);
 
 			if (n > max)
 				max = n;
-			if (!strcmp((const char *)p, (const char *)mine))
+			if (!strcmp(p, mine))
 				is_taken = true;
 		}
-		xmlFree(p);
+		free(p);
 	}
 	if (is_taken) {
 		snprintf(v, sizeof(v), "%lu", max + 1);
-		xmlSetProp(entry, (const xmlChar *)"pref", (const xmlChar *)v);
+		xml_node_set_attr(entry, "pref", v);
 	}
-	xmlFree(mine);
+	free(mine);
 }
 
-static bool is_single_valued(xmlNodePtr group)
+static bool is_single_valued(const struct xml_node *group)
 {
-	return !strcmp((const char *)group->name, "birth") || !strcmp((const char *)group->name, "career");
-}
-
-/* Binds the namespaces of @node (just placed in its new document) to the
- * declarations in scope there, dropping the ones the copy brought along
- * that say the same. */
-static void ns_remap(xmlNodePtr n, xmlNsPtr from, xmlNsPtr to)
-{
-	for (; n; n = n->next) {
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (n->ns == from)
-			n->ns = to;
-		for (xmlAttrPtr a = n->properties; a; a = a->next)
-			if (a->ns == from)
-				a->ns = to;
-		ns_remap(n->children, from, to);
-	}
-}
-
-static void ns_tidy(xmlNodePtr node)
-{
-	xmlNsPtr *pp = &node->nsDef;
-
-	while (*pp) {
-		xmlNsPtr d = *pp, outer = node->parent ? xmlSearchNs(node->doc, node->parent, d->prefix) : NULL;
-
-		if (outer && xmlStrEqual(outer->href, d->href)) {
-			xmlNodePtr next = node->next;
-
-			/* Only @node's own subtree, not its new siblings. */
-			node->next = NULL;
-			ns_remap(node, d, outer);
-			node->next = next;
-			*pp = d->next;
-			d->next = NULL;
-			xmlFreeNs(d);
-		} else {
-			pp = &d->next;
-		}
-	}
-	xmlReconciliateNs(node->doc, node);
-}
-
-/* Appends a copy of @node to @parent in @doc. */
-static xmlNodePtr add_copy(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr node)
-{
-	xmlNodePtr copy = xmlDocCopyNode(node, doc, 1);
-
-	if (!copy)
-		abort();
-	xmlAddChild(parent, copy);
-	ns_tidy(copy);
-	return copy;
+	return !strcmp(xml_node_name(group), "birth") || !strcmp(xml_node_name(group), "career");
 }
 
 /*
@@ -384,53 +319,45 @@ static xmlNodePtr add_copy(xmlDocPtr doc, xmlNodePtr parent, xmlNodePtr node)
  * and exports count what they move in these units, the one meaning of
  * <imported-count> and <exported-count> (docs/client-developers.md).
  */
-static unsigned group_values(xmlNodePtr g)
+static unsigned group_values(const struct xml_node *g)
 {
 	unsigned n = 0;
 
-	for (xmlNodePtr e = g->children; e; e = e->next)
-		if (e->type == XML_ELEMENT_NODE && is_pcc(e, NULL))
+	for (struct xml_node *e = xml_node_child(g, NULL, NULL); e; e = xml_node_next(e, NULL, NULL))
+		if (is_pcc(e, NULL))
 			n++;
 	return n;
 }
 
 /* Merges imported group @g into local person-details @pd; returns how many
- * values it added or replaced. */
-static unsigned merge_group(xmlDocPtr doc, xmlNodePtr pd, xmlNodePtr g, enum iwf_merge_policy policy,
+ * values it added or replaced, and sets *is_changed when it changed @pd. */
+static unsigned merge_group(struct xml_node *pd, const struct xml_node *g, enum iwf_merge_policy policy,
 			    bool *is_changed)
 {
-	xmlNodePtr local = first_child(pd, (const char *)g->name);
+	struct xml_node *local = first_child(pd, xml_node_name(g));
 	unsigned count = 0;
 
 	if (!local) {
-		add_copy(doc, pd, g);
+		xml_node_append_copy(pd, g);
 		*is_changed = true;
 		return group_values(g);
 	}
 	if (policy == IWF_ADD_ONLY)
 		return 0;
 	if (policy == IWF_REPLACE) {
-		xmlNodePtr copy = xmlDocCopyNode(g, doc, 1);
-
-		if (!copy)
-			abort();
-		xmlReplaceNode(local, copy);
-		xmlFreeNode(local);
-		ns_tidy(copy);
+		xml_node_replace_copy(local, g);
 		*is_changed = true;
-		return group_values(copy);
+		return group_values(g);
 	}
-	for (xmlNodePtr e = g->children; e; e = e->next) {
-		if (e->type != XML_ELEMENT_NODE)
-			continue;
+	for (struct xml_node *e = xml_node_child(g, NULL, NULL); e; e = xml_node_next(e, NULL, NULL)) {
 		if (is_single_valued(g)) {
-			if (!first_child(local, (const char *)e->name) && is_pcc(e, NULL)) {
-				add_copy(doc, local, e);
+			if (!first_child(local, xml_node_name(e)) && is_pcc(e, NULL)) {
+				xml_node_append_copy(local, e);
 				count++;
 				*is_changed = true;
 			}
 		} else if (is_pcc(e, NULL) && !has_entry(local, e)) {
-			pref_fix(local, add_copy(doc, local, e));
+			pref_fix(local, xml_node_append_copy(local, e));
 			count++;
 			*is_changed = true;
 		}
@@ -449,21 +376,6 @@ static enum xdms_err parse_tree(const char *data, size_t len, struct xml_doc **d
 	return XDMS_ERR_OK;
 }
 
-static char *serialize(xmlDocPtr doc, size_t *len)
-{
-	xmlChar *mem = NULL;
-	int n = 0;
-	char *s;
-
-	xmlDocDumpMemoryEnc(doc, &mem, &n, "UTF-8");
-	if (!mem || n < 0)
-		abort();
-	s = xstrndup((const char *)mem, (size_t)n);
-	xmlFree(mem);
-	*len = (size_t)n;
-	return s;
-}
-
 static const char empty_pcc[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 				"<pcc xmlns=\"" IWF_PCC_NS "\"><person-details/></pcc>\n";
 
@@ -471,7 +383,7 @@ enum xdms_err iwf_merge(const char *local, size_t local_len, const char *importe
 			enum iwf_merge_policy policy, unsigned fields, struct iwf_merge_out *out, char **why)
 {
 	struct xml_doc *ldoc = NULL, *idoc = NULL;
-	xmlNodePtr lroot, iroot, lpd, ipd;
+	struct xml_node *lroot, *iroot, *lpd, *ipd;
 	enum xdms_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -482,8 +394,8 @@ enum xdms_err iwf_merge(const char *local, size_t local_len, const char *importe
 			      parse_tree(empty_pcc, sizeof(empty_pcc) - 1, &ldoc, why, "the new PCC");
 	if (err)
 		goto out;
-	iroot = xmlDocGetRootElement(xml_doc_tree(idoc));
-	lroot = xmlDocGetRootElement(xml_doc_tree(ldoc));
+	iroot = xml_doc_root_elem(idoc);
+	lroot = xml_doc_root_elem(ldoc);
 	ipd = is_pcc(iroot, "pcc") ? first_child(iroot, "person-details") : NULL;
 	lpd = is_pcc(lroot, "pcc") ? first_child(lroot, "person-details") : NULL;
 	if (!ipd) {
@@ -496,17 +408,15 @@ enum xdms_err iwf_merge(const char *local, size_t local_len, const char *importe
 		err = XDMS_ERR_PARSE;
 		goto out;
 	}
-	for (xmlNodePtr p = iroot->children; p; p = p->next)
-		if (is_pcc(p, "person-details"))
-			out->person_count++;
+	for (struct xml_node *p = first_child(iroot, "person-details"); p; p = xml_node_next(p, IWF_PCC_NS, "person-details"))
+		out->person_count++;
 	out->dropped = filter_fields(ipd, fields);
 	out->is_partial = out->dropped != 0;
-	for (xmlNodePtr g = ipd->children; g; g = g->next)
-		if (is_pcc(g, NULL))
-			out->count += merge_group(xml_doc_tree(ldoc), lpd, g, policy, &out->is_changed);
+	for (struct xml_node *g = first_child(ipd, NULL); g; g = xml_node_next(g, IWF_PCC_NS, NULL))
+		out->count += merge_group(lpd, g, policy, &out->is_changed);
 	if (!local)
 		out->is_changed = true;
-	out->doc = serialize(xml_doc_tree(ldoc), &out->doc_len);
+	out->doc = xml_doc_serialize(ldoc, &out->doc_len);
 out:
 	xml_doc_free(ldoc);
 	xml_doc_free(idoc);
@@ -521,7 +431,7 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 	struct xml_doc *doc = NULL;
 	struct buf b;
 	const char *swhy = NULL;
-	xmlNodePtr root, pd;
+	struct xml_node *root, *pd;
 	enum xdms_err err;
 
 	*out = NULL;
@@ -551,7 +461,7 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 	buf_cleanup(&b);
 	if (err)
 		return err;
-	root = xmlDocGetRootElement(xml_doc_tree(doc));
+	root = xml_doc_root_elem(doc);
 	pd = first_child(root, "person-details");
 	if (!pd) {
 		*why = xstrdup("<source-sel> must select a person-details element");
@@ -559,10 +469,9 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 		return XDMS_ERR_INVAL;
 	}
 	*dropped = filter_fields(pd, fields);
-	for (xmlNodePtr g = pd->children; g; g = g->next)
-		if (is_pcc(g, NULL))
-			*count += group_values(g);
-	*out = serialize(xml_doc_tree(doc), out_len);
+	for (struct xml_node *g = first_child(pd, NULL); g; g = xml_node_next(g, IWF_PCC_NS, NULL))
+		*count += group_values(g);
+	*out = xml_doc_serialize(doc, out_len);
 	xml_doc_free(doc);
 	return XDMS_ERR_OK;
 }

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "iwf/iwf_int.h"
@@ -82,14 +83,6 @@ void iwf_options_init(struct iwf_options *opt)
 	opt->ca_file = "";
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Takes a slot if one is free; slot_lock held. */
 static bool slot_try(struct iwf *iwf, const char *adapter_id, unsigned limit)
 {
@@ -117,7 +110,7 @@ static bool slot_try(struct iwf *iwf, const char *adapter_id, unsigned limit)
 bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms)
 {
 	struct timespec until;
-	uint64_t deadline = now_ms() + wait_ms;
+	uint64_t deadline = wall_ms() + wait_ms; /* pthread_cond_timedwait counts CLOCK_REALTIME */
 	bool ok;
 
 	until.tv_sec = (time_t)(deadline / 1000u);
@@ -183,7 +176,7 @@ static void *worker_main(void *arg)
 		seen_gen = iwf->wake_gen;
 		pthread_mutex_unlock(&iwf->lock);
 
-		now = now_ms();
+		now = wall_ms();
 		if (w->index == 0 && iwf->opt.job_retention_s && now >= next_prune) {
 			uint64_t keep = (uint64_t)iwf->opt.job_retention_s * 1000u;
 			unsigned pruned = 0;

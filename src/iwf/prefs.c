@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,27 +20,19 @@
 #define PREFS_AUID "org.openmobilealliance.cab-user-prefs"
 #define PREFS_NS "urn:oma:xml:cab:user-prefs"
 
-static xmlNodePtr child(xmlNodePtr parent, const char *name)
+static struct xml_node *child(const struct xml_node *parent, const char *name)
 {
-	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && c->ns && !strcmp((const char *)c->ns->href, PREFS_NS) &&
-		    !strcmp((const char *)c->name, name))
-			return c;
-	return NULL;
+	return xml_node_child(parent, PREFS_NS, name);
 }
 
-static char *content(xmlNodePtr n)
+static char *content(const struct xml_node *n)
 {
-	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
-	char *s = t ? xstrdup((const char *)t) : NULL;
-
-	xmlFree(t);
-	return s;
+	return xml_node_text(n);
 }
 
 /* A field list from the preferences; names this server does not know are
  * ignored (the schema allows any token). */
-static unsigned fields_of(xmlNodePtr n)
+static unsigned fields_of(const struct xml_node *n)
 {
 	char *t = content(n);
 	unsigned mask = IWF_FIELD_ALL;
@@ -67,7 +58,7 @@ enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs
 	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
-	xmlNodePtr root, imp, exp;
+	struct xml_node *root, *imp, *exp;
 	size_t len = 0;
 	enum xdms_err err;
 
@@ -91,7 +82,7 @@ enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs
 	free(data);
 	if (err)
 		return err;
-	root = xmlDocGetRootElement(xml_doc_tree(doc));
+	root = xml_doc_root_elem(doc);
 	imp = child(root, "import-prefs");
 	exp = child(root, "export-prefs");
 	t = content(child(imp, "auto-store"));
@@ -110,10 +101,8 @@ enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs
 		p->import_fields = fields_of(child(imp, "allowed-fields"));
 	if (child(exp, "allowed-fields"))
 		p->export_fields = fields_of(child(exp, "allowed-fields"));
-	for (xmlNodePtr c = exp ? exp->children : NULL; c; c = c->next) {
-		if (c->type != XML_ELEMENT_NODE || !c->ns || strcmp((const char *)c->ns->href, PREFS_NS) ||
-		    strcmp((const char *)c->name, "allowed-third-party"))
-			continue;
+	for (struct xml_node *c = child(exp, "allowed-third-party"); c;
+	     c = xml_node_next(c, PREFS_NS, "allowed-third-party")) {
 		p->third_parties = xrealloc(p->third_parties, (p->third_party_count + 1) * sizeof(char *));
 		p->third_parties[p->third_party_count++] = content(c);
 	}

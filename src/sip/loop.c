@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/net.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -37,10 +38,7 @@
 
 uint64_t sip_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return monotonic_ms(); /* timers and idle times: never the wall clock */
 }
 
 enum xdms_err sip_watch_add(struct sip_server *s, struct sip_watch *w, uint32_t events)

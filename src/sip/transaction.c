@@ -45,6 +45,7 @@
 #include <osipparser2/osip_parser.h>
 
 #include "base/net.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "sip/sip_int.h"
@@ -151,11 +152,7 @@ static void cb_kill(int type, osip_transaction_t *tr)
 /* FNV-1a of a string, into the client index (and, reduced, the sources). */
 static unsigned branch_bucket(const char *branch)
 {
-	unsigned h = 2166136261u;
-
-	for (const unsigned char *p = (const unsigned char *)branch; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % SIP_CLIENT_BUCKETS;
+	return (unsigned)(fnv1a_str(branch) % SIP_CLIENT_BUCKETS);
 }
 
 struct sip_client *sip_client_by_branch(struct sip_server *s, const char *branch)

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/clock.h"
 #include "base/mem.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -79,10 +80,7 @@ enum xdms_err store_err_from_mdb(int rc)
 
 uint64_t store_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return wall_ms(); /* stored times (changes, jobs) outlive the process */
 }
 
 /* ---- the map ------------------------------------------------------------------ */

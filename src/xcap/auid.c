@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/buf.h"
+#include "base/file.h"
 #include "base/mem.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
@@ -223,31 +224,6 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-static enum xdms_err read_file(const char *path, size_t max, char **data, size_t *len, char **why)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	if (!f) {
-		*why = xasprintf("%s: %s", path, strerror(errno));
-		return XDMS_ERR_IO;
-	}
-	buf_init(&b, max);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fclose(f);
-			buf_cleanup(&b);
-			*why = xasprintf("%s: larger than %zu bytes", path, max);
-			return XDMS_ERR_TOOBIG;
-		}
-	}
-	fclose(f);
-	*data = buf_take(&b, len);
-	return XDMS_ERR_OK;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -303,7 +279,7 @@ enum xdms_err xcap_registry_create(const struct xcap_registry_options *opt, stru
 			char *data;
 			size_t len;
 
-			err = read_file(names[i], 4 * 1024 * 1024, &data, &len, why);
+			err = file_read(names[i], 4 * 1024 * 1024, &data, &len, why);
 			if (!err) {
 				xml_file_register(names[i], data, len);
 				free(data);
@@ -332,7 +308,7 @@ enum xdms_err xcap_registry_create(const struct xcap_registry_options *opt, stru
 			size_t len;
 			struct xcap_auid *a;
 
-			err = read_file(names[i], 64 * 1024, &data, &len, why);
+			err = file_read(names[i], 64 * 1024, &data, &len, why);
 			if (err)
 				break;
 			err = descriptor_load(names[i], data, default_max, &a, why);

@@ -197,7 +197,7 @@ static int ns_by_order(const void *a, const void *b)
 static char *namespace_body(const struct xml_scan *scan, uint32_t e, size_t *len)
 {
 	struct ns_entry *v = NULL;
-	size_t n = 0, cap = 0, kept = 0;
+	size_t n = 0, cap = 0, kept = 0, max;
 	struct buf b;
 	const struct xml_scan_elem *el = &scan->elems[e];
 
@@ -232,7 +232,10 @@ static char *namespace_body(const struct xml_scan *scan, uint32_t e, size_t *len
 		}
 		qsort(v, kept, sizeof(*v), ns_by_order);
 	}
-	buf_init(&b, SIZE_MAX / 2);
+	max = el->name_len + 4;
+	for (size_t i = 0; i < kept; i++)
+		max += v[i].prefix_len + 6 * strlen(v[i].uri) + 10; /* ' xmlns:p="uri"', escaped */
+	buf_init(&b, max);
 	if (buf_append_str(&b, "<") || buf_append(&b, scan->data + el->name_off, el->name_len))
 		abort();
 	for (size_t i = 0; i < kept; i++) {

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "base/hash.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 
@@ -115,18 +116,6 @@ static void respond_conflict(struct xcap_response *r, const struct xcap_error *e
 	buf_reset(&r->body);
 	if (xcap_error_render(e, &r->body))
 		buf_reset(&r->body);
-}
-
-/* FNV-1a, for the ETag of the generated xcap-caps document. */
-static uint64_t fnv1a(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
 }
 
 enum xdms_err xcap_create(struct store *st, const struct xcap_registry *reg, const struct xcap_options *opt,
@@ -231,7 +220,6 @@ static const struct xcap_auid *resolve(struct xcap *x, const struct xcap_request
  */
 static char *selector_uri(const struct xcap *x, const char *base_url, const char *sel)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct buf b;
 
 	buf_init(&b, 4 * STORE_SELECTOR_MAX + 1024);
@@ -243,16 +231,8 @@ static char *selector_uri(const struct xcap *x, const char *base_url, const char
 	}
 	if (b.len && b.data[b.len - 1] != '/' && buf_append_str(&b, "/"))
 		goto out;
-	for (const unsigned char *p = (const unsigned char *)sel; *p; p++) {
-		char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-
-		if (isalnum(*p) || strchr("-._~!$&'()*+,;=:@/", *p)) {
-			if (buf_append(&b, p, 1))
-				goto out;
-		} else if (buf_append(&b, enc, 3)) {
-			goto out;
-		}
-	}
+	if (xcap_percent_encode(&b, sel, strlen(sel)))
+		goto out;
 out:
 	return buf_take(&b, NULL);
 }

@@ -691,24 +691,13 @@ void xcap_selector_attr(const struct xcap_selector *sel, const char **ns, const 
 
 /* ---- text forms ----------------------------------------------------------------------- */
 
-/* Appends @len bytes of @s percent-encoded for a URI path (RFC 3986 §3.3):
- * unreserved characters, sub-delims other than "(" and ")", ":", "@" and "/"
- * stay as they are; everything else, including '"', '[', ']', space and every
- * non-ASCII byte, becomes %XX. The buffer is unbounded (its input is capped
- * by SELECTOR_MAX_LEN), so appends cannot fail. */
+/* Appends @len bytes of @s percent-encoded for a URI path
+ * (xcap_percent_encode). The buffers are sized for three bytes per byte,
+ * so appends cannot fail. */
 static void append_encoded(struct buf *b, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool is_plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-				(c && strchr("-._~!$&'*+,;=:@/", c));
-		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-		if (is_plain ? buf_append(b, s + i, 1) : buf_append(b, e, 3))
-			abort();
-	}
+	if (xcap_percent_encode(b, s, len))
+		abort();
 }
 
 char *xcap_selector_uri(const struct xcap_selector *sel, size_t nsteps)
@@ -720,7 +709,7 @@ char *xcap_selector_uri(const struct xcap_selector *sel, size_t nsteps)
 		return xstrdup("");
 	if (nsteps <= sel->step_count)
 		n = sel->steps[nsteps - 1].text_end;
-	buf_init(&b, SIZE_MAX / 2);
+	buf_init(&b, 3 * n + 1);
 	append_encoded(&b, sel->text, n);
 	return buf_take(&b, NULL);
 }
@@ -729,8 +718,11 @@ char *xcap_selector_describe(const struct xcap_selector *sel)
 {
 	struct buf b;
 	bool is_first = true;
+	size_t max = 3 * strlen(sel->text) + 1;
 
-	buf_init(&b, SIZE_MAX / 2);
+	for (size_t i = 0; i < sel->binding_count; i++)
+		max += 3 * (strlen(sel->bindings[i].prefix) + strlen(sel->bindings[i].uri)) + 9; /* "?xmlns(p=u)" */
+	buf_init(&b, max);
 	append_encoded(&b, sel->text, strlen(sel->text));
 	for (size_t i = 0; i < sel->binding_count; i++) {
 		const struct binding *bd = &sel->bindings[i];

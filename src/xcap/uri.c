@@ -59,6 +59,29 @@ bad:
 	return XDMS_ERR_PARSE;
 }
 
+/*
+ * One encoder for every XCAP path the server writes (document URIs, the
+ * selectors of NOTIFY bodies, <xcap-error> ancestors). Its three copies
+ * disagreed on "(" and ")": RFC 3986 §3.3 lets a path segment carry every
+ * sub-delim, "(" and ")" included, and RFC 4825 §6 builds node selectors on
+ * that grammar, so they stay as they are.
+ */
+enum xdms_err xcap_percent_encode(struct buf *out, const char *in, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	enum xdms_err err = XDMS_ERR_OK;
+
+	for (size_t i = 0; i < len && !err; i++) {
+		unsigned char c = (unsigned char)in[i];
+		bool is_plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+				(c && strchr("-._~!$&'()*+,;=:@/", c));
+		char enc[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+		err = is_plain ? buf_append(out, in + i, 1) : buf_append(out, enc, 3);
+	}
+	return err;
+}
+
 void xcap_uri_cleanup(struct xcap_uri *uri)
 {
 	if (!uri)

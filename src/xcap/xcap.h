@@ -65,6 +65,12 @@ const char *xcap_uri_realm(const struct xcap_uri *uri, const char *default_realm
  * escape or a decoded NUL byte. */
 enum xdms_err xcap_percent_decode(const char *in, size_t len, char **out) XDMS_WUR;
 
+/* Appends @len bytes of @in to @out for an XCAP URI path: "/" and every RFC
+ * 3986 pchar (unreserved, sub-delims including "(" and ")", ":", "@") as
+ * they are, every other byte as %XX (upper-case hex). TOOBIG when @out is
+ * full (it then holds a prefix of the result). */
+enum xdms_err xcap_percent_encode(struct buf *out, const char *in, size_t len) XDMS_WUR;
+
 /* ---- preconditions (RFC 7232 as RFC 4825 §8.5 uses them) ------------------------ */
 
 enum xcap_precond {
@@ -178,6 +184,14 @@ enum xcap_role {
 	XCAP_ROLE_SERVER,   /* trusted server: every user's documents, global read */
 	XCAP_ROLE_ADMIN,    /* everything, including writing global documents */
 };
+
+struct conf;
+
+/* The role of @identity under configuration @c: ADMIN when it is one of
+ * auth.admin_identities, else SERVER when one of auth.server_identities,
+ * else USER. The one place this is decided (XCAP requests, SUBSCRIBEs).
+ * Any thread. */
+enum xcap_role xcap_role_of(const struct conf *c, const char *identity);
 
 struct xcap_identity {
 	const char *id; /* the authenticated or asserted identity, e.g. "sip:alice@example.com" */

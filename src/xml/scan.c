@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/hash.h"
 #include "base/mem.h"
 #include "xml/xml.h"
 
@@ -249,17 +250,6 @@ struct scanner {
 	uint32_t depth;
 };
 
-static uint32_t hash_bytes(const char *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static uint32_t slot_find(struct scanner *sc, const char *prefix, size_t len, bool is_insert)
 {
 	uint32_t mask, i;
@@ -275,7 +265,7 @@ static uint32_t slot_find(struct scanner *sc, const char *prefix, size_t len, bo
 		for (uint32_t k = 0; k < old_cap; k++) {
 			if (old[k].prefix_len == UINT32_MAX)
 				continue;
-			i = hash_bytes(sc->s + old[k].prefix_off, old[k].prefix_len) & (sc->slot_cap - 1);
+			i = (uint32_t)fnv1a(sc->s + old[k].prefix_off, old[k].prefix_len) & (sc->slot_cap - 1);
 			while (sc->slots[i].prefix_len != UINT32_MAX)
 				i = (i + 1) & (sc->slot_cap - 1);
 			sc->slots[i] = old[k];
@@ -285,7 +275,7 @@ static uint32_t slot_find(struct scanner *sc, const char *prefix, size_t len, bo
 	if (!sc->slot_cap)
 		return XML_SCAN_NONE;
 	mask = sc->slot_cap - 1;
-	i = hash_bytes(prefix, len) & mask;
+	i = (uint32_t)fnv1a(prefix, len) & mask;
 	for (;;) {
 		struct slot *sl = &sc->slots[i];
 
@@ -427,7 +417,9 @@ static const char *find_bytes(const char *s, size_t from, size_t len, const char
 }
 
 /* Parses the start tag at sc->s[pos] == '<'. Returns the offset after it, or 0
- * with *err set. */
+ * with *err set. Longer than most functions on purpose: it is the scanner's
+ * hot loop over a tag's bytes (name, attributes, namespace declarations),
+ * written as one pass with its state in locals. */
 static size_t scan_start_tag(struct scanner *sc, size_t pos, enum xdms_err *err)
 {
 	struct xml_scan *scan = sc->scan;

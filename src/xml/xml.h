@@ -94,9 +94,61 @@ void xml_doc_free(struct xml_doc *doc);
 /* The root element's namespace URI ("" for none) and local name. Borrowed from @doc. */
 void xml_doc_root(const struct xml_doc *doc, const char **ns, const char **name);
 
-/* The libxml2 tree of @doc (an xmlDoc), for the code that edits a parsed
- * document (the IWF's PCC merge). Borrowed: @doc keeps owning it. */
-struct _xmlDoc *xml_doc_tree(struct xml_doc *doc);
+/* ---- trees (src/xml/node.c) ------------------------------------------------------
+ *
+ * The elements of a parsed document, for the code that reads or edits one
+ * (the IWF). A struct xml_node is borrowed from its struct xml_doc: valid
+ * until the document is freed or the node (or an ancestor) is removed.
+ * Iteration visits elements only; a namespace @ns of NULL matches any
+ * element (with or without a namespace), a @name of NULL any local name.
+ * One thread at a time per document.
+ */
+struct xml_node;
+
+/* The root element of @doc (NULL for NULL). */
+struct xml_node *xml_doc_root_elem(struct xml_doc *doc);
+
+/* @n is an element (NULL: false) in namespace @ns with local name @name. */
+bool xml_node_is(const struct xml_node *n, const char *ns, const char *name);
+
+/* The first element child of @n (NULL-tolerant) that matches, or NULL. */
+struct xml_node *xml_node_child(const struct xml_node *n, const char *ns, const char *name);
+
+/* The next element sibling of @n (NULL-tolerant) that matches, or NULL. */
+struct xml_node *xml_node_next(const struct xml_node *n, const char *ns, const char *name);
+
+/* The local name of @n. Borrowed from its document. */
+const char *xml_node_name(const struct xml_node *n);
+
+/* The text content of @n (all descendant text, entities expanded); heap,
+ * NULL for a NULL @n. */
+char *xml_node_text(const struct xml_node *n);
+
+/* The value of attribute @name of @n whatever its namespace (heap), or NULL
+ * when @n has none (or @n is NULL). */
+char *xml_node_attr(const struct xml_node *n, const char *name);
+
+/* The namespace URI bound to @prefix (NULL: the default namespace) where @n
+ * is, or NULL when none is. Borrowed from the document. */
+const char *xml_node_ns_in_scope(const struct xml_node *n, const char *prefix);
+
+/* Sets attribute @name of @n to @value (added when absent). */
+void xml_node_set_attr(struct xml_node *n, const char *name, const char *value);
+
+/* Unlinks @n from its document and frees it with its subtree. */
+void xml_node_remove(struct xml_node *n);
+
+/* Appends a deep copy of @n (of any document) as the last child of
+ * @parent; the copy uses the namespace declarations in scope at its new
+ * place where they say the same as its own. Returns the copy. */
+struct xml_node *xml_node_append_copy(struct xml_node *parent, const struct xml_node *n);
+
+/* Replaces @old (which is freed) by a deep copy of @n, as
+ * xml_node_append_copy() places it. Returns the copy. */
+struct xml_node *xml_node_replace_copy(struct xml_node *old, const struct xml_node *n);
+
+/* @doc as UTF-8 bytes with an XML declaration (heap; its length in *len). */
+char *xml_doc_serialize(struct xml_doc *doc, size_t *len);
 
 /* ---- XSLT (src/xml/xslt.c) ------------------------------------------------------
  *
@@ -265,6 +317,14 @@ enum xdms_err xml_attvalue_decode(const char *raw, size_t len, struct buf *out) 
 /* True when the raw attribute value @raw decodes (as xml_attvalue_decode) to
  * exactly the @dec_len bytes of @dec. False also for a malformed @raw. */
 bool xml_attvalue_equal(const char *raw, size_t raw_len, const char *dec, size_t dec_len);
+
+/* @s is an NCName within ASCII: a letter or "_", then letters, digits, "_",
+ * "-" and ".". False for NULL. */
+bool xml_is_ncname(const char *s);
+
+/* @s may be declared as a namespace prefix: an ASCII NCName that does not
+ * begin with "xml" in any case (Namespaces in XML 1.0 §3). */
+bool xml_is_free_prefix(const char *s);
 
 /* ==== end of byte-offset scanning ============================================== */
 

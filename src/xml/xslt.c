@@ -32,6 +32,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "xml/xml.h"
+#include "xml/xml_int.h"
 
 #define XSLT_MAX_DEPTH 64 /* XML nesting of stylesheets and inputs */
 #define XSLT_MAX_TEMPLATE_DEPTH 500

@@ -286,6 +286,34 @@ START_TEST(sealed_credentials)
 }
 END_TEST
 
+START_TEST(adapter_kinds)
+{
+	const struct iwf_kind *x = iwf_kind_find("xcap"), *h = iwf_kind_find("http");
+
+	/* One table of functions: every kind fetches and sends; subscribe and
+	 * poll are room for later kinds. */
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_null(iwf_kind_find("carddav"));
+	ck_assert_ptr_null(iwf_kind_find("XCAP"));
+	ck_assert_ptr_eq(h->fetch, iwf_http_fetch);
+	ck_assert_ptr_eq(h->send, iwf_http_send);
+	ck_assert_ptr_nonnull(x->fetch);
+	ck_assert_ptr_nonnull(x->send);
+	ck_assert_ptr_null(x->subscribe);
+	ck_assert_ptr_null(h->poll);
+	/* The defaults each kind's documents start from. */
+	ck_assert_str_eq(x->content_type, "application/vnd.oma.cab-pcc+xml");
+	ck_assert_int_eq(x->auth, IWF_AUTH_DIGEST);
+	ck_assert_str_eq(x->import_xslt, "pcc-identity.xsl");
+	ck_assert_str_eq(h->content_type, "application/xml");
+	ck_assert_int_eq(h->auth, IWF_AUTH_NONE);
+	ck_assert_ptr_null(h->import_xslt);
+	ck_assert_str_eq(h->import_method, "GET");
+	ck_assert_str_eq(h->export_method, "PUT");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("iwf");
@@ -302,6 +330,7 @@ int main(void)
 	tcase_add_test(tc, dropped_fields_described);
 	tcase_add_test(tc, xslt_policy);
 	tcase_add_test(tc, sealed_credentials);
+	tcase_add_test(tc, adapter_kinds);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_FORK);
 	xml_shutdown();
