@@ -9,12 +9,11 @@ identity (the deployment behind an Aggregation Proxy), followed by a second
 request for another user's tree: that second request must never run.
 """
 
-import socket
 import time
 
 import pytest
 
-from xdmslib import (ALICE, BOB, MIME, RL, TRUSTED_PEER, doc_path, expect, metric_sum, parse_metrics,
+from xdmslib import (ALICE, BOB, MIME, RL, TRUSTED_PEER, raw_exchange_ex, doc_path, expect, metric_sum, parse_metrics,
                      rl_doc)
 
 ALICE_DOC = doc_path(RL, ALICE)
@@ -37,30 +36,8 @@ def head(extra, target=ALICE_DOC, version="HTTP/1.1"):
 def exchange(port, data, timeout=5.0):
     """Sends @data from the trusted peer; reads until close or @timeout.
     Returns (bytes, how, seconds)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(TRUSTED_PEER, 0))
     t0 = time.monotonic()
-    out, how = b"", "timeout"
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                how = "reset"
-                break
-            if not chunk:
-                how = "closed"
-                break
-            out += chunk
-    finally:
-        s.close()
+    out, how = raw_exchange_ex(port, data, timeout=timeout, source=TRUSTED_PEER)
     return out, how, time.monotonic() - t0
 
 
