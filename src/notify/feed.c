@@ -60,6 +60,21 @@ static void sub_enqueue(struct notifier *n, struct sub *s, struct nchange *nc)
 	s->queued_seq = nc->seq;
 }
 
+/*
+ * True when @c deletes a document of @identity's own tree because the user
+ * moved to another shard (xdmsctl user purge): the document lives on there,
+ * so its owner's subscription is not told "deleted" but ended with reason
+ * "deactivated" (RFC 6665 §4.2.2: re-subscribe at once), and the new
+ * SUBSCRIBE reaches the new shard.
+ */
+static bool is_moved_away(const struct store_change *c, const char *identity)
+{
+	const char *u = strstr(c->selector, "/users/");
+	size_t len = identity ? strlen(identity) : 0;
+
+	return c->is_move && !c->new_etag[0] && u && len && !strncmp(u + 7, identity, len) && u[7 + len] == '/';
+}
+
 static void pump_consider(struct pump *p, struct smap_slot *sl, const struct store_change *c, struct nchange **nc,
 			  bool *wants_patch, bool *wants_agg)
 {
@@ -69,13 +84,17 @@ static void pump_consider(struct pump *p, struct smap_slot *sl, const struct sto
 		if (sub_is_ending(s) || c->seq <= s->queued_seq || s->mark == c->seq)
 			continue;
 		s->mark = c->seq;
-		if (!*nc)
-			*nc = nchange_new(p->n, c);
-		sub_enqueue(p->n, s, *nc);
-		if (s->mode != MODE_NO_PATCHING)
-			*wants_patch = true;
-		if (s->mode == MODE_AGGREGATE)
-			*wants_agg = true;
+		if (is_moved_away(c, s->identity)) {
+			sub_transition(s, SUB_EV_END, "deactivated");
+		} else {
+			if (!*nc)
+				*nc = nchange_new(p->n, c);
+			sub_enqueue(p->n, s, *nc);
+			if (s->mode != MODE_NO_PATCHING)
+				*wants_patch = true;
+			if (s->mode == MODE_AGGREGATE)
+				*wants_agg = true;
+		}
 		if (s->touch_gen != p->n->gen) {
 			s->touch_gen = p->n->gen;
 			if (p->nt == p->ct) {

@@ -10,7 +10,8 @@
  * straight into the map):
  *
  *   0  u8   format (1)
- *   1  u8   flags: 1 = a detail was given (it may still be empty)
+ *   1  u8   flags: 1 = a detail was given (it may still be empty); 2 = the write
+ *            moved the document between shards (store_write.is_move)
  *   2  u8   previous ETag length
  *   3  u8   new ETag length
  *   4  u16  selector length, big-endian
@@ -30,6 +31,7 @@
 #define CHANGE_FORMAT 1u
 #define CHANGE_HDR_LEN 18u
 #define CHANGE_HAS_DETAIL 1u
+#define CHANGE_IS_MOVE 2u
 
 int store_change_append(struct store *st, MDB_txn *txn, const struct store_change *c)
 {
@@ -56,7 +58,7 @@ int store_change_append(struct store *st, MDB_txn *txn, const struct store_chang
 		return rc;
 	p = v.mv_data;
 	p[0] = CHANGE_FORMAT;
-	p[1] = c->detail ? CHANGE_HAS_DETAIL : 0;
+	p[1] = (unsigned char)((c->detail ? CHANGE_HAS_DETAIL : 0) | (c->is_move ? CHANGE_IS_MOVE : 0));
 	p[2] = (unsigned char)prev_len;
 	p[3] = (unsigned char)new_len;
 	store_put_be(p + 4, sel_len, 2);
@@ -105,6 +107,7 @@ static enum xdms_err change_decode(const MDB_val *k, const MDB_val *v, struct st
 	off += 1;
 	out->detail = (p[1] & CHANGE_HAS_DETAIL) ? (const char *)p + off : NULL;
 	out->detail_len = detail_len;
+	out->is_move = (p[1] & CHANGE_IS_MOVE) != 0;
 	return XDMS_ERR_OK;
 }
 

@@ -438,6 +438,7 @@ struct store_change {
 	const char *new_etag;  /* "" when the document was deleted */
 	const char *detail;    /* as given by the writer; may be NULL */
 	size_t detail_len;
+	bool is_move;          /* written by a user's move between shards (store_write.is_move) */
 };
 
 typedef int (*store_change_visit_fn)(void *arg, const struct store_change *c);

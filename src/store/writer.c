@@ -215,6 +215,7 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 	change.new_etag = w->etag;
 	change.detail = w->detail;
 	change.detail_len = w->detail_len;
+	change.is_move = w->is_move;
 	rc = store_change_append(st, txn, &change);
 	if (rc) {
 		err = store_err_from_mdb(rc);

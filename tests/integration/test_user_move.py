@@ -93,3 +93,36 @@ def test_global_usage_errors(start_server, tmp_path):
     res = srv.ctl("global", "put", "org.xdmsd.iwf-adapter/global/a", str(f), "--shard", srv.url("/xcap-root"),
                   "--user", f"admin:{PASSWORDS['sip:admin@example.com']}", check=1)
     assert b"\tFAILED\t409" in res.stdout, res.stdout
+
+
+def test_purge_ends_the_moved_users_subscriptions_with_deactivated(start_server, tmp_path):
+    """After a move the old shard must not tell the user's own subscriptions
+    that its documents were deleted (they live on in the new shard): it ends
+    them with reason=deactivated, so the client re-subscribes at once and the
+    new SUBSCRIBE is routed to the new shard. Other watchers (a CAB server
+    watching every user) still see the documents leave this shard."""
+    from sipua import Subscriber, rl_body
+    from xdmslib import PCC, data, sip_port
+
+    src = start_server(name="src", settings={"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"})
+    src.sip = sip_port(src)
+    expect(src.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
+    pcc = f"{PCC}/users/{ALICE}/index"
+    own = Subscriber(src.sip, aor=ALICE)
+    server = Subscriber(src.sip, aor="sip:cab-iwf@example.com")  # a trusted server: every user
+    try:
+        for s, body in ((own, rl_body(pcc)), (server, rl_body(f"{PCC}/users/"))):
+            assert s.subscribe(body).status == 200
+            assert "active" in s.notify().header("Subscription-State")
+        bundle = tmp_path / "alice.export"
+        src.ctl("user", "export", ALICE, str(bundle), check=0)
+        src.ctl("user", "purge", ALICE, check=0)
+        end = own.notify(timeout=10)
+        state = end.header("Subscription-State")
+        assert state.startswith("terminated") and "reason=deactivated" in state, \
+            f"the owner's subscription should end deactivated, got {state!r}: {end!r}"
+        seen = server.notify(timeout=10)
+        assert "active" in seen.header("Subscription-State") and pcc.encode() in seen.body, seen
+    finally:
+        own.close()
+        server.close()
