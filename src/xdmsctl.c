@@ -25,6 +25,7 @@
 #include "base/mem.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "http/http.h"
 #include "auth/digest.h"
 #include "iwf/iwf.h"
 #include "store/store.h"
@@ -399,17 +400,18 @@ static int doc_write(const struct conf *c, const char *selector, const char *bod
 		xcap_write_run(x, w);
 		xcap_write_finish(w, &resp);
 	}
-	if (resp.status == 200 || resp.status == 201) {
+	if (xcap_outcome_is_success(resp.outcome)) {
 		if (is_quiet)
 			;
 		else if (resp.etag[0])
-			printf("%s \"%s\"\n", resp.status == 201 ? "created" : "replaced", resp.etag);
+			printf("%s \"%s\"\n", resp.outcome == XCAP_OUTCOME_CREATED ? "created" : "replaced",
+			       resp.etag);
 		else
 			printf("deleted\n");
 		rc = 0;
-	} else if (!is_quiet || resp.status != 404) {
-		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, resp.status, (int)resp.body.len,
-			resp.body.data ? resp.body.data : "");
+	} else if (!is_quiet || resp.outcome != XCAP_OUTCOME_NOT_FOUND) {
+		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, http_status_of(resp.outcome),
+			(int)resp.body.len, resp.body.data ? resp.body.data : "");
 	}
 out:
 	xcap_response_cleanup(&resp);

@@ -46,6 +46,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "ctl/ctl.h"
+#include "http/http.h"
 #include "store/store.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
@@ -180,10 +181,10 @@ static bool doc_write(struct writer *wr, const char *selector, const char *data,
 		xcap_write_run(wr->x, w);
 		xcap_write_finish(w, &resp);
 	}
-	is_ok = resp.status == 200 || resp.status == 201 || (!data && resp.status == 404);
+	is_ok = xcap_outcome_is_success(resp.outcome) || (!data && resp.outcome == XCAP_OUTCOME_NOT_FOUND);
 	if (!is_ok)
-		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, resp.status, (int)resp.body.len,
-			resp.body.data ? resp.body.data : "");
+		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, http_status_of(resp.outcome),
+			(int)resp.body.len, resp.body.data ? resp.body.data : "");
 out:
 	buf_cleanup(&path);
 	xcap_response_cleanup(&resp);

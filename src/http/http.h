@@ -21,6 +21,15 @@
 #include "store/store.h"
 #include "xcap/xcap.h"
 
+/*
+ * The HTTP status (200, 404, ...) and reason phrase ("Not Found") of an xcap
+ * outcome: the one table (status.c). Also used by the programs that run
+ * xcap without HTTP (xdmsctl, the IWF), so that they report the status a
+ * client would have seen. Any thread.
+ */
+unsigned http_status_of(enum xcap_outcome o);
+const char *http_reason_of(enum xcap_outcome o);
+
 struct http_server;
 
 /*

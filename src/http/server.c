@@ -243,7 +243,8 @@ static enum MHD_Result queue_xcap(struct request *r, struct xcap_response *xr)
 {
 	size_t len;
 	char *body = buf_take(&xr->body, &len);
-	enum MHD_Result ret = queue(r, xr->status, xr->content_type, body, len, xr->etag, xr->allow);
+	enum MHD_Result ret = queue(r, http_status_of(xr->outcome), xr->content_type, body, len, xr->etag,
+				    xr->allow);
 
 	xcap_response_cleanup(xr);
 	return ret;
@@ -429,11 +430,13 @@ static enum MHD_Result on_complete(struct request *r)
 	case XDMS_ERR_OK:
 		break;
 	case XDMS_ERR_PARSE:
-		return queue_text(r, 400, "malformed percent-encoding in the request URI\n", NULL);
+		return queue_text(r, http_status_of(XCAP_OUTCOME_BAD_REQUEST),
+				  "malformed percent-encoding in the request URI\n", NULL);
 	case XDMS_ERR_TOOBIG:
-		return queue_text(r, 414, "the document selector is too long\n", NULL);
+		return queue_text(r, http_status_of(XCAP_OUTCOME_URI_TOO_LONG),
+				  "the document selector is too long\n", NULL);
 	default:
-		return queue_text(r, 404,
+		return queue_text(r, http_status_of(XCAP_OUTCOME_NOT_FOUND),
 				  "no such resource; XCAP URIs are ROOT/AUID/users/XUI/DOCUMENT or ROOT/AUID/global/DOCUMENT\n",
 				  NULL);
 	}

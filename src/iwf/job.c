@@ -33,6 +33,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "http/http.h"
 #include "iwf/iwf_int.h"
 #include "xml/xml.h"
 
@@ -258,7 +259,8 @@ static char *doc_path(const struct iwf_env *env, const char *auid, const char *x
 	return buf_take(&b, NULL);
 }
 
-/* Runs one XCAP write as the IWF. Returns the HTTP status; the new ETag
+/* Runs one XCAP write as the IWF. Returns the HTTP status a client would
+ * have got (http_status_of()), which the job reports; the new ETag
  * goes to @etag and the start of an error body to @why. */
 static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const char *path, const char *ctype,
 			   const char *body, size_t len, const char *if_match, const char *if_none_match,
@@ -290,7 +292,7 @@ static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const 
 		xcap_write_run(env->x, w);
 		xcap_write_finish(w, &resp);
 	}
-	status = resp.status;
+	status = http_status_of(resp.outcome);
 	if (etag)
 		snprintf(etag, STORE_ETAG_MAX, "%s", resp.etag);
 	if (why)

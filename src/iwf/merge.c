@@ -444,7 +444,7 @@ enum xdms_err iwf_export_select(const char *pcc, size_t pcc_len, const char *sel
 	}
 	xcap_node_get(pcc, pcc_len, s, &nr);
 	xcap_selector_free(s);
-	if (nr.status != 200 || !nr.body) {
+	if (nr.outcome != XCAP_OUTCOME_OK || !nr.body) {
 		xcap_node_result_cleanup(&nr);
 		*why = xstrdup("<source-sel> selects nothing in the PCC");
 		return XDMS_ERR_NOTFOUND;

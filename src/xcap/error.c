@@ -3,6 +3,7 @@
  * <xcap-error> documents (RFC 4825 §11): exactly one child element, always
  * with a phrase a person can act on; <no-parent> may carry <ancestor> and
  * <uniqueness-failure> carries <exists field> with an optional <alt-value>.
+ * Also the names of the outcome kinds (XCAP_OUTCOME_MAP).
  */
 #include "config.h"
 
@@ -87,4 +88,15 @@ enum xdms_err xcap_error_render(const struct xcap_error *e, struct buf *out)
 	if (!err)
 		err = buf_append_str(out, "</xcap-error>\n");
 	return err;
+}
+
+const char *xcap_outcome_name(enum xcap_outcome o)
+{
+	static const char *const names[] = {
+#define XCAP_OUTCOME_NAME(name, text) [XCAP_OUTCOME_##name] = #name,
+		XCAP_OUTCOME_MAP(XCAP_OUTCOME_NAME)
+#undef XCAP_OUTCOME_NAME
+	};
+
+	return (unsigned)o < XCAP_OUTCOME__COUNT ? names[o] : "?";
 }

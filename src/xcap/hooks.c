@@ -22,7 +22,7 @@ static const struct xcap_hook hooks[] = {
 	{ "cab_feature_handler", xcap_check_feature_handler, xcap_commit_feature_handler, true, "credentials" },
 	{ "cab_pcc", xcap_check_pcc, NULL, false, NULL },
 	{ "oma_pres_content", xcap_check_pres_content, NULL, false, NULL },
-	/* Generated documents need no check; the name marks the usage for ops.c. */
+	/* Generated documents need no check; the name marks the usage for the operations (ops.c, read.c). */
 	{ "xcap_directory", NULL, NULL, false, NULL },
 };
 

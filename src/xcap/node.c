@@ -34,7 +34,7 @@
  * selects exactly the new or replaced node in new_doc.
  *
  * Every function fills a struct xcap_node_result from scratch (any previous
- * content is overwritten, not freed). Status 500 means the stored document
+ * content is overwritten, not freed). INTERNAL means the stored document
  * cannot be scanned (outside the scanner's subset or limits).
  *
  * Threads: pure functions; any thread.
@@ -86,7 +86,7 @@ static void conflict(struct xcap_node_result *out, enum xcap_error_kind kind, co
 {
 	va_list ap;
 
-	out->status = 409;
+	out->outcome = XCAP_OUTCOME_CONFLICT;
 	out->error.kind = kind;
 	va_start(ap, fmt);
 	vsnprintf(out->error.phrase, sizeof(out->error.phrase), fmt, ap);
@@ -97,13 +97,13 @@ static void conflict(struct xcap_node_result *out, enum xcap_error_kind kind, co
 			*c = ' ';
 }
 
-/* Scans the stored document; on failure answers 500 (see the file comment). */
+/* Scans the stored document; on failure the outcome is INTERNAL (see the file comment). */
 static struct xml_scan *scan_stored(const char *doc, size_t doc_len, struct xcap_node_result *out)
 {
 	struct xml_scan *scan = NULL;
 
 	if (xml_scan_build(doc, doc_len, &scan)) {
-		out->status = 500;
+		out->outcome = XCAP_OUTCOME_INTERNAL;
 		return NULL;
 	}
 	return scan;
@@ -267,7 +267,7 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 		return;
 	/* RFC 4825 §6.3: a selector points to a node only when it selects exactly one. */
 	if (xcap_selector_select(sel, scan, xcap_selector_steps(sel), &e, NULL) != 1) {
-		out->status = 404;
+		out->outcome = XCAP_OUTCOME_NOT_FOUND;
 		goto out;
 	}
 	switch (xcap_selector_kind(sel)) {
@@ -281,7 +281,7 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 		xcap_selector_attr(sel, &ans, &alocal, &aprefix);
 		a = xml_scan_attr_find(scan, e, ans, alocal, strlen(alocal));
 		if (a == XML_SCAN_NONE) {
-			out->status = 404;
+			out->outcome = XCAP_OUTCOME_NOT_FOUND;
 			goto out;
 		}
 		/* RFC 4825 §8.3 with §7.4: an attribute resource is its value as an
@@ -295,7 +295,7 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 		out->body = namespace_body(scan, e, &out->body_len);
 		break;
 	}
-	out->status = 200;
+	out->outcome = XCAP_OUTCOME_OK;
 out:
 	xml_scan_free(scan);
 }
@@ -365,10 +365,11 @@ static bool subtree_bound(const struct xml_scan *scan, size_t off, size_t len, c
  * A successful write: the result takes the new document and its scan (which
  * borrows it) and records the change's detail. *new_doc and *nscan are NULL after.
  */
-static void result_take(struct xcap_node_result *out, unsigned status, char **new_doc, size_t new_len,
-			struct xml_scan **nscan, const struct xcap_selector *sel, const char *what)
+static void result_take(struct xcap_node_result *out, enum xcap_outcome outcome, char **new_doc,
+			size_t new_len, struct xml_scan **nscan, const struct xcap_selector *sel,
+			const char *what)
 {
-	out->status = status;
+	out->outcome = outcome;
 	out->new_doc = *new_doc;
 	out->new_len = new_len;
 	out->new_scan = *nscan;
@@ -511,7 +512,7 @@ static void put_element(const char *doc, size_t doc_len, const struct xcap_selec
 				 "the node selector would select another element after the PUT");
 		goto out;
 	}
-	result_take(out, is_insert ? 201 : 200, &new_doc, new_len, &nscan, sel,
+	result_take(out, is_insert ? XCAP_OUTCOME_CREATED : XCAP_OUTCOME_OK, &new_doc, new_len, &nscan, sel,
 		    is_insert ? "put-element insert" : "put-element replace");
 out:
 	free(new_doc);
@@ -615,7 +616,7 @@ static void put_attribute(const char *doc, size_t doc_len, const struct xcap_sel
 		conflict(out, XCAP_ERROR_CANNOT_INSERT, "after the PUT the attribute would not have the body as value");
 		goto out;
 	}
-	result_take(out, is_insert ? 201 : 200, &new_doc, new_len, &nscan, sel,
+	result_take(out, is_insert ? XCAP_OUTCOME_CREATED : XCAP_OUTCOME_OK, &new_doc, new_len, &nscan, sel,
 		    is_insert ? "put-attribute insert" : "put-attribute replace");
 out:
 	free(new_doc);
@@ -640,8 +641,8 @@ void xcap_node_put(const char *doc, size_t doc_len, const struct xcap_selector *
 		break;
 	case XCAP_NODE_NAMESPACES:
 		/* RFC 4825 §8.2: namespace bindings are read-only; the caller
-		 * answers 405 before calling, this is the safety net. */
-		out->status = 405;
+		 * answers NOT_ALLOWED before calling; this is the safety net. */
+		out->outcome = XCAP_OUTCOME_NOT_ALLOWED;
 		break;
 	}
 }
@@ -661,14 +662,14 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 
 	result_init(out);
 	if (kind == XCAP_NODE_NAMESPACES) {
-		out->status = 405;
+		out->outcome = XCAP_OUTCOME_NOT_ALLOWED;
 		return;
 	}
 	scan = scan_stored(doc, doc_len, out);
 	if (!scan)
 		return;
 	if (xcap_selector_select(sel, scan, nsteps, &e, NULL) != 1) {
-		out->status = 404;
+		out->outcome = XCAP_OUTCOME_NOT_FOUND;
 		goto out;
 	}
 	if (kind == XCAP_NODE_ELEMENT) {
@@ -686,7 +687,7 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 		xcap_selector_attr(sel, &ans, &alocal, &aprefix);
 		a = xml_scan_attr_find(scan, e, ans, alocal, strlen(alocal));
 		if (a == XML_SCAN_NONE) {
-			out->status = 404;
+			out->outcome = XCAP_OUTCOME_NOT_FOUND;
 			goto out;
 		}
 		/* The attribute and the white space before it. */
@@ -695,7 +696,7 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 	}
 	new_doc = splice(doc, doc_len, from, to, NULL, 0, &new_len);
 	if (!new_doc || xml_scan_build(new_doc, new_len, &nscan)) {
-		out->status = 500;
+		out->outcome = XCAP_OUTCOME_INTERNAL;
 		goto out;
 	}
 	/* RFC 4825 §8.4: afterwards a GET of the same URI must give 404. */
@@ -708,7 +709,7 @@ void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selecto
 			 "positional siblings first)");
 		goto out;
 	}
-	result_take(out, 200, &new_doc, new_len, &nscan, sel,
+	result_take(out, XCAP_OUTCOME_OK, &new_doc, new_len, &nscan, sel,
 		    kind == XCAP_NODE_ELEMENT ? "delete-element" : "delete-attribute");
 out:
 	free(new_doc);

@@ -240,12 +240,52 @@ struct xcap_request {
 	bool is_move;              /* the write passes the user's move freeze (store.h) */
 };
 
+/* ---- outcomes ------------------------------------------------------------------------------
+ *
+ * What an XCAP operation decided, as a kind: xcap never writes an HTTP
+ * status. http/ maps each kind to its status and reason phrase in one table
+ * (http_status_of(), src/http/status.c); the programs that run xcap without
+ * HTTP (xdmsctl, the IWF) use the same table for their messages.
+ */
+#define XCAP_OUTCOME_MAP(X)                                                       \
+	X(OK, "done (a read, a replace or a delete)")                             \
+	X(CREATED, "a document, element or attribute was created")                \
+	X(NOT_MODIFIED, "If-None-Match matched on a read")                        \
+	X(BAD_REQUEST, "malformed node selector")                                 \
+	X(FORBIDDEN, "the identity may not access or make this change")           \
+	X(NOT_FOUND, "no such usage, tree, document or node")                     \
+	X(NOT_ALLOWED, "the method is not allowed on this resource")              \
+	X(CONFLICT, "refused with an <xcap-error> document (RFC 4825 §11)")       \
+	X(PRECONDITION_FAILED, "If-Match or If-None-Match failed")                \
+	X(TOO_LARGE, "the answer would be too large")                             \
+	X(URI_TOO_LONG, "the document selector is too long to store")             \
+	X(UNSUPPORTED_TYPE, "the body's Content-Type does not fit the resource")  \
+	X(INTERNAL, "a storage failure or a stored document that cannot be read") \
+	X(UNAVAILABLE, "shutting down, or the user is moving to another shard")   \
+	X(STORE_FULL, "the store is full; nothing was written")
+
+enum xcap_outcome {
+#define XCAP_OUTCOME_ENUM(name, text) XCAP_OUTCOME_##name,
+	XCAP_OUTCOME_MAP(XCAP_OUTCOME_ENUM)
+#undef XCAP_OUTCOME_ENUM
+	XCAP_OUTCOME__COUNT
+};
+
+/* The symbolic name ("NOT_FOUND") of @o. Never NULL. */
+const char *xcap_outcome_name(enum xcap_outcome o);
+
+/* OK or CREATED. */
+static inline bool xcap_outcome_is_success(enum xcap_outcome o)
+{
+	return o == XCAP_OUTCOME_OK || o == XCAP_OUTCOME_CREATED;
+}
+
 struct xcap_response {
-	unsigned status;
+	enum xcap_outcome outcome;
 	const char *content_type; /* static or registry-owned; NULL for no body type */
 	struct buf body;          /* owned; initialize with xcap_response_init */
 	char etag[STORE_ETAG_MAX]; /* "" when the response carries no ETag */
-	const char *allow;        /* for 405: the Allow header value */
+	const char *allow;        /* for NOT_ALLOWED: the Allow header value */
 };
 
 void xcap_response_init(struct xcap_response *r);
@@ -254,7 +294,7 @@ void xcap_response_cleanup(struct xcap_response *r);
 /*
  * Answers GET and HEAD (HEAD gets the same headers and body; the HTTP layer
  * drops the body). The caller has authenticated the request already; access
- * control, preconditions and every error status are decided here.
+ * control, preconditions and every error outcome are decided here.
  */
 void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_response *resp);
 
@@ -274,7 +314,7 @@ struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request 
  * Queues a prepared write on the store's writer thread. @done(@arg) runs on
  * that thread once the outcome is known; it must not block. Returns BUSY when
  * the store is closing (then @done is not called, and xcap_write_finish()
- * answers 503).
+ * answers UNAVAILABLE).
  */
 enum xdms_err xcap_write_submit(struct xcap *x, struct xcap_write *w, void (*done)(void *arg),
 				void *arg) XDMS_WUR;
@@ -319,8 +359,8 @@ void xcap_selector_free(struct xcap_selector *sel);
 enum xcap_node_kind xcap_selector_kind(const struct xcap_selector *sel);
 
 struct xcap_node_result {
-	unsigned status;          /* 200, 201, or the error status (400, 404, 409) */
-	struct xcap_error error;  /* when status is 409 */
+	enum xcap_outcome outcome; /* OK, CREATED, or NOT_FOUND, NOT_ALLOWED, CONFLICT, INTERNAL */
+	struct xcap_error error;  /* when the outcome is CONFLICT */
 	/* reads */
 	char *body;               /* GET: the selected bytes (owned) */
 	size_t body_len;

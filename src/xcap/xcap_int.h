@@ -9,6 +9,49 @@
 
 struct xml_scan; /* xml/xml.h */
 
+/* ---- the service and what its reads (read.c) and writes (write.c) share (ops.c) -------- */
+
+#define ALLOW_DOCUMENT "GET, HEAD, PUT, DELETE"
+#define ALLOW_READ_ONLY "GET, HEAD"
+#define XCAP_EL_TYPE "application/xcap-el+xml"
+#define XCAP_ATT_TYPE "application/xcap-att+xml"
+#define XCAP_NS_TYPE "application/xcap-ns+xml"
+
+struct xcap {
+	struct store *st;
+	const struct xcap_registry *reg;
+	char *root_path;
+	char *root_uri;
+	unsigned max_depth;
+	size_t max_binary; /* embedded binary content limit (pres-content) */
+	bool is_type_lenient; /* xcap_options.is_type_lenient */
+	char *caps;      /* the xcap-caps document */
+	size_t caps_len;
+	char caps_etag[STORE_ETAG_MAX];
+};
+
+/* A short plain-text answer (@outcome and one sentence) for outcomes that
+ * have no XCAP body. */
+void xcap_answer(struct xcap_response *r, enum xcap_outcome outcome, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A CONFLICT answer with the <xcap-error> document of @e. */
+void xcap_answer_conflict(struct xcap_response *r, const struct xcap_error *e);
+
+/*
+ * The checks every method shares: the AUID exists and serves this tree, the
+ * identity may touch it, and the resource kind is one this server supports.
+ * Returns the usage, or NULL with @resp filled.
+ */
+const struct xcap_auid *xcap_resolve(struct xcap *x, const struct xcap_request *req, bool is_write,
+				     struct xcap_response *resp);
+
+/* The absolute HTTP URI of the resource with selector @sel (the configured
+ * XCAP root URI, or @base_url with the root path, then @sel percent-encoded).
+ * Heap string. */
+char *xcap_resource_uri(const struct xcap *x, const char *base_url, const char *sel);
+/* The absolute HTTP URI of the request's document. Heap string. */
+char *xcap_document_uri(const struct xcap *x, const struct xcap_request *req);
+
 /* Builds the xcap-caps document (RFC 4825 §12) for @reg into @out. */
 enum xdms_err xcap_caps_build(const struct xcap_registry *reg, struct buf *out) XDMS_WUR;
 

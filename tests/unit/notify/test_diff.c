@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "notify/diff.h"
+#include "http/http.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
 #include "unit.h"
@@ -104,8 +105,9 @@ static struct change node_write(const char *doc, const char *sel_text, const cha
 	else
 		xcap_node_delete(doc, strlen(doc), sel, &r);
 	xcap_selector_free(sel);
-	ck_assert_msg(r.status == 200 || r.status == 201, "%s %s: status %u (%s)", body ? "PUT" : "DELETE", sel_text,
-		      r.status, r.error.phrase);
+	ck_assert_msg(http_status_of(r.outcome) == 200 || http_status_of(r.outcome) == 201,
+		      "%s %s: status %u (%s)", body ? "PUT" : "DELETE", sel_text,
+		      http_status_of(r.outcome), r.error.phrase);
 	c.new_doc = r.new_doc;
 	c.new_len = r.new_len;
 	c.detail = r.detail;

@@ -9,6 +9,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "http/http.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 #include "unit.h"
@@ -38,13 +39,13 @@ static unsigned do_put_q(const char *doc, const char *s, const char *query, cons
 	xcap_node_result_cleanup(&r);
 	xcap_node_put(doc, strlen(doc), sel, body, strlen(body), &r);
 	xcap_selector_free(sel);
-	if (r.status == 200 || r.status == 201) {
+	if (http_status_of(r.outcome) == 200 || http_status_of(r.outcome) == 201) {
 		ck_assert_ptr_nonnull(r.new_doc);
 		ck_assert_uint_eq(strlen(r.new_doc), r.new_len);
 	} else {
 		ck_assert_ptr_null(r.new_doc);
 	}
-	return r.status;
+	return http_status_of(r.outcome);
 }
 
 static unsigned do_put(const char *doc, const char *s, const char *body)
@@ -59,7 +60,7 @@ static unsigned do_get_q(const char *doc, const char *s, const char *query, cons
 	xcap_node_result_cleanup(&r);
 	xcap_node_get(doc, strlen(doc), sel, &r);
 	xcap_selector_free(sel);
-	return r.status;
+	return http_status_of(r.outcome);
 }
 
 static unsigned do_get(const char *doc, const char *s)
@@ -74,7 +75,7 @@ static unsigned do_delete_q(const char *doc, const char *s, const char *query, c
 	xcap_node_result_cleanup(&r);
 	xcap_node_delete(doc, strlen(doc), sel, &r);
 	xcap_selector_free(sel);
-	return r.status;
+	return http_status_of(r.outcome);
 }
 
 static unsigned do_delete(const char *doc, const char *s)
@@ -92,7 +93,7 @@ static void put_expect_ex(const char *doc, const char *s, const char *body, unsi
 	char *new_doc;
 
 	ck_assert_msg(do_put(doc, s, body) == status, "PUT %s %s: expected %u, got %u (%s)", s, body, status,
-		      r.status, r.error.phrase);
+		      http_status_of(r.outcome), r.error.phrase);
 	ck_assert_msg(strcmp(r.new_doc, expect) == 0, "PUT %s %s:\n expected %s\n got      %s", s, body, expect,
 		      r.new_doc);
 	new_doc = xstrdup(r.new_doc);
@@ -114,7 +115,8 @@ static void put_expect_ex(const char *doc, const char *s, const char *body, unsi
 	}
 	/* DELETE reverses the insertion (OpenXCAP's reverse()). */
 	if (status == 201 && is_reversible) {
-		ck_assert_msg(do_delete(new_doc, s) == 200, "DELETE %s: got %u (%s)", s, r.status, r.error.phrase);
+		ck_assert_msg(do_delete(new_doc, s) == 200, "DELETE %s: got %u (%s)", s,
+			      http_status_of(r.outcome), r.error.phrase);
 		ck_assert_str_eq(r.new_doc, doc);
 	}
 	free(new_doc);
@@ -369,10 +371,10 @@ START_TEST(namespace_writes_are_refused)
 
 	xcap_node_result_cleanup(&r);
 	xcap_node_put(D, strlen(D), sel, "x", 1, &r);
-	ck_assert_uint_eq(r.status, 405);
+	ck_assert_uint_eq(http_status_of(r.outcome), 405);
 	xcap_node_result_cleanup(&r);
 	xcap_node_delete(D, strlen(D), sel, &r);
-	ck_assert_uint_eq(r.status, 405);
+	ck_assert_uint_eq(http_status_of(r.outcome), 405);
 	xcap_selector_free(sel);
 }
 END_TEST

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "xcap/xcap.h"
 #include "xml/xml.h"
 #include "unit.h"
@@ -89,7 +90,7 @@ static unsigned run(enum xcap_method m, const char *path, const struct xcap_iden
 		}
 	}
 	xcap_uri_cleanup(&uri);
-	return resp->status;
+	return http_status_of(resp->outcome);
 }
 
 static unsigned put(const char *path, const struct xcap_identity *who, const char *body)
@@ -106,12 +107,35 @@ static void assert_conflict(struct xcap_response *r, const char *element)
 {
 	char needle[128];
 
-	ck_assert_uint_eq(r->status, 409);
+	ck_assert_uint_eq(http_status_of(r->outcome), 409);
 	ck_assert_str_eq(r->content_type, "application/xcap-error+xml");
 	snprintf(needle, sizeof(needle), "<xcap-error xmlns=\"urn:ietf:params:xml:ns:xcap-error\"><%s phrase=\"",
 		 element);
 	ck_assert_msg(strstr(r->body.data, needle), "expected <%s> in %s", element, r->body.data);
 }
+
+/* Every outcome has its status and reason in http/'s table, and its name. */
+START_TEST(outcome_statuses)
+{
+	static const unsigned expect[XCAP_OUTCOME__COUNT] = {
+		[XCAP_OUTCOME_OK] = 200, [XCAP_OUTCOME_CREATED] = 201, [XCAP_OUTCOME_NOT_MODIFIED] = 304,
+		[XCAP_OUTCOME_BAD_REQUEST] = 400, [XCAP_OUTCOME_FORBIDDEN] = 403, [XCAP_OUTCOME_NOT_FOUND] = 404,
+		[XCAP_OUTCOME_NOT_ALLOWED] = 405, [XCAP_OUTCOME_CONFLICT] = 409,
+		[XCAP_OUTCOME_PRECONDITION_FAILED] = 412, [XCAP_OUTCOME_TOO_LARGE] = 413,
+		[XCAP_OUTCOME_URI_TOO_LONG] = 414, [XCAP_OUTCOME_UNSUPPORTED_TYPE] = 415,
+		[XCAP_OUTCOME_INTERNAL] = 500, [XCAP_OUTCOME_UNAVAILABLE] = 503, [XCAP_OUTCOME_STORE_FULL] = 507,
+	};
+
+	for (unsigned o = 0; o < XCAP_OUTCOME__COUNT; o++) {
+		ck_assert_msg(http_status_of(o) == expect[o], "%s: %u, expected %u", xcap_outcome_name(o),
+			      http_status_of(o), expect[o]);
+		ck_assert(http_reason_of(o)[0]);
+		ck_assert_str_ne(xcap_outcome_name(o), "?");
+	}
+	ck_assert_str_eq(xcap_outcome_name(XCAP_OUTCOME_NOT_FOUND), "NOT_FOUND");
+	ck_assert_str_eq(http_reason_of(XCAP_OUTCOME_NOT_FOUND), "Not Found");
+}
+END_TEST
 
 START_TEST(put_get_byte_exact_and_etags)
 {
@@ -457,6 +481,7 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, outcome_statuses);
 	tcase_add_test(tc, put_get_byte_exact_and_etags);
 	tcase_add_test(tc, preconditions);
 	tcase_add_test(tc, validation_conflicts);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 #include "unit.h"
@@ -55,7 +56,7 @@ static unsigned get(const char *doc, const char *s, const char *query, char **bo
 
 	ck_assert_int_eq(parse(s, query), XDMS_ERR_OK);
 	xcap_node_get(doc, strlen(doc), sel, &r);
-	status = r.status;
+	status = http_status_of(r.outcome);
 	*body = r.body;
 	r.body = NULL;
 	xcap_node_result_cleanup(&r);
