@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "http/http_int.h"
@@ -97,14 +99,6 @@ struct http_gate {
 	atomic_uint_fast64_t refused[GATE_REFUSAL__COUNT];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- per-address counts ----------------------------------------------------------------- */
 
 /* IPv4 addresses as v4-mapped IPv6, so one key type fits both. */
@@ -121,11 +115,7 @@ static void addr_key(const struct sockaddr *sa, unsigned char key[16])
 
 static unsigned addr_bucket(const unsigned char key[16])
 {
-	uint32_t h = 2166136261u;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h % GATE_BUCKETS;
+	return (unsigned)(fnv1a(key, 16) % GATE_BUCKETS);
 }
 
 static struct gate_addr **addr_find(struct http_gate *g, const unsigned char key[16])
@@ -365,7 +355,7 @@ static void answer_and_close(int fd, unsigned status, const char *why)
 static void note_refusal(struct http_gate *g, const char *ip, unsigned status, enum gate_refusal kind,
 			 const char *why)
 {
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 
 	atomic_fetch_add_explicit(&g->refused[kind], 1, memory_order_relaxed);
 	if (g->o.on_refused)
@@ -515,7 +505,7 @@ static void accept_some(struct http_gate *g)
 		c->addr = ss;
 		c->addr_len = len;
 		snprintf(c->ip, sizeof(c->ip), "%s", ip);
-		c->deadline_ms = now_ms() + (uint64_t)g->o.head_timeout_s * 1000;
+		c->deadline_ms = monotonic_ms() + (uint64_t)g->o.head_timeout_s * 1000;
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.ptr = c;
 		if (epoll_ctl(g->epfd, EPOLL_CTL_ADD, fd, &ev)) {
@@ -544,7 +534,7 @@ static void *gate_main(void *arg)
 
 	for (;;) {
 		int timeout = -1, n;
-		uint64_t now = now_ms();
+		uint64_t now = monotonic_ms();
 
 		while (g->first && g->first->deadline_ms <= now)
 			pending_refuse(g, g->first, 408, GATE_REFUSED_HEAD_TIMEOUT, "request head not complete in time");
