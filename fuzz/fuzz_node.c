@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "http/http.h"
 #include "input.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
@@ -67,7 +68,7 @@ static void check_get_after_put(const struct xcap_selector *sel, const struct xc
 			body_len--;
 	}
 	xcap_node_get(put->new_doc, put->new_len, sel, &g);
-	if (g.status != 200 || g.body_len != body_len || memcmp(g.body, body, body_len) != 0)
+	if (http_status_of(g.outcome) != 200 || g.body_len != body_len || memcmp(g.body, body, body_len) != 0)
 		abort();
 	xcap_node_result_cleanup(&g);
 }
@@ -103,11 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	xcap_node_get(doc, doc_len, sel, &r);
-	if (r.status != 200 && r.status != 404 && r.status != 500)
+	if (http_status_of(r.outcome) != 200 && http_status_of(r.outcome) != 404 && http_status_of(r.outcome) != 500)
 		abort();
-	if (r.new_doc || (r.status == 200) != (r.body != NULL))
+	if (r.new_doc || (http_status_of(r.outcome) == 200) != (r.body != NULL))
 		abort();
-	if (r.status == 200 && xcap_selector_kind(sel) == XCAP_NODE_ELEMENT) {
+	if (http_status_of(r.outcome) == 200 && xcap_selector_kind(sel) == XCAP_NODE_ELEMENT) {
 		if (xml_scan_build(r.body, r.body_len, &scan))
 			abort();
 		if (scan->elems[0].start != 0 || scan->elems[0].end != r.body_len)
@@ -117,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	xcap_node_result_cleanup(&r);
 
 	xcap_node_put(doc, doc_len, sel, body, body_len, &r);
-	switch (r.status) {
+	switch (http_status_of(r.outcome)) {
 	case 200:
 	case 201:
 		if (!r.new_doc || !r.detail || !well_formed(r.new_doc, r.new_len))
@@ -144,14 +145,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	xcap_node_result_cleanup(&r);
 
 	xcap_node_delete(doc, doc_len, sel, &r);
-	switch (r.status) {
+	switch (http_status_of(r.outcome)) {
 	case 200: {
 		struct xcap_node_result g;
 
 		if (!r.new_doc || !r.detail || !well_formed(r.new_doc, r.new_len))
 			abort();
 		xcap_node_get(r.new_doc, r.new_len, sel, &g);
-		if (g.status == 200)
+		if (http_status_of(g.outcome) == 200)
 			abort();
 		xcap_node_result_cleanup(&g);
 		break;

@@ -31,6 +31,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "http/http.h"
 #include "notify/diff.h"
 #include "input.h"
 #include "xcap/xcap.h"
@@ -199,14 +200,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_node_content(doc, doc_len, s_sel, s_query[0] ? s_query : NULL);
 
 	xcap_node_put(doc, doc_len, sel, body, body_len, &r);
-	if ((r.status == 200 || r.status == 201) && well_formed(r.new_doc, r.new_len)) {
+	if ((http_status_of(r.outcome) == 200 || http_status_of(r.outcome) == 201) && well_formed(r.new_doc, r.new_len)) {
 		check_patch(doc, doc_len, r.new_doc, r.new_len, r.detail, body, body_len, is_attr);
 		check_patch(doc, doc_len, r.new_doc, r.new_len, NULL, NULL, 0, false);
 	}
 	xcap_node_result_cleanup(&r);
 
 	xcap_node_delete(doc, doc_len, sel, &r);
-	if (r.status == 200 && well_formed(r.new_doc, r.new_len)) {
+	if (http_status_of(r.outcome) == 200 && well_formed(r.new_doc, r.new_len)) {
 		check_patch(doc, doc_len, r.new_doc, r.new_len, r.detail, NULL, 0, is_attr);
 		check_patch(doc, doc_len, r.new_doc, r.new_len, NULL, NULL, 0, false);
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "http/http.h"
 #include "xcap/xcap_int.h"
 #include "xml/xml.h"
 
@@ -57,9 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (kind != XCAP_NODE_ELEMENT && kind != XCAP_NODE_ATTRIBUTE && kind != XCAP_NODE_NAMESPACES)
 			abort();
 		xcap_node_get(doc, sizeof(doc) - 1, sel, &r);
-		if (r.status != 200 && r.status != 404)
+		if (http_status_of(r.outcome) != 200 && http_status_of(r.outcome) != 404)
 			abort();
-		if ((r.status == 200) != (r.body != NULL) || r.new_doc)
+		if ((http_status_of(r.outcome) == 200) != (r.body != NULL) || r.new_doc)
 			abort();
 		xcap_node_result_cleanup(&r);
 		xcap_selector_free(sel);
