@@ -86,12 +86,6 @@ static void usage(FILE *f)
 		   "  --version                 the version\n");
 }
 
-/* Opens the store (ctl_store_open: run as root, xdmsctl becomes the service
- * user there, so commands read their input files before they call it). */
-static enum xdms_err open_store(const struct conf *c, struct store **st)
-{
-	return ctl_store_open(c, st);
-}
 
 /*
  * The realm of global documents and tel: users for a new user, and whether
@@ -207,7 +201,7 @@ static int cmd_user_put(const struct conf *c, const char *xui, const char *passw
 	snprintf(u.xui, sizeof(u.xui), "%s", xui);
 	gettimeofday(&tv, NULL);
 	u.created_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	if (!is_create) {
 		struct store_read *rd;
@@ -269,7 +263,7 @@ static int cmd_user_del(const struct conf *c, const char *xui)
 	struct store *st = NULL;
 	enum xdms_err err;
 
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	err = store_user_del(st, xui);
 	store_close(st);
@@ -304,7 +298,7 @@ static int cmd_read(const struct conf *c, const char *what, const char *arg)
 	enum xdms_err err;
 	int rc = EXIT_FAIL;
 
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	err = store_read_begin(st, &rd);
 	if (err)
@@ -353,19 +347,11 @@ static char *read_file(const char *path, size_t max, size_t *len)
  */
 static int doc_write(const struct conf *c, const char *selector, const char *body, size_t body_len, bool is_quiet)
 {
-	struct xcap_registry_options ro = { .descriptor_dir = c->xcap_descriptor_dir,
-					    .max_document = c->xcap_max_document };
-	struct xcap_options xo = { .root_path = "", .root_uri = "", .max_depth = c->xcap_max_depth,
-				   .max_binary = c->xcap_max_icon };
-	struct xcap_identity who = { .id = "xdmsctl", .role = XCAP_ROLE_ADMIN };
-	struct xcap_registry *reg = NULL;
+	struct ctl_writer wr = { 0 };
 	struct store *st = NULL;
-	struct xcap *x = NULL;
 	struct xcap_uri uri;
-	struct xcap_request req;
 	struct xcap_response resp;
-	struct xcap_write *w;
-	char *path = xasprintf("/%s", selector), *why = NULL;
+	char *path = xasprintf("/%s", selector);
 	int rc = EXIT_FAIL;
 
 	memset(&uri, 0, sizeof(uri));
@@ -376,30 +362,9 @@ static int doc_write(const struct conf *c, const char *selector, const char *bod
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	xml_init();
-	if (xcap_registry_create(&ro, &reg, &why)) {
-		fprintf(stderr, "xdmsctl: application usages: %s\n", why);
+	if (ctl_store_open(c, &st) || ctl_writer_open(c, st, &wr))
 		goto out;
-	}
-	if (open_store(c, &st) || xcap_create(st, reg, &xo, &x))
-		goto out;
-	memset(&req, 0, sizeof(req));
-	req.method = body ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE;
-	req.uri = &uri;
-	req.body = body;
-	req.body_len = body_len;
-	req.who = &who;
-	req.base_url = "";
-	if (body) {
-		const struct xcap_auid *a = xcap_registry_find(reg, uri.auid);
-
-		req.content_type = a ? a->mime : NULL;
-	}
-	w = xcap_write_prepare(x, &req, &resp);
-	if (w) {
-		xcap_write_run(x, w);
-		xcap_write_finish(w, &resp);
-	}
+	ctl_admin_write(&wr, &uri, body, body_len, NULL, false, &resp);
 	if (xcap_outcome_is_success(resp.outcome)) {
 		if (is_quiet)
 			;
@@ -415,12 +380,10 @@ static int doc_write(const struct conf *c, const char *selector, const char *bod
 	}
 out:
 	xcap_response_cleanup(&resp);
-	xcap_destroy(x);
+	ctl_writer_close(&wr);
 	store_close(st);
-	xcap_registry_destroy(reg);
 	xcap_uri_cleanup(&uri);
 	free(path);
-	free(why);
 	return rc;
 }
 
@@ -458,7 +421,7 @@ static int cmd_stats(const struct conf *c)
 	struct store_read *rd = NULL;
 	uint64_t jobs[STORE_JOB__STATES] = { 0 };
 
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	if (store_stats_get(st, &s)) {
 		fprintf(stderr, "xdmsctl: cannot read the store's statistics\n");
@@ -565,7 +528,7 @@ static int cmd_jobs(const struct conf *c, char **av, int n)
 			return EXIT_USAGE;
 		}
 	}
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	err = store_read_begin(st, &rd);
 	if (!err)
@@ -695,7 +658,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		return EXIT_USAGE;
 	}
 	rc = EXIT_FAIL;
-	/* Both files are read before the store is opened (see open_store). */
+	/* Both files are read before the store is opened (see ctl_store_open). */
 	if ((ixslt && !is_builtin_xslt(ixslt) && !(idata = read_file(ixslt, c->xcap_max_document, &ilen))) ||
 	    (exslt && !is_builtin_xslt(exslt) && !(edata = read_file(exslt, c->xcap_max_document, &elen))))
 		goto out;
@@ -744,7 +707,7 @@ static int cmd_adapter_list(const struct conf *c)
 	struct store_read *rd = NULL;
 	enum xdms_err err;
 
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	err = store_read_begin(st, &rd);
 	if (!err)
@@ -789,7 +752,7 @@ static int cmd_adapter_test(const struct conf *c, const char *id, char **av, int
 	io.concurrency = c->iwf_concurrency;
 	io.ca_file = c->iwf_ca_file;
 	xml_init();
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		return EXIT_FAIL;
 	if (iwf_dry_import(&io, st, id, xui, remote, username, password, &pcc, &code, &why)) {
 		fprintf(stderr, "xdmsctl: the import would fail with %u: %s\n", code, why);
@@ -883,7 +846,7 @@ static int cmd_credential(const struct conf *c, char **av, int n)
 	is_adapter = !strcmp(av[1], "--adapter");
 	owner = is_adapter ? xasprintf(IWF_ADAPTER_OWNER "%s", av[2]) : xstrdup(av[1]);
 	name = is_adapter ? xstrdup(IWF_ADAPTER_SECRET) : xasprintf("ref:%s", av[2]);
-	if (open_store(c, &st))
+	if (ctl_store_open(c, &st))
 		goto out;
 	if (!strcmp(av[0], "del")) {
 		err = store_secret_del(st, owner, name);

@@ -201,21 +201,15 @@ static bool flush_all(int fd_data, int fd_key, int dfd, const char *dir)
 	return is_ok;
 }
 
+/* The store, opened as every command opens it but always durable: a
+ * restore must be on disk before a server starts on it. */
 static struct store *open_store_at(const struct conf *c)
 {
-	struct store_options so = {
-		.path = c->store_path,
-		.map_size = c->store_map_size,
-		.map_size_max = c->store_map_size_max,
-		.is_sync = true, /* a restore must be on disk before a server starts */
-		.batch_max = c->store_batch_max,
-	};
+	struct conf durable = *c; /* a shallow copy: only store_sync differs; nothing is freed */
 	struct store *st = NULL;
-	enum xdms_err err = store_open(&so, &st);
 
-	if (err)
-		fprintf(stderr, "xdmsctl: cannot open the store at %s: %s\n", c->store_path, xdms_err_str(err));
-	return err ? NULL : st;
+	durable.store_sync = true;
+	return ctl_store_open(&durable, &st) ? NULL : st;
 }
 
 int ctl_backup(const struct conf *c, const char *dir)

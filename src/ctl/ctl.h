@@ -15,6 +15,7 @@
 #include "base/err.h"
 #include "conf/conf.h"
 #include "store/store.h"
+#include "xcap/xcap.h"
 
 #define CTL_EXIT_FAIL 1
 #define CTL_EXIT_USAGE 2
@@ -38,6 +39,28 @@ int ctl_backup(const struct conf *c, const char *dir);
  * missing data directory (root makes it for the service user), with a new
  * ETag instance id. Returns an exit code. */
 int ctl_restore(const struct conf *c, const char *dir);
+
+/* The XCAP write path over an open store, for xdmsctl's admin writes (admin.c). */
+struct ctl_writer {
+	struct xcap_registry *reg;
+	struct xcap *x; /* NULL when opened without a store (the registry alone) */
+};
+
+/* Loads the application usages and, when @st is not NULL, sets up the write
+ * path over it. Returns an exit code (0 success; printed why not). Release
+ * with ctl_writer_close() in either case. */
+int ctl_writer_open(const struct conf *c, struct store *st, struct ctl_writer *wr);
+void ctl_writer_close(struct ctl_writer *wr);
+
+/*
+ * PUTs @body (@len bytes; with the usage's MIME type) or, when @body is NULL,
+ * DELETEs the document @uri names, as an administrator, through the same
+ * path as an XCAP request. @keep_etag (PUT only; NULL for a fresh one) and
+ * @is_move serve a user's move between shards. The answer is in @resp,
+ * initialized by the caller.
+ */
+void ctl_admin_write(struct ctl_writer *wr, const struct xcap_uri *uri, const char *body, size_t len,
+		     const char *keep_etag, bool is_move, struct xcap_response *resp);
 
 /*
  * Opens the store of @c's data directory (store.path and the store.*

@@ -97,50 +97,14 @@ static void hex_put(FILE *f, const uint8_t *b, size_t n)
 
 /* ---- the XCAP write path, as an administrator -------------------------------------- */
 
-struct writer {
-	struct xcap_registry *reg;
-	struct xcap *x;
-};
-
-static int writer_open(const struct conf *c, struct store *st, struct writer *wr)
-{
-	struct xcap_registry_options ro = { .descriptor_dir = c->xcap_descriptor_dir,
-					    .max_document = c->xcap_max_document };
-	struct xcap_options xo = { .root_path = "", .root_uri = "", .max_depth = c->xcap_max_depth,
-				   .max_binary = c->xcap_max_icon };
-	char *why = NULL;
-
-	memset(wr, 0, sizeof(*wr));
-	xml_init();
-	if (xcap_registry_create(&ro, &wr->reg, &why)) {
-		fprintf(stderr, "xdmsctl: application usages: %s\n", why);
-		free(why);
-		return CTL_EXIT_FAIL;
-	}
-	if (st && xcap_create(st, wr->reg, &xo, &wr->x)) {
-		fprintf(stderr, "xdmsctl: cannot set up the XCAP write path\n");
-		return CTL_EXIT_FAIL;
-	}
-	return 0;
-}
-
-static void writer_close(struct writer *wr)
-{
-	xcap_destroy(wr->x);
-	xcap_registry_destroy(wr->reg);
-}
-
 /*
  * PUTs @data (or DELETEs when NULL) at @selector keeping @etag, as part of a
  * move when @is_move. Returns true on success; prints why not.
  */
-static bool doc_write(struct writer *wr, const char *selector, const char *data, size_t len, const char *etag,
+static bool doc_write(struct ctl_writer *wr, const char *selector, const char *data, size_t len, const char *etag,
 		      bool is_move)
 {
-	struct xcap_identity who = { .id = "xdmsctl", .role = XCAP_ROLE_ADMIN };
-	struct xcap_request req;
 	struct xcap_response resp;
-	struct xcap_write *w;
 	struct xcap_uri uri;
 	struct buf path;
 	bool is_ok = false;
@@ -162,25 +126,7 @@ static bool doc_write(struct writer *wr, const char *selector, const char *data,
 		fprintf(stderr, "xdmsctl: '%s' is not a user's document selector\n", selector);
 		goto out;
 	}
-	memset(&req, 0, sizeof(req));
-	req.method = data ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE;
-	req.uri = &uri;
-	req.body = data;
-	req.body_len = len;
-	req.who = &who;
-	req.base_url = "";
-	req.keep_etag = data ? etag : NULL;
-	req.is_move = is_move;
-	if (data) {
-		const struct xcap_auid *a = xcap_registry_find(wr->reg, uri.auid);
-
-		req.content_type = a ? a->mime : NULL;
-	}
-	w = xcap_write_prepare(wr->x, &req, &resp);
-	if (w) {
-		xcap_write_run(wr->x, w);
-		xcap_write_finish(w, &resp);
-	}
+	ctl_admin_write(wr, &uri, data, len, etag, is_move, &resp);
 	is_ok = xcap_outcome_is_success(resp.outcome) || (!data && resp.outcome == XCAP_OUTCOME_NOT_FOUND);
 	if (!is_ok)
 		fprintf(stderr, "xdmsctl: %s refused with %u: %.*s\n", selector, http_status_of(resp.outcome),
@@ -287,7 +233,7 @@ static enum xdms_err user_docs(struct store_read *rd, const struct xcap_registry
 int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 {
 	struct export_ctx e;
-	struct writer wr;
+	struct ctl_writer wr;
 	struct store *st = NULL;
 	struct store_read *rd = NULL;
 	struct store_user u;
@@ -302,7 +248,7 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 		fprintf(stderr, "xdmsctl: '%s' is not a XUI\n", xui);
 		return CTL_EXIT_USAGE;
 	}
-	if (writer_open(c, NULL, &wr))
+	if (ctl_writer_open(c, NULL, &wr))
 		goto out;
 	/* Created before the store is opened: opening it may switch root to the
 	 * service user (ctl_store_open), who may not write where root does. */
@@ -383,7 +329,7 @@ out:
 	if (is_frozen && !is_done && store_user_freeze(st, xui, false))
 		fprintf(stderr, "xdmsctl: %s stays read-only: run `xdmsctl user thaw %s`\n", xui, xui);
 	store_close(st);
-	writer_close(&wr);
+	ctl_writer_close(&wr);
 	return rc;
 }
 
@@ -504,7 +450,7 @@ int ctl_user_import(const struct conf *c, const char *path)
 	struct bundle b = { 0 };
 	struct store_user u;
 	struct item *items = NULL;
-	struct writer wr;
+	struct ctl_writer wr;
 	struct store *st = NULL;
 	struct buf in;
 	FILE *f = NULL;
@@ -622,7 +568,7 @@ int ctl_user_import(const struct conf *c, const char *path)
 		}
 	}
 
-	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
+	if (ctl_store_open(c, &st) || ctl_writer_open(c, st, &wr))
 		goto out;
 	if (default_realm[0] && !c->auth_realm[0]) {
 		char here[STORE_REALM_MAX];
@@ -684,7 +630,7 @@ out:
 	buf_cleanup(&in);
 	free(b.data);
 	free(items);
-	writer_close(&wr);
+	ctl_writer_close(&wr);
 	store_close(st);
 	return rc;
 }
@@ -694,7 +640,7 @@ out:
 int ctl_user_purge(const struct conf *c, const char *xui)
 {
 	struct export_ctx e;
-	struct writer wr;
+	struct ctl_writer wr;
 	struct store *st = NULL;
 	struct store_read *rd = NULL;
 	enum xdms_err err;
@@ -704,7 +650,7 @@ int ctl_user_purge(const struct conf *c, const char *xui)
 	memset(&e, 0, sizeof(e));
 	memset(&wr, 0, sizeof(wr));
 	e.xui = xui;
-	if (ctl_store_open(c, &st) || writer_open(c, st, &wr))
+	if (ctl_store_open(c, &st) || ctl_writer_open(c, st, &wr))
 		goto out;
 	err = store_read_begin(st, &rd);
 	if (!err)
@@ -751,7 +697,7 @@ out:
 	for (size_t i = 0; i < e.name_count; i++)
 		free(e.names[i]);
 	free(e.names);
-	writer_close(&wr);
+	ctl_writer_close(&wr);
 	store_close(st);
 	return rc;
 }

@@ -209,6 +209,21 @@ static enum xdms_err run_hook(struct xcap_write *w, const char *old, size_t old_
 	return hook_call(w, old, old_len, new_data, new_len, NULL, NULL);
 }
 
+/* Starts a document check: clears the last error and refuses a document
+ * over the usage's size limit (a <constraint-failure>). */
+static bool check_begin(struct xcap_write *w, size_t len)
+{
+	const struct xcap_auid *a = w->auid;
+
+	xcap_error_cleanup(&w->error);
+	memset(&w->error, 0, sizeof(w->error));
+	if (len <= a->max_document)
+		return true;
+	xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
+		       "document too large: %zu bytes; the limit for %s is %zu bytes", len, a->name, a->max_document);
+	return false;
+}
+
 /*
  * Checks the document a write would leave, in the order RFC 4825 §8.2.5 and
  * SPEC §1.4 give: size, UTF-8, well-formedness, root element, then the
@@ -226,14 +241,8 @@ static enum xdms_err document_check(struct xcap_write *w, const char *data, size
 	const char *ns, *name;
 	enum xdms_err err = XDMS_ERR_CONFLICT;
 
-	xcap_error_cleanup(&w->error);
-	memset(&w->error, 0, sizeof(w->error));
-	if (len > a->max_document) {
-		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
-			       "document too large: %zu bytes; the limit for %s is %zu bytes", len, a->name,
-			       a->max_document);
+	if (!check_begin(w, len))
 		return XDMS_ERR_CONFLICT;
-	}
 	if (xml_parse(data, len, w->x->max_depth, &doc, &issue)) {
 		issue_to_error(&issue, &w->error);
 		return XDMS_ERR_CONFLICT;
@@ -275,14 +284,8 @@ static enum xdms_err node_document_check(struct xcap_write *w, const char *data,
 	uint32_t depth = 0;
 	enum xdms_err err;
 
-	xcap_error_cleanup(&w->error);
-	memset(&w->error, 0, sizeof(w->error));
-	if (len > a->max_document) {
-		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,
-			       "document too large: %zu bytes; the limit for %s is %zu bytes", len, a->name,
-			       a->max_document);
+	if (!check_begin(w, len))
 		return XDMS_ERR_CONFLICT;
-	}
 	for (uint32_t i = 0; i < scan->elem_count; i++)
 		if (scan->elems[i].depth + 1 > depth)
 			depth = scan->elems[i].depth + 1;
