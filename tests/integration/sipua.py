@@ -7,6 +7,7 @@ refresh and unsubscribe in one dialog, and to receive NOTIFYs and answer them
 scripted flows; this client lets a test read and parse every body.
 """
 
+import hashlib
 import re
 import socket
 import time
@@ -25,6 +26,26 @@ RL_BODY = """<?xml version="1.0" encoding="UTF-8"?>
 
 def rl_body(*uris):
     return RL_BODY.format(entries="\n".join(f'    <entry uri="{u}"/>' for u in uris)).encode()
+
+
+def digest_authorization(challenge, username, password, uri, method="SUBSCRIBE",
+                         cnonce="0a4f113b", nc="00000001"):
+    """An RFC 7616 Authorization value (qop=auth) answering the WWW-Authenticate
+    @challenge; returns (the header value, the response digest)."""
+    chal = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
+    algo = chal["algorithm"]
+    h = hashlib.sha256 if algo == "SHA-256" else hashlib.md5
+
+    def hx(x):
+        return h(x.encode()).hexdigest()
+
+    ha1 = hx(f"{username}:{chal['realm']}:{password}")
+    ha2 = hx(f"{method}:{uri}")
+    response = hx(f"{ha1}:{chal['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+    auth = (f'Digest username="{username}", realm="{chal["realm"]}", nonce="{chal["nonce"]}", uri="{uri}", '
+            f'response="{response}", algorithm={algo}, qop=auth, nc={nc}, cnonce="{cnonce}", '
+            f'opaque="{chal["opaque"]}"')
+    return auth, response
 
 
 class Message:

@@ -14,7 +14,6 @@
   (no record) keeps the old default, "xdms".
 """
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from sipua import Subscriber, rl_body
+from sipua import Subscriber, digest_authorization, rl_body
 from xdmslib import (ALICE, CAPS, CAROL, DATA, MIME, PASSWORDS, PCC, RL, Client, data, doc_path, expect,
                      global_path, rl_doc, sip_port)
 
@@ -131,20 +130,9 @@ def sip_subscribe_digest(srv, xui, password, username="alice"):
         pcc = f"{PCC}/users/{xui}/index"
         resp = s.subscribe(rl_body(pcc))
         assert resp.status == 401, f"SUBSCRIBE without credentials: expected 401, got {resp}"
-        chal = dict(re.findall(r'(\w+)="?([^",]+)"?', resp.all("WWW-Authenticate")[0]))
-        algo = chal["algorithm"]
-        h = hashlib.sha256 if algo == "SHA-256" else hashlib.md5
-
-        def hx(x):
-            return h(x.encode()).hexdigest()
-
-        ha1 = hx(f"{username}:{chal['realm']}:{password}")
-        ha2 = hx(f"SUBSCRIBE:{xui}")
-        cnonce, nc = "0a4f113b", "00000001"
-        response = hx(f"{ha1}:{chal['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-        auth = (f'Digest username="{username}", realm="{chal["realm"]}", nonce="{chal["nonce"]}", '
-                f'uri="{xui}", response="{response}", algorithm={algo}, qop=auth, nc={nc}, '
-                f'cnonce="{cnonce}", opaque="{chal["opaque"]}"')
+        challenge = resp.all("WWW-Authenticate")[0]
+        chal = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
+        auth, _ = digest_authorization(challenge, username, password, xui)
         resp = s.subscribe(rl_body(pcc), extra=[f"Authorization: {auth}"])
         if resp.status == 200:
             assert s.notify().header("Event") == "xcap-diff"

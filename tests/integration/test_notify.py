@@ -7,7 +7,6 @@ requests (xdmslib.Client) or xdmsctl. The sipp-driven flows are in
 test_notify_sipp.py.
 """
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from sipua import DIFF_NS, Subscriber, rl_body
+from sipua import DIFF_NS, Subscriber, digest_authorization, rl_body
 from xdmslib import ALICE, BOB, IWF, PASSWORDS, data, expect, sip_port, unquote
 
 PCC = "org.openmobilealliance.cab-pcc"
@@ -417,20 +416,7 @@ def test_untrusted_subscriber_is_challenged_and_digest_works(start_server, subs)
     assert challenges and all(c.startswith("Digest ") for c in challenges)
     chal = dict(re.findall(r'(\w+)="?([^",]+)"?', challenges[0]))
     assert chal["realm"] == "example.com"
-    algo = chal["algorithm"]
-    h = hashlib.sha256 if algo == "SHA-256" else hashlib.md5
-
-    def hx(x):
-        return h(x.encode()).hexdigest()
-
-    uri = ALICE
-    ha1 = hx(f"alice:{chal['realm']}:{PASSWORDS[ALICE]}")
-    ha2 = hx(f"SUBSCRIBE:{uri}")
-    cnonce, nc = "0a4f113b", "00000001"
-    response = hx(f"{ha1}:{chal['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-    auth = (f'Digest username="alice", realm="{chal["realm"]}", nonce="{chal["nonce"]}", uri="{uri}", '
-            f'response="{response}", algorithm={algo}, qop=auth, nc={nc}, cnonce="{cnonce}", '
-            f'opaque="{chal["opaque"]}"')
+    auth, response = digest_authorization(challenges[0], "alice", PASSWORDS[ALICE], ALICE)
     resp = s.subscribe(rl_body(ALICE_PCC), extra=[f"Authorization: {auth}"])
     assert resp.status == 200, resp
     assert s.notify().header("Event") == "xcap-diff"
