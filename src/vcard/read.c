@@ -519,8 +519,13 @@ static size_t data_uri_size(const char *s, size_t len)
 		return 0;
 	head = (size_t)(comma - s);
 	body = len - head - 1;
-	if (head >= 7 && !strncasecmp(comma - 7, ";base64", 7))
-		return body / 4 * 3;
+	if (head >= 7 && !strncasecmp(comma - 7, ";base64", 7)) {
+		size_t pad = 0;
+
+		while (pad < 2 && pad < body && s[len - 1 - pad] == '=')
+			pad++;
+		return body / 4 * 3 + (body % 4 ? body % 4 - 1 : 0) - (body % 4 ? 0 : pad);
+	}
 	return body;
 }
 
@@ -1061,6 +1066,8 @@ static enum xdms_err read_version(struct reader *r)
 		if (len < 8 || strncasecmp(s, "VERSION", 7) || (s[7] != ':' && s[7] != ';'))
 			continue;
 		v = memchr(s, ':', len);
+		if (!v)
+			continue; /* refused as a bad line below */
 		vlen = len - (size_t)(v - s) - 1;
 		v++;
 		r->lineno = r->lines[i].lineno;

@@ -118,12 +118,24 @@ static enum xdms_err add_text(struct writer *w, const char *s)
 	return err;
 }
 
-/* A value written as it is (uri, unknown, dates ...): it must stay on its line. */
-static enum xdms_err add_raw(struct writer *w, const char *prop, const char *s)
+/* A value written as it is (uri, unknown, dates ...). A line break, which
+ * only a decoded quoted-printable value can hold, is written as \n: the
+ * one escape every vCard value type shares (RFC 6350 §3.4). */
+static enum xdms_err add_raw(struct writer *w, const char *s)
 {
-	if (strpbrk(s, "\r\n"))
-		return wfail(w, XDMS_ERR_INVAL, "property %s has a line break in a value that cannot escape it", prop);
-	return add_str(w, s);
+	enum xdms_err err = XDMS_ERR_OK;
+
+	while (!err && *s) {
+		size_t run = strcspn(s, "\r\n");
+
+		err = add(w, s, run);
+		s += run;
+		if (!err && *s) {
+			err = add_str(w, "\\n");
+			s += s[0] == '\r' && s[1] == '\n' ? 2 : 1;
+		}
+	}
+	return err;
 }
 
 /* A parameter value: RFC 6868 ^-escapes, quoted when it holds , ; or :. */
@@ -263,7 +275,7 @@ static const struct xml_node *next_value(const struct xml_node *v)
 }
 
 /* Values of one kind: text escaped, others as they are, joined by @sep. */
-static enum xdms_err add_values(struct writer *w, const char *pname, const struct xml_node *prop, const char *only,
+static enum xdms_err add_values(struct writer *w, const struct xml_node *prop, const char *only,
 				char sep)
 {
 	bool is_first = true;
@@ -279,7 +291,7 @@ static enum xdms_err add_values(struct writer *w, const char *pname, const struc
 			err = add(w, &sep, 1);
 		/* Struct parts and <text> are text; uri, unknown, dates go as they are. */
 		if (!err)
-			err = only || !strcmp(xml_node_name(v), "text") ? add_text(w, text) : add_raw(w, pname, text);
+			err = only || !strcmp(xml_node_name(v), "text") ? add_text(w, text) : add_raw(w, text);
 		free(text);
 		is_first = false;
 	}
@@ -305,6 +317,15 @@ static char *type3_of_media(const char *mime)
 	return t;
 }
 
+/* Canonical base64 (what ENCODING=b may carry): alphabet, then at most two '='. */
+static bool is_base64(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+	size_t pad = strspn(s + n, "=");
+
+	return n && !s[n + pad] && pad <= 2 && (n + pad) % 4 == 0;
+}
+
 /*
  * A data: URI with base64 content (RFC 2397): *mime (heap) and *data
  * (borrowed from @uri). False when @uri is not one.
@@ -316,7 +337,7 @@ static bool data_uri_split(const char *uri, char **mime, const char **data)
 	if (strncasecmp(uri, "data:", 5))
 		return false;
 	comma = strchr(uri, ',');
-	if (!comma || comma - uri < 12 || strncasecmp(comma - 7, ";base64", 7))
+	if (!comma || comma - uri < 12 || strncasecmp(comma - 7, ";base64", 7) || !is_base64(comma + 1))
 		return false;
 	semi = strchr(uri + 5, ';');
 	*mime = semi - (uri + 5) ? xstrndup(uri + 5, (size_t)(semi - (uri + 5))) : xstrdup("application/octet-stream");
@@ -401,7 +422,7 @@ static enum xdms_err write_property(struct writer *w, const char *group, const s
 		goto out;
 
 	if (type3) {
-		err = add_raw(w, pname, data);
+		err = add_raw(w, data);
 	} else if (w->version == 3 && !strcmp(vtype, "utc-offset") && strlen(value0) == 5 && !strchr(value0, ':')) {
 		/* 3.0's utc-offset has a colon (RFC 2426 §4): -0500 -> -05:00 */
 		err = add(w, value0, 3);
@@ -423,28 +444,18 @@ static enum xdms_err write_property(struct writer *w, const char *group, const s
 			if (!err)
 				err = add(w, value0 + 5 + lat, lon);
 		}
-	} else if (def && def->shape == VCARD_SHAPE_STRUCT && !strcmp(vtype, def->parts[0])) {
+	} else if (def && def->shape == VCARD_SHAPE_STRUCT && is_part(def, vtype)) {
+		/* Components in the table's order, whatever order the xCard has. */
 		for (size_t k = 0; !err && def->parts[k]; k++) {
 			if (k)
 				err = add_str(w, ";");
 			if (!err)
-				err = add_values(w, pname, prop, def->parts[k], ',');
-		}
-	} else if (def && def->shape == VCARD_SHAPE_STRUCT && (!strcmp(vtype, "unknown") || !strcmp(vtype, "text")) &&
-		   !next_value(v0)) {
-		err = !strcmp(vtype, "unknown") ? add_raw(w, pname, value0) : add_text(w, value0);
-	} else if (def && def->shape == VCARD_SHAPE_STRUCT) {
-		/* The first part missing: still a structured value, in the table's order. */
-		for (size_t k = 0; !err && def->parts[k]; k++) {
-			if (k)
-				err = add_str(w, ";");
-			if (!err)
-				err = add_values(w, pname, prop, def->parts[k], ',');
+				err = add_values(w, prop, def->parts[k], ',');
 		}
 	} else if (def && def->shape == VCARD_SHAPE_ORG) {
-		err = add_values(w, pname, prop, NULL, ';');
+		err = add_values(w, prop, NULL, ';');
 	} else {
-		err = add_values(w, pname, prop, NULL, ',');
+		err = add_values(w, prop, NULL, ',');
 	}
 	if (!err)
 		err = line_end(w);
