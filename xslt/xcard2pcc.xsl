@@ -30,9 +30,16 @@
                   data: URI or the file extension, label photo/logo/sound.
      Every other property is left out (it stays at the 3rd party).
 
-     @pref: the vCard PREF values when every entry of a kind has one and no
-     two are the same, else the entries' order (1, 2, ...): a PCC needs
-     @pref unique among entries of one kind (tel, uri-entry, ...).
+     @pref: none when no property of a kind has a PREF; the PREF values
+     when every one has a PREF and no two are the same; else the entries'
+     order (1, 2, ...): a PCC needs @pref unique among entries of one kind
+     (tel, uri-entry, ...). Nicknames next to names always take the order.
+
+     What does not come back from a PCC sent out with pcc2xcard.xsl: the
+     xml:lang of the comm-addr group (vCard has a LANGUAGE per property,
+     none per group), <first> (read back as <given>, as SPEC §5.2 says),
+     and the form of an E.164 tel-string (it comes back as a tel: URI with
+     the same number).
 
      Parameters named x-cab-* are written by pcc2xcard.xsl for what vCard
      has no place for (name-type, tel-type, xui-type, a label, the exact
@@ -76,27 +83,35 @@
 
   <!-- ==== helpers ==================================================== -->
 
-  <!-- 'x' when the vCard PREF values of $all cannot be used as @pref (one
-       is missing, or two are the same); '' when they can. -->
+  <!-- How @pref is set for the entries made of $all: 'none' when no
+       property has a PREF (no @pref at all), '' when every one has a PREF
+       and no two are the same (@pref is the PREF), else some 'x' (@pref is
+       the position). -->
   <xsl:template name="prefs-unusable">
     <xsl:param name="all"/>
-    <xsl:for-each select="$all">
-      <xsl:variable name="me" select="generate-id()"/>
-      <xsl:variable name="p" select="string(v:parameters/v:pref/v:integer)"/>
-      <xsl:if test="$p = '' or $all[generate-id() != $me][string(v:parameters/v:pref/v:integer) = $p]">x</xsl:if>
-    </xsl:for-each>
+    <xsl:choose>
+      <xsl:when test="not($all/v:parameters/v:pref)">none</xsl:when>
+      <xsl:otherwise>
+        <xsl:for-each select="$all">
+          <xsl:variable name="me" select="generate-id()"/>
+          <xsl:variable name="p" select="string(v:parameters/v:pref/v:integer)"/>
+          <xsl:if test="$p = '' or $all[generate-id() != $me][string(v:parameters/v:pref/v:integer) = $p]">x</xsl:if>
+        </xsl:for-each>
+      </xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 
-  <!-- @pref of the current property: its PREF, or $position. -->
+  <!-- @pref of the current property: its PREF, $position, or none. -->
   <xsl:template name="pref">
     <xsl:param name="unusable"/>
     <xsl:param name="position"/>
-    <xsl:attribute name="pref">
-      <xsl:choose>
-        <xsl:when test="$unusable = ''"><xsl:value-of select="v:parameters/v:pref/v:integer"/></xsl:when>
-        <xsl:otherwise><xsl:value-of select="$position"/></xsl:otherwise>
-      </xsl:choose>
-    </xsl:attribute>
+    <xsl:choose>
+      <xsl:when test="$unusable = 'none'"/>
+      <xsl:when test="$unusable = ''">
+        <xsl:attribute name="pref"><xsl:value-of select="v:parameters/v:pref/v:integer"/></xsl:attribute>
+      </xsl:when>
+      <xsl:otherwise><xsl:attribute name="pref"><xsl:value-of select="$position"/></xsl:attribute></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 
   <!-- xml:lang from the LANGUAGE parameter. -->

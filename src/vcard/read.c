@@ -125,17 +125,27 @@ static int shown(size_t len)
 
 /* ---- pass 1: unfolding ------------------------------------------------------- */
 
-/* The logical line's parameters ask for quoted-printable, so a trailing '='
- * is a soft line break (vCard 2.1 habit that 3.0 writers still emit). */
+/* The logical line has reached its value and one of its parameters is
+ * ENCODING=QUOTED-PRINTABLE, so a trailing '=' is a soft line break (a
+ * vCard 2.1 habit that 3.0 writers still have). Quoted parameter values
+ * are skipped: a ';' or ':' inside quotes separates nothing. */
 static bool line_is_qp(const char *s, size_t len)
 {
-	const char *colon = memchr(s, ':', len);
-	size_t head = colon ? (size_t)(colon - s) : len;
-	static const char qp[] = "QUOTED-PRINTABLE";
+	static const char qp[] = "ENCODING=QUOTED-PRINTABLE";
+	bool is_quoted = false, is_qp = false;
+	size_t start = 0;
 
-	for (size_t i = 0; i + sizeof(qp) - 1 <= head; i++)
-		if (!strncasecmp(s + i, qp, sizeof(qp) - 1))
-			return true;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"') {
+			is_quoted = !is_quoted;
+		} else if (!is_quoted && (s[i] == ';' || s[i] == ':')) {
+			if (i - start == sizeof(qp) - 1 && !strncasecmp(s + start, qp, sizeof(qp) - 1))
+				is_qp = true;
+			if (s[i] == ':')
+				return is_qp;
+			start = i + 1;
+		}
+	}
 	return false;
 }
 

@@ -208,11 +208,13 @@ static enum xdms_err add_params(struct writer *w, const struct xml_node *prop, c
 	bool has_type_written = false, has_pref3 = false;
 	enum xdms_err err = XDMS_ERR_OK;
 
-	/* 3.0 has no PREF: it says TYPE=pref (RFC 2426 §3.3.1). */
+	/* 3.0 has no PREF: it says TYPE=pref (RFC 2426 §3.3.1) for the most
+	 * preferred. Other ranks stay PREF=n, which 3.0 readers ignore. */
 	if (w->version == 3) {
-		const struct xml_node *pref = xml_node_child(params, VCARD_NS, "pref");
+		char *rank = xml_node_text(xml_node_child(params, VCARD_NS, "pref"));
 
-		has_pref3 = pref != NULL;
+		has_pref3 = rank && !strcmp(rank, "1");
+		free(rank);
 	}
 	for (const struct xml_node *p = xml_node_child(params, NULL, NULL); !err && p; p = xml_node_next(p, NULL, NULL)) {
 		char name[80];
@@ -223,7 +225,7 @@ static enum xdms_err add_params(struct writer *w, const struct xml_node *prop, c
 		if (!vcard_name(xml_node_name(p), name, sizeof(name)))
 			return wfail(w, XDMS_ERR_INVAL, "property %s has a parameter named '%s', which vCard cannot carry",
 				     pname, xml_node_name(p));
-		if (w->version == 3 && !strcmp(name, "PREF"))
+		if (has_pref3 && !strcmp(name, "PREF"))
 			continue;
 		if (is_skip_mediatype && !strcmp(name, "MEDIATYPE"))
 			continue;
