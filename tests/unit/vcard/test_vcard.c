@@ -128,6 +128,11 @@ START_TEST(read_folding)
 	HAS(x, "<note><text>a,b</text></note>");
 	HAS(x, "<fn><text>Zo\xc3\xab Example</text></fn>");
 	free(x);
+	/* A fold right after '=' is no quoted-printable soft break unless the
+	 * line has ENCODING=QUOTED-PRINTABLE (here the word is a TYPE value). */
+	x = read_ok("BEGIN:VCARD\r\nVERSION:4.0\r\nTEL;TYPE=QUOTED-PRINTABLE;PREF=\r\n 1:+1\r\nEND:VCARD\r\n", 4);
+	HAS(x, "<type><text>quoted-printable</text></type><pref><integer>1</integer></pref>");
+	free(x);
 }
 END_TEST
 
