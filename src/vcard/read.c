@@ -128,13 +128,18 @@ static int shown(size_t len)
 /* The logical line has reached its value and one of its parameters is
  * ENCODING=QUOTED-PRINTABLE, so a trailing '=' is a soft line break (a
  * vCard 2.1 habit that 3.0 writers still have). Quoted parameter values
- * are skipped: a ';' or ':' inside quotes separates nothing. */
+ * are skipped: a ';' or ':' inside quotes separates nothing. Only the first
+ * QP_HEAD_MAX bytes are looked at, so that a long line of soft breaks costs
+ * linear time. */
+#define QP_HEAD_MAX 1024u
 static bool line_is_qp(const char *s, size_t len)
 {
 	static const char qp[] = "ENCODING=QUOTED-PRINTABLE";
 	bool is_quoted = false, is_qp = false;
 	size_t start = 0;
 
+	if (len > QP_HEAD_MAX)
+		len = QP_HEAD_MAX;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '"') {
 			is_quoted = !is_quoted;
@@ -274,13 +279,20 @@ static char *param_decode(const char *s, size_t len)
 	return out;
 }
 
-static enum xdms_err param_add_value(struct reader *r, struct vparam *p, const char *s, size_t len)
+/* Adds a value to @p: decoded from the line when @is_raw is false, as it is
+ * (already decoded) when true. */
+static enum xdms_err param_add(struct reader *r, struct vparam *p, const char *s, size_t len, bool is_raw)
 {
 	if (p->val_count >= VCARD_MAX_PARAM_VALUES)
 		return fail(r, XDMS_ERR_TOOBIG, "parameter %s has more than %u values", p->name,
 			    VCARD_MAX_PARAM_VALUES);
-	p->vals[p->val_count++] = param_decode(s, len);
+	p->vals[p->val_count++] = is_raw ? xstrndup(s, len) : param_decode(s, len);
 	return XDMS_ERR_OK;
+}
+
+static enum xdms_err param_add_value(struct reader *r, struct vparam *p, const char *s, size_t len)
+{
+	return param_add(r, p, s, len, false);
 }
 
 /* The parameter named @name (upper case), added when new; same-named
@@ -855,7 +867,7 @@ static enum xdms_err type_normalize(struct reader *r)
 			size_t len = strcspn(s, ",");
 
 			if (!err && (len || !strchr(vals[k], ',')))
-				err = param_add_value(r, t, s, len);
+				err = param_add(r, t, s, len, true);
 			s += len + (s[len] == ',');
 		} while (*s);
 		free(vals[k]);

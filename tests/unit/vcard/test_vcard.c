@@ -172,6 +172,10 @@ START_TEST(read_parameters)
 	HAS(x, "<fn><parameters><language><language-tag>en</language-tag></language><altid><text>1</text></altid>"
 	       "<x-custom><text>a</text><text>b</text></x-custom></parameters><text>John</text></fn>");
 	free(x);
+	/* Decoded once: ^^n is a caret and an n, not a newline. */
+	x = read_ok("BEGIN:VCARD\r\nVERSION:4.0\r\nTEL;TYPE=\"a^^n,b\":+1\r\nEND:VCARD\r\n", 4);
+	HAS(x, "<type><text>a^n</text><text>b</text></type>");
+	free(x);
 }
 END_TEST
 
