@@ -199,8 +199,10 @@ static enum xdms_err add_type_extras(struct writer *w, bool is_first, bool has_p
 	return err;
 }
 
-/* The parameters of a property, with 3.0's conversions. @skip_* name parameters
- * the caller writes itself. */
+/* The parameters of a property, with 3.0's conversions. @extra_type is a
+ * TYPE value to add (an inline binary's subtype), and @is_skip_mediatype
+ * leaves MEDIATYPE out (that subtype says it). VALUE and ENCODING are the
+ * caller's, who derives them from the value. */
 static enum xdms_err add_params(struct writer *w, const struct xml_node *prop, const char *pname,
 				const char *extra_type, bool is_skip_mediatype)
 {
