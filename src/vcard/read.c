@@ -1072,8 +1072,11 @@ out:
 
 /* ---- the card ------------------------------------------------------------------- */
 
+/* The line is @what, trailing blanks aside (BEGIN and END lines). */
 static bool line_is(const char *s, size_t len, const char *what)
 {
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
 	return eq_nocase(s, len, what);
 }
 
@@ -1149,6 +1152,11 @@ static enum xdms_err read_card(struct reader *r, const char *text, size_t len, s
 	enum xdms_err err;
 	size_t last;
 
+	/* A UTF-8 byte order mark is no part of the card. */
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) {
+		text += 3;
+		len -= 3;
+	}
 	err = unfold(r, text, len);
 	if (err)
 		return err;

@@ -103,6 +103,10 @@ enum xdms_err vcard_split(const char *text, size_t len, size_t max_cards,
 			*why = xstrdup("vcard_split: no text or no callback");
 		return XDMS_ERR_INVAL;
 	}
+	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) {
+		text += 3; /* a UTF-8 byte order mark */
+		len -= 3;
+	}
 	err = walk(text ? text : "", len, NULL, NULL, &count, why);
 	if (err)
 		return err;

@@ -43,7 +43,9 @@ void vcard_limits_default(struct vcard_limits *l);
  * folded lines; VERSION 3.0 or 4.0) from @text (@len bytes, not necessarily
  * NUL-terminated) and appends its xCard form, one
  * <vcard xmlns="urn:ietf:params:xml:ns:vcard-4.0"> element, to @out.
- * The VERSION property is not written: the namespace carries it.
+ * A leading UTF-8 byte order mark and blanks after BEGIN:VCARD and
+ * END:VCARD are tolerated. The VERSION property is not written: the
+ * namespace carries it.
  * *version gets 3 or 4.
  *
  * What it reads: groups (item1.EMAIL becomes <group name="item1">),
@@ -69,8 +71,9 @@ enum xdms_err vcard_read(const char *text, size_t len, const struct vcard_limits
  * Splits a text/vcard body that holds several cards (an address-book
  * export, a multiget's concatenated data) and calls @fn for each card's
  * bytes, from its BEGIN:VCARD line to the end of its END:VCARD line. The
- * bytes are borrowed from @text for the call only. Blank lines between
- * cards are skipped; other text outside a card is PARSE. More than
+ * bytes are borrowed from @text for the call only. A leading UTF-8 byte
+ * order mark and blank lines between cards are skipped; other text outside
+ * a card is PARSE. More than
  * @max_cards cards is TOOBIG, found before @fn sees any card. A card with
  * no END is PARSE. A non-zero return of @fn (an enum xdms_err) stops the
  * split and is returned as it is, with *why left NULL. @why may be NULL;

@@ -133,6 +133,10 @@ START_TEST(read_folding)
 	x = read_ok("BEGIN:VCARD\r\nVERSION:4.0\r\nTEL;TYPE=QUOTED-PRINTABLE;PREF=\r\n 1:+1\r\nEND:VCARD\r\n", 4);
 	HAS(x, "<type><text>quoted-printable</text></type><pref><integer>1</integer></pref>");
 	free(x);
+	/* A byte order mark and blanks after BEGIN and END. */
+	x = read_ok("\xef\xbb\xbf" "BEGIN:VCARD \r\nVERSION:4.0\r\nFN:b\r\nEND:VCARD\t\r\n", 4);
+	HAS(x, "<fn><text>b</text></fn>");
+	free(x);
 }
 END_TEST
 
@@ -621,6 +625,10 @@ START_TEST(split_cards)
 	ck_assert_int_eq(vcard_split("BEGIN:VCARD\r\nBEGIN:VCARD\r\nEND:VCARD\r\n", 37, 10, on_card, &s, &why),
 			 XDMS_ERR_PARSE);
 	free(why);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(vcard_split("\xef\xbb\xbf" "BEGIN:VCARD\r\nEND:VCARD\r\n", 27, 10, on_card, &s, NULL), XDMS_ERR_OK);
+	ck_assert_int_eq(s.count, 1);
+	ck_assert_str_eq(s.cards[0], "BEGIN:VCARD\r\nEND:VCARD\r\n");
 	memset(&s, 0, sizeof(s));
 	ck_assert_int_eq(vcard_split("", 0, 10, on_card, &s, NULL), XDMS_ERR_OK);
 	ck_assert_int_eq(s.count, 0);
