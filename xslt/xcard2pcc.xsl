@@ -323,11 +323,21 @@
                 <non-greg-date cal-type="{v:parameters/v:x-cab-cal-type/v:text}"><xsl:value-of select="$d"/></non-greg-date>
               </xsl:when>
               <xsl:when test="string-length($ymd) = 8 and translate($ymd, '0123456789', '') = ''">
-                <date><xsl:value-of select="concat(substring($ymd, 1, 4), '-', substring($ymd, 5, 2), '-', substring($ymd, 7, 2))"/></date>
+                <xsl:call-template name="date">
+                  <xsl:with-param name="y" select="substring($ymd, 1, 4)"/>
+                  <xsl:with-param name="m" select="substring($ymd, 5, 2)"/>
+                  <xsl:with-param name="d" select="substring($ymd, 7, 2)"/>
+                  <xsl:with-param name="raw" select="$d"/>
+                </xsl:call-template>
               </xsl:when>
               <xsl:when test="string-length($ymd) = 10 and translate($ymd, '0123456789', '') = '--'
                               and substring($ymd, 5, 1) = '-'">
-                <date><xsl:value-of select="$ymd"/></date>
+                <xsl:call-template name="date">
+                  <xsl:with-param name="y" select="substring($ymd, 1, 4)"/>
+                  <xsl:with-param name="m" select="substring($ymd, 6, 2)"/>
+                  <xsl:with-param name="d" select="substring($ymd, 9, 2)"/>
+                  <xsl:with-param name="raw" select="$d"/>
+                </xsl:call-template>
               </xsl:when>
               <!-- No year (- -0412), or text: not a Gregorian date the schema takes. -->
               <xsl:otherwise><non-greg-date cal-type="Other"><xsl:value-of select="$d"/></non-greg-date></xsl:otherwise>
@@ -339,6 +349,30 @@
         </xsl:for-each>
       </birth>
     </xsl:if>
+  </xsl:template>
+
+  <!-- <date>YYYY-MM-DD</date> when $y $m $d is a day of the Gregorian
+       calendar (the schema's xs:date), else the text as non-greg-date. -->
+  <xsl:template name="date">
+    <xsl:param name="y"/>
+    <xsl:param name="m"/>
+    <xsl:param name="d"/>
+    <xsl:param name="raw"/>
+    <xsl:variable name="leap" select="($y mod 4 = 0 and $y mod 100 != 0) or $y mod 400 = 0"/>
+    <xsl:variable name="days">
+      <xsl:choose>
+        <xsl:when test="$m = 2 and $leap">29</xsl:when>
+        <xsl:when test="$m = 2">28</xsl:when>
+        <xsl:when test="$m = 4 or $m = 6 or $m = 9 or $m = 11">30</xsl:when>
+        <xsl:otherwise>31</xsl:otherwise>
+      </xsl:choose>
+    </xsl:variable>
+    <xsl:choose>
+      <xsl:when test="$y &gt;= 1 and $m &gt;= 1 and $m &lt;= 12 and $d &gt;= 1 and $d &lt;= $days">
+        <date><xsl:value-of select="concat($y, '-', $m, '-', $d)"/></date>
+      </xsl:when>
+      <xsl:otherwise><non-greg-date cal-type="Other"><xsl:value-of select="$raw"/></non-greg-date></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 
   <!-- ==== career (org title) ========================================= -->

@@ -106,6 +106,8 @@ def make_card(i, version):
         lines.append("BDAY:1985-04-12" if version == 3 else "BDAY:19850412")
     elif i % 4 == 2:
         lines.append("BDAY:--0412" if version == 4 else "BDAY:1990-12-31T10:00:00Z")
+    elif i % 8 == 7:
+        lines.append("BDAY:19850230")  # no such day: kept as text, not refused by the schema
     if i % 3 != 2:
         b64 = base64.b64encode(photo).decode()
         lines.append(f"PHOTO;ENCODING=b;TYPE=JPEG:{b64}" if version == 3 else
