@@ -16,7 +16,13 @@
  * Accept), SUBSCRIBE for another event package (489), other methods (405 or
  * 501), retransmissions (absorbed by the server transaction). SUBSCRIBE with
  * Event: xcap-diff, in or out of a dialog, goes to the registered handler;
- * without a handler it is answered 501.
+ * without a handler it is answered 501. NOTIFY goes to the handler set with
+ * sip_server_on_notify; without one
+ * it is answered 405.
+ *
+ * As a user agent client the stack sends requests in or out of a dialog
+ * (sip_send_request, sip_send_request_full) and reports their final
+ * response.
  */
 #ifndef XDMS_SIP_H
 #define XDMS_SIP_H
@@ -33,6 +39,8 @@ struct sip_server;
 struct sip_request;
 /* A one-shot timer on the loop thread. Opaque. */
 struct sip_timer;
+/* The final response to a sent request, borrowed by a sip_response_fn. Opaque. */
+struct sip_response;
 
 enum sip_transport {
 	SIP_TRANSPORT_UDP = 0,
@@ -54,6 +62,10 @@ struct sip_header {
  */
 typedef void (*sip_subscribe_fn)(void *arg, struct sip_request *req);
 
+/* Called on the loop thread for every new NOTIFY, with the same contract
+ * as sip_subscribe_fn (respond exactly once). */
+typedef void (*sip_notify_fn)(void *arg, struct sip_request *req);
+
 /*
  * The final outcome of a request sent with sip_send_request: the status of
  * the final response, 408 when no final response came in time (Timer F) or
@@ -62,6 +74,14 @@ typedef void (*sip_subscribe_fn)(void *arg, struct sip_request *req);
  * thread calling sip_server_stop(). Called exactly once per accepted request.
  */
 typedef void (*sip_sent_fn)(void *arg, int status);
+
+/*
+ * The final outcome of a request sent with sip_send_request_full: @status as
+ * for sip_sent_fn, and @resp the final response when one came (NULL for the
+ * 408 of Timer F, 503 and 0). @resp and every string read from it are
+ * borrowed for the call only.
+ */
+typedef void (*sip_response_fn)(void *arg, int status, const struct sip_response *resp);
 
 /* A function run on the loop thread (sip_server_call, timers). */
 typedef void (*sip_run_fn)(void *arg);
@@ -230,5 +250,38 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 			       const struct sip_header *headers, size_t header_count,
 			       const char *content_type, const char *body, size_t body_len,
 			       sip_sent_fn done, void *arg) XDMS_WUR;
+
+/*
+ * As sip_send_request, but @done gets the final response itself, for its
+ * headers (a SUBSCRIBE's To tag, Expires, Contact, Record-Route, a
+ * challenge). @d->remote_tag may be NULL for a request outside a dialog
+ * (then @d->remote_target is the Request-URI and @d->destination where it
+ * goes). Provisional responses are not reported.
+ */
+enum xdms_err sip_send_request_full(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
+				    const struct sip_header *headers, size_t header_count,
+				    const char *content_type, const char *body, size_t body_len,
+				    sip_response_fn done, void *arg) XDMS_WUR;
+
+/* -- a final response (loop thread, inside a sip_response_fn) ------------- */
+
+/* The status code (200..699). */
+int sip_response_status(const struct sip_response *resp);
+/* The @index-th value of header @name, as sip_request_header: WWW-Authenticate,
+ * Proxy-Authenticate, Record-Route and Contact give one value per element;
+ * Min-Expires, Retry-After and the rest as received. Borrowed from @resp. */
+const char *sip_response_header(const struct sip_response *resp, const char *name, size_t index);
+/* The To tag, or NULL. Borrowed from @resp. */
+const char *sip_response_to_tag(const struct sip_response *resp);
+/* The Expires value in seconds, or -1 when absent or not a number. */
+long sip_response_expires(const struct sip_response *resp);
+/* The URI of the first Contact, or NULL. Borrowed from @resp. */
+const char *sip_response_contact_uri(const struct sip_response *resp);
+
+/*
+ * Routes every new NOTIFY to @fn(@arg, req) (NULL: answered 405 again).
+ * Loop thread (or before any request can arrive).
+ */
+void sip_server_on_notify(struct sip_server *s, sip_notify_fn fn, void *arg);
 
 #endif

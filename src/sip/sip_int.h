@@ -31,8 +31,9 @@
 #define SIP_RETRY_AFTER 5        /* seconds, in the 503 of a refused request */
 
 /* The methods we accept; RFC 3261 §20.5 Allow lists what this UA supports.
- * NOTIFY is only sent, never accepted, so it is not listed. */
+ * NOTIFY is accepted once a handler takes it (the subscriber module). */
 #define SIP_ALLOW "OPTIONS, SUBSCRIBE"
+#define SIP_ALLOW_NOTIFY "OPTIONS, SUBSCRIBE, NOTIFY"
 #define SIP_ALLOW_EVENTS "xcap-diff"
 #define SIP_ACCEPT "application/resource-lists+xml"
 
@@ -79,6 +80,20 @@ struct sip_timer {
 	struct sip_timer *next;
 };
 
+/* Header values of a message as text, built on first use (message.c). */
+struct sip_views {
+	char **hnames, **hvalues;
+	size_t hcount;
+	bool has_headers;
+};
+
+/* A final response handed to a sip_response_fn: borrowed for the call. */
+struct sip_response {
+	osip_message_t *msg;
+	struct sip_views views;
+	char *contact_uri;
+};
+
 /* The context of a server transaction (NIST or IST); osip's your_instance.
  * Public as struct sip_request. */
 struct sip_request {
@@ -96,9 +111,7 @@ struct sip_request {
 	char *uri_text;
 	char *call_id_text; /* "number@host", built on first use */
 	char *from_uri, *to_uri, *contact_uri, *event, *content_type;
-	char **hnames, **hvalues;
-	size_t hcount;
-	bool has_headers;
+	struct sip_views views;
 	struct sip_request *prev, *next; /* s->requests, while handed out */
 };
 
@@ -114,7 +127,8 @@ struct sip_client {
 	struct sip_server *s;
 	osip_transaction_t *tr;
 	struct sip_peer peer;
-	sip_sent_fn done;
+	sip_sent_fn done;           /* one of these two */
+	sip_response_fn on_response;
 	void *arg;
 	bool is_reported;
 	struct sip_client *prev, *next;
@@ -143,6 +157,8 @@ struct sip_server {
 	size_t udp_buffer; /* SO_RCVBUF/SO_SNDBUF of the UDP socket (0 = the kernel's) */
 	sip_subscribe_fn on_subscribe;
 	void *on_subscribe_arg;
+	sip_notify_fn on_notify;     /* NULL: NOTIFY is answered 405 */
+	void *on_notify_arg;
 
 	int epfd;
 	struct sip_watch wake;   /* eventfd */
@@ -238,6 +254,13 @@ bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int statu
 /* The dispatch of a new server transaction (osip message callback). */
 void sip_dispatch(struct sip_server *s, struct sip_request *r);
 void sip_request_free(struct sip_request *r);
+/* Header @name's @index-th value as text (see sip_request_header). */
+const char *sip_views_header(struct sip_views *v, osip_message_t *m, const char *name, size_t index);
+void sip_views_cleanup(struct sip_views *v);
+void sip_response_cleanup(struct sip_response *resp);
+/* A delta-seconds value (Expires, Min-Expires, Retry-After): -1 when
+ * absent, not a number or above 999999999. */
+long sip_seconds_parse(const char *v);
 
 /* transaction.c */
 enum xdms_err sip_osip_init(struct sip_server *s);
