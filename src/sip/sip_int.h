@@ -17,6 +17,7 @@
 
 #include <osip2/osip.h>
 
+#include "auth/digest.h"
 #include "base/buf.h"
 #include "sip/sip.h"
 
@@ -261,6 +262,30 @@ void sip_response_cleanup(struct sip_response *resp);
 /* A delta-seconds value (Expires, Min-Expires, Retry-After): -1 when
  * absent, not a number or above 999999999. */
 long sip_seconds_parse(const char *v);
+
+/* auth.c: Digest as a client */
+#define SIP_CHALLENGE_FIELD 512
+struct sip_challenge {
+	char realm[SIP_CHALLENGE_FIELD];
+	char nonce[SIP_CHALLENGE_FIELD];
+	char opaque[SIP_CHALLENGE_FIELD];
+	enum digest_algo algo;
+	bool has_opaque;
+	bool has_qop;      /* a qop list was offered */
+	bool has_qop_auth; /* ... and it holds "auth" */
+	bool is_stale;
+};
+/* Parses one WWW-Authenticate/Proxy-Authenticate value. False when it is
+ * not Digest, names an algorithm other than MD5 or SHA-256, offers only
+ * qop=auth-int, lacks realm or nonce, or has a field longer than
+ * SIP_CHALLENGE_FIELD - 1 bytes. */
+bool sip_challenge_parse(const char *value, struct sip_challenge *out);
+/* Appends the Authorization value answering @ch for @method on @uri (the
+ * Request-URI as sent) to @out. INVAL for CR/LF in @username or @uri,
+ * TOOBIG when @out's limit is reached. */
+enum xdms_err sip_authorization_make(const struct sip_challenge *ch, const char *username, const char *password,
+				     const char *method, const char *uri, uint32_t nc, const char *cnonce,
+				     struct buf *out) XDMS_WUR;
 
 /* transaction.c */
 enum xdms_err sip_osip_init(struct sip_server *s);
