@@ -24,6 +24,7 @@ class Event:
     def __init__(self, line):
         parts = line.split(" ")
         self.line = line
+        self.at = time.monotonic()  # when the tool reported it
         self.kind = parts[0]
         self.id = parts[1] if len(parts) > 1 else None
         self.fields = {}
