@@ -317,6 +317,11 @@ struct sip_subscriber_conf {
 	size_t max_notify_body;       /* a larger NOTIFY body is not passed on [1 MiB] */
 	unsigned refresh_margin;      /* seconds before expiry to refresh at the latest [60] */
 	unsigned default_expires;     /* asked when the caller asks 0 [3600] */
+	/* A resumed dialog refreshes at a random point of the first
+	 * min(resume_spread, half its time left) seconds, so that a restart
+	 * with many subscriptions does not send all refreshes at once; 0: at
+	 * once [0]. */
+	unsigned resume_spread;
 };
 
 /* What to subscribe to; every string is copied by sip_sub_start/resume. */
@@ -429,9 +434,9 @@ struct sip_sub *sip_sub_start(struct sip_subscriber *m, const struct sip_sub_par
 /*
  * Resumes a subscription from a dialog kept by on_dialog: a refresh in the
  * dialog (CSeq continues 1000 above the saved one, in case a request was
- * sent after the last save); a 481 or no answer starts a new subscription
- * with @p. A dialog without remote tag or target starts a new subscription
- * at once. NOTIFYs of the dialog are taken from the moment the loop runs the
+ * sent after the last save), at once or spread (resume_spread); a 481 or no
+ * answer starts a new subscription with @p. A dialog without remote tag or
+ * target, or past its expires_at, starts a new subscription at once. NOTIFYs of the dialog are taken from the moment the loop runs the
  * resume. Same returns as sip_sub_start.
  */
 struct sip_sub *sip_sub_resume(struct sip_subscriber *m, const struct sip_sub_params *p,

@@ -264,7 +264,7 @@ void sip_response_cleanup(struct sip_response *resp);
 long sip_seconds_parse(const char *v);
 
 /* auth.c: Digest as a client */
-#define SIP_CHALLENGE_FIELD 512
+#define SIP_CHALLENGE_FIELD 256
 struct sip_challenge {
 	char realm[SIP_CHALLENGE_FIELD];
 	char nonce[SIP_CHALLENGE_FIELD];

@@ -54,10 +54,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <osipparser2/osip_parser.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/net.h"
@@ -74,6 +76,8 @@
 #define AUTH_MAX 4096
 #define CLOSE_WAIT_MS 5000            /* the final NOTIFY after an unsubscribe */
 #define RESUME_CSEQ_GAP 1000
+#define AUTH_TRIES 3                  /* challenges answered in a row for one request */
+#define SUB_BUCKETS 4096              /* subscriptions by Call-ID */
 #define DIFF_MIME "application/xcap-diff+xml"
 #define RL_MIME "application/resource-lists+xml"
 
@@ -95,6 +99,8 @@ struct sip_subscriber {
 	struct sip_subscriber_conf c;
 	struct sip_sub *subs; /* alive (not ENDED), loop thread */
 	unsigned sub_count;
+	struct sip_sub *by_call_id[SUB_BUCKETS]; /* the same, by Call-ID, for NOTIFYs */
+	uint64_t rnd;         /* xorshift state: refresh jitter */
 	pthread_mutex_t lock; /* for create/destroy waiting on the loop */
 	pthread_cond_t cond;
 	bool is_done;
@@ -128,14 +134,15 @@ struct sip_sub {
 
 	enum sub_state state;
 	bool is_unsubscribe_wanted;
-	bool is_auth_retry;    /* the request in flight answers a challenge */
+	unsigned auth_tries;   /* challenges answered for the request in flight */
 	bool has_min_expires;  /* a 423 was honoured */
-	struct sip_challenge ch;
-	bool has_ch, is_proxy_ch;
+	struct sip_challenge *ch; /* the last challenge, answered on every request */
+	bool is_proxy_ch;
 	uint32_t nc;
 	struct sip_timer *timer;
-	uint64_t refresh_due_ms; /* monotonic, while ACTIVE */
 	struct sip_sub *prev, *next;
+	struct sip_sub *hnext; /* in by_call_id, while listed with a Call-ID */
+	bool is_hashed;
 };
 
 /* ---- references ------------------------------------------------------------------------------ */
@@ -151,6 +158,7 @@ static void sub_free(struct sip_sub *sub)
 		free(sub->password);
 	}
 	free(sub->diff_processing);
+	free(sub->ch);
 	for (size_t i = 0; i < sub->entry_count; i++)
 		free(sub->entries[i]);
 	free(sub->entries);
@@ -239,8 +247,37 @@ static char *uri_as_sent(const char *text)
 	return copy;
 }
 
+static unsigned bucket_of(const char *call_id)
+{
+	return (unsigned)(fnv1a_str(call_id) % SUB_BUCKETS);
+}
+
+static void hash_add(struct sip_sub *sub)
+{
+	struct sip_sub **head = &sub->m->by_call_id[bucket_of(sub->call_id)];
+
+	sub->hnext = *head;
+	*head = sub;
+	sub->is_hashed = true;
+}
+
+static void hash_del(struct sip_sub *sub)
+{
+	if (!sub->is_hashed)
+		return;
+	for (struct sip_sub **pp = &sub->m->by_call_id[bucket_of(sub->call_id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == sub) {
+			*pp = sub->hnext;
+			break;
+		}
+	}
+	sub->hnext = NULL;
+	sub->is_hashed = false;
+}
+
 static void dialog_forget(struct sip_sub *sub)
 {
+	hash_del(sub);
 	free(sub->call_id);
 	free(sub->remote_tag);
 	free(sub->remote_target);
@@ -261,6 +298,7 @@ static void dialog_new(struct sip_sub *sub)
 	dialog_forget(sub);
 	sip_token(sub->s, token, sizeof(token));
 	sub->call_id = xasprintf("%s@xdmsd", token);
+	hash_add(sub);
 	sip_token(sub->s, sub->local_tag, sizeof(sub->local_tag));
 	sub->cseq = 0;
 	sub->expires_at = 0;
@@ -289,6 +327,7 @@ static void list_unlink(struct sip_sub *sub)
 {
 	struct sip_subscriber *m = sub->m;
 
+	hash_del(sub);
 	if (sub->prev)
 		sub->prev->next = sub->next;
 	else if (m->subs == sub)
@@ -391,12 +430,12 @@ static void send_subscribe(struct sip_sub *sub, enum sub_state next, unsigned ex
 	h[nh++] = (struct sip_header){ "Expires", expires_text };
 	h[nh++] = (struct sip_header){ "Accept", DIFF_MIME };
 	h[nh++] = (struct sip_header){ "Allow", SIP_ALLOW_NOTIFY };
-	if (sub->has_ch && sub->username && sub->password) {
+	if (sub->ch && sub->username && sub->password) {
 		char cnonce[48];
 
 		ruri_sent = uri_as_sent(d.remote_target);
 		sip_token(sub->s, cnonce, sizeof(cnonce));
-		if (!ruri_sent || sip_authorization_make(&sub->ch, sub->username, sub->password, "SUBSCRIBE",
+		if (!ruri_sent || sip_authorization_make(sub->ch, sub->username, sub->password, "SUBSCRIBE",
 							 ruri_sent, ++sub->nc, cnonce, &auth) ||
 		    buf_append(&auth, "", 1)) {
 			err = XDMS_ERR_INVAL;
@@ -440,8 +479,9 @@ out:
 static void subscribe_new(struct sip_sub *sub)
 {
 	dialog_new(sub);
-	sub->has_ch = false;
-	sub->is_auth_retry = false;
+	free(sub->ch);
+	sub->ch = NULL;
+	sub->auth_tries = 0;
 	sub->has_min_expires = false;
 	send_subscribe(sub, SUB_SUBSCRIBING, sub->expires);
 }
@@ -458,11 +498,25 @@ static void timer_arm(struct sip_sub *sub, uint64_t delay_ms)
 	sub->timer = sip_timer_start(sub->s, (unsigned)delay_ms, on_timer, sub);
 }
 
-/* ACTIVE: the refresh at max(E/2, E - margin) of the E seconds left. */
+static uint64_t rnd_next(struct sip_subscriber *m)
+{
+	/* xorshift64: spreading timers needs no strength, only no pattern. */
+	m->rnd ^= m->rnd << 13;
+	m->rnd ^= m->rnd >> 7;
+	m->rnd ^= m->rnd << 17;
+	return m->rnd;
+}
+
+/*
+ * ACTIVE: the refresh at max(E/2, E - margin) of the E seconds left, made
+ * earlier by up to 5 % at random, so that subscriptions started together
+ * (a restart, a burst of requests) do not refresh together for ever.
+ */
 static void refresh_arm(struct sip_sub *sub)
 {
 	int64_t left = sub->expires_at - now_s();
 	int64_t at;
+	uint64_t at_ms;
 
 	if (left < 1)
 		left = 1;
@@ -471,9 +525,10 @@ static void refresh_arm(struct sip_sub *sub)
 		at = left / 2;
 	if (at < 1)
 		at = left > 1 ? 1 : 0;
+	at_ms = (uint64_t)at * 1000;
+	at_ms -= rnd_next(sub->m) % (at_ms / 20 + 1);
 	sub->state = SUB_ACTIVE;
-	sub->refresh_due_ms = monotonic_ms() + (uint64_t)at * 1000;
-	timer_arm(sub, (uint64_t)at * 1000);
+	timer_arm(sub, at_ms);
 	log_debug("sip: subscription %" PRIu64 ": %" PRId64 "s granted left, refresh in %" PRId64 "s", sub->id, left,
 		  at);
 }
@@ -514,20 +569,22 @@ static void on_timer(void *arg)
 static bool take_challenge(struct sip_sub *sub, const struct sip_response *resp, int status)
 {
 	const char *name = status == 407 ? "Proxy-Authenticate" : "WWW-Authenticate";
-	struct sip_challenge c;
+	struct sip_challenge c, best;
 	bool found = false;
 	const char *v;
 
 	for (size_t i = 0; (v = sip_response_header(resp, name, i)); i++) {
 		if (!sip_challenge_parse(v, &c))
 			continue;
-		if (!found || (c.algo == DIGEST_ALGO_SHA256 && sub->ch.algo != DIGEST_ALGO_SHA256)) {
-			sub->ch = c;
+		if (!found || (c.algo == DIGEST_ALGO_SHA256 && best.algo != DIGEST_ALGO_SHA256)) {
+			best = c;
 			found = true;
 		}
 	}
 	if (found) {
-		sub->has_ch = true;
+		if (!sub->ch)
+			sub->ch = xmalloc(sizeof(*sub->ch));
+		*sub->ch = best;
 		sub->is_proxy_ch = status == 407;
 		sub->nc = 0;
 	}
@@ -619,7 +676,7 @@ static void on_subscribe_response(void *arg, int status, const struct sip_respon
 {
 	struct sip_sub *sub = arg;
 	enum sub_state was = sub->state;
-	bool was_auth_retry = sub->is_auth_retry;
+	unsigned auth_tries = sub->auth_tries;
 	long min;
 
 	if (was == SUB_ENDED)
@@ -630,18 +687,19 @@ static void on_subscribe_response(void *arg, int status, const struct sip_respon
 		goto out;
 	}
 	log_debug("sip: subscription %" PRIu64 ": SUBSCRIBE cseq %u -> %d", sub->id, (unsigned)sub->cseq, status);
-	sub->is_auth_retry = false;
+	sub->auth_tries = 0;
 	if (status >= 200 && status < 300) {
 		on_success(sub, was, resp);
 		goto out;
 	}
 	if ((status == 401 || status == 407) && resp) {
-		/* Answered once; again without stale=true means wrong credentials. */
-		bool is_retry_ok = sub->username && sub->password && take_challenge(sub, resp, status) &&
-				   (!was_auth_retry || sub->ch.is_stale);
+		/* Answered once; again without stale=true means wrong credentials
+		 * (RFC 7616 §3.3), and a few stale ones in a row end it too. */
+		bool is_retry_ok = sub->username && sub->password && auth_tries < AUTH_TRIES &&
+				   take_challenge(sub, resp, status) && (auth_tries == 0 || sub->ch->is_stale);
 
 		if (is_retry_ok) {
-			sub->is_auth_retry = true;
+			sub->auth_tries = auth_tries + 1;
 			send_subscribe(sub, was, was == SUB_UNSUBSCRIBING ? 0 : sub->expires);
 		} else if (was == SUB_REFRESHING) {
 			refresh_retry(sub, status, -1);
@@ -763,8 +821,8 @@ static struct sip_sub *sub_find(struct sip_subscriber *m, const char *call_id, c
 {
 	if (!call_id || !local_tag)
 		return NULL;
-	for (struct sip_sub *sub = m->subs; sub; sub = sub->next)
-		if (sub->call_id && !strcmp(sub->call_id, call_id) && !strcmp(sub->local_tag, local_tag))
+	for (struct sip_sub *sub = m->by_call_id[bucket_of(call_id)]; sub; sub = sub->hnext)
+		if (!strcmp(sub->call_id, call_id) && !strcmp(sub->local_tag, local_tag))
 			return sub;
 	return NULL;
 }
@@ -940,6 +998,8 @@ enum xdms_err sip_subscriber_create(struct sip_server *s, const struct sip_subsc
 		m->c.refresh_margin = DEFAULT_REFRESH_MARGIN;
 	if (!m->c.default_expires)
 		m->c.default_expires = DEFAULT_EXPIRES;
+	if (getrandom(&m->rnd, sizeof(m->rnd), 0) != (ssize_t)sizeof(m->rnd) || !m->rnd)
+		m->rnd = monotonic_ms() | 1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	if (sip_server_call(s, attach, m)) {
@@ -1023,6 +1083,8 @@ static bool sub_list(struct sip_sub *sub)
 		m->subs->prev = sub;
 	m->subs = sub;
 	m->sub_count++;
+	if (sub->call_id)
+		hash_add(sub);
 	return true;
 }
 
@@ -1042,15 +1104,27 @@ static void op_resume(void *arg)
 {
 	struct sip_sub *sub = arg;
 
+	struct sip_subscriber *m = sub->m;
+	int64_t left = sub->expires_at ? sub->expires_at - now_s() : INT64_MAX;
+
 	if (sub->state == SUB_IDLE && sub_list(sub)) {
-		if (sub->remote_tag && sub->remote_target) {
+		if (!sub->remote_tag || !sub->remote_target || left <= 0) {
+			/* No dialog yet, or one that has ended since: start anew. */
+			subscribe_new(sub);
+		} else if (m->c.resume_spread && left > 2) {
+			/* The dialog is taken now (its NOTIFYs are answered); its
+			 * refresh comes at a random point of the spread. */
+			int64_t span = (int64_t)m->c.resume_spread < left / 2 ? (int64_t)m->c.resume_spread : left / 2;
+
 			log_info("sip: subscription %" PRIu64 " to %s for %s resumed (call-id %s)", sub->id,
 				 sub->target, sub->resource_uri, sub->call_id);
-			/* The state is SUBSCRIBING-like until the refresh answers; a
-			 * NOTIFY of the dialog meanwhile is taken. */
-			send_subscribe(sub, SUB_REFRESHING, sub->expires);
+			sub->state = SUB_ACTIVE;
+			timer_arm(sub, rnd_next(m) % ((uint64_t)span * 1000 + 1));
 		} else {
-			subscribe_new(sub);
+			log_info("sip: subscription %" PRIu64 " to %s for %s resumed (call-id %s)", sub->id,
+				 sub->target, sub->resource_uri, sub->call_id);
+			/* A NOTIFY of the dialog is taken while the refresh is out. */
+			send_subscribe(sub, SUB_REFRESHING, sub->expires);
 		}
 	}
 	sub_unref(sub);

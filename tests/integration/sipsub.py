@@ -59,7 +59,7 @@ def q(value):
 
 class SipSub:
     def __init__(self, workdir, listen="127.0.0.1:0", margin=None, max_body=None, max_subs=None,
-                 debug=False):
+                 resume_spread=None, debug=False):
         exe = sipsub_path()
         assert exe.exists(), f"{exe} does not exist (make check builds it)"
         self.workdir = workdir
@@ -71,6 +71,8 @@ class SipSub:
             cmd += ["--max-body", str(max_body)]
         if max_subs is not None:
             cmd += ["--max-subs", str(max_subs)]
+        if resume_spread is not None:
+            cmd += ["--resume-spread", str(resume_spread)]
         env = {"SIPSUB_DEBUG": "1"} if debug else {}
         import os
         with open(self.log_path, "ab") as err:

@@ -164,7 +164,8 @@ def test_too_short_expires_is_raised_to_min_expires(remote, sipsubs):
     assert sub.wait("NOTIFY", "a")["state"] == "active"
 
 
-def test_resume_after_restart_refreshes_the_same_dialog(remote, sipsubs):
+@pytest.mark.parametrize("spread", [None, 2])
+def test_resume_after_restart_refreshes_the_same_dialog(remote, sipsubs, spread):
     etag1 = put_pcc(remote)
     first = sipsubs()
     start_alice(first, remote, expires=600)
@@ -173,8 +174,9 @@ def test_resume_after_restart_refreshes_the_same_dialog(remote, sipsubs):
     port = first.port
     assert first.close(kill=True) == -9
 
-    # The same address after a restart, from the saved dialog.
-    second = sipsubs(listen=f"127.0.0.1:{port}")
+    # The same address after a restart, from the saved dialog; with a
+    # spread the refresh comes within its 2 s.
+    second = sipsubs(listen=f"127.0.0.1:{port}", resume_spread=spread)
     saved = {k: d[k] for k in ("call_id", "local_tag", "remote_tag", "cseq", "remote_target", "expires_at")}
     saved["route"] = d.routes
     assert second.start("a", resume=saved, target=target(remote, "udp"), uri=ALICE, **{"from": ALICE},

@@ -6,6 +6,7 @@
  * stdout, one line each, flushed at once.
  *
  *   sipsub [--listen ADDR:PORT] [--margin S] [--max-body N] [--max-subs N]
+ *          [--resume-spread S]
  *
  * Commands (values percent-encoded where they hold spaces):
  *   start ID target=URI uri=URI from=URI entry=SEL... [user=U pass=P]
@@ -247,6 +248,8 @@ int main(int argc, char **argv)
 			sc.refresh_margin = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--max-body"))
 			sc.max_notify_body = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--resume-spread"))
+			sc.resume_spread = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--max-subs"))
 			sc.max_subscriptions = (unsigned)strtoul(argv[i + 1], NULL, 10);
 	}
