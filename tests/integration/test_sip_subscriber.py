@@ -9,6 +9,7 @@ protocol corners (timers, 481, 423, terminated reasons) are played by sipp
 in test_sip_subscriber_sipp.py.
 """
 
+import re
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -233,3 +234,132 @@ def test_notify_for_no_subscription_is_481(sipsubs):
     opts = msg.replace("NOTIFY sip", "OPTIONS sip").replace("1 NOTIFY", "1 OPTIONS").replace("stray-1", "opt-1")
     resp = udp_ask(sub.port, opts.encode())
     assert resp.status == 200 and resp.header("Allow") == "OPTIONS, SUBSCRIBE, NOTIFY", resp
+
+
+class RawNotifier:
+    """A notifier on a raw UDP socket: every byte the module sends is checked."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+        self.n = 0
+
+    def close(self):
+        self.sock.close()
+
+    def recv(self, pred, timeout=5.0, what="message"):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (m, addr) in enumerate(self.seen):
+                if pred(m):
+                    del self.seen[i]
+                    return m, addr
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {what} within {timeout}s; seen: {self.seen}")
+            self.sock.settimeout(left)
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            self.seen.append((Message(data), addr))
+
+    def request(self, method, timeout=5.0):
+        return self.recv(lambda m: m.method == method, timeout, method)
+
+    def reply(self, req, addr, status, reason, extra=(), tag="n-1"):
+        to = req.header("To") if "tag=" in req.header("To") else f"{req.header('To')};tag={tag}"
+        lines = [f"SIP/2.0 {status} {reason}", f"Via: {req.header('Via')}", f"From: {req.header('From')}",
+                 f"To: {to}", f"Call-ID: {req.header('Call-ID')}", f"CSeq: {req.header('CSeq')}", *extra,
+                 "Content-Length: 0", "", ""]
+        self.sock.sendto("\r\n".join(lines).encode(), addr)
+
+    def notify(self, sub_port, call_id, from_tag, to_value, cseq, state, body=b"", tag="n-1"):
+        """Sends a NOTIFY and returns its answer."""
+        self.n += 1
+        branch = f"z9hG4bK-raw-{self.n}"
+        lines = [f"NOTIFY sip:127.0.0.1:{sub_port} SIP/2.0",
+                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch}", "Max-Forwards: 70",
+                 f"From: <{ALICE}>;tag={from_tag}", f"To: {to_value}", f"Call-ID: {call_id}",
+                 f"CSeq: {cseq} NOTIFY", f"Contact: <sip:127.0.0.1:{self.port}>", "Event: xcap-diff"]
+        if state is not None:
+            lines.append(f"Subscription-State: {state}")
+        if body:
+            lines.append("Content-Type: application/xcap-diff+xml")
+        lines += [f"Content-Length: {len(body)}", "", ""]
+        self.sock.sendto("\r\n".join(lines).encode() + body, ("127.0.0.1", sub_port))
+        m, _ = self.recv(lambda m: m.status is not None and branch in (m.header("Via") or ""), what="answer")
+        return m.status
+
+
+def test_subscribe_bytes_and_every_notify_answered(sipsubs):
+    raw = RawNotifier()
+    sub = sipsubs(max_body=300)
+    odd = "org.openmobilealliance.cab-pcc/users/sip:a&b\"c@example.com/index"
+    try:
+        assert sub.start("r", target=f"sip:127.0.0.1:{raw.port}", uri=ALICE, **{"from": BOB},
+                         entry=[ALICE_PCC, odd], expires=300, diff="xcap-patching")
+        req, addr = raw.request("SUBSCRIBE")
+        # Request-URI and To: the watched resource's owner; From: who subscribes.
+        assert req.start == f"SUBSCRIBE {ALICE} SIP/2.0", req
+        assert req.header("To") == f"<{ALICE}>", req
+        assert re.fullmatch(rf"<{re.escape(BOB)}>;tag=\S+", req.header("From")), req
+        assert req.header("CSeq") == "1 SUBSCRIBE" and req.header("Max-Forwards") == "70", req
+        assert re.fullmatch(rf"SIP/2.0/UDP 127.0.0.1:{sub.port};branch=z9hG4bK\S+;rport", req.header("Via")), req
+        assert req.header("Contact") == f"<sip:127.0.0.1:{sub.port}>", req
+        assert req.header("Event") == "xcap-diff;diff-processing=xcap-patching", req
+        assert req.header("Expires") == "300", req
+        assert req.header("Accept") == "application/xcap-diff+xml", req
+        assert req.header("Content-Type") == "application/resource-lists+xml", req
+        assert req.header("Authorization") is None, req
+        rl = ET.fromstring(req.body)
+        ns = "{urn:ietf:params:xml:ns:resource-lists}"
+        assert [e.get("uri") for e in rl.iter(f"{ns}entry")] == [ALICE_PCC, odd], req.body
+        assert int(req.header("Content-Length")) == len(req.body)
+        call_id, our_tag = req.header("Call-ID"), req.header("From").split("tag=")[1]
+        raw.reply(req, addr, 200, "OK", extra=[f"Contact: <sip:127.0.0.1:{raw.port}>", "Expires: 300"])
+        d = sub.wait("DIALOG", "r")
+        assert (d["call_id"], d["local_tag"], d["remote_tag"], d["cseq"]) == (call_id, our_tag, "n-1", "1"), d
+        to = f"<{BOB}>;tag={our_tag}"
+
+        diff = (b'<?xml version="1.0" encoding="UTF-8"?><xcap-diff xmlns="urn:ietf:params:xml:ns:xcap-diff" '
+                b'xcap-root="http://x/"><document sel="' + ALICE_PCC.encode() + b'" new-etag="e1"/></xcap-diff>')
+        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff) == 200
+        n1 = sub.wait("NOTIFY", "r")
+        assert n1.body == diff and n1["expires"] == "300" and n1["dropped"] == "0", n1
+        # The same CSeq again as a new transaction: out of order (RFC 3261 12.2.2).
+        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff) == 500
+        # No Subscription-State.
+        assert raw.notify(sub.port, call_id, "n-1", to, 2, None) == 400
+        # Another fork (From tag) of the same subscription: only one dialog is kept.
+        assert raw.notify(sub.port, call_id, "n-2", to, 3, "active;expires=300") == 481
+        # A body over the limit: answered 200, the subscription goes on, the body is not passed on.
+        big = diff.replace(b"</xcap-diff>", b"<!--" + b"x" * 400 + b"--></xcap-diff>")
+        assert raw.notify(sub.port, call_id, "n-1", to, 4, "active;expires=300", big) == 200
+        n2 = sub.wait("NOTIFY", "r", count=2)
+        assert n2["dropped"] == "1" and n2.body == b"", n2
+        assert len(sub.of("NOTIFY", "r")) == 2 and not sub.of("END", "r")
+
+        # A NOTIFY granting 1 s makes the refresh go at once, to the remote
+        # target, in the dialog, without a body.
+        assert raw.notify(sub.port, call_id, "n-1", to, 5, "active;expires=1") == 200
+        ref, addr = raw.request("SUBSCRIBE")
+        assert ref.start == f"SUBSCRIBE sip:127.0.0.1:{raw.port} SIP/2.0", ref
+        assert ref.header("To") == f"<{ALICE}>;tag=n-1" and ref.header("Call-ID") == call_id, ref
+        assert ref.header("CSeq") == "2 SUBSCRIBE" and ref.body == b"", ref
+        assert ref.header("Content-Type") is None and ref.header("Content-Length") == "0", ref
+        # 481: a new subscription outside the dialog, with the list again.
+        raw.reply(ref, addr, 481, "Subscription Does Not Exist")
+        again, addr = raw.request("SUBSCRIBE")
+        assert again.header("Call-ID") != call_id and again.header("CSeq") == "1 SUBSCRIBE", again
+        assert again.header("To") == f"<{ALICE}>" and again.start == f"SUBSCRIBE {ALICE} SIP/2.0", again
+        assert [e.get("uri") for e in ET.fromstring(again.body).iter(f"{ns}entry")] == [ALICE_PCC, odd]
+        # The old dialog is gone for good.
+        assert raw.notify(sub.port, call_id, "n-1", to, 6, "active;expires=300") == 481
+        raw.reply(again, addr, 403, "Forbidden", extra=["Retry-After: 30"])
+        end = sub.wait("END", "r")
+        assert (end["status"], end["reason"], end["retry_after"]) == ("403", "refused", "30"), end
+    finally:
+        raw.close()
