@@ -62,7 +62,7 @@ static void usage(FILE *f)
 		   "              [--format xml|json] [--token-url URL --client-id ID [--scope S]]\n"
 		   "              [--next-page-token PTR --page-token-param P] [--next-link PTR]\n"
 		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
-		   "              [--max-pages N]\n"
+		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl;\n"
 		   "                            PTR is a JSON Pointer into each page, e.g. /nextPageToken)\n"
@@ -611,9 +611,10 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
 	/* Optional elements written as given, in this order (iwf-adapter.xsd checks them). */
-	static const char *const plain[] = { "format", "token-url", "client-id", "scope", "next-page-token",
-					     "page-token-param", "next-link", "sync-token", "sync-token-param",
-					     "delta-link", "max-pages" };
+	static const char *const plain[] = { "format",		 "token-url",	    "client-id",  "scope",
+					     "next-page-token",	 "page-token-param", "next-link",  "sync-token",
+					     "sync-token-param", "delta-link",	     "max-pages",  "import-method",
+					     "export-method" };
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
@@ -656,8 +657,8 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		return EXIT_USAGE;
 	}
 	free(expanded);
-	if (strlen(url) > 2048 || strpbrk(url, " \t\r\n\"<>&")) {
-		fprintf(stderr, "xdmsctl: --url: '%s' is not a usable URL (spaces, quotes, < > or &)\n", url);
+	if (strlen(url) > 2048 || strpbrk(url, " \t\r\n\"<>")) {
+		fprintf(stderr, "xdmsctl: --url: '%s' is not a usable URL (spaces, quotes, < or >)\n", url);
 		return EXIT_USAGE;
 	}
 	if (auth && strcmp(auth, "none") && strcmp(auth, "basic") && strcmp(auth, "bearer") && strcmp(auth, "digest") &&
@@ -687,8 +688,9 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		goto out;
 	buf_init(&doc, 16384);
 	if (buf_printf(&doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			     "<adapter xmlns=\"urn:xdmsd:xml:iwf-adapter\" kind=\"%s\">\n  <url>%s</url>\n",
-		       kind, url) ||
+			     "<adapter xmlns=\"urn:xdmsd:xml:iwf-adapter\" kind=\"%s\">\n  <url>",
+		       kind) ||
+	    buf_append_xml_escaped(&doc, url, strlen(url)) || buf_append_str(&doc, "</url>\n") ||
 	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
 	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||

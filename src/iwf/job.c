@@ -571,7 +571,8 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
 			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false,
-				       "profile imported from %s; the PCC had it all already", q->third_party);
+				       "profile imported from %s; the PCC had it all already%s", q->third_party,
+				       sync.is_reset ? " (its sync token had expired: a full sync was made)" : "");
 			break;
 		}
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
