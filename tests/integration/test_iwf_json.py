@@ -9,6 +9,8 @@ JSON of every kind refused with a clear <response> and nothing stored; no
 token anywhere it must not be."""
 
 import json
+import shutil
+import subprocess
 import urllib.parse
 
 import pytest
@@ -23,6 +25,7 @@ FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2",
 REMOTE = "alice@example.com"
 REFRESH = "1//0gRt-alice-refresh-7c1e"
 PEOPLE_FIRST = "CPDd3Y-rMhIMCNT_n6sGEIDki8QBGgQIARAB"   # people-connections-2.json's nextSyncToken
+MDB_COPY = shutil.which("mdb_copy")
 PEOPLE_SECOND = "CPDd3Y-rMhIMCPKFoKsGEMCS0_UCGgQIARAB"  # people-connections-sync-1.json's
 
 
@@ -309,9 +312,11 @@ def test_user_not_in_the_directory_is_404(local, tp):
     expect(local.client(ALICE).get(doc_path(PCC, ALICE)), 404)
 
 
-def test_no_token_anywhere(local, tp):
+def test_no_token_anywhere(local, tp, tmp_path):
     """The refresh token, the access tokens and the client secret appear in no
-    log line, no document, no xdmsctl output."""
+    log line (debug level), no access log line, no document, no xdmsctl
+    output and nowhere in the live content of the store (a compacting copy:
+    the sealed secrets are there, in clear nothing)."""
     expect_response(run(local, "import-profile", "imp-1", "people", token=REFRESH), "success", 200)
     tp.revoke_access_tokens()
     expect_response(run(local, "import-profile", "imp-2", "graph", token=REFRESH), "success", 200)
@@ -322,9 +327,16 @@ def test_no_token_anywhere(local, tp):
     pcc = expect(local.client(ALICE).get(doc_path(PCC, ALICE)), 200).body
     outputs = [local.ctl("jobs").stdout, local.ctl("adapter", "show", "people").stdout,
                local.ctl("adapter", "list").stdout]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    assert MDB_COPY, "mdb_copy (Debian package lmdb-utils) is not installed"
+    subprocess.run([MDB_COPY, "-c", str(local.data_dir), str(copy)], check=True, timeout=60)
+    store = (copy / "data.mdb").read_bytes()
+    assert b"imp-3" in store and b"sync:people" in store, "the copy does not hold the store's content"
     log = local.log_path.read_bytes()
+    assert b" debug " in log
+    places = [("the log", log), ("the access log", local.stdout_path.read_bytes()), ("the Feature Handler", fh),
+              ("the PCC", pcc), ("the store", store)] + [(f"xdmsctl output {i}", o) for i, o in enumerate(outputs)]
     for s in secrets_:
-        b = s.encode()
-        for where, blob in [("the log", log), ("the Feature Handler", fh), ("the PCC", pcc)] + \
-                           [(f"xdmsctl output {i}", o) for i, o in enumerate(outputs)]:
-            assert b not in blob, f"{s!r} appears in {where}"
+        for where, blob in places:
+            assert s.encode() not in blob, f"{s!r} appears in {where}"
