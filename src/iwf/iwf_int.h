@@ -168,6 +168,7 @@ enum xdms_err iwf_sync_load(struct store *st, const char *xui, const char *adapt
  * group commit. */
 enum xdms_err iwf_sync_save(struct store *st, const char *xui, const char *adapter_id,
 			    const struct iwf_sync *s) XDMS_WUR;
+/* Frees both states; NULL-tolerant. */
 void iwf_sync_cleanup(struct iwf_sync *s);
 
 /*
@@ -183,6 +184,9 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 
 /* ---- OAuth 2.0 (oauth.c) ------------------------------------------------------------------ */
 
+/* Access tokens in memory, per adapter and user, under a mutex (any
+ * thread); created with the pool, destroyed after its workers stopped.
+ * Destroy wipes the tokens; NULL-tolerant. */
 struct iwf_oauth_cache;
 struct iwf_oauth_cache *iwf_oauth_cache_create(void);
 void iwf_oauth_cache_destroy(struct iwf_oauth_cache *c);
