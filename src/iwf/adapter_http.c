@@ -225,6 +225,9 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 	iwf_url_host(c->url, host, sizeof(host));
 	json_limits_init(&lim);
 	lim.max_size = a->max_response;
+	/* The transform reads XML up to IWF_MAX_DEPTH levels: the array of
+	 * pages and the leaf elements take two of them. */
+	lim.max_depth = IWF_MAX_DEPTH - 2;
 	buf_init(&page, a->max_response);
 	url = start_url(c, &is_delta);
 	err = buf_append_str(out, ARRAY_OPEN);

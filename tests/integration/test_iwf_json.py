@@ -250,7 +250,8 @@ def deep(n):
 @pytest.mark.parametrize("name,body,code,words", [
     ("bad-json", b'{"connections": [ {"names": [}', 502, "not valid at line 1"),
     ("trailing-comma", b'{"connections": [],}', 502, "not valid"),
-    ("deep", deep(100), 413, "nested deeper than 64 levels"),
+    ("deep", deep(100), 413, "nested deeper than 62 levels"),
+    ("deep-62", deep(61), 404, "no profile for this user"),
     ("huge-number", b'{"connections": [], "totalItems": 1e400}', 502, "not valid"),
     ("invalid-utf8", b'{"connections": [{"names": [{"displayName": "Al\xffce"}]}]}', 502, "not valid"),
     ("oversized", b'{"connections": ["' + b"x" * 70000 + b'"]}', 413, "more than 65536 bytes"),
