@@ -58,9 +58,14 @@ static void usage(FILE *f)
 		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
 		   "                            attempts, result code, created, last change, reason\n"
 		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
-		   "              [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
+		   "              [--auth none|basic|bearer|digest|oauth2] [--timeout SECONDS]\n"
+		   "              [--format xml|json] [--token-url URL --client-id ID [--scope S]]\n"
+		   "              [--next-page-token PTR --page-token-param P] [--next-link PTR]\n"
+		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
+		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
-		   "                            built-in transform, e.g. vendor-example-import.xsl)\n"
+		   "                            built-in transform, e.g. vendor-example-import.xsl;\n"
+		   "                            PTR is a JSON Pointer into each page, e.g. /nextPageToken)\n"
 		   "  adapter list              adapters: id, kind, URL\n"
 		   "  adapter show ID           print an adapter's document\n"
 		   "  adapter del ID            remove an adapter and its stored transforms\n"
@@ -72,6 +77,8 @@ static void usage(FILE *f)
 		   "  credential del XUI NAME   remove it\n"
 		   "  credential set|del --adapter ID ...  the adapter's own credential, used by requests\n"
 		   "                            that bring none\n"
+		   "  credential set|del --adapter ID --client-secret S   the OAuth client secret of an\n"
+		   "                            oauth2 adapter (del: --adapter ID --client-secret)\n"
 		   "  global put SELECTOR FILE --shard URL... [--identity ID | --user NAME:PASSWORD]\n"
 		   "                            write a global document to every shard (XCAP PUT to\n"
 		   "                            each URL, an XCAP root) and report each shard's answer\n"
@@ -603,6 +610,12 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
+	/* Optional elements written as given, in this order (iwf-adapter.xsd checks them). */
+	static const char *const plain[] = { "format",		 "token-url",	    "client-id",  "scope",
+					     "next-page-token",	 "page-token-param", "next-link",  "sync-token",
+					     "sync-token-param", "delta-link",	     "max-pages",  "import-method",
+					     "export-method" };
+	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -621,6 +634,9 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--timeout")	    ? &timeout :
 								      NULL;
 
+		for (size_t k = 0; !slot && k < sizeof(plain) / sizeof(plain[0]); k++)
+			if (!strncmp(av[i], "--", 2) && !strcmp(av[i] + 2, plain[k]))
+				slot = &plain_value[k];
 		if (!slot) {
 			fprintf(stderr, "xdmsctl: unknown option '%s' for adapter add\n", av[i]);
 			return EXIT_USAGE;
@@ -641,12 +657,17 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		return EXIT_USAGE;
 	}
 	free(expanded);
-	if (strlen(url) > 2048 || strpbrk(url, " \t\r\n\"<>&")) {
-		fprintf(stderr, "xdmsctl: --url: '%s' is not a usable URL (spaces, quotes, < > or &)\n", url);
+	if (strlen(url) > 2048 || strpbrk(url, " \t\r\n\"<>")) {
+		fprintf(stderr, "xdmsctl: --url: '%s' is not a usable URL (spaces, quotes, < or >)\n", url);
 		return EXIT_USAGE;
 	}
-	if (auth && strcmp(auth, "none") && strcmp(auth, "basic") && strcmp(auth, "bearer") && strcmp(auth, "digest")) {
-		fprintf(stderr, "xdmsctl: --auth must be none, basic, bearer or digest\n");
+	if (auth && strcmp(auth, "none") && strcmp(auth, "basic") && strcmp(auth, "bearer") && strcmp(auth, "digest") &&
+	    strcmp(auth, "oauth2")) {
+		fprintf(stderr, "xdmsctl: --auth must be none, basic, bearer, digest or oauth2\n");
+		return EXIT_USAGE;
+	}
+	if (auth && !strcmp(auth, "oauth2") && (!plain_value[1] || !plain_value[2])) {
+		fprintf(stderr, "xdmsctl: --auth oauth2 needs --token-url and --client-id\n");
 		return EXIT_USAGE;
 	}
 	if (timeout && (strspn(timeout, "0123456789") != strlen(timeout) || atoi(timeout) < 1 || atoi(timeout) > 600)) {
@@ -667,13 +688,25 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		goto out;
 	buf_init(&doc, 16384);
 	if (buf_printf(&doc, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			     "<adapter xmlns=\"urn:xdmsd:xml:iwf-adapter\" kind=\"%s\">\n  <url>%s</url>\n",
-		       kind, url) ||
+			     "<adapter xmlns=\"urn:xdmsd:xml:iwf-adapter\" kind=\"%s\">\n  <url>",
+		       kind) ||
+	    buf_append_xml_escaped(&doc, url, strlen(url)) || buf_append_str(&doc, "</url>\n") ||
 	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
 	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
-	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename)) ||
-	    buf_append_str(&doc, "</adapter>\n")) {
+	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename))) {
+		buf_cleanup(&doc);
+		goto out;
+	}
+	for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++)
+		if (plain_value[k] &&
+		    (buf_printf(&doc, "  <%s>", plain[k]) ||
+		     buf_append_xml_escaped(&doc, plain_value[k], strlen(plain_value[k])) ||
+		     buf_printf(&doc, "</%s>\n", plain[k]))) {
+			buf_cleanup(&doc);
+			goto out;
+		}
+	if (buf_append_str(&doc, "</adapter>\n")) {
 		buf_cleanup(&doc);
 		goto out;
 	}
@@ -815,16 +848,30 @@ static int cmd_credential(const struct conf *c, char **av, int n)
 	struct store *st = NULL;
 	uint8_t key[IWF_KEY_LEN];
 	char *key_file, *why = NULL, *name, *owner;
-	bool is_adapter;
+	bool is_adapter, is_client;
 	enum xdms_err err;
 	int rc = EXIT_FAIL;
 
 	memset(&cred, 0, sizeof(cred));
-	if (n < 3 || (strcmp(av[0], "set") && strcmp(av[0], "del")) || (!strcmp(av[0], "del") && n != 3)) {
+	if (n < 3 || (strcmp(av[0], "set") && strcmp(av[0], "del")) ||
+	    (!strcmp(av[0], "del") && n != 3 && !(n == 4 && !strcmp(av[3], "--client-secret")))) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (int i = 3; !strcmp(av[0], "set") && i < n; i += 2) {
+	/* "--adapter ID --client-secret [S]": the adapter's OAuth client secret. */
+	is_client = n >= 4 && !strcmp(av[1], "--adapter") && !strcmp(av[3], "--client-secret");
+	if (is_client && n != (strcmp(av[0], "set") ? 4 : 5)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (is_client && !strcmp(av[0], "set")) {
+		if (strlen(av[4]) >= sizeof(cred.password)) {
+			fprintf(stderr, "xdmsctl: the client secret is too long\n");
+			return EXIT_USAGE;
+		}
+		strcpy(cred.password, av[4]);
+	}
+	for (int i = 3; !is_client && !strcmp(av[0], "set") && i < n; i += 2) {
 		char *dst = i + 1 >= n			 ? NULL :
 			    !strcmp(av[i], "--username") ? cred.username :
 			    !strcmp(av[i], "--password") ? cred.password :
@@ -838,14 +885,16 @@ static int cmd_credential(const struct conf *c, char **av, int n)
 		}
 		strcpy(dst, av[i + 1]);
 	}
-	if (!strcmp(av[0], "set") && !cred.token[0] && !cred.username[0]) {
+	if (!is_client && !strcmp(av[0], "set") && !cred.token[0] && !cred.username[0]) {
 		fprintf(stderr, "xdmsctl: credential set needs --username U --password P or --token T\n");
 		return EXIT_USAGE;
 	}
 	key_file = c->iwf_key_file[0] ? xstrdup(c->iwf_key_file) : xasprintf("%s/iwf.key", c->store_path);
 	is_adapter = !strcmp(av[1], "--adapter");
 	owner = is_adapter ? xasprintf(IWF_ADAPTER_OWNER "%s", av[2]) : xstrdup(av[1]);
-	name = is_adapter ? xstrdup(IWF_ADAPTER_SECRET) : xasprintf("ref:%s", av[2]);
+	name = is_client    ? xstrdup(IWF_OAUTH_CLIENT_SECRET) :
+	       is_adapter ? xstrdup(IWF_ADAPTER_SECRET) :
+			    xasprintf("ref:%s", av[2]);
 	if (ctl_store_open(c, &st))
 		goto out;
 	if (!strcmp(av[0], "del")) {

@@ -63,6 +63,15 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 	free(a->content_type);
 	free(a->import_xslt);
 	free(a->export_xslt);
+	free(a->token_url);
+	free(a->client_id);
+	free(a->scope);
+	free(a->next_page_token);
+	free(a->page_token_param);
+	free(a->next_link);
+	free(a->sync_token);
+	free(a->sync_token_param);
+	free(a->delta_link);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -76,6 +85,11 @@ static char *child_text(const struct xml_node *node, const char *name)
 		return NULL;
 	t = xml_node_text(c);
 	return t ? t : xstrdup("");
+}
+
+static bool child_text_given(const struct xml_node *node, const char *name)
+{
+	return xml_node_child(node, IWF_ADAPTER_NS, name) != NULL;
 }
 
 static unsigned child_uint(const struct xml_node *node, const char *name, unsigned def)
@@ -110,7 +124,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct xml_node *root;
-	char *kind = NULL, *auth = NULL;
+	char *kind = NULL, *auth = NULL, *format = NULL;
 	enum xdms_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -153,17 +167,41 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	out->auth = out->kind->auth;
 	auth = child_text(root, "auth");
 	if (auth) {
-		static const char *const names[] = { "none", "basic", "bearer", "digest" };
+		static const char *const names[] = { "none", "basic", "bearer", "digest", "oauth2" };
 
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (!strcmp(auth, names[i]))
 				out->auth = (enum iwf_auth)i;
 	}
+	format = child_text(root, "format");
+	out->format = format && !strcmp(format, "json") ? IWF_FORMAT_JSON : IWF_FORMAT_XML;
+	if (format && !child_text_given(root, "content-type")) {
+		free(out->content_type);
+		out->content_type = xstrdup(out->format == IWF_FORMAT_JSON ? "application/json" : "application/xml");
+	}
+	out->token_url = child_text(root, "token-url");
+	out->client_id = child_text(root, "client-id");
+	out->scope = child_text(root, "scope");
+	out->next_page_token = child_text(root, "next-page-token");
+	out->page_token_param = child_text(root, "page-token-param");
+	out->next_link = child_text(root, "next-link");
+	out->sync_token = child_text(root, "sync-token");
+	out->sync_token_param = child_text(root, "sync-token-param");
+	out->delta_link = child_text(root, "delta-link");
+	out->max_pages = child_uint(root, "max-pages", IWF_MAX_PAGES_DEFAULT);
 	if (!out->url) {
 		*why = xasprintf("adapter %s has no url", id);
 		err = XDMS_ERR_PARSE;
+	} else if (out->auth == IWF_AUTH_OAUTH2 && (!out->token_url || !out->client_id)) {
+		*why = xasprintf("adapter %s uses oauth2 but has no token-url or client-id", id);
+		err = XDMS_ERR_PARSE;
+	} else if ((out->next_page_token && !out->page_token_param) ||
+		   (out->sync_token && !out->sync_token_param)) {
+		*why = xasprintf("adapter %s names a token to send back but not the parameter to send it in", id);
+		err = XDMS_ERR_PARSE;
 	}
 out:
+	free(format);
 	free(auth);
 	xml_doc_free(doc);
 	if (err)
@@ -234,6 +272,17 @@ enum xdms_err iwf_url_expand(const char *tmpl, const char *remote_user, const ch
 	}
 	*out = buf_take(&b, NULL);
 	return XDMS_ERR_OK;
+}
+
+char *iwf_url_with_param(const char *url, const char *name, const char *value)
+{
+	struct buf b;
+
+	buf_init(&b, strlen(url) + 3 * (strlen(name) + strlen(value)) + 2);
+	if (buf_append_str(&b, url) || buf_append_str(&b, strchr(url, '?') ? "&" : "?") ||
+	    append_encoded(&b, name) || buf_append_str(&b, "=") || append_encoded(&b, value))
+		abort(); /* sized above */
+	return buf_take(&b, NULL);
 }
 
 /* ---- the XSLT cache ----------------------------------------------------------------- */

@@ -108,8 +108,7 @@ static void classify_status(long status, const char *url_host, struct iwf_result
 			       status);
 }
 
-/* "host:port" of @url for messages: no path, query or user info. */
-static void url_host(const char *url, char *out, size_t out_len)
+void iwf_url_host(const char *url, char *out, size_t out_len)
 {
 	const char *p = strstr(url, "://");
 	size_t n;
@@ -132,7 +131,7 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	bool ok = true;
 
 	*status = 0;
-	url_host(call->url, host, sizeof(host));
+	iwf_url_host(call->url, host, sizeof(host));
 	curl_easy_reset(h);
 	ok &= curl_easy_setopt(h, CURLOPT_URL, call->url) == CURLE_OK;
 	ok &= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;

@@ -100,6 +100,9 @@ struct iwf_cred {
  * id, name "adapter". Requests that bring no credentials use it. */
 #define IWF_ADAPTER_OWNER "adapter:"
 #define IWF_ADAPTER_SECRET "adapter"
+/* The secret of an oauth2 adapter's OAuth client secret (its password),
+ * under the same owner. */
+#define IWF_OAUTH_CLIENT_SECRET "oauth-client"
 
 /* Reads the 32-byte key at @path, creating it (random, mode 0600) when it
  * does not exist. IO or CORRUPT with *why (heap). */

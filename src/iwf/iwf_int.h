@@ -21,6 +21,7 @@
 #define IWF_XSLT_AUID "org.xdmsd.iwf-xslt"
 #define IWF_MAX_DEPTH 64
 #define IWF_REASON_MAX 480
+#define IWF_MAX_PAGES_DEFAULT 50
 
 /* ---- outcomes ---------------------------------------------------------------- */
 
@@ -37,7 +38,32 @@ void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, cons
 
 /* ---- adapters (adapter.c) ---------------------------------------------------------- */
 
-enum iwf_auth { IWF_AUTH_NONE = 0, IWF_AUTH_BASIC, IWF_AUTH_BEARER, IWF_AUTH_DIGEST };
+enum iwf_auth { IWF_AUTH_NONE = 0, IWF_AUTH_BASIC, IWF_AUTH_BEARER, IWF_AUTH_DIGEST, IWF_AUTH_OAUTH2 };
+
+/* What an `http` adapter's 3rd party speaks: XML as is, or JSON turned into
+ * (and back from) its XPath 3.1 XML representation (src/json). */
+enum iwf_format { IWF_FORMAT_XML = 0, IWF_FORMAT_JSON };
+
+/* Where a call's credential is sealed (cred.c's owner and name), so that a
+ * rotated OAuth refresh token replaces it. NULL members: nowhere. */
+struct iwf_seal {
+	const char *owner;
+	const char *name;
+};
+
+/*
+ * The paging state of one user at one adapter (adapter_http.c): a sync
+ * token or a delta link the 3rd party gave at the end of the last import,
+ * kept in the store's secrets as (XUI, "sync:" + adapter id). A fetch reads
+ * it into @used and puts the 3rd party's new one in @next; the caller
+ * stores @next (iwf_sync_save) only once what was fetched is stored.
+ */
+struct iwf_sync {
+	char *used;     /* heap; NULL = a full sync */
+	char *next;     /* heap; NULL = the 3rd party gave none */
+	bool is_delta;  /* the data fetched is changes since @used */
+	bool is_reset;  /* @used had expired (HTTP 410): a full sync was made */
+};
 
 struct iwf_adapter;
 struct iwf_env;
@@ -51,6 +77,10 @@ struct iwf_call {
 	const struct iwf_adapter *a;
 	const char *url;
 	const char *username, *password, *token;
+	/* Added for OAuth 2.0 and paging; zero = unused. */
+	const char *xui;             /* the user the call is for */
+	struct iwf_seal seal;        /* where the request's credential is sealed */
+	struct iwf_sync *sync;       /* paging state to start from and update; NULL = none */
 };
 
 /*
@@ -107,7 +137,73 @@ struct iwf_adapter {
 	unsigned concurrency;
 	char *import_xslt;    /* document names */
 	char *export_xslt;
+	enum iwf_format format;
+	/* OAuth 2.0 (auth oauth2): the token endpoint, the client id, an
+	 * optional scope; the client secret is sealed as the adapter's secret
+	 * IWF_OAUTH_CLIENT_SECRET. */
+	char *token_url;
+	char *client_id;
+	char *scope;
+	/* Paging (format json): RFC 6901 pointers into each page, and the
+	 * query parameters the values go back in. NULL = not used. */
+	char *next_page_token;  /* e.g. /nextPageToken */
+	char *page_token_param; /* e.g. pageToken */
+	char *next_link;        /* e.g. /@odata.nextLink */
+	char *sync_token;       /* e.g. /nextSyncToken */
+	char *sync_token_param; /* e.g. syncToken */
+	char *delta_link;       /* e.g. /@odata.deltaLink */
+	unsigned max_pages;
 };
+
+/* @url with the query parameter @name=@value appended, percent-encoded
+ * (heap). */
+char *iwf_url_with_param(const char *url, const char *name, const char *value);
+
+/* ---- paging state (adapter_http.c) ----------------------------------------------------- */
+
+/* Reads the stored state of (@xui, @adapter_id) into s->used (NULL when
+ * none). STORE when the store cannot be read. */
+enum xdms_err iwf_sync_load(struct store *st, const char *xui, const char *adapter_id, struct iwf_sync *s) XDMS_WUR;
+/* Stores s->next as the new state (nothing when NULL), in the writer's
+ * group commit. */
+enum xdms_err iwf_sync_save(struct store *st, const char *xui, const char *adapter_id,
+			    const struct iwf_sync *s) XDMS_WUR;
+/* Frees both states; NULL-tolerant. */
+void iwf_sync_cleanup(struct iwf_sync *s);
+
+/*
+ * The import of a JSON adapter: every page from the adapter's URL (or from
+ * where s->used says), followed by next-page token or link up to the
+ * adapter's max-pages, as one XML document: an <array> in the XPath 3.1
+ * JSON namespace whose members are the pages' <map>s, in order. A sync
+ * token that expired (HTTP 410) gives one full sync. This is also the
+ * delta poll a subscription can run: called with the stored state, it
+ * returns only what changed. @out is created with its cap by the caller.
+ */
+enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, struct iwf_result *r) XDMS_WUR;
+
+/* ---- OAuth 2.0 (oauth.c) ------------------------------------------------------------------ */
+
+/* Access tokens in memory, per adapter and user, under a mutex (any
+ * thread); created with the pool, destroyed after its workers stopped.
+ * Destroy wipes the tokens; NULL-tolerant. */
+struct iwf_oauth_cache;
+struct iwf_oauth_cache *iwf_oauth_cache_create(void);
+void iwf_oauth_cache_destroy(struct iwf_oauth_cache *c);
+
+/*
+ * An access token for @c's user at @c's adapter (auth oauth2), copied into
+ * @out (@size bytes): the cached one unless @is_stale, else one obtained
+ * with the refresh-token grant (RFC 6749 §6) from the refresh token c->token
+ * and the adapter's client credentials, cached until it expires. A refresh
+ * token the endpoint rotates is sealed where c->seal says. Fills @r and
+ * returns non-OK when no token can be had: 401 when the grant is refused,
+ * 500 when the adapter's client secret is missing, the 3rd party's codes
+ * otherwise. No token ever goes into @r.
+ */
+enum xdms_err iwf_oauth_token(const struct iwf_call *c, bool is_stale, char *out, size_t size,
+			      struct iwf_result *r) XDMS_WUR;
+#define IWF_ACCESS_TOKEN_MAX 8192
 
 /* Reads adapter @id from the store. NOTFOUND when there is none; PARSE with
  * *why (heap) when its document is unusable. Defaults come from @opt. */
@@ -157,6 +253,9 @@ struct iwf_http_call {
  */
 enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct buf *body, long *status,
 			  struct iwf_result *r) XDMS_WUR;
+
+/* "host:port" of @url for messages: no path, query or user info. */
+void iwf_url_host(const char *url, char *out, size_t out_len);
 
 /* ---- the PCC merge (merge.c) ------------------------------------------------------------ */
 
@@ -253,16 +352,20 @@ struct iwf_env {
 	const uint8_t *key;                  /* IWF_KEY_LEN bytes: the credential key */
 	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
 	struct iwf_metrics *metrics;         /* NULL = not counted (dry runs) */
+	struct iwf_oauth_cache *oauth;       /* access tokens; NULL = none kept (dry runs) */
 };
 
 /*
  * The adapter-side half of an import: fetch, transform, validate. On OK
- * *pcc (heap) is a valid PCC document. Used by jobs and by the dry run.
+ * *pcc (heap) is a valid PCC document, or NULL when @sync's delta held
+ * nothing for the user (nothing changed). Used by jobs and by the dry run.
+ * @seal (NULL = none) says where the credential is sealed; @sync (NULL =
+ * none) the paging state to start from, updated with the new one.
  */
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
-				struct iwf_result *r) XDMS_WUR;
+				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync) XDMS_WUR;
 
 /* -- metrics.c: the IWF's figures for /metrics. Every recorder is
  * NULL-tolerant (dry runs count nothing) and may run on any thread. -- */

@@ -343,7 +343,7 @@ static double seconds_since(const struct timespec *t0)
 enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
-				struct iwf_result *r)
+				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
 {
 	struct iwf_call call = { env, curl, a, NULL, username, password, token };
 	struct xml_doc *doc = NULL;
@@ -363,6 +363,10 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 		return err;
 	}
 	call.url = url;
+	call.xui = xui;
+	if (seal)
+		call.seal = *seal;
+	call.sync = sync;
 	buf_init(&body, a->max_response);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = a->kind->fetch(&call, &body, r);
@@ -374,6 +378,20 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 			env->opt->max_response, &out, &out_len, r);
 	if (err)
 		goto out;
+	/* A <pcc> with no person: a delta that holds nothing for this user
+	 * (nothing changed), or a 3rd party that has no such user. */
+	if (!xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) &&
+	    xml_node_is(xml_doc_root_elem(doc), IWF_PCC_NS, "pcc") &&
+	    !xml_node_child(xml_doc_root_elem(doc), IWF_PCC_NS, "person-details")) {
+		if (sync && sync->is_delta)
+			goto out; /* OK with *pcc NULL */
+		iwf_result_set(r, 404, false, "the 3rd party's data holds no profile for this user (%s found none)",
+			       a->import_xslt);
+		err = XDMS_ERR_NOTFOUND;
+		goto out;
+	}
+	xml_doc_free(doc);
+	doc = NULL;
 	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
 	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) ||
 	    (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue))) {
@@ -470,22 +488,52 @@ static enum iwf_merge_policy policy_of(const char *s)
 	return IWF_MERGE;
 }
 
+/* Keeps the 3rd party's new sync state once what it gave is stored. */
+static void sync_keep(const struct iwf_env *env, const struct store_job *job, const struct iwf_adapter *a,
+		      const struct iwf_sync *sync)
+{
+	enum xdms_err err = iwf_sync_save(env->st, job->xui, a->id, sync);
+
+	/* Not fatal: the next import is a full sync. */
+	if (err)
+		log_warn("iwf job %llu (%s %s): the sync state of adapter %s cannot be stored: %s",
+			 (unsigned long long)job->id, job->xui, job->request_id, a->id, xdms_err_str(err));
+}
+
 static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
 		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-		       const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
+		       const struct iwf_seal *seal, const struct iwf_prefs *prefs, unsigned fields,
+		       struct outcome *o)
 {
 	char *imported = NULL, *local = NULL, *path = NULL, *why = NULL;
 	size_t imported_len = 0, local_len = 0;
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	struct iwf_sync sync = { 0 };
+	enum xdms_err serr;
 
+	/* Paging state only for what the 3rd party can give changes of. */
+	if (a->format == IWF_FORMAT_JSON && (a->sync_token || a->delta_link) &&
+	    (serr = iwf_sync_load(env->st, job->xui, a->id, &sync)) != XDMS_ERR_OK) {
+		iwf_result_set(&o->r, 500, true, "the sync state could not be read (%s)", xdms_err_str(serr));
+		return;
+	}
 	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
-			      &imported, &imported_len, &o->r))
-		return;
+			      &imported, &imported_len, &o->r, seal, &sync))
+		goto out;
 	if (!prefs->is_auto_store) {
-		/* SPEC §5.3 step 5: fetched and checked, but the user keeps the PCC. */
+		/* SPEC §5.3 step 5: fetched and checked, but the user keeps the
+		 * PCC; the sync state stays where it was, for a later import. */
 		iwf_result_set(&o->r, 200, false, "not stored per preferences (auto-store is off)");
-		free(imported);
-		return;
+		goto out;
+	}
+	if (!imported) {
+		if (job_is_ours(env, job)) {
+			sync_keep(env, job, a, &sync);
+			iwf_result_set(&o->r, 200, false, "nothing changed at %s since the last import", q->third_party);
+		} else {
+			o->is_cancelled = true;
+		}
+		goto out;
 	}
 	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
 	for (unsigned i = 0; i <= STORE_RETRIES; i++) {
@@ -519,10 +567,12 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 		o->extra_persons = m.person_count > 1 ? m.person_count - 1 : 0;
 		o->is_partial = m.is_partial || o->extra_persons;
 		if (!m.is_changed) {
+			sync_keep(env, job, a, &sync);
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
 			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false,
-				       "profile imported from %s; the PCC had it all already", q->third_party);
+				       "profile imported from %s; the PCC had it all already%s", q->third_party,
+				       sync.is_reset ? " (its sync token had expired: a full sync was made)" : "");
 			break;
 		}
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
@@ -530,8 +580,10 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
 		free(m.doc);
 		if (status == 200 || status == 201) {
-			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s",
-				       q->third_party);
+			sync_keep(env, job, a, &sync);
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s%s",
+				       q->third_party,
+				       sync.is_reset ? " (its sync token had expired: a full sync was made)" : "");
 			break;
 		}
 		if (status == 412 && i < STORE_RETRIES)
@@ -545,6 +597,8 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				       "the PCC could not be stored (HTTP %u)", status);
 		break;
 	}
+out:
+	iwf_sync_cleanup(&sync);
 	free(why);
 	free(path);
 	free(local);
@@ -553,7 +607,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 
 static void run_export(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
 		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-		       unsigned fields, struct outcome *o)
+		       const struct iwf_seal *seal, unsigned fields, struct outcome *o)
 {
 	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
 	size_t pcc_len = 0, sel_len = 0, out_len = 0;
@@ -590,6 +644,8 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 		goto out;
 	}
 	call.url = url;
+	call.xui = job->xui;
+	call.seal = *seal;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = a->kind->send(&call, out, out_len, &body, &status, &o->r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
@@ -741,9 +797,8 @@ static bool copy_fits(char *dst, size_t cap, const char *s)
  * request cannot be carried out.
  */
 static bool credentials_take(const struct iwf_env *env, const struct store_job *job, const struct request *q,
-			     struct iwf_cred *c, struct iwf_result *r)
+			     struct iwf_cred *c, char name[STORE_JOB_ID_MAX + 16], struct iwf_result *r)
 {
-	char name[STORE_JOB_ID_MAX + 16];
 	enum xdms_err err;
 	bool is_gone;
 
@@ -755,7 +810,7 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 			iwf_result_set(r, 400, false, "the request's credentials are too long");
 			return false;
 		}
-		snprintf(name, sizeof(name), "request:%s", job->request_id);
+		snprintf(name, STORE_JOB_ID_MAX + 16, "request:%s", job->request_id);
 		/* In the writer's group commit, shared with other workers. */
 		err = iwf_cred_save(env->st, env->key, job->xui, name, c, false);
 		if (err) {
@@ -768,12 +823,14 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 		return true;
 	}
 	if (q->credential_ref)
-		snprintf(name, sizeof(name), "ref:%.100s", q->credential_ref);
+		snprintf(name, STORE_JOB_ID_MAX + 16, "ref:%.100s", q->credential_ref);
 	else
-		snprintf(name, sizeof(name), "request:%s", job->request_id);
+		snprintf(name, STORE_JOB_ID_MAX + 16, "request:%s", job->request_id);
 	err = iwf_cred_load(env->st, env->key, job->xui, name, c);
-	if (err == XDMS_ERR_NOTFOUND && !q->credential_ref)
+	if (err == XDMS_ERR_NOTFOUND && !q->credential_ref) {
+		name[0] = '\0';
 		return true; /* a request without credentials */
+	}
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(r, 400, false, "credential-ref '%.60s' names no stored credential", q->credential_ref);
 		return false;
@@ -854,7 +911,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	struct iwf_cred cred = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct request q;
-	char etag[STORE_ETAG_MAX], *why = NULL;
+	char etag[STORE_ETAG_MAX], *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
+	struct iwf_seal seal = { NULL, NULL };
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
 	bool has_slot = false;
 	enum xdms_err err;
@@ -912,8 +970,12 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 			       q.third_party);
 		goto done;
 	}
-	if (!credentials_take(env, job, &q, &cred, &o.r))
+	if (!credentials_take(env, job, &q, &cred, seal_name, &o.r))
 		goto done;
+	if (seal_name[0]) {
+		seal.owner = job->xui;
+		seal.name = seal_name;
+	}
 	if (job->kind == STORE_JOB_SUBSCRIBE) {
 		/* Answered rather than left waiting: no adapter kind can watch a
 		 * 3rd party yet. The credentials were sealed and taken out of the
@@ -934,8 +996,13 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		goto done;
 	}
 	max_attempts = a.max_attempts;
-	if (!cred.username[0] && !cred.token[0] && !adapter_credentials(env, &a, &cred, &o.r))
-		goto done;
+	if (!cred.username[0] && !cred.token[0]) {
+		if (!adapter_credentials(env, &a, &cred, &o.r))
+			goto done;
+		adapter_owner = xasprintf(IWF_ADAPTER_OWNER "%s", a.id);
+		seal.owner = adapter_owner;
+		seal.name = IWF_ADAPTER_SECRET;
+	}
 	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
@@ -945,9 +1012,9 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	}
 	has_slot = true;
 	if (job->kind == STORE_JOB_EXPORT)
-		run_export(env, w, job, &a, &q, &cred, fields, &o);
+		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
 	else
-		run_import(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)
 		explain_partial(&o);
 done:
@@ -981,5 +1048,6 @@ out:
 	request_cleanup(&q);
 	memset(&cred, 0, sizeof(cred));
 	iwf_prefs_cleanup(&prefs);
+	free(adapter_owner);
 	free(why);
 }

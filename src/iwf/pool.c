@@ -225,6 +225,7 @@ static void env_init(struct iwf_env *env, const struct iwf_options *opt, struct 
 	env->pcc_schema = NULL;
 	env->stopping = NULL;
 	env->metrics = NULL;
+	env->oauth = NULL;
 }
 
 enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct xcap *x, struct iwf **out)
@@ -260,6 +261,7 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	atomic_init(&iwf->stop_calls, false);
 	iwf->env.stopping = &iwf->stop_calls;
 	iwf->env.metrics = iwf_metrics_create();
+	iwf->env.oauth = iwf_oauth_cache_create();
 	pcc = xcap_registry_find(xcap_registry_get(x), IWF_PCC_AUID);
 	iwf->env.pcc_schema = pcc ? pcc->schema : NULL;
 	pthread_mutex_init(&iwf->lock, NULL);
@@ -340,6 +342,7 @@ void iwf_stop(struct iwf *iwf)
 	free(iwf->workers);
 	iwf_xslt_cache_destroy(iwf->env.xslt);
 	iwf_metrics_destroy(iwf->env.metrics);
+	iwf_oauth_cache_destroy(iwf->env.oauth);
 	for (size_t i = 0; i < SLOTS_MAX; i++)
 		free(iwf->slots[i].adapter_id);
 	pthread_mutex_destroy(&iwf->slot_lock);
@@ -392,7 +395,7 @@ enum xdms_err iwf_dry_import(const struct iwf_options *opt, struct store *st, co
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	curl = curl_easy_init();
 	err = curl ? iwf_fetch_profile(&env, curl, &a, xui, remote_user, username, password, password, pcc, &len,
-				       &r) :
+				       &r, NULL, NULL) :
 		     XDMS_ERR_INVAL;
 	if (err) {
 		*code = r.code ? r.code : 500;

@@ -36,12 +36,14 @@ def xml_escape(s):
 
 
 def request_xml(kind, rid, third_party, remote_user=None, username=None, password=None, fields=None,
-                merge_policy=None, source_sel=None, credential_ref=None):
+                merge_policy=None, source_sel=None, credential_ref=None, token=None):
     """One <import-profile> or <export-profile> element."""
     parts = [f'<{kind} id="{xml_escape(rid)}">', f'<third-party id="{xml_escape(third_party)}"/>']
     if username is not None:
         parts.append(f"<credentials><username>{xml_escape(username)}</username>"
                      f"<password>{xml_escape(password)}</password></credentials>")
+    if token is not None:
+        parts.append(f"<credentials><token>{xml_escape(token)}</token></credentials>")
     if credential_ref is not None:
         parts.append(f"<credentials><credential-ref>{xml_escape(credential_ref)}</credential-ref></credentials>")
     if remote_user is not None:

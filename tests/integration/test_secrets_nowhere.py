@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
 """A request's credentials appear nowhere the server writes or sends.
 
-Two import requests bring inline credentials: one the 3rd party (a second
-xdmsd) accepts, one it refuses (an IWF failure). The local server logs at
+Three import requests bring inline credentials: one the 3rd party (a second
+xdmsd) accepts, one it refuses (an IWF failure), and a token (the element
+OAuth refresh tokens come in), refused too. The local server logs at
 debug level and starts with the IWF off, so the credentials stay in the
 stored document while a subscriber that subscribed before the write gets
 its patches and one that subscribes after it gets the full state, element
 reports included. Then the IWF runs (a restart with it on) and answers both
-requests. Neither password may appear in: either server's stderr or access
+requests. No password or token may appear in: either server's stderr or access
 log, `xdmsctl jobs` (before and after), any SIP message either subscriber
 received, the live content of the LMDB environment (a compacting copy:
 records, change feed, jobs, secrets), or the documents. Free pages of
@@ -35,6 +36,7 @@ def test_credentials_appear_nowhere(start_server, tmp_path):
         pytest.skip("mdb_copy (Debian package lmdb-utils) is not installed")
     good = "pw-good-" + secrets.token_hex(8)   # alice's password at the 3rd party
     bad = "pw-bad-" + secrets.token_hex(8)     # a wrong one: the 3rd party answers 401
+    tok = "tok-" + secrets.token_hex(8)        # a token (as OAuth refresh tokens come), refused too
     remote = start_server(name="remote", users={ALICE: good}, settings={"log.level": "debug"})
     expect(remote.client(ALICE, password=good).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
     local = start_server(name="local", sync=True, users={ALICE: "local-password"}, settings={
@@ -58,10 +60,12 @@ def test_credentials_appear_nowhere(start_server, tmp_path):
         reqs = [request_xml("import-profile", "imp-ok", "remote-cab", remote_user=ALICE,
                             username=ALICE, password=good),
                 request_xml("import-profile", "imp-bad", "remote-cab", remote_user=ALICE,
-                            username=ALICE, password=bad)]
+                            username=ALICE, password=bad),
+                request_xml("import-profile", "imp-tok", "remote-cab", remote_user=ALICE, token=tok)]
         expect(alice.put_doc(FH, ALICE, fh_doc(*reqs)), 201)
         stored = expect(alice.get(doc_path(FH, ALICE)), 200).body
-        assert good.encode() in stored and bad.encode() in stored, "the IWF is off: the credentials are stored"
+        assert good.encode() in stored and bad.encode() in stored and tok.encode() in stored, \
+            "the IWF is off: the credentials are stored"
         early.notify(timeout=10)  # the write's transition
 
         # Subscribed while the credentials are stored: the full state.
@@ -79,6 +83,8 @@ def test_credentials_appear_nowhere(start_server, tmp_path):
         resp, _ = wait_response(alice, ALICE, "imp-ok")
         expect_response(resp, "success", 200)
         resp, body = wait_response(alice, ALICE, "imp-bad")
+        assert resp.get("status") == "failure", body
+        resp, body = wait_response(alice, ALICE, "imp-tok")
         assert resp.get("status") == "failure", body
         final_etag = unquote(expect(alice.get(doc_path(FH, ALICE)), 200).etag)
         after = subscriber(FH_SEL, element, creds)
@@ -113,8 +119,8 @@ def test_credentials_appear_nowhere(start_server, tmp_path):
         assert b"GET /xcap-root/" in places["remote access log"], "the IWF never called the 3rd party"
         assert places["SIP to the early subscriber"].count(b"NOTIFY sip:") >= 3
         assert b"imp-ok" in places["LMDB, live content (mdb_copy -c)"]
-        leaks = [f"{name}: {'good' if s == good else 'bad'} password"
-                 for name, blob in places.items() for s in (good, bad) if s.encode() in blob]
+        leaks = [f"{name}: {'good password' if s == good else 'bad password' if s == bad else 'token'}"
+                 for name, blob in places.items() for s in (good, bad, tok) if s.encode() in blob]
         assert not leaks, "credentials found in " + "; ".join(leaks)
     finally:
         for s in subscribers:

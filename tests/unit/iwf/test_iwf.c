@@ -38,6 +38,13 @@ START_TEST(url_templates)
 	ck_assert_int_eq(iwf_url_expand("file:///etc/passwd", "a", "x", &out, &why), XDMS_ERR_INVAL);
 	free(why);
 	ck_assert_ptr_null(out);
+	/* A page or sync token goes back percent-encoded, after any query. */
+	out = iwf_url_with_param("http://h/p?personFields=names", "pageToken", "a/b+c=&d");
+	ck_assert_str_eq(out, "http://h/p?personFields=names&pageToken=a%2Fb%2Bc%3D%26d");
+	free(out);
+	out = iwf_url_with_param("http://h/p", "syncToken", "CPDd3Y-rMh_~.");
+	ck_assert_str_eq(out, "http://h/p?syncToken=CPDd3Y-rMh_~.");
+	free(out);
 }
 END_TEST
 

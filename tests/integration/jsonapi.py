@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: MIT
+"""A JSON REST 3rd party on loopback for the IWF tests (python3 http.server).
+
+It serves the shapes of two well-known contact APIs from the fixture files in
+data/json/: a People-API-shaped list of connections (pageToken /
+nextPageToken, syncToken / nextSyncToken) and a Graph-shaped users delta
+(@odata.nextLink / @odata.deltaLink), behind Bearer access tokens from an
+OAuth 2.0 token endpoint (refresh-token grant, RFC 6749 section 6) that can
+rotate refresh tokens and refuse them. The tests change its state (expire a
+sync token, revoke access tokens) and read what it was asked.
+"""
+
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from xdmslib import data
+
+CLIENT_ID = "xdmsd-test-client.apps.example"
+CLIENT_SECRET = "cs-3f9a1c77e2b84d5e"  # the adapter's OAuth client secret
+
+
+def fixture(name, base):
+    return data(f"json/{name}").decode("utf-8").replace("{base}", base).encode("utf-8")
+
+
+class ThirdParty:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.refresh_tokens = {}      # refresh token -> rotate to this one (None: no rotation)
+        self.access_tokens = set()    # valid access tokens
+        self.issued = 0
+        self.grants = []              # refresh tokens presented to the token endpoint
+        self.calls = []               # (method, path with query, Authorization header)
+        self.expired_sync = set()     # sync tokens / delta tokens that answer 410
+        self.received = []            # (method, path, content type, body) of writes
+        self.raw = {}                 # /raw/NAME -> bytes
+        self.expires_in = 3600
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path):
+        return self.base + path
+
+    def add_refresh_token(self, token, rotate_to=None):
+        with self.lock:
+            self.refresh_tokens[token] = rotate_to
+
+    def revoke_access_tokens(self):
+        with self.lock:
+            self.access_tokens.clear()
+
+    def api_calls(self, prefix):
+        with self.lock:
+            return [c for c in self.calls if c[1].startswith(prefix)]
+
+    # -- the HTTP side
+    def _handler(self):
+        tp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def reply(self, status, body=b"", ctype="application/json", headers=()):
+                if isinstance(body, (dict, list)):
+                    body = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def body(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def authorized(self):
+                auth = self.headers.get("Authorization") or ""
+                with tp.lock:
+                    tp.calls.append((self.command, self.path, auth))
+                    ok = auth.startswith("Bearer ") and auth[7:] in tp.access_tokens
+                if not ok:
+                    # RFC 6750 section 3.1
+                    self.reply(401, {"error": {"code": 401, "message": "Request had invalid authentication "
+                                               "credentials.", "status": "UNAUTHENTICATED"}},
+                               headers=[("WWW-Authenticate", 'Bearer error="invalid_token"')])
+                return ok
+
+            def token(self):
+                form = urllib.parse.parse_qs(self.body().decode())
+                one = {k: v[0] for k, v in form.items()}
+                with tp.lock:
+                    tp.grants.append(one.get("refresh_token"))
+                    if one.get("grant_type") != "refresh_token":
+                        return self.reply(400, {"error": "unsupported_grant_type"})
+                    if one.get("client_id") != CLIENT_ID or one.get("client_secret") != CLIENT_SECRET:
+                        return self.reply(401, {"error": "invalid_client"})
+                    rt = one.get("refresh_token")
+                    if rt not in tp.refresh_tokens:
+                        return self.reply(400, {"error": "invalid_grant",
+                                                "error_description": "Token has been expired or revoked."})
+                    tp.issued += 1
+                    access = f"ya29.at-{tp.issued}-{rt[-6:]}"
+                    tp.access_tokens.add(access)
+                    answer = {"access_token": access, "token_type": "Bearer", "expires_in": tp.expires_in,
+                              "scope": "https://www.googleapis.com/auth/contacts"}
+                    rotate = tp.refresh_tokens[rt]
+                    if rotate:
+                        del tp.refresh_tokens[rt]
+                        tp.refresh_tokens[rotate] = None
+                        answer["refresh_token"] = rotate
+                self.reply(200, answer, headers=[("Cache-Control", "no-store")])
+
+            def people(self, query):
+                if "syncToken" in query:
+                    token = query["syncToken"][0]
+                    if token in tp.expired_sync:
+                        return self.reply(410, {"error": {"code": 410, "message": "Sync token is expired. "
+                                                          "Clear local cache and retry call without the sync "
+                                                          "token.", "status": "FAILED_PRECONDITION"}})
+                    name = {"CPDd3Y-rMhIMCNT_n6sGEIDki8QBGgQIARAB": "people-connections-sync-1.json",
+                            "CPDd3Y-rMhIMCPKFoKsGEMCS0_UCGgQIARAB": "people-connections-sync-2.json"}.get(token)
+                    if not name:
+                        return self.reply(400, {"error": {"code": 400, "message": "bad sync token"}})
+                    return self.reply(200, fixture(name, tp.base))
+                if query.get("pageToken") == ["GgYKAghkEAIiDAjU_5-rBhCA5IvEAQ"]:
+                    return self.reply(200, fixture("people-connections-2.json", tp.base))
+                if "pageToken" in query:
+                    return self.reply(400, {"error": {"code": 400, "message": "bad page token"}})
+                self.reply(200, fixture("people-connections-1.json", tp.base))
+
+            def graph(self, query):
+                if "$deltatoken" in query:
+                    token = query["$deltatoken"][0]
+                    if token in tp.expired_sync:
+                        return self.reply(410, {"error": {"code": "syncStateNotFound",
+                                                          "message": "The sync state is gone."}})
+                    return self.reply(200, fixture("graph-users-delta.json", tp.base))
+                if "$skiptoken" in query:
+                    return self.reply(200, fixture("graph-users-2.json", tp.base))
+                self.reply(200, fixture("graph-users-1.json", tp.base))
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                if url.path.startswith("/raw/"):
+                    with tp.lock:
+                        tp.calls.append((self.command, self.path, ""))
+                        body = tp.raw.get(url.path[5:])
+                    return self.reply(200, body) if body is not None else self.reply(404, {})
+                if url.path == "/endless":
+                    with tp.lock:
+                        tp.calls.append((self.command, self.path, ""))
+                    n = int(query.get("pageToken", ["0"])[0])
+                    return self.reply(200, {"connections": [], "nextPageToken": str(n + 1)})
+                if not self.authorized():
+                    return
+                if url.path == "/people/v1/people/me/connections":
+                    return self.people(query)
+                if url.path == "/graph/v1.0/users/delta":
+                    return self.graph(query)
+                self.reply(404, {"error": "no such resource"})
+
+            def do_POST(self):
+                if self.path == "/oauth2/token":
+                    return self.token()
+                self.reply(404, {})
+
+            def do_PATCH(self):
+                body = self.body()
+                if not self.authorized():
+                    return
+                with tp.lock:
+                    tp.received.append((self.command, self.path, self.headers.get("Content-Type"), body))
+                self.reply(200, body)
+
+            do_PUT = do_PATCH
+
+        return Handler
