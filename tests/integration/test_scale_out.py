@@ -414,14 +414,17 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
     moving = [x for x, _, _ in moves]
     busy = moving[:4]
     # An IWF job that is still open when its user moves: its 3rd party
-    # accepts the connection and never answers (iwf.timeout is 5 s).
+    # accepts the connection and never answers; the adapter waits 120 s, so
+    # that the job is still open on the new shard however long the move takes
+    # on a busy machine.
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen(16)
     adapter = tmp_path / "hung.xml"
     adapter.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<adapter xmlns="urn:xdmsd:xml:iwf-adapter" '
                        f'kind="xcap">\n  <url>http://127.0.0.1:{hung.getsockname()[1]}/xcap-root/'
-                       'org.openmobilealliance.cab-pcc/users/{remote-user}/index</url>\n</adapter>\n')
+                       'org.openmobilealliance.cab-pcc/users/{remote-user}/index</url>\n'
+                       '  <timeout>120</timeout>\n</adapter>\n')
     urls = [a for s in cluster.shards for a in ("--shard", cluster.haproxy.shard_url(s.number))]
     cluster.shards[0].ctl("global", "put", "org.xdmsd.iwf-adapter/global/hung", str(adapter), *urls,
                           "--identity", ADMIN, check=0)
@@ -462,10 +465,10 @@ def test_fourth_shard_moves_a_quarter_and_loses_nothing(cluster, tmp_path):
         start_acks = dict(writer.acked)
         while time.monotonic() < deadline and all(writer.acked.get(x) == start_acks.get(x) for x in busy):
             time.sleep(0.05)
-    hung.close()
     jobs = [j.split("\t") for j in s4.ctl("jobs", "--user", job_user, check=0).stdout.decode().splitlines()]
     assert [j[1] for j in jobs if j[4] == "imp-hung"] in (["queued"], ["running"]), \
         f"the moved request has no open job on the new shard: {jobs!r}"
+    hung.close()
     for i, (xui, old, _) in enumerate(moves):
         cluster.shards[int(old) - 1].ctl("user", "purge", xui, check=0)
 
