@@ -944,12 +944,12 @@ static enum xdms_err read_property(struct reader *r, const struct cline *c)
 		vtype_owned = xstrdup(vtype);
 		for (char *p = vtype_owned; *p; p++)
 			*p = lower(*p);
+		vtype = vtype_owned;
 		/* 3.0's phone-number is text, its binary travels as a data: URI. */
 		if (!strcmp(vtype_owned, "phone-number"))
-			strcpy(vtype_owned, "text");
+			vtype = "text";
 		else if (!strcmp(vtype_owned, "binary"))
-			strcpy(vtype_owned, "uri");
-		vtype = vtype_owned;
+			vtype = "uri";
 	}
 	type = vtype ? vtype : prop ? prop->type : "unknown";
 	if (!vtype && prop && !strcmp(prop->name, "UID") && !looks_like_uri(value, value_len))
