@@ -875,6 +875,163 @@ static enum xdms_err type_normalize(struct reader *r)
 	return err;
 }
 
+/* Property and parameter names become XML names (a letter first); parameter
+ * values become XML text. */
+static enum xdms_err check_names(struct reader *r, const char *pname)
+{
+	enum xdms_err err;
+
+	if (!(pname[0] >= 'A' && pname[0] <= 'Z'))
+		return fail(r, XDMS_ERR_PARSE, "the property name %s does not start with a letter", pname);
+	for (size_t i = 0; i < r->param_count; i++) {
+		char what[NAME_MAX_LEN + 32];
+
+		if (!(r->params[i].name[0] >= 'A' && r->params[i].name[0] <= 'Z'))
+			return fail(r, XDMS_ERR_PARSE, "the parameter name %s does not start with a letter",
+				    r->params[i].name);
+		snprintf(what, sizeof(what), "parameter %s", r->params[i].name);
+		for (size_t k = 0; k < r->params[i].val_count; k++) {
+			err = check_text(r, r->params[i].vals[k], strlen(r->params[i].vals[k]), what);
+			if (err)
+				return err;
+		}
+	}
+	return XDMS_ERR_OK;
+}
+
+static bool is_b_encoding(const char *enc)
+{
+	return enc && (!strcasecmp(enc, "b") || !strcasecmp(enc, "base64"));
+}
+
+/*
+ * The value's text after ENCODING (quoted-printable) and CHARSET, checked
+ * as text XML can carry. *value and *len are replaced; what they then point
+ * to is owned by *owned when it is not the line itself.
+ */
+static enum xdms_err decode_value(struct reader *r, const char *pname, const char *enc, const char *charset,
+				  const char **value, size_t *len, char **owned)
+{
+	enum xdms_err err;
+
+	if (enc && !strcasecmp(enc, "quoted-printable")) {
+		err = qp_decode(r, *value, *len, owned, len);
+		if (err)
+			return err;
+		*value = *owned;
+	} else if (enc && !is_b_encoding(enc) && strcasecmp(enc, "8bit") && strcasecmp(enc, "7bit")) {
+		return fail(r, XDMS_ERR_PARSE, "%s has ENCODING=%s, which is not supported", pname, enc);
+	}
+	/* ENCODING=b is decoded as the data: URI is written. */
+	if (charset && (!strcasecmp(charset, "iso-8859-1") || !strcasecmp(charset, "latin1"))) {
+		char *utf8 = latin1_to_utf8(*value, *len, len);
+
+		free(*owned);
+		*owned = utf8;
+		*value = utf8;
+	} else if (charset && strcasecmp(charset, "utf-8") && strcasecmp(charset, "us-ascii")) {
+		return fail(r, XDMS_ERR_PARSE, "%s has CHARSET=%s; only UTF-8, US-ASCII and ISO-8859-1 are read", pname,
+			    charset);
+	}
+	return check_text(r, *value, *len, "the value");
+}
+
+/* An inline photo (or logo, sound, key: RFC 2426 §5.1, ENCODING=b) as a
+ * data: URI (RFC 6350 §6.2.4); its TYPE names the media type. */
+static enum xdms_err put_inline_binary(struct reader *r, const struct vcard_prop *prop, const char *pname,
+				       const char *value, size_t len)
+{
+	char *mime;
+	size_t decoded = 0;
+	enum xdms_err err;
+
+	if (!prop || !prop->is_binary)
+		return fail(r, XDMS_ERR_PARSE, "%s has ENCODING=b, which only PHOTO, LOGO, SOUND and KEY may use",
+			    pname);
+	mime = media_type_of(pname, param_value(r, "TYPE", true));
+	err = put_params(r);
+	if (!err)
+		err = put(r, "<uri>data:");
+	if (!err)
+		err = put_escaped(r, mime, strlen(mime));
+	if (!err)
+		err = put(r, ";base64,");
+	free(mime);
+	if (!err)
+		err = b64_clean(r, value, len, &r->props, &decoded);
+	if (!err && decoded > r->lim->max_photo)
+		err = fail(r, XDMS_ERR_TOOBIG, "the %s is %zu bytes, over the limit of %zu", pname, decoded,
+			   r->lim->max_photo);
+	return err ? err : put(r, "</uri>");
+}
+
+/* 3.0 GEO is "lat;lon" (RFC 2426 §3.4.2); 4.0's a geo: URI (RFC 5870). */
+static enum xdms_err put_geo3(struct reader *r, const char *value, size_t len)
+{
+	const char *semi = memchr(value, ';', len);
+	size_t lat = semi ? (size_t)(semi - value) : len;
+	enum xdms_err err;
+
+	err = put_params(r);
+	if (!err)
+		err = put(r, "<uri>geo:");
+	if (!err)
+		err = put_escaped(r, value, lat);
+	if (!err && semi)
+		err = put(r, ",");
+	if (!err && semi)
+		err = put_escaped(r, semi + 1, len - lat - 1);
+	return err ? err : put(r, "</uri>");
+}
+
+/* The value as xCard value type @type: text split and unescaped by the
+ * property's shape, dates in basic form, other types as they are. */
+static enum xdms_err put_typed(struct reader *r, const struct vcard_prop *prop, const char *pname, const char *type,
+			       const char *value, size_t len)
+{
+	enum xdms_err err;
+
+	if (prop && prop->is_binary && len >= 5 && !strncasecmp(value, "data:", 5) &&
+	    data_uri_size(value, len) > r->lim->max_photo)
+		return fail(r, XDMS_ERR_TOOBIG, "the %s is about %zu bytes, over the limit of %zu", pname,
+			    data_uri_size(value, len), r->lim->max_photo);
+	if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_STRUCT)
+		return put_struct(r, prop->parts, value, len);
+	if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_ORG)
+		return put_org(r, value, len);
+	if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_LIST)
+		return put_text_list(r, "text", value, len);
+	if (!strcmp(type, "text"))
+		return put_unescaped(r, "text", value, len);
+	if (!strcmp(type, "date-and-or-time") || !strcmp(type, "date") || !strcmp(type, "date-time") ||
+	    !strcmp(type, "time") || !strcmp(type, "timestamp")) {
+		bool has_date, has_time;
+		char *d = date_basic(value, len, &has_date, &has_time);
+		const char *el = !strcmp(type, "timestamp") ? "timestamp" :
+				 has_date && has_time ? "date-time" :
+				 has_time ? "time" : "date";
+
+		err = put_value(r, el, d, strlen(d));
+		free(d);
+		return err;
+	}
+	if (!strcmp(type, "utc-offset")) {
+		char *d = xstrndup(value, len);
+		size_t o = 0;
+
+		for (size_t i = 0; d[i]; i++)
+			if (d[i] != ':')
+				d[o++] = d[i];
+		err = put_value(r, "utc-offset", d, o);
+		free(d);
+		return err;
+	}
+	/* uri, unknown and the other types carry the raw value (RFC 6351 §5). */
+	if (!(type[0] >= 'a' && type[0] <= 'z') || strspn(type, "abcdefghijklmnopqrstuvwxyz-0123456789") != strlen(type))
+		return fail(r, XDMS_ERR_PARSE, "%s has VALUE=%s, which is no value type", pname, type);
+	return put_value(r, type, value, len);
+}
+
 /*
  * Reads one content line (not BEGIN, END or VERSION) and writes its xCard
  * property into reader.props.
@@ -885,55 +1042,21 @@ static enum xdms_err read_property(struct reader *r, const struct cline *c)
 	char pname[NAME_MAX_LEN + 1];
 	const char *value = c->value, *type, *enc, *charset, *vtype;
 	size_t value_len = c->value_len;
-	char *owned = NULL, *owned2 = NULL, *vtype_owned = NULL;
+	char *owned = NULL, *vtype_owned = NULL;
 	enum xdms_err err;
 
 	for (size_t i = 0; i < c->name_len; i++)
 		pname[i] = upper(c->name[i]);
 	pname[c->name_len] = '\0';
-	if (!((pname[0] >= 'A' && pname[0] <= 'Z')))
-		return fail(r, XDMS_ERR_PARSE, "the property name %s does not start with a letter", pname);
-	for (size_t i = 0; i < r->param_count; i++) {
-		char what[NAME_MAX_LEN + 32];
-
-		if (!((r->params[i].name[0] >= 'A' && r->params[i].name[0] <= 'Z')))
-			return fail(r, XDMS_ERR_PARSE, "the parameter name %s does not start with a letter",
-				    r->params[i].name);
-		snprintf(what, sizeof(what), "parameter %s", r->params[i].name);
-		for (size_t k = 0; k < r->params[i].val_count; k++) {
-			err = check_text(r, r->params[i].vals[k], strlen(r->params[i].vals[k]), what);
-			if (err)
-				return err;
-		}
-	}
-
+	err = check_names(r, pname);
+	if (err)
+		return err;
 	enc = param_value(r, "ENCODING", true);
 	charset = param_value(r, "CHARSET", true);
 	vtype = param_value(r, "VALUE", true);
-	if (enc && (!strcasecmp(enc, "quoted-printable"))) {
-		err = qp_decode(r, value, value_len, &owned, &value_len);
-		if (err)
-			goto out;
-		value = owned;
-	} else if (enc && (!strcasecmp(enc, "b") || !strcasecmp(enc, "base64"))) {
-		/* Inline binary (RFC 2426 §5.1): handled below as a data: URI. */
-	} else if (enc && strcasecmp(enc, "8bit") && strcasecmp(enc, "7bit")) {
-		err = fail(r, XDMS_ERR_PARSE, "%s has ENCODING=%s, which is not supported", pname, enc);
-		goto out;
-	}
-	if (charset && (!strcasecmp(charset, "iso-8859-1") || !strcasecmp(charset, "latin1"))) {
-		owned2 = latin1_to_utf8(value, value_len, &value_len);
-		value = owned2;
-	} else if (charset && strcasecmp(charset, "utf-8") && strcasecmp(charset, "us-ascii")) {
-		err = fail(r, XDMS_ERR_PARSE, "%s has CHARSET=%s; only UTF-8, US-ASCII and ISO-8859-1 are read", pname,
-			   charset);
-		goto out;
-	}
-	err = check_text(r, value, value_len, "the value");
-	if (err)
-		goto out;
-
-	err = type_normalize(r);
+	err = decode_value(r, pname, enc, charset, &value, &value_len, &owned);
+	if (!err)
+		err = type_normalize(r);
 	if (!err && r->version == 3)
 		err = pref_from_type(r);
 	if (err)
@@ -944,12 +1067,12 @@ static enum xdms_err read_property(struct reader *r, const struct cline *c)
 		vtype_owned = xstrdup(vtype);
 		for (char *p = vtype_owned; *p; p++)
 			*p = lower(*p);
+		vtype = vtype_owned;
 		/* 3.0's phone-number is text, its binary travels as a data: URI. */
 		if (!strcmp(vtype_owned, "phone-number"))
-			strcpy(vtype_owned, "text");
+			vtype = "text";
 		else if (!strcmp(vtype_owned, "binary"))
-			strcpy(vtype_owned, "uri");
-		vtype = vtype_owned;
+			vtype = "uri";
 	}
 	type = vtype ? vtype : prop ? prop->type : "unknown";
 	if (!vtype && prop && !strcmp(prop->name, "UID") && !looks_like_uri(value, value_len))
@@ -957,106 +1080,19 @@ static enum xdms_err read_property(struct reader *r, const struct cline *c)
 	if (!vtype && r->version == 3 && prop && !strcmp(prop->name, "TZ"))
 		type = looks_like_utc_offset(value, value_len) ? "utc-offset" : "text";
 
-	if (!err)
-		err = put(r, "<");
+	err = put(r, "<");
 	if (!err)
 		err = put_lower(r, pname, c->name_len);
 	if (!err)
 		err = put(r, ">");
 	if (err)
 		goto out;
-
-	if (enc && (!strcasecmp(enc, "b") || !strcasecmp(enc, "base64"))) {
-		/* An inline photo (or logo, sound, key) becomes a data: URI (RFC 6350 §6.2.4). */
-		const char *t = param_value(r, "TYPE", true);
-		char *mime = media_type_of(pname, t);
-		size_t decoded = 0;
-
-		if (!prop || !prop->is_binary) {
-			free(mime);
-			err = fail(r, XDMS_ERR_PARSE, "%s has ENCODING=%s, which only PHOTO, LOGO, SOUND and KEY may use",
-				   pname, enc);
-			goto out;
-		}
-		err = put_params(r);
-		if (!err)
-			err = put(r, "<uri>data:");
-		if (!err)
-			err = put_escaped(r, mime, strlen(mime));
-		if (!err)
-			err = put(r, ";base64,");
-		free(mime);
-		if (!err)
-			err = b64_clean(r, value, value_len, &r->props, &decoded);
-		if (!err && decoded > r->lim->max_photo)
-			err = fail(r, XDMS_ERR_TOOBIG, "the %s is %zu bytes, over the limit of %zu", pname, decoded,
-				   r->lim->max_photo);
-		if (!err)
-			err = put(r, "</uri>");
-	} else if (prop && !strcmp(prop->name, "GEO") && r->version == 3 && !vtype &&
-		   !looks_like_uri(value, value_len)) {
-		/* 3.0 GEO is "lat;lon" (RFC 2426 §3.4.2); 4.0 a geo: URI (RFC 5870). */
-		const char *semi = memchr(value, ';', value_len);
-		size_t lat = semi ? (size_t)(semi - value) : value_len;
-
-		err = put_params(r);
-		if (!err)
-			err = put(r, "<uri>geo:");
-		if (!err)
-			err = put_escaped(r, value, lat);
-		if (!err && semi)
-			err = put(r, ",");
-		if (!err && semi)
-			err = put_escaped(r, semi + 1, value_len - lat - 1);
-		if (!err)
-			err = put(r, "</uri>");
-	} else {
-		err = put_params(r);
-		if (err)
-			goto out;
-		if (prop && prop->is_binary && value_len >= 5 && !strncasecmp(value, "data:", 5) &&
-		    data_uri_size(value, value_len) > r->lim->max_photo) {
-			err = fail(r, XDMS_ERR_TOOBIG, "the %s is about %zu bytes, over the limit of %zu", pname,
-				   data_uri_size(value, value_len), r->lim->max_photo);
-			goto out;
-		}
-		if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_STRUCT)
-			err = put_struct(r, prop->parts, value, value_len);
-		else if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_ORG)
-			err = put_org(r, value, value_len);
-		else if (!strcmp(type, "text") && prop && prop->shape == VCARD_SHAPE_LIST)
-			err = put_text_list(r, "text", value, value_len);
-		else if (!strcmp(type, "text"))
-			err = put_unescaped(r, "text", value, value_len);
-		else if (!strcmp(type, "date-and-or-time") || !strcmp(type, "date") || !strcmp(type, "date-time") ||
-			 !strcmp(type, "time") || !strcmp(type, "timestamp")) {
-			bool has_date, has_time;
-			char *d = date_basic(value, value_len, &has_date, &has_time);
-			const char *el = !strcmp(type, "timestamp") ? "timestamp" :
-					 has_date && has_time ? "date-time" :
-					 has_time ? "time" : "date";
-
-			err = put_value(r, el, d, strlen(d));
-			free(d);
-		} else if (!strcmp(type, "utc-offset")) {
-			char *d = xstrndup(value, value_len);
-			size_t o = 0;
-
-			for (size_t i = 0; d[i]; i++)
-				if (d[i] != ':')
-					d[o++] = d[i];
-			err = put_value(r, "utc-offset", d, o);
-			free(d);
-		} else {
-			/* uri, unknown and the other types carry the raw value (RFC 6351 §5). */
-			if (strspn(type, "abcdefghijklmnopqrstuvwxyz-0123456789") != strlen(type) || !*type ||
-			    !(type[0] >= 'a' && type[0] <= 'z')) {
-				err = fail(r, XDMS_ERR_PARSE, "%s has VALUE=%s, which is no value type", pname, type);
-				goto out;
-			}
-			err = put_value(r, type, value, value_len);
-		}
-	}
+	if (is_b_encoding(enc))
+		err = put_inline_binary(r, prop, pname, value, value_len);
+	else if (prop && !strcmp(prop->name, "GEO") && r->version == 3 && !vtype && !looks_like_uri(value, value_len))
+		err = put_geo3(r, value, value_len);
+	else if (!(err = put_params(r)))
+		err = put_typed(r, prop, pname, type, value, value_len);
 	if (!err)
 		err = put(r, "</");
 	if (!err)
@@ -1066,7 +1102,6 @@ static enum xdms_err read_property(struct reader *r, const struct cline *c)
 out:
 	free(vtype_owned);
 	free(owned);
-	free(owned2);
 	return err;
 }
 
