@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iwf/iwf_int.h"
 
@@ -36,6 +37,34 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	if (buf_append(s->body, data, size * n)) {
 		s->is_over = true;
 		return 0; /* stops the transfer with CURLE_WRITE_ERROR */
+	}
+	return size * n;
+}
+
+/* libcurl's header callback: keeps the ETag header of the final response
+ * (a 100 Continue or a 401 before Digest's second round have their own). */
+struct etag_sink {
+	char *out;
+	size_t cap;
+};
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct etag_sink *e = arg;
+	size_t len = size * n, v;
+
+	if (len >= 5 && !strncmp(data, "HTTP/", 5))
+		e->out[0] = '\0';
+	else if (len > 5 && !strncasecmp(data, "ETag:", 5)) {
+		data += 5;
+		len -= 5;
+		while (len && (*data == ' ' || *data == '\t'))
+			data++, len--;
+		while (len && strchr(" \t\r\n", data[len - 1]))
+			len--;
+		v = len < e->cap - 1 ? len : e->cap - 1;
+		memcpy(e->out, data, v);
+		e->out[v] = '\0';
 	}
 	return size * n;
 }
@@ -127,6 +156,7 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	CURL *h = curl;
 	struct curl_slist *headers = NULL;
 	struct sink sink = { body, false };
+	struct etag_sink etag = { call->etag_out, call->etag_out_len };
 	char host[256], line[320];
 	CURLcode rc;
 	bool ok = true;
@@ -151,6 +181,11 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		ok &= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)call->cancel) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
 	}
+	if (call->etag_out && call->etag_out_len) {
+		call->etag_out[0] = '\0';
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &etag) == CURLE_OK;
+	}
 	if (call->ca_file && call->ca_file[0])
 		ok &= curl_easy_setopt(h, CURLOPT_CAINFO, call->ca_file) == CURLE_OK;
 	switch (call->auth) {
@@ -169,7 +204,9 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	default:
 		break;
 	}
-	if (strcmp(call->method, "GET") != 0) {
+	if (!strcmp(call->method, "DELETE")) {
+		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
+	} else if (strcmp(call->method, "GET") != 0) {
 		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body ? call->body : "") == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len) == CURLE_OK;
@@ -182,6 +219,19 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	}
 	if (call->accept) {
 		snprintf(line, sizeof(line), "Accept: %s", call->accept);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->depth) {
+		snprintf(line, sizeof(line), "Depth: %s", call->depth);
+		headers = curl_slist_append(headers, line);
+	}
+	/* ETags and "*" only: a value with a line break would add a header. */
+	if (call->if_match && !strpbrk(call->if_match, "\r\n")) {
+		snprintf(line, sizeof(line), "If-Match: %s", call->if_match);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->if_none_match && !strpbrk(call->if_none_match, "\r\n")) {
+		snprintf(line, sizeof(line), "If-None-Match: %s", call->if_none_match);
 		headers = curl_slist_append(headers, line);
 	}
 	if (headers)

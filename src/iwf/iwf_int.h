@@ -147,6 +147,12 @@ struct iwf_http_call {
 	size_t max_response;
 	const char *ca_file;  /* "" or NULL = system store */
 	const atomic_bool *cancel; /* the call stops when this becomes true; NULL = never */
+	/* WebDAV (adapter_carddav.c); NULL = header not sent */
+	const char *depth;         /* Depth: "0", "1" */
+	const char *if_match;      /* If-Match: an ETag as the 3rd party gave it */
+	const char *if_none_match; /* If-None-Match: "*" */
+	char *etag_out;            /* when set: the response's ETag header ("" when none) */
+	size_t etag_out_len;       /* bytes at etag_out, NUL included */
 };
 
 /*
@@ -157,6 +163,53 @@ struct iwf_http_call {
  */
 enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct buf *body, long *status,
 			  struct iwf_result *r) XDMS_WUR;
+
+/* ---- WebDAV and CardDAV bodies (dav.c) ------------------------------------------------- */
+
+#define IWF_DAV_NS "DAV:"
+#define IWF_CARDDAV_NS "urn:ietf:params:xml:ns:carddav"
+
+/* One <response> of a multistatus; every string is heap (NULL when absent). */
+struct iwf_dav_item {
+	char *href;          /* as the 3rd party wrote it, without scheme and host */
+	unsigned status;     /* the propstat's that held properties, else the response's own */
+	char *etag;          /* getetag, opaque */
+	char *data;          /* address-data (a vCard) */
+	size_t data_len;
+	bool is_collection;
+	bool is_addressbook; /* resourcetype has CARDDAV:addressbook */
+	bool has_sync;       /* supported-report-set lists DAV:sync-collection */
+	char *principal;     /* current-user-principal/href */
+	char *home;          /* addressbook-home-set/href (the first) */
+	char *displayname;
+};
+
+struct iwf_dav_multistatus {
+	struct iwf_dav_item *items;
+	size_t count;
+	char *sync_token; /* RFC 6578 §6.2, opaque; NULL when absent */
+};
+
+/*
+ * Parses a DAV:multistatus of @len bytes, keeping at most @max_items
+ * responses and @max_data bytes of one address-data. PARSE (not XML, not a
+ * multistatus, a response without href) or TOOBIG (over a cap) with *why
+ * (heap). On OK *out is released with iwf_dav_multistatus_cleanup().
+ */
+enum xdms_err iwf_dav_parse(const char *data, size_t len, size_t max_items, size_t max_data,
+			    struct iwf_dav_multistatus *out, char **why) XDMS_WUR;
+void iwf_dav_multistatus_cleanup(struct iwf_dav_multistatus *m);
+/* True when @data is a DAV:error body naming the precondition @ns:@name
+ * (RFC 4918 §16), e.g. DAV:valid-sync-token. */
+bool iwf_dav_error_has(const char *data, size_t len, const char *ns, const char *name);
+
+enum iwf_dav_propfind { IWF_DAV_FIND_ENTRY, IWF_DAV_FIND_BOOKS, IWF_DAV_FIND_ETAGS };
+/* Request bodies (heap): a PROPFIND for discovery, the books of a home, or
+ * the members' ETags; a sync-collection from @token (NULL or "" = initial);
+ * a multiget of @count hrefs (NULL when over @max_len bytes). */
+char *iwf_dav_propfind_body(enum iwf_dav_propfind what);
+char *iwf_dav_sync_body(const char *token);
+char *iwf_dav_multiget_body(const char *const *hrefs, size_t count, size_t max_len);
 
 /* ---- the PCC merge (merge.c) ------------------------------------------------------------ */
 
