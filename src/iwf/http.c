@@ -14,6 +14,11 @@
  * refusing the credentials (401), 403 and 404 pass through, a body over the
  * cap is 413, anything else is a bad answer (502).
  *
+ * WebDAV calls (adapter_carddav.c) add Depth, If-Match and If-None-Match
+ * headers and read the answer's ETag and Location; their 207 is a 2xx like
+ * any other, and the caller reads *status for the statuses WebDAV gives a
+ * meaning (403 with a precondition, 405, 412, 501, 507).
+ *
  * Credentials are handed to libcurl only; no error text here contains them.
  */
 #include "config.h"
@@ -43,29 +48,42 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 
 /* libcurl's header callback: keeps the ETag header of the final response
  * (a 100 Continue or a 401 before Digest's second round have their own). */
-struct etag_sink {
-	char *out;
-	size_t cap;
+struct header_sink {
+	char *etag, *location;
+	size_t etag_cap, location_cap;
 };
+
+/* Copies the value of header line @data (@len bytes) if it is @name. */
+static void header_value(const char *data, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name), v;
+
+	if (!out || !cap || len <= n || strncasecmp(data, name, n))
+		return;
+	data += n;
+	len -= n;
+	while (len && (*data == ' ' || *data == '\t'))
+		data++, len--;
+	while (len && strchr(" \t\r\n", data[len - 1]))
+		len--;
+	v = len < cap - 1 ? len : cap - 1;
+	memcpy(out, data, v);
+	out[v] = '\0';
+}
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
-	struct etag_sink *e = arg;
-	size_t len = size * n, v;
+	struct header_sink *e = arg;
+	size_t len = size * n;
 
-	if (len >= 5 && !strncmp(data, "HTTP/", 5))
-		e->out[0] = '\0';
-	else if (len > 5 && !strncasecmp(data, "ETag:", 5)) {
-		data += 5;
-		len -= 5;
-		while (len && (*data == ' ' || *data == '\t'))
-			data++, len--;
-		while (len && strchr(" \t\r\n", data[len - 1]))
-			len--;
-		v = len < e->cap - 1 ? len : e->cap - 1;
-		memcpy(e->out, data, v);
-		e->out[v] = '\0';
+	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+		if (e->etag)
+			e->etag[0] = '\0';
+		if (e->location)
+			e->location[0] = '\0';
 	}
+	header_value(data, len, "ETag:", e->etag, e->etag_cap);
+	header_value(data, len, "Location:", e->location, e->location_cap);
 	return size * n;
 }
 
@@ -156,7 +174,7 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	CURL *h = curl;
 	struct curl_slist *headers = NULL;
 	struct sink sink = { body, false };
-	struct etag_sink etag = { call->etag_out, call->etag_out_len };
+	struct header_sink hs = { call->etag_out, call->location_out, call->etag_out_len, call->location_out_len };
 	char host[256], line[320];
 	CURLcode rc;
 	bool ok = true;
@@ -181,10 +199,13 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		ok &= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)call->cancel) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
 	}
-	if (call->etag_out && call->etag_out_len) {
-		call->etag_out[0] = '\0';
+	if ((call->etag_out && call->etag_out_len) || (call->location_out && call->location_out_len)) {
+		if (hs.etag && hs.etag_cap)
+			hs.etag[0] = '\0';
+		if (hs.location && hs.location_cap)
+			hs.location[0] = '\0';
 		ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
-		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &etag) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs) == CURLE_OK;
 	}
 	if (call->ca_file && call->ca_file[0])
 		ok &= curl_easy_setopt(h, CURLOPT_CAINFO, call->ca_file) == CURLE_OK;
