@@ -57,8 +57,9 @@ static void usage(FILE *f)
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
 		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
 		   "                            attempts, result code, created, last change, reason\n"
-		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
-		   "              [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
+		   "  adapter add ID --kind xcap|http|carddav --url URL [--import-xslt FILE]\n"
+		   "              [--export-xslt FILE] [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
+		   "              [--plain-http-loopback true|false]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl)\n"
 		   "  adapter list              adapters: id, kind, URL\n"
@@ -599,10 +600,12 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 	return rc;
 }
 
-/* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S] */
+/* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S]
+ *             [--plain-http-loopback B] */
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
+	const char *plain = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -619,6 +622,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--export-xslt") ? &exslt :
 				    !strcmp(av[i], "--auth")	    ? &auth :
 				    !strcmp(av[i], "--timeout")	    ? &timeout :
+				    !strcmp(av[i], "--plain-http-loopback") ? &plain :
 								      NULL;
 
 		if (!slot) {
@@ -631,8 +635,12 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		fprintf(stderr, "xdmsctl: adapter id '%s' must be 1-99 characters of A-Z a-z 0-9 . _ -\n", id);
 		return EXIT_USAGE;
 	}
-	if (!kind || (strcmp(kind, "xcap") != 0 && strcmp(kind, "http") != 0)) {
-		fprintf(stderr, "xdmsctl: --kind must be xcap or http\n");
+	if (!kind || (strcmp(kind, "xcap") != 0 && strcmp(kind, "http") != 0 && strcmp(kind, "carddav") != 0)) {
+		fprintf(stderr, "xdmsctl: --kind must be xcap, http or carddav\n");
+		return EXIT_USAGE;
+	}
+	if (plain && strcmp(plain, "true") && strcmp(plain, "false")) {
+		fprintf(stderr, "xdmsctl: --plain-http-loopback must be true or false\n");
 		return EXIT_USAGE;
 	}
 	if (!url || iwf_url_expand(url, "remote-user", "sip:user@example.com", &expanded, &why)) {
@@ -671,6 +679,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		       kind, url) ||
 	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
 	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
+	    (plain && buf_printf(&doc, "  <plain-http-loopback>%s</plain-http-loopback>\n", plain)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
 	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename)) ||
 	    buf_append_str(&doc, "</adapter>\n")) {
