@@ -709,7 +709,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 		goto out;
 	state_name(a, rm.book_url, name, sizeof(name));
 	state_load(env, q->xui, name, &st_old);
-	if (rm.refused && rm.refused == rm.count && !rm.list.count) {
+	if (rm.count && rm.refused == rm.count) {
 		iwf_result_set(&o->r, 502, false, "no card of the address book could be read");
 		name_refused(&o->r, &rm);
 		goto out;
