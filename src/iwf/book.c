@@ -338,6 +338,36 @@ static struct xml_node *contact_add(struct ab *ab, const char *adapter, const ch
 
 /* ---- the remote half of an import ------------------------------------------------------------- */
 
+/*
+ * Photos in contacts: inline (a data: URI in media-url) up to
+ * IWF_PHOTO_INLINE_MAX characters, about 6 KiB of image: a thumbnail. A
+ * larger photo stays at the 3rd party (the contact's <source href> names its
+ * card) and is left out of the contact, so that 1,000 contacts with photos
+ * fit the Address Book's limit (schemas/auids/cab-address-book.auid, see
+ * docs/application-usages.md). Photos by URL are kept as they are.
+ */
+static unsigned photos_strip(struct xml_doc *pcc)
+{
+	struct xml_node *pd = xml_node_child(xml_doc_root_elem(pcc), IWF_PCC_NS, "person-details");
+	struct xml_node *ml = xml_node_child(pd, IWF_PCC_NS, "media-list"), *e, *next;
+	unsigned stripped = 0;
+
+	for (e = xml_node_child(ml, IWF_PCC_NS, "media-entry"); e; e = next) {
+		struct xml_node *m = xml_node_child(e, IWF_PCC_NS, "media");
+		char *url = xml_node_text(xml_node_child(m, IWF_PCC_NS, "media-url"));
+
+		next = xml_node_next(e, IWF_PCC_NS, "media-entry");
+		if (url && !strncmp(url, "data:", 5) && strlen(url) > IWF_PHOTO_INLINE_MAX) {
+			xml_node_remove(e);
+			stripped++;
+		}
+		free(url);
+	}
+	if (ml && !xml_node_child(ml, IWF_PCC_NS, "media-entry"))
+		xml_node_remove(ml);
+	return stripped;
+}
+
 struct card {
 	char *href, *etag, *uid, *name; /* name: how a <reason> calls it */
 	struct xml_doc *pcc;            /* the card as a PCC; NULL when refused */
@@ -420,6 +450,10 @@ enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapte
 		*why = xasprintf("not a valid PCC once transformed: %s", issue.phrase);
 		err = XDMS_ERR_PARSE;
 		goto out;
+	}
+	if (photos_strip(*pcc)) {
+		free(out);
+		out = xml_doc_serialize(*pcc, &out_len);
 	}
 	/* Only the request's (and the preferences') fields. */
 	err = iwf_export_select(out, out_len, NULL, fields, &sel, &sel_len, &count, &dropped, &swhy);

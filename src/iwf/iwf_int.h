@@ -93,6 +93,7 @@ struct iwf_kind {
 #define IWF_CARD_ETAG_MAX 256
 #define IWF_BOOK_MAX_CARDS 20000   /* members of one book we read */
 #define IWF_CARD_MAX (256 * 1024)  /* bytes of one vCard */
+#define IWF_PHOTO_INLINE_MAX 8192  /* characters of a data: URI photo kept in a contact (book.c) */
 
 /* One member of a book as a listing gives it: gone when etag is NULL. */
 struct iwf_book_entry {
