@@ -490,8 +490,13 @@ static enum xdms_err carddav_list(const struct iwf_call *c, const char *book_url
 			err = XDMS_ERR_TOOBIG;
 			break;
 		}
-		if (!is_truncated || !from || page + 1 >= SYNC_PAGES_MAX)
+		if (!is_truncated || !from)
 			break;
+		if (page + 1 >= SYNC_PAGES_MAX) {
+			iwf_result_set(r, 502, false, "sync-collection was still cut short after %u pages", SYNC_PAGES_MAX);
+			err = XDMS_ERR_TOOBIG;
+			break;
+		}
 	}
 	if (!err && out->is_sync) {
 		out->token = from;
@@ -514,7 +519,7 @@ static enum xdms_err carddav_fetch(const struct iwf_call *c, const char *book_ur
 	for (size_t at = 0; at < count && !err; at += BATCH) {
 		size_t n = count - at < BATCH ? count - at : BATCH;
 		char *body = iwf_dav_multiget_body(hrefs + at, n, 1u << 20), *why = NULL;
-		struct iwf_dav_multistatus ms;
+		struct iwf_dav_multistatus ms = { 0 };
 		struct buf resp;
 		long status;
 
@@ -547,8 +552,7 @@ static enum xdms_err carddav_fetch(const struct iwf_call *c, const char *book_ur
 			if (it->status == 200 && it->data)
 				err = fn(arg, it->href, it->etag ? it->etag : "", it->data, it->data_len);
 		}
-		if (!err || err != XDMS_ERR_PARSE || ms.items)
-			iwf_dav_multistatus_cleanup(&ms);
+		iwf_dav_multistatus_cleanup(&ms);
 	}
 	return err;
 }
