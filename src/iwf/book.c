@@ -965,14 +965,63 @@ enum xdms_err iwf_book_pcc_fetch(const struct iwf_call *c, struct buf *body, str
 	return err;
 }
 
+/* The xCard properties the PCC mapping writes (SPEC §5.2): an export
+ * decides them. Every other property of the card it replaces is kept. */
+static bool is_mapped(const char *name)
+{
+	static const char *const mapped[] = { "fn",  "n",   "nickname", "tel",   "email", "impp", "url",
+					      "adr", "org", "title",    "bday",  "photo", "uid",  "group" };
+
+	for (size_t i = 0; i < sizeof(mapped) / sizeof(mapped[0]); i++)
+		if (!strcmp(name, mapped[i]))
+			return true;
+	return false;
+}
+
+/* The <vcard> of an xCard document (a <vcard>, or <vcards> holding one). */
+static struct xml_node *vcard_of(struct xml_doc *doc)
+{
+	struct xml_node *v = xml_doc_root_elem(doc);
+
+	if (xml_node_is(v, IWF_XCARD_NS, "vcards"))
+		v = xml_node_child(v, IWF_XCARD_NS, "vcard");
+	return xml_node_is(v, IWF_XCARD_NS, "vcard") ? v : NULL;
+}
+
+/* Keeps in @v what the card @old (xCard, may be NULL) has and the PCC
+ * cannot say: its unmapped properties (NOTE, CATEGORIES, extensions...)
+ * and its photo when the new card has none (a photo too large for a
+ * contact stays at the 3rd party, see photos_strip()). */
+static void keep_unmapped(struct xml_node *v, const char *old, size_t old_len)
+{
+	struct xml_doc *od = NULL;
+	struct xml_issue issue;
+	struct xml_node *ov;
+	bool has_photo = xml_node_child(v, IWF_XCARD_NS, "photo") != NULL;
+
+	if (!old || !old_len || xml_parse(old, old_len, IWF_MAX_DEPTH, &od, &issue))
+		return;
+	ov = vcard_of(od);
+	for (struct xml_node *p = xml_node_child(ov, NULL, NULL); p; p = xml_node_next(p, NULL, NULL)) {
+		const char *name = xml_node_name(p);
+
+		if (!xml_node_is(p, IWF_XCARD_NS, name))
+			continue;
+		if (!is_mapped(name) || (!strcmp(name, "photo") && !has_photo))
+			xml_node_append_copy(v, p);
+	}
+	xml_doc_free(od);
+}
+
 /* @xcard (the export transform's <vcard>, or <vcards> holding one) with
- * <uid> set to @uid, as vCard @version. */
-static enum xdms_err card_for(const char *xcard, size_t len, const char *uid, unsigned version, struct buf *out,
-			      struct iwf_result *r)
+ * <uid> set to @uid, merged with the card it replaces (@old, xCard, or
+ * NULL), as vCard @version. */
+static enum xdms_err card_for(const char *xcard, size_t len, const char *old, size_t old_len, const char *uid,
+			      unsigned version, struct buf *out, struct iwf_result *r)
 {
 	struct xml_doc *doc = NULL, *tmp = NULL;
 	struct xml_issue issue;
-	struct xml_node *v, *old;
+	struct xml_node *v, *old_uid;
 	char *text = NULL, *why = NULL, *u = NULL;
 	size_t text_len = 0;
 	struct buf b;
@@ -982,10 +1031,8 @@ static enum xdms_err card_for(const char *xcard, size_t len, const char *uid, un
 		iwf_result_set(r, 502, false, "the export transform's output is not XML: %s", issue.phrase);
 		return XDMS_ERR_PARSE;
 	}
-	v = xml_doc_root_elem(doc);
-	if (xml_node_is(v, IWF_XCARD_NS, "vcards"))
-		v = xml_node_child(v, IWF_XCARD_NS, "vcard");
-	if (!xml_node_is(v, IWF_XCARD_NS, "vcard")) {
+	v = vcard_of(doc);
+	if (!v) {
 		iwf_result_set(r, 502, false, "the export transform's output has no xCard <vcard>");
 		goto out;
 	}
@@ -996,11 +1043,12 @@ static enum xdms_err card_for(const char *xcard, size_t len, const char *uid, un
 	u = buf_take(&b, NULL);
 	if (xml_parse(u, strlen(u), IWF_MAX_DEPTH, &tmp, &issue))
 		goto out;
-	old = xml_node_child(v, IWF_XCARD_NS, "uid");
-	if (old)
-		xml_node_replace_copy(old, xml_doc_root_elem(tmp));
+	old_uid = xml_node_child(v, IWF_XCARD_NS, "uid");
+	if (old_uid)
+		xml_node_replace_copy(old_uid, xml_doc_root_elem(tmp));
 	else
 		xml_node_append_copy(v, xml_doc_root_elem(tmp));
+	keep_unmapped(v, old, old_len);
 	text = xml_doc_serialize(doc, &text_len);
 	err = iwf_xcard_to_card(text, text_len, version, out, &why);
 	if (err)
@@ -1057,7 +1105,8 @@ enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size
 		}
 		if (err)
 			break;
-		err = card_for(data, len, own.is_found ? (own.uid ? own.uid : who ? who : "") : who, own.is_found ? own.version : 4,
+		err = card_for(data, len, own.is_found ? own.xcard.data : NULL, own.is_found ? own.xcard.len : 0,
+			       own.is_found ? (own.uid ? own.uid : who ? who : "") : who, own.is_found ? own.version : 4,
 			       &card, r);
 		if (err)
 			break;
@@ -1188,7 +1237,7 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 	}
 	uid = mine && mine->uid ? xstrdup(mine->uid) : new_uid();
 	href = mine && mine->href ? xstrdup(mine->href) : new_href(uid + (strncmp(uid, "urn:uuid:", 9) ? 0 : 9));
-	if (card_for(xc, xc_len, uid, x->version, &card, &cr)) {
+	if (card_for(xc, xc_len, NULL, 0, uid, x->version, &card, &cr)) {
 		x->refused++;
 		goto out;
 	}
