@@ -1134,7 +1134,16 @@ struct written {
 	char *id, *uid, *href, *etag;
 };
 
+/* A card as it is at the 3rd party, read before it is replaced. */
+struct old_card {
+	char *href;
+	char *xcard;
+	size_t xcard_len;
+};
+
 struct export_run {
+	struct old_card *old;
+	size_t old_count, old_cap;
 	const struct iwf_call *call;
 	const struct iwf_book_job *q;
 	const char *book_url;
@@ -1145,21 +1154,38 @@ struct export_run {
 	char refused_names[160];
 };
 
-static enum xdms_err on_version(void *arg, const char *href, const char *etag, const char *data, size_t len)
+/* A card read before the export: its version is the book's, its xCard is
+ * merged into the card that replaces it. */
+static enum xdms_err on_old_card(void *arg, const char *href, const char *etag, const char *data, size_t len)
 {
 	struct export_run *x = arg;
 	struct buf xcard;
 	char *why = NULL;
 	unsigned v = 0;
 
-	(void)href;
 	(void)etag;
 	buf_init(&xcard, (size_t)IWF_CARD_MAX * 4);
-	if (!iwf_card_to_xcard(data, len, &xcard, &v, &why) && v)
+	if (!iwf_card_to_xcard(data, len, &xcard, &v, &why) && v) {
 		x->version = v;
+		if (x->old_count == x->old_cap) {
+			x->old_cap = x->old_cap ? x->old_cap * 2 : 64;
+			x->old = xrealloc(x->old, x->old_cap * sizeof(*x->old));
+		}
+		x->old[x->old_count].href = xstrdup(href);
+		x->old[x->old_count].xcard_len = xcard.len;
+		x->old[x->old_count++].xcard = buf_take(&xcard, NULL);
+	}
 	free(why);
 	buf_cleanup(&xcard);
 	return XDMS_ERR_OK;
+}
+
+static const struct old_card *old_card_of(const struct export_run *x, const char *href)
+{
+	for (size_t i = 0; href && i < x->old_count; i++)
+		if (!strcmp(x->old[i].href, href))
+			return &x->old[i];
+	return NULL;
 }
 
 static enum xdms_err on_etag(void *arg, const char *href, const char *etag, const char *data, size_t len)
@@ -1237,7 +1263,8 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 	}
 	uid = mine && mine->uid ? xstrdup(mine->uid) : new_uid();
 	href = mine && mine->href ? xstrdup(mine->href) : new_href(uid + (strncmp(uid, "urn:uuid:", 9) ? 0 : 9));
-	if (card_for(xc, xc_len, NULL, 0, uid, x->version, &card, &cr)) {
+	if (card_for(xc, xc_len, old_card_of(x, href) ? old_card_of(x, href)->xcard : NULL,
+		     old_card_of(x, href) ? old_card_of(x, href)->xcard_len : 0, uid, x->version, &card, &cr)) {
 		x->refused++;
 		goto out;
 	}
@@ -1386,15 +1413,24 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
 	x.q = q;
 	x.book_url = book_url;
 	x.version = 4;
-	/* The book's own vCard version, from one of its cards. */
-	for (size_t i = 0; i < all.count; i++)
-		if (all.entries[i].etag) {
-			const char *one[] = { all.entries[i].href };
+	/* The cards this export replaces, read first (their version is the
+	 * book's; what the PCC cannot say is kept); in an empty-handed case,
+	 * one card for the book's version. */
+	{
+		const char **hrefs = xcalloc(all.count + 1, sizeof(*hrefs));
+		size_t n = 0;
 
-			if (ops->fetch(&call, book_url, one, 1, on_version, &x, &calls, &o->r))
-				goto out;
-			break;
-		}
+		for (size_t i = 0; i < all.count; i++)
+			if (all.entries[i].etag && ab_by_href(&ab, all.entries[i].href))
+				hrefs[n++] = all.entries[i].href;
+		for (size_t i = 0; !n && i < all.count; i++)
+			if (all.entries[i].etag)
+				hrefs[n++] = all.entries[i].href;
+		err = ops->fetch(&call, book_url, hrefs, n, on_old_card, &x, &calls, &o->r);
+		free(hrefs);
+		if (err)
+			goto out;
+	}
 	/* What changed at the 3rd party since the last import is not deleted. */
 	state_name(a, book_url, name, sizeof(name));
 	state_load(env, q->xui, name, &st);
@@ -1476,6 +1512,11 @@ out:
 		free(x.w[i].etag);
 	}
 	free(x.w);
+	for (size_t i = 0; i < x.old_count; i++) {
+		free(x.old[i].href);
+		free(x.old[i].xcard);
+	}
+	free(x.old);
 	iwf_book_list_cleanup(&all);
 	iwf_book_list_cleanup(&changed);
 	ab_cleanup(&ab);
