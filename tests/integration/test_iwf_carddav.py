@@ -29,19 +29,20 @@ FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2",
 
 USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif"}
 
-# Card 13 of the "books" book is the card with an error: a BDAY no calendar has.
-BAD = "card-0013.vcf"
+# The card with an error: a charset no vCard reader has to know (RFC 2426
+# allows only what the reader supports; the rest is refused, naming the line).
+BAD = "card-0049.vcf"
 
 
 def bad_card():
-    return card(["BEGIN:VCARD", "VERSION:4.0", "UID:card-0013", "FN:Broken Birthday", "N:Birthday;Broken;;;",
-                 "BDAY:the thirty-second of Smarch", "END:VCARD"])
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:card-0049", "FN:Broken Charset", "N:Charset;Broken;;;",
+                 "NOTE;CHARSET=SHIFT_JIS:\u3042", "END:VCARD"])
 
 
 @pytest.fixture(scope="module")
 def radicale(tmp_path_factory):
     r = Radicale(tmp_path_factory.mktemp("radicale"), USERS)
-    book = generated_book(50)
+    book = generated_book(49)
     book[BAD] = bad_card()
     r.add_book("books", "contacts", book, displayname="Contacts")
     own = generated_book(5)
