@@ -460,7 +460,7 @@ static void explain_partial(struct outcome *o)
 	if (o->extra_persons && n + 1 < sizeof(o->r.reason))
 		snprintf(o->r.reason + n, sizeof(o->r.reason) - n,
 			 "; %u more <person-details> not imported (the PCC is the user's own card; contact "
-			 "lists belong in the address book, which this version does not import)",
+			 "lists go to the address book with <target>address-book</target>)",
 			 o->extra_persons);
 }
 
