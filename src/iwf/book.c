@@ -1262,7 +1262,17 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 		goto out;
 	}
 	uid = mine && mine->uid ? xstrdup(mine->uid) : new_uid();
-	href = mine && mine->href ? xstrdup(mine->href) : new_href(uid + (strncmp(uid, "urn:uuid:", 9) ? 0 : 9));
+	if (mine && mine->href) {
+		href = xstrdup(mine->href);
+	} else {
+		/* The path, as the 3rd party's listings give hrefs. */
+		char *name = new_href(uid + (strncmp(uid, "urn:uuid:", 9) ? 0 : 9));
+		const char *path = strstr(x->book_url, "://");
+
+		path = path ? path + 3 + strcspn(path + 3, "/") : x->book_url;
+		href = xasprintf("%s%s%s", path, path[0] && path[strlen(path) - 1] == '/' ? "" : "/", name);
+		free(name);
+	}
 	if (card_for(xc, xc_len, old_card_of(x, href) ? old_card_of(x, href)->xcard : NULL,
 		     old_card_of(x, href) ? old_card_of(x, href)->xcard_len : 0, uid, x->version, &card, &cr)) {
 		x->refused++;

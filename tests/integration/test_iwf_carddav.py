@@ -86,7 +86,7 @@ def by_uid(cs):
     out = {}
     for c in cs:
         src = c.find(f"{{{AB_NS}}}source")
-        if src is not None and src.get("uid"):
+        if src is not None and src.text == "dav" and src.get("uid"):
             out[src.get("uid")] = c
     return out
 
