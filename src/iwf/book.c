@@ -39,10 +39,12 @@
  * tries once more; then the card is counted as a conflict (409).
  *
  * Threads: runs on a worker, inside its job; holds no store snapshot while
- * it writes.
+ * it writes. An address-book import converts cards on one thread of its own
+ * while the worker reads (fetch_and_convert()).
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,16 +453,21 @@ enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapte
 		err = XDMS_ERR_PARSE;
 		goto out;
 	}
-	if (photos_strip(*pcc)) {
+	if (photos_strip(*pcc) && fields != IWF_FIELD_ALL) {
 		free(out);
 		out = xml_doc_serialize(*pcc, &out_len);
 	}
-	/* Only the request's (and the preferences') fields. */
-	err = iwf_export_select(out, out_len, NULL, fields, &sel, &sel_len, &count, &dropped, &swhy);
-	xml_doc_free(*pcc);
-	*pcc = NULL;
-	if (!err && xml_parse(sel, sel_len, IWF_MAX_DEPTH, pcc, &issue))
+	/* Only the request's (and the preferences') fields; all of them is
+	 * the common case, and costs nothing more. */
+	if (fields != IWF_FIELD_ALL) {
+		err = iwf_export_select(out, out_len, NULL, fields, &sel, &sel_len, &count, &dropped, &swhy);
+		xml_doc_free(*pcc);
+		*pcc = NULL;
+		if (!err && xml_parse(sel, sel_len, IWF_MAX_DEPTH, pcc, &issue))
+			err = XDMS_ERR_PARSE;
+	} else if (!xml_node_child(xml_doc_root_elem(*pcc), IWF_PCC_NS, "person-details")) {
 		err = XDMS_ERR_PARSE;
+	}
 	if (err)
 		*why = xasprintf("the transformed card has no person-details: %s", swhy ? swhy : "");
 out:
@@ -478,9 +485,115 @@ out:
 	return err;
 }
 
+/*
+ * Cards are turned into contacts on a thread of the import's own while the
+ * worker reads the next batch from the 3rd party: the transform's time
+ * hides behind the 3rd party's. The worker queues the cards it read (at
+ * most QUEUE_MAX waiting, so memory stays bounded by batches, not by the
+ * book) and joins the thread before it looks at the result; only the
+ * thread touches rm->cards until then.
+ */
+#define QUEUE_MAX 200
+
+struct pending {
+	char *href, *etag, *data;
+	size_t len;
+	struct pending *next;
+};
+
+struct convq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pending *head, *tail;
+	size_t count;
+	bool is_done;
+	struct remote *rm;
+};
+
+static void convert_one(struct remote *rm, const char *href, const char *etag, const char *data, size_t len);
+static enum xdms_err on_card_inline(void *arg, const char *href, const char *etag, const char *data, size_t len);
+
+static void *converter(void *arg)
+{
+	struct convq *cq = arg;
+
+	for (;;) {
+		struct pending *p;
+
+		pthread_mutex_lock(&cq->lock);
+		while (!cq->head && !cq->is_done)
+			pthread_cond_wait(&cq->cond, &cq->lock);
+		p = cq->head;
+		if (p) {
+			cq->head = p->next;
+			if (!cq->head)
+				cq->tail = NULL;
+			cq->count--;
+			pthread_cond_broadcast(&cq->cond);
+		}
+		pthread_mutex_unlock(&cq->lock);
+		if (!p)
+			break;
+		convert_one(cq->rm, p->href, p->etag, p->data, p->len);
+		free(p->href);
+		free(p->etag);
+		free(p->data);
+		free(p);
+	}
+	return NULL;
+}
+
 static enum xdms_err on_card(void *arg, const char *href, const char *etag, const char *data, size_t len)
 {
-	struct remote *rm = arg;
+	struct convq *cq = arg;
+	struct pending *p = xcalloc(1, sizeof(*p));
+
+	p->href = xstrdup(href);
+	p->etag = xstrdup(etag);
+	p->data = xstrndup(data, len);
+	p->len = len;
+	pthread_mutex_lock(&cq->lock);
+	while (cq->count >= QUEUE_MAX)
+		pthread_cond_wait(&cq->cond, &cq->lock);
+	if (cq->tail)
+		cq->tail->next = p;
+	else
+		cq->head = p;
+	cq->tail = p;
+	cq->count++;
+	pthread_cond_broadcast(&cq->cond);
+	pthread_mutex_unlock(&cq->lock);
+	return XDMS_ERR_OK;
+}
+
+/* Reads @need with the kind's fetch, converting on the converter thread
+ * (or on this one when no thread can be started). */
+static enum xdms_err fetch_and_convert(const struct iwf_call *call, struct remote *rm, const char *const *need,
+				       size_t need_count, struct iwf_result *r)
+{
+	struct convq cq = { .rm = rm };
+	pthread_t t;
+	bool has_thread;
+	enum xdms_err err;
+
+	pthread_mutex_init(&cq.lock, NULL);
+	pthread_cond_init(&cq.cond, NULL);
+	has_thread = need_count > 1 && pthread_create(&t, NULL, converter, &cq) == 0;
+	err = call->a->kind->book->fetch(call, rm->book_url, need, need_count, has_thread ? on_card : on_card_inline,
+					 has_thread ? (void *)&cq : (void *)rm, &rm->calls, r);
+	pthread_mutex_lock(&cq.lock);
+	cq.is_done = true;
+	pthread_cond_broadcast(&cq.cond);
+	pthread_mutex_unlock(&cq.lock);
+	if (has_thread)
+		pthread_join(t, NULL);
+	pthread_cond_destroy(&cq.cond);
+	pthread_mutex_destroy(&cq.lock);
+	return err;
+}
+
+static void convert_one(struct remote *rm, const char *href, const char *etag, const char *data, size_t len)
+{
 	struct card *c;
 
 	if (rm->count == rm->cap) {
@@ -501,6 +614,11 @@ static enum xdms_err on_card(void *arg, const char *href, const char *etag, cons
 	if (!c->uid)
 		c->uid = xstrdup(href);
 	c->name = href_name(href);
+}
+
+static enum xdms_err on_card_inline(void *arg, const char *href, const char *etag, const char *data, size_t len)
+{
+	convert_one(arg, href, etag, data, len);
 	return XDMS_ERR_OK;
 }
 
@@ -547,7 +665,7 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 		if (!c || !c->etag || strcmp(c->etag, e->etag))
 			need[need_count++] = e->href;
 	}
-	err = ops->fetch(call, rm->book_url, need, need_count, on_card, rm, &rm->calls, r);
+	err = fetch_and_convert(call, rm, need, need_count, r);
 out:
 	free(need);
 	ab_cleanup(&ab);
