@@ -54,6 +54,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "iwf/iwf_int.h"
+#include "vcard/vcard.h"
 #include "xml/xml.h"
 
 #define STORE_RETRIES 3
@@ -64,29 +65,27 @@
 
 enum xdms_err iwf_card_to_xcard(const char *data, size_t len, struct buf *xcard, unsigned *version, char **why)
 {
-	(void)data;
-	(void)len;
-	(void)xcard;
-	*version = 0;
-	*why = xstrdup("this build of xdmsd has no vCard reader");
-	return XDMS_ERR_UNSUPPORTED;
+	struct vcard_limits lim;
+
+	/* A photo is bounded by the card's own cap here; what a contact keeps
+	 * of it is photos_strip()'s decision, so a large photo does not cost
+	 * the whole card. */
+	vcard_limits_default(&lim);
+	lim.max_card = IWF_CARD_MAX;
+	lim.max_photo = IWF_CARD_MAX;
+	*why = NULL;
+	return vcard_read(data, len, &lim, xcard, version, why);
 }
 
 enum xdms_err iwf_xcard_to_card(const char *xcard, size_t len, unsigned version, struct buf *out, char **why)
 {
-	(void)xcard;
-	(void)len;
-	(void)version;
-	(void)out;
-	*why = xstrdup("this build of xdmsd has no vCard writer");
-	return XDMS_ERR_UNSUPPORTED;
+	*why = NULL;
+	return vcard_write(xcard, len, version == 3 ? 3 : 4, out, why);
 }
 
 char *iwf_xcard_uid(const char *xcard, size_t len)
 {
-	(void)xcard;
-	(void)len;
-	return NULL;
+	return vcard_uid_of_xcard(xcard, len);
 }
 
 /* ---- per-book state ---------------------------------------------------------------------------- */

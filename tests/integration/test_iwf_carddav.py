@@ -8,7 +8,6 @@ account and book, so the tests do not see each other's changes. The xdmsd
 adapter points at the server root, so every job finds its book by RFC 6764
 discovery (well-known URI, principal, address-book home)."""
 
-import re
 
 import pytest
 from lxml import etree
@@ -126,3 +125,126 @@ def test_basic_over_plain_http_needs_the_loopback_option(start_server, radicale)
     resp = run(s, "import-profile", "p-1", "books", target="address-book")
     expect_response(resp, "failure", 500)
     assert "plain HTTP" in text(resp, "reason")
+
+
+def test_address_book_import_then_only_changes(srv, radicale):
+    expect(srv.client(ALICE).put(doc_path(AB, ALICE), LOCAL_AB, AB_TYPE), 201)
+    resp = run(srv, "import-profile", "ab-1", "books", target="address-book")
+    # 50 cards: 49 generated and the broken one, which is named and left out.
+    expect_response(resp, "partial-success", 206)
+    reason = text(resp, "reason")
+    assert BAD in reason and "1 card refused" in reason, reason
+    assert text(resp, "imported-count") == "49", etree.tostring(resp)
+    cs = contacts(srv)
+    mine = by_uid(cs)
+    assert len(mine) == 49 and "card-0049" not in mine, sorted(mine)
+    assert display_names(mine["card-0001"]) == ["Björn Müller 1"]
+    assert display_names(mine["card-0042"]) == ["Chloé Łukasiewicz 42"]
+    ids = {c.get("id") for c in cs}
+    assert {"mine-1", "other-1"} <= ids and len(ids) == 51
+    before = {u: etree.tostring(c) for u, c in mine.items()}
+    first_id = mine["card-0003"].get("id")
+
+    # A phone changes one card and deletes another, over CardDAV.
+    st, _, _ = radicale.put_card("/books/contacts/card-0003.vcf",
+                                 generated_card(3).replace("FN:Dmitri Müller 3", "FN:Dmitri Renamed"))
+    assert st in (200, 201, 204), st
+    st, _, _ = radicale.delete("/books/contacts/card-0004.vcf")
+    assert st in (200, 204), st
+    n_before = len(radicale.requests())
+
+    resp = run(srv, "import-profile", "ab-2", "books", target="address-book")
+    expect_response(resp, "success", 200)
+    reason = text(resp, "reason")
+    assert "changes since the stored sync-token" in reason, reason
+    assert "1 cards read, 0 contacts added, 1 updated, 1 removed" in reason, reason
+    assert text(resp, "imported-count") == "1"
+    # The sync went through one sync-collection REPORT and one multiget of
+    # the changed card: the book itself was not listed with PROPFIND.
+    asked = radicale.requests()[n_before:]
+    book_calls = [(m, p) for m, p in asked if p.startswith("/books/contacts")]
+    assert book_calls == [("REPORT", "/books/contacts/"), ("REPORT", "/books/contacts/")], asked
+
+    cs = contacts(srv)
+    mine = by_uid(cs)
+    assert "card-0004" not in mine and len(mine) == 48
+    assert display_names(mine["card-0003"]) == ["Dmitri Renamed"]
+    assert mine["card-0003"].get("id") == first_id, "a contact keeps its id"
+    for uid, c in mine.items():
+        if uid != "card-0003":
+            assert etree.tostring(c) == before[uid], uid
+    assert {c.get("id") for c in cs} >= {"mine-1", "other-1"}
+
+
+def test_pcc_import_and_export_of_the_own_card(srv, radicale):
+    resp = run(srv, "import-profile", "pcc-1", "own", xui=BOB)
+    expect_response(resp, "success", 200)
+    pcc = etree.fromstring(expect(srv.client(BOB).get(doc_path(PCC, BOB)), 200).body)
+    assert pcc.xpath("//pcc:display-name/text()", namespaces=NS) == ["Owen Owner"]
+    assert "tel:+15555550177" in "".join(pcc.xpath("//pcc:tel-string/text()", namespaces=NS))
+
+    # Changed locally, then exported back to the same card.
+    body = etree.tostring(pcc).replace(b"Owen Owner", b"Owen Exported")
+    expect(srv.client(BOB).put_doc(PCC, BOB, body), 200)
+    resp = run(srv, "export-profile", "pcc-2", "own", xui=BOB)
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/own/book/own.vcf", user="own")
+    assert st == 200
+    vcf = vcf.decode()
+    assert "FN:Owen Exported" in vcf and "VERSION:3.0" in vcf and "UID:own" in vcf, vcf
+
+
+def test_address_book_export_creates_and_remembers(srv, radicale):
+    # The book is empty; an import leaves the state an export needs.
+    expect_response(run(srv, "import-profile", "e-0", "exp", target="address-book"), "success", 200)
+    r = srv.client(ALICE).put(doc_path(AB, ALICE), LOCAL_AB, AB_TYPE)
+    assert r.status in (200, 201), r.describe()
+    resp = run(srv, "export-profile", "e-1", "exp", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 cards created" in text(resp, "reason"), text(resp, "reason")
+    cs = {c.get("id"): c for c in contacts(srv)}
+    src = cs["mine-1"].find(f"{{{AB_NS}}}source")
+    assert src is not None and src.text == "dav" and src.get("href") and src.get("etag"), etree.tostring(cs["mine-1"])
+    st, _, vcf = radicale.request("GET", src.get("href"), user="exp")
+    assert st == 200 and "Made By Alice" in vcf.decode(), vcf
+    # The other source's contact was not sent.
+    st, _, listing = radicale.request("PROPFIND", "/exp/book/", user="exp", headers={"Depth": "1"})
+    assert listing.count(b".vcf") == 1, listing
+
+    # An import finds the card again: no second contact for it.
+    expect_response(run(srv, "import-profile", "e-2", "exp", target="address-book"), "success", 200)
+    assert len(by_uid(contacts(srv))) == 1
+    # The user deletes the contact; the next export deletes its card.
+    client = srv.client(ALICE)
+    r = expect(client.get(doc_path(AB, ALICE)), 200)
+    root = etree.fromstring(r.body)
+    for c in root.xpath("/ab:address-book/ab:contact[@id='mine-1']", namespaces=NS):
+        root.remove(c)
+    expect(client.put(doc_path(AB, ALICE), etree.tostring(root, xml_declaration=True, encoding="UTF-8"), AB_TYPE,
+                      headers={"If-Match": r.header("ETag")}), 200)
+    resp = run(srv, "export-profile", "e-3", "exp", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 deleted" in text(resp, "reason"), text(resp, "reason")
+    st, _, _ = radicale.request("GET", src.get("href"), user="exp")
+    assert st == 404, st
+
+
+def test_subscribers_get_notifies_of_both_imports(srv, radicale):
+    srv.sip = sip_port(srv)
+    sub = Subscriber(srv.sip, aor=ALICE)
+    try:
+        pcc_sel = f"{PCC}/users/{ALICE}/index"
+        ab_sel = f"{AB}/users/{ALICE}/index"
+        resp = sub.subscribe(rl_body(f"/xcap-root/{pcc_sel}", f"/xcap-root/{ab_sel}"))
+        assert resp.status == 200, resp
+        sub.notify()  # the initial state
+        sub.inbox.clear()
+        expect_response(run(srv, "import-profile", "n-1", "notif", target="address-book"), "success", 200)
+        n = sub.wait(lambda m: m.method == "NOTIFY" and any(d.get("sel") == ab_sel for d in m.documents()),
+                     timeout=10, what="NOTIFY of the Address Book")
+        assert n is not None
+        expect_response(run(srv, "import-profile", "n-2", "notif", remote_user="card-0001"), "success", 200)
+        sub.wait(lambda m: m.method == "NOTIFY" and any(d.get("sel") == pcc_sel for d in m.documents()),
+                 timeout=10, what="NOTIFY of the PCC")
+    finally:
+        sub.close()
