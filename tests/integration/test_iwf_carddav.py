@@ -192,6 +192,11 @@ def test_pcc_import_and_export_of_the_own_card(srv, radicale):
     assert st == 200
     vcf = vcf.decode()
     assert "FN:Owen Exported" in vcf and "VERSION:3.0" in vcf and "UID:own" in vcf, vcf
+    # Radicale's own storage holds the card as written; the other cards are as they were.
+    stored = (radicale.storage / "collection-root" / "own" / "book" / "own.vcf").read_text()
+    assert "FN:Owen Exported" in stored and "TEL" in stored, stored
+    assert (radicale.storage / "collection-root" / "own" / "book" / "card-0001.vcf").read_bytes() == \
+        generated_card(1).encode()
 
 
 def test_address_book_export_creates_and_remembers(srv, radicale):
