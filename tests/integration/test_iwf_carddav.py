@@ -174,6 +174,26 @@ def test_address_book_import_then_only_changes(srv, radicale):
         if uid != "card-0003":
             assert etree.tostring(c) == before[uid], uid
     assert {c.get("id") for c in cs} >= {"mine-1", "other-1"}
+    # The grouped ADR and the inline photo came through.
+    assert mine["card-0007"].xpath(".//pcc:media-url/text()", namespaces=NS)[0].startswith("data:image/png")
+    assert "Long Street Name" in "".join(mine["card-0005"].xpath(".//pcc:addr-string/text()", namespaces=NS))
+
+    # Radicale forgets its sync-tokens: the stored one is refused (403
+    # valid-sync-token) and the book is listed once in full; only the card
+    # that changed meanwhile is read again.
+    for f in radicale.storage.rglob(".Radicale.cache"):
+        for tokdir in f.rglob("sync-token"):
+            for t in tokdir.iterdir():
+                t.unlink()
+    st, _, _ = radicale.put_card("/books/contacts/card-0010.vcf",
+                                 generated_card(10).replace("FN:Anna Østergaard 10", "FN:Anna Again"))
+    assert st in (200, 201, 204), st
+    resp = run(srv, "import-profile", "ab-3", "books", target="address-book")
+    expect_response(resp, "partial-success", 206)  # the card with an error is read, and refused, again
+    reason = text(resp, "reason")
+    assert "the stored sync-token was refused: full listing" in reason, reason
+    assert "cards read, 0 contacts added, 1 updated, 0 removed" in reason, reason
+    assert display_names(by_uid(contacts(srv))["card-0010"]) == ["Anna Again"]
 
 
 def test_pcc_import_and_export_of_the_own_card(srv, radicale):
