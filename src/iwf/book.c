@@ -140,7 +140,9 @@ static enum xdms_err state_save(const struct iwf_env *env, const char *xui, cons
 	if (token && strlen(token) > TOKEN_MAX)
 		token = NULL; /* kept as no token: the next import lists the whole book */
 	data = xasprintf("%u\n%s\n%s", count, refused, token ? token : "");
-	err = store_secret_put(env->st, xui, name, data, strlen(data), true);
+	/* In the writer's group commit: durable when it returns, without a
+	 * flush of its own. */
+	err = store_secret_put(env->st, xui, name, data, strlen(data), false);
 	free(data);
 	return err;
 }
