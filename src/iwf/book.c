@@ -185,6 +185,8 @@ struct ab {
 	struct xml_doc *doc;
 	struct ab_contact *mine; /* contacts whose <source> is this adapter */
 	size_t mine_count;
+	char **ids;              /* every contact's id, sorted (heap), for new ids */
+	size_t id_count, id_cap;
 };
 
 static void ab_cleanup(struct ab *ab)
@@ -195,8 +197,38 @@ static void ab_cleanup(struct ab *ab)
 		free(ab->mine[i].etag);
 	}
 	free(ab->mine);
+	for (size_t i = 0; i < ab->id_count; i++)
+		free(ab->ids[i]);
+	free(ab->ids);
 	xml_doc_free(ab->doc);
 	memset(ab, 0, sizeof(*ab));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds @id (taken) to the sorted ids. */
+static void ab_id_add(struct ab *ab, char *id)
+{
+	size_t lo = 0, hi = ab->id_count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(ab->ids[mid], id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (ab->id_count == ab->id_cap) {
+		ab->id_cap = ab->id_cap ? ab->id_cap * 2 : 64;
+		ab->ids = xrealloc(ab->ids, ab->id_cap * sizeof(*ab->ids));
+	}
+	memmove(ab->ids + lo + 1, ab->ids + lo, (ab->id_count - lo) * sizeof(*ab->ids));
+	ab->ids[lo] = id;
+	ab->id_count++;
 }
 
 static char *trimmed(char *s)
@@ -233,10 +265,17 @@ static enum xdms_err ab_open(const char *data, size_t len, const char *adapter, 
 	for (struct xml_node *c = xml_node_child(xml_doc_root_elem(ab->doc), IWF_AB_NS, "contact"); c;
 	     c = xml_node_next(c, IWF_AB_NS, "contact")) {
 		struct xml_node *src = xml_node_child(c, IWF_AB_NS, "source");
-		char *id = trimmed(xml_node_text(src));
+		char *id = trimmed(xml_node_text(src)), *cid = xml_node_attr(c, "id");
 		bool is_mine = id && !strcmp(id, adapter);
 
 		free(id);
+		if (cid) {
+			if (ab->id_count == ab->id_cap) {
+				ab->id_cap = ab->id_cap ? ab->id_cap * 2 : 64;
+				ab->ids = xrealloc(ab->ids, ab->id_cap * sizeof(*ab->ids));
+			}
+			ab->ids[ab->id_count++] = cid;
+		}
 		if (!is_mine)
 			continue;
 		if (ab->mine_count == cap) {
@@ -247,6 +286,8 @@ static enum xdms_err ab_open(const char *data, size_t len, const char *adapter, 
 								  xml_node_attr(src, "href"), xml_node_attr(src, "etag"),
 								  false };
 	}
+	if (ab->id_count)
+		qsort(ab->ids, ab->id_count, sizeof(*ab->ids), cmp_str);
 	return XDMS_ERR_OK;
 }
 
@@ -269,16 +310,7 @@ static struct ab_contact *ab_by_uid(struct ab *ab, const char *uid)
 /* True when some contact of the Address Book has @id. */
 static bool ab_id_taken(struct ab *ab, const char *id)
 {
-	for (struct xml_node *c = xml_node_child(xml_doc_root_elem(ab->doc), IWF_AB_NS, "contact"); c;
-	     c = xml_node_next(c, IWF_AB_NS, "contact")) {
-		char *cid = xml_node_attr(c, "id");
-		bool is_same = cid && !strcmp(cid, id);
-
-		free(cid);
-		if (is_same)
-			return true;
-	}
-	return false;
+	return ab->id_count && bsearch(&id, ab->ids, ab->id_count, sizeof(*ab->ids), cmp_str) != NULL;
 }
 
 /* The id of a new contact for (@adapter, @uid): the same whenever the same
@@ -291,6 +323,7 @@ static char *contact_id(struct ab *ab, const char *adapter, const char *uid)
 		free(id);
 		id = xasprintf("%s-%016llx-%u", adapter, (unsigned long long)fnv1a_str(uid), n);
 	}
+	ab_id_add(ab, xstrdup(id));
 	return id;
 }
 
@@ -625,15 +658,16 @@ static enum xdms_err on_card_inline(void *arg, const char *href, const char *eta
 
 /*
  * Locates and lists the book, and reads the cards that changed since what
- * the Address Book (@local, may be NULL) remembers.
+ * the Address Book (@local, may be NULL) remembers; the Address Book stays
+ * parsed in @ab (released by the caller, also on failure).
  */
 static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_book_job *q, const char *local,
-				 size_t local_len, struct remote *rm, struct iwf_result *r)
+				 size_t local_len, struct remote *rm, struct ab *ab_out, struct iwf_result *r)
 {
 	const struct iwf_book_ops *ops = call->a->kind->book;
 	char name[STORE_JOB_ID_MAX + 64], *why = NULL;
 	struct book_state st;
-	struct ab ab;
+	struct ab *ab = ab_out;
 	const char **need = NULL;
 	size_t need_count = 0;
 	enum xdms_err err;
@@ -641,7 +675,7 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 	err = ops->locate(call, q->remote_user, &rm->book_url, &rm->calls, r);
 	if (err)
 		return err;
-	if (ab_open(local, local_len, call->a->id, &ab, &why)) {
+	if (ab_open(local, local_len, call->a->id, ab, &why)) {
 		iwf_result_set(r, 500, false, "%s", why);
 		free(why);
 		return XDMS_ERR_CORRUPT;
@@ -650,7 +684,7 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 	state_load(rm->env, q->xui, name, &st);
 	/* The token stands for what the Address Book holds only while it
 	 * holds what the last import left. */
-	rm->used_token = st.has && st.token[0] && st.count == ab.mine_count;
+	rm->used_token = st.has && st.token[0] && st.count == ab->mine_count;
 	err = ops->list(call, rm->book_url, rm->used_token ? st.token : NULL, &rm->list, r);
 	rm->calls += rm->list.calls;
 	if (err)
@@ -662,14 +696,13 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 
 		if (!e->etag)
 			continue;
-		c = ab_by_href(&ab, e->href);
+		c = ab_by_href(ab, e->href);
 		if (!c || !c->etag || strcmp(c->etag, e->etag))
 			need[need_count++] = e->href;
 	}
 	err = fetch_and_convert(call, rm, need, need_count, r);
 out:
 	free(need);
-	ab_cleanup(&ab);
 	return err;
 }
 
@@ -837,6 +870,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256], name[STORE_JOB_ID_MAX + 64];
 	char refused[sizeof(((struct book_state *)0)->refused)];
 	struct book_state st_old;
+	struct ab first = { 0 }; /* the Address Book as remote_read() parsed it */
 	struct tally t = { 0 };
 	enum xdms_err err;
 
@@ -858,7 +892,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 		iwf_result_set(&o->r, 500, true, "the Address Book could not be read (%s)", xdms_err_str(err));
 		goto out;
 	}
-	if (remote_read(&call, q, local, local_len, &rm, &o->r))
+	if (remote_read(&call, q, local, local_len, &rm, &first, &o->r))
 		goto out;
 	state_name(a, rm.book_url, name, sizeof(name));
 	state_load(env, q->xui, name, &st_old);
@@ -888,7 +922,10 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 				goto out;
 			}
 		}
-		if (ab_open(local, local_len, a->id, &ab, &why)) {
+		if (i == 0) {
+			ab = first; /* the same bytes: parsed once */
+			memset(&first, 0, sizeof(first));
+		} else if (ab_open(local, local_len, a->id, &ab, &why)) {
 			iwf_result_set(&o->r, 500, false, "%s", why);
 			goto out;
 		}
@@ -939,6 +976,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 		       rm.calls);
 	name_refused(&o->r, &rm);
 out:
+	ab_cleanup(&first);
 	free(doc);
 	free(local);
 	free(url);
