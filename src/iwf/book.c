@@ -39,7 +39,7 @@
  * tries once more; then the card is counted as a conflict (409).
  *
  * Threads: runs on a worker, inside its job; holds no store snapshot while
- * it writes. An address-book import converts cards on one thread of its own
+ * it writes. An address-book import converts cards on threads of its own
  * while the worker reads (fetch_and_convert()).
  */
 #include "config.h"
@@ -520,14 +520,19 @@ out:
 }
 
 /*
- * Cards are turned into contacts on a thread of the import's own while the
- * worker reads the next batch from the 3rd party: the transform's time
+ * Cards are turned into contacts on threads of the import's own while the
+ * worker reads the next batch from the 3rd party: the transforms' time
  * hides behind the 3rd party's. The worker queues the cards it read (at
  * most QUEUE_MAX waiting, so memory stays bounded by batches, not by the
- * book) and joins the thread before it looks at the result; only the
- * thread touches rm->cards until then.
+ * book) and joins the threads before it looks at the result; until then
+ * the threads add to rm->cards under out_lock, in the order they finish
+ * (the order does not matter: contacts are found by uid and href).
  */
 #define QUEUE_MAX 200
+/* Converter threads. One: a second did not make a 1,000-card import faster
+ * on two cores that the 3rd party and the worker also use (bench/iwf
+ * --carddav), and every import would take one more core from other jobs. */
+#define CONVERTERS 1
 
 struct pending {
 	char *href, *etag, *data;
@@ -542,9 +547,11 @@ struct convq {
 	size_t count;
 	bool is_done;
 	struct remote *rm;
+	pthread_mutex_t out_lock; /* rm->cards, rm->count, rm->refused */
 };
 
-static void convert_one(struct remote *rm, const char *href, const char *etag, const char *data, size_t len);
+static void convert_one(struct remote *rm, pthread_mutex_t *lock, const char *href, const char *etag,
+			const char *data, size_t len);
 static enum xdms_err on_card_inline(void *arg, const char *href, const char *etag, const char *data, size_t len);
 
 static void *converter(void *arg)
@@ -568,7 +575,7 @@ static void *converter(void *arg)
 		pthread_mutex_unlock(&cq->lock);
 		if (!p)
 			break;
-		convert_one(cq->rm, p->href, p->etag, p->data, p->len);
+		convert_one(cq->rm, &cq->out_lock, p->href, p->etag, p->data, p->len);
 		free(p->href);
 		free(p->etag);
 		free(p->data);
@@ -606,53 +613,60 @@ static enum xdms_err fetch_and_convert(const struct iwf_call *call, struct remot
 				       size_t need_count, struct iwf_result *r)
 {
 	struct convq cq = { .rm = rm };
-	pthread_t t;
-	bool has_thread;
+	pthread_t t[CONVERTERS];
+	unsigned threads = 0;
 	enum xdms_err err;
 
 	pthread_mutex_init(&cq.lock, NULL);
+	pthread_mutex_init(&cq.out_lock, NULL);
 	pthread_cond_init(&cq.cond, NULL);
-	has_thread = need_count > 1 && pthread_create(&t, NULL, converter, &cq) == 0;
-	err = call->a->kind->book->fetch(call, rm->book_url, need, need_count, has_thread ? on_card : on_card_inline,
-					 has_thread ? (void *)&cq : (void *)rm, &rm->calls, r);
+	while (need_count > 1 && threads < CONVERTERS && pthread_create(&t[threads], NULL, converter, &cq) == 0)
+		threads++;
+	err = call->a->kind->book->fetch(call, rm->book_url, need, need_count, threads ? on_card : on_card_inline,
+					 threads ? (void *)&cq : (void *)rm, &rm->calls, r);
 	pthread_mutex_lock(&cq.lock);
 	cq.is_done = true;
 	pthread_cond_broadcast(&cq.cond);
 	pthread_mutex_unlock(&cq.lock);
-	if (has_thread)
-		pthread_join(t, NULL);
+	while (threads)
+		pthread_join(t[--threads], NULL);
 	pthread_cond_destroy(&cq.cond);
+	pthread_mutex_destroy(&cq.out_lock);
 	pthread_mutex_destroy(&cq.lock);
 	return err;
 }
 
-static void convert_one(struct remote *rm, const char *href, const char *etag, const char *data, size_t len)
+static void convert_one(struct remote *rm, pthread_mutex_t *lock, const char *href, const char *etag,
+			const char *data, size_t len)
 {
-	struct card *c;
+	struct card c = { 0 };
+	bool is_refused;
 
+	c.href = xstrdup(href);
+	c.etag = xstrdup(etag);
+	is_refused = iwf_card_to_pcc(rm->env, rm->a, rm->q->xui, rm->q->remote_user, rm->q->fields, data, len,
+				     &c.pcc, &c.uid, &c.why) != XDMS_ERR_OK;
+	if (is_refused && !c.why)
+		c.why = xstrdup("refused");
+	/* A card without a UID is known by its href. */
+	if (!c.uid)
+		c.uid = xstrdup(href);
+	c.name = href_name(href);
+	if (lock)
+		pthread_mutex_lock(lock);
 	if (rm->count == rm->cap) {
 		rm->cap = rm->cap ? rm->cap * 2 : 64;
 		rm->cards = xrealloc(rm->cards, rm->cap * sizeof(*rm->cards));
 	}
-	c = &rm->cards[rm->count++];
-	memset(c, 0, sizeof(*c));
-	c->href = xstrdup(href);
-	c->etag = xstrdup(etag);
-	if (iwf_card_to_pcc(rm->env, rm->a, rm->q->xui, rm->q->remote_user, rm->q->fields, data, len, &c->pcc,
-			    &c->uid, &c->why)) {
-		rm->refused++;
-		if (!c->why)
-			c->why = xstrdup("refused");
-	}
-	/* A card without a UID is known by its href. */
-	if (!c->uid)
-		c->uid = xstrdup(href);
-	c->name = href_name(href);
+	rm->cards[rm->count++] = c;
+	rm->refused += is_refused;
+	if (lock)
+		pthread_mutex_unlock(lock);
 }
 
 static enum xdms_err on_card_inline(void *arg, const char *href, const char *etag, const char *data, size_t len)
 {
-	convert_one(arg, href, etag, data, len);
+	convert_one(arg, NULL, href, etag, data, len);
 	return XDMS_ERR_OK;
 }
 
