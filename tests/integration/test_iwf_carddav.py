@@ -26,7 +26,7 @@ PCC_NS = "urn:oma:xml:cab:pcc"
 NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
 
-USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif"}
+USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two"}
 
 # The card with an error: a charset no vCard reader has to know (RFC 2426
 # allows only what the reader supports; the rest is refused, naming the line).
@@ -50,6 +50,8 @@ def radicale(tmp_path_factory):
     r.add_book("own", "book", own)
     r.add_book("exp", "book", {})
     r.add_book("notif", "book", generated_book(3))
+    r.add_book("two", "work", generated_book(2), displayname="Work")
+    r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
     r.start()
     yield r
     r.stop()
@@ -101,6 +103,17 @@ LOCAL_AB = (f'<?xml version="1.0" encoding="UTF-8"?>\n<address-book xmlns="{AB_N
             '<person-details xmlns="urn:oma:xml:cab:pcc"><name><name-entry pref="1">'
             '<display-name>From Elsewhere</display-name></name-entry></name></person-details></contact>'
             '</address-book>\n').encode()
+
+
+def test_several_books_need_a_name(srv):
+    # Two books and no name among them: 400, naming both.
+    resp = run(srv, "import-profile", "t-1", "two", target="address-book")
+    expect_response(resp, "failure", 400)
+    assert "home" in text(resp, "reason") and "work" in text(resp, "reason"), text(resp, "reason")
+    # <remote-user> names one, by its display name.
+    resp = run(srv, "import-profile", "t-2", "two", remote_user="Family", target="address-book")
+    expect_response(resp, "success", 200)
+    assert list(by_uid(contacts(srv))) == ["card-0030"]
 
 
 def test_wrong_password_is_401(srv):
