@@ -947,7 +947,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		goto out;
 	}
 	has_slot = true;
-	if (q.target && !strcmp(q.target, "address-book")) {
+	if (q.target && !strcmp(q.target, "address-book") && job->kind != STORE_JOB_SUBSCRIBE) {
 		struct iwf_book_job bq = { job->xui, q.remote_user, fields, prefs.is_auto_store };
 		struct iwf_book_outcome bo = { 0 };
 
