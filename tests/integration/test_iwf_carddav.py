@@ -230,6 +230,12 @@ def test_pcc_import_and_export_of_the_own_card(srv, radicale):
     assert "FN:Owen Exported" in stored and "TEL" in stored, stored
     assert (radicale.storage / "collection-root" / "own" / "book" / "card-0001.vcf").read_bytes() == \
         generated_card(1).encode()
+    # A <remote-user> with no card yet: created (If-None-Match: *) under that name, as vCard 4.0.
+    resp = run(srv, "export-profile", "pcc-3", "own", xui=BOB, remote_user="newcomer")
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/own/book/newcomer.vcf", user="own")
+    # RFC 6350 §6.7.6: a UID that is not a URI is text, said with VALUE=text.
+    assert st == 200 and "UID;VALUE=text:newcomer" in vcf.decode() and "VERSION:4.0" in vcf.decode(), vcf
 
 
 def test_address_book_export_creates_and_remembers(srv, radicale):
