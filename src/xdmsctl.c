@@ -57,8 +57,9 @@ static void usage(FILE *f)
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
 		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
 		   "                            attempts, result code, created, last change, reason\n"
-		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
+		   "  adapter add ID --kind xcap|http|carddav --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
 		   "              [--auth none|basic|bearer|digest|oauth2] [--timeout SECONDS]\n"
+		   "              [--plain-http-loopback true|false]\n"
 		   "              [--format xml|json] [--token-url URL --client-id ID [--scope S]]\n"
 		   "              [--next-page-token PTR --page-token-param P] [--next-link PTR]\n"
 		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
@@ -606,7 +607,8 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 	return rc;
 }
 
-/* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S] */
+/* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S]
+ *             [--plain-http-loopback B] */
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
@@ -616,6 +618,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 					     "sync-token-param", "delta-link",	     "max-pages",  "import-method",
 					     "export-method" };
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
+	const char *loopback = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -632,6 +635,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--export-xslt") ? &exslt :
 				    !strcmp(av[i], "--auth")	    ? &auth :
 				    !strcmp(av[i], "--timeout")	    ? &timeout :
+				    !strcmp(av[i], "--plain-http-loopback") ? &loopback :
 								      NULL;
 
 		for (size_t k = 0; !slot && k < sizeof(plain) / sizeof(plain[0]); k++)
@@ -647,8 +651,12 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		fprintf(stderr, "xdmsctl: adapter id '%s' must be 1-99 characters of A-Z a-z 0-9 . _ -\n", id);
 		return EXIT_USAGE;
 	}
-	if (!kind || (strcmp(kind, "xcap") != 0 && strcmp(kind, "http") != 0)) {
-		fprintf(stderr, "xdmsctl: --kind must be xcap or http\n");
+	if (!kind || (strcmp(kind, "xcap") != 0 && strcmp(kind, "http") != 0 && strcmp(kind, "carddav") != 0)) {
+		fprintf(stderr, "xdmsctl: --kind must be xcap, http or carddav\n");
+		return EXIT_USAGE;
+	}
+	if (loopback && strcmp(loopback, "true") && strcmp(loopback, "false")) {
+		fprintf(stderr, "xdmsctl: --plain-http-loopback must be true or false\n");
 		return EXIT_USAGE;
 	}
 	if (!url || iwf_url_expand(url, "remote-user", "sip:user@example.com", &expanded, &why)) {
@@ -693,6 +701,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	    buf_append_xml_escaped(&doc, url, strlen(url)) || buf_append_str(&doc, "</url>\n") ||
 	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
 	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
+	    (loopback && buf_printf(&doc, "  <plain-http-loopback>%s</plain-http-loopback>\n", loopback)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
 	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename))) {
 		buf_cleanup(&doc);

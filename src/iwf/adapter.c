@@ -7,7 +7,8 @@
  * with xdmsctl and every change has an ETag. It was validated when it was
  * stored; it is read again before every job, so a change applies to the next
  * job without a restart. The kind table gives each kind (adapter_xcap.c,
- * adapter_http.c) its defaults and its calls to the 3rd party.
+ * adapter_http.c, adapter_carddav.c) its defaults and its calls to the 3rd
+ * party.
  *
  * Stylesheets are global documents of org.xdmsd.iwf-xslt, or the files under
  * xslt/ compiled into the binary. The cache compiles each (name, ETag) once
@@ -31,7 +32,7 @@
 #define ADAPTER_ID_MAX 128
 
 /* The adapter kinds: one file each (adapter_<kind>.c), one row here. */
-static const struct iwf_kind *const kinds[] = { &iwf_kind_xcap, &iwf_kind_http };
+static const struct iwf_kind *const kinds[] = { &iwf_kind_xcap, &iwf_kind_http, &iwf_kind_carddav };
 
 void iwf_result_set(struct iwf_result *r, unsigned code, bool is_transient, const char *fmt, ...)
 {
@@ -165,6 +166,12 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	out->max_response = child_uint(root, "max-response", (unsigned)opt->max_response);
 	out->concurrency = child_uint(root, "concurrency", opt->concurrency);
 	out->auth = out->kind->auth;
+	{
+		char *pl = child_text(root, "plain-http-loopback");
+
+		out->is_plain_loopback = pl && (!strcmp(pl, "true") || !strcmp(pl, "1"));
+		free(pl);
+	}
 	auth = child_text(root, "auth");
 	if (auth) {
 		static const char *const names[] = { "none", "basic", "bearer", "digest", "oauth2" };

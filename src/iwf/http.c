@@ -14,6 +14,11 @@
  * refusing the credentials (401), 403 and 404 pass through, a body over the
  * cap is 413, anything else is a bad answer (502).
  *
+ * WebDAV calls (adapter_carddav.c) add Depth, If-Match and If-None-Match
+ * headers and read the answer's ETag and Location; their 207 is a 2xx like
+ * any other, and the caller reads *status for the statuses WebDAV gives a
+ * meaning (403 with a precondition, 405, 412, 501, 507).
+ *
  * Credentials are handed to libcurl only; no error text here contains them.
  */
 #include "config.h"
@@ -21,6 +26,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iwf/iwf_int.h"
 
@@ -37,6 +43,47 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 		s->is_over = true;
 		return 0; /* stops the transfer with CURLE_WRITE_ERROR */
 	}
+	return size * n;
+}
+
+/* libcurl's header callback: keeps the ETag header of the final response
+ * (a 100 Continue or a 401 before Digest's second round have their own). */
+struct header_sink {
+	char *etag, *location;
+	size_t etag_cap, location_cap;
+};
+
+/* Copies the value of header line @data (@len bytes) if it is @name. */
+static void header_value(const char *data, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name), v;
+
+	if (!out || !cap || len <= n || strncasecmp(data, name, n))
+		return;
+	data += n;
+	len -= n;
+	while (len && (*data == ' ' || *data == '\t'))
+		data++, len--;
+	while (len && strchr(" \t\r\n", data[len - 1]))
+		len--;
+	v = len < cap - 1 ? len : cap - 1;
+	memcpy(out, data, v);
+	out[v] = '\0';
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct header_sink *e = arg;
+	size_t len = size * n;
+
+	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+		if (e->etag)
+			e->etag[0] = '\0';
+		if (e->location)
+			e->location[0] = '\0';
+	}
+	header_value(data, len, "ETag:", e->etag, e->etag_cap);
+	header_value(data, len, "Location:", e->location, e->location_cap);
 	return size * n;
 }
 
@@ -126,6 +173,7 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	CURL *h = curl;
 	struct curl_slist *headers = NULL;
 	struct sink sink = { body, false };
+	struct header_sink hs = { call->etag_out, call->location_out, call->etag_out_len, call->location_out_len };
 	char host[256], line[320];
 	CURLcode rc;
 	bool ok = true;
@@ -150,6 +198,14 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		ok &= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)call->cancel) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
 	}
+	if ((call->etag_out && call->etag_out_len) || (call->location_out && call->location_out_len)) {
+		if (hs.etag && hs.etag_cap)
+			hs.etag[0] = '\0';
+		if (hs.location && hs.location_cap)
+			hs.location[0] = '\0';
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs) == CURLE_OK;
+	}
 	if (call->ca_file && call->ca_file[0])
 		ok &= curl_easy_setopt(h, CURLOPT_CAINFO, call->ca_file) == CURLE_OK;
 	switch (call->auth) {
@@ -168,7 +224,9 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	default:
 		break;
 	}
-	if (strcmp(call->method, "GET") != 0) {
+	if (!strcmp(call->method, "DELETE")) {
+		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
+	} else if (strcmp(call->method, "GET") != 0) {
 		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body ? call->body : "") == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len) == CURLE_OK;
@@ -181,6 +239,19 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	}
 	if (call->accept) {
 		snprintf(line, sizeof(line), "Accept: %s", call->accept);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->depth) {
+		snprintf(line, sizeof(line), "Depth: %s", call->depth);
+		headers = curl_slist_append(headers, line);
+	}
+	/* ETags and "*" only: a value with a line break would add a header. */
+	if (call->if_match && !strpbrk(call->if_match, "\r\n")) {
+		snprintf(line, sizeof(line), "If-Match: %s", call->if_match);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->if_none_match && !strpbrk(call->if_none_match, "\r\n")) {
+		snprintf(line, sizeof(line), "If-None-Match: %s", call->if_none_match);
 		headers = curl_slist_append(headers, line);
 	}
 	if (headers)

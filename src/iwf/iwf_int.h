@@ -16,6 +16,9 @@
 #define IWF_PCC_NS "urn:oma:xml:cab:pcc"
 #define IWF_FH_AUID "org.openmobilealliance.cab-feature-handler"
 #define IWF_FH_NS "urn:oma:xml:cab:feature-handler"
+#define IWF_AB_AUID "org.openmobilealliance.cab-address-book"
+#define IWF_AB_NS "urn:oma:xml:cab:address-book"
+#define IWF_XCARD_NS "urn:ietf:params:xml:ns:vcard-4.0"
 #define IWF_ADAPTER_AUID "org.xdmsd.iwf-adapter"
 #define IWF_ADAPTER_NS "urn:xdmsd:xml:iwf-adapter"
 #define IWF_XSLT_AUID "org.xdmsd.iwf-xslt"
@@ -81,6 +84,7 @@ struct iwf_call {
 	const char *xui;             /* the user the call is for */
 	struct iwf_seal seal;        /* where the request's credential is sealed */
 	struct iwf_sync *sync;       /* paging state to start from and update; NULL = none */
+	const char *remote_user; /* the request's <remote-user>; NULL when none */
 };
 
 /*
@@ -109,11 +113,71 @@ struct iwf_kind {
 	 * subscribe to, and poll for, changes of the external profile. */
 	enum xdms_err (*subscribe)(const struct iwf_call *c, struct iwf_result *r);
 	enum xdms_err (*poll)(const struct iwf_call *c, struct buf *body, struct iwf_result *r);
+	/* Kinds whose 3rd party holds address books (carddav): card-level
+	 * calls for the address-book target (book.c). NULL otherwise. */
+	const struct iwf_book_ops *book;
 };
+
+/* ---- address books at a 3rd party (adapter_carddav.c) ----------------------------------- */
+
+#define IWF_CARD_ETAG_MAX 256
+#define IWF_BOOK_MAX_CARDS 20000   /* members of one book we read */
+#define IWF_CARD_MAX (256 * 1024)  /* bytes of one vCard */
+#define IWF_PHOTO_INLINE_MAX 8192  /* characters of a data: URI photo kept in a contact (book.c) */
+
+/* One member of a book as a listing gives it: gone when etag is NULL. */
+struct iwf_book_entry {
+	char *href;
+	char *etag;
+};
+
+struct iwf_book_list {
+	struct iwf_book_entry *entries;
+	size_t count;
+	char *token;    /* the book's new sync-token (heap), NULL when it has none */
+	bool is_full;   /* every member is listed: a member not listed is gone */
+	bool is_sync;   /* the answer came from sync-collection (RFC 6578) */
+	bool was_reset; /* the stored token was refused (403 valid-sync-token): full resync */
+	unsigned calls; /* HTTP requests made */
+};
+void iwf_book_list_cleanup(struct iwf_book_list *l);
+
+/* A card read: @href and @etag as the 3rd party gave them, @data the vCard. */
+typedef enum xdms_err (*iwf_card_fn)(void *arg, const char *href, const char *etag, const char *data,
+				     size_t len);
+
+struct iwf_book_ops {
+	/* The URL of the user's address book (heap): the adapter's URL when
+	 * it is one; else found from it (RFC 6764 well-known URI, principal,
+	 * addressbook-home-set), choosing the book named @remote_user or the
+	 * only one. */
+	enum xdms_err (*locate)(const struct iwf_call *c, const char *remote_user, char **book_url,
+				unsigned *calls, struct iwf_result *r);
+	/* Members changed since @token (NULL = all, then is_full). */
+	enum xdms_err (*list)(const struct iwf_call *c, const char *book_url, const char *token,
+			      struct iwf_book_list *out, struct iwf_result *r);
+	/* Reads the cards at @hrefs in bounded batches; @fn for each one found. */
+	enum xdms_err (*fetch)(const struct iwf_call *c, const char *book_url, const char *const *hrefs,
+			       size_t count, iwf_card_fn fn, void *arg, unsigned *calls, struct iwf_result *r);
+	/* Writes a card: If-Match @if_match (update) or If-None-Match: *
+	 * (@if_match NULL: create). *status is the 3rd party's (412: changed
+	 * since); the new ETag goes to @etag ("" when the answer had none). */
+	enum xdms_err (*put)(const struct iwf_call *c, const char *book_url, const char *href, const char *if_match,
+			     const char *data, size_t len, char etag[IWF_CARD_ETAG_MAX], long *status,
+			     struct iwf_result *r);
+	/* Deletes a card with If-Match @if_match. */
+	enum xdms_err (*del)(const struct iwf_call *c, const char *book_url, const char *href, const char *if_match,
+			     long *status, struct iwf_result *r);
+};
+
+/* The URL of @href (a path or an absolute URL) on the 3rd party of
+ * @book_url (heap); NULL when it names another host. */
+char *iwf_dav_url(const char *book_url, const char *href);
 
 /* The kinds (adapter_xcap.c, adapter_http.c). */
 extern const struct iwf_kind iwf_kind_xcap;
 extern const struct iwf_kind iwf_kind_http;
+extern const struct iwf_kind iwf_kind_carddav;
 
 /* The plain HTTP calls of adapter_http.c, which other kinds that talk HTTP
  * use as they are: the adapter's import (export) method on its URL, with
@@ -153,6 +217,7 @@ struct iwf_adapter {
 	char *sync_token_param; /* e.g. syncToken */
 	char *delta_link;       /* e.g. /@odata.deltaLink */
 	unsigned max_pages;
+	bool is_plain_loopback; /* <plain-http-loopback>: Basic over http:// to a loopback host */
 };
 
 /* @url with the query parameter @name=@value appended, percent-encoded
@@ -243,6 +308,14 @@ struct iwf_http_call {
 	size_t max_response;
 	const char *ca_file;  /* "" or NULL = system store */
 	const atomic_bool *cancel; /* the call stops when this becomes true; NULL = never */
+	/* WebDAV (adapter_carddav.c); NULL = header not sent */
+	const char *depth;         /* Depth: "0", "1" */
+	const char *if_match;      /* If-Match: an ETag as the 3rd party gave it */
+	const char *if_none_match; /* If-None-Match: "*" */
+	char *etag_out;            /* when set: the response's ETag header ("" when none) */
+	size_t etag_out_len;       /* bytes at etag_out, NUL included */
+	char *location_out;        /* when set: the response's Location header ("" when none) */
+	size_t location_out_len;
 };
 
 /*
@@ -256,6 +329,52 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 
 /* "host:port" of @url for messages: no path, query or user info. */
 void iwf_url_host(const char *url, char *out, size_t out_len);
+/* ---- WebDAV and CardDAV bodies (dav.c) ------------------------------------------------- */
+
+#define IWF_DAV_NS "DAV:"
+#define IWF_CARDDAV_NS "urn:ietf:params:xml:ns:carddav"
+
+/* One <response> of a multistatus; every string is heap (NULL when absent). */
+struct iwf_dav_item {
+	char *href;          /* as the 3rd party wrote it, without scheme and host */
+	unsigned status;     /* the propstat's that held properties, else the response's own */
+	char *etag;          /* getetag, opaque */
+	char *data;          /* address-data (a vCard) */
+	size_t data_len;
+	bool is_collection;
+	bool is_addressbook; /* resourcetype has CARDDAV:addressbook */
+	bool has_sync;       /* supported-report-set lists DAV:sync-collection */
+	char *principal;     /* current-user-principal/href */
+	char *home;          /* addressbook-home-set/href (the first) */
+	char *displayname;
+};
+
+struct iwf_dav_multistatus {
+	struct iwf_dav_item *items;
+	size_t count;
+	char *sync_token; /* RFC 6578 §6.2, opaque; NULL when absent */
+};
+
+/*
+ * Parses a DAV:multistatus of @len bytes, keeping at most @max_items
+ * responses and @max_data bytes of one address-data. PARSE (not XML, not a
+ * multistatus, a response without href) or TOOBIG (over a cap) with *why
+ * (heap). On OK *out is released with iwf_dav_multistatus_cleanup().
+ */
+enum xdms_err iwf_dav_parse(const char *data, size_t len, size_t max_items, size_t max_data,
+			    struct iwf_dav_multistatus *out, char **why) XDMS_WUR;
+void iwf_dav_multistatus_cleanup(struct iwf_dav_multistatus *m);
+/* True when @data is a DAV:error body naming the precondition @ns:@name
+ * (RFC 4918 §16), e.g. DAV:valid-sync-token. */
+bool iwf_dav_error_has(const char *data, size_t len, const char *ns, const char *name);
+
+enum iwf_dav_propfind { IWF_DAV_FIND_ENTRY, IWF_DAV_FIND_BOOKS, IWF_DAV_FIND_ETAGS };
+/* Request bodies (heap): a PROPFIND for discovery, the books of a home, or
+ * the members' ETags; a sync-collection from @token (NULL or "" = initial);
+ * a multiget of @count hrefs (NULL when over @max_len bytes). */
+char *iwf_dav_propfind_body(enum iwf_dav_propfind what);
+char *iwf_dav_sync_body(const char *token);
+char *iwf_dav_multiget_body(const char *const *hrefs, size_t count, size_t max_len);
 
 /* ---- the PCC merge (merge.c) ------------------------------------------------------------ */
 
@@ -383,6 +502,65 @@ void iwf_metrics_call(struct iwf_metrics *m, const char *adapter, double seconds
 /* Appends every figure in the Prometheus text format; jobs by state are read
  * from @st. STORE when the jobs cannot be read, TOOBIG when @out is full. */
 enum xdms_err iwf_metrics_render(struct iwf_metrics *m, struct store *st, struct buf *out) XDMS_WUR;
+
+/* For the address-book flows (book.c), job.c's own steps: whether @job is
+ * still its request's and this worker's; one XCAP write as the IWF to the
+ * user's document "index" of @auid (the HTTP status a client would get);
+ * the stylesheet @name on @data (@r set on failure). */
+bool iwf_job_is_ours(const struct iwf_env *env, const struct store_job *job);
+unsigned iwf_job_write(const struct iwf_env *env, enum xcap_method m, const char *auid, const char *xui,
+		       const char *ctype, const char *body, size_t len, const char *if_match,
+		       const char *if_none_match, char etag[STORE_ETAG_MAX], char *why, size_t why_len);
+enum xdms_err iwf_job_transform(const struct iwf_env *env, const char *name, const char *data, size_t len,
+				const char *xui, const char *remote_user, size_t max_out, char **out, size_t *out_len,
+				struct iwf_result *r) XDMS_WUR;
+
+/* ---- address books (book.c) ----------------------------------------------------------------- */
+
+/* What an address-book job needs of its request. */
+struct iwf_book_job {
+	const char *xui;
+	const char *remote_user;
+	unsigned fields;     /* IWF_FIELD_* a contact keeps */
+	bool is_auto_store;  /* import-prefs/auto-store */
+};
+
+struct iwf_book_outcome {
+	struct iwf_result r;
+	bool is_cancelled;           /* the request went away: nothing stored, no response */
+	unsigned count;              /* contacts added or updated (import), cards written (export) */
+	char etag[STORE_ETAG_MAX];   /* the Address Book's after the job */
+};
+
+/* SPEC §4.3a: <target>address-book</target> with an address-book kind. */
+void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_job *job,
+		     const struct iwf_adapter *a, const struct iwf_cred *cred, const struct iwf_book_job *q,
+		     struct iwf_book_outcome *o);
+void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_job *job,
+		     const struct iwf_adapter *a, const struct iwf_cred *cred, const struct iwf_book_job *q,
+		     struct iwf_book_outcome *o);
+
+/* The PCC with an address-book kind: the kind's fetch (the user's own card
+ * as xCard <vcards>) and send (@data, the export transform's xCard, written
+ * as the user's own card). */
+enum xdms_err iwf_book_pcc_fetch(const struct iwf_call *c, struct buf *body, struct iwf_result *r) XDMS_WUR;
+enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body,
+				long *status, struct iwf_result *r) XDMS_WUR;
+
+/* One vCard as an xCard <vcard> element appended to @xcard, its version
+ * (3 or 4) in *version; the xCard of one <vcard> as vCard @version; the UID
+ * of an xCard <vcard> (heap, NULL when it has none); one vCard as a PCC
+ * (*pcc, cut down to @fields, with the adapter's import transform). PARSE
+ * or TOOBIG with *why (heap). */
+enum xdms_err iwf_card_to_xcard(const char *data, size_t len, struct buf *xcard, unsigned *version,
+				char **why) XDMS_WUR;
+enum xdms_err iwf_xcard_to_card(const char *xcard, size_t len, unsigned version, struct buf *out,
+				char **why) XDMS_WUR;
+char *iwf_xcard_uid(const char *xcard, size_t len);
+struct xml_doc;
+enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapter *a, const char *xui,
+			      const char *remote_user, unsigned fields, const char *data, size_t len,
+			      struct xml_doc **pcc, char **uid, char **why) XDMS_WUR;
 
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);

@@ -56,6 +56,7 @@ struct request {
 	char *fields;
 	char *merge_policy;
 	char *source_sel;
+	char *target; /* SPEC §4.3a: "pcc" (or absent) or "address-book" */
 	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
 };
 
@@ -74,6 +75,7 @@ static void request_cleanup(struct request *q)
 	free(q->fields);
 	free(q->merge_policy);
 	free(q->source_sel);
+	free(q->target);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -205,6 +207,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 		q->fields = fh_text(r, "fields");
 		q->merge_policy = trim(fh_text(r, "merge-policy"));
 		q->source_sel = trim(fh_text(r, "source-sel"));
+		q->target = trim(fh_text(r, "target"));
 		if (cred) {
 			q->username = fh_text(cred, "username");
 			q->password = fh_text(cred, "password");
@@ -345,7 +348,8 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
 {
-	struct iwf_call call = { env, curl, a, NULL, username, password, token };
+	struct iwf_call call = { .env = env, .curl = curl, .a = a, .username = username, .password = password,
+				 .token = token, .remote_user = remote_user };
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct buf body;
@@ -475,7 +479,7 @@ static void explain_partial(struct outcome *o)
 	if (o->extra_persons && n + 1 < sizeof(o->r.reason))
 		snprintf(o->r.reason + n, sizeof(o->r.reason) - n,
 			 "; %u more <person-details> not imported (the PCC is the user's own card; contact "
-			 "lists belong in the address book, which this version does not import)",
+			 "lists go to the address book with <target>address-book</target>)",
 			 o->extra_persons);
 }
 
@@ -611,7 +615,8 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 {
 	char *pcc = NULL, *sel = NULL, *out = NULL, *url = NULL, *why = NULL;
 	size_t pcc_len = 0, sel_len = 0, out_len = 0;
-	struct iwf_call call = { env, w->curl, a, NULL, c->username, c->password, c->token };
+	struct iwf_call call = { .env = env, .curl = w->curl, .a = a, .username = c->username,
+				 .password = c->password, .token = c->token, .remote_user = q->remote_user };
 	struct buf body;
 	char etag[STORE_ETAG_MAX];
 	struct timespec t0;
@@ -1011,7 +1016,18 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		goto out;
 	}
 	has_slot = true;
-	if (job->kind == STORE_JOB_EXPORT)
+	if (q.target && !strcmp(q.target, "address-book") && job->kind != STORE_JOB_SUBSCRIBE) {
+		struct iwf_book_job bq = { job->xui, q.remote_user, fields, prefs.is_auto_store };
+		struct iwf_book_outcome bo = { 0 };
+
+		if (job->kind == STORE_JOB_EXPORT)
+			iwf_book_export(env, w->curl, job, &a, &cred, &bq, &bo);
+		else
+			iwf_book_import(env, w->curl, job, &a, &cred, &bq, &bo);
+		o.r = bo.r;
+		o.is_cancelled = bo.is_cancelled;
+		o.count = bo.count;
+	} else if (job->kind == STORE_JOB_EXPORT)
 		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
@@ -1050,4 +1066,29 @@ out:
 	iwf_prefs_cleanup(&prefs);
 	free(adapter_owner);
 	free(why);
+}
+
+/* ---- for the address-book flows (book.c) ------------------------------------------------ */
+
+bool iwf_job_is_ours(const struct iwf_env *env, const struct store_job *job)
+{
+	return job_is_ours(env, job);
+}
+
+unsigned iwf_job_write(const struct iwf_env *env, enum xcap_method m, const char *auid, const char *xui,
+		       const char *ctype, const char *body, size_t len, const char *if_match,
+		       const char *if_none_match, char etag[STORE_ETAG_MAX], char *why, size_t why_len)
+{
+	char *path = doc_path(env, auid, xui, NULL);
+	unsigned status = xcap_write(env, m, path, ctype, body, len, if_match, if_none_match, etag, why, why_len);
+
+	free(path);
+	return status;
+}
+
+enum xdms_err iwf_job_transform(const struct iwf_env *env, const char *name, const char *data, size_t len,
+				const char *xui, const char *remote_user, size_t max_out, char **out, size_t *out_len,
+				struct iwf_result *r)
+{
+	return transform(env, name, data, len, xui, remote_user, max_out, out, out_len, r);
 }

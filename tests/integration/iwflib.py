@@ -36,7 +36,7 @@ def xml_escape(s):
 
 
 def request_xml(kind, rid, third_party, remote_user=None, username=None, password=None, fields=None,
-                merge_policy=None, source_sel=None, credential_ref=None, token=None):
+                merge_policy=None, source_sel=None, credential_ref=None, token=None, target=None):
     """One <import-profile> or <export-profile> element."""
     parts = [f'<{kind} id="{xml_escape(rid)}">', f'<third-party id="{xml_escape(third_party)}"/>']
     if username is not None:
@@ -50,6 +50,8 @@ def request_xml(kind, rid, third_party, remote_user=None, username=None, passwor
         parts.append(f"<remote-user>{xml_escape(remote_user)}</remote-user>")
     if fields is not None:
         parts.append(f"<fields>{fields}</fields>")
+    if target is not None:
+        parts.append(f"<target>{target}</target>")
     if merge_policy is not None:
         parts.append(f"<merge-policy>{merge_policy}</merge-policy>")
     if source_sel is not None:

@@ -301,7 +301,8 @@ START_TEST(adapter_kinds)
 	 * poll are room for later kinds. */
 	ck_assert_ptr_nonnull(x);
 	ck_assert_ptr_nonnull(h);
-	ck_assert_ptr_null(iwf_kind_find("carddav"));
+	ck_assert_ptr_nonnull(iwf_kind_find("carddav"));
+	ck_assert_ptr_null(iwf_kind_find("sip"));
 	ck_assert_ptr_null(iwf_kind_find("XCAP"));
 	ck_assert_ptr_eq(h->fetch, iwf_http_fetch);
 	ck_assert_ptr_eq(h->send, iwf_http_send);

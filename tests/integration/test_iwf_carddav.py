@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: MIT
+"""The IWF against a real CardDAV server: Radicale on loopback with htpasswd
+authentication, holding generated books (vCard 3.0 and 4.0, folded lines,
+non-ASCII names, grouped properties, an inline photo, a card with an error).
+
+One Radicale serves the whole module; each test uses its own Radicale
+account and book, so the tests do not see each other's changes. The xdmsd
+adapter points at the server root, so every job finds its book by RFC 6764
+discovery (well-known URI, principal, address-book home)."""
+
+
+import pytest
+from lxml import etree
+
+from davlib import Radicale, card, generated_book, generated_card, radicale_available
+from iwflib import add_adapter, expect_response, fh_doc, request_xml, text, wait_response
+from sipua import Subscriber, rl_body
+from xdmslib import ALICE, BOB, FH, PCC, doc_path, expect, sip_port
+
+pytestmark = pytest.mark.skipif(not radicale_available(), reason="radicale is not installed")
+
+AB = "org.openmobilealliance.cab-address-book"
+AB_NS = "urn:oma:xml:cab:address-book"
+AB_TYPE = "application/vnd.oma.cab-address-book+xml"
+PCC_NS = "urn:oma:xml:cab:pcc"
+NS = {"ab": AB_NS, "pcc": PCC_NS}
+FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
+
+USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two"}
+
+# The card with an error: a charset no vCard reader has to know (RFC 2426
+# allows only what the reader supports; the rest is refused, naming the line).
+BAD = "card-0049.vcf"
+
+
+def bad_card():
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:card-0049", "FN:Broken Charset", "N:Charset;Broken;;;",
+                 "NOTE;CHARSET=SHIFT_JIS:\u3042", "END:VCARD"])
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory):
+    r = Radicale(tmp_path_factory.mktemp("radicale"), USERS)
+    book = generated_book(49)
+    book[BAD] = bad_card()
+    r.add_book("books", "contacts", book, displayname="Contacts")
+    own = generated_book(5)
+    own["own.vcf"] = card(["BEGIN:VCARD", "VERSION:3.0", "UID:own", "FN:Owen Owner", "N:Owner;Owen;;;",
+                           "TEL;TYPE=cell:+15555550177", "EMAIL:owen@example.net", "END:VCARD"])
+    r.add_book("own", "book", own)
+    r.add_book("exp", "book", {})
+    r.add_book("notif", "book", generated_book(3))
+    r.add_book("two", "work", generated_book(2), displayname="Work")
+    r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def srv(start_server, radicale):
+    s = start_server(settings=dict(FAST, **{"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}))
+    add_adapter(s, "dav", "carddav", radicale.url("/"), "--plain-http-loopback", "true")
+    return s
+
+
+def run(srv, kind, rid, account, password=None, xui=ALICE, **kw):
+    client = srv.client(xui)
+    r = client.get(doc_path(FH, xui))
+    req = request_xml(kind, rid, "dav", remote_user=kw.pop("remote_user", account), username=account,
+                      password=password if password is not None else USERS[account], **kw)
+    if r.status == 200:
+        body = r.body.replace(b"</cab-feature-handler>", req.encode() + b"</cab-feature-handler>")
+        expect(client.put_doc(FH, xui, body, headers={"If-Match": r.header("ETag")}), 200)
+    else:
+        expect(client.put_doc(FH, xui, fh_doc(req)), 201)
+    resp, _ = wait_response(client, xui, rid, timeout=60)
+    return resp
+
+
+def contacts(srv, xui=ALICE):
+    r = expect(srv.client(xui).get(doc_path(AB, xui)), 200)
+    return etree.fromstring(r.body).xpath("/ab:address-book/ab:contact", namespaces=NS)
+
+
+def by_uid(cs):
+    out = {}
+    for c in cs:
+        src = c.find(f"{{{AB_NS}}}source")
+        if src is not None and src.text == "dav" and src.get("uid"):
+            out[src.get("uid")] = c
+    return out
+
+
+def display_names(c):
+    return c.xpath(".//pcc:display-name/text()", namespaces=NS)
+
+
+LOCAL_AB = (f'<?xml version="1.0" encoding="UTF-8"?>\n<address-book xmlns="{AB_NS}">'
+            '<contact id="mine-1"><person-details xmlns="urn:oma:xml:cab:pcc"><name><name-entry pref="1">'
+            '<display-name>Made By Alice</display-name></name-entry></name></person-details></contact>'
+            '<contact id="other-1"><source uid="x-1">other-source</source>'
+            '<person-details xmlns="urn:oma:xml:cab:pcc"><name><name-entry pref="1">'
+            '<display-name>From Elsewhere</display-name></name-entry></name></person-details></contact>'
+            '</address-book>\n').encode()
+
+
+def test_several_books_need_a_name(srv):
+    # Two books and no name among them: 400, naming both.
+    resp = run(srv, "import-profile", "t-1", "two", target="address-book")
+    expect_response(resp, "failure", 400)
+    assert "home" in text(resp, "reason") and "work" in text(resp, "reason"), text(resp, "reason")
+    # <remote-user> names one, by its display name.
+    resp = run(srv, "import-profile", "t-2", "two", remote_user="Family", target="address-book")
+    expect_response(resp, "success", 200)
+    assert list(by_uid(contacts(srv))) == ["card-0030"]
+
+
+def test_wrong_password_is_401(srv):
+    resp = run(srv, "import-profile", "w-1", "books", password="not-it", target="address-book")
+    expect_response(resp, "failure", 401)
+
+
+def test_stopped_server_is_503_after_retries(start_server, tmp_path):
+    r = Radicale(tmp_path / "down", {"books": "pw-books"})
+    r.start()
+    url = r.url("/")
+    r.stop()
+    s = start_server(settings=FAST)
+    add_adapter(s, "dav", "carddav", url, "--plain-http-loopback", "true")
+    resp = run(s, "import-profile", "d-1", "books", target="address-book")
+    expect_response(resp, "failure", 503)
+
+
+def test_basic_over_plain_http_needs_the_loopback_option(start_server, radicale):
+    s = start_server(settings=FAST)
+    add_adapter(s, "dav", "carddav", radicale.url("/"))
+    resp = run(s, "import-profile", "p-1", "books", target="address-book")
+    expect_response(resp, "failure", 500)
+    assert "plain HTTP" in text(resp, "reason")
+
+
+def test_address_book_import_then_only_changes(srv, radicale):
+    expect(srv.client(ALICE).put(doc_path(AB, ALICE), LOCAL_AB, AB_TYPE), 201)
+    resp = run(srv, "import-profile", "ab-1", "books", target="address-book")
+    # 50 cards: 49 generated and the broken one, which is named and left out.
+    expect_response(resp, "partial-success", 206)
+    reason = text(resp, "reason")
+    assert BAD in reason and "1 card refused" in reason, reason
+    assert text(resp, "imported-count") == "49", etree.tostring(resp)
+    cs = contacts(srv)
+    mine = by_uid(cs)
+    assert len(mine) == 49 and "card-0049" not in mine, sorted(mine)
+    assert display_names(mine["card-0001"]) == ["Björn Müller 1"]
+    assert display_names(mine["card-0042"]) == ["Chloé Łukasiewicz 42"]
+    ids = {c.get("id") for c in cs}
+    assert {"mine-1", "other-1"} <= ids and len(ids) == 51
+    before = {u: etree.tostring(c) for u, c in mine.items()}
+    first_id = mine["card-0003"].get("id")
+
+    # A phone changes one card and deletes another, over CardDAV.
+    st, _, _ = radicale.put_card("/books/contacts/card-0003.vcf",
+                                 generated_card(3).replace("FN:Dmitri Müller 3", "FN:Dmitri Renamed"))
+    assert st in (200, 201, 204), st
+    st, _, _ = radicale.delete("/books/contacts/card-0004.vcf")
+    assert st in (200, 204), st
+    n_before = len(radicale.requests())
+
+    resp = run(srv, "import-profile", "ab-2", "books", target="address-book")
+    expect_response(resp, "success", 200)
+    reason = text(resp, "reason")
+    assert "changes since the stored sync-token" in reason, reason
+    assert "1 cards read, 0 contacts added, 1 updated, 1 removed" in reason, reason
+    assert text(resp, "imported-count") == "1"
+    # The sync went through one sync-collection REPORT and one multiget of
+    # the changed card: the book itself was not listed with PROPFIND.
+    asked = radicale.requests()[n_before:]
+    book_calls = [(m, p) for m, p in asked if p.startswith("/books/contacts")]
+    assert book_calls == [("REPORT", "/books/contacts/"), ("REPORT", "/books/contacts/")], asked
+
+    cs = contacts(srv)
+    mine = by_uid(cs)
+    assert "card-0004" not in mine and len(mine) == 48
+    assert display_names(mine["card-0003"]) == ["Dmitri Renamed"]
+    assert mine["card-0003"].get("id") == first_id, "a contact keeps its id"
+    for uid, c in mine.items():
+        if uid != "card-0003":
+            assert etree.tostring(c) == before[uid], uid
+    assert {c.get("id") for c in cs} >= {"mine-1", "other-1"}
+    # The grouped ADR and the inline photo came through.
+    assert mine["card-0007"].xpath(".//pcc:media-url/text()", namespaces=NS)[0].startswith("data:image/png")
+    assert "Long Street Name" in "".join(mine["card-0005"].xpath(".//pcc:addr-string/text()", namespaces=NS))
+
+    # Radicale forgets its sync-tokens: the stored one is refused (403
+    # valid-sync-token) and the book is listed once in full; only the card
+    # that changed meanwhile is read again.
+    for f in radicale.storage.rglob(".Radicale.cache"):
+        for tokdir in f.rglob("sync-token"):
+            for t in tokdir.iterdir():
+                t.unlink()
+    st, _, _ = radicale.put_card("/books/contacts/card-0010.vcf",
+                                 generated_card(10).replace("FN:Anna Østergaard 10", "FN:Anna Again"))
+    assert st in (200, 201, 204), st
+    resp = run(srv, "import-profile", "ab-3", "books", target="address-book")
+    expect_response(resp, "partial-success", 206)  # the card with an error is read, and refused, again
+    reason = text(resp, "reason")
+    assert "the stored sync-token was refused: full listing" in reason, reason
+    assert "cards read, 0 contacts added, 1 updated, 0 removed" in reason, reason
+    assert display_names(by_uid(contacts(srv))["card-0010"]) == ["Anna Again"]
+
+
+def test_pcc_import_and_export_of_the_own_card(srv, radicale):
+    resp = run(srv, "import-profile", "pcc-1", "own", xui=BOB)
+    expect_response(resp, "success", 200)
+    pcc = etree.fromstring(expect(srv.client(BOB).get(doc_path(PCC, BOB)), 200).body)
+    assert pcc.xpath("//pcc:display-name/text()", namespaces=NS) == ["Owen Owner"]
+    assert "tel:+15555550177" in "".join(pcc.xpath("//pcc:tel-string/text()", namespaces=NS))
+
+    # Changed locally, then exported back to the same card.
+    body = etree.tostring(pcc).replace(b"Owen Owner", b"Owen Exported")
+    expect(srv.client(BOB).put_doc(PCC, BOB, body), 200)
+    resp = run(srv, "export-profile", "pcc-2", "own", xui=BOB)
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/own/book/own.vcf", user="own")
+    assert st == 200
+    vcf = vcf.decode()
+    assert "FN:Owen Exported" in vcf and "VERSION:3.0" in vcf and "UID:own" in vcf, vcf
+    # Radicale's own storage holds the card as written; the other cards are as they were.
+    stored = (radicale.storage / "collection-root" / "own" / "book" / "own.vcf").read_text()
+    assert "FN:Owen Exported" in stored and "TEL" in stored, stored
+    assert (radicale.storage / "collection-root" / "own" / "book" / "card-0001.vcf").read_bytes() == \
+        generated_card(1).encode()
+    # A <remote-user> with no card yet: created (If-None-Match: *) under that name, as vCard 4.0.
+    resp = run(srv, "export-profile", "pcc-3", "own", xui=BOB, remote_user="newcomer")
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/own/book/newcomer.vcf", user="own")
+    # RFC 6350 §6.7.6: a UID that is not a URI is text, said with VALUE=text.
+    assert st == 200 and "UID;VALUE=text:newcomer" in vcf.decode() and "VERSION:4.0" in vcf.decode(), vcf
+
+
+def test_address_book_export_creates_and_remembers(srv, radicale):
+    # The book is empty; an import leaves the state an export needs.
+    expect_response(run(srv, "import-profile", "e-0", "exp", target="address-book"), "success", 200)
+    r = srv.client(ALICE).put(doc_path(AB, ALICE), LOCAL_AB, AB_TYPE)
+    assert r.status in (200, 201), r.describe()
+    resp = run(srv, "export-profile", "e-1", "exp", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 cards created" in text(resp, "reason"), text(resp, "reason")
+    cs = {c.get("id"): c for c in contacts(srv)}
+    src = cs["mine-1"].find(f"{{{AB_NS}}}source")
+    assert src is not None and src.text == "dav" and src.get("href") and src.get("etag"), etree.tostring(cs["mine-1"])
+    st, _, vcf = radicale.request("GET", src.get("href"), user="exp")
+    assert st == 200 and "Made By Alice" in vcf.decode(), vcf
+    # The other source's contact was not sent.
+    st, _, listing = radicale.request("PROPFIND", "/exp/book/", user="exp", headers={"Depth": "1"})
+    assert listing.count(b".vcf") == 1, listing
+
+    # An import finds the card again: no second contact for it.
+    expect_response(run(srv, "import-profile", "e-2", "exp", target="address-book"), "success", 200)
+    assert len(by_uid(contacts(srv))) == 1
+    # The user deletes the contact; the next export deletes its card.
+    client = srv.client(ALICE)
+    r = expect(client.get(doc_path(AB, ALICE)), 200)
+    root = etree.fromstring(r.body)
+    for c in root.xpath("/ab:address-book/ab:contact[@id='mine-1']", namespaces=NS):
+        root.remove(c)
+    expect(client.put(doc_path(AB, ALICE), etree.tostring(root, xml_declaration=True, encoding="UTF-8"), AB_TYPE,
+                      headers={"If-Match": r.header("ETag")}), 200)
+    resp = run(srv, "export-profile", "e-3", "exp", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 deleted" in text(resp, "reason"), text(resp, "reason")
+    st, _, _ = radicale.request("GET", src.get("href"), user="exp")
+    assert st == 404, st
+
+
+def test_subscribers_get_notifies_of_both_imports(srv, radicale):
+    srv.sip = sip_port(srv)
+    sub = Subscriber(srv.sip, aor=ALICE)
+    try:
+        pcc_sel = f"{PCC}/users/{ALICE}/index"
+        ab_sel = f"{AB}/users/{ALICE}/index"
+        resp = sub.subscribe(rl_body(f"/xcap-root/{pcc_sel}", f"/xcap-root/{ab_sel}"))
+        assert resp.status == 200, resp
+        sub.notify()  # the initial state
+        sub.inbox.clear()
+        expect_response(run(srv, "import-profile", "n-1", "notif", target="address-book"), "success", 200)
+        n = sub.wait(lambda m: m.method == "NOTIFY" and any(d.get("sel") == ab_sel for d in m.documents()),
+                     timeout=10, what="NOTIFY of the Address Book")
+        assert n is not None
+        expect_response(run(srv, "import-profile", "n-2", "notif", remote_user="card-0001"), "success", 200)
+        sub.wait(lambda m: m.method == "NOTIFY" and any(d.get("sel") == pcc_sel for d in m.documents()),
+                 timeout=10, what="NOTIFY of the PCC")
+    finally:
+        sub.close()
