@@ -63,6 +63,8 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 	free(a->content_type);
 	free(a->import_xslt);
 	free(a->export_xslt);
+	free(a->webhook_base);
+	free(a->webhook_register);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -110,7 +112,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct xml_node *root;
-	char *kind = NULL, *auth = NULL;
+	char *kind = NULL, *auth = NULL, *watch = NULL;
 	enum xdms_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -159,12 +161,25 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 			if (!strcmp(auth, names[i]))
 				out->auth = (enum iwf_auth)i;
 	}
+	out->poll_interval_s = child_uint(root, "poll-interval", IWF_POLL_DEFAULT_S);
+	if (out->poll_interval_s < IWF_POLL_FLOOR_S)
+		out->poll_interval_s = IWF_POLL_FLOOR_S;
+	out->webhook_base = child_text(root, "webhook-base");
+	out->webhook_register = child_text(root, "webhook-register");
+	watch = child_text(root, "watch");
+	out->watch = !watch || !strcmp(watch, "poll") ? IWF_WATCH_POLL :
+		     !strcmp(watch, "webhook")	  ? IWF_WATCH_WEBHOOK :
+						    IWF_WATCH_BOTH;
 	if (!out->url) {
 		*why = xasprintf("adapter %s has no url", id);
+		err = XDMS_ERR_PARSE;
+	} else if (out->watch != IWF_WATCH_POLL && (!out->webhook_base || !out->webhook_register)) {
+		*why = xasprintf("adapter %s watches by webhook but lacks webhook-base or webhook-register", id);
 		err = XDMS_ERR_PARSE;
 	}
 out:
 	free(auth);
+	free(watch);
 	xml_doc_free(doc);
 	if (err)
 		iwf_adapter_cleanup(out);

@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "iwf/iwf_int.h"
 
@@ -38,6 +39,40 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 		return 0; /* stops the transfer with CURLE_WRITE_ERROR */
 	}
 	return size * n;
+}
+
+/* The answer's ETag and Last-Modified (watches' validators), each cut to
+ * its buffer; a value that does not fit is dropped rather than cut. */
+struct head_sink {
+	char *etag;
+	char *last_modified;
+};
+
+static void head_value(const char *line, size_t len, size_t name_len, char *out)
+{
+	const char *v = line + name_len;
+	size_t n = len - name_len;
+
+	while (n && (*v == ' ' || *v == '\t'))
+		v++, n--;
+	while (n && strchr(" \t\r\n", v[n - 1]))
+		n--;
+	if (n < IWF_VALIDATOR_MAX) {
+		memcpy(out, v, n);
+		out[n] = '\0';
+	}
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct head_sink *h = arg;
+	size_t len = size * n;
+
+	if (h->etag && len > 5 && !strncasecmp(data, "ETag:", 5))
+		head_value(data, len, 5, h->etag);
+	else if (h->last_modified && len > 14 && !strncasecmp(data, "Last-Modified:", 14))
+		head_value(data, len, 14, h->last_modified);
+	return len;
 }
 
 /* libcurl's progress callback: a non-zero return aborts the transfer. */
@@ -127,7 +162,9 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	CURL *h = curl;
 	struct curl_slist *headers = NULL;
 	struct sink sink = { body, false };
-	char host[256], line[320];
+	struct head_sink heads = { call->got_etag, call->got_last_modified };
+	bool is_conditional = call->if_none_match || call->if_modified_since;
+	char host[256], line[IWF_VALIDATOR_MAX + 32];
 	CURLcode rc;
 	bool ok = true;
 
@@ -184,6 +221,22 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		snprintf(line, sizeof(line), "Accept: %s", call->accept);
 		headers = curl_slist_append(headers, line);
 	}
+	if (call->if_none_match) {
+		snprintf(line, sizeof(line), "If-None-Match: %s", call->if_none_match);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->if_modified_since) {
+		snprintf(line, sizeof(line), "If-Modified-Since: %s", call->if_modified_since);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->got_etag || call->got_last_modified) {
+		if (call->got_etag)
+			call->got_etag[0] = '\0';
+		if (call->got_last_modified)
+			call->got_last_modified[0] = '\0';
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
+		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &heads) == CURLE_OK;
+	}
 	if (headers)
 		ok &= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) == CURLE_OK;
 	if (!ok) {
@@ -204,6 +257,8 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		classify_curl(rc, host, r);
 		return XDMS_ERR_IO;
 	}
+	if (*status == 304 && is_conditional)
+		return XDMS_ERR_OK;
 	if (*status < 200 || *status >= 300) {
 		classify_status(*status, host, r);
 		return XDMS_ERR_IO;
