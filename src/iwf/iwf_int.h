@@ -377,8 +377,7 @@ enum xdms_err iwf_watches_start(const struct iwf_env *env, unsigned threads, str
 void iwf_watches_stop(struct iwf_watches *ws);
 /* (Re)schedules watch @w after a job stored it (a new or refreshed
  * subscription). Any thread. */
-void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w, unsigned poll_interval_s,
-		     enum iwf_watch_via via);
+void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w);
 /* The store's commit listener calls this: a commit hook dropped watches
  * (store_watch_generation moved); the threads forget them. Never blocks long. */
 void iwf_watches_kick(struct iwf_watches *ws);

@@ -146,6 +146,18 @@ static enum xdms_err watch_check(struct store_read *rd, const struct store_job *
 	return !err && current != job_id ? XDMS_ERR_NOTFOUND : err;
 }
 
+/* True when @job is still its request's current job (ended or not). */
+static bool job_is_current(const struct iwf_env *env, const struct store_job *job)
+{
+	struct store_read *rd = NULL;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = watch_check(rd, job, job->id);
+	store_read_end(rd);
+	return err == XDMS_ERR_OK;
+}
+
 /* claim_check in a snapshot of its own: true when the job is still ours. */
 static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
 {
@@ -477,8 +489,6 @@ struct outcome {
 	/* subscribe-profile: the watch set up (or refreshed) by the job */
 	bool has_watch;
 	struct store_watch watch;
-	unsigned poll_interval_s;
-	enum iwf_watch_via via;
 };
 
 /* A 206 says what was left out and why, so that nobody has to guess. */
@@ -774,8 +784,6 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 		goto out;
 	}
 	o->has_watch = true;
-	o->poll_interval_s = a->poll_interval_s;
-	o->via = a->watch;
 out:
 	buf_cleanup(&body);
 	free(imported);
@@ -1241,7 +1249,13 @@ done:
 			iwf_metrics_retry(env->metrics);
 	} else if (finish(env, job, q.third_party, &o) && o.has_watch) {
 		/* The answer is stored: from now on the watch keeps it current. */
-		iwf_watches_add(env->watches, &o.watch, o.poll_interval_s, o.via);
+		iwf_watches_add(env->watches, &o.watch);
+	} else if (o.has_watch) {
+		/* Deleted or changed while the job ran: its watch is not kept (a
+		 * newer version's job stores its own). */
+		if (!job_is_current(env, job) && store_watch_del(env->st, job->xui, job->request_id) == XDMS_ERR_OK)
+			log_info("iwf job %llu (%s %s): the request went while it ran; its watch is not kept",
+				 (unsigned long long)job->id, job->xui, job->request_id);
 	}
 out:
 	if (has_slot)

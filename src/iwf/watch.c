@@ -77,6 +77,7 @@ struct entry {
 	size_t heap_at;    /* SIZE_MAX when not in the heap */
 	bool is_busy;      /* a thread polls it */
 	bool is_again;     /* made due while busy: poll again at once */
+	bool is_refreshed; /* a job set it up again while busy: keep it whatever the poll said */
 	bool is_gone;      /* its record went while busy: forget it after */
 };
 
@@ -509,9 +510,16 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 	err = store_read_begin(env->st, &rd);
 	if (!err)
 		err = store_watch_get(rd, xui, request_id, w);
-	if (!err)
-		err = store_job_current(rd, xui, request_id, &current);
-	store_read_end(rd);
+	if (!err && store_job_current(rd, xui, request_id, &current) == XDMS_ERR_NOTFOUND) {
+		/* A record whose request went before the record was stored (a
+		 * delete while its job ran): not watched, not kept. */
+		store_read_end(rd);
+		if (store_watch_del(env->st, xui, request_id) == XDMS_ERR_OK)
+			log_info("iwf watch %s %s: its request is gone; forgotten", xui, request_id);
+		err = XDMS_ERR_NOTFOUND;
+	} else {
+		store_read_end(rd);
+	}
 	if (err == XDMS_ERR_NOTFOUND) {
 		/* The request went: its webhook goes too. */
 		*is_unregister = true;
@@ -695,12 +703,15 @@ static void *watch_main(void *arg)
 		free(request_id);
 		pthread_mutex_lock(&ws->lock);
 		e->is_busy = false;
-		if (!next || e->is_gone) {
+		if (e->is_gone || (!next && !e->is_refreshed)) {
 			entry_forget(ws, e, is_unregister || e->is_gone);
 			continue;
 		}
-		e->due_ms = e->is_again ? wall_ms() : next;
+		/* A refresh during the poll (the request changed, its new job
+		 * stored a new record): the poll's "over" was about the old one. */
+		e->due_ms = e->is_again || !next ? wall_ms() : next;
 		e->is_again = false;
+		e->is_refreshed = false;
 		heap_push(ws, e);
 	}
 	pthread_mutex_unlock(&ws->lock);
@@ -815,17 +826,17 @@ void iwf_watches_stop(struct iwf_watches *ws)
 	free(ws);
 }
 
-void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w, unsigned poll_interval_s,
-		     enum iwf_watch_via via)
+void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w)
 {
 	struct entry *e;
 
-	(void)poll_interval_s;
-	(void)via;
 	if (!ws)
 		return;
 	pthread_mutex_lock(&ws->lock);
 	e = entry_get(ws, w);
+	e->is_gone = false;
+	if (e->is_busy)
+		e->is_refreshed = true;
 	entry_due(ws, e, w->next_poll_ms);
 	pthread_mutex_unlock(&ws->lock);
 }
