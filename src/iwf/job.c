@@ -58,6 +58,7 @@ struct request {
 	char *merge_policy;
 	char *source_sel;
 	char *expires;
+	char *target;           /* what a request moves: "pcc" (default) or another part */
 	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
 };
 
@@ -77,6 +78,7 @@ static void request_cleanup(struct request *q)
 	free(q->merge_policy);
 	free(q->source_sel);
 	free(q->expires);
+	free(q->target);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -231,6 +233,7 @@ static enum xdms_err request_load_as(const struct iwf_env *env, const struct sto
 		q->merge_policy = trim(fh_text(r, "merge-policy"));
 		q->source_sel = trim(fh_text(r, "source-sel"));
 		q->expires = trim(fh_text(r, "expires"));
+		q->target = trim(fh_text(r, "target"));
 		if (cred) {
 			q->username = fh_text(cred, "username");
 			q->password = fh_text(cred, "password");
@@ -682,6 +685,13 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	if (!a->kind->poll) {
 		iwf_result_set(&o->r, 501, false, "the adapter %.80s is of kind %s, which cannot be watched", a->id,
 			       a->kind->name);
+		goto out;
+	}
+	/* SPEC §4.3a: a watch keeps the user's own card; another part (the
+	 * address book) is not watched by this version. */
+	if (q->target && q->target[0] && strcmp(q->target, "pcc") != 0) {
+		iwf_result_set(&o->r, 501, false, "subscribe-profile keeps the PCC up to date; <target>%.40s</target> "
+			       "cannot be watched by this version", q->target);
 		goto out;
 	}
 	if ((q->remote_user && strlen(q->remote_user) >= sizeof(wr->remote_user)) ||
