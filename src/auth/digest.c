@@ -115,25 +115,41 @@ void digest_credentials_fill(struct store_user_realm *r, const char *realm, cons
 	digest_ha1(DIGEST_ALGO_SHA256, xui, realm, password, r->ha1_sha256_xui);
 }
 
-bool digest_response_ok(const struct digest_credentials *cr, const char *method, const uint8_t *ha1)
+void digest_response_make(const struct digest_credentials *cr, const char *method, const uint8_t *ha1,
+			  char *out)
 {
 	size_t len = digest_algo_len(cr->algo);
-	char ha1_hex[65], ha2_hex[65], expect[65], nc[9];
+	char ha1_hex[65], ha2_hex[65], nc[9];
 	uint8_t h[32];
 	const char *a2[] = { method, cr->uri };
-	unsigned char diff = 0;
-	size_t resp_len = strlen(cr->response);
 
 	to_hex(ha1, len, ha1_hex);
 	hash_joined(cr->algo, a2, 2, h);
 	to_hex(h, len, ha2_hex);
 	snprintf(nc, sizeof(nc), "%08x", cr->nc);
-	{
+	if (cr->qop[0]) {
 		const char *kd[] = { ha1_hex, cr->nonce, nc, cr->cnonce, cr->qop, ha2_hex };
 
 		hash_joined(cr->algo, kd, 6, h);
+	} else {
+		/* RFC 2617 §3.2.2.1 without qop (RFC 2069 compatibility). */
+		const char *kd[] = { ha1_hex, cr->nonce, ha2_hex };
+
+		hash_joined(cr->algo, kd, 3, h);
 	}
-	to_hex(h, len, expect);
+	to_hex(h, len, out);
+}
+
+bool digest_response_ok(const struct digest_credentials *cr, const char *method, const uint8_t *ha1)
+{
+	size_t len = digest_algo_len(cr->algo);
+	char expect[65];
+	unsigned char diff = 0;
+	size_t resp_len = strlen(cr->response);
+
+	if (!cr->qop[0])
+		return false; /* the server side requires qop=auth */
+	digest_response_make(cr, method, ha1, expect);
 	if (resp_len != 2 * len)
 		return false;
 	for (size_t i = 0; i < 2 * len; i++)

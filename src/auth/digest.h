@@ -61,6 +61,15 @@ void digest_ha1(enum digest_algo algo, const char *username, const char *realm, 
 		uint8_t *out);
 
 /*
+ * Writes the hex request-digest of @cr for @method into @out (65 bytes):
+ * H(HA1:nonce:nc:cnonce:qop:H(method:uri)) when @cr->qop is set (RFC 7616
+ * §3.4.1), else H(HA1:nonce:H(method:uri)) (RFC 2617 without qop). For a
+ * client answering a challenge (the SIP subscriber) and for checking one.
+ */
+void digest_response_make(const struct digest_credentials *cr, const char *method, const uint8_t *ha1,
+			  char *out);
+
+/*
  * True when the client's response matches H(HA1:nonce:nc:cnonce:qop:H(method:uri))
  * (qop=auth; RFC 7616 §3.4.1). Compared in constant time.
  */

@@ -333,15 +333,7 @@ static void free_views(struct sip_request *r)
 	free(r->event);
 	free(r->content_type);
 	r->uri_text = r->call_id_text = r->from_uri = r->to_uri = r->contact_uri = r->event = r->content_type = NULL;
-	for (size_t i = 0; i < r->hcount; i++) {
-		free(r->hnames[i]);
-		free(r->hvalues[i]);
-	}
-	free(r->hnames);
-	free(r->hvalues);
-	r->hnames = r->hvalues = NULL;
-	r->hcount = 0;
-	r->has_headers = false;
+	sip_views_cleanup(&r->views);
 }
 
 static void unlink_request(struct sip_request *r)
@@ -399,7 +391,20 @@ static const char *long_name(const char *name)
 	return name;
 }
 
-static void add_header(struct sip_request *r, const char *name, char *osip_value)
+void sip_views_cleanup(struct sip_views *r)
+{
+	for (size_t i = 0; i < r->hcount; i++) {
+		free(r->hnames[i]);
+		free(r->hvalues[i]);
+	}
+	free(r->hnames);
+	free(r->hvalues);
+	r->hnames = r->hvalues = NULL;
+	r->hcount = 0;
+	r->has_headers = false;
+}
+
+static void add_header(struct sip_views *r, const char *name, char *osip_value)
 {
 	if (!osip_value)
 		return;
@@ -410,9 +415,8 @@ static void add_header(struct sip_request *r, const char *name, char *osip_value
 	r->hcount++;
 }
 
-static void build_headers(struct sip_request *r)
+static void build_headers(struct sip_views *r, osip_message_t *m)
 {
-	osip_message_t *m = r->msg;
 	char *v;
 
 	r->has_headers = true;
@@ -463,6 +467,17 @@ static void build_headers(struct sip_request *r)
 		if (!osip_authorization_to_str(osip_list_get(&m->proxy_authorizations, i), &v))
 			add_header(r, "Proxy-Authorization", v);
 	}
+	/* A challenge, in a response to a request we sent. */
+	for (int i = 0; i < osip_list_size(&m->www_authenticates); i++) {
+		v = NULL;
+		if (!osip_www_authenticate_to_str(osip_list_get(&m->www_authenticates, i), &v))
+			add_header(r, "WWW-Authenticate", v);
+	}
+	for (int i = 0; i < osip_list_size(&m->proxy_authenticates); i++) {
+		v = NULL;
+		if (!osip_proxy_authenticate_to_str(osip_list_get(&m->proxy_authenticates, i), &v))
+			add_header(r, "Proxy-Authenticate", v);
+	}
 	v = NULL;
 	if (m->content_type && !osip_content_type_to_str(m->content_type, &v))
 		add_header(r, "Content-Type", v);
@@ -474,17 +489,22 @@ static void build_headers(struct sip_request *r)
 	}
 }
 
-const char *sip_request_header(struct sip_request *r, const char *name, size_t index)
+const char *sip_views_header(struct sip_views *r, osip_message_t *m, const char *name, size_t index)
 {
 	const char *want = long_name(name);
 
 	if (!r->has_headers)
-		build_headers(r);
+		build_headers(r, m);
 	for (size_t i = 0; i < r->hcount; i++) {
 		if (!strcasecmp(r->hnames[i], want) && index-- == 0)
 			return r->hvalues[i];
 	}
 	return NULL;
+}
+
+const char *sip_request_header(struct sip_request *r, const char *name, size_t index)
+{
+	return sip_views_header(&r->views, r->msg, name, index);
 }
 
 const char *sip_request_method(const struct sip_request *r)
@@ -589,9 +609,8 @@ const char *sip_request_event(struct sip_request *r)
 	return r->event;
 }
 
-long sip_request_expires(struct sip_request *r)
+long sip_seconds_parse(const char *v)
 {
-	const char *v = sip_request_header(r, "Expires", 0);
 	char *end;
 	long n;
 
@@ -599,12 +618,17 @@ long sip_request_expires(struct sip_request *r)
 		return -1;
 	while (*v == ' ' || *v == '\t')
 		v++;
-	if (*v < '0' || *v > '9')
+	if (*v < '0' || *v > '9' || strspn(v, "0123456789") > 9)
 		return -1;
 	n = strtol(v, &end, 10);
 	while (*end == ' ' || *end == '\t')
 		end++;
 	return *end ? -1 : n;
+}
+
+long sip_request_expires(struct sip_request *r)
+{
+	return sip_seconds_parse(sip_request_header(r, "Expires", 0));
 }
 
 const char *sip_request_content_type(struct sip_request *r)
@@ -644,6 +668,47 @@ const char *sip_request_local_tag(const struct sip_request *r)
 	const char *tag = tag_of(r->msg->to);
 
 	return tag ? tag : r->local_tag;
+}
+
+/* -- responses to sent requests ------------------------------------------- */
+
+void sip_response_cleanup(struct sip_response *resp)
+{
+	sip_views_cleanup(&resp->views);
+	free(resp->contact_uri);
+	resp->contact_uri = NULL;
+}
+
+int sip_response_status(const struct sip_response *resp)
+{
+	return resp->msg->status_code;
+}
+
+const char *sip_response_header(const struct sip_response *resp, const char *name, size_t index)
+{
+	struct sip_response *w = (struct sip_response *)resp; /* the views are a cache */
+
+	return sip_views_header(&w->views, resp->msg, name, index);
+}
+
+const char *sip_response_to_tag(const struct sip_response *resp)
+{
+	return tag_of(resp->msg->to);
+}
+
+long sip_response_expires(const struct sip_response *resp)
+{
+	return sip_seconds_parse(sip_response_header(resp, "Expires", 0));
+}
+
+const char *sip_response_contact_uri(const struct sip_response *resp)
+{
+	struct sip_response *w = (struct sip_response *)resp;
+	osip_contact_t *c = osip_list_get(&resp->msg->contacts, 0);
+
+	if (!w->contact_uri && c && c->url)
+		w->contact_uri = uri_of(c->url);
+	return w->contact_uri;
 }
 
 /* -- responses ------------------------------------------------------------ */
@@ -793,7 +858,7 @@ void sip_dispatch(struct sip_server *s, struct sip_request *r)
 {
 	static const char *const known[] = { "INVITE", "MESSAGE", "PUBLISH", "REFER", "INFO",
 					     "UPDATE", "PRACK",	  "REGISTER", "NOTIFY" };
-	static const struct sip_header allow[] = { { "Allow", SIP_ALLOW } };
+	const struct sip_header allow[] = { { "Allow", s->on_notify ? SIP_ALLOW_NOTIFY : SIP_ALLOW } };
 	const char *m = r->msg->sip_method, *require;
 
 	/* RFC 3261 §8.2.2.3: we support no extension, so any Require fails
@@ -806,8 +871,8 @@ void sip_dispatch(struct sip_server *s, struct sip_request *r)
 		return;
 	}
 	if (!strcmp(m, "OPTIONS")) {
-		static const struct sip_header h[] = {
-			{ "Allow", SIP_ALLOW },
+		const struct sip_header h[] = {
+			{ "Allow", allow[0].value },
 			{ "Allow-Events", SIP_ALLOW_EVENTS },
 			{ "Accept", SIP_ACCEPT },
 		};
@@ -830,6 +895,13 @@ void sip_dispatch(struct sip_server *s, struct sip_request *r)
 			s->requests = r;
 			s->on_subscribe(s->on_subscribe_arg, r);
 		}
+	} else if (!strcmp(m, "NOTIFY") && s->on_notify) {
+		r->is_handed_out = true;
+		r->next = s->requests;
+		if (s->requests)
+			s->requests->prev = r;
+		s->requests = r;
+		s->on_notify(s->on_notify_arg, r);
 	} else if (!strcmp(m, "CANCEL") || !strcmp(m, "BYE")) {
 		/* Every INVITE is refused at once, so there is never an INVITE
 		 * to cancel or a session to end (RFC 3261 §9.2, §15.1.2). */

@@ -16,7 +16,14 @@
  * Accept), SUBSCRIBE for another event package (489), other methods (405 or
  * 501), retransmissions (absorbed by the server transaction). SUBSCRIBE with
  * Event: xcap-diff, in or out of a dialog, goes to the registered handler;
- * without a handler it is answered 501.
+ * without a handler it is answered 501. NOTIFY goes to the handler set with
+ * sip_server_on_notify (the subscriber module below sets it); without one
+ * it is answered 405.
+ *
+ * As a user agent client the stack sends requests in or out of a dialog
+ * (sip_send_request, sip_send_request_full) and reports their final
+ * response. The subscriber module (struct sip_subscriber, at the end) uses
+ * that to subscribe to another XDMS's xcap-diff event package.
  */
 #ifndef XDMS_SIP_H
 #define XDMS_SIP_H
@@ -33,6 +40,8 @@ struct sip_server;
 struct sip_request;
 /* A one-shot timer on the loop thread. Opaque. */
 struct sip_timer;
+/* The final response to a sent request, borrowed by a sip_response_fn. Opaque. */
+struct sip_response;
 
 enum sip_transport {
 	SIP_TRANSPORT_UDP = 0,
@@ -54,6 +63,10 @@ struct sip_header {
  */
 typedef void (*sip_subscribe_fn)(void *arg, struct sip_request *req);
 
+/* Called on the loop thread for every new NOTIFY, with the same contract
+ * as sip_subscribe_fn (respond exactly once). */
+typedef void (*sip_notify_fn)(void *arg, struct sip_request *req);
+
 /*
  * The final outcome of a request sent with sip_send_request: the status of
  * the final response, 408 when no final response came in time (Timer F) or
@@ -62,6 +75,14 @@ typedef void (*sip_subscribe_fn)(void *arg, struct sip_request *req);
  * thread calling sip_server_stop(). Called exactly once per accepted request.
  */
 typedef void (*sip_sent_fn)(void *arg, int status);
+
+/*
+ * The final outcome of a request sent with sip_send_request_full: @status as
+ * for sip_sent_fn, and @resp the final response when one came (NULL for the
+ * 408 of Timer F, 503 and 0). @resp and every string read from it are
+ * borrowed for the call only.
+ */
+typedef void (*sip_response_fn)(void *arg, int status, const struct sip_response *resp);
 
 /* A function run on the loop thread (sip_server_call, timers). */
 typedef void (*sip_run_fn)(void *arg);
@@ -230,5 +251,211 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 			       const struct sip_header *headers, size_t header_count,
 			       const char *content_type, const char *body, size_t body_len,
 			       sip_sent_fn done, void *arg) XDMS_WUR;
+
+/*
+ * As sip_send_request, but @done gets the final response itself, for its
+ * headers (a SUBSCRIBE's To tag, Expires, Contact, Record-Route, a
+ * challenge). @d->remote_tag may be NULL for a request outside a dialog
+ * (then @d->remote_target is the Request-URI and @d->destination where it
+ * goes). Provisional responses are not reported.
+ */
+enum xdms_err sip_send_request_full(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
+				    const struct sip_header *headers, size_t header_count,
+				    const char *content_type, const char *body, size_t body_len,
+				    sip_response_fn done, void *arg) XDMS_WUR;
+
+/* -- a final response (loop thread, inside a sip_response_fn) ------------- */
+
+/* The status code (200..699). */
+int sip_response_status(const struct sip_response *resp);
+/* The @index-th value of header @name, as sip_request_header: WWW-Authenticate,
+ * Proxy-Authenticate, Record-Route and Contact give one value per element;
+ * Min-Expires, Retry-After and the rest as received. Borrowed from @resp. */
+const char *sip_response_header(const struct sip_response *resp, const char *name, size_t index);
+/* The To tag, or NULL. Borrowed from @resp. */
+const char *sip_response_to_tag(const struct sip_response *resp);
+/* The Expires value in seconds, or -1 when absent or not a number. */
+long sip_response_expires(const struct sip_response *resp);
+/* The URI of the first Contact, or NULL. Borrowed from @resp. */
+const char *sip_response_contact_uri(const struct sip_response *resp);
+
+/*
+ * Routes every new NOTIFY to @fn(@arg, req) (NULL: answered 405 again).
+ * Loop thread (or before any request can arrive).
+ */
+void sip_server_on_notify(struct sip_server *s, sip_notify_fn fn, void *arg);
+
+/* -- the subscriber: xcap-diff subscriptions to another XDMS ---------------- */
+
+/*
+ * xdmsd as a SIP subscriber (RFC 6665 UAC, RFC 5875 event package): one
+ * struct sip_subscriber per SIP server takes the server's NOTIFYs and holds
+ * the subscriptions (struct sip_sub), each one dialog with a remote XDMS.
+ *
+ * Threads. The functions below may be called from any thread, the loop
+ * thread included: each queues its work on the loop with sip_server_call
+ * and returns at once (except sip_subscriber_destroy, which waits). The
+ * callbacks of a subscription run on the loop thread, one at a time, in
+ * this order: any number of on_dialog and on_notify, then on_end exactly
+ * once, after which no callback of that subscription runs again. A
+ * subscription's @arg must stay valid until its on_end has returned.
+ *
+ * What a subscription does by itself (details in subscriber.c):
+ * Digest on 401/407 (MD5 or SHA-256, qop=auth, nonce counts; the
+ * credentials given are used on every later request of the dialog); 423
+ * honoured once with the Min-Expires asked; a refresh when max(E/2,
+ * E - refresh_margin) of the granted E seconds have passed; a refresh
+ * answered 481 or 408 (or not at all) starts a new subscription outside
+ * the dialog; every NOTIFY of the dialog answered 200 before on_notify.
+ */
+struct sip_subscriber;
+struct sip_sub;
+
+/* The module's limits; 0 takes the default in brackets. */
+struct sip_subscriber_conf {
+	unsigned max_subscriptions;   /* subscriptions alive at once [10000] */
+	size_t max_notify_body;       /* a larger NOTIFY body is not passed on [1 MiB] */
+	unsigned refresh_margin;      /* seconds before expiry to refresh at the latest [60] */
+	unsigned default_expires;     /* asked when the caller asks 0 [3600] */
+	/* A resumed dialog refreshes at a random point of the first
+	 * min(resume_spread, half its time left) seconds, so that a restart
+	 * with many subscriptions does not send all refreshes at once; 0: at
+	 * once [0]. */
+	unsigned resume_spread;
+};
+
+/* What to subscribe to; every string is copied by sip_sub_start/resume. */
+struct sip_sub_params {
+	/* Where the SUBSCRIBE goes: "sip:IP:PORT[;transport=tcp]" (an IP
+	 * literal; the stack does no DNS). */
+	const char *target;
+	/* Request-URI and To: the owner of the watched documents as the remote
+	 * XDMS knows it, e.g. "sip:alice@example.com". */
+	const char *resource_uri;
+	/* From: who subscribes, e.g. "sip:alice@example.com". */
+	const char *local_uri;
+	/* The XCAP selectors to watch, relative to the remote XCAP root
+	 * ("org.openmobilealliance.cab-pcc/users/sip:alice@example.com/index"),
+	 * sent as the resource-lists body. At least one. */
+	const char *const *entries;
+	size_t entry_count;
+	/* Digest credentials for the remote side; NULL when there are none
+	 * (then a challenge ends the subscription with status 401/407). */
+	const char *username;
+	const char *password;
+	unsigned expires; /* seconds asked; 0: the module's default */
+	/* NULL (no-patching), "xcap-patching" or "aggregate" (RFC 5875 §4.4). */
+	const char *diff_processing;
+};
+
+/*
+ * The dialog as it must be kept to resume after a restart. Strings are
+ * borrowed for the callback (on_dialog) or the call (sip_sub_resume).
+ */
+struct sip_sub_dialog {
+	const char *call_id;
+	const char *local_tag;      /* our From tag */
+	const char *remote_tag;     /* the notifier's tag; NULL before it is known */
+	uint32_t cseq;              /* the last CSeq number we sent */
+	const char *remote_target;  /* the notifier's Contact URI; NULL before it is known */
+	const char *const *route_set; /* Route values in the order they are sent */
+	size_t route_count;
+	enum sip_transport transport;
+	const char *destination;    /* "IP:PORT" the requests go to */
+	int64_t expires_at;         /* wall clock (Unix seconds) the subscription ends; 0 unknown */
+};
+
+/* One NOTIFY of the dialog, already answered 200. Borrowed for the call. */
+struct sip_sub_notify {
+	const char *state;        /* "active", "pending", "terminated" or another token */
+	long expires;             /* Subscription-State expires=, -1 when absent */
+	const char *reason;       /* terminated: reason=, or NULL */
+	long retry_after;         /* retry-after=, -1 when absent */
+	const char *content_type; /* "type/subtype", or NULL */
+	const char *body;         /* NULL when none or when it was over max_notify_body */
+	size_t body_len;
+	bool is_body_dropped;     /* true: a body over max_notify_body came and was not kept */
+};
+
+/* Why a subscription ended. Borrowed for the call. */
+struct sip_sub_end {
+	/* The SIP status of the refusal that ended it (401 after our answer
+	 * to a challenge, 403, 404, 489, 408/503 when the remote side did not
+	 * answer, ...), or 0 when it did not end on a response. */
+	int status;
+	/* The Subscription-State reason of a terminating NOTIFY ("timeout",
+	 * "deactivated", "noresource", "rejected", "giveup", ...), or one of
+	 * ours: "refused" (status says why), "unsubscribed" (sip_sub_unsubscribe
+	 * done), "abandoned" (sip_sub_abandon or sip_subscriber_destroy), "expired"
+	 * (no refresh succeeded in time), "limit" (max_subscriptions reached),
+	 * "invalid" (unusable parameters or dialog). */
+	const char *reason;
+	long retry_after;         /* seconds, -1 when none was given */
+};
+
+struct sip_sub_callbacks {
+	/* The dialog changed (created, refreshed, re-created, new target):
+	 * store it to resume later. May be NULL. */
+	void (*on_dialog)(void *arg, const struct sip_sub_dialog *d);
+	/* A NOTIFY (initial state, a change, or the final one). */
+	void (*on_notify)(void *arg, const struct sip_sub_notify *n);
+	/* The end; the last callback. */
+	void (*on_end)(void *arg, const struct sip_sub_end *e);
+};
+
+/*
+ * Creates the module for @s and routes @s's NOTIFYs to it. @c may be NULL
+ * (defaults) and is copied. Any thread but the loop's; waits until the
+ * loop has taken it. Returns BUSY when the server is stopping (*out NULL).
+ */
+enum xdms_err sip_subscriber_create(struct sip_server *s, const struct sip_subscriber_conf *c,
+				    struct sip_subscriber **out) XDMS_WUR;
+
+/*
+ * Abandons every subscription (on_end with reason "abandoned", on the loop
+ * thread, no SIP message sent: the remote dialogs stay for a resume), stops
+ * taking NOTIFYs (405 again) and frees @m once the loop is done with it.
+ * Must be called before sip_server_stop, from any thread but the loop's;
+ * waits for the loop. Handles not yet released stay valid until
+ * sip_sub_release. NULL-tolerant.
+ */
+void sip_subscriber_destroy(struct sip_subscriber *m);
+
+/*
+ * Starts a subscription. Returns a handle the caller owns (release it with
+ * sip_sub_release, before or after on_end), or NULL when @p is unusable
+ * (missing field, no entry, a target that is not "sip:IP:PORT...") or the
+ * server is stopping; then no callback is ever made. Limits reached later
+ * end the subscription through on_end ("limit").
+ */
+struct sip_sub *sip_sub_start(struct sip_subscriber *m, const struct sip_sub_params *p,
+			      const struct sip_sub_callbacks *cb, void *arg);
+
+/*
+ * Resumes a subscription from a dialog kept by on_dialog: a refresh in the
+ * dialog (CSeq continues 1000 above the saved one, in case a request was
+ * sent after the last save), at once or spread (resume_spread); a 481 or no
+ * answer starts a new subscription with @p. A dialog without remote tag or
+ * target, or past its expires_at, starts a new subscription at once. NOTIFYs of the dialog are taken from the moment the loop runs the
+ * resume. Same returns as sip_sub_start.
+ */
+struct sip_sub *sip_sub_resume(struct sip_subscriber *m, const struct sip_sub_params *p,
+			       const struct sip_sub_dialog *d, const struct sip_sub_callbacks *cb, void *arg);
+
+/*
+ * Ends the subscription at the remote side: SUBSCRIBE with Expires: 0 in
+ * the dialog, then on_end ("unsubscribed") when the final NOTIFY has come
+ * (or a few seconds after the answer when it does not). Does nothing once
+ * the subscription has ended.
+ */
+void sip_sub_unsubscribe(struct sip_sub *sub);
+
+/* Ends the subscription here only (on_end "abandoned"), leaving the remote
+ * dialog to expire or to be resumed. Does nothing once it has ended. */
+void sip_sub_abandon(struct sip_sub *sub);
+
+/* Gives up the caller's handle. The subscription itself goes on until it
+ * ends; the memory goes when both have happened. NULL-tolerant. */
+void sip_sub_release(struct sip_sub *sub);
 
 #endif

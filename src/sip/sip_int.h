@@ -17,6 +17,7 @@
 
 #include <osip2/osip.h>
 
+#include "auth/digest.h"
 #include "base/buf.h"
 #include "sip/sip.h"
 
@@ -31,8 +32,9 @@
 #define SIP_RETRY_AFTER 5        /* seconds, in the 503 of a refused request */
 
 /* The methods we accept; RFC 3261 §20.5 Allow lists what this UA supports.
- * NOTIFY is only sent, never accepted, so it is not listed. */
+ * NOTIFY is accepted once a handler takes it (the subscriber module). */
 #define SIP_ALLOW "OPTIONS, SUBSCRIBE"
+#define SIP_ALLOW_NOTIFY "OPTIONS, SUBSCRIBE, NOTIFY"
 #define SIP_ALLOW_EVENTS "xcap-diff"
 #define SIP_ACCEPT "application/resource-lists+xml"
 
@@ -79,6 +81,20 @@ struct sip_timer {
 	struct sip_timer *next;
 };
 
+/* Header values of a message as text, built on first use (message.c). */
+struct sip_views {
+	char **hnames, **hvalues;
+	size_t hcount;
+	bool has_headers;
+};
+
+/* A final response handed to a sip_response_fn: borrowed for the call. */
+struct sip_response {
+	osip_message_t *msg;
+	struct sip_views views;
+	char *contact_uri;
+};
+
 /* The context of a server transaction (NIST or IST); osip's your_instance.
  * Public as struct sip_request. */
 struct sip_request {
@@ -96,9 +112,7 @@ struct sip_request {
 	char *uri_text;
 	char *call_id_text; /* "number@host", built on first use */
 	char *from_uri, *to_uri, *contact_uri, *event, *content_type;
-	char **hnames, **hvalues;
-	size_t hcount;
-	bool has_headers;
+	struct sip_views views;
 	struct sip_request *prev, *next; /* s->requests, while handed out */
 };
 
@@ -114,7 +128,8 @@ struct sip_client {
 	struct sip_server *s;
 	osip_transaction_t *tr;
 	struct sip_peer peer;
-	sip_sent_fn done;
+	sip_sent_fn done;           /* one of these two */
+	sip_response_fn on_response;
 	void *arg;
 	bool is_reported;
 	struct sip_client *prev, *next;
@@ -143,6 +158,8 @@ struct sip_server {
 	size_t udp_buffer; /* SO_RCVBUF/SO_SNDBUF of the UDP socket (0 = the kernel's) */
 	sip_subscribe_fn on_subscribe;
 	void *on_subscribe_arg;
+	sip_notify_fn on_notify;     /* NULL: NOTIFY is answered 405 */
+	void *on_notify_arg;
 
 	int epfd;
 	struct sip_watch wake;   /* eventfd */
@@ -238,6 +255,37 @@ bool sip_raw_reply(struct sip_server *s, const char *data, size_t len, int statu
 /* The dispatch of a new server transaction (osip message callback). */
 void sip_dispatch(struct sip_server *s, struct sip_request *r);
 void sip_request_free(struct sip_request *r);
+/* Header @name's @index-th value as text (see sip_request_header). */
+const char *sip_views_header(struct sip_views *v, osip_message_t *m, const char *name, size_t index);
+void sip_views_cleanup(struct sip_views *v);
+void sip_response_cleanup(struct sip_response *resp);
+/* A delta-seconds value (Expires, Min-Expires, Retry-After): -1 when
+ * absent, not a number or above 999999999. */
+long sip_seconds_parse(const char *v);
+
+/* auth.c: Digest as a client */
+#define SIP_CHALLENGE_FIELD 256
+struct sip_challenge {
+	char realm[SIP_CHALLENGE_FIELD];
+	char nonce[SIP_CHALLENGE_FIELD];
+	char opaque[SIP_CHALLENGE_FIELD];
+	enum digest_algo algo;
+	bool has_opaque;
+	bool has_qop;      /* a qop list was offered */
+	bool has_qop_auth; /* ... and it holds "auth" */
+	bool is_stale;
+};
+/* Parses one WWW-Authenticate/Proxy-Authenticate value. False when it is
+ * not Digest, names an algorithm other than MD5 or SHA-256, offers only
+ * qop=auth-int, lacks realm or nonce, or has a field longer than
+ * SIP_CHALLENGE_FIELD - 1 bytes. */
+bool sip_challenge_parse(const char *value, struct sip_challenge *out);
+/* Appends the Authorization value answering @ch for @method on @uri (the
+ * Request-URI as sent) to @out. INVAL for CR/LF in @username or @uri,
+ * TOOBIG when @out's limit is reached. */
+enum xdms_err sip_authorization_make(const struct sip_challenge *ch, const char *username, const char *password,
+				     const char *method, const char *uri, uint32_t nc, const char *cnonce,
+				     struct buf *out) XDMS_WUR;
 
 /* transaction.c */
 enum xdms_err sip_osip_init(struct sip_server *s);

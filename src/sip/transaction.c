@@ -108,17 +108,30 @@ static void cb_new_request(int type, osip_transaction_t *tr, osip_message_t *msg
 	sip_dispatch(r->s, r);
 }
 
-static void report(struct sip_client *c, int status)
+/* Reports the outcome once; @msg is the final response, NULL when none came. */
+static void report_response(struct sip_client *c, int status, osip_message_t *msg)
 {
+	struct sip_response resp = { .msg = msg };
+
 	if (c->is_reported)
 		return;
 	c->is_reported = true;
-	c->done(c->arg, status);
+	if (c->done) {
+		c->done(c->arg, status);
+		return;
+	}
+	c->on_response(c->arg, status, msg ? &resp : NULL);
+	sip_response_cleanup(&resp);
+}
+
+static void report(struct sip_client *c, int status)
+{
+	report_response(c, status, NULL);
 }
 
 static void cb_final(int type, osip_transaction_t *tr, osip_message_t *msg)
 {
-	report(osip_transaction_get_your_instance(tr), msg->status_code);
+	report_response(osip_transaction_get_your_instance(tr), msg->status_code, msg);
 }
 
 static void cb_timeout(int type, osip_transaction_t *tr, osip_message_t *msg)
@@ -524,10 +537,10 @@ static bool peer_from_uri(const char *uri_text, struct sip_peer *peer)
 	return ok;
 }
 
-enum xdms_err sip_send_request(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
-			       const struct sip_header *headers, size_t header_count,
-			       const char *content_type, const char *body, size_t body_len,
-			       sip_sent_fn done, void *arg)
+static enum xdms_err send_request(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
+				  const struct sip_header *headers, size_t header_count, const char *content_type,
+				  const char *body, size_t body_len, sip_sent_fn done, sip_response_fn on_response,
+				  void *arg)
 {
 	struct sip_peer peer = { .transport = d->transport };
 	osip_message_t *m = NULL;
@@ -544,7 +557,7 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 
 	if (!is_token(method) || !is_clean(d->call_id) || !is_clean(d->local_uri) || !is_clean(d->local_tag) ||
 	    !is_clean(d->remote_uri) || !is_clean(d->remote_target) ||
-	    (d->remote_tag && !is_clean(d->remote_tag)) || !done ||
+	    (d->remote_tag && !is_clean(d->remote_tag)) || (!done && !on_response) ||
 	    (body_len > 0 && (!body || !is_clean(content_type))))
 		return XDMS_ERR_INVAL;
 	for (size_t i = 0; i < d->route_count; i++)
@@ -631,6 +644,7 @@ enum xdms_err sip_send_request(struct sip_server *s, const char *method, const s
 	c->tr = tr;
 	c->peer = peer;
 	c->done = done;
+	c->on_response = on_response;
 	c->arg = arg;
 	c->next = s->clients;
 	if (s->clients)
@@ -659,4 +673,30 @@ out:
 		osip_message_free(m);
 	free(first_route);
 	return err;
+}
+
+enum xdms_err sip_send_request(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
+			       const struct sip_header *headers, size_t header_count,
+			       const char *content_type, const char *body, size_t body_len,
+			       sip_sent_fn done, void *arg)
+{
+	if (!done)
+		return XDMS_ERR_INVAL;
+	return send_request(s, method, d, headers, header_count, content_type, body, body_len, done, NULL, arg);
+}
+
+enum xdms_err sip_send_request_full(struct sip_server *s, const char *method, const struct sip_dialog_out *d,
+				    const struct sip_header *headers, size_t header_count,
+				    const char *content_type, const char *body, size_t body_len,
+				    sip_response_fn done, void *arg)
+{
+	if (!done)
+		return XDMS_ERR_INVAL;
+	return send_request(s, method, d, headers, header_count, content_type, body, body_len, NULL, done, arg);
+}
+
+void sip_server_on_notify(struct sip_server *s, sip_notify_fn fn, void *arg)
+{
+	s->on_notify = fn;
+	s->on_notify_arg = arg;
 }
