@@ -63,7 +63,7 @@ static void usage(FILE *f)
 		   "  adapter add ID --kind xcap|http --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
 		   "              [--auth none|basic|bearer|digest] [--timeout SECONDS]\n"
 		   "              [--poll-interval SECONDS] [--watch poll|webhook|both]\n"
-		   "              [--webhook-base URL --webhook-register URL]\n"
+		   "              [--webhook-base URL --webhook-register URL] [--sip-uri sip:IP:PORT]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl)\n"
 		   "  adapter list              adapters: id, kind, URL\n"
@@ -565,7 +565,7 @@ static int print_watch(void *arg, const struct store_watch *w)
 	 * the other means nothing to a person. */
 	printf("%s\t%s\t%s\t%s\t%s\t%u\t%u\t%u\t%s\t%s\t%s\t%s\n", w->xui,
 	       tsv_field(w->request_id, rid, sizeof(rid)), w->adapter, store_watch_state_name(w->state),
-	       w->hook_id[0] ? "webhook" : "poll", w->seq, w->failures, w->code, next, expires, updated,
+	       w->hook_id[0] ? "webhook" : w->dialog_len ? "sip" : "poll", w->seq, w->failures, w->code, next, expires, updated,
 	       w->reason[0] ? tsv_field(w->reason, reason, sizeof(reason)) : "-");
 	return 0;
 }
@@ -669,7 +669,7 @@ static bool hook_url_ok(const char *u)
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
 {
 	const char *kind = NULL, *url = NULL, *ixslt = NULL, *exslt = NULL, *auth = NULL, *timeout = NULL;
-	const char *poll = NULL, *watch = NULL, *hook_base = NULL, *hook_register = NULL;
+	const char *poll = NULL, *watch = NULL, *hook_base = NULL, *hook_register = NULL, *sip_uri = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -690,6 +690,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--watch")	    ? &watch :
 				    !strcmp(av[i], "--webhook-base") ? &hook_base :
 				    !strcmp(av[i], "--webhook-register") ? &hook_register :
+				    !strcmp(av[i], "--sip-uri")	    ? &sip_uri :
 								      NULL;
 
 		if (!slot) {
@@ -738,6 +739,11 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	}
 	if (!hook_url_ok(hook_base) || !hook_url_ok(hook_register))
 		return EXIT_USAGE;
+	if (sip_uri && (strcmp(kind, "xcap") != 0 || strncmp(sip_uri, "sip:", 4) != 0 || strlen(sip_uri) > 128 ||
+			strpbrk(sip_uri, " \t\r\n\"<>&"))) {
+		fprintf(stderr, "xdmsctl: --sip-uri is sip:IP:PORT[;transport=tcp], for an xcap adapter\n");
+		return EXIT_USAGE;
+	}
 	if (!strcmp(kind, "http") && (!ixslt || !exslt)) {
 		fprintf(stderr, "xdmsctl: an http adapter needs --import-xslt and --export-xslt\n");
 		return EXIT_USAGE;
@@ -760,6 +766,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	    (poll && buf_printf(&doc, "  <poll-interval>%s</poll-interval>\n", poll)) ||
 	    (hook_base && buf_printf(&doc, "  <webhook-base>%s</webhook-base>\n", hook_base)) ||
 	    (hook_register && buf_printf(&doc, "  <webhook-register>%s</webhook-register>\n", hook_register)) ||
+	    (sip_uri && buf_printf(&doc, "  <sip-uri>%s</sip-uri>\n", sip_uri)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
 	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename)) ||
 	    buf_append_str(&doc, "</adapter>\n")) {

@@ -417,6 +417,17 @@ int main(int argc, char **argv)
 			log_error("notify: cannot start: %s", xdms_err_str(err));
 			goto out;
 		}
+		/* The IWF's watches of other XDMSs subscribe over this SIP stack. */
+		if (iwf) {
+			struct sip_subscriber *subscriber = NULL;
+
+			err = sip_subscriber_create(sip, NULL, &subscriber);
+			if (err) {
+				log_error("sip: the subscriber cannot start: %s", xdms_err_str(err));
+				goto out;
+			}
+			iwf_sip_attach(iwf, subscriber);
+		}
 		metrics_arg.notifier = notifier;
 		metrics_arg.sip = sip;
 		http_server_add_metrics(srv, sip_metrics, &metrics_arg);
@@ -453,6 +464,8 @@ out:
 	pthread_mutex_lock(&metrics_arg.lock);
 	metrics_arg.sip = NULL;
 	pthread_mutex_unlock(&metrics_arg.lock);
+	if (sip)
+		iwf_sip_detach(iwf); /* before the SIP server it subscribes through */
 	sip_server_stop(sip);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
 	iwf_stop(iwf); /* IWF (iwf/): after the listeners, before the modules it writes through */

@@ -65,6 +65,7 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 	free(a->export_xslt);
 	free(a->webhook_base);
 	free(a->webhook_register);
+	free(a->sip_uri);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -166,6 +167,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 		out->poll_interval_s = IWF_POLL_FLOOR_S;
 	out->webhook_base = child_text(root, "webhook-base");
 	out->webhook_register = child_text(root, "webhook-register");
+	out->sip_uri = child_text(root, "sip-uri");
 	watch = child_text(root, "watch");
 	out->watch = !watch || !strcmp(watch, "poll") ? IWF_WATCH_POLL :
 		     !strcmp(watch, "webhook")	  ? IWF_WATCH_WEBHOOK :

@@ -77,6 +77,18 @@ enum xdms_err iwf_metrics(void *iwf, struct buf *out) XDMS_WUR;
 unsigned iwf_webhook(void *iwf, bool is_post, const char *hook_id, const char *query, const char *signature,
 		     const char *body, size_t len, char **answer);
 
+/*
+ * Hands the IWF the SIP subscriber (sip/) its watches use for xcap
+ * adapters with a sip-uri: they SUBSCRIBE (xcap-diff) to the remote PCC
+ * instead of polling. Main thread, after iwf_start. iwf_sip_detach must
+ * run before the SIP server stops: it destroys @m (the subscriptions are
+ * abandoned here, their dialogs kept in the store to be resumed at the next
+ * start) and the watches poll from then on. Both NULL-tolerant.
+ */
+struct sip_subscriber;
+void iwf_sip_attach(struct iwf *iwf, struct sip_subscriber *m);
+void iwf_sip_detach(struct iwf *iwf);
+
 /* Stops claiming, lets every running job finish its current step (3rd-party
  * calls are bounded by their timeouts), joins the workers. NULL-tolerant. */
 void iwf_stop(struct iwf *iwf);

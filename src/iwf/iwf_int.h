@@ -135,6 +135,7 @@ struct iwf_adapter {
 	enum iwf_watch_via watch;  /* watches: polling, a webhook, or both */
 	char *webhook_base;        /* the URL prefix under which the 3rd party reaches xdmsd */
 	char *webhook_register;    /* where callbacks are registered; NULL = no webhook */
+	char *sip_uri;             /* kind xcap: where a watch SUBSCRIBEs (sip:IP:PORT[;transport=tcp]); NULL = poll */
 };
 
 /* Reads adapter @id from the store. NOTFOUND when there is none; PARSE with
@@ -391,6 +392,12 @@ enum xdms_err iwf_watches_metrics(struct iwf_watches *ws, struct buf *out) XDMS_
  * every @interval_ms: the watch's own phase in the interval (a hash of its
  * key), so that many watches poll evenly spread, each at a steady rhythm. */
 uint64_t iwf_watch_next_slot(const char *xui, const char *request_id, uint64_t interval_ms, uint64_t now_ms);
+/* The SIP subscriber watches of xcap adapters with a sip-uri use (NULL =
+ * none: they poll). Attach after iwf_watches_start; detach before the SIP
+ * server stops: it destroys @m, waiting for every use and callback to end. */
+struct sip_subscriber;
+void iwf_watches_sip_attach(struct iwf_watches *ws, struct sip_subscriber *m);
+void iwf_watches_sip_detach(struct iwf_watches *ws);
 /* A new webhook id and secret (random, hex). */
 void iwf_watch_hook_new(char id[STORE_WATCH_HOOK_MAX], char secret[STORE_WATCH_SECRET_MAX]);
 

@@ -757,9 +757,18 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	wr->code = o->r.code;
 	wr->imported_count = o->count;
 	wr->last_poll_ms = wr->last_update_ms = now;
-	wr->next_poll_ms = a->watch == IWF_WATCH_WEBHOOK ?
-				   wr->expires_ms :
-				   iwf_watch_next_slot(wr->xui, wr->request_id, (uint64_t)a->poll_interval_s * 1000u, now);
+	if (has_old) {
+		/* A refresh keeps the SIP dialog to resume. */
+		memcpy(wr->dialog, old->dialog, old->dialog_len);
+		wr->dialog_len = old->dialog_len;
+	}
+	/* A SIP watch subscribes at once (its watch thread starts the
+	 * subscription); a webhook waits for calls; polling keeps its phase. */
+	wr->next_poll_ms = a->kind == &iwf_kind_xcap && a->sip_uri ? now :
+			   a->watch == IWF_WATCH_WEBHOOK ?
+							   wr->expires_ms :
+							   iwf_watch_next_slot(wr->xui, wr->request_id,
+									       (uint64_t)a->poll_interval_s * 1000u, now);
 	if (a->watch != IWF_WATCH_POLL) {
 		struct iwf_result rr = { 0 };
 
@@ -783,6 +792,9 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 				      rr.reason, a->poll_interval_s);
 		else
 			reason_append(&o->r, "; watched by webhook%s", a->watch == IWF_WATCH_BOTH ? " and polling" : "");
+	} else if (a->kind == &iwf_kind_xcap && a->sip_uri) {
+		reason_append(&o->r, "; watched by a SIP xcap-diff subscription to %.80s (by polling every %u s if it "
+				     "fails)", a->sip_uri, a->poll_interval_s);
 	} else {
 		reason_append(&o->r, "; watched by polling every %u s", a->poll_interval_s);
 	}

@@ -378,6 +378,18 @@ enum xdms_err iwf_metrics(void *arg, struct buf *out)
 	return err ? err : iwf_watches_metrics(iwf->env.watches, out);
 }
 
+void iwf_sip_attach(struct iwf *iwf, struct sip_subscriber *m)
+{
+	if (iwf)
+		iwf_watches_sip_attach(iwf->env.watches, m);
+}
+
+void iwf_sip_detach(struct iwf *iwf)
+{
+	if (iwf)
+		iwf_watches_sip_detach(iwf->env.watches);
+}
+
 unsigned iwf_webhook(void *arg, bool is_post, const char *hook_id, const char *query, const char *signature,
 		     const char *body, size_t len, char **answer)
 {

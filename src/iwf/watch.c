@@ -62,6 +62,7 @@
 #include "base/mem.h"
 #include "base/smap.h"
 #include "iwf/iwf_int.h"
+#include "sip/sip.h"
 
 #define IDLE_WAIT_MS 5000u   /* the longest sleep with nothing due */
 #define RETRY_MS 5000u       /* a watch whose record cannot be read tries again after this */
@@ -79,6 +80,32 @@ struct entry {
 	bool is_again;     /* made due while busy: poll again at once */
 	bool is_refreshed; /* a job set it up again while busy: keep it whatever the poll said */
 	bool is_gone;      /* its record went while busy: forget it after */
+	bool needs_attention; /* a SIP event came while busy: see to it after */
+	/* SIP (an xcap adapter with a sip-uri); under the lock */
+	struct sip_sub *sub;  /* the xcap-diff subscription, or NULL */
+	uint64_t sip_gen;     /* the link of the current subscription */
+	bool has_sip;         /* its adapter watches over SIP */
+	bool is_sip_fallback; /* SIP failed: polled at the adapter's interval */
+	unsigned char *dialog; /* the dialog to store (on_dialog), or NULL */
+	size_t dialog_len;
+	bool has_sip_end;     /* on_end came: its reason and status below */
+	int sip_end_status;
+	char sip_end_reason[32];
+};
+
+/* A key whose entry has SIP events to see to. */
+struct pend {
+	char *key;
+	struct pend *next;
+};
+
+/* The @arg of a SIP subscription's callbacks: it outlives the entry if need
+ * be, and finds it again by key; @gen tells a stale subscription from the
+ * entry's current one. Freed by on_end. */
+struct sip_link {
+	struct iwf_watches *ws;
+	char *key;
+	uint64_t gen;
 };
 
 struct watch_thread {
@@ -110,9 +137,15 @@ struct iwf_watches {
 	struct unreg *unregs;
 	struct watch_thread *threads;
 	unsigned thread_count;
+	struct sip_subscriber *sip; /* NULL: no SIP, every watch polls */
+	unsigned sip_users;         /* threads inside a sip_sub_start/resume */
+	pthread_cond_t sip_idle;
+	uint64_t sip_gen_next;
+	struct pend *attention;
 
 	atomic_uint_fast64_t n_polls, n_unchanged, n_changed, n_poll_failed, n_updates, n_held, n_failures, n_terminated;
 	atomic_uint_fast64_t n_hook_ok, n_hook_unauthorized, n_hook_forbidden, n_hook_unknown;
+	atomic_uint_fast64_t n_sip_notifies, n_sip_fallbacks;
 };
 
 /* ---- the schedule (lock held) -------------------------------------------------------- */
@@ -250,6 +283,13 @@ static void entry_forget(struct iwf_watches *ws, struct entry *e, bool is_unregi
 		ws->unregs = u;
 	}
 	hook_set(ws, e, "", "");
+	if (e->sub) {
+		/* Ended at the remote side too (a no-op once it has ended). */
+		sip_sub_unsubscribe(e->sub);
+		sip_sub_release(e->sub);
+		e->sub = NULL;
+	}
+	free(e->dialog);
 	if ((slot = smap_get(&ws->by_key, e->key, false)))
 		smap_drop(&ws->by_key, slot);
 	ws->count--;
@@ -408,8 +448,8 @@ static void terminate(struct watch_thread *t, struct store_watch *w, const char 
 		atomic_fetch_add(&t->ws->n_terminated, 1);
 		log_info("iwf watch %s %s: terminated: %s", w->xui, w->request_id, reason);
 	}
-	if (w->hook_id[0])
-		unregister(t, w->adapter, w->hook_id);
+	/* The webhook and the SIP subscription end when the caller forgets
+	 * the watch (entry_forget with is_unregister). */
 }
 
 static void failed(struct watch_thread *t, struct store_watch *w, const struct iwf_result *r)
@@ -487,13 +527,294 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 	}
 }
 
+/* ---- SIP: xcap-diff subscriptions to a remote XDMS ------------------------------------------ */
+
+/*
+ * A watch of an xcap adapter with a sip-uri SUBSCRIBEs to the remote PCC
+ * (sip/ subscriber module) instead of polling: each NOTIFY makes the watch
+ * due at once, and the poll that follows is the usual conditional GET. The
+ * callbacks run on the SIP loop thread and only move flags and bytes under
+ * the lock; a watch thread stores dialogs and acts on the end. If the
+ * remote side refuses or stops answering, the watch polls at the adapter's
+ * interval and says so in its <response>; "rejected" or "noresource" from
+ * the remote side ends it (410); "deactivated" or "timeout" subscribes
+ * again (RFC 6665 §4.1.3).
+ */
+
+/* The entry of @l if it is still @l's subscription's (lock held). */
+static struct entry *link_entry(const struct sip_link *l)
+{
+	struct smap_slot *slot = smap_get(&l->ws->by_key, l->key, false);
+	struct entry *e = slot ? slot->val : NULL;
+
+	return e && e->sip_gen == l->gen ? e : NULL;
+}
+
+/* Queues @e for a watch thread (lock held). */
+static void attention(struct iwf_watches *ws, struct entry *e)
+{
+	struct pend *p;
+
+	if (e->is_busy) {
+		e->needs_attention = true;
+		return;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->key = xstrdup(e->key);
+	p->next = ws->attention;
+	ws->attention = p;
+	pthread_cond_signal(&ws->wake);
+}
+
+#define DIALOG_ROUTES_MAX 8
+
+/* The dialog as "k value" lines; 0 when it does not fit a record. */
+static size_t dialog_encode(const struct sip_sub_dialog *d, unsigned char *out, size_t cap)
+{
+	struct buf b;
+	size_t len = 0;
+	enum xdms_err err;
+
+	buf_init(&b, cap);
+	err = buf_printf(&b, "c %s\nl %s\nr %s\ns %u\nt %s\nx %d\nd %s\ne %lld\n", d->call_id ? d->call_id : "",
+			 d->local_tag ? d->local_tag : "", d->remote_tag ? d->remote_tag : "", (unsigned)d->cseq,
+			 d->remote_target ? d->remote_target : "", (int)d->transport,
+			 d->destination ? d->destination : "", (long long)d->expires_at);
+	for (size_t i = 0; !err && i < d->route_count && i < DIALOG_ROUTES_MAX; i++)
+		err = buf_printf(&b, "R %s\n", d->route_set[i]);
+	if (!err && d->route_count <= DIALOG_ROUTES_MAX && b.len <= cap) {
+		memcpy(out, b.data, b.len);
+		len = b.len;
+	}
+	buf_cleanup(&b);
+	return len;
+}
+
+struct dialog_copy {
+	char text[STORE_WATCH_DIALOG_MAX + 1];
+	const char *routes[DIALOG_ROUTES_MAX];
+	struct sip_sub_dialog d;
+};
+
+/* Reads dialog_encode's lines back into @c (pointers into c->text). */
+static bool dialog_decode(const unsigned char *in, size_t len, struct dialog_copy *c)
+{
+	char *line, *next;
+
+	memset(c, 0, sizeof(*c));
+	if (!len || len > STORE_WATCH_DIALOG_MAX)
+		return false;
+	memcpy(c->text, in, len);
+	c->d.route_set = c->routes;
+	for (line = c->text; *line; line = next) {
+		char *v = line + 2;
+
+		next = strchr(line, '\n');
+		if (!next || next - line < 2 || line[1] != ' ')
+			return false;
+		*next++ = '\0';
+		switch (line[0]) {
+		case 'c': c->d.call_id = v; break;
+		case 'l': c->d.local_tag = v; break;
+		case 'r': c->d.remote_tag = *v ? v : NULL; break;
+		case 's': c->d.cseq = (uint32_t)strtoul(v, NULL, 10); break;
+		case 't': c->d.remote_target = *v ? v : NULL; break;
+		case 'x': c->d.transport = atoi(v) == SIP_TRANSPORT_TCP ? SIP_TRANSPORT_TCP : SIP_TRANSPORT_UDP; break;
+		case 'd': c->d.destination = v; break;
+		case 'e': c->d.expires_at = strtoll(v, NULL, 10); break;
+		case 'R':
+			if (c->d.route_count < DIALOG_ROUTES_MAX)
+				c->routes[c->d.route_count++] = v;
+			break;
+		default: return false;
+		}
+	}
+	return c->d.call_id && c->d.call_id[0] && c->d.local_tag && c->d.destination;
+}
+
+static void on_sip_dialog(void *arg, const struct sip_sub_dialog *d)
+{
+	struct sip_link *l = arg;
+	unsigned char blob[STORE_WATCH_DIALOG_MAX];
+	size_t len = dialog_encode(d, blob, sizeof(blob));
+	struct entry *e;
+
+	pthread_mutex_lock(&l->ws->lock);
+	e = link_entry(l);
+	if (e && len) {
+		free(e->dialog);
+		e->dialog = xmalloc(len);
+		memcpy(e->dialog, blob, len);
+		e->dialog_len = len;
+		attention(l->ws, e);
+	}
+	pthread_mutex_unlock(&l->ws->lock);
+}
+
+static void on_sip_notify(void *arg, const struct sip_sub_notify *n)
+{
+	struct sip_link *l = arg;
+	struct entry *e;
+
+	atomic_fetch_add(&l->ws->n_sip_notifies, 1);
+	if (n->state && !strcmp(n->state, "terminated"))
+		return; /* on_end follows with the reason */
+	pthread_mutex_lock(&l->ws->lock);
+	e = link_entry(l);
+	if (e)
+		entry_due(l->ws, e, wall_ms());
+	pthread_mutex_unlock(&l->ws->lock);
+}
+
+static void on_sip_end(void *arg, const struct sip_sub_end *end)
+{
+	struct sip_link *l = arg;
+	struct entry *e;
+
+	pthread_mutex_lock(&l->ws->lock);
+	e = link_entry(l);
+	if (e) {
+		e->has_sip_end = true;
+		e->sip_end_status = end->status;
+		snprintf(e->sip_end_reason, sizeof(e->sip_end_reason), "%s", end->reason ? end->reason : "");
+		attention(l->ws, e);
+	}
+	pthread_mutex_unlock(&l->ws->lock);
+	free(l->key);
+	free(l);
+}
+
+static const struct sip_sub_callbacks sip_callbacks = { on_sip_dialog, on_sip_notify, on_sip_end };
+
+/* Starts (or resumes from the stored dialog) @e's SIP subscription; false
+ * when there is no SIP subscriber or the parameters are unusable. */
+static bool sip_start(struct watch_thread *t, struct entry *e, const struct store_watch *w,
+		      const struct iwf_adapter *a, const struct iwf_cred *c)
+{
+	struct iwf_watches *ws = t->ws;
+	struct sip_subscriber *m;
+	struct sip_link *l;
+	struct sip_sub *sub = NULL;
+	struct dialog_copy *dc = NULL;
+	char *sel;
+	const char *entries[1];
+	uint64_t now = wall_ms(), left = w->expires_ms > now ? (w->expires_ms - now) / 1000u : 0;
+	struct sip_sub_params p = { 0 };
+
+	if (!w->remote_user[0] || left < 2)
+		return false;
+	pthread_mutex_lock(&ws->lock);
+	m = ws->sip;
+	if (m) {
+		ws->sip_users++;
+		e->sip_gen = ++ws->sip_gen_next;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if (!m)
+		return false;
+	l = xcalloc(1, sizeof(*l));
+	l->ws = ws;
+	l->key = xstrdup(e->key);
+	l->gen = e->sip_gen;
+	sel = xasprintf("%s/users/%s/index", IWF_PCC_AUID, w->remote_user);
+	entries[0] = sel;
+	p.target = a->sip_uri;
+	p.resource_uri = w->remote_user;
+	p.local_uri = w->xui;
+	p.entries = entries;
+	p.entry_count = 1;
+	p.username = c->username[0] ? c->username : NULL;
+	p.password = c->username[0] ? c->password : NULL;
+	p.expires = left < 3600 ? (unsigned)left : 3600u;
+	if (w->dialog_len) {
+		dc = xcalloc(1, sizeof(*dc));
+		if (!dialog_decode(w->dialog, w->dialog_len, dc)) {
+			free(dc);
+			dc = NULL;
+		}
+	}
+	sub = dc ? sip_sub_resume(m, &p, &dc->d, &sip_callbacks, l) : sip_sub_start(m, &p, &sip_callbacks, l);
+	free(dc);
+	free(sel);
+	pthread_mutex_lock(&ws->lock);
+	if (--ws->sip_users == 0)
+		pthread_cond_broadcast(&ws->sip_idle);
+	if (sub)
+		e->sub = sub;
+	pthread_mutex_unlock(&ws->lock);
+	if (!sub) {
+		free(l->key);
+		free(l);
+		log_warn("iwf watch %s %s: no SIP subscription to %s (unusable parameters); polled instead", w->xui,
+			 w->request_id, a->sip_uri);
+		return false;
+	}
+	log_info("iwf watch %s %s: %s the SIP xcap-diff subscription to %s", w->xui, w->request_id,
+		 dc ? "resuming" : "starting", a->sip_uri);
+	return true;
+}
+
+/*
+ * A watch thread sees to @e's SIP events (busy for it): stores a new
+ * dialog, acts on the end. *is_fallback when the watch polls from now on.
+ * Returns false when the watch is over (the remote side ended it).
+ */
+static bool sip_events(struct watch_thread *t, struct entry *e, unsigned char *dialog, size_t dialog_len,
+		       bool has_end, int status, const char *reason, bool *is_fallback)
+{
+	const struct iwf_env *env = t->ws->env;
+	struct store_watch *w = &t->rec;
+	struct store_read *rd = NULL;
+	char note[IWF_REASON_MAX];
+	enum xdms_err err;
+
+	*is_fallback = false;
+	err = store_read_begin(env->st, &rd);
+	if (!err)
+		err = store_watch_get(rd, e->xui, e->request_id, w);
+	store_read_end(rd);
+	if (err)
+		return true; /* the poll that follows finds out */
+	if (dialog_len) {
+		memcpy(w->dialog, dialog, dialog_len);
+		w->dialog_len = dialog_len;
+	}
+	if (has_end && strcmp(reason, "abandoned") != 0 && strcmp(reason, "unsubscribed") != 0) {
+		w->dialog_len = 0; /* nothing left to resume */
+		if (!strcmp(reason, "rejected") || !strcmp(reason, "noresource")) {
+			snprintf(note, sizeof(note), "the remote XDMS ended the subscription (%s)", reason);
+			terminate(t, w, note);
+			return false;
+		}
+		if (strcmp(reason, "deactivated") != 0 && strcmp(reason, "timeout") != 0) {
+			atomic_fetch_add(&t->ws->n_sip_fallbacks, 1);
+			if (status)
+				snprintf(note, sizeof(note),
+					 "the SIP subscription to the remote XDMS failed (%s, SIP %d); watched by "
+					 "polling instead",
+					 reason, status);
+			else
+				snprintf(note, sizeof(note),
+					 "the SIP subscription to the remote XDMS failed (%s); watched by polling instead",
+					 reason);
+			log_warn("iwf watch %s %s: %s", w->xui, w->request_id, note);
+			(void)respond(env, w, w->code ? w->code : 200, NULL, note, 0);
+			*is_fallback = true;
+		}
+	}
+	if (watch_wants((const void *[2]){ env, w }))
+		record_put(env, w);
+	return true;
+}
+
 /*
  * Polls the watch of @e once. Returns the next due time, or 0 when the
  * watch is over (gone, changed into a newer version, terminated).
  */
-static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *request_id, bool *is_unregister)
+static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unregister)
 {
 	const struct iwf_env *env = t->ws->env;
+	const char *xui = e->xui, *request_id = e->request_id;
 	struct store_watch *w = &t->rec;
 	struct store_read *rd = NULL;
 	struct iwf_adapter a = { 0 };
@@ -503,7 +824,7 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 	struct buf body;
 	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL;
 	uint64_t current = 0, now, next = 0, interval_ms = (uint64_t)IWF_POLL_DEFAULT_S * 1000u;
-	bool is_changed = false;
+	bool is_changed = false, is_sip = false;
 	enum xdms_err err;
 
 	*is_unregister = false;
@@ -521,7 +842,7 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 		store_read_end(rd);
 	}
 	if (err == XDMS_ERR_NOTFOUND) {
-		/* The request went: its webhook goes too. */
+		/* The request went: its webhook and SIP subscription go too. */
 		*is_unregister = true;
 		return 0;
 	}
@@ -534,6 +855,7 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 	now = wall_ms();
 	if (now >= w->expires_ms) {
 		terminate(t, w, "the subscription expired");
+		*is_unregister = true;
 		return 0;
 	}
 	buf_init(&body, 1);
@@ -549,6 +871,7 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 	interval_ms = (uint64_t)a.poll_interval_s * 1000u;
 	if (!a.kind->poll) {
 		terminate(t, w, "the adapter's kind can no longer be watched");
+		*is_unregister = true;
 		goto out;
 	}
 	err = iwf_prefs_load(env->st, w->xui, &prefs);
@@ -564,6 +887,16 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 		goto done;
 	}
 	watch_credentials(env, w, &cred);
+	if (a.kind == &iwf_kind_xcap && a.sip_uri && a.sip_uri[0]) {
+		bool has_sub, is_fallback;
+
+		pthread_mutex_lock(&t->ws->lock);
+		e->has_sip = true;
+		has_sub = e->sub != NULL;
+		is_fallback = e->is_sip_fallback;
+		pthread_mutex_unlock(&t->ws->lock);
+		is_sip = !is_fallback && (has_sub || sip_start(t, e, w, &a, &cred));
+	}
 	{
 		struct iwf_call call = { env, t->curl, &a, url, cred.username, cred.password, cred.token };
 		uint64_t t0 = monotonic_ms();
@@ -590,7 +923,9 @@ static uint64_t poll_one(struct watch_thread *t, const char *xui, const char *re
 		w->reason[0] = '\0';
 	}
 done:
-	next = a.watch == IWF_WATCH_WEBHOOK && !w->failures ?
+	/* Told of changes (a webhook, SIP NOTIFYs): no polling but the expiry,
+	 * unless the last fetch failed. */
+	next = (a.watch == IWF_WATCH_WEBHOOK || is_sip) && !w->failures ?
 		       w->expires_ms :
 		       iwf_watch_next_slot(w->xui, w->request_id, interval_ms, wall_ms());
 	if (next > w->expires_ms)
@@ -655,6 +990,74 @@ static void reconcile(struct iwf_watches *ws)
 	smap_free(&present);
 }
 
+/* A thread is done with busy entry @e (lock held): forget it, or put it back
+ * in the heap at @next (0: over, unless a job refreshed it meanwhile). */
+static void entry_done(struct iwf_watches *ws, struct entry *e, uint64_t next, bool is_unregister)
+{
+	e->is_busy = false;
+	if (e->is_gone || (!next && !e->is_refreshed)) {
+		entry_forget(ws, e, is_unregister || e->is_gone);
+		return;
+	}
+	/* A refresh during the poll (the request changed, its new job stored
+	 * a new record): the poll's "over" was about the old one. */
+	e->due_ms = e->is_again || !next ? wall_ms() : next;
+	e->is_again = false;
+	e->is_refreshed = false;
+	heap_push(ws, e);
+	if (e->needs_attention) {
+		e->needs_attention = false;
+		attention(ws, e);
+	}
+}
+
+/* Sees to the SIP events of the entry of @p (lock held on entry and exit). */
+static void attend(struct watch_thread *t, struct pend *p)
+{
+	struct iwf_watches *ws = t->ws;
+	struct smap_slot *slot = smap_get(&ws->by_key, p->key, false);
+	struct entry *e = slot ? slot->val : NULL;
+	unsigned char *dialog;
+	size_t dialog_len;
+	bool has_end, is_fallback = false, is_live;
+	int status;
+	char reason[sizeof(e->sip_end_reason)];
+
+	if (!e)
+		return;
+	if (e->is_busy) {
+		e->needs_attention = true;
+		return;
+	}
+	heap_remove(ws, e);
+	e->is_busy = true;
+	dialog = e->dialog;
+	dialog_len = e->dialog_len;
+	e->dialog = NULL;
+	e->dialog_len = 0;
+	has_end = e->has_sip_end;
+	e->has_sip_end = false;
+	status = e->sip_end_status;
+	memcpy(reason, e->sip_end_reason, sizeof(reason));
+	if (has_end && e->sub) {
+		sip_sub_release(e->sub);
+		e->sub = NULL;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	is_live = sip_events(t, e, dialog, dialog_len, has_end, status, reason, &is_fallback);
+	free(dialog);
+	pthread_mutex_lock(&ws->lock);
+	if (is_fallback)
+		e->is_sip_fallback = true;
+	/* After an end that was not ours, poll now: a fallback polls, a
+	 * "deactivated" subscribes again. */
+	entry_done(ws, e,
+		   !is_live ? 0 :
+		   has_end && strcmp(reason, "abandoned") != 0 && strcmp(reason, "unsubscribed") != 0 ? wall_ms() :
+												      e->due_ms,
+		   !is_live);
+}
+
 static void *watch_main(void *arg)
 {
 	struct watch_thread *t = arg;
@@ -664,7 +1067,6 @@ static void *watch_main(void *arg)
 	while (!ws->is_stopping) {
 		struct entry *e;
 		uint64_t now = wall_ms(), next;
-		char *xui, *request_id;
 		bool is_unregister;
 
 		if (ws->unregs) {
@@ -676,6 +1078,15 @@ static void *watch_main(void *arg)
 			free(u->adapter);
 			free(u);
 			pthread_mutex_lock(&ws->lock);
+			continue;
+		}
+		if (ws->attention) {
+			struct pend *p = ws->attention;
+
+			ws->attention = p->next;
+			attend(t, p);
+			free(p->key);
+			free(p);
 			continue;
 		}
 		if (ws->is_reconcile_due) {
@@ -695,24 +1106,10 @@ static void *watch_main(void *arg)
 		}
 		heap_remove(ws, e);
 		e->is_busy = true;
-		xui = xstrdup(e->xui);
-		request_id = xstrdup(e->request_id);
 		pthread_mutex_unlock(&ws->lock);
-		next = poll_one(t, xui, request_id, &is_unregister);
-		free(xui);
-		free(request_id);
+		next = poll_one(t, e, &is_unregister);
 		pthread_mutex_lock(&ws->lock);
-		e->is_busy = false;
-		if (e->is_gone || (!next && !e->is_refreshed)) {
-			entry_forget(ws, e, is_unregister || e->is_gone);
-			continue;
-		}
-		/* A refresh during the poll (the request changed, its new job
-		 * stored a new record): the poll's "over" was about the old one. */
-		e->due_ms = e->is_again || !next ? wall_ms() : next;
-		e->is_again = false;
-		e->is_refreshed = false;
-		heap_push(ws, e);
+		entry_done(ws, e, next, is_unregister);
 	}
 	pthread_mutex_unlock(&ws->lock);
 	return NULL;
@@ -757,6 +1154,7 @@ enum xdms_err iwf_watches_start(const struct iwf_env *env, unsigned threads, str
 	ws->env = env;
 	pthread_mutex_init(&ws->lock, NULL);
 	pthread_cond_init(&ws->wake, NULL);
+	pthread_cond_init(&ws->sip_idle, NULL);
 	ws->seen_gen = store_watch_generation(env->st);
 	err = store_read_begin(env->st, &rd);
 	if (!err)
@@ -817,11 +1215,19 @@ void iwf_watches_stop(struct iwf_watches *ws)
 		free(u->adapter);
 		free(u);
 	}
+	while (ws->attention) {
+		struct pend *p = ws->attention;
+
+		ws->attention = p->next;
+		free(p->key);
+		free(p);
+	}
 	smap_free(&ws->by_key);
 	smap_free(&ws->by_hook);
 	free(ws->heap);
 	free(ws->threads);
 	pthread_cond_destroy(&ws->wake);
+	pthread_cond_destroy(&ws->sip_idle);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
@@ -839,6 +1245,40 @@ void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w)
 		e->is_refreshed = true;
 	entry_due(ws, e, w->next_poll_ms);
 	pthread_mutex_unlock(&ws->lock);
+}
+
+void iwf_watches_sip_attach(struct iwf_watches *ws, struct sip_subscriber *m)
+{
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->sip = m;
+	/* Watches polled before SIP was there subscribe now. */
+	for (size_t b = 0; b < ws->by_key.nb; b++)
+		for (struct smap_slot *s = ws->by_key.b[b]; s; s = s->next) {
+			struct entry *e = s->val;
+
+			if (e->has_sip && !e->sub && !e->is_sip_fallback)
+				entry_due(ws, e, wall_ms());
+		}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+void iwf_watches_sip_detach(struct iwf_watches *ws)
+{
+	struct sip_subscriber *m;
+
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	m = ws->sip;
+	ws->sip = NULL;
+	while (ws->sip_users)
+		pthread_cond_wait(&ws->sip_idle, &ws->lock);
+	pthread_mutex_unlock(&ws->lock);
+	/* Every subscription ends here ("abandoned": the remote dialogs stay,
+	 * to be resumed from the stored dialogs at the next start). */
+	sip_subscriber_destroy(m);
 }
 
 void iwf_watches_kick(struct iwf_watches *ws)
@@ -975,12 +1415,17 @@ enum xdms_err iwf_watches_metrics(struct iwf_watches *ws, struct buf *out)
 		"xdms_iwf_webhook_calls_total{outcome=\"accepted\"} %llu\n"
 		"xdms_iwf_webhook_calls_total{outcome=\"unsigned\"} %llu\n"
 		"xdms_iwf_webhook_calls_total{outcome=\"bad_signature\"} %llu\n"
-		"xdms_iwf_webhook_calls_total{outcome=\"unknown\"} %llu\n",
+		"xdms_iwf_webhook_calls_total{outcome=\"unknown\"} %llu\n"
+		"# HELP xdms_iwf_watch_sip_notifies_total NOTIFYs received by watches' SIP subscriptions.\n"
+		"# TYPE xdms_iwf_watch_sip_notifies_total counter\nxdms_iwf_watch_sip_notifies_total %llu\n"
+		"# HELP xdms_iwf_watch_sip_fallbacks_total SIP subscriptions that failed; the watch polls instead.\n"
+		"# TYPE xdms_iwf_watch_sip_fallbacks_total counter\nxdms_iwf_watch_sip_fallbacks_total %llu\n",
 		count, (unsigned long long)atomic_load(&ws->n_unchanged), (unsigned long long)atomic_load(&ws->n_changed),
 		(unsigned long long)atomic_load(&ws->n_poll_failed), (unsigned long long)atomic_load(&ws->n_updates),
 		(unsigned long long)atomic_load(&ws->n_held), (unsigned long long)atomic_load(&ws->n_failures),
 		(unsigned long long)atomic_load(&ws->n_terminated), (unsigned long long)atomic_load(&ws->n_hook_ok),
 		(unsigned long long)atomic_load(&ws->n_hook_unauthorized),
 		(unsigned long long)atomic_load(&ws->n_hook_forbidden),
-		(unsigned long long)atomic_load(&ws->n_hook_unknown));
+		(unsigned long long)atomic_load(&ws->n_hook_unknown), (unsigned long long)atomic_load(&ws->n_sip_notifies),
+		(unsigned long long)atomic_load(&ws->n_sip_fallbacks));
 }

@@ -352,3 +352,91 @@ def test_webhook_good_call_imports_bad_calls_change_nothing(start_server, third_
     expect(alice.put_doc(FH, ALICE, fh_doc()), 200)
     wait_for(lambda: third_party.unregistered == [hid], "the webhook's unregistration")
     expect(local.client().get(f"/iwf/hook/{hid}?challenge=x"), 404)
+
+
+# ---------------------------------------------------------------------------
+# SIP: the local xdmsd SUBSCRIBEs (xcap-diff) to the remote XDMS
+
+def remote_sip_subscriptions(remote):
+    m = parse_metrics(expect(remote.client().get("/metrics"), 200).body.decode())
+    return metric_sum(m, "xdms_sip_subscriptions") or 0
+
+
+@pytest.fixture
+def sip_pair(start_server):
+    remote = start_server(name="remote", settings={"sip.listen": "127.0.0.1:0"})
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, data("pcc-alice.xml")), 201)
+    # A fixed SIP port, as in production: after a restart, what the remote
+    # side sends in the dialog still reaches this server.
+    local = start_server(name="local", settings={**FAST, "sip.listen": f"127.0.0.1:{free_port()}",
+                                                 "sip.trust_from": "true"})
+    # Polling an hour apart: what arrives within seconds came by NOTIFY.
+    add_adapter(local, "remote-cab", "xcap", pcc_url(remote), "--poll-interval", "3600",
+                "--sip-uri", f"sip:127.0.0.1:{sip_port(remote)}")
+    return remote, local
+
+
+def test_sip_notify_brings_remote_change(sip_pair):
+    remote, local = sip_pair
+    alice = local.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(subscribe_request(expires=3600))), 201)
+    resp, _ = wait_response(alice, ALICE, "sub-1")
+    expect_response(resp, "success", 200)
+    assert "SIP xcap-diff subscription" in text(resp, "reason"), etree.tostring(resp)
+    wait_for(lambda: remote_sip_subscriptions(remote) == 1, "the local xdmsd's SUBSCRIBE at the remote")
+    wait_for(lambda: [s["via"] for s in subscriptions(local)] == ["sip"], "the stored dialog")
+    s = Subscriber(sip_port(local))
+    try:
+        assert s.subscribe(rl_body(PCC_SEL)).status == 200
+        s.notify()
+        expect(remote.client(ALICE).put_doc(PCC, ALICE, remote_pcc()), 200)
+        wait_for(lambda: NEW_TEL.decode() in tels(expect(alice.get(doc_path(PCC, ALICE)), 200).body),
+                 "the remote's change in the local PCC by NOTIFY", timeout=10)
+        s.wait(lambda m: m.method == "NOTIFY" and any(d["sel"] == PCC_SEL for d in m.documents()),
+               timeout=10, what="a NOTIFY of the local PCC")
+    finally:
+        s.close()
+    seq, resp = wait_for(lambda: (lambda v: v if v[0] == 2 else None)(seq_of(alice)), "seq 2")
+    m = parse_metrics(expect(local.client().get("/metrics"), 200).body.decode())
+    assert metric_sum(m, "xdms_iwf_watch_sip_notifies_total") >= 2
+    # Deleting the request unsubscribes at the remote side.
+    expect(alice.put_doc(FH, ALICE, fh_doc()), 200)
+    wait_for(lambda: remote_sip_subscriptions(remote) == 0, "the unsubscribe at the remote")
+
+
+@pytest.mark.parametrize("how", ["term", "kill"])
+def test_sip_dialog_resumes_after_restart(sip_pair, how):
+    remote, local = sip_pair
+    alice = local.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(subscribe_request(expires=3600))), 201)
+    wait_response(alice, ALICE, "sub-1")
+    wait_for(lambda: [s["via"] for s in subscriptions(local)] == ["sip"], "the stored dialog")
+    local.stop() if how == "term" else local.kill9()
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, remote_pcc()), 200)
+    local.start()
+    alice = local.client(ALICE)
+    wait_for(lambda: NEW_TEL.decode() in tels(expect(alice.get(doc_path(PCC, ALICE)), 200).body),
+             f"the change made while down ({how})", timeout=15)
+    # The dialog was resumed (refreshed in place), not doubled.
+    wait_for(lambda: remote_sip_subscriptions(remote) == 1, "one subscription at the remote")
+    second = remote_pcc(tel=b"tel:+15555550178")
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, second), 200)
+    wait_for(lambda: "tel:+15555550178" in tels(expect(alice.get(doc_path(PCC, ALICE)), 200).body),
+             "a change after the resume, by NOTIFY", timeout=10)
+
+
+def test_sip_refused_falls_back_to_polling(start_server, remote):
+    """The remote side's SIP port answers nothing (no SIP there): the watch
+    says so in its response and polls."""
+    local = start_server(name="local", settings={**FAST, "sip.listen": "127.0.0.1:0"})
+    add_adapter(local, "remote-cab", "xcap", pcc_url(remote), "--poll-interval", "1",
+                "--sip-uri", f"sip:127.0.0.1:{free_port()}")
+    alice = local.client(ALICE)
+    expect(alice.put_doc(FH, ALICE, fh_doc(subscribe_request(expires=3600))), 201)
+    wait_response(alice, ALICE, "sub-1")
+    seq, resp = wait_for(lambda: (lambda v: v if v[0] >= 2 else None)(seq_of(alice)),
+                         "the response saying SIP failed", timeout=60)
+    assert "polling" in text(resp, "reason"), etree.tostring(resp)
+    expect(remote.client(ALICE).put_doc(PCC, ALICE, remote_pcc()), 200)
+    wait_for(lambda: NEW_TEL.decode() in tels(expect(alice.get(doc_path(PCC, ALICE)), 200).body),
+             "the change found by polling")
