@@ -440,3 +440,45 @@ def test_sip_refused_falls_back_to_polling(start_server, remote):
     expect(remote.client(ALICE).put_doc(PCC, ALICE, remote_pcc()), 200)
     wait_for(lambda: NEW_TEL.decode() in tels(expect(alice.get(doc_path(PCC, ALICE)), 200).body),
              "the change found by polling")
+
+
+def test_remote_side_ending_the_subscription_gives_410(start_server, remote, tmp_path):
+    """sipp plays the remote XDMS's SIP side: it grants the SUBSCRIBE, sends
+    an active NOTIFY, then Subscription-State: terminated;reason=rejected
+    (RFC 6665 §4.1.3: do not subscribe again). The watch ends with 410."""
+    from test_sip_subscriber_sipp import Uas
+    uas = Uas(tmp_path, "uas_terminated.xml", "u1", keys={"state": "terminated;reason=rejected"})
+    try:
+        local = start_server(name="local", settings={**FAST, "sip.listen": "127.0.0.1:0"})
+        add_adapter(local, "remote-cab", "xcap", pcc_url(remote), "--poll-interval", "3600", "--sip-uri", uas.target)
+        alice = local.client(ALICE)
+        expect(alice.put_doc(FH, ALICE, fh_doc(subscribe_request(expires=3600))), 201)
+        wait_response(alice, ALICE, "sub-1")
+        uas.expect_ok()
+        seq, resp = wait_for(lambda: (lambda v: v if v[1] is not None and v[1].get("code") == "410" else None)(
+            seq_of(alice)), "the 410 after the remote side's terminating NOTIFY", timeout=15)
+        expect_response(resp, "terminated", 410)
+        assert "rejected" in text(resp, "reason"), etree.tostring(resp)
+        assert [s["state"] for s in subscriptions(local)] == ["terminated"]
+    finally:
+        uas.kill()
+
+
+def test_remote_side_deactivating_makes_the_watch_subscribe_again(start_server, remote, tmp_path):
+    """terminated;reason=deactivated (RFC 6665 §4.1.3: subscribe again at
+    once): sipp takes two subscriptions, each ended that way; the second
+    exists only if the watch subscribed again. The request stays answered."""
+    from test_sip_subscriber_sipp import Uas
+    uas = Uas(tmp_path, "uas_terminated.xml", "u1", calls=2, keys={"state": "terminated;reason=deactivated"})
+    try:
+        local = start_server(name="local", settings={**FAST, "sip.listen": "127.0.0.1:0"})
+        add_adapter(local, "remote-cab", "xcap", pcc_url(remote), "--poll-interval", "3600", "--sip-uri", uas.target)
+        alice = local.client(ALICE)
+        expect(alice.put_doc(FH, ALICE, fh_doc(subscribe_request(expires=3600))), 201)
+        wait_response(alice, ALICE, "sub-1")
+        uas.expect_ok()
+        seq, resp = seq_of(alice)
+        assert resp.get("status") == "success", etree.tostring(resp)
+        assert [s["state"] for s in subscriptions(local)] == ["active"]
+    finally:
+        uas.kill()
