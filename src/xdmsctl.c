@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		   "  doc list [PREFIX]         list document selectors with ETag and size\n"
 		   "  jobs [--user XUI] [--state S]  list IWF jobs: id, state, kind, XUI, request,\n"
 		   "                            attempts, result code, created, last change, reason\n"
+		   "  subscriptions [--user XUI]  list subscribe-profile watches: XUI, request, adapter,\n"
+		   "                            state, poll|webhook, seq, failed polls in a row, last\n"
+		   "                            code, next poll, expiry, last update, last failure\n"
 		   "  adapter add ID --kind xcap|http|carddav --url URL [--import-xslt FILE] [--export-xslt FILE]\n"
 		   "              [--auth none|basic|bearer|digest|oauth2] [--timeout SECONDS]\n"
 		   "              [--plain-http-loopback true|false]\n"
@@ -64,6 +67,8 @@ static void usage(FILE *f)
 		   "              [--next-page-token PTR --page-token-param P] [--next-link PTR]\n"
 		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
 		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
+		   "              [--poll-interval SECONDS] [--watch poll|webhook|both]\n"
+		   "              [--webhook-base URL --webhook-register URL] [--sip-uri sip:IP:PORT]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl;\n"
 		   "                            PTR is a JSON Pointer into each page, e.g. /nextPageToken)\n"
@@ -550,6 +555,57 @@ static int cmd_jobs(const struct conf *c, char **av, int n)
 	return 0;
 }
 
+/* ---- IWF: subscribe-profile watches --------------------------------------------------------- */
+
+static int print_watch(void *arg, const struct store_watch *w)
+{
+	const char *xui = arg;
+	char next[32] = "-", expires[32], updated[32] = "-", rid[STORE_JOB_ID_MAX], reason[STORE_JOB_REASON_MAX];
+
+	if (xui && strcmp(xui, w->xui) != 0)
+		return 0;
+	if (w->state != STORE_WATCH_TERMINATED)
+		format_ms(w->next_poll_ms, next, sizeof(next));
+	format_ms(w->expires_ms, expires, sizeof(expires));
+	if (w->last_update_ms)
+		format_ms(w->last_update_ms, updated, sizeof(updated));
+	/* Never the webhook secret or the validator: one is a credential,
+	 * the other means nothing to a person. */
+	printf("%s\t%s\t%s\t%s\t%s\t%u\t%u\t%u\t%s\t%s\t%s\t%s\n", w->xui,
+	       tsv_field(w->request_id, rid, sizeof(rid)), w->adapter, store_watch_state_name(w->state),
+	       w->hook_id[0] ? "webhook" : w->dialog_len ? "sip" : "poll", w->seq, w->failures, w->code, next, expires, updated,
+	       w->reason[0] ? tsv_field(w->reason, reason, sizeof(reason)) : "-");
+	return 0;
+}
+
+/* subscriptions [--user XUI] */
+static int cmd_subscriptions(const struct conf *c, char **av, int n)
+{
+	const char *xui = NULL;
+	struct store *st = NULL;
+	struct store_read *rd = NULL;
+	enum xdms_err err;
+
+	if (n == 2 && !strcmp(av[0], "--user")) {
+		xui = av[1];
+	} else if (n) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (ctl_store_open(c, &st))
+		return EXIT_FAIL;
+	err = store_read_begin(st, &rd);
+	if (!err)
+		err = store_watch_list(rd, print_watch, (void *)xui);
+	store_read_end(rd);
+	store_close(st);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot list the subscriptions: %s\n", xdms_err_str(err));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
 #define ADAPTER_PREFIX "org.xdmsd.iwf-adapter/global/"
 #define XSLT_PREFIX "org.xdmsd.iwf-xslt/global/"
 
@@ -607,6 +663,16 @@ static int adapter_xslt(const struct conf *c, const char *id, const char *which,
 	return rc;
 }
 
+/* NULL, or an http(s) URL that fits an adapter document as it is. */
+static bool hook_url_ok(const char *u)
+{
+	if (!u || ((!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) && strlen(u) <= 2048 &&
+		   !strpbrk(u, " \t\r\n\"<>&")))
+		return true;
+	fprintf(stderr, "xdmsctl: '%s' is not a usable http(s) URL\n", u);
+	return false;
+}
+
 /* adapter add ID --kind KIND --url URL [--import-xslt F] [--export-xslt F] [--auth M] [--timeout S]
  *             [--plain-http-loopback B] */
 static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int n)
@@ -619,6 +685,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 					     "export-method" };
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	const char *loopback = NULL;
+	const char *poll = NULL, *watch = NULL, *hook_base = NULL, *hook_register = NULL, *sip_uri = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -636,6 +703,11 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--auth")	    ? &auth :
 				    !strcmp(av[i], "--timeout")	    ? &timeout :
 				    !strcmp(av[i], "--plain-http-loopback") ? &loopback :
+				    !strcmp(av[i], "--poll-interval") ? &poll :
+				    !strcmp(av[i], "--watch")	    ? &watch :
+				    !strcmp(av[i], "--webhook-base") ? &hook_base :
+				    !strcmp(av[i], "--webhook-register") ? &hook_register :
+				    !strcmp(av[i], "--sip-uri")	    ? &sip_uri :
 								      NULL;
 
 		for (size_t k = 0; !slot && k < sizeof(plain) / sizeof(plain[0]); k++)
@@ -682,6 +754,25 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		fprintf(stderr, "xdmsctl: --timeout must be 1 to 600 seconds\n");
 		return EXIT_USAGE;
 	}
+	if (poll && (strspn(poll, "0123456789") != strlen(poll) || atoi(poll) < 1 || atoi(poll) > 86400)) {
+		fprintf(stderr, "xdmsctl: --poll-interval must be 1 to 86400 seconds\n");
+		return EXIT_USAGE;
+	}
+	if (watch && strcmp(watch, "poll") && strcmp(watch, "webhook") && strcmp(watch, "both")) {
+		fprintf(stderr, "xdmsctl: --watch must be poll, webhook or both\n");
+		return EXIT_USAGE;
+	}
+	if (watch && strcmp(watch, "poll") && (!hook_base || !hook_register)) {
+		fprintf(stderr, "xdmsctl: --watch %s needs --webhook-base and --webhook-register\n", watch);
+		return EXIT_USAGE;
+	}
+	if (!hook_url_ok(hook_base) || !hook_url_ok(hook_register))
+		return EXIT_USAGE;
+	if (sip_uri && (strcmp(kind, "xcap") != 0 || strncmp(sip_uri, "sip:", 4) != 0 || strlen(sip_uri) > 128 ||
+			strpbrk(sip_uri, " \t\r\n\"<>&"))) {
+		fprintf(stderr, "xdmsctl: --sip-uri is sip:IP:PORT[;transport=tcp], for an xcap adapter\n");
+		return EXIT_USAGE;
+	}
 	if (!strcmp(kind, "http") && (!ixslt || !exslt)) {
 		fprintf(stderr, "xdmsctl: an http adapter needs --import-xslt and --export-xslt\n");
 		return EXIT_USAGE;
@@ -702,6 +793,11 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	    (auth && buf_printf(&doc, "  <auth>%s</auth>\n", auth)) ||
 	    (timeout && buf_printf(&doc, "  <timeout>%s</timeout>\n", timeout)) ||
 	    (loopback && buf_printf(&doc, "  <plain-http-loopback>%s</plain-http-loopback>\n", loopback)) ||
+	    (watch && buf_printf(&doc, "  <watch>%s</watch>\n", watch)) ||
+	    (poll && buf_printf(&doc, "  <poll-interval>%s</poll-interval>\n", poll)) ||
+	    (hook_base && buf_printf(&doc, "  <webhook-base>%s</webhook-base>\n", hook_base)) ||
+	    (hook_register && buf_printf(&doc, "  <webhook-register>%s</webhook-register>\n", hook_register)) ||
+	    (sip_uri && buf_printf(&doc, "  <sip-uri>%s</sip-uri>\n", sip_uri)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
 	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename))) {
 		buf_cleanup(&doc);
@@ -1020,6 +1116,8 @@ int main(int argc, char **argv)
 			usage(stderr);
 	} else if (n >= 1 && !strcmp(av[0], "jobs")) {
 		rc = cmd_jobs(&c, av + 1, n - 1);
+	} else if (n >= 1 && !strcmp(av[0], "subscriptions")) {
+		rc = cmd_subscriptions(&c, av + 1, n - 1);
 	} else if (n >= 2 && !strcmp(av[0], "credential")) {
 		rc = cmd_credential(&c, av + 1, n - 1);
 	} else if (n >= 2 && !strcmp(av[0], "adapter")) {

@@ -56,6 +56,18 @@ static enum xdms_err sip_metrics(void *arg, struct buf *out)
 }
 #define NOTIFY_GRACE_MS 2000 /* NOTIFYs in flight get this long to be answered at shutdown */
 
+/* The IWF's webhook endpoint, as the HTTP server routes it. */
+static unsigned iwf_hook_route(void *arg, const struct http_route_call *call, char **answer)
+{
+	bool is_post = !strcmp(call->method, "POST");
+
+	if (!is_post && strcmp(call->method, "GET") != 0) {
+		*answer = xstrdup("use POST (a notification) or GET (the validation handshake)\n");
+		return 405;
+	}
+	return iwf_webhook(arg, is_post, call->rest, call->query, call->header, call->body, call->body_len, answer);
+}
+
 static void print_key(void *arg, const char *key, const char *value, const char *help)
 {
 	printf("  %-26s %s (default: %s)\n", key, help, value[0] ? value : "empty");
@@ -370,8 +382,10 @@ int main(int argc, char **argv)
 		log_error("http: %s", why);
 		goto out;
 	}
-	if (iwf)
+	if (iwf) {
 		http_server_add_metrics(srv, iwf_metrics, iwf);
+		http_server_add_route(srv, IWF_HOOK_PREFIX, IWF_HOOK_HEADER, IWF_HOOK_MAX_BODY, iwf_hook_route, iwf);
+	}
 	/* Tests and scripts read this exact line to learn the bound port. */
 	fprintf(stderr, "listening http %s\n", http_server_address(srv));
 	fflush(stderr);
@@ -402,6 +416,17 @@ int main(int argc, char **argv)
 		if (err) {
 			log_error("notify: cannot start: %s", xdms_err_str(err));
 			goto out;
+		}
+		/* The IWF's watches of other XDMSs subscribe over this SIP stack. */
+		if (iwf) {
+			struct sip_subscriber *subscriber = NULL;
+
+			err = sip_subscriber_create(sip, NULL, &subscriber);
+			if (err) {
+				log_error("sip: the subscriber cannot start: %s", xdms_err_str(err));
+				goto out;
+			}
+			iwf_sip_attach(iwf, subscriber);
 		}
 		metrics_arg.notifier = notifier;
 		metrics_arg.sip = sip;
@@ -439,6 +464,8 @@ out:
 	pthread_mutex_lock(&metrics_arg.lock);
 	metrics_arg.sip = NULL;
 	pthread_mutex_unlock(&metrics_arg.lock);
+	if (sip)
+		iwf_sip_detach(iwf); /* before the SIP server it subscribes through */
 	sip_server_stop(sip);
 	http_server_stop(srv, SHUTDOWN_GRACE_MS);
 	iwf_stop(iwf); /* IWF (iwf/): after the listeners, before the modules it writes through */

@@ -3,7 +3,8 @@
  * http: the libmicrohttpd front of xdmsd. Listeners (plain or TLS),
  * authentication (RFC 7616 Digest against the store's users, Basic where
  * allowed, asserted identities from trusted proxies), the mapping of xcap
- * results to HTTP, the access log, /healthz and /metrics.
+ * results to HTTP, the access log, /healthz and /metrics, and routes other
+ * modules serve outside the XCAP root (the IWF's webhook endpoint).
  *
  * Threads: libmicrohttpd's pool runs the handlers. Reads are answered on the
  * pool thread; writes suspend their connection, go to the store's writer
@@ -55,6 +56,27 @@ void http_server_reopen_logs(struct http_server *srv);
  */
 typedef enum xdms_err (*http_metrics_fn)(void *arg, struct buf *out);
 void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *arg);
+
+/*
+ * A path outside the XCAP root served by another module (the IWF's webhook
+ * endpoint): every request whose path starts with @prefix goes to @fn,
+ * without authentication (the module checks its own signature) and with a
+ * body of at most @max_body bytes (413 beyond). @fn runs on an HTTP thread
+ * and must not block; it returns the status and a text/plain body in *answer
+ * (heap, may stay NULL). Up to 4 routes; main thread only, after start.
+ * @prefix and @header are copied; @arg must outlive the server.
+ */
+struct http_route_call {
+	const char *method;
+	const char *rest;   /* the raw path after the prefix */
+	const char *query;  /* after '?', or NULL */
+	const char *header; /* the value of the route's header, or NULL */
+	const char *body;
+	size_t body_len;
+};
+typedef unsigned (*http_route_fn)(void *arg, const struct http_route_call *call, char **answer);
+void http_server_add_route(struct http_server *srv, const char *prefix, const char *header, size_t max_body,
+			   http_route_fn fn, void *arg);
 
 /*
  * Stops accepting connections, lets requests in flight finish (waiting up to

@@ -55,6 +55,7 @@
 
 #define HTTP_DAEMONS_MAX 64
 #define HTTP_METRICS_SOURCES_MAX 8
+#define HTTP_ROUTES_MAX 4
 
 struct http_server {
 	const struct conf *c;
@@ -73,6 +74,15 @@ struct http_server {
 		void *arg;
 	} extra_metrics[HTTP_METRICS_SOURCES_MAX];
 	atomic_uint extra_metrics_count;
+	/* Other modules' paths (webhooks), published like extra_metrics. */
+	struct {
+		char *prefix;
+		char *header;
+		size_t max_body;
+		http_route_fn fn;
+		void *arg;
+	} routes[HTTP_ROUTES_MAX];
+	atomic_uint route_count;
 	FILE *access_log; /* NULL = off; swapped under log_lock on SIGHUP */
 	pthread_mutex_t log_lock;
 	bool is_tls;
@@ -114,6 +124,7 @@ struct request {
 	bool is_stale;        /* the 401 carries stale=true */
 	bool is_close;        /* the answer closes the connection */
 	size_t body_seen;     /* body bytes received, for http.min_body_rate */
+	int route;            /* index of the module route serving it, or -1 */
 };
 
 static double elapsed_seconds(const struct timespec *start)
@@ -132,6 +143,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 	r->srv = srv;
 	r->conn = conn;
+	r->route = -1;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->raw_uri = xstrdup(uri ? uri : "");
 	r->target = uri;
@@ -353,6 +365,42 @@ static enum MHD_Result serve_ops(struct request *r)
 	return queue_text(r, 404, "not found; XCAP documents are below the XCAP root\n", NULL);
 }
 
+/* The module route whose prefix @path starts with, or -1. */
+static int route_of(struct http_server *srv, const char *path)
+{
+	unsigned n = atomic_load_explicit(&srv->route_count, memory_order_acquire);
+
+	for (unsigned i = 0; i < n; i++)
+		if (!strncmp(path, srv->routes[i].prefix, strlen(srv->routes[i].prefix)))
+			return (int)i;
+	return -1;
+}
+
+/* A module route's request, its body read. */
+static enum MHD_Result serve_route(struct request *r)
+{
+	struct http_server *srv = r->srv;
+	struct http_route_call call;
+	char *answer = NULL;
+	unsigned status;
+	enum MHD_Result ret;
+
+	if (r->is_too_big) {
+		r->note = "body too large";
+		return queue_text(r, 413, "the request body is larger than this endpoint accepts\n", NULL);
+	}
+	call.method = r->method;
+	call.rest = r->path + strlen(srv->routes[r->route].prefix);
+	call.query = r->query;
+	call.header = srv->routes[r->route].header ? header(r, srv->routes[r->route].header) : NULL;
+	call.body = r->body.data ? r->body.data : "";
+	call.body_len = r->body.len;
+	status = srv->routes[r->route].fn(srv->routes[r->route].arg, &call, &answer);
+	ret = queue_text(r, status, answer ? answer : "", NULL);
+	free(answer);
+	return ret;
+}
+
 /* True when the request announces a body of a size we are willing to read
  * and throw away (a Content-Length no larger than http.max_body). */
 static bool body_is_drainable(struct request *r)
@@ -371,6 +419,15 @@ static enum MHD_Result on_headers(struct request *r)
 	enum http_auth_outcome outcome;
 	size_t root_len = strlen(srv->root_path);
 
+	r->route = route_of(srv, r->path);
+	if (r->route >= 0) {
+		/* Read the body under the route's own cap; the route checks its
+		 * own credentials (a signature), not HTTP authentication. */
+		buf_cleanup(&r->body);
+		buf_init(&r->body, srv->routes[r->route].max_body);
+		r->state = REQ_BODY;
+		return MHD_YES;
+	}
 	if (!strcmp(r->path, "/healthz") || !strcmp(r->path, "/metrics") ||
 	    strncmp(r->path, srv->root_path, root_len) != 0 || (r->path[root_len] != '/' && r->path[root_len]))
 		return serve_ops(r);
@@ -420,6 +477,8 @@ static enum MHD_Result on_complete(struct request *r)
 	struct xcap_response xr;
 	char base[512];
 
+	if (r->route >= 0)
+		return serve_route(r);
 	if (r->is_unauthorized)
 		return queue_text(r, 401, "authentication required\n", NULL);
 	if (r->is_too_big) {
@@ -854,6 +913,22 @@ void http_server_add_metrics(struct http_server *srv, http_metrics_fn fn, void *
 	atomic_store_explicit(&srv->extra_metrics_count, n + 1, memory_order_release);
 }
 
+void http_server_add_route(struct http_server *srv, const char *prefix, const char *header, size_t max_body,
+			   http_route_fn fn, void *arg)
+{
+	unsigned n = atomic_load_explicit(&srv->route_count, memory_order_relaxed);
+
+	/* Called by the main thread only, once per module at start-up. */
+	if (n >= HTTP_ROUTES_MAX || !prefix || prefix[0] != '/')
+		abort();
+	srv->routes[n].prefix = xstrdup(prefix);
+	srv->routes[n].header = header ? xstrdup(header) : NULL;
+	srv->routes[n].max_body = max_body;
+	srv->routes[n].fn = fn;
+	srv->routes[n].arg = arg;
+	atomic_store_explicit(&srv->route_count, n + 1, memory_order_release);
+}
+
 void http_server_reopen_logs(struct http_server *srv)
 {
 	const char *path = srv->c->log_access_file;
@@ -902,6 +977,10 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 		close(srv->listen_fd);
 	http_auth_destroy(srv->auth);
 	http_metrics_destroy(srv->metrics);
+	for (unsigned i = 0; i < atomic_load(&srv->route_count); i++) {
+		free(srv->routes[i].prefix);
+		free(srv->routes[i].header);
+	}
 	if (srv->access_log && srv->access_log != stdout)
 		fclose(srv->access_log);
 	pthread_mutex_destroy(&srv->log_lock);

@@ -73,6 +73,9 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 	free(a->sync_token);
 	free(a->sync_token_param);
 	free(a->delta_link);
+	free(a->webhook_base);
+	free(a->webhook_register);
+	free(a->sip_uri);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -125,7 +128,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct xml_node *root;
-	char *kind = NULL, *auth = NULL, *format = NULL;
+	char *kind = NULL, *auth = NULL, *format = NULL, *watch = NULL;
 	enum xdms_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -196,6 +199,16 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	out->sync_token_param = child_text(root, "sync-token-param");
 	out->delta_link = child_text(root, "delta-link");
 	out->max_pages = child_uint(root, "max-pages", IWF_MAX_PAGES_DEFAULT);
+	out->poll_interval_s = child_uint(root, "poll-interval", IWF_POLL_DEFAULT_S);
+	if (out->poll_interval_s < IWF_POLL_FLOOR_S)
+		out->poll_interval_s = IWF_POLL_FLOOR_S;
+	out->webhook_base = child_text(root, "webhook-base");
+	out->webhook_register = child_text(root, "webhook-register");
+	out->sip_uri = child_text(root, "sip-uri");
+	watch = child_text(root, "watch");
+	out->watch = !watch || !strcmp(watch, "poll") ? IWF_WATCH_POLL :
+		     !strcmp(watch, "webhook")	  ? IWF_WATCH_WEBHOOK :
+						    IWF_WATCH_BOTH;
 	if (!out->url) {
 		*why = xasprintf("adapter %s has no url", id);
 		err = XDMS_ERR_PARSE;
@@ -206,10 +219,14 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 		   (out->sync_token && !out->sync_token_param)) {
 		*why = xasprintf("adapter %s names a token to send back but not the parameter to send it in", id);
 		err = XDMS_ERR_PARSE;
+	} else if (out->watch != IWF_WATCH_POLL && (!out->webhook_base || !out->webhook_register)) {
+		*why = xasprintf("adapter %s watches by webhook but lacks webhook-base or webhook-register", id);
+		err = XDMS_ERR_PARSE;
 	}
 out:
 	free(format);
 	free(auth);
+	free(watch);
 	xml_doc_free(doc);
 	if (err)
 		iwf_adapter_cleanup(out);

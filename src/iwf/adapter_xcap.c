@@ -4,9 +4,10 @@
  * an XCAP GET of the user's PCC there and the export an XCAP PUT of it, with
  * Digest, so the kind needs no transform of its own: the identity-like
  * xslt/pcc-identity.xsl keeps the PCC elements. XCAP is HTTP, so the calls
- * are the `http` kind's (adapter_http.c) with these defaults; watching the
- * other XDMS with a SIP xcap-diff subscription (SIC-1) will be this kind's
- * `subscribe`.
+ * are the `http` kind's (adapter_http.c) with these defaults. A watch
+ * (subscribe-profile) polls the remote PCC with a conditional GET
+ * (If-None-Match on the remote ETag, a 304 being no change); a SIP xcap-diff
+ * subscription (SIC-1) will be this kind's `subscribe`.
  *
  * Threads: any worker.
  */
@@ -24,4 +25,5 @@ const struct iwf_kind iwf_kind_xcap = {
 	.auth = IWF_AUTH_DIGEST,
 	.fetch = iwf_http_fetch,
 	.send = iwf_http_send,
+	.poll = iwf_http_poll,
 };

@@ -46,17 +46,19 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* libcurl's header callback: keeps the ETag header of the final response
- * (a 100 Continue or a 401 before Digest's second round have their own). */
+/* libcurl's header callback: keeps the ETag, Location and Last-Modified
+ * headers of the final response (a 100 Continue or a 401 before Digest's
+ * second round have their own). A value that does not fit its buffer is
+ * dropped rather than cut: a cut ETag would only ever mismatch. */
 struct header_sink {
-	char *etag, *location;
-	size_t etag_cap, location_cap;
+	char *etag, *location, *last_modified;
+	size_t etag_cap, location_cap, last_modified_cap;
 };
 
 /* Copies the value of header line @data (@len bytes) if it is @name. */
 static void header_value(const char *data, size_t len, const char *name, char *out, size_t cap)
 {
-	size_t n = strlen(name), v;
+	size_t n = strlen(name);
 
 	if (!out || !cap || len <= n || strncasecmp(data, name, n))
 		return;
@@ -66,9 +68,12 @@ static void header_value(const char *data, size_t len, const char *name, char *o
 		data++, len--;
 	while (len && strchr(" \t\r\n", data[len - 1]))
 		len--;
-	v = len < cap - 1 ? len : cap - 1;
-	memcpy(out, data, v);
-	out[v] = '\0';
+	if (len >= cap) {
+		out[0] = '\0';
+		return;
+	}
+	memcpy(out, data, len);
+	out[len] = '\0';
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
@@ -77,14 +82,17 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 
 	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
-		if (e->etag)
+		if (e->etag_cap)
 			e->etag[0] = '\0';
-		if (e->location)
+		if (e->location_cap)
 			e->location[0] = '\0';
+		if (e->last_modified_cap)
+			e->last_modified[0] = '\0';
 	}
 	header_value(data, len, "ETag:", e->etag, e->etag_cap);
 	header_value(data, len, "Location:", e->location, e->location_cap);
-	return size * n;
+	header_value(data, len, "Last-Modified:", e->last_modified, e->last_modified_cap);
+	return len;
 }
 
 /* libcurl's progress callback: a non-zero return aborts the transfer. */
@@ -173,8 +181,9 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	CURL *h = curl;
 	struct curl_slist *headers = NULL;
 	struct sink sink = { body, false };
-	struct header_sink hs = { call->etag_out, call->location_out, call->etag_out_len, call->location_out_len };
-	char host[256], line[320];
+	struct header_sink hs = { 0 };
+	bool is_conditional = call->if_none_match || call->if_modified_since;
+	char host[256], line[IWF_VALIDATOR_MAX + 32];
 	CURLcode rc;
 	bool ok = true;
 
@@ -198,11 +207,28 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		ok &= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)call->cancel) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
 	}
-	if ((call->etag_out && call->etag_out_len) || (call->location_out && call->location_out_len)) {
-		if (hs.etag && hs.etag_cap)
+	if (call->etag_out && call->etag_out_len) {
+		hs.etag = call->etag_out;
+		hs.etag_cap = call->etag_out_len;
+	} else if (call->got_etag) {
+		hs.etag = call->got_etag;
+		hs.etag_cap = IWF_VALIDATOR_MAX;
+	}
+	if (call->location_out && call->location_out_len) {
+		hs.location = call->location_out;
+		hs.location_cap = call->location_out_len;
+	}
+	if (call->got_last_modified) {
+		hs.last_modified = call->got_last_modified;
+		hs.last_modified_cap = IWF_VALIDATOR_MAX;
+	}
+	if (hs.etag_cap || hs.location_cap || hs.last_modified_cap) {
+		if (hs.etag_cap)
 			hs.etag[0] = '\0';
-		if (hs.location && hs.location_cap)
+		if (hs.location_cap)
 			hs.location[0] = '\0';
+		if (hs.last_modified_cap)
+			hs.last_modified[0] = '\0';
 		ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
 		ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs) == CURLE_OK;
 	}
@@ -224,7 +250,8 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 	default:
 		break;
 	}
-	if (!strcmp(call->method, "DELETE")) {
+	if (!strcmp(call->method, "DELETE") && !call->body) {
+		/* A WebDAV DELETE has no body; a webhook's unregistration has one. */
 		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
 	} else if (strcmp(call->method, "GET") != 0) {
 		ok &= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method) == CURLE_OK;
@@ -245,13 +272,18 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		snprintf(line, sizeof(line), "Depth: %s", call->depth);
 		headers = curl_slist_append(headers, line);
 	}
-	/* ETags and "*" only: a value with a line break would add a header. */
+	/* Validators as the 3rd party gave them, and "*": a value with a line
+	 * break would add a header. */
 	if (call->if_match && !strpbrk(call->if_match, "\r\n")) {
 		snprintf(line, sizeof(line), "If-Match: %s", call->if_match);
 		headers = curl_slist_append(headers, line);
 	}
 	if (call->if_none_match && !strpbrk(call->if_none_match, "\r\n")) {
 		snprintf(line, sizeof(line), "If-None-Match: %s", call->if_none_match);
+		headers = curl_slist_append(headers, line);
+	}
+	if (call->if_modified_since && !strpbrk(call->if_modified_since, "\r\n")) {
+		snprintf(line, sizeof(line), "If-Modified-Since: %s", call->if_modified_since);
 		headers = curl_slist_append(headers, line);
 	}
 	if (headers)
@@ -274,6 +306,8 @@ enum xdms_err iwf_http_do(void *curl, const struct iwf_http_call *call, struct b
 		classify_curl(rc, host, r);
 		return XDMS_ERR_IO;
 	}
+	if (*status == 304 && is_conditional)
+		return XDMS_ERR_OK;
 	if (*status < 200 || *status >= 300) {
 		classify_status(*status, host, r);
 		return XDMS_ERR_IO;

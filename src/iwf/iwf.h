@@ -61,6 +61,34 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 struct buf;
 enum xdms_err iwf_metrics(void *iwf, struct buf *out) XDMS_WUR;
 
+/*
+ * The webhook endpoint's handler (the HTTP server routes POST and GET of
+ * IWF_HOOK_PREFIX + id here; docs/operations.md has the contract). A POST
+ * must carry IWF_HOOK_HEADER: "sha256=" + the hex HMAC-SHA256 of the body
+ * under the subscription's secret; a good one makes the watch poll at once
+ * (202). 404 for an unknown id, 401 without a signature, 403 with a wrong
+ * one; nothing changes then. GET with ?challenge=TOKEN echoes TOKEN (the
+ * validation handshake). Returns the status; *answer (heap) is a text body.
+ * Any thread while the IWF runs; @iwf is a struct iwf *.
+ */
+#define IWF_HOOK_PREFIX "/iwf/hook/"
+#define IWF_HOOK_HEADER "X-Xdms-Signature"
+#define IWF_HOOK_MAX_BODY 65536 /* a webhook call's body is signed, not read */
+unsigned iwf_webhook(void *iwf, bool is_post, const char *hook_id, const char *query, const char *signature,
+		     const char *body, size_t len, char **answer);
+
+/*
+ * Hands the IWF the SIP subscriber (sip/) its watches use for xcap
+ * adapters with a sip-uri: they SUBSCRIBE (xcap-diff) to the remote PCC
+ * instead of polling. Main thread, after iwf_start. iwf_sip_detach must
+ * run before the SIP server stops: it destroys @m (the subscriptions are
+ * abandoned here, their dialogs kept in the store to be resumed at the next
+ * start) and the watches poll from then on. Both NULL-tolerant.
+ */
+struct sip_subscriber;
+void iwf_sip_attach(struct iwf *iwf, struct sip_subscriber *m);
+void iwf_sip_detach(struct iwf *iwf);
+
 /* Stops claiming, lets every running job finish its current step (3rd-party
  * calls are bounded by their timeouts), joins the workers. NULL-tolerant. */
 void iwf_stop(struct iwf *iwf);

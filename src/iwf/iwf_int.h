@@ -25,6 +25,7 @@
 #define IWF_MAX_DEPTH 64
 #define IWF_REASON_MAX 480
 #define IWF_MAX_PAGES_DEFAULT 50
+#define IWF_VALIDATOR_MAX 512 /* = STORE_WATCH_VALIDATOR_MAX */
 
 /* ---- outcomes ---------------------------------------------------------------- */
 
@@ -110,9 +111,16 @@ struct iwf_kind {
 	enum xdms_err (*send)(const struct iwf_call *c, const char *data, size_t len, struct buf *body, long *status,
 			      struct iwf_result *r);
 	/* Subscribe profile (room for a later kind; NULL: not supported):
-	 * subscribe to, and poll for, changes of the external profile. */
+	 * subscribe to changes of the external profile. */
 	enum xdms_err (*subscribe)(const struct iwf_call *c, struct iwf_result *r);
-	enum xdms_err (*poll)(const struct iwf_call *c, struct buf *body, struct iwf_result *r);
+	/* Subscribe profile, watched by polling (NULL: the kind cannot be
+	 * watched): the external profile, only if it changed since @validator
+	 * (what the kind gave last time: an ETag, a Last-Modified date, a sync
+	 * token; "" = fetch whatever there is). On a change, *is_changed is
+	 * true, @body holds the profile as fetch() gives it and @new_validator
+	 * what to send next time ("" when the 3rd party gives none). */
+	enum xdms_err (*poll)(const struct iwf_call *c, const char *validator, char new_validator[IWF_VALIDATOR_MAX],
+			      bool *is_changed, struct buf *body, struct iwf_result *r);
 	/* Kinds whose 3rd party holds address books (carddav): card-level
 	 * calls for the address-book target (book.c). NULL otherwise. */
 	const struct iwf_book_ops *book;
@@ -185,6 +193,22 @@ extern const struct iwf_kind iwf_kind_carddav;
 enum xdms_err iwf_http_fetch(const struct iwf_call *c, struct buf *body, struct iwf_result *r) XDMS_WUR;
 enum xdms_err iwf_http_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body, long *status,
 			    struct iwf_result *r) XDMS_WUR;
+/* The conditional GET of a watch (adapter_http.c): If-None-Match or
+ * If-Modified-Since from @validator ("E:" + ETag, "M:" + HTTP date), a 304
+ * is no change; the new validator is the answer's ETag, else its
+ * Last-Modified. */
+enum xdms_err iwf_http_poll(const struct iwf_call *c, const char *validator, char new_validator[IWF_VALIDATOR_MAX],
+			    bool *is_changed, struct buf *body, struct iwf_result *r) XDMS_WUR;
+/* One call of the webhook registration contract (docs/operations.md):
+ * POST (@is_register) or DELETE of the adapter's webhook-register URL. */
+enum xdms_err iwf_http_hook_register(const struct iwf_call *c, const char *register_url, bool is_register,
+				     const char *callback_url, const char *hook_id, const char *secret,
+				     const char *remote_user, uint64_t expires_ms, struct iwf_result *r) XDMS_WUR;
+
+#define IWF_POLL_DEFAULT_S 300 /* an adapter's poll-interval when it has none */
+#define IWF_POLL_FLOOR_S 1      /* the shortest poll-interval taken */
+
+enum iwf_watch_via { IWF_WATCH_POLL = 0, IWF_WATCH_WEBHOOK, IWF_WATCH_BOTH };
 
 struct iwf_adapter {
 	char *id;
@@ -218,6 +242,11 @@ struct iwf_adapter {
 	char *delta_link;       /* e.g. /@odata.deltaLink */
 	unsigned max_pages;
 	bool is_plain_loopback; /* <plain-http-loopback>: Basic over http:// to a loopback host */
+	unsigned poll_interval_s;  /* watches: seconds between polls (floor IWF_POLL_FLOOR_S) */
+	enum iwf_watch_via watch;  /* watches: polling, a webhook, or both */
+	char *webhook_base;        /* the URL prefix under which the 3rd party reaches xdmsd */
+	char *webhook_register;    /* where callbacks are registered; NULL = no webhook */
+	char *sip_uri;             /* kind xcap: where a watch SUBSCRIBEs (sip:IP:PORT[;transport=tcp]); NULL = poll */
 };
 
 /* @url with the query parameter @name=@value appended, percent-encoded
@@ -308,14 +337,18 @@ struct iwf_http_call {
 	size_t max_response;
 	const char *ca_file;  /* "" or NULL = system store */
 	const atomic_bool *cancel; /* the call stops when this becomes true; NULL = never */
-	/* WebDAV (adapter_carddav.c); NULL = header not sent */
+	/* WebDAV (adapter_carddav.c) and conditional GETs (watches); NULL = header not sent */
 	const char *depth;         /* Depth: "0", "1" */
 	const char *if_match;      /* If-Match: an ETag as the 3rd party gave it */
-	const char *if_none_match; /* If-None-Match: "*" */
+	const char *if_none_match; /* If-None-Match: "*" or an ETag; with it or the next, a 304
+				    * answer is OK with *status 304 and no body */
+	const char *if_modified_since;
 	char *etag_out;            /* when set: the response's ETag header ("" when none) */
 	size_t etag_out_len;       /* bytes at etag_out, NUL included */
 	char *location_out;        /* when set: the response's Location header ("" when none) */
 	size_t location_out_len;
+	char *got_etag;            /* IWF_VALIDATOR_MAX bytes for the answer's ETag, or NULL */
+	char *got_last_modified;   /* the same for its Last-Modified */
 };
 
 /*
@@ -409,6 +442,9 @@ struct iwf_prefs {
 	unsigned export_fields;           /* export-prefs/allowed-fields */
 	char **third_parties;             /* export-prefs/allowed-third-party; none = any */
 	size_t third_party_count;
+	bool is_auto_update;              /* subscription-prefs/auto-update (default true) */
+	bool has_max_expires;
+	unsigned max_expires;             /* subscription-prefs/max-expires, seconds */
 };
 
 /* Reads the user's preferences; defaults when the user has none. CORRUPT
@@ -472,6 +508,7 @@ struct iwf_env {
 	const atomic_bool *stopping;         /* set when the IWF stops; NULL = never */
 	struct iwf_metrics *metrics;         /* NULL = not counted (dry runs) */
 	struct iwf_oauth_cache *oauth;       /* access tokens; NULL = none kept (dry runs) */
+	struct iwf_watches *watches;         /* NULL until started (and in dry runs) */
 };
 
 /*
@@ -485,6 +522,55 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				const char *xui, const char *remote_user, const char *username,
 				const char *password, const char *token, char **pcc, size_t *pcc_len,
 				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync) XDMS_WUR;
+
+/* The transform-and-check half of iwf_fetch_profile: @data as the adapter's
+ * fetch (or poll) gave it, transformed into a PCC document (heap) and
+ * validated. With @sync a delta (sync->is_delta) that holds no person is OK
+ * with *pcc NULL: nothing changed for this user. */
+enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapter *a, const char *xui,
+			       const char *remote_user, const char *data, size_t len, const struct iwf_sync *sync,
+			       char **pcc, size_t *pcc_len, struct iwf_result *r) XDMS_WUR;
+
+/* Storing an imported profile into the user's PCC (SPEC §5.3 steps 5-6),
+ * shared by import-profile jobs and watches. */
+struct iwf_import {
+	const char *xui;
+	const char *third_party;      /* for reasons */
+	const char *merge_policy;     /* the request's, or NULL */
+	const struct iwf_prefs *prefs;
+	unsigned fields;              /* IWF_FIELD_* to keep */
+	bool (*is_wanted)(void *arg); /* false once the request went away: nothing more is stored */
+	void *arg;
+};
+
+struct iwf_import_out {
+	struct iwf_result r;
+	bool is_cancelled;   /* is_wanted() said no: nothing stored */
+	bool is_changed;     /* the PCC was written */
+	bool has_import;     /* the PCC holds the import: written now, or had it all already */
+	unsigned count;
+	bool is_partial;
+	unsigned dropped;
+	unsigned extra_persons;
+	char pcc_etag[STORE_ETAG_MAX];
+};
+
+/* Merges @imported into the PCC under the request's policy and the user's
+ * preferences and stores it, again on a lost race (SPEC §5.3 step 6). */
+void iwf_import_store(const struct iwf_env *env, const struct iwf_import *in, const char *imported,
+		      size_t imported_len, struct iwf_import_out *o);
+
+/* A <response> element (heap): @status NULL = the word for @code; @seq 0
+ * = none; @expires_ms 0 = no <subscription-expires>. */
+char *iwf_response_body(enum store_job_kind kind, unsigned code, const char *status, const char *reason,
+			unsigned count, const char *pcc_etag, unsigned seq, uint64_t expires_ms);
+
+/* Writes @body as the <response> of watched request @w, with If-Match on
+ * the Feature Handler document, if the request is still there and still the
+ * version @w was set up for (its current job is w->job_id). False with
+ * *is_gone when it is not. */
+bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watch *w, const char *body,
+			      bool *is_gone);
 
 /* -- metrics.c: the IWF's figures for /metrics. Every recorder is
  * NULL-tolerant (dry runs count nothing) and may run on any thread. -- */
@@ -561,6 +647,39 @@ struct xml_doc;
 enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapter *a, const char *xui,
 			      const char *remote_user, unsigned fields, const char *data, size_t len,
 			      struct xml_doc **pcc, char **uid, char **why) XDMS_WUR;
+/* ---- watches (watch.c): subscribe-profile kept up to date ---------------------------- */
+
+struct iwf_watches;
+/* Starts @threads watch threads over @env (borrowed; outlives them) and
+ * loads every watch from the store into the schedule: watches whose poll
+ * fell due while the server was down are polled at once. */
+enum xdms_err iwf_watches_start(const struct iwf_env *env, unsigned threads, struct iwf_watches **out) XDMS_WUR;
+/* Stops and joins the threads; a poll in flight finishes its step. NULL-tolerant. */
+void iwf_watches_stop(struct iwf_watches *ws);
+/* (Re)schedules watch @w after a job stored it (a new or refreshed
+ * subscription). Any thread. */
+void iwf_watches_add(struct iwf_watches *ws, const struct store_watch *w);
+/* The store's commit listener calls this: a commit hook dropped watches
+ * (store_watch_generation moved); the threads forget them. Never blocks long. */
+void iwf_watches_kick(struct iwf_watches *ws);
+/* A call of webhook @hook_id (iwf_webhook in iwf.h): the status to answer
+ * and a text body in *answer (heap). Any thread; never blocks on a poll. */
+unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook_id, const char *query,
+			  const char *signature, const char *body, size_t len, char **answer);
+/* Appends the watches' figures to @out (Prometheus text). */
+enum xdms_err iwf_watches_metrics(struct iwf_watches *ws, struct buf *out) XDMS_WUR;
+/* The next poll time (Unix ms) after @now_ms of a watch keyed @key polled
+ * every @interval_ms: the watch's own phase in the interval (a hash of its
+ * key), so that many watches poll evenly spread, each at a steady rhythm. */
+uint64_t iwf_watch_next_slot(const char *xui, const char *request_id, uint64_t interval_ms, uint64_t now_ms);
+/* The SIP subscriber watches of xcap adapters with a sip-uri use (NULL =
+ * none: they poll). Attach after iwf_watches_start; detach before the SIP
+ * server stops: it destroys @m, waiting for every use and callback to end. */
+struct sip_subscriber;
+void iwf_watches_sip_attach(struct iwf_watches *ws, struct sip_subscriber *m);
+void iwf_watches_sip_detach(struct iwf_watches *ws);
+/* A new webhook id and secret (random, hex). */
+void iwf_watch_hook_new(char id[STORE_WATCH_HOOK_MAX], char secret[STORE_WATCH_SECRET_MAX]);
 
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);

@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,8 @@ struct request {
 	char *fields;
 	char *merge_policy;
 	char *source_sel;
-	char *target; /* SPEC §4.3a: "pcc" (or absent) or "address-book" */
+	char *expires;
+	char *target;           /* what a request moves: "pcc" (default) or another part */
 	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
 };
 
@@ -75,6 +77,7 @@ static void request_cleanup(struct request *q)
 	free(q->fields);
 	free(q->merge_policy);
 	free(q->source_sel);
+	free(q->expires);
 	free(q->target);
 	memset(q, 0, sizeof(*q));
 }
@@ -135,6 +138,28 @@ static enum xdms_err claim_check(struct store_read *rd, const struct store_job *
 	return err;
 }
 
+/* For a watch's writes, after its job ended: NOTFOUND unless the request's
+ * current job is still @job_id (the version the watch was set up for). */
+static enum xdms_err watch_check(struct store_read *rd, const struct store_job *job, uint64_t job_id)
+{
+	uint64_t current = 0;
+	enum xdms_err err = store_job_current(rd, job->xui, job->request_id, &current);
+
+	return !err && current != job_id ? XDMS_ERR_NOTFOUND : err;
+}
+
+/* True when @job is still its request's current job (ended or not). */
+static bool job_is_current(const struct iwf_env *env, const struct store_job *job)
+{
+	struct store_read *rd = NULL;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = watch_check(rd, job, job->id);
+	store_read_end(rd);
+	return err == XDMS_ERR_OK;
+}
+
 /* claim_check in a snapshot of its own: true when the job is still ours. */
 static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
 {
@@ -153,8 +178,8 @@ static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
  * gone, belongs to a newer job, or the job was claimed again or ended.
  * *etag gets the document's ETag.
  */
-static enum xdms_err request_load(const struct iwf_env *env, const struct store_job *job, struct request *q,
-				  char etag[STORE_ETAG_MAX])
+static enum xdms_err request_load_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+				     struct request *q, char etag[STORE_ETAG_MAX])
 {
 	char *sel = fh_selector(job->xui);
 	struct store_read *rd = NULL;
@@ -170,7 +195,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	err = store_read_begin(env->st, &rd);
 	if (err)
 		goto out;
-	err = claim_check(rd, job);
+	err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
 	if (!err)
 		err = store_doc_get(rd, sel, &d);
 	if (!err) {
@@ -207,6 +232,7 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 		q->fields = fh_text(r, "fields");
 		q->merge_policy = trim(fh_text(r, "merge-policy"));
 		q->source_sel = trim(fh_text(r, "source-sel"));
+		q->expires = trim(fh_text(r, "expires"));
 		q->target = trim(fh_text(r, "target"));
 		if (cred) {
 			q->username = fh_text(cred, "username");
@@ -223,6 +249,12 @@ out:
 	xml_doc_free(doc);
 	free(sel);
 	return err;
+}
+
+static enum xdms_err request_load(const struct iwf_env *env, const struct store_job *job, struct request *q,
+				  char etag[STORE_ETAG_MAX])
+{
+	return request_load_as(env, job, 0, q, etag);
 }
 
 /* ---- writes through the XCAP path --------------------------------------------------- */
@@ -350,12 +382,9 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 {
 	struct iwf_call call = { .env = env, .curl = curl, .a = a, .username = username, .password = password,
 				 .token = token, .remote_user = remote_user };
-	struct xml_doc *doc = NULL;
-	struct xml_issue issue;
 	struct buf body;
 	struct timespec t0;
-	char *url = NULL, *why = NULL, *out = NULL;
-	size_t out_len = 0;
+	char *url = NULL, *why = NULL;
 	enum xdms_err err;
 
 	*pcc = NULL;
@@ -376,10 +405,26 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	err = a->kind->fetch(&call, &body, r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	free(url);
-	if (err)
-		goto out;
-	err = transform(env, a->import_xslt, body.data ? body.data : "", body.len, xui, remote_user,
-			env->opt->max_response, &out, &out_len, r);
+	if (!err)
+		err = iwf_profile_from(env, a, xui, remote_user, body.data ? body.data : "", body.len, sync, pcc,
+				       pcc_len, r);
+	buf_cleanup(&body);
+	return err;
+}
+
+enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapter *a, const char *xui,
+			       const char *remote_user, const char *data, size_t len, const struct iwf_sync *sync,
+			       char **pcc, size_t *pcc_len, struct iwf_result *r)
+{
+	struct xml_doc *doc = NULL;
+	struct xml_issue issue;
+	char *out = NULL;
+	size_t out_len = 0;
+	enum xdms_err err;
+
+	*pcc = NULL;
+	*pcc_len = 0;
+	err = transform(env, a->import_xslt, data, len, xui, remote_user, env->opt->max_response, &out, &out_len, r);
 	if (err)
 		goto out;
 	/* A <pcc> with no person: a delta that holds nothing for this user
@@ -409,7 +454,6 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 out:
 	xml_doc_free(doc);
 	free(out);
-	buf_cleanup(&body);
 	return err;
 }
 
@@ -464,6 +508,9 @@ struct outcome {
 	unsigned allowed;       /* what the user's preferences allow */
 	unsigned extra_persons; /* <person-details> after the first, not imported */
 	char pcc_etag[STORE_ETAG_MAX];
+	/* subscribe-profile: the watch set up (or refreshed) by the job */
+	bool has_watch;
+	struct store_watch watch;
 };
 
 /* A 206 says what was left out and why, so that nobody has to guess. */
@@ -504,46 +551,33 @@ static void sync_keep(const struct iwf_env *env, const struct store_job *job, co
 			 (unsigned long long)job->id, job->xui, job->request_id, a->id, xdms_err_str(err));
 }
 
-static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
-		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-		       const struct iwf_seal *seal, const struct iwf_prefs *prefs, unsigned fields,
-		       struct outcome *o)
+/* A running import job still wants its result stored (SPEC §4.3 rule 5). */
+static bool job_wants(void *arg)
 {
-	char *imported = NULL, *local = NULL, *path = NULL, *why = NULL;
-	size_t imported_len = 0, local_len = 0;
-	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
-	struct iwf_sync sync = { 0 };
-	enum xdms_err serr;
+	const void *const *pair = arg;
 
-	/* Paging state only for what the 3rd party can give changes of. */
-	if (a->format == IWF_FORMAT_JSON && (a->sync_token || a->delta_link) &&
-	    (serr = iwf_sync_load(env->st, job->xui, a->id, &sync)) != XDMS_ERR_OK) {
-		iwf_result_set(&o->r, 500, true, "the sync state could not be read (%s)", xdms_err_str(serr));
-		return;
-	}
-	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
-			      &imported, &imported_len, &o->r, seal, &sync))
-		goto out;
+	return job_is_ours(pair[0], pair[1]);
+}
+
+void iwf_import_store(const struct iwf_env *env, const struct iwf_import *in, const char *imported,
+		      size_t imported_len, struct iwf_import_out *o)
+{
+	char *local = NULL, *path = NULL, *why = NULL;
+	size_t local_len = 0;
+	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	const struct iwf_prefs *prefs = in->prefs;
+
 	if (!prefs->is_auto_store) {
 		/* SPEC §5.3 step 5: fetched and checked, but the user keeps the
 		 * PCC; the sync state stays where it was, for a later import. */
 		iwf_result_set(&o->r, 200, false, "not stored per preferences (auto-store is off)");
-		goto out;
+		return;
 	}
-	if (!imported) {
-		if (job_is_ours(env, job)) {
-			sync_keep(env, job, a, &sync);
-			iwf_result_set(&o->r, 200, false, "nothing changed at %s since the last import", q->third_party);
-		} else {
-			o->is_cancelled = true;
-		}
-		goto out;
-	}
-	path = doc_path(env, IWF_PCC_AUID, job->xui, NULL);
+	path = doc_path(env, IWF_PCC_AUID, in->xui, NULL);
 	for (unsigned i = 0; i <= STORE_RETRIES; i++) {
 		/* SPEC §4.3 rule 5: a request deleted (or changed) while its
 		 * job ran is not carried out any further. */
-		if (!job_is_ours(env, job)) {
+		if (in->is_wanted && !in->is_wanted(in->arg)) {
 			o->is_cancelled = true;
 			break;
 		}
@@ -553,15 +587,15 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 
 		free(local);
 		local = NULL;
-		err = pcc_read(env, job->xui, &local, &local_len, etag);
+		err = pcc_read(env, in->xui, &local, &local_len, etag);
 		if (err && err != XDMS_ERR_NOTFOUND) {
 			iwf_result_set(&o->r, 500, true, "the PCC could not be read (%s)", xdms_err_str(err));
 			break;
 		}
 		err = iwf_merge(local, local_len, imported, imported_len,
-				q->merge_policy || !prefs->has_conflict_policy ? policy_of(q->merge_policy) :
-										 prefs->conflict_policy,
-				fields, &m, &why);
+				in->merge_policy || !prefs->has_conflict_policy ? policy_of(in->merge_policy) :
+										  prefs->conflict_policy,
+				in->fields, &m, &why);
 		if (err) {
 			iwf_result_set(&o->r, 502, false, "%s", why);
 			break;
@@ -571,12 +605,11 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 		o->extra_persons = m.person_count > 1 ? m.person_count - 1 : 0;
 		o->is_partial = m.is_partial || o->extra_persons;
 		if (!m.is_changed) {
-			sync_keep(env, job, a, &sync);
 			snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
 			free(m.doc);
+			o->has_import = true;
 			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false,
-				       "profile imported from %s; the PCC had it all already%s", q->third_party,
-				       sync.is_reset ? " (its sync token had expired: a full sync was made)" : "");
+				       "profile imported from %s; the PCC had it all already", in->third_party);
 			break;
 		}
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
@@ -584,10 +617,9 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
 		free(m.doc);
 		if (status == 200 || status == 201) {
-			sync_keep(env, job, a, &sync);
-			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s%s",
-				       q->third_party,
-				       sync.is_reset ? " (its sync token had expired: a full sync was made)" : "");
+			o->is_changed = o->has_import = true;
+			iwf_result_set(&o->r, o->is_partial ? 206 : 200, false, "profile imported from %s",
+				       in->third_party);
 			break;
 		}
 		if (status == 412 && i < STORE_RETRIES)
@@ -601,12 +633,258 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 				       "the PCC could not be stored (HTTP %u)", status);
 		break;
 	}
-out:
-	iwf_sync_cleanup(&sync);
 	free(why);
 	free(path);
 	free(local);
+}
+
+/* An import-store result into the job's outcome. */
+static void outcome_from_import(struct outcome *o, const struct iwf_import_out *io)
+{
+	o->r = io->r;
+	o->is_cancelled = io->is_cancelled;
+	o->count = io->count;
+	o->is_partial = io->is_partial;
+	o->dropped = io->dropped;
+	o->extra_persons = io->extra_persons;
+	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", io->pcc_etag);
+}
+
+static void reason_append(struct iwf_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reason_append(struct iwf_result *r, const char *fmt, ...)
+{
+	size_t len = strlen(r->reason);
+	va_list ap;
+
+	if (len + 1 >= sizeof(r->reason))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->reason + len, sizeof(r->reason) - len, fmt, ap);
+	va_end(ap);
+}
+
+static void run_import(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
+		       const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+		       const struct iwf_seal *seal, const struct iwf_prefs *prefs, unsigned fields,
+		       struct outcome *o)
+{
+	const void *pair[2] = { env, job };
+	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
+	struct iwf_import_out io = { 0 };
+	struct iwf_sync sync = { 0 };
+	char *imported = NULL;
+	size_t imported_len = 0;
+	enum xdms_err serr;
+
+	/* Paging state only for what the 3rd party can give changes of. */
+	if (a->format == IWF_FORMAT_JSON && (a->sync_token || a->delta_link) &&
+	    (serr = iwf_sync_load(env->st, job->xui, a->id, &sync)) != XDMS_ERR_OK) {
+		iwf_result_set(&o->r, 500, true, "the sync state could not be read (%s)", xdms_err_str(serr));
+		return;
+	}
+	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
+			      &imported, &imported_len, &o->r, seal, &sync))
+		goto out;
+	if (!imported) {
+		/* A delta that holds nothing for this user. */
+		if (job_is_ours(env, job)) {
+			sync_keep(env, job, a, &sync);
+			iwf_result_set(&o->r, 200, false, "nothing changed at %s since the last import", q->third_party);
+		} else {
+			o->is_cancelled = true;
+		}
+		goto out;
+	}
+	iwf_import_store(env, &in, imported, imported_len, &io);
+	outcome_from_import(o, &io);
+	/* The sync state moves on only once the PCC holds what it gave (an
+	 * import with auto-store off, failed or cancelled keeps the old one). */
+	if (io.has_import) {
+		sync_keep(env, job, a, &sync);
+		if (sync.is_reset)
+			reason_append(&o->r, " (its sync token had expired: a full sync was made)");
+	}
+out:
+	iwf_sync_cleanup(&sync);
 	free(imported);
+}
+
+/* ---- subscribe-profile: the first import and the watch ------------------------------------- */
+
+#define WATCH_DEFAULT_EXPIRES_S 86400ul        /* a request without <expires> */
+#define WATCH_MAX_EXPIRES_S (366ul * 86400ul) /* the longest subscription taken */
+
+
+/*
+ * SPEC §5.3 step 8: the first import of a subscribe-profile, then the watch
+ * that repeats it on every change, stored before the <response> so that a
+ * crash in between runs the job again and finds the watch (a refresh).
+ * A request that changed (a new expires) refreshes its watch: same seq line,
+ * same webhook, a new expiry.
+ */
+static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
+			  const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
+			  const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
+{
+	const void *pair[2] = { env, job };
+	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
+	struct iwf_import_out io = { 0 };
+	struct iwf_call call = { .env = env, .curl = w->curl, .a = a, .xui = job->xui, .username = c->username,
+				 .password = c->password, .token = c->token, .remote_user = q->remote_user };
+	struct store_watch *wr = &o->watch, *old = xcalloc(1, sizeof(*old));
+	struct store_read *rd = NULL;
+	char validator[IWF_VALIDATOR_MAX] = "";
+	char *url = NULL, *why = NULL, *imported = NULL, *callback = NULL;
+	size_t imported_len = 0;
+	unsigned long expires_s = WATCH_DEFAULT_EXPIRES_S;
+	bool is_changed = false, has_old = false;
+	uint64_t now = wall_ms();
+	struct buf body;
+	struct timespec t0;
+	enum xdms_err err;
+
+	buf_init(&body, a->max_response);
+	if (!a->kind->poll) {
+		iwf_result_set(&o->r, 501, false, "the adapter %.80s is of kind %s, which cannot be watched", a->id,
+			       a->kind->name);
+		goto out;
+	}
+	/* A JSON API is read page by page, perhaps with OAuth 2.0: its watch
+	 * would need the paged, authorised fetch, which polls do not make yet. */
+	if (a->format == IWF_FORMAT_JSON || a->auth == IWF_AUTH_OAUTH2) {
+		iwf_result_set(&o->r, 501, false,
+			       "the adapter %.80s is a JSON or OAuth 2.0 API, which subscribe-profile cannot watch "
+			       "in this version; run an import-profile again to refresh",
+			       a->id);
+		goto out;
+	}
+	/* SPEC §4.3a: a watch keeps the user's own card; another part (the
+	 * address book) is not watched by this version. */
+	if (q->target && q->target[0] && strcmp(q->target, "pcc") != 0) {
+		iwf_result_set(&o->r, 501, false, "subscribe-profile keeps the PCC up to date; <target>%.40s</target> "
+			       "cannot be watched by this version", q->target);
+		goto out;
+	}
+	if ((q->remote_user && strlen(q->remote_user) >= sizeof(wr->remote_user)) ||
+	    (q->fields && strlen(q->fields) >= sizeof(wr->fields))) {
+		iwf_result_set(&o->r, 400, false, "<remote-user> or <fields> is too long to be watched");
+		goto out;
+	}
+	if (q->expires) {
+		char *end;
+
+		errno = 0;
+		expires_s = strtoul(q->expires, &end, 10);
+		if (errno || *end || !expires_s) {
+			iwf_result_set(&o->r, 400, false, "<expires> must be a positive number of seconds");
+			goto out;
+		}
+	}
+	if (prefs->has_max_expires && !prefs->max_expires) {
+		iwf_result_set(&o->r, 403, false,
+			       "the user's preferences allow no subscriptions (subscription-prefs/max-expires is 0)");
+		goto out;
+	}
+	if (prefs->has_max_expires && expires_s > prefs->max_expires)
+		expires_s = prefs->max_expires;
+	if (expires_s > WATCH_MAX_EXPIRES_S)
+		expires_s = WATCH_MAX_EXPIRES_S;
+	if (!store_read_begin(env->st, &rd))
+		has_old = store_watch_get(rd, job->xui, job->request_id, old) == XDMS_ERR_OK;
+	store_read_end(rd);
+	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
+	if (err) {
+		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+		goto out;
+	}
+	call.url = url;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = a->kind->poll(&call, "", validator, &is_changed, &body, &o->r);
+	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
+	if (err)
+		goto out;
+	if (iwf_profile_from(env, a, job->xui, q->remote_user, body.data ? body.data : "", body.len, NULL,
+			     &imported, &imported_len, &o->r))
+		goto out;
+	iwf_import_store(env, &in, imported, imported_len, &io);
+	outcome_from_import(o, &io);
+	if (o->is_cancelled || o->r.code >= 300)
+		goto out;
+	memset(wr, 0, sizeof(*wr));
+	snprintf(wr->xui, sizeof(wr->xui), "%s", job->xui);
+	snprintf(wr->request_id, sizeof(wr->request_id), "%s", job->request_id);
+	snprintf(wr->adapter, sizeof(wr->adapter), "%s", a->id);
+	snprintf(wr->target, sizeof(wr->target), "pcc");
+	snprintf(wr->validator, sizeof(wr->validator), "%s", validator);
+	snprintf(wr->pcc_etag, sizeof(wr->pcc_etag), "%s", o->pcc_etag);
+	snprintf(wr->remote_user, sizeof(wr->remote_user), "%s", q->remote_user ? q->remote_user : "");
+	snprintf(wr->merge_policy, sizeof(wr->merge_policy), "%s", q->merge_policy ? q->merge_policy : "");
+	snprintf(wr->fields, sizeof(wr->fields), "%s", q->fields ? q->fields : "");
+	wr->job_id = job->id;
+	wr->state = prefs->is_auto_update ? STORE_WATCH_ACTIVE : STORE_WATCH_HELD;
+	wr->created_ms = has_old ? old->created_ms : now;
+	wr->expires_ms = now + (uint64_t)expires_s * 1000u;
+	wr->seq = has_old ? old->seq + 1 : 1;
+	wr->code = o->r.code;
+	wr->imported_count = o->count;
+	wr->last_poll_ms = wr->last_update_ms = now;
+	if (has_old) {
+		/* A refresh keeps the SIP dialog to resume. */
+		memcpy(wr->dialog, old->dialog, old->dialog_len);
+		wr->dialog_len = old->dialog_len;
+	}
+	/* A SIP watch subscribes at once (its watch thread starts the
+	 * subscription); a webhook waits for calls; polling keeps its phase. */
+	wr->next_poll_ms = a->kind == &iwf_kind_xcap && a->sip_uri ? now :
+			   a->watch == IWF_WATCH_WEBHOOK ?
+							   wr->expires_ms :
+							   iwf_watch_next_slot(wr->xui, wr->request_id,
+									       (uint64_t)a->poll_interval_s * 1000u, now);
+	if (a->watch != IWF_WATCH_POLL) {
+		struct iwf_result rr = { 0 };
+
+		if (has_old && old->hook_id[0]) {
+			memcpy(wr->hook_id, old->hook_id, sizeof(wr->hook_id));
+			memcpy(wr->hook_secret, old->hook_secret, sizeof(wr->hook_secret));
+		} else {
+			iwf_watch_hook_new(wr->hook_id, wr->hook_secret);
+		}
+		callback = xasprintf("%s/iwf/hook/%s", a->webhook_base, wr->hook_id);
+		err = iwf_http_hook_register(&call, a->webhook_register, true, callback, wr->hook_id, wr->hook_secret,
+					     q->remote_user, wr->expires_ms, &rr);
+		if (err && a->watch == IWF_WATCH_WEBHOOK) {
+			iwf_result_set(&o->r, rr.code, rr.is_transient, "the webhook could not be registered: %s",
+				       rr.reason);
+			goto out;
+		}
+		if (err)
+			reason_append(&o->r, "; the webhook could not be registered (%.120s), so changes are found by "
+					     "polling every %u s",
+				      rr.reason, a->poll_interval_s);
+		else
+			reason_append(&o->r, "; watched by webhook%s", a->watch == IWF_WATCH_BOTH ? " and polling" : "");
+	} else if (a->kind == &iwf_kind_xcap && a->sip_uri) {
+		reason_append(&o->r, "; watched by a SIP xcap-diff subscription to %.80s (by polling every %u s if it "
+				     "fails)", a->sip_uri, a->poll_interval_s);
+	} else {
+		reason_append(&o->r, "; watched by polling every %u s", a->poll_interval_s);
+	}
+	if (!prefs->is_auto_update)
+		reason_append(&o->r, "; later changes are held: auto-update is off in subscription-prefs");
+	err = store_watch_put(env->st, wr);
+	if (err) {
+		iwf_result_set(&o->r, 500, true, "the subscription could not be stored (%s)", xdms_err_str(err));
+		goto out;
+	}
+	o->has_watch = true;
+out:
+	buf_cleanup(&body);
+	free(imported);
+	free(callback);
+	free(url);
+	free(why);
+	free(old);
 }
 
 static void run_export(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
@@ -680,26 +958,42 @@ static const char *status_word(unsigned code)
 	return code >= 200 && code < 300 ? "success" : "failure";
 }
 
-static char *response_body(const struct store_job *job, const struct outcome *o)
+static void iso_time(uint64_t ms, char out[32])
+{
+	time_t t = (time_t)(ms / 1000u);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *iwf_response_body(enum store_job_kind kind, unsigned code, const char *status, const char *reason,
+			unsigned count, const char *pcc_etag, unsigned seq, uint64_t expires_ms)
 {
 	struct buf b;
 	char when[32];
-	time_t now = time(NULL);
-	struct tm tm;
 
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	iso_time(wall_ms(), when);
 	buf_init(&b, 4096);
-	if (buf_printf(&b, "<response xmlns=\"%s\" status=\"%s\" code=\"%u\" updated=\"%s\"><reason>", IWF_FH_NS,
-		       status_word(o->r.code), o->r.code, when) ||
-	    buf_append_xml_escaped(&b, o->r.reason, strlen(o->r.reason)) || buf_append_str(&b, "</reason>"))
+	if (buf_printf(&b, "<response xmlns=\"%s\" status=\"%s\" code=\"%u\" updated=\"%s\"", IWF_FH_NS,
+		       status ? status : status_word(code), code, when) ||
+	    (seq && buf_printf(&b, " seq=\"%u\"", seq)) || buf_append_str(&b, "><reason>") ||
+	    buf_append_xml_escaped(&b, reason, strlen(reason)) || buf_append_str(&b, "</reason>"))
 		abort();
-	if (o->r.code >= 200 && o->r.code < 300 && o->r.code != 202) {
-		if (buf_printf(&b, "<%s>%u</%s>", job->kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count",
-			       o->count, job->kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count"))
+	if (code >= 200 && code < 300 && code != 202) {
+		if (buf_printf(&b, "<%s>%u</%s>", kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count",
+			       count, kind == STORE_JOB_EXPORT ? "exported-count" : "imported-count"))
 			abort();
-		if (o->pcc_etag[0] && (buf_append_str(&b, "<pcc-etag>") ||
-				       buf_append_xml_escaped(&b, o->pcc_etag, strlen(o->pcc_etag)) ||
+	}
+	/* SPEC §4.3 rule 7: a subscription says until when it runs. */
+	if (kind == STORE_JOB_SUBSCRIBE && expires_ms) {
+		iso_time(expires_ms, when);
+		if (buf_printf(&b, "<subscription-expires>%s</subscription-expires>", when))
+			abort();
+	}
+	if (code >= 200 && code < 300 && code != 202) {
+		if (pcc_etag && pcc_etag[0] && (buf_append_str(&b, "<pcc-etag>") ||
+				       buf_append_xml_escaped(&b, pcc_etag, strlen(pcc_etag)) ||
 				       buf_append_str(&b, "</pcc-etag>")))
 			abort();
 	}
@@ -708,14 +1002,20 @@ static char *response_body(const struct store_job *job, const struct outcome *o)
 	return buf_take(&b, NULL);
 }
 
+static char *response_body(const struct store_job *job, const struct outcome *o)
+{
+	return iwf_response_body(job->kind, o->r.code, NULL, o->r.reason, o->count, o->pcc_etag,
+				 o->has_watch ? o->watch.seq : 0, o->has_watch ? o->watch.expires_ms : 0);
+}
+
 /*
  * Writes (PUT @body, or DELETE when @body is NULL) the child @child of the
  * job's request with If-Match on the Feature Handler document as the worker
  * just checked it, again on 412. True when it was stored; false with
  * *is_gone when the request is gone or no longer this job's.
  */
-static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
-			   const char *body, bool *is_gone)
+static bool fh_child_write_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+			      const char *child, const char *body, bool *is_gone)
 {
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
 	char *sel, *path, *id_lit;
@@ -736,7 +1036,7 @@ static bool fh_child_write(const struct iwf_env *env, const struct store_job *jo
 		const char *send = body;
 		char *plain = NULL;
 
-		if (request_load(env, job, &q, etag)) {
+		if (request_load_as(env, job, watch_job_id, &q, etag)) {
 			*is_gone = true;
 			break;
 		}
@@ -768,6 +1068,24 @@ static bool fh_child_write(const struct iwf_env *env, const struct store_job *jo
 	free(sel);
 	free(path);
 	return ok;
+}
+
+static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
+			   const char *body, bool *is_gone)
+{
+	return fh_child_write_as(env, job, 0, child, body, is_gone);
+}
+
+bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watch *w, const char *body,
+			      bool *is_gone)
+{
+	struct store_job job = { 0 };
+
+	job.id = w->job_id;
+	job.kind = STORE_JOB_SUBSCRIBE;
+	snprintf(job.xui, sizeof(job.xui), "%s", w->xui);
+	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
+	return fh_child_write_as(env, &job, w->job_id, "response", body, is_gone);
 }
 
 /* Writes @o as the request's <response> (for a final code, the job ends
@@ -881,7 +1199,7 @@ static void test_pause_before_response(const struct store_job *job)
 		;
 }
 
-static void finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
+static bool finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
 		   const struct outcome *o)
 {
 	bool is_gone;
@@ -899,7 +1217,7 @@ static void finish(const struct iwf_env *env, const struct store_job *job, const
 		else
 			log_info("iwf job %llu (%s %s, adapter %s): %u %s", (unsigned long long)job->id, job->xui,
 				 job->request_id, adapter && adapter[0] ? adapter : "-", o->r.code, o->r.reason);
-		return;
+		return true;
 	}
 	/* The response could not be stored: end the job here so that it does
 	 * not run forever (a cancelled request, or a store failure). */
@@ -907,6 +1225,7 @@ static void finish(const struct iwf_env *env, const struct store_job *job, const
 			    is_gone ? "the request was deleted or changed" : "the response could not be stored");
 	if (err && err != XDMS_ERR_CONFLICT)
 		log_error("iwf job %llu: cannot end: %s", (unsigned long long)job->id, xdms_err_str(err));
+	return false;
 }
 
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job)
@@ -981,15 +1300,6 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		seal.owner = job->xui;
 		seal.name = seal_name;
 	}
-	if (job->kind == STORE_JOB_SUBSCRIBE) {
-		/* Answered rather than left waiting: no adapter kind can watch a
-		 * 3rd party yet. The credentials were sealed and taken out of the
-		 * document above, as for any request. */
-		iwf_result_set(&o.r, 501, false,
-			       "subscribe-profile is not carried out by this version of xdmsd; "
-			       "run an import-profile again (change its created attribute) to refresh");
-		goto done;
-	}
 	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
@@ -1029,6 +1339,8 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		o.count = bo.count;
 	} else if (job->kind == STORE_JOB_EXPORT)
 		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
+	else if (job->kind == STORE_JOB_SUBSCRIBE)
+		run_subscribe(env, w, job, &a, &q, &cred, &prefs, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)
@@ -1054,8 +1366,15 @@ done:
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		else
 			iwf_metrics_retry(env->metrics);
-	} else {
-		finish(env, job, q.third_party, &o);
+	} else if (finish(env, job, q.third_party, &o) && o.has_watch) {
+		/* The answer is stored: from now on the watch keeps it current. */
+		iwf_watches_add(env->watches, &o.watch);
+	} else if (o.has_watch) {
+		/* Deleted or changed while the job ran: its watch is not kept (a
+		 * newer version's job stores its own). */
+		if (!job_is_current(env, job) && store_watch_del(env->st, job->xui, job->request_id) == XDMS_ERR_OK)
+			log_info("iwf job %llu (%s %s): the request went while it ran; its watch is not kept",
+				 (unsigned long long)job->id, job->xui, job->request_id);
 	}
 out:
 	if (has_slot)

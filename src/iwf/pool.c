@@ -148,6 +148,7 @@ static void on_commit(void *arg, uint64_t last_seq)
 	uint64_t gen = store_job_generation(iwf->env.st);
 
 	(void)last_seq;
+	iwf_watches_kick(iwf->env.watches);
 	pthread_mutex_lock(&iwf->lock);
 	if (gen != iwf->wake_gen) {
 		iwf->wake_gen = gen;
@@ -226,6 +227,7 @@ static void env_init(struct iwf_env *env, const struct iwf_options *opt, struct 
 	env->stopping = NULL;
 	env->metrics = NULL;
 	env->oauth = NULL;
+	env->watches = NULL;
 }
 
 enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct xcap *x, struct iwf **out)
@@ -290,6 +292,14 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 		iwf_stop(iwf);
 		return err;
 	}
+	/* Subscribe-profile watches, before the workers that add to them:
+	 * as many threads as workers (watch.c). */
+	err = iwf_watches_start(&iwf->env, iwf->opt.workers, &iwf->env.watches);
+	if (err) {
+		log_error("iwf: the watches cannot be loaded: %s", xdms_err_str(err));
+		iwf_stop(iwf);
+		return err;
+	}
 	iwf->workers = xcalloc(iwf->opt.workers, sizeof(*iwf->workers));
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -313,6 +323,7 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 		iwf_stop(iwf);
 		return XDMS_ERR_INVAL;
 	}
+
 	*out = iwf;
 	return XDMS_ERR_OK;
 }
@@ -336,9 +347,14 @@ void iwf_stop(struct iwf *iwf)
 		pthread_join(iwf->workers[i].thread, NULL);
 		curl_easy_cleanup(iwf->workers[i].curl);
 	}
+
 	/* The store outlives the IWF and may still commit (its queue drains
 	 * at close): the listener must not fire into freed memory. */
 	store_remove_commit_listener(iwf->env.st, on_commit, iwf);
+	/* After the workers (none adds a watch any more) and the listener
+	 * (none kicks them). */
+	iwf_watches_stop(iwf->env.watches);
+	iwf->env.watches = NULL;
 	free(iwf->workers);
 	iwf_xslt_cache_destroy(iwf->env.xslt);
 	iwf_metrics_destroy(iwf->env.metrics);
@@ -360,8 +376,33 @@ void iwf_stop(struct iwf *iwf)
 enum xdms_err iwf_metrics(void *arg, struct buf *out)
 {
 	struct iwf *iwf = arg;
+	enum xdms_err err = iwf_metrics_render(iwf->env.metrics, iwf->env.st, out);
 
-	return iwf_metrics_render(iwf->env.metrics, iwf->env.st, out);
+	return err ? err : iwf_watches_metrics(iwf->env.watches, out);
+}
+
+void iwf_sip_attach(struct iwf *iwf, struct sip_subscriber *m)
+{
+	if (iwf)
+		iwf_watches_sip_attach(iwf->env.watches, m);
+}
+
+void iwf_sip_detach(struct iwf *iwf)
+{
+	if (iwf)
+		iwf_watches_sip_detach(iwf->env.watches);
+}
+
+unsigned iwf_webhook(void *arg, bool is_post, const char *hook_id, const char *query, const char *signature,
+		     const char *body, size_t len, char **answer)
+{
+	struct iwf *iwf = arg;
+
+	if (!iwf->env.watches) {
+		*answer = xstrdup("the IWF is not running\n");
+		return 503;
+	}
+	return iwf_watches_hook(iwf->env.watches, is_post, hook_id, query, signature, body, len, answer);
 }
 
 enum xdms_err iwf_dry_import(const struct iwf_options *opt, struct store *st, const char *adapter_id,

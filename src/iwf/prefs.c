@@ -58,12 +58,13 @@ enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs
 	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
-	struct xml_node *root, *imp, *exp;
+	struct xml_node *root, *imp, *exp, *sub;
 	size_t len = 0;
 	enum xdms_err err;
 
 	memset(p, 0, sizeof(*p));
 	p->is_auto_store = true;
+	p->is_auto_update = true;
 	p->import_fields = p->export_fields = IWF_FIELD_ALL;
 	err = store_read_begin(st, &rd);
 	if (!err)
@@ -95,6 +96,17 @@ enum xdms_err iwf_prefs_load(struct store *st, const char *xui, struct iwf_prefs
 		p->conflict_policy = !strcmp(t, "keep-existing") ? IWF_ADD_ONLY :
 				     !strcmp(t, "overwrite")	  ? IWF_REPLACE :
 								    IWF_MERGE;
+	}
+	free(t);
+	sub = child(root, "subscription-prefs");
+	t = content(child(sub, "auto-update"));
+	if (t && (!strcmp(t, "false") || !strcmp(t, "0")))
+		p->is_auto_update = false;
+	free(t);
+	t = content(child(sub, "max-expires"));
+	if (t) {
+		p->has_max_expires = true;
+		p->max_expires = (unsigned)strtoul(t, NULL, 10);
 	}
 	free(t);
 	if (child(imp, "allowed-fields"))

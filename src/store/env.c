@@ -398,6 +398,8 @@ static int dbs_open(struct store *st, MDB_txn *txn)
 		rc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &st->dbi_jobs);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "secrets", MDB_CREATE, &st->dbi_secrets);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "watches", MDB_CREATE, &st->dbi_watches);
 	return rc;
 }
 

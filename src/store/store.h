@@ -12,6 +12,7 @@
  *   subs     64-bit subscription id (big-endian) -> the notifier's record
  *   jobs     IWF jobs: Feature Handler requests to carry out (jobs.c)
  *   secrets  server-private opaque values, e.g. the IWF's sealed credentials (jobs.c)
+ *   watches  the IWF's subscribe-profile subscriptions: XUI + request id -> state (watches.c)
  *
  * Threads. Any thread may read: store_read_begin() gives a snapshot that the
  * calling thread must end itself. Document writes go through one writer thread
@@ -426,6 +427,80 @@ enum xdms_err store_secret_get(struct store_read *rd, const char *owner, const c
 			       size_t cap, size_t *len) XDMS_WUR;
 /* Removes it. NOTFOUND when absent. */
 enum xdms_err store_secret_del(struct store *st, const char *owner, const char *name) XDMS_WUR;
+
+/* ---- IWF watches (subscribe-profile) ----------------------------------------------
+ *
+ * One record per <subscribe-profile> the IWF carries out, keyed by (XUI,
+ * request id): which adapter it watches, until when, what it last saw at the
+ * 3rd party (an opaque validator: ETag, Last-Modified or a sync token), when
+ * it polls next, the sequence number of its <response>, and room for a SIP
+ * dialog's state. The IWF writes records (store_watch_put, in the writer's
+ * group commit); the Feature Handler's commit hook drops the record of a
+ * request that disappeared in the client's own transaction
+ * (store_watch_drop_txn), so a deleted request stops being watched even if
+ * the server stops right after the answer.
+ */
+#define STORE_WATCH_ADAPTER_MAX 128   /* adapter id, including the NUL */
+#define STORE_WATCH_VALIDATOR_MAX 512 /* including the NUL */
+#define STORE_WATCH_HOOK_MAX 48       /* webhook id, including the NUL */
+#define STORE_WATCH_SECRET_MAX 72     /* webhook secret (hex), including the NUL */
+#define STORE_WATCH_DIALOG_MAX 2048   /* SIP dialog state, bytes */
+#define STORE_WATCH_PARAM_MAX 256     /* the request's remote user and fields, including the NUL */
+
+enum store_watch_state {
+	STORE_WATCH_ACTIVE = 0, /* polled (or told) and imported */
+	STORE_WATCH_HELD,       /* watched, but updates are held (subscription-prefs/auto-update false) */
+	STORE_WATCH_TERMINATED, /* expired or ended by the 3rd party; kept until the request goes */
+	STORE_WATCH__STATES
+};
+
+struct store_watch {
+	char xui[STORE_XUI_MAX];
+	char request_id[STORE_JOB_ID_MAX];
+	uint64_t job_id;                          /* the job (request version) that set it up */
+	enum store_watch_state state;
+	char adapter[STORE_WATCH_ADAPTER_MAX];
+	char target[32];                          /* what is kept up to date: "pcc" */
+	char remote_user[STORE_WATCH_PARAM_MAX];  /* the request's, for every poll */
+	char merge_policy[16];                    /* the request's, "" = none */
+	char fields[STORE_WATCH_PARAM_MAX];       /* the request's <fields>, "" = all */
+	uint64_t created_ms, expires_ms;          /* Unix ms */
+	uint64_t next_poll_ms, last_poll_ms, last_update_ms;
+	uint32_t seq;                             /* of the last <response> written */
+	uint32_t failures;                        /* polls failed in a row */
+	uint32_t code;                            /* of the last <response> */
+	uint32_t imported_count;                  /* of the last update */
+	char validator[STORE_WATCH_VALIDATOR_MAX];      /* of the version imported last */
+	char held_validator[STORE_WATCH_VALIDATOR_MAX]; /* of a version seen but held */
+	char pcc_etag[STORE_ETAG_MAX];
+	char hook_id[STORE_WATCH_HOOK_MAX];       /* "" = no webhook */
+	char hook_secret[STORE_WATCH_SECRET_MAX]; /* the webhook's HMAC key (hex) */
+	char reason[STORE_JOB_REASON_MAX];        /* last failure, "" for none */
+	unsigned char dialog[STORE_WATCH_DIALOG_MAX];
+	size_t dialog_len;
+};
+
+/* "active", "held", "terminated"; NULL out of range. */
+const char *store_watch_state_name(enum store_watch_state s);
+
+/* Stores @w under (w->xui, w->request_id), replacing any, in the writer's
+ * group commit (many threads share its flush). INVAL for empty or too long
+ * strings; BUSY with a snapshot held or on the writer thread. */
+enum xdms_err store_watch_put(struct store *st, const struct store_watch *w) XDMS_WUR;
+/* Removes the record, in the group commit. NOTFOUND when absent. */
+enum xdms_err store_watch_del(struct store *st, const char *xui, const char *request_id) XDMS_WUR;
+/* Inside a commit hook: removes the record if there is one (OK either way). */
+enum xdms_err store_watch_drop_txn(struct store_txn *txn, const char *xui, const char *request_id) XDMS_WUR;
+/* Copies the record into *out. NOTFOUND when absent, CORRUPT when unreadable. */
+enum xdms_err store_watch_get(struct store_read *rd, const char *xui, const char *request_id,
+			      struct store_watch *out) XDMS_WUR;
+typedef int (*store_watch_visit_fn)(void *arg, const struct store_watch *w);
+/* Visits every record in key order (@w is valid during the call only);
+ * return non-zero to stop. Unreadable records are skipped. */
+enum xdms_err store_watch_list(struct store_read *rd, store_watch_visit_fn visit, void *arg) XDMS_WUR;
+/* A counter that grows whenever a commit hook dropped a watch (any thread):
+ * the IWF compares it to know that a request went away. */
+uint64_t store_watch_generation(struct store *st);
 
 /* ---- the change feed ------------------------------------------------------ */
 

@@ -67,6 +67,7 @@ struct store {
 	MDB_dbi dbi_subs;    /* SIP subscriptions (subs.c) */
 	MDB_dbi dbi_jobs;    /* IWF jobs (jobs.c) */
 	MDB_dbi dbi_secrets; /* server-private values (jobs.c) */
+	MDB_dbi dbi_watches; /* IWF subscribe-profile watches (watches.c) */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;
@@ -101,6 +102,7 @@ struct store {
 	atomic_uint_fast64_t n_buckets[STORE_BATCH_BUCKETS];
 	atomic_uint_fast64_t n_map_grows;
 	atomic_uint_fast64_t job_generation; /* store_job_generation() */
+	atomic_uint_fast64_t watch_generation; /* store_watch_generation() */
 };
 
 /*

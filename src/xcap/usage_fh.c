@@ -25,7 +25,8 @@
  * transaction of the write: a principal's or administrator's write queues a
  * job for every <import-profile> and <export-profile> that is new or whose
  * bytes other than its <response> hash differently from the request's current
- * job, and drops (cancelling its job) every request that disappeared. A
+ * job, and drops (cancelling its job and ending its watch, if it is a
+ * subscribe-profile being watched) every request that disappeared. A
  * trusted server's write queues nothing: it ends a request's job when it
  * stores a final <response> (so a response and its job's end commit
  * together), and after it consumed <credentials> it records the request's new
@@ -333,6 +334,10 @@ static enum xdms_err jobs_for_client(const struct xml_scan *old, const struct xm
 				err = store_job_drop_txn(txn, xui, id);
 				if (err == XDMS_ERR_NOTFOUND)
 					err = XDMS_ERR_OK;
+				/* A deleted subscribe-profile stops being watched in
+				 * the same transaction (SPEC §4.3 rule 5). */
+				if (!err)
+					err = store_watch_drop_txn(txn, xui, id);
 			}
 			free(id);
 		}

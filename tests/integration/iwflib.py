@@ -5,10 +5,15 @@
 Everything listens on 127.0.0.1 with ephemeral ports.
 """
 
+import hashlib
+import hmac
+import http.client
+import http.server
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -230,3 +235,87 @@ http {{
 
 def nginx_available():
     return os.access(NGINX, os.X_OK)
+
+
+# --------------------------------------------------------------------------
+# An HTTP 3rd party with a webhook (docs/operations.md, Subscriptions)
+
+class WebhookThirdParty:
+    """A loopback HTTP 3rd party: GET /profile/<user> serves a PCC with an
+    ETag (304 on a matching If-None-Match), POST/DELETE /hooks registers and
+    unregisters callbacks (the contract of docs/operations.md)."""
+
+    def __init__(self, profile):
+        self.profile = profile
+        self.version = 1
+        self.hooks = {}       # id -> {"callback", "secret"}
+        self.unregistered = []
+        self.gets = 0
+        parent = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _body(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                return self.rfile.read(n)
+
+            def do_GET(self):
+                parent.gets += 1
+                etag = f'"v{parent.version}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(parent.profile)))
+                self.end_headers()
+                self.wfile.write(parent.profile)
+
+            def do_POST(self):
+                doc = etree.fromstring(self._body())
+                ns = {"w": "urn:xdmsd:xml:iwf-webhook"}
+                hid = doc.xpath("string(w:id)", namespaces=ns)
+                parent.hooks[hid] = {"callback": doc.xpath("string(w:callback)", namespaces=ns),
+                                     "secret": doc.xpath("string(w:secret)", namespaces=ns)}
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_DELETE(self):
+                doc = etree.fromstring(self._body())
+                parent.unregistered.append(doc.xpath("string(w:id)", namespaces={"w": "urn:xdmsd:xml:iwf-webhook"}))
+                self.send_response(204)
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def call_hook(self, hid, body=b'{"changed":true}', secret=None, signature=None):
+        """POSTs to the callback of webhook @hid, signed with its secret (or
+        @secret; @signature replaces the header, False leaves it out).
+        Returns (status, body)."""
+        hook = self.hooks[hid]
+        mac = hmac.new((secret or hook["secret"]).encode(), body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json"}
+        if signature is not False:
+            headers["X-Xdms-Signature"] = signature or f"sha256={mac}"
+        url = hook["callback"]
+        rest = url.split("//", 1)[1]
+        hostport, path = rest.split("/", 1)
+        conn = http.client.HTTPConnection(hostport, timeout=10)
+        conn.request("POST", "/" + path, body=body, headers=headers)
+        r = conn.getresponse()
+        out = (r.status, r.read())
+        conn.close()
+        return out

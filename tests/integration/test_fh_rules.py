@@ -85,19 +85,22 @@ def test_changing_created_runs_a_finished_request_again(local):
     assert resp[0].get("updated") >= updated_first, "the second run did not write its own <response>"
 
 
-def test_subscribe_profile_is_answered_at_once_and_its_credentials_removed(local):
-    """No adapter can watch a 3rd party yet: the request is answered (501),
-    never left waiting, and its password leaves the document as for any request."""
+def test_subscribe_profile_is_answered_and_its_credentials_removed(local):
+    """A subscribe-profile is answered by its first import (seq 1), never
+    left waiting, and its password leaves the document as for any request;
+    the watch that keeps it up to date (test_iwf_watch.py) is listed."""
     alice = local.client(ALICE)
     req = import_request(rid="sub-1").replace("import-profile", "subscribe-profile")
     expect(alice.put_doc(FH, ALICE, fh_doc(req)), 201)
     resp, body = wait_response(alice, ALICE, "sub-1", timeout=10)
-    expect_response(resp, "failure", 501)
-    assert b"subscribe-profile is not carried out" in body, body
+    expect_response(resp, "success", 200)
+    assert resp.get("seq") == "1", etree.tostring(resp)
     assert PASSWORDS[ALICE].encode() not in body, "the password stayed in the document"
     assert b"<credentials>" not in body, body
     js = jobs(local, "--user", ALICE)
-    assert [(j["kind"], j["state"], j["code"]) for j in js] == [("subscribe", "failed", 501)], js
+    assert [(j["kind"], j["state"], j["code"]) for j in js] == [("subscribe", "done", 200)], js
+    subs = local.ctl("subscriptions", "--user", ALICE, check=0).stdout.decode().splitlines()
+    assert [line.split("\t")[1:4] for line in subs] == [["sub-1", "remote-cab", "active"]], subs
 
 
 def test_ended_jobs_carry_the_reason_of_their_response_and_failures_are_warnings(local):

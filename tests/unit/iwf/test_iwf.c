@@ -21,6 +21,36 @@
 	"<tel pref=\"" pref "\" tel-type=\"Home\"><tel-nb><tel-string>" num "</tel-string></tel-nb></tel>"
 #define NAME(dn) "<name><name-entry><display-name>" dn "</display-name></name-entry></name>"
 
+/* Watches poll at their own phase of the interval: 10,000 of them spread
+ * over a minute put no second above twice the mean, and each watch's next
+ * slot is within one interval, after now, and the same every time. */
+START_TEST(watch_slots_spread)
+{
+	enum { WATCHES = 10000, INTERVAL_S = 60 };
+	unsigned per_second[INTERVAL_S] = { 0 }, max = 0;
+	const uint64_t now = 1700000000123ull, interval = INTERVAL_S * 1000ull;
+	char xui[64], rid[32];
+
+	for (unsigned i = 0; i < WATCHES; i++) {
+		uint64_t slot, again;
+
+		snprintf(xui, sizeof(xui), "sip:user%u@example.com", i / 3);
+		snprintf(rid, sizeof(rid), "sub-%u", i % 3);
+		slot = iwf_watch_next_slot(xui, rid, interval, now);
+		again = iwf_watch_next_slot(xui, rid, interval, now);
+		ck_assert_uint_eq(slot, again);
+		ck_assert(slot > now && slot <= now + interval);
+		/* The next one after that slot is one interval later: a steady rhythm. */
+		ck_assert_uint_eq(iwf_watch_next_slot(xui, rid, interval, slot), slot + interval);
+		per_second[(slot - now - 1) / 1000]++;
+	}
+	for (unsigned s = 0; s < INTERVAL_S; s++)
+		max = per_second[s] > max ? per_second[s] : max;
+	ck_assert_msg(max * INTERVAL_S <= 2u * WATCHES, "busiest second has %u polls, mean %u", max,
+		      WATCHES / INTERVAL_S);
+}
+END_TEST
+
 START_TEST(url_templates)
 {
 	char *out = NULL, *why = NULL;
@@ -297,8 +327,8 @@ START_TEST(adapter_kinds)
 {
 	const struct iwf_kind *x = iwf_kind_find("xcap"), *h = iwf_kind_find("http");
 
-	/* One table of functions: every kind fetches and sends; subscribe and
-	 * poll are room for later kinds. */
+	/* One table of functions: every kind fetches and sends; both can be
+	 * watched by a conditional GET; subscribe is room for SIP. */
 	ck_assert_ptr_nonnull(x);
 	ck_assert_ptr_nonnull(h);
 	ck_assert_ptr_nonnull(iwf_kind_find("carddav"));
@@ -309,7 +339,8 @@ START_TEST(adapter_kinds)
 	ck_assert_ptr_nonnull(x->fetch);
 	ck_assert_ptr_nonnull(x->send);
 	ck_assert_ptr_null(x->subscribe);
-	ck_assert_ptr_null(h->poll);
+	ck_assert_ptr_eq(h->poll, iwf_http_poll);
+	ck_assert_ptr_eq(x->poll, iwf_http_poll);
 	/* The defaults each kind's documents start from. */
 	ck_assert_str_eq(x->content_type, "application/vnd.oma.cab-pcc+xml");
 	ck_assert_int_eq(x->auth, IWF_AUTH_DIGEST);
@@ -339,6 +370,7 @@ int main(void)
 	tcase_add_test(tc, xslt_policy);
 	tcase_add_test(tc, sealed_credentials);
 	tcase_add_test(tc, adapter_kinds);
+	tcase_add_test(tc, watch_slots_spread);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_FORK);
 	xml_shutdown();

@@ -1279,6 +1279,74 @@ START_TEST(test_record_writes_and_subs)
 }
 END_TEST
 
+/* ---- IWF watches --------------------------------------------------------------------- */
+
+static int count_watch(void *arg, const struct store_watch *w)
+{
+	unsigned *n = arg;
+
+	(void)w;
+	(*n)++;
+	return 0;
+}
+
+START_TEST(test_watch_round_trip)
+{
+	struct store *st = open_store(0, 0, true);
+	struct store_watch *w = calloc(1, sizeof(*w)), *got = calloc(1, sizeof(*got));
+	struct store_read *rd = NULL;
+	unsigned n = 0;
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_ptr_nonnull(got);
+	snprintf(w->xui, sizeof(w->xui), "sip:alice@example.com");
+	snprintf(w->request_id, sizeof(w->request_id), "sub-1");
+	snprintf(w->adapter, sizeof(w->adapter), "remote-cab");
+	snprintf(w->target, sizeof(w->target), "pcc");
+	snprintf(w->validator, sizeof(w->validator), "E:\"abc\"");
+	snprintf(w->hook_id, sizeof(w->hook_id), "0123abcd");
+	snprintf(w->remote_user, sizeof(w->remote_user), "alice.remote");
+	snprintf(w->fields, sizeof(w->fields), "fn tel");
+	w->job_id = 42;
+	w->state = STORE_WATCH_HELD;
+	w->expires_ms = 1700000000123ull;
+	w->next_poll_ms = 1700000000456ull;
+	w->seq = 7;
+	w->failures = 2;
+	w->dialog_len = 3;
+	memcpy(w->dialog, "\0\1\2", 3);
+	ck_assert_err(store_watch_put(st, w), XDMS_ERR_OK);
+	store_close(st);
+	/* Durable: read back after a reopen, every field as written. */
+	st = open_store(0, 0, true);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_watch_get(rd, "sip:alice@example.com", "sub-1", got), XDMS_ERR_OK);
+	ck_assert_err(store_watch_get(rd, "sip:alice@example.com", "sub-2", got + 0), XDMS_ERR_NOTFOUND);
+	store_read_end(rd);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_watch_get(rd, "sip:alice@example.com", "sub-1", got), XDMS_ERR_OK);
+	store_read_end(rd);
+	ck_assert_int_eq(memcmp(w, got, sizeof(*w)), 0);
+	/* A record without an adapter is refused. */
+	w->adapter[0] = '\0';
+	ck_assert_err(store_watch_put(st, w), XDMS_ERR_INVAL);
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_watch_list(rd, count_watch, &n), XDMS_ERR_OK);
+	store_read_end(rd);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_err(store_watch_del(st, "sip:alice@example.com", "sub-1"), XDMS_ERR_OK);
+	ck_assert_err(store_watch_del(st, "sip:alice@example.com", "sub-1"), XDMS_ERR_NOTFOUND);
+	n = 0;
+	ck_assert_err(store_read_begin(st, &rd), XDMS_ERR_OK);
+	ck_assert_err(store_watch_list(rd, count_watch, &n), XDMS_ERR_OK);
+	store_read_end(rd);
+	ck_assert_uint_eq(n, 0);
+	store_close(st);
+	free(w);
+	free(got);
+}
+END_TEST
+
 START_TEST(test_changes_last)
 {
 	struct store *st = open_default();
@@ -2091,6 +2159,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_doc_list_prefix);
 	tcase_add_test(tc, test_doc_list_after_pages);
 	tcase_add_test(tc, test_record_writes_and_subs);
+	tcase_add_test(tc, test_watch_round_trip);
 	tcase_add_test(tc, test_changes_last);
 	tcase_add_test(tc, test_feed_pruned_by_age_and_floor);
 	tcase_add_test(tc_conc, test_apply_error_isolated_in_batch);
