@@ -7,7 +7,8 @@
 --
 --   get     static GET of XB_PATH, with X-3GPP-Asserted-Identity: XB_IDENTITY
 --           when set (sent to nginx too, which ignores it, so that both
---           servers get byte-identical requests)
+--           servers get byte-identical requests); XB_CLOSE=1 adds
+--           "Connection: close" (a new connection for every request)
 --   put     PUT of the body in XB_BODY_FILE (Content-Type XB_CTYPE) to
 --           XB_ROOT/resource-lists/users/sip:userN@XB_DOMAIN/XB_DOC (default
 --           index), N rotating over 0..XB_USERS-1, each asserting its own
@@ -92,6 +93,11 @@ if mode == "get" then
    local ident = os.getenv("XB_IDENTITY")
    if ident and ident ~= "" then
       wrk.headers["X-3GPP-Asserted-Identity"] = '"' .. ident .. '"'
+   end
+   -- XB_CLOSE=1: one request per connection (the server closes it, wrk
+   -- opens a new one: over HTTPS, a full TLS handshake per request).
+   if os.getenv("XB_CLOSE") == "1" then
+      wrk.headers["Connection"] = "close"
    end
 
 elseif mode == "put" then
