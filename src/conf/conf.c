@@ -135,7 +135,7 @@ static const struct conf_key conf_keys[] = {
 	    "changes waiting for one subscriber; beyond it the subscription ends (reason=deactivated)"),
 	KEY("iwf.enabled", CONF_BOOL, iwf_enabled, "true",
 	    "run the Interworking Function: carry out Feature Handler import/export requests"),
-	KEY("iwf.workers", CONF_UINT, iwf_workers, "0", "IWF worker threads (0 = one per core)"),
+	KEY("iwf.workers", CONF_UINT, iwf_workers, "0", "IWF worker threads (0 = 8 per core, at most 64: they mostly wait)"),
 	KEY("iwf.lease", CONF_UINT, iwf_lease, "60",
 	    "seconds a claimed job belongs to its worker; after that another worker may run it"),
 	KEY("iwf.max_attempts", CONF_UINT, iwf_max_attempts, "4",
