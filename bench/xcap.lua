@@ -7,7 +7,10 @@
 --
 --   get     static GET of XB_PATH, with X-3GPP-Asserted-Identity: XB_IDENTITY
 --           when set (sent to nginx too, which ignores it, so that both
---           servers get byte-identical requests)
+--           servers get byte-identical requests); XB_CLOSE=1 adds
+--           "Connection: close" (a new connection for every request)
+--   getu    GET of user N's resource-lists index, N stepping over 0..XB_USERS-1
+--           (bench/large-store)
 --   put     PUT of the body in XB_BODY_FILE (Content-Type XB_CTYPE) to
 --           XB_ROOT/resource-lists/users/sip:userN@XB_DOMAIN/XB_DOC (default
 --           index), N rotating over 0..XB_USERS-1, each asserting its own
@@ -92,6 +95,35 @@ if mode == "get" then
    local ident = os.getenv("XB_IDENTITY")
    if ident and ident ~= "" then
       wrk.headers["X-3GPP-Asserted-Identity"] = '"' .. ident .. '"'
+   end
+   -- XB_CLOSE=1: one request per connection (the server closes it, wrk
+   -- opens a new one: over HTTPS, a full TLS handshake per request).
+   if os.getenv("XB_CLOSE") == "1" then
+      wrk.headers["Connection"] = "close"
+   end
+
+elseif mode == "getu" then
+   -- GET of XB_ROOT/resource-lists/users/sip:userN@XB_DOMAIN/index, N
+   -- rotating over 0..XB_USERS-1 from a different start in each thread.
+   local users = tonumber(os.getenv("XB_USERS") or "1000")
+   local nthreads = tonumber(os.getenv("XB_THREADS") or "1")
+   local root = os.getenv("XB_ROOT") or "/xcap-root"
+   local domain = os.getenv("XB_DOMAIN") or "example.com"
+   local idx = 0
+   local host
+
+   function init(args)
+      host = wrk.headers["Host"]
+      idx = ((thread_id - 1) * math.floor(users / nthreads)) % users
+   end
+
+   function request()
+      idx = (idx + 7919) % users -- a prime step: scattered over the store
+      local xui = "sip:user" .. idx .. "@" .. domain
+      return wrk.format("GET", root .. "/resource-lists/users/" .. xui .. "/index", {
+         ["Host"] = host,
+         ["X-3GPP-Asserted-Identity"] = '"' .. xui .. '"',
+      })
    end
 
 elseif mode == "put" then

@@ -10,7 +10,8 @@ case $XDMS_BUILD_DIR in /*) ;; *) XDMS_BUILD_DIR="$XDMS_TOP/$XDMS_BUILD_DIR" ;; 
 # Debian packages needed to build and run.
 XDMS_BUILD_PACKAGES="build-essential autoconf automake libtool pkg-config libmicrohttpd-dev
  libxml2-dev libxslt1-dev libosip2-dev liblmdb-dev libcurl4-openssl-dev libinih-dev nettle-dev
- libjansson-dev check curl"
+ libjansson-dev libgnutls28-dev
+ check curl"
 
 # Installs the Debian packages named in "$@" that are not installed yet.
 xdms_install() {

@@ -338,6 +338,8 @@ int main(int argc, char **argv)
 	xo.max_depth = c.xcap_max_depth;
 	xo.max_binary = c.xcap_max_icon;
 	xo.is_type_lenient = c.xcap_lenient_content_type;
+	xo.is_incremental = c.xcap_incremental_checks;
+	xo.scan_cache = c.xcap_scan_cache;
 	if (strncmp(c.http_xcap_root, "http://", 7) == 0 || strncmp(c.http_xcap_root, "https://", 8) == 0) {
 		const char *p = strchr(strstr(c.http_xcap_root, "//") + 2, '/');
 

@@ -91,6 +91,11 @@ static const struct conf_key conf_keys[] = {
 	KEY("xcap.lenient_content_type", CONF_BOOL, xcap_lenient_content_type, "false",
 	    "accept a whole-document PUT without Content-Type, or with application/xml, text/xml or "
 	    "application/x-www-form-urlencoded, when its body is the usage's document (RFC 4825: 415)"),
+	KEY("xcap.incremental_checks", CONF_BOOL, xcap_incremental_checks, "true",
+	    "check an element PUT that replaces an element by one of the same name where it happens "
+	    "(false = check the whole new document every time)"),
+	KEY("xcap.scan_cache", CONF_SIZE, xcap_scan_cache, "33554432",
+	    "bytes of stored documents kept with their scans for element and attribute requests (0 = none)"),
 	KEY("xcap.descriptor_dir", CONF_STR, xcap_descriptor_dir, "",
 	    "directory of extra AUID descriptors (*.auid) and their schemas"),
 	KEY("sip.listen", CONF_STR, sip_listen, "",
@@ -130,7 +135,7 @@ static const struct conf_key conf_keys[] = {
 	    "changes waiting for one subscriber; beyond it the subscription ends (reason=deactivated)"),
 	KEY("iwf.enabled", CONF_BOOL, iwf_enabled, "true",
 	    "run the Interworking Function: carry out Feature Handler import/export requests"),
-	KEY("iwf.workers", CONF_UINT, iwf_workers, "0", "IWF worker threads (0 = one per core)"),
+	KEY("iwf.workers", CONF_UINT, iwf_workers, "0", "IWF worker threads (0 = 8 per core, at most 64: they mostly wait)"),
 	KEY("iwf.lease", CONF_UINT, iwf_lease, "60",
 	    "seconds a claimed job belongs to its worker; after that another worker may run it"),
 	KEY("iwf.max_attempts", CONF_UINT, iwf_max_attempts, "4",

@@ -57,6 +57,8 @@ struct conf {
 	char *xcap_descriptor_dir;  /* extra AUID descriptors and schemas; "" = none */
 	size_t xcap_max_icon;       /* largest presence-content image, decoded bytes */
 	bool xcap_lenient_content_type; /* document PUTs with a missing or generic type */
+	bool xcap_incremental_checks;   /* element replaces checked where they happen */
+	size_t xcap_scan_cache;         /* bytes of the node operations' scan cache */
 	/* [sip] */
 	char *sip_listen;           /* "ADDR:PORT" for UDP and TCP; "" = no SIP */
 	struct conf_list sip_trusted_peers; /* IPs whose P-Asserted-Identity is trusted */

@@ -130,4 +130,19 @@ void http_port_holder(const struct sockaddr_storage *ss, char *out, size_t len);
 unsigned http_framing_check(struct MHD_Connection *conn, const char *target, size_t target_len,
 			    const char *version, const char **why);
 
+/* ---- TLS credentials (tls.c) ------------------------------------------------------------ */
+
+struct http_tls;
+
+/*
+ * Loads the certificate chain and the private key (PEM text, borrowed) for
+ * libmicrohttpd's certificate callback, which then also hooks every
+ * handshake (see tls.c). One per process. PARSE with *why (heap) when a file
+ * does not parse. Main thread, before the daemons start.
+ */
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct http_tls **out, char **why);
+void http_tls_destroy(struct http_tls *t);
+/* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
+void *http_tls_callback(void);
+
 #endif

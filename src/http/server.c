@@ -88,6 +88,7 @@ struct http_server {
 	bool is_tls;
 	char *tls_cert;
 	char *tls_key;
+	struct http_tls *tls;
 	char root_path[512];
 	char address[INET6_ADDRSTRLEN + 16];
 	atomic_int inflight;
@@ -824,8 +825,15 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		srv->tls_key = slurp(c->http_tls_key, why);
 		if (!srv->tls_key)
 			goto fail;
+		if (http_tls_create(srv->tls_cert, srv->tls_key, &srv->tls, why))
+			goto fail;
 		srv->is_tls = true;
-		flags |= MHD_USE_TLS;
+		/* Level-triggered poll() instead of edge-triggered epoll for TLS:
+		 * when a client's Finished and its request arrive together, GnuTLS
+		 * reads only the Finished, and libmicrohttpd (0.9.75) then waits
+		 * for a new edge that never comes, so the connection hangs until
+		 * the client gives up. poll() reports the request still waiting. */
+		flags = (flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_POLL | MHD_USE_TLS;
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -854,10 +862,12 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 	if (err)
 		goto fail;
 	for (unsigned i = 0; i < threads; i++) {
-		/* MHD_OPTION_HTTPS_MEM_* must not be passed at all without TLS. */
+		/* TLS options must not be passed at all without TLS. The
+		 * certificate goes through our callback (http/tls.c), which hooks
+		 * every handshake. */
 		struct MHD_OptionItem tls[] = {
-			{ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert },
-			{ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key },
+			{ MHD_OPTION_HTTPS_CERT_CALLBACK, 0, http_tls_callback() },
+			{ MHD_OPTION_END, 0, NULL },
 			{ MHD_OPTION_END, 0, NULL },
 		};
 		/* The gate counts connections against http.max_connections; a
@@ -986,5 +996,6 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 	pthread_mutex_destroy(&srv->log_lock);
 	free(srv->tls_cert);
 	free(srv->tls_key);
+	http_tls_destroy(srv->tls);
 	free(srv);
 }

@@ -13,6 +13,12 @@
  * then goes back to the queue instead of holding a worker, so a slow 3rd
  * party ties up at most its own slots and a short wait.
  *
+ * Workers spend a job waiting, for the 3rd party and for the store's flushes
+ * (which they share through group commit), not computing, so the default
+ * pool is sized for waiting: WORKERS_PER_CPU per online CPU, at most
+ * WORKERS_DEFAULT_MAX; a worker that waits costs a thread's stack and one
+ * libcurl handle, no CPU.
+ *
  * Each worker owns one libcurl easy handle for its life (connection reuse).
  * Stopping aborts the 3rd-party calls in flight (they count as transient
  * failures, so their jobs are queued again), then joins the workers.
@@ -41,6 +47,9 @@
 #define IDLE_WAIT_MS 5000u /* the longest sleep without a known due time */
 #define PRUNE_EVERY_MS 60000u /* how often worker 0 prunes ended jobs */
 #define SLOTS_MAX 256      /* adapters with calls in flight at one time */
+
+#define WORKERS_PER_CPU 8      /* default pool: workers per online CPU (they mostly wait) */
+#define WORKERS_DEFAULT_MAX 64 /* ... and at most this many */
 
 struct slot {
 	char *adapter_id;
@@ -256,7 +265,9 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	if (!iwf->opt.workers) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		iwf->opt.workers = n > 0 ? (unsigned)n : 1;
+		iwf->opt.workers = (n > 0 ? (unsigned)n : 1) * WORKERS_PER_CPU;
+		if (iwf->opt.workers > WORKERS_DEFAULT_MAX)
+			iwf->opt.workers = WORKERS_DEFAULT_MAX;
 	}
 	env_init(&iwf->env, &iwf->opt, st, x);
 	iwf->env.key = iwf->key;
@@ -323,7 +334,7 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 		iwf_stop(iwf);
 		return XDMS_ERR_INVAL;
 	}
-
+	log_info("iwf: %u workers", iwf->worker_count);
 	*out = iwf;
 	return XDMS_ERR_OK;
 }

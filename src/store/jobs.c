@@ -4,13 +4,21 @@
  *
  *   'J' + 8-byte big-endian id        -> job record (format 1, below)
  *   'A' + 8-byte big-endian id        -> "" : the job is queued or running
+ *   'D' + 8-byte due time (ms) + id   -> "" : the same jobs, in the order they
+ *                                        become claimable
  *   'R' + XUI + NUL + request id      -> 8-byte id of the current job + hash
  *   'N'                               -> 8-byte big-endian last id given out
  *
- * The 'A' keys keep claiming proportional to the unfinished jobs, not to the
- * history; 'R' is what the Feature Handler's commit hook compares a request
- * against. Every change to a job updates its record and its 'A' key in one
- * transaction, so the two cannot disagree.
+ * The 'A' keys keep counting and releasing proportional to the unfinished
+ * jobs, not to the history. The 'D' keys make a claim one cursor step
+ * whatever the backlog: the first 'D' key is the job to claim when its time
+ * has come, and otherwise says when the next one will. A job's due time is
+ * its next_run while queued and its lease_until while running. 'R' is what
+ * the Feature Handler's commit hook compares a request against. Every change
+ * to a job updates its record and its 'A' and 'D' keys in one transaction,
+ * so they cannot disagree; a claim still checks a 'D' key against the
+ * record and drops it if it does not match (a store written by a version
+ * without the index gets its keys from store_job_release_all at start-up).
  *
  * Record: format byte, state, kind, a zero byte, attempts (4), code (4),
  * created, updated, next_run, lease_until (8 each), then xui, request id,
@@ -36,6 +44,7 @@
 #define JOB_HEAD_LEN (4 + 4 + 4 + 4 * 8)
 #define JOB_VALUE_MAX (JOB_HEAD_LEN + STORE_XUI_MAX + STORE_JOB_ID_MAX + STORE_JOB_HASH_MAX + STORE_JOB_REASON_MAX)
 #define JOB_KEY_LEN 9
+#define DUE_KEY_LEN 17
 #define REQ_VALUE_LEN (8 + STORE_JOB_HASH_MAX - 1)
 
 static const char *const state_names[STORE_JOB__STATES] = { "queued", "running", "done", "failed",
@@ -152,13 +161,52 @@ static enum xdms_err job_read(struct store *st, MDB_txn *txn, uint64_t id, struc
 	return job_decode(&k, &v, j);
 }
 
-/* Stores @j and keeps its 'A' key in step with its state. */
+/* When an unfinished job can next be claimed. */
+static uint64_t job_due(const struct store_job *j)
+{
+	return j->state == STORE_JOB_RUNNING ? j->lease_until_ms : j->next_run_ms;
+}
+
+static void due_key(unsigned char *k, uint64_t due_ms, uint64_t id)
+{
+	k[0] = 'D';
+	store_put_be(k + 1, due_ms, 8);
+	store_put_be(k + 9, id, 8);
+}
+
+/* Adds (@is_put) or removes the 'D' key of job @id due at @due_ms. */
+static enum xdms_err due_set(struct store *st, MDB_txn *txn, uint64_t due_ms, uint64_t id, bool is_put)
+{
+	unsigned char kb[DUE_KEY_LEN];
+	MDB_val k = { sizeof(kb), kb }, v = { 0, kb };
+	int rc;
+
+	due_key(kb, due_ms, id);
+	rc = is_put ? mdb_put(txn, st->dbi_jobs, &k, &v, 0) : mdb_del(txn, st->dbi_jobs, &k, NULL);
+	return store_err_from_mdb(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+/* Stores @j and keeps its 'A' and 'D' keys in step with its state. */
 static enum xdms_err job_write(struct store *st, MDB_txn *txn, const struct store_job *j)
 {
 	unsigned char kb[JOB_KEY_LEN], vb[JOB_VALUE_MAX];
 	MDB_val k = { sizeof(kb), kb }, v = { 0, vb };
+	struct store_job old;
+	enum xdms_err err;
 	int rc;
 
+	err = job_read(st, txn, j->id, &old);
+	if (!err && is_active(old.state))
+		err = due_set(st, txn, job_due(&old), old.id, false);
+	else if (err == XDMS_ERR_NOTFOUND)
+		err = XDMS_ERR_OK;
+	if (err)
+		return err;
+	if (is_active(j->state)) {
+		err = due_set(st, txn, job_due(j), j->id, true);
+		if (err)
+			return err;
+	}
 	job_key(kb, 'J', j->id);
 	v.mv_size = job_encode(j, vb);
 	rc = mdb_put(txn, st->dbi_jobs, &k, &v, 0);
@@ -461,7 +509,7 @@ struct claim_op {
 static enum xdms_err claim_txn(struct store *st, MDB_txn *txn, void *arg)
 {
 	struct claim_op *op = arg;
-	unsigned char first = 'A';
+	unsigned char first = 'D';
 	MDB_cursor *cur = NULL;
 	MDB_val k = { 1, &first }, v;
 	enum xdms_err err = XDMS_ERR_NOTFOUND;
@@ -471,30 +519,43 @@ static enum xdms_err claim_txn(struct store *st, MDB_txn *txn, void *arg)
 	rc = mdb_cursor_open(txn, st->dbi_jobs, &cur);
 	if (rc)
 		return store_err_from_mdb(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	/* The first 'D' key is the job due first. A key that does not match
+	 * its record (none is written so; see the file comment) is dropped and
+	 * the next one looked at. */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) {
+		const unsigned char *kd = k.mv_data;
+		uint64_t due, id;
 		struct store_job j;
-		uint64_t due;
 		enum xdms_err e;
 
-		if (k.mv_size != JOB_KEY_LEN || ((const unsigned char *)k.mv_data)[0] != 'A')
+		if (k.mv_size != DUE_KEY_LEN || kd[0] != 'D')
 			break;
-		e = job_read(st, txn, store_get_be((const unsigned char *)k.mv_data + 1, 8), &j);
-		if (e) {
-			err = e == XDMS_ERR_NOTFOUND ? XDMS_ERR_CORRUPT : e;
+		due = store_get_be(kd + 1, 8);
+		id = store_get_be(kd + 9, 8);
+		if (due > op->now_ms) {
+			op->next_due_ms = due;
 			break;
 		}
-		due = j.state == STORE_JOB_RUNNING ? j.lease_until_ms : j.next_run_ms;
-		if (due > op->now_ms) {
-			if (due < op->next_due_ms)
-				op->next_due_ms = due;
+		e = job_read(st, txn, id, &j);
+		if (e && e != XDMS_ERR_NOTFOUND) {
+			err = e;
+			break;
+		}
+		if (e || !is_active(j.state) || job_due(&j) != due) {
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+			first = 'D';
+			k.mv_size = 1;
+			k.mv_data = &first;
 			continue;
 		}
+		mdb_cursor_close(cur);
+		cur = NULL;
 		j.state = STORE_JOB_RUNNING;
 		j.attempts++;
 		j.updated_ms = op->now_ms;
 		j.lease_until_ms = op->now_ms + op->lease_ms;
-		mdb_cursor_close(cur);
-		cur = NULL;
 		err = job_write(st, txn, &j);
 		if (!err)
 			*op->out = j;
@@ -620,13 +681,68 @@ static enum xdms_err release_txn(struct store *st, MDB_txn *txn, void *arg)
 	return err;
 }
 
+struct reindex_op {
+	uint64_t from_id; /* the next 'A' key to look at */
+	bool is_more;
+};
+
+/* Gives up to 256 queued jobs from op->from_id on their 'D' key when they
+ * lack it (a store written before the index existed). */
+static enum xdms_err reindex_txn(struct store *st, MDB_txn *txn, void *arg)
+{
+	struct reindex_op *op = arg;
+	unsigned char kb[JOB_KEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k = { sizeof(kb), kb }, v;
+	struct store_job todo[64];
+	size_t n = 0, seen = 0;
+	enum xdms_err err = XDMS_ERR_OK;
+	int rc;
+
+	op->is_more = false;
+	job_key(kb, 'A', op->from_id);
+	rc = mdb_cursor_open(txn, st->dbi_jobs, &cur);
+	if (rc)
+		return store_err_from_mdb(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		unsigned char dk[DUE_KEY_LEN];
+		MDB_val d = { sizeof(dk), dk }, dv;
+		struct store_job j;
+
+		if (k.mv_size != JOB_KEY_LEN || ((const unsigned char *)k.mv_data)[0] != 'A')
+			break;
+		if (n == sizeof(todo) / sizeof(todo[0]) || seen == 4096) {
+			op->from_id = store_get_be((const unsigned char *)k.mv_data + 1, 8);
+			op->is_more = true;
+			break;
+		}
+		seen++;
+		err = job_read(st, txn, store_get_be((const unsigned char *)k.mv_data + 1, 8), &j);
+		if (err)
+			break;
+		due_key(dk, job_due(&j), j.id);
+		if (is_active(j.state) && mdb_get(txn, st->dbi_jobs, &d, &dv) == MDB_NOTFOUND)
+			todo[n++] = j;
+	}
+	mdb_cursor_close(cur);
+	for (size_t i = 0; i < n && !err; i++)
+		err = due_set(st, txn, job_due(&todo[i]), todo[i].id, true);
+	return err;
+}
+
 enum xdms_err store_job_release_all(struct store *st, unsigned *count)
 {
+	struct reindex_op ri = { 0, false };
 	unsigned n = 0, total = 0;
 	enum xdms_err err;
 
 	if (!st)
 		return XDMS_ERR_INVAL;
+	do {
+		err = store_txn_group(st, reindex_txn, &ri);
+	} while (!err && ri.is_more);
+	if (err)
+		return err;
 	do {
 		err = store_txn_group(st, release_txn, &n);
 		total += n;

@@ -356,11 +356,12 @@ enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum sto
 /* -- the worker pool (own transactions; not on the writer thread, no snapshot held) -- */
 
 /*
- * Claims the oldest job that is queued and due at @now_ms, or running with a
- * lease that ended before @now_ms: it becomes running until @now_ms +
- * @lease_ms and its attempts count grows; the job is copied to *out.
- * NOTFOUND when none is ready; then *next_due_ms (when not NULL) gets the
- * earliest time one will be (UINT64_MAX for never).
+ * Claims the job that became ready first (ties: the oldest): queued and due
+ * at @now_ms, or running with a lease that ended by @now_ms. It becomes
+ * running until @now_ms + @lease_ms and its attempts count grows; the job is
+ * copied to *out. NOTFOUND when none is ready; then *next_due_ms (when not
+ * NULL) gets the earliest time one will be (UINT64_MAX for never). Through
+ * an index of due times: the cost does not grow with the backlog.
  */
 enum xdms_err store_job_claim(struct store *st, uint64_t now_ms, uint64_t lease_ms, struct store_job *out,
 			      uint64_t *next_due_ms) XDMS_WUR;
@@ -381,7 +382,9 @@ enum xdms_err store_job_end(struct store *st, uint64_t job_id, enum store_job_st
  * it to know whether workers have something new. Any thread. */
 uint64_t store_job_generation(struct store *st);
 /* Makes every running job claimable now (a restarted server: the workers
- * that held the leases are gone). Sets *count (may be NULL) to how many. */
+ * that held the leases are gone), after giving every unfinished job its key
+ * in the index of due times if it lacks one (a store written by a version
+ * without it). Sets *count (may be NULL) to how many were released. */
 enum xdms_err store_job_release_all(struct store *st, unsigned *count) XDMS_WUR;
 
 /*

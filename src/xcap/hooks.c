@@ -15,15 +15,15 @@
 #include "xml/xml.h"
 
 static const struct xcap_hook hooks[] = {
-	{ "resource_lists", xcap_check_resource_lists, NULL, false, NULL },
-	{ "rls_services", xcap_check_rls_services, xcap_commit_rls_services, false, NULL },
+	{ "resource_lists", xcap_check_resource_lists, xcap_check_resource_lists_edit, NULL, false, NULL },
+	{ "rls_services", xcap_check_rls_services, NULL, xcap_commit_rls_services, false, NULL },
 	/* A request's <credentials> stay in the document only until the IWF seals
 	 * them away; a NOTIFY must not carry them to subscribers meanwhile. */
-	{ "cab_feature_handler", xcap_check_feature_handler, xcap_commit_feature_handler, true, "credentials" },
-	{ "cab_pcc", xcap_check_pcc, NULL, false, NULL },
-	{ "oma_pres_content", xcap_check_pres_content, NULL, false, NULL },
+	{ "cab_feature_handler", xcap_check_feature_handler, NULL, xcap_commit_feature_handler, true, "credentials" },
+	{ "cab_pcc", xcap_check_pcc, NULL, NULL, false, NULL },
+	{ "oma_pres_content", xcap_check_pres_content, NULL, NULL, false, NULL },
 	/* Generated documents need no check; the name marks the usage for the operations (ops.c, read.c). */
-	{ "xcap_directory", NULL, NULL, false, NULL },
+	{ "xcap_directory", NULL, NULL, NULL, false, NULL },
 };
 
 const struct xcap_hook *xcap_hook_find(const char *name)

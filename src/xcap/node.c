@@ -66,6 +66,7 @@ void xcap_node_result_cleanup(struct xcap_node_result *r)
 {
 	if (!r)
 		return;
+	free(r->context);
 	free(r->body);
 	xml_scan_free(r->new_scan);
 	free(r->new_doc);
@@ -78,6 +79,7 @@ void xcap_node_result_cleanup(struct xcap_node_result *r)
 static void result_init(struct xcap_node_result *out)
 {
 	memset(out, 0, sizeof(*out));
+	out->edited = XML_SCAN_NONE;
 }
 
 static void conflict(struct xcap_node_result *out, enum xcap_error_kind kind, const char *fmt, ...)
@@ -258,13 +260,23 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 		   struct xcap_node_result *out)
 {
 	struct xml_scan *scan;
-	uint32_t e, a;
-	const char *ans, *alocal, *aprefix;
 
 	result_init(out);
 	scan = scan_stored(doc, doc_len, out);
 	if (!scan)
 		return;
+	xcap_node_get_scanned(doc, doc_len, scan, sel, out);
+	xml_scan_free(scan);
+}
+
+void xcap_node_get_scanned(const char *doc, size_t doc_len, const struct xml_scan *scan,
+			   const struct xcap_selector *sel, struct xcap_node_result *out)
+{
+	uint32_t e, a;
+	const char *ans, *alocal, *aprefix;
+
+	(void)doc_len;
+	result_init(out);
 	/* RFC 4825 §6.3: a selector points to a node only when it selects exactly one. */
 	if (xcap_selector_select(sel, scan, xcap_selector_steps(sel), &e, NULL) != 1) {
 		out->outcome = XCAP_OUTCOME_NOT_FOUND;
@@ -297,7 +309,7 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 	}
 	out->outcome = XCAP_OUTCOME_OK;
 out:
-	xml_scan_free(scan);
+	return;
 }
 
 /* ---- PUT (RFC 4825 §8.2) ---------------------------------------------------------------- */
@@ -645,6 +657,122 @@ void xcap_node_put(const char *doc, size_t doc_len, const struct xcap_selector *
 		out->outcome = XCAP_OUTCOME_NOT_ALLOWED;
 		break;
 	}
+}
+
+/* ---- PUT replacing an element, checked locally -------------------------------------------- */
+
+/* The element @e of @scan where it sits: its ancestors' start tags as written,
+ * then @body, then their end tags. *body_off: where @body starts in it. */
+static char *context_doc(const struct xml_scan *scan, uint32_t e, const char *body, size_t body_len,
+			 size_t *len, size_t *body_off)
+{
+	uint32_t chain[XML_SCAN_MAX_DEPTH];
+	size_t n = 0, max = body_len + 1;
+	struct buf b;
+
+	for (uint32_t a = scan->elems[e].parent; a != XML_SCAN_NONE && n < XML_SCAN_MAX_DEPTH;
+	     a = scan->elems[a].parent) {
+		chain[n++] = a;
+		max += scan->elems[a].start_end - scan->elems[a].start + scan->elems[a].name_len + 3;
+	}
+	buf_init(&b, max);
+	for (size_t i = n; i-- > 0;) {
+		const struct xml_scan_elem *a = &scan->elems[chain[i]];
+
+		if (buf_append(&b, scan->data + a->start, a->start_end - a->start))
+			abort();
+	}
+	*body_off = b.len;
+	if (buf_append(&b, body, body_len))
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const struct xml_scan_elem *a = &scan->elems[chain[i]];
+
+		if (buf_append_str(&b, "</") || buf_append(&b, scan->data + a->name_off, a->name_len) ||
+		    buf_append_str(&b, ">"))
+			abort();
+	}
+	return buf_take(&b, len);
+}
+
+bool xcap_node_replace_local(const char *doc, size_t doc_len, const struct xml_scan *scan,
+			     const struct xcap_selector *sel, const char *body, size_t body_len,
+			     struct xcap_node_result *out)
+{
+	struct xml_scan *own = NULL, *cscan = NULL, *nscan = NULL;
+	struct xml_doc *bdoc = NULL;
+	struct xml_issue issue;
+	struct piece piece;
+	uint32_t target, depth;
+	size_t body_off = 0, ctx_len = 0, new_len = 0, what_len, l1, l2;
+	const char *what, *n1, *n2;
+	const struct xml_scan_elem *oe, *ce;
+	char *ctx = NULL, *new_doc = NULL;
+	bool is_done = false;
+
+	result_init(out);
+	if (!body || xcap_selector_kind(sel) != XCAP_NODE_ELEMENT)
+		return false;
+	while (body_len && is_space(body[0])) {
+		body++;
+		body_len--;
+	}
+	while (body_len && is_space(body[body_len - 1]))
+		body_len--;
+	if (body_len < 2 || body[0] != '<' || body[1] == '?' || body[1] == '!' || body[1] == '/' ||
+	    !xml_utf8_valid(body, body_len, NULL))
+		return false;
+	if (!scan) {
+		if (xml_scan_build(doc, doc_len, &own))
+			return false;
+		scan = own;
+	}
+	if (xcap_selector_select(sel, scan, xcap_selector_steps(sel), &target, NULL) != 1 || target == 0)
+		goto out;
+	if (xml_parse_fragment(body, body_len, XML_SCAN_MAX_DEPTH, &bdoc, &issue))
+		goto out;
+	/* The body where it will sit: the scan of that small document gives its
+	 * namespaces and depths in the real one. */
+	oe = &scan->elems[target];
+	depth = oe->depth;
+	ctx = context_doc(scan, target, body, body_len, &ctx_len, &body_off);
+	if (xml_scan_build(ctx, ctx_len, &cscan) || cscan->elem_count <= depth)
+		goto out;
+	ce = &cscan->elems[depth];
+	if (ce->start != body_off || ce->end != body_off + body_len || ce->depth != depth)
+		goto out;
+	/* The same expanded name: the parent's content keeps its sequence of
+	 * names, positions among siblings stay, and the type is the same. */
+	n1 = xml_scan_elem_local(scan, target, &l1);
+	n2 = xml_scan_elem_local(cscan, depth, &l2);
+	if (!oe->ns || !ce->ns || strcmp(oe->ns, ce->ns) != 0 || l1 != l2 || memcmp(n1, n2, l1) != 0)
+		goto out;
+	if (!subtree_bound(cscan, body_off, body_len, &what, &what_len))
+		goto out;
+	piece = (struct piece){ body, body_len };
+	new_doc = splice(doc, doc_len, oe->start, oe->end, &piece, 1, &new_len);
+	if (!new_doc || xml_scan_splice(scan, target, cscan, depth, new_doc, new_len, &nscan))
+		goto out;
+	/* RFC 4825 §8.2.4: the URI must select the new element. The steps above
+	 * the last select what they did (nothing above the element changed) and
+	 * its position among same-named siblings is the old one's: only the last
+	 * step's tests remain to be passed. */
+	if (!xcap_selector_last_matches(sel, nscan, target))
+		goto out;
+	result_take(out, XCAP_OUTCOME_OK, &new_doc, new_len, &nscan, sel, "put-element replace");
+	out->edited = target;
+	out->context = ctx;
+	out->context_len = ctx_len;
+	ctx = NULL;
+	is_done = true;
+out:
+	free(ctx);
+	free(new_doc);
+	xml_doc_free(bdoc);
+	xml_scan_free(cscan);
+	xml_scan_free(nscan);
+	xml_scan_free(own);
+	return is_done;
 }
 
 /* ---- DELETE (RFC 4825 §8.4) ------------------------------------------------------------- */

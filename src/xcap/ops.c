@@ -76,6 +76,8 @@ enum xdms_err xcap_create(struct store *st, const struct xcap_registry *reg, con
 	x->max_depth = opt->max_depth;
 	x->max_binary = opt->max_binary;
 	x->is_type_lenient = opt->is_type_lenient;
+	x->is_incremental = opt->is_incremental;
+	x->cache = xcap_cache_create(opt->scan_cache);
 	buf_init(&caps, 1024 * 1024);
 	err = xcap_caps_build(reg, &caps);
 	if (err) {
@@ -97,6 +99,7 @@ void xcap_destroy(struct xcap *x)
 	free(x->root_path);
 	free(x->root_uri);
 	free(x->caps);
+	xcap_cache_destroy(x->cache);
 	free(x);
 }
 

@@ -154,11 +154,12 @@ static void read_generated(struct xcap *x, const struct xcap_auid *a, const stru
 }
 
 /* GET of an element, an attribute or namespace bindings (RFC 4825 §8.3, §10). */
-static void read_node(const struct xcap_auid *a, const struct xcap_request *req, const struct store_doc *doc,
-		      struct xcap_response *resp)
+static void read_node(struct xcap *x, const struct xcap_auid *a, const struct xcap_request *req,
+		      const struct store_doc *doc, struct xcap_response *resp)
 {
 	struct xcap_selector *sel = NULL;
 	struct xcap_node_result nr = { 0 };
+	const struct xcap_view *view;
 	const char *why = NULL;
 
 	if (xcap_selector_parse(req->uri->node_selector, req->uri->query, a->ns, &sel, &why)) {
@@ -167,7 +168,16 @@ static void read_node(const struct xcap_auid *a, const struct xcap_request *req,
 		resp->etag[0] = '\0';
 		return;
 	}
-	xcap_node_get(doc->data, doc->data_len, sel, &nr);
+	view = xcap_view_of(x, req->uri->doc_selector, doc->etag, doc->data, doc->data_len);
+	if (view) {
+		size_t len;
+		const char *data = xcap_view_data(view, &len);
+
+		xcap_node_get_scanned(data, len, xcap_view_scan(view), sel, &nr);
+		xcap_cache_release(x->cache, view);
+	} else {
+		xcap_node_get(doc->data, doc->data_len, sel, &nr);
+	}
 	if (nr.outcome != XCAP_OUTCOME_OK) {
 		/* No ETag on a 404: the resource does not exist. */
 		xcap_answer(resp, nr.outcome == XCAP_OUTCOME_CONFLICT ? XCAP_OUTCOME_NOT_FOUND : nr.outcome,
@@ -245,7 +255,7 @@ void xcap_read(struct xcap *x, const struct xcap_request *req, struct xcap_respo
 		goto out;
 	}
 	if (req->uri->node_selector) {
-		read_node(a, req, &doc, resp);
+		read_node(x, a, req, &doc, resp);
 		goto out;
 	}
 	resp->outcome = XCAP_OUTCOME_OK;

@@ -551,6 +551,16 @@ static bool attr_matches(const struct step *st, const struct xml_scan *scan, uin
 				  st->attr_value, st->attr_value_len);
 }
 
+bool xcap_selector_last_matches(const struct xcap_selector *sel, const struct xml_scan *scan, uint32_t e)
+{
+	const struct step *st;
+
+	if (!sel->step_count)
+		return false;
+	st = &sel->steps[sel->step_count - 1];
+	return name_matches(st, scan, e) && attr_matches(st, scan, e);
+}
+
 size_t xcap_selector_steps(const struct xcap_selector *sel)
 {
 	return sel->step_count;

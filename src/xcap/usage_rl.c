@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,4 +133,75 @@ enum xdms_err xcap_check_resource_lists(const struct xcap_check *c, struct xcap_
 	if (!c->new_scan || !c->new_scan->elem_count)
 		return XDMS_ERR_OK;
 	return xcap_lists_check(c->new_scan, 0, e);
+}
+
+/* The attribute whose value RFC 4826 §3.4 makes unique among siblings named
+ * @local, or NULL for other elements. */
+static const char *key_of(const char *local, size_t len)
+{
+	static const char *const keys[][2] = {
+		{ "list", "name" }, { "entry", "uri" }, { "entry-ref", "ref" }, { "external", "anchor" }
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strlen(keys[i][0]) == len && memcmp(keys[i][0], local, len) == 0)
+			return keys[i][1];
+	return NULL;
+}
+
+/* True when xcap_lists_check from the root reaches the children of @e: @e is
+ * the root, or a <list> whose ancestors are all lists up to the root. */
+static bool is_checked_parent(const struct xml_scan *scan, uint32_t e)
+{
+	for (; e != 0; e = scan->elems[e].parent)
+		if (e == XML_SCAN_NONE || !xcap_scan_is(scan, e, RL_NS, "list"))
+			return false;
+	return true;
+}
+
+/*
+ * An edit changes the children of one parent (the new element among its
+ * siblings) and whatever is inside the new element; every other sibling set
+ * is the one that was accepted before. So the edit is checked where it is:
+ * the new element's key against its siblings', in one pass without sorting,
+ * then the lists inside the new element as the full check would.
+ */
+enum xdms_err xcap_check_resource_lists_edit(const struct xcap_check *c, uint32_t edited, struct xcap_error *e)
+{
+	const struct xml_scan *scan = c->new_scan;
+	uint32_t parent;
+	const char *local, *key;
+	size_t local_len;
+	char *value;
+	enum xdms_err err = XDMS_ERR_OK;
+
+	if (!scan || edited == XML_SCAN_NONE || edited >= scan->elem_count || edited == 0)
+		return XDMS_ERR_CONFLICT;
+	parent = scan->elems[edited].parent;
+	if (!is_checked_parent(scan, parent) || !scan->elems[edited].ns || strcmp(scan->elems[edited].ns, RL_NS) != 0)
+		return XDMS_ERR_OK;
+	local = xml_scan_elem_local(scan, edited, &local_len);
+	key = key_of(local, local_len);
+	if (!key)
+		return XDMS_ERR_OK;
+	value = xcap_scan_attr(scan, edited, key);
+	if (value) {
+		size_t value_len = strlen(value);
+		char name[16];
+
+		snprintf(name, sizeof(name), "%.*s", (int)local_len, local);
+		for (uint32_t s = xcap_scan_next(scan, scan->elems[parent].first_child, RL_NS, name);
+		     s != XML_SCAN_NONE && !err; s = xcap_scan_next(scan, scan->elems[s].next_sibling, RL_NS, name)) {
+			uint32_t a = xml_scan_attr_find(scan, s, "", key, strlen(key));
+
+			if (s != edited && a != XML_SCAN_NONE &&
+			    xml_attvalue_equal(scan->data + scan->attrs[a].value_off, scan->attrs[a].value_len, value,
+					       value_len))
+				err = XDMS_ERR_CONFLICT;
+		}
+		free(value);
+	}
+	if (!err && local_len == 4 && memcmp(local, "list", 4) == 0)
+		err = xcap_lists_check(scan, edited, e);
+	return err;
 }

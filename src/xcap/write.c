@@ -51,7 +51,9 @@ struct xcap_write {
 	bool is_checked;                /* new_doc / the hook were checked against base_etag */
 	char *new_doc;                  /* the resulting document */
 	size_t new_len;
+	struct xml_scan *new_scan;      /* its scan (borrows new_doc), for the scan cache */
 	char *detail;                   /* change description for the feed */
+	bool is_local;                  /* new_doc was checked by local_check, not in full */
 	enum xcap_outcome node_outcome; /* what the node operation decided: OK replaced,
 					 * CREATED, or why it refused */
 	struct xcap_error error;        /* the CONFLICT (or FORBIDDEN phrase) when refused */
@@ -109,10 +111,11 @@ static bool generic_type_allowed(const struct xcap *x, const struct xcap_auid *a
 
 /*
  * Reads the committed document for a write: its ETag (for the preconditions
- * and the optimistic path) and, when @copy is set, a copy of its bytes.
+ * and the optimistic path) and, when @copy is set, its bytes: with @view and
+ * a scan cache, as a view of the cache (*copy stays NULL), else as a copy.
  */
 static enum xdms_err snapshot(struct xcap *x, const char *selector, bool *exists, char *etag, char **copy,
-			      size_t *copy_len)
+			      size_t *copy_len, const struct xcap_view **view)
 {
 	struct store_read *rd = NULL;
 	struct store_doc doc;
@@ -127,7 +130,9 @@ static enum xdms_err snapshot(struct xcap *x, const char *selector, bool *exists
 	if (!err) {
 		*exists = true;
 		snprintf(etag, STORE_ETAG_MAX, "%s", doc.etag);
-		if (copy) {
+		if (view)
+			*view = xcap_view_of(x, selector, doc.etag, doc.data, doc.data_len);
+		if (copy && !(view && *view)) {
 			*copy = xstrndup(doc.data, doc.data_len);
 			*copy_len = doc.data_len;
 		}
@@ -305,23 +310,112 @@ static enum xdms_err node_document_check(struct xcap_write *w, const char *data,
 	return XDMS_ERR_OK;
 }
 
+/* The schema part of local_check. */
+static enum xdms_err local_schema(struct xcap_write *w, const struct xcap_node_result *nr)
+{
+	const struct xcap_auid *a = w->auid;
+	struct xml_issue issue;
+
+	if (!a->schema)
+		return XDMS_ERR_OK;
+	if (xml_schema_is_local(a->schema))
+		return xml_schema_validate_bytes(a->schema, nr->context, nr->context_len, &issue) ? XDMS_ERR_CONFLICT
+												 : XDMS_ERR_OK;
+	return xml_schema_validate_bytes(a->schema, nr->new_doc, nr->new_len, &issue) ? XDMS_ERR_CONFLICT
+											: XDMS_ERR_OK;
+}
+
+/*
+ * The checks of a replaced element (xcap_node_replace_local) that cost the
+ * element, not the document: the size and depth the new document has, the
+ * usage's rules for what the element touches (its check_edit; without one,
+ * its check over the spliced scan, which parses nothing), and the schema on
+ * the element in context when the schema is local (xml_schema_is_local): the
+ * document before was valid, and the element keeps its name, so the document
+ * after is valid exactly when the element is valid where it sits. Returns OK,
+ * or CONFLICT whenever it cannot say yes: node_compute then runs the full
+ * checks, which decide and word the answer.
+ */
+static enum xdms_err local_check(struct xcap_write *w, const struct xcap_node_result *nr, const char *old,
+				 size_t old_len)
+{
+	const struct xcap_auid *a = w->auid;
+	const struct xml_scan *ns = nr->new_scan;
+	uint32_t last;
+
+	if (!check_begin(w, nr->new_len))
+		return XDMS_ERR_CONFLICT;
+	/* The new element's subtree is contiguous in document order. */
+	last = nr->edited;
+	while (last + 1 < ns->elem_count && ns->elems[last + 1].start < ns->elems[nr->edited].end)
+		last++;
+	for (uint32_t i = nr->edited; i <= last; i++)
+		if (ns->elems[i].depth + 1 > w->x->max_depth)
+			return XDMS_ERR_CONFLICT;
+	if (a->hook && a->hook->check) {
+		struct xcap_identity who = { w->who_id, w->who_role };
+		struct xcap_check c = { 0 };
+		enum xdms_err err;
+
+		if (!a->hook->check_edit)
+			return hook_call(w, old, old_len, nr->new_doc, nr->new_len, ns, NULL) ? XDMS_ERR_CONFLICT
+											     : local_schema(w, nr);
+		c.auid = a;
+		c.who = &who;
+		c.selector = w->selector;
+		c.new_scan = ns;
+		c.max_binary = w->x->max_binary;
+		err = a->hook->check_edit(&c, nr->edited, &w->error);
+		xcap_error_cleanup(&w->error);
+		memset(&w->error, 0, sizeof(w->error));
+		if (err)
+			return XDMS_ERR_CONFLICT;
+	}
+	return local_schema(w, nr);
+}
+
 /*
  * Runs a node operation on @doc and checks the document it produces. Used on
  * the HTTP thread against a snapshot and, when the document changed in the
  * meantime, again on the writer thread. Returns OK with w->new_doc set, or
  * CONFLICT / DENIED / NOTFOUND with w->error or w->node_outcome saying why.
  */
-static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t doc_len)
+static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t doc_len,
+				  const struct xml_scan *scan)
 {
 	struct xcap_node_result nr = { 0 };
 	enum xdms_err err;
 
+	xml_scan_free(w->new_scan);
 	free(w->new_doc);
 	free(w->detail);
+	w->new_scan = NULL;
 	w->new_doc = NULL;
 	w->detail = NULL;
 	xcap_error_cleanup(&w->error);
 	memset(&w->error, 0, sizeof(w->error));
+	/* The common case first, at the cost of the element; anything it cannot
+	 * accept goes the whole way below, which decides. */
+	if (!w->is_delete && w->x->is_incremental &&
+	    xcap_node_replace_local(doc, doc_len, scan, w->sel, w->body, w->body_len, &nr)) {
+		if (local_check(w, &nr, doc, doc_len) == XDMS_ERR_OK) {
+			w->node_outcome = nr.outcome;
+			w->new_scan = nr.new_scan;
+			nr.new_scan = NULL;
+			w->new_doc = nr.new_doc;
+			w->new_len = nr.new_len;
+			w->detail = nr.detail;
+			nr.new_doc = NULL;
+			nr.detail = NULL;
+			w->is_local = true;
+			err = XDMS_ERR_OK;
+			goto out;
+		}
+		xcap_node_result_cleanup(&nr);
+		xcap_error_cleanup(&w->error);
+		memset(&w->error, 0, sizeof(w->error));
+	}
+	w->is_local = false;
 	if (w->is_delete)
 		xcap_node_delete(doc, doc_len, w->sel, &nr);
 	else
@@ -331,8 +425,8 @@ static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t 
 		err = node_document_check(w, nr.new_doc, nr.new_len, doc, doc_len, nr.new_scan);
 		if (err)
 			goto out;
-		/* The scan borrows new_doc: let it go before new_doc changes hands. */
-		xml_scan_free(nr.new_scan);
+		/* The scan borrows new_doc: they change hands together. */
+		w->new_scan = nr.new_scan;
 		nr.new_scan = NULL;
 		w->new_doc = nr.new_doc;
 		w->new_len = nr.new_len;
@@ -396,7 +490,7 @@ static enum xdms_err write_apply(struct store_write *sw, const struct store_doc 
 		 * still current, so its result stands. Otherwise compute and
 		 * check again on the document as it is now, in the transaction. */
 		if (!is_base(w, cur)) {
-			err = node_compute(w, cur->data, cur->data_len);
+			err = node_compute(w, cur->data, cur->data_len, NULL);
 			if (err)
 				return err;
 		}
@@ -448,6 +542,7 @@ static void write_free(struct xcap_write *w)
 	free(w->query);
 	free(w->if_match);
 	free(w->if_none_match);
+	xml_scan_free(w->new_scan);
 	free(w->new_doc);
 	free(w->detail);
 	free(w->who_id);
@@ -489,6 +584,7 @@ static struct xcap_write *prepare_node(struct xcap *x, const struct xcap_auid *a
 {
 	struct xcap_selector *sel = NULL;
 	struct xcap_write *w = NULL;
+	const struct xcap_view *view = NULL;
 	const char *why = NULL, *want;
 	char etag[STORE_ETAG_MAX];
 	char *doc = NULL;
@@ -514,7 +610,7 @@ static struct xcap_write *prepare_node(struct xcap *x, const struct xcap_auid *a
 			    req->content_type ? req->content_type : "a body without Content-Type");
 		goto out;
 	}
-	err = snapshot(x, req->uri->doc_selector, &exists, etag, &doc, &doc_len);
+	err = snapshot(x, req->uri->doc_selector, &exists, etag, &doc, &doc_len, &view);
 	if (err) {
 		xcap_answer(resp, XCAP_OUTCOME_INTERNAL, "storage failure: %s", xdms_err_str(err));
 		goto out;
@@ -547,7 +643,13 @@ static struct xcap_write *prepare_node(struct xcap *x, const struct xcap_auid *a
 	w->sel = sel;
 	sel = NULL;
 	snprintf(w->base_etag, sizeof(w->base_etag), "%s", etag);
-	err = node_compute(w, doc, doc_len);
+	if (view) {
+		const char *data = xcap_view_data(view, &doc_len);
+
+		err = node_compute(w, data, doc_len, xcap_view_scan(view));
+	} else {
+		err = node_compute(w, doc, doc_len, NULL);
+	}
 	w->is_checked = err == XDMS_ERR_OK;
 	if (err == XDMS_ERR_CONFLICT) {
 		xcap_answer_conflict(resp, &w->error);
@@ -564,6 +666,7 @@ static struct xcap_write *prepare_node(struct xcap *x, const struct xcap_auid *a
 		w = NULL;
 	}
 out:
+	xcap_cache_release(x->cache, view);
 	xcap_selector_free(sel);
 	free(doc);
 	return w;
@@ -601,7 +704,7 @@ struct xcap_write *xcap_write_prepare(struct xcap *x, const struct xcap_request 
 	 * the writer checks them again at commit time. */
 	/* The usage's rules compare with the old document: copy it only then. */
 	err = snapshot(x, req->uri->doc_selector, &exists, etag, a->hook && a->hook->check ? &old : NULL,
-		       &old_len);
+		       &old_len, NULL);
 	if (err) {
 		xcap_answer(resp, XCAP_OUTCOME_INTERNAL, "storage failure: %s", xdms_err_str(err));
 		return NULL;
@@ -665,6 +768,14 @@ void xcap_write_finish(struct xcap_write *w, struct xcap_response *resp)
 		if (w->sel) {
 			resp->outcome = w->node_outcome;
 			snprintf(resp->etag, sizeof(resp->etag), "%s", w->sw.etag);
+			/* The next element request on this document finds the version
+			 * this one made, scanned. */
+			if (w->x->cache && w->new_doc && w->new_scan) {
+				xcap_cache_release(w->x->cache, xcap_cache_put(w->x->cache, w->selector, w->sw.etag,
+									     w->new_doc, w->new_len, w->new_scan));
+				w->new_doc = NULL;
+				w->new_scan = NULL;
+			}
 		} else if (w->is_delete) {
 			resp->outcome = XCAP_OUTCOME_OK;
 		} else {

@@ -214,6 +214,14 @@ struct xcap_options {
 	 * (application/xml, text/xml, application/x-www-form-urlencoded) when
 	 * its body is the usage's document; false = 415 (RFC 4825 §8.2.1). */
 	bool is_type_lenient;
+	/* Check an element PUT that replaces an element by one of the same name
+	 * where it happens (the element in context, the uniqueness rules it
+	 * touches) instead of over the whole document; false = always check the
+	 * whole new document (the reference the local checks are tested against). */
+	bool is_incremental;
+	/* Bytes of stored documents kept with their scans for element reads and
+	 * writes (xcap/cache.c); 0 = none. */
+	size_t scan_cache;
 };
 
 /* Creates the service over @st and @reg (both borrowed; they must outlive it).
@@ -374,6 +382,11 @@ struct xcap_node_result {
 				   * the document exists (owned) */
 	char *detail;             /* a one-line description of the change for the change feed,
 				   * "put-element <sel>", "delete-attribute <sel>" ... (owned) */
+	/* xcap_node_replace_local() only */
+	uint32_t edited;          /* the new element's index in new_scan */
+	char *context;            /* the new element where it sits: its ancestors' start
+				   * tags, the element, their end tags (owned) */
+	size_t context_len;
 };
 
 void xcap_node_result_cleanup(struct xcap_node_result *r);
@@ -387,6 +400,9 @@ size_t xcap_selector_steps(const struct xcap_selector *sel);
  * @nsteps whose first k steps select exactly one element, 0 when none. O(scan). */
 size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_scan *scan, size_t nsteps,
 			    uint32_t *match, size_t *unique_steps);
+/* True when element @e of @scan passes the last element step's name and
+ * attribute tests (its position is not looked at). */
+bool xcap_selector_last_matches(const struct xcap_selector *sel, const struct xml_scan *scan, uint32_t e);
 /* Where a new element goes under @parent (RFC 4825 §8.2.3): sets *offset (a
  * byte offset in scan->data; @parent's end tag when it is the last child) and
  * returns true, or false with a phrase in @why when the last step's position
@@ -415,6 +431,27 @@ void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *
 /* PUT of an element or attribute body (RFC 4825 §8.2.1–8.2.4, §8.2.3 placement). */
 void xcap_node_put(const char *doc, size_t doc_len, const struct xcap_selector *sel, const char *body,
 		   size_t body_len, struct xcap_node_result *out);
+
+/*
+ * The common element PUT, checked where it happens instead of over the whole
+ * document: the selector selects one element, not the root, and the body is
+ * one element with the same expanded name that the selector still selects.
+ * @scan is a scan of @doc (borrowed; NULL: scanned here). Returns true with
+ * the result xcap_node_put would give (outcome OK, new_doc, new_scan,
+ * detail), plus edited and context for the caller's checks of the new
+ * element (its usage's rules and its schema type in context: see
+ * xml_schema_is_local). Returns false, with @out empty, whenever any of this
+ * does not hold or anything would be refused: the caller then runs
+ * xcap_node_put, which decides and words the refusal. O(elements) with no
+ * parsing of the document; the body is parsed on its own.
+ */
+bool xcap_node_replace_local(const char *doc, size_t doc_len, const struct xml_scan *scan,
+			     const struct xcap_selector *sel, const char *body, size_t body_len,
+			     struct xcap_node_result *out);
+
+/* xcap_node_get on a scan of @doc made earlier (borrowed). */
+void xcap_node_get_scanned(const char *doc, size_t doc_len, const struct xml_scan *scan,
+			   const struct xcap_selector *sel, struct xcap_node_result *out);
 
 /* DELETE of an element or attribute (RFC 4825 §8.4). */
 void xcap_node_delete(const char *doc, size_t doc_len, const struct xcap_selector *sel,

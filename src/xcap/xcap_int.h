@@ -25,10 +25,41 @@ struct xcap {
 	unsigned max_depth;
 	size_t max_binary; /* embedded binary content limit (pres-content) */
 	bool is_type_lenient; /* xcap_options.is_type_lenient */
+	bool is_incremental;  /* xcap_options.is_incremental */
+	struct xcap_cache *cache; /* xcap_options.scan_cache; NULL when 0 */
 	char *caps;      /* the xcap-caps document */
 	size_t caps_len;
 	char caps_etag[STORE_ETAG_MAX];
 };
+
+/* ---- the scan cache (cache.c) ----------------------------------------------------------
+ *
+ * Stored document versions, named by selector and ETag, with their scans.
+ * A view is immutable and shared; whoever got one from get or put holds a
+ * reference until xcap_cache_release(). Any thread. A NULL cache (size 0)
+ * keeps nothing: get misses, put hands back an unshared view.
+ */
+struct xcap_cache;
+struct xcap_view;
+
+/* NULL when @max_bytes is 0. */
+struct xcap_cache *xcap_cache_create(size_t max_bytes);
+void xcap_cache_destroy(struct xcap_cache *c);
+/* The cached version @etag of @selector, or NULL. */
+const struct xcap_view *xcap_cache_get(struct xcap_cache *c, const char *selector, const char *etag);
+/* Makes a view of @data (@len bytes, taken) and @scan (taken; it borrows
+ * @data), keeps it when it fits, and returns it. */
+const struct xcap_view *xcap_cache_put(struct xcap_cache *c, const char *selector, const char *etag, char *data,
+				       size_t len, struct xml_scan *scan);
+void xcap_cache_release(struct xcap_cache *c, const struct xcap_view *v);
+/* The cached view of version @etag of @selector, else a new one made from a
+ * copy of @data (and kept when it fits); NULL without a cache or when the
+ * document does not scan. Release it with xcap_cache_release(x->cache, v). */
+const struct xcap_view *xcap_view_of(struct xcap *x, const char *selector, const char *etag, const char *data,
+				     size_t len);
+/* The document's bytes and its scan, valid while the view is held. */
+const char *xcap_view_data(const struct xcap_view *v, size_t *len);
+const struct xml_scan *xcap_view_scan(const struct xcap_view *v);
 
 /* A short plain-text answer (@outcome and one sentence) for outcomes that
  * have no XCAP body. */
@@ -88,9 +119,19 @@ typedef enum xdms_err (*xcap_check_fn)(const struct xcap_check *c, struct xcap_e
  */
 typedef enum xdms_err (*xcap_commit_fn)(const struct xcap_check *c, struct store_txn *txn, struct xcap_error *e);
 
+/*
+ * The check of one replaced element (xcap_node_replace_local): @c->new_scan is
+ * the whole new document, @edited the new element in it; the document was
+ * accepted by the check before the change. OK when the rules hold for the
+ * whole new document, CONFLICT when they may not (the caller then runs the
+ * full check, which words the refusal).
+ */
+typedef enum xdms_err (*xcap_check_edit_fn)(const struct xcap_check *c, uint32_t edited, struct xcap_error *e);
+
 struct xcap_hook {
 	const char *name;
 	xcap_check_fn check;   /* may be NULL */
+	xcap_check_edit_fn check_edit; /* may be NULL: check runs on the whole new document */
 	xcap_commit_fn commit; /* may be NULL */
 	bool needs_old;        /* its check compares with the document being replaced */
 	const char *secret;    /* local name of an element whose content must never leave the
@@ -101,6 +142,7 @@ struct xcap_hook {
 const struct xcap_hook *xcap_hook_find(const char *name);
 
 enum xdms_err xcap_check_resource_lists(const struct xcap_check *c, struct xcap_error *e);
+enum xdms_err xcap_check_resource_lists_edit(const struct xcap_check *c, uint32_t edited, struct xcap_error *e);
 enum xdms_err xcap_check_feature_handler(const struct xcap_check *c, struct xcap_error *e);
 enum xdms_err xcap_commit_feature_handler(const struct xcap_check *c, struct store_txn *txn,
 					  struct xcap_error *e);

@@ -200,7 +200,17 @@ enum xdms_err xml_attvalue_decode(const char *raw, size_t len, struct buf *out)
 bool xml_attvalue_equal(const char *raw, size_t raw_len, const char *dec, size_t dec_len)
 {
 	size_t i = 0, k = 0;
+	bool is_plain = true;
 
+	/* Most values have nothing to decode: then they are equal only when the
+	 * bytes are, and one memcmp decides. */
+	for (size_t j = 0; j < raw_len && is_plain; j++) {
+		unsigned char c = (unsigned char)raw[j];
+
+		is_plain = c >= 0x20 && c != '&' && c != '<' && c != 0xef;
+	}
+	if (is_plain)
+		return raw_len == dec_len && memcmp(raw, dec, raw_len) == 0;
 	while (i < raw_len) {
 		char u[4];
 		size_t n = attvalue_next(raw, raw_len, &i, u);
@@ -846,4 +856,210 @@ bool xml_scan_ns_prefix(const struct xml_scan *scan, uint32_t e, const char *ns,
 		}
 	}
 	return false;
+}
+
+/* ---- splicing a scan --------------------------------------------------------------- */
+
+/* A string of one scan and its copy in another, sorted by the original pointer. */
+struct string_map {
+	const char *from;
+	char *to;
+};
+
+static int string_map_cmp(const void *a, const void *b)
+{
+	const struct string_map *x = a, *y = b;
+
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* Copies every owned string of @src into @dst and records the pairs in @map
+ * (string_count entries, sorted). */
+static void strings_copy(struct xml_scan *dst, const struct xml_scan *src, struct string_map *map)
+{
+	for (size_t i = 0; i < src->string_count; i++) {
+		map[i].from = src->strings[i];
+		map[i].to = keep_string(dst, xstrdup(src->strings[i]));
+	}
+	qsort(map, src->string_count, sizeof(*map), string_map_cmp);
+}
+
+/* The copy of @s in @map, or @s itself when it is not an owned string (NULL,
+ * a literal "", the static xml namespace). */
+static const char *string_remap(const struct string_map *map, size_t n, const char *s)
+{
+	struct string_map key = { s, NULL }, *hit;
+
+	if (!s || !n)
+		return s;
+	hit = bsearch(&key, map, n, sizeof(*map), string_map_cmp);
+	return hit ? hit->to : s;
+}
+
+/* The number of elements in the subtree of @e (itself included): in document
+ * order a subtree is contiguous and ends where an element starts past its end. */
+static uint32_t subtree_count(const struct xml_scan *scan, uint32_t e)
+{
+	uint32_t k = e + 1;
+
+	while (k < scan->elem_count && scan->elems[k].start < scan->elems[e].end)
+		k++;
+	return k - e;
+}
+
+static size_t shift_off(size_t off, size_t to, size_t from_shift, bool is_grow)
+{
+	if (off < to)
+		return off;
+	return is_grow ? off + from_shift : off - from_shift;
+}
+
+enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, const struct xml_scan *part,
+			      uint32_t part_elem, const char *data, size_t len, struct xml_scan **out)
+{
+	const struct xml_scan_elem *oe = &old->elems[old_elem], *pe = &part->elems[part_elem];
+	size_t from = oe->start, to = oe->end, part_len = pe->end - pe->start;
+	uint32_t old_n = subtree_count(old, old_elem), part_n = subtree_count(part, part_elem);
+	uint32_t old_attr_first = oe->attr_first, old_attr_end, part_attr_first = pe->attr_first, part_attr_end;
+	uint32_t elem_count, attr_count, old_after = old_elem + old_n;
+	struct string_map *old_map = NULL, *part_map = NULL;
+	struct xml_scan *scan = NULL;
+	bool is_grow = part_len >= to - from;
+	size_t byte_shift = is_grow ? part_len - (to - from) : (to - from) - part_len;
+	int64_t elem_shift = (int64_t)part_n - (int64_t)old_n, attr_shift;
+
+	*out = NULL;
+	if (len != old->len - (to - from) + part_len)
+		return XDMS_ERR_INVAL;
+	old_attr_end = old_after < old->elem_count ? old->elems[old_after].attr_first : old->attr_count;
+	{
+		const struct xml_scan_elem *last = &part->elems[part_elem + part_n - 1];
+
+		part_attr_end = last->attr_first + last->attr_count;
+	}
+	attr_shift = (int64_t)(part_attr_end - part_attr_first) - (int64_t)(old_attr_end - old_attr_first);
+	if ((int64_t)old->elem_count + elem_shift > XML_SCAN_MAX_ELEMENTS ||
+	    (int64_t)old->attr_count + attr_shift > XML_SCAN_MAX_ATTRS)
+		return XDMS_ERR_TOOBIG;
+	for (uint32_t k = part_elem; k < part_elem + part_n; k++)
+		if (part->elems[k].depth - pe->depth + oe->depth >= XML_SCAN_MAX_DEPTH)
+			return XDMS_ERR_TOOBIG;
+	elem_count = (uint32_t)((int64_t)old->elem_count + elem_shift);
+	attr_count = (uint32_t)((int64_t)old->attr_count + attr_shift);
+
+	scan = xcalloc(1, sizeof(*scan));
+	scan->data = data;
+	scan->len = len;
+	scan->elem_count = elem_count;
+	scan->attr_count = attr_count;
+	scan->elems = xmalloc(sizeof(*scan->elems) * (elem_count ? elem_count : 1));
+	scan->attrs = xmalloc(sizeof(*scan->attrs) * (attr_count ? attr_count : 1));
+	old_map = xmalloc(sizeof(*old_map) * (old->string_count + 1));
+	part_map = xmalloc(sizeof(*part_map) * (part->string_count + 1));
+	strings_copy(scan, old, old_map);
+	strings_copy(scan, part, part_map);
+
+	/* Elements: those before the replaced subtree, the new subtree, those after. */
+	for (uint32_t i = 0; i < elem_count; i++) {
+		struct xml_scan_elem *e = &scan->elems[i];
+		bool is_part = i >= old_elem && i < old_elem + part_n;
+		uint32_t *links[3] = { &e->parent, &e->first_child, &e->next_sibling };
+
+		if (is_part) {
+			uint32_t src = part_elem + (i - old_elem);
+			size_t base = pe->start;
+
+			*e = part->elems[src];
+			e->start = e->start - base + from;
+			e->start_end = e->start_end - base + from;
+			e->end_start = e->end_start - base + from;
+			e->end = e->end - base + from;
+			e->attrs_end = e->attrs_end - base + from;
+			e->name_off = e->name_off - base + from;
+			e->depth = e->depth - pe->depth + oe->depth;
+			e->attr_first = e->attr_first - part_attr_first + old_attr_first;
+			e->ns = string_remap(part_map, part->string_count, e->ns);
+			for (int l = 0; l < 3; l++)
+				if (*links[l] != XML_SCAN_NONE)
+					*links[l] = *links[l] - part_elem + old_elem;
+			if (i == old_elem) {
+				/* The subtree's root takes the place of the old one. */
+				e->parent = oe->parent;
+				e->next_sibling = oe->next_sibling;
+				if (e->next_sibling != XML_SCAN_NONE)
+					e->next_sibling = (uint32_t)((int64_t)e->next_sibling + elem_shift);
+			}
+			continue;
+		}
+		*e = old->elems[i < old_elem ? i : (uint32_t)((int64_t)i - elem_shift)];
+		e->start = shift_off(e->start, to, byte_shift, is_grow);
+		e->start_end = shift_off(e->start_end, to, byte_shift, is_grow);
+		e->end_start = shift_off(e->end_start, to, byte_shift, is_grow);
+		e->end = shift_off(e->end, to, byte_shift, is_grow);
+		e->attrs_end = shift_off(e->attrs_end, to, byte_shift, is_grow);
+		e->name_off = shift_off(e->name_off, to, byte_shift, is_grow);
+		if (i >= old_elem)
+			e->attr_first = (uint32_t)((int64_t)e->attr_first + attr_shift);
+		e->ns = string_remap(old_map, old->string_count, e->ns);
+		/* Links to the replaced subtree's root stay (the new root has its
+		 * index); links past the subtree move with it. Nothing outside the
+		 * subtree links into it below its root. */
+		for (int l = 0; l < 3; l++)
+			if (*links[l] != XML_SCAN_NONE && *links[l] >= old_after)
+				*links[l] = (uint32_t)((int64_t)*links[l] + elem_shift);
+	}
+
+	/* Attributes, in the same three parts. */
+	for (uint32_t i = 0; i < attr_count; i++) {
+		struct xml_scan_attr *a = &scan->attrs[i];
+		uint32_t part_attrs = part_attr_end - part_attr_first;
+
+		if (i >= old_attr_first && i < old_attr_first + part_attrs) {
+			size_t base = pe->start;
+
+			*a = part->attrs[part_attr_first + (i - old_attr_first)];
+			a->name_off = a->name_off - base + from;
+			a->value_off = a->value_off - base + from;
+			a->end = a->end - base + from;
+			a->ns = string_remap(part_map, part->string_count, a->ns);
+			continue;
+		}
+		*a = old->attrs[i < old_attr_first ? i : (uint32_t)((int64_t)i - attr_shift)];
+		a->name_off = shift_off(a->name_off, to, byte_shift, is_grow);
+		a->value_off = shift_off(a->value_off, to, byte_shift, is_grow);
+		a->end = shift_off(a->end, to, byte_shift, is_grow);
+		a->ns = string_remap(old_map, old->string_count, a->ns);
+	}
+	free(old_map);
+	free(part_map);
+	*out = scan;
+	return XDMS_ERR_OK;
+}
+
+bool xml_scan_same(const struct xml_scan *a, const struct xml_scan *b)
+{
+	if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0 || a->elem_count != b->elem_count ||
+	    a->attr_count != b->attr_count)
+		return false;
+	for (uint32_t i = 0; i < a->elem_count; i++) {
+		const struct xml_scan_elem *x = &a->elems[i], *y = &b->elems[i];
+
+		if (x->start != y->start || x->start_end != y->start_end || x->end_start != y->end_start ||
+		    x->end != y->end || x->attrs_end != y->attrs_end || x->name_off != y->name_off ||
+		    x->name_len != y->name_len || x->prefix_len != y->prefix_len || x->parent != y->parent ||
+		    x->first_child != y->first_child || x->next_sibling != y->next_sibling ||
+		    x->depth != y->depth || x->attr_first != y->attr_first || x->attr_count != y->attr_count ||
+		    x->is_empty != y->is_empty || !x->ns != !y->ns || (x->ns && strcmp(x->ns, y->ns) != 0))
+			return false;
+	}
+	for (uint32_t i = 0; i < a->attr_count; i++) {
+		const struct xml_scan_attr *x = &a->attrs[i], *y = &b->attrs[i];
+
+		if (x->name_off != y->name_off || x->name_len != y->name_len || x->prefix_len != y->prefix_len ||
+		    x->value_off != y->value_off || x->value_len != y->value_len || x->end != y->end ||
+		    x->quote != y->quote || x->is_xmlns != y->is_xmlns || !x->ns != !y->ns ||
+		    (x->ns && strcmp(x->ns, y->ns) != 0))
+			return false;
+	}
+	return true;
 }

@@ -26,6 +26,7 @@
 struct xml_schema {
 	xmlSchemaPtr xs;
 	uint64_t id;
+	bool is_local; /* see xml_schema_is_local() */
 };
 
 static atomic_uint_fast64_t schema_ids;
@@ -50,6 +51,112 @@ static void keep_first_error(void *arg, xmlErrorPtr e)
 	while (n && (fe->text[n - 1] == '\n' || fe->text[n - 1] == ' '))
 		fe->text[--n] = '\0';
 	fe->is_set = true;
+}
+
+#define XSD_NS "http://www.w3.org/2001/XMLSchema"
+#define LOCAL_MAX_FILES 32
+
+static bool is_xsd(xmlNodePtr n, const char *local)
+{
+	return n->type == XML_ELEMENT_NODE && n->ns && xmlStrEqual(n->ns->href, BAD_CAST XSD_NS) &&
+	       xmlStrEqual(n->name, BAD_CAST local);
+}
+
+/* The local part of a QName-valued attribute of @n is one of the ID types. */
+static bool names_id_type(xmlNodePtr n, const char *attr)
+{
+	static const char *const ids[] = { "ID", "IDREF", "IDREFS", "ENTITY", "ENTITIES" };
+	xmlChar *v = xmlGetProp(n, BAD_CAST attr);
+	const char *local;
+	bool found = false;
+
+	if (!v)
+		return false;
+	/* memberTypes is a list: look at every QName in it. */
+	for (char *tok = strtok((char *)v, " \t\r\n"); tok && !found; tok = strtok(NULL, " \t\r\n")) {
+		local = strchr(tok, ':') ? strchr(tok, ':') + 1 : tok;
+		for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]) && !found; i++)
+			found = strcmp(local, ids[i]) == 0;
+	}
+	xmlFree(v);
+	return found;
+}
+
+static bool file_is_local(const char *name, const char **seen, size_t *seen_count);
+
+/* Walks the schema document below @n (iteratively: schema files are trusted,
+ * but a stack bound costs nothing). */
+static bool tree_is_local(xmlNodePtr root, const char **seen, size_t *seen_count)
+{
+	for (xmlNodePtr n = root; n;) {
+		if (n->type == XML_ELEMENT_NODE) {
+			xmlChar *v;
+			bool is_ok = true;
+
+			if (is_xsd(n, "unique") || is_xsd(n, "key") || is_xsd(n, "keyref") || is_xsd(n, "redefine") ||
+			    is_xsd(n, "override"))
+				return false;
+			if (is_xsd(n, "element") && (xmlHasProp(n, BAD_CAST "ref") || xmlHasProp(n, BAD_CAST "substitutionGroup")))
+				return false;
+			if (is_xsd(n, "any")) {
+				v = xmlGetProp(n, BAD_CAST "namespace");
+				is_ok = v && xmlStrEqual(v, BAD_CAST "##other");
+				xmlFree(v);
+				if (!is_ok)
+					return false;
+			}
+			if (names_id_type(n, "type") || names_id_type(n, "base") || names_id_type(n, "itemType") ||
+			    names_id_type(n, "memberTypes"))
+				return false;
+			if (is_xsd(n, "import") || is_xsd(n, "include")) {
+				v = xmlGetProp(n, BAD_CAST "schemaLocation");
+				if (v) {
+					const char *base = strrchr((const char *)v, '/');
+
+					is_ok = file_is_local(base ? base + 1 : (const char *)v, seen, seen_count);
+				}
+				xmlFree(v);
+				if (!is_ok)
+					return false;
+			}
+			if (n->children) {
+				n = n->children;
+				continue;
+			}
+		}
+		while (n && !n->next && n != root)
+			n = n->parent;
+		if (!n || n == root)
+			break;
+		n = n->next;
+	}
+	return true;
+}
+
+static bool file_is_local(const char *name, const char **seen, size_t *seen_count)
+{
+	const char *data;
+	size_t len;
+	xmlDocPtr doc;
+	bool is_local;
+
+	for (size_t i = 0; i < *seen_count; i++)
+		if (strcmp(seen[i], name) == 0)
+			return true;
+	if (*seen_count == LOCAL_MAX_FILES || !xml_file_find(name, &data, &len) || len > INT32_MAX)
+		return false;
+	seen[(*seen_count)++] = name;
+	doc = xmlReadMemory(data, (int)len, name, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc)
+		return false;
+	is_local = tree_is_local(xmlDocGetRootElement(doc), seen, seen_count);
+	xmlFreeDoc(doc);
+	return is_local;
+}
+
+bool xml_schema_is_local(const struct xml_schema *schema)
+{
+	return schema && schema->is_local;
 }
 
 enum xdms_err xml_schema_load(const char *name, struct xml_schema **out, char **why)
@@ -81,6 +188,13 @@ enum xdms_err xml_schema_load(const char *name, struct xml_schema **out, char **
 	*out = xmalloc(sizeof(**out));
 	(*out)->xs = schema;
 	(*out)->id = atomic_fetch_add(&schema_ids, 1) + 1;
+	{
+		const char *seen[LOCAL_MAX_FILES];
+		size_t seen_count = 0;
+		const char *base = strrchr(name, '/');
+
+		(*out)->is_local = file_is_local(base ? base + 1 : name, seen, &seen_count);
+	}
 	err = XDMS_ERR_OK;
 out:
 	xmlSchemaFreeParserCtxt(pctxt);

@@ -189,6 +189,20 @@ enum xdms_err xml_schema_load(const char *name, struct xml_schema **out, char **
 void xml_schema_free(struct xml_schema *schema);
 
 /*
+ * True when validity under @schema is local enough that a document known to
+ * be valid stays valid after one element is replaced by an element of the
+ * same name that is valid where it sits (in a document made of its
+ * ancestors' start tags, the element and the end tags): the schema and every
+ * file it imports or includes declare no identity constraint (xs:unique,
+ * xs:key, xs:keyref), no ID, IDREF or ENTITY type, no element reference or
+ * substitution group, no xs:redefine or xs:override, and every xs:any wildcard
+ * is namespace="##other". Then an element's type depends only on its name
+ * and its ancestors (XML Schema's Element Declarations Consistent rule), and
+ * nothing outside an element depends on its content. False for NULL.
+ */
+bool xml_schema_is_local(const struct xml_schema *schema);
+
+/*
  * Validates the document in @data (@len bytes) while parsing it, without
  * building a tree. For documents already known to be safe and well-formed
  * (a stored document with one node spliced in); same results as
@@ -283,6 +297,25 @@ struct xml_scan {
  */
 enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out) XDMS_WUR;
 void xml_scan_free(struct xml_scan *scan);
+
+/*
+ * The scan of @data (@len bytes), which must be @old's document with the
+ * bytes of element @old_elem (its whole subtree) replaced by those of element
+ * @part_elem of @part, without scanning it: @old's records are copied, the
+ * replaced subtree's records taken from @part, offsets and indexes moved.
+ * @part must scan the new element where it sits: with the same ancestors, so
+ * that its namespaces and depths are those it has in @data (for example a
+ * document made of the ancestors' start tags, the element and the end tags).
+ * On success *out is owned by the caller and borrows @data; it is equal
+ * (xml_scan_same) to xml_scan_build(@data). INVAL when the lengths do not
+ * add up, TOOBIG past the XML_SCAN_MAX_* limits. O(elements + attributes).
+ */
+enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, const struct xml_scan *part,
+			      uint32_t part_elem, const char *data, size_t len, struct xml_scan **out) XDMS_WUR;
+
+/* True when two scans describe the same bytes in the same way (every offset,
+ * link and namespace equal). For tests and fuzzers. */
+bool xml_scan_same(const struct xml_scan *a, const struct xml_scan *b);
 
 /* The local name of element @e (borrowed from the data), its length in *len. */
 const char *xml_scan_elem_local(const struct xml_scan *scan, uint32_t e, size_t *len);

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 
 import pytest
 
@@ -133,3 +134,51 @@ def test_a_plain_http_port_fails_the_tls_checks(start_server):
     with pytest.raises(ssl.SSLError) as e:
         https(srv, ssl.create_default_context(), "GET", "/healthz")
     assert not isinstance(e.value, ssl.SSLCertVerificationError), e.value
+
+
+def test_many_tls_connections_at_once_are_all_served(start_server, tls_files):
+    """256 clients connect at once and each sends requests on its connection
+    as fast as answers come (a load generator, or phones after a network
+    change): every request is answered. With libmicrohttpd's edge-triggered
+    epoll some of these connections were never read again after their
+    handshake and hung until the client gave up."""
+    key, cert = tls_files
+    srv = start_server(settings={"http.tls_cert": str(cert), "http.tls_key": str(key),
+                                 "http.max_per_address": "1000"})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    n, rounds = 256, 10
+    # Alice's document does not exist: 404 on a connection that stays open.
+    req = (f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           f"Authorization: {basic('alice', PASSWORDS[ALICE])}\r\n\r\n").encode()
+    start = threading.Barrier(n)
+    failures = []
+
+    def client(i):
+        try:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            start.wait(timeout=60)
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as ts:
+                f = ts.makefile("rb")
+                for _ in range(rounds):
+                    ts.sendall(req)
+                    status = f.readline()
+                    length = 0
+                    while True:
+                        line = f.readline()
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                        if line in (b"\r\n", b""):
+                            break
+                    f.read(length)
+                    if not status.startswith(b"HTTP/1.1 404"):
+                        failures.append(f"client {i}: {status!r}")
+                        return
+        except (OSError, threading.BrokenBarrierError) as e:
+            failures.append(f"client {i}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, f"{len(failures)} of {n} clients were not served: {failures[:5]}"

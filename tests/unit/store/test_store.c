@@ -1633,6 +1633,51 @@ START_TEST(test_job_prune_keeps_unfinished_jobs_and_requests)
 }
 END_TEST
 
+/* Claims go by the index of due times: a job waiting for a retry does not
+ * stand in the way of one that is due, leases count as due times, and a
+ * cancelled or ended job is never claimed. */
+START_TEST(test_job_claim_follows_due_times)
+{
+	struct store *st = open_default();
+	uint64_t now = store_now_ms(), ids[40], next_due = 0, fresh, cancelled;
+	struct store_job j;
+	char rid[32];
+
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(rid, sizeof(rid), "r-%u", i);
+		ids[i] = job_add(st, rid);
+		ck_assert_err(store_job_claim(st, store_now_ms(), 60000, &j, NULL), XDMS_ERR_OK);
+		ck_assert_uint_eq(j.id, ids[i]);
+		/* Later jobs wait less: the index must order by due time, not id. */
+		ck_assert_err(store_job_retry(st, j.id, now + 100000 - i * 1000, true, "later"), XDMS_ERR_OK);
+	}
+	ck_assert_err(store_job_claim(st, now, 60000, &j, &next_due), XDMS_ERR_NOTFOUND);
+	ck_assert_uint_eq(next_due, now + 100000 - 39 * 1000);
+	fresh = job_add(st, "r-fresh");
+	cancelled = job_add(st, "r-cancelled");
+	ck_assert_err(store_job_end(st, cancelled, STORE_JOB_CANCELLED, 0, "gone"), XDMS_ERR_OK);
+	ck_assert_err(store_job_claim(st, store_now_ms(), 600000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(j.id, fresh);
+	/* Its lease is a due time too: before it ends the retries come first. */
+	ck_assert_err(store_job_claim(st, now + 100000 - 39 * 1000, 60000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(j.id, ids[39]);
+	ck_assert_err(store_job_claim(st, now + 100000 - 38 * 1000, 60000, &j, NULL), XDMS_ERR_OK);
+	ck_assert_uint_eq(j.id, ids[38]);
+	ck_assert_err(store_job_end(st, fresh, STORE_JOB_DONE, 200, "ok"), XDMS_ERR_OK);
+	ck_assert_err(store_job_end(st, ids[39], STORE_JOB_DONE, 200, "ok"), XDMS_ERR_OK);
+	ck_assert_err(store_job_end(st, ids[38], STORE_JOB_FAILED, 500, "no"), XDMS_ERR_OK);
+	/* Every job still unfinished is claimed exactly once when all are due. */
+	for (unsigned i = 0; i < 38; i++) {
+		ck_assert_err(store_job_claim(st, now + 200000, 60000, &j, NULL), XDMS_ERR_OK);
+		ck_assert_uint_eq(j.id, ids[37 - i]);
+	}
+	ck_assert_err(store_job_claim(st, now + 200000, 60000, &j, &next_due), XDMS_ERR_NOTFOUND);
+	/* The 38 just claimed hold leases; nothing else is unfinished. */
+	ck_assert_uint_eq(next_due, now + 200000 + 60000);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_users_of_two_domains)
 {
 	struct store *st = open_default();
@@ -2174,6 +2219,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc_users, test_users_of_two_domains);
 	tcase_add_test(tc_users, test_own_realm_wins_over_an_alias);
 	tcase_add_test(tc_users, test_job_prune_keeps_unfinished_jobs_and_requests);
+	tcase_add_test(tc_users, test_job_claim_follows_due_times);
 	tcase_add_test(tc_life, test_reopen_keeps_everything);
 	tcase_add_test(tc_life, test_close_drains_queue);
 	tcase_add_test(tc_life, test_open_errors);

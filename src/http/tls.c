@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's TLS credentials, handed to libmicrohttpd through its
+ * certificate callback instead of as PEM text, so that every handshake
+ * passes through here and gets one hook.
+ *
+ * Why the hook. A TLS 1.3 client sends its Finished and then, at once, its
+ * request. When the client leaves Nagle's algorithm on (many do), the request
+ * waits until the Finished is acknowledged; the server, having just sent its
+ * own flight, delays that acknowledgement (40 ms on Linux) and sends nothing
+ * else, because GnuTLS sends its session tickets only with the first
+ * response. Every new connection then costs 40 ms, and a server that serves
+ * phones reconnecting over TLS serves a fraction of what it could. So when
+ * the client's Finished has been received, the hook asks the kernel to
+ * acknowledge now (TCP_QUICKACK), which releases the request. nginx does not
+ * need this because OpenSSL sends its tickets right after the handshake, and
+ * they carry the acknowledgement.
+ *
+ * Threads: the credentials are made before the daemons start and are only
+ * read afterwards, by the pool threads that run handshakes. libmicrohttpd's
+ * certificate callback has no argument of its own, so the credentials are
+ * reached through one process-wide pointer: one HTTPS server per process.
+ */
+#include "config.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+
+#include "base/mem.h"
+#include "http/http_int.h"
+
+#define TLS_CHAIN_MAX 16 /* certificates in the chain file */
+
+struct http_tls {
+	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
+	unsigned pcert_count;
+	gnutls_privkey_t key;
+};
+
+static const struct http_tls *current;
+
+/* After the peer's Finished: acknowledge it now (see the file comment). */
+static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+			 const gnutls_datum_t *msg)
+{
+	int fd = gnutls_transport_get_int(session), one = 1;
+
+	(void)when;
+	(void)msg;
+	if (incoming && htype == GNUTLS_HANDSHAKE_FINISHED && fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	return 0;
+}
+
+/* gnutls_certificate_retrieve_function2, called once per handshake. */
+static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+		    const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+		    unsigned int *pcert_length, gnutls_privkey_t *privkey)
+{
+	const struct http_tls *t = current;
+
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	if (!t)
+		return -1;
+	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
+	/* GnuTLS only reads these; they live as long as the server. */
+	*pcert = (gnutls_pcert_st *)t->pcerts;
+	*pcert_length = t->pcert_count;
+	*privkey = t->key;
+	return 0;
+}
+
+void *http_tls_callback(void)
+{
+	return (void *)retrieve;
+}
+
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct http_tls **out, char **why)
+{
+	struct http_tls *t = xcalloc(1, sizeof(*t));
+	gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
+	gnutls_datum_t key = { (unsigned char *)key_pem, (unsigned)strlen(key_pem) };
+	int rc;
+
+	*out = NULL;
+	t->pcert_count = TLS_CHAIN_MAX;
+	rc = gnutls_pcert_list_import_x509_raw(t->pcerts, &t->pcert_count, &cert, GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0 || !t->pcert_count) {
+		*why = xasprintf("http.tls_cert: %s", rc < 0 ? gnutls_strerror(rc) : "no certificate");
+		t->pcert_count = 0;
+		goto fail;
+	}
+	rc = gnutls_privkey_init(&t->key);
+	if (rc >= 0)
+		rc = gnutls_privkey_import_x509_raw(t->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0) {
+		*why = xasprintf("http.tls_key: %s", gnutls_strerror(rc));
+		goto fail;
+	}
+	current = t;
+	*out = t;
+	return XDMS_ERR_OK;
+fail:
+	http_tls_destroy(t);
+	return XDMS_ERR_PARSE;
+}
+
+void http_tls_destroy(struct http_tls *t)
+{
+	if (!t)
+		return;
+	if (current == t)
+		current = NULL;
+	for (unsigned i = 0; i < t->pcert_count; i++)
+		gnutls_pcert_deinit(&t->pcerts[i]);
+	if (t->key)
+		gnutls_privkey_deinit(t->key);
+	free(t);
+}
