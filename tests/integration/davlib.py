@@ -189,3 +189,113 @@ def generated_card(i, version=None):
 
 def generated_book(count):
     return {f"card-{i:04d}.vcf": generated_card(i) for i in range(count)}
+
+
+# --------------------------------------------------------------------------
+# nginx in front of Radicale, to produce what Radicale itself does not do
+
+class DavProxy:
+    """One non-daemon nginx proxying to a Radicale on several loopback
+    ports, one per behaviour (a dict name -> the body of a `location /`
+    block placed before its proxy_pass). The access log keeps each
+    request's port, method, path, status and body (JSON-escaped), so a
+    test can see which cards a multiget asked for."""
+
+    def __init__(self, workdir, radicale, behaviours):
+        from iwflib import NGINX
+        self.nginx = NGINX
+        self.dir = Path(workdir)
+        for d in ("logs", "tmp"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.radicale = radicale
+        self.behaviours = dict(behaviours)
+        self.ports = {}
+        self.proc = None
+
+    def start(self):
+        for _ in range(20):
+            self.ports = {name: free_port() for name in self.behaviours}
+            servers = "".join(f"""
+    server {{
+        listen 127.0.0.1:{self.ports[name]};
+        location / {{
+            {body}
+            proxy_pass http://127.0.0.1:{self.radicale.port};
+        }}
+    }}""" for name, body in self.behaviours.items())
+            conf = self.dir / "nginx.conf"
+            conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    log_format dav escape=json '$server_port $request_method $uri $status $request_body';
+    access_log {self.dir}/logs/access.log dav;
+    client_body_temp_path {self.dir}/tmp/body;
+    proxy_temp_path {self.dir}/tmp/proxy;
+    fastcgi_temp_path {self.dir}/tmp/fastcgi;
+    uwsgi_temp_path {self.dir}/tmp/uwsgi;
+    scgi_temp_path {self.dir}/tmp/scgi;
+    client_body_buffer_size 1m;
+    client_max_body_size 16m;
+    proxy_http_version 1.1;
+    proxy_set_header Host $http_host;
+    # RFC 6578 §3.2: sync-collection is asked with Depth: 0; RFC 6352's
+    # addressbook-multiget is sent with Depth: 1, so the two differ here.
+    map "$request_method:$http_depth" $is_sync_report {{
+        "REPORT:0" 1;
+        default 0;
+    }}
+{servers}
+}}
+""")
+            self.proc = subprocess.Popen([self.nginx, "-p", str(self.dir), "-c", str(conf), "-e",
+                                          str(self.dir / "logs" / "error.log")],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            up = set()
+            while time.monotonic() < deadline and self.proc.poll() is None and len(up) < len(self.ports):
+                for port in self.ports.values():
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        up.add(port)
+                    except OSError:
+                        pass
+                time.sleep(0.05)
+            if len(up) == len(self.ports):
+                return self
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            self.stop()
+            if "Address already in use" not in err:
+                raise AssertionError(f"nginx did not start: {err}")
+        raise AssertionError("nginx found no free port")
+
+    def url(self, name, path="/"):
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def requests(self, name):
+        """(method, path, status, body) of every request @name answered."""
+        out = []
+        log = self.dir / "logs" / "access.log"
+        if not log.exists():
+            return out
+        for line in log.read_text(errors="replace").splitlines():
+            port, method, path, status, body = (line.split(" ", 4) + [""])[:5]
+            if int(port) == self.ports[name]:
+                out.append((method, path, int(status), body.encode().decode("unicode_escape")))
+        return out
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc.stderr.close()
+            self.proc = None
