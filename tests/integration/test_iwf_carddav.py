@@ -9,6 +9,8 @@ adapter points at the server root, so every job finds its book by RFC 6764
 discovery (well-known URI, principal, address-book home)."""
 
 
+import base64
+
 import pytest
 from lxml import etree
 
@@ -26,7 +28,8 @@ PCC_NS = "urn:oma:xml:cab:pcc"
 NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
 
-USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two"}
+USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two",
+         "dup": "pw-dup", "pho": "pw-pho"}
 
 # The card with an error: a charset no vCard reader has to know (RFC 2426
 # allows only what the reader supports; the rest is refused, naming the line).
@@ -36,6 +39,14 @@ BAD = "card-0049.vcf"
 def bad_card():
     return card(["BEGIN:VCARD", "VERSION:3.0", "UID:card-0049", "FN:Broken Charset", "N:Charset;Broken;;;",
                  "NOTE;CHARSET=SHIFT_JIS:\u3042", "END:VCARD"])
+
+
+def big_photo_card():
+    # A photo over what a contact holds inline (IWF_PHOTO_INLINE_MAX): it stays at the 3rd party.
+    # vCard 3.0's ENCODING=b: Radicale's reader cuts a long 4.0 data: URI at its comma.
+    photo = base64.b64encode(bytes(range(256)) * 30).decode()
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:big", "FN:Big Photo", "N:Photo;Big;;;",
+                 f"PHOTO;ENCODING=b;TYPE=PNG:{photo}", "END:VCARD"])
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +61,10 @@ def radicale(tmp_path_factory):
     r.add_book("own", "book", own)
     r.add_book("exp", "book", {})
     r.add_book("notif", "book", generated_book(3))
+    r.add_book("dup", "book", {})
+    pho = generated_book(8)  # card-0007 has a small inline photo
+    pho["big.vcf"] = big_photo_card()
+    r.add_book("pho", "book", pho)
     r.add_book("two", "work", generated_book(2), displayname="Work")
     r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
     r.start()
@@ -292,3 +307,52 @@ def test_subscribers_get_notifies_of_both_imports(srv, radicale):
                  timeout=10, what="NOTIFY of the PCC")
     finally:
         sub.close()
+
+
+def put_ab(srv, body):
+    client = srv.client(ALICE)
+    r = client.get(doc_path(AB, ALICE))
+    h = {"If-Match": r.header("ETag")} if r.status == 200 else {}
+    r = client.put(doc_path(AB, ALICE), body, AB_TYPE, headers=h)
+    assert r.status in (200, 201), r.describe()
+
+
+def test_address_book_export_finds_a_card_its_contact_forgot(srv, radicale):
+    expect_response(run(srv, "import-profile", "u-0", "dup", target="address-book"), "success", 200)
+    put_ab(srv, LOCAL_AB)
+    resp = run(srv, "export-profile", "u-1", "dup", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 cards created" in text(resp, "reason"), text(resp, "reason")
+    href = {c.get("id"): c for c in contacts(srv)}["mine-1"].find(f"{{{AB_NS}}}source").get("href")
+    # The state an export leaves when its last Address Book write fails:
+    # the card exists, the contact does not know it.
+    put_ab(srv, LOCAL_AB)
+    resp = run(srv, "export-profile", "u-2", "dup", target="address-book")
+    expect_response(resp, "success", 200)
+    src = {c.get("id"): c for c in contacts(srv)}["mine-1"].find(f"{{{AB_NS}}}source")
+    assert src is not None and src.get("href") == href, etree.tostring(src)
+    st, _, listing = radicale.request("PROPFIND", "/dup/book/", user="dup", headers={"Depth": "1"})
+    assert st == 207 and listing.count(b".vcf") == 1, listing
+    st, _, vcf = radicale.request("GET", href, user="dup")
+    assert st == 200 and vcf.count(b"BEGIN:VCARD") == 1 and b"Made By Alice" in vcf, vcf
+
+
+def test_a_photo_removed_from_a_contact_is_removed_from_its_card(srv, radicale):
+    expect_response(run(srv, "import-profile", "ph-1", "pho", target="address-book"), "success", 200)
+    client = srv.client(ALICE)
+    r = expect(client.get(doc_path(AB, ALICE)), 200)
+    root = etree.fromstring(r.body)
+    mine = by_uid(root.xpath("/ab:address-book/ab:contact", namespaces=NS))
+    assert mine["card-0007"].xpath(".//pcc:media-url/text()", namespaces=NS)[0].startswith("data:image/png")
+    assert not mine["big"].xpath(".//pcc:media-url", namespaces=NS), "a large photo stays at the 3rd party"
+    for ml in mine["card-0007"].xpath(".//pcc:media-list", namespaces=NS):
+        ml.getparent().remove(ml)
+    expect(client.put(doc_path(AB, ALICE), etree.tostring(root, xml_declaration=True, encoding="UTF-8"), AB_TYPE,
+                      headers={"If-Match": r.header("ETag")}), 200)
+    resp = run(srv, "export-profile", "ph-2", "pho", target="address-book")
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/pho/book/card-0007.vcf", user="pho")
+    assert st == 200 and b"FN:Hana M" in vcf and b"PHOTO" not in vcf, vcf
+    # The photo the contact never held is kept.
+    st, _, vcf = radicale.request("GET", "/pho/book/big.vcf", user="pho")
+    assert st == 200 and b"PHOTO" in vcf and b"FN:Big Photo" in vcf, vcf
