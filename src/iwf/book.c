@@ -75,6 +75,11 @@ enum xdms_err iwf_card_to_xcard(const char *data, size_t len, struct buf *xcard,
 	lim.max_card = IWF_CARD_MAX;
 	lim.max_photo = IWF_CARD_MAX;
 	*why = NULL;
+	if (!data) {
+		/* Not read: over the cap (a photo too, as it is inside the card). */
+		*why = xasprintf("the card is %zu bytes, over the limit of %u", len, (unsigned)IWF_CARD_MAX);
+		return XDMS_ERR_TOOBIG;
+	}
 	return vcard_read(data, len, &lim, xcard, version, why);
 }
 
@@ -592,7 +597,7 @@ static enum xdms_err on_card(void *arg, const char *href, const char *etag, cons
 
 	p->href = xstrdup(href);
 	p->etag = xstrdup(etag);
-	p->data = xstrndup(data, len);
+	p->data = data ? xstrndup(data, len) : NULL;
 	p->len = len;
 	pthread_mutex_lock(&cq->lock);
 	while (cq->count >= QUEUE_MAX)

@@ -10,6 +10,7 @@ discovery (well-known URI, principal, address-book home)."""
 
 
 import base64
+import re
 
 import pytest
 from lxml import etree
@@ -29,7 +30,7 @@ NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
 
 USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two",
-         "dup": "pw-dup", "pho": "pw-pho"}
+         "dup": "pw-dup", "pho": "pw-pho", "caps": "pw-caps", "many": "pw-many"}
 
 # The card with an error: a charset no vCard reader has to know (RFC 2426
 # allows only what the reader supports; the rest is refused, naming the line).
@@ -65,6 +66,14 @@ def radicale(tmp_path_factory):
     pho = generated_book(8)  # card-0007 has a small inline photo
     pho["big.vcf"] = big_photo_card()
     r.add_book("pho", "book", pho)
+    caps = generated_book(3)
+    caps["long-note.vcf"] = card(["BEGIN:VCARD", "VERSION:3.0", "UID:long-note", "FN:Long Note", "N:Note;Long;;;",
+                                  "NOTE:" + "x" * (300 * 1024), "END:VCARD"])
+    caps["huge-photo.vcf"] = card(["BEGIN:VCARD", "VERSION:3.0", "UID:huge-photo", "FN:Huge Photo",
+                                   "N:Photo;Huge;;;", "PHOTO;ENCODING=b;TYPE=PNG:"
+                                   + base64.b64encode(bytes(range(256)) * 1000).decode(), "END:VCARD"])
+    r.add_book("caps", "book", caps)
+    r.add_book("many", "book", generated_book(1000))
     r.add_book("two", "work", generated_book(2), displayname="Work")
     r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
     r.start()
@@ -356,3 +365,29 @@ def test_a_photo_removed_from_a_contact_is_removed_from_its_card(srv, radicale):
     # The photo the contact never held is kept.
     st, _, vcf = radicale.request("GET", "/pho/book/big.vcf", user="pho")
     assert st == 200 and b"PHOTO" in vcf and b"FN:Big Photo" in vcf, vcf
+
+
+def test_cards_over_the_caps_are_named_and_the_rest_stored(srv):
+    # One card over the card cap (256 KiB), one whose photo alone is over it.
+    resp = run(srv, "import-profile", "c-1", "caps", target="address-book")
+    expect_response(resp, "partial-success", 206)
+    reason = text(resp, "reason")
+    assert "2 cards refused" in reason and "long-note" in reason and "huge-photo" in reason, reason
+    assert "over the limit" in reason, reason
+    assert sorted(by_uid(contacts(srv))) == ["card-0000", "card-0001", "card-0002"]
+
+
+def test_a_book_of_1000_cards(start_server, radicale):
+    # Radicale reads every card of a book it has not seen yet before it
+    # answers the first sync (seconds on a busy machine): a longer timeout.
+    srv = start_server(settings=dict(FAST, **{"iwf.timeout": "120"}))
+    add_adapter(srv, "dav", "carddav", radicale.url("/"), "--plain-http-loopback", "true")
+    resp = run(srv, "import-profile", "m-1", "many", target="address-book")
+    expect_response(resp, "success", 200)
+    assert text(resp, "imported-count") == "1000", etree.tostring(resp)
+    mine = by_uid(contacts(srv))
+    assert len(mine) == 1000 and len({c.get("id") for c in mine.values()}) == 1000
+    # Discovery, one sync-collection, and multigets of 50 cards each.
+    asked = int(re.search(r"(\d+) requests", text(resp, "reason")).group(1))
+    assert asked <= 5 + 1000 // 50, text(resp, "reason")
+    assert display_names(mine["card-0999"]) == ["José Dubois 999"]
