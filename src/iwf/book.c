@@ -46,10 +46,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/hash.h"
 #include "base/log.h"
@@ -1273,6 +1275,38 @@ static char *new_href(const char *uid)
 	return buf_take(&b, NULL);
 }
 
+/*
+ * A test-only pause between reading the user's own card and writing it
+ * back (a PCC export), so that a test can change the card at the 3rd party
+ * exactly there and see the 412 path. Inert unless the environment
+ * variable XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS is set (a number of
+ * milliseconds, capped at 60000); no setting turns it on.
+ */
+#define TEST_PAUSE_ENV "XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS"
+#define TEST_PAUSE_MAX_MS 60000ul
+
+static void test_pause_before_put(const struct iwf_call *c, unsigned attempt)
+{
+	const char *v = getenv(TEST_PAUSE_ENV);
+	unsigned long ms;
+	char *end;
+	struct timespec ts;
+
+	if (!v || !*v)
+		return;
+	ms = strtoul(v, &end, 10);
+	if (*end || !ms)
+		return;
+	if (ms > TEST_PAUSE_MAX_MS)
+		ms = TEST_PAUSE_MAX_MS;
+	log_warn("iwf: %s: pausing %lu ms before writing the card, attempt %u (%s is set)", c->xui, ms, attempt + 1,
+		 TEST_PAUSE_ENV);
+	ts.tv_sec = (time_t)(ms / 1000u);
+	ts.tv_nsec = (long)(ms % 1000u) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body,
 				long *status, struct iwf_result *r)
 {
@@ -1305,6 +1339,7 @@ enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size
 			break;
 		free(href);
 		href = own.is_found ? xstrdup(own.href) : new_href(who);
+		test_pause_before_put(c, attempt);
 		/* RFC 6352 §9.3 / RFC 7232: update only what we read, create only
 		 * what is not there. */
 		err = ops->put(c, book_url, href, own.is_found ? own.etag : NULL, card.data, card.len, etag, status, r);

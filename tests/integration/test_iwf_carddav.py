@@ -11,6 +11,7 @@ discovery (well-known URI, principal, address-book home)."""
 
 import base64
 import re
+import time
 
 import pytest
 from lxml import etree
@@ -30,7 +31,7 @@ NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
 
 USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two",
-         "dup": "pw-dup", "pho": "pw-pho", "caps": "pw-caps", "many": "pw-many"}
+         "dup": "pw-dup", "pho": "pw-pho", "caps": "pw-caps", "many": "pw-many", "race": "pw-race"}
 
 # The card with an error: a charset no vCard reader has to know (RFC 2426
 # allows only what the reader supports; the rest is refused, naming the line).
@@ -40,6 +41,11 @@ BAD = "card-0049.vcf"
 def bad_card():
     return card(["BEGIN:VCARD", "VERSION:3.0", "UID:card-0049", "FN:Broken Charset", "N:Charset;Broken;;;",
                  "NOTE;CHARSET=SHIFT_JIS:\u3042", "END:VCARD"])
+
+
+def race_card(note):
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:race", "FN:Rae Racer", "N:Racer;Rae;;;",
+                 "TEL;TYPE=cell:+15555550199", f"NOTE:{note}", "END:VCARD"])
 
 
 def big_photo_card():
@@ -74,6 +80,7 @@ def radicale(tmp_path_factory):
                                    + base64.b64encode(bytes(range(256)) * 1000).decode(), "END:VCARD"])
     r.add_book("caps", "book", caps)
     r.add_book("many", "book", generated_book(1000))
+    r.add_book("race", "book", {"race.vcf": race_card("as it was")})
     r.add_book("two", "work", generated_book(2), displayname="Work")
     r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
     r.start()
@@ -89,6 +96,12 @@ def srv(start_server, radicale):
 
 
 def run(srv, kind, rid, account, password=None, xui=ALICE, **kw):
+    submit(srv, kind, rid, account, password, xui, **kw)
+    resp, _ = wait_response(srv.client(xui), xui, rid, timeout=60)
+    return resp
+
+
+def submit(srv, kind, rid, account, password=None, xui=ALICE, **kw):
     client = srv.client(xui)
     r = client.get(doc_path(FH, xui))
     req = request_xml(kind, rid, "dav", remote_user=kw.pop("remote_user", account), username=account,
@@ -98,8 +111,6 @@ def run(srv, kind, rid, account, password=None, xui=ALICE, **kw):
         expect(client.put_doc(FH, xui, body, headers={"If-Match": r.header("ETag")}), 200)
     else:
         expect(client.put_doc(FH, xui, fh_doc(req)), 201)
-    resp, _ = wait_response(client, xui, rid, timeout=60)
-    return resp
 
 
 def contacts(srv, xui=ALICE):
@@ -391,3 +402,52 @@ def test_a_book_of_1000_cards(start_server, radicale):
     asked = int(re.search(r"(\d+) requests", text(resp, "reason")).group(1))
     assert asked <= 5 + 1000 // 50, text(resp, "reason")
     assert display_names(mine["card-0999"]) == ["José Dubois 999"]
+
+
+PAUSE_ENV = "XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS"
+
+
+def wait_pause(srv, attempt, seen):
+    """Waits until xdmsd pauses before its PUT of @attempt for the
+    (@seen + 1)th time, as its log says."""
+    mark = f"before writing the card, attempt {attempt} "
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if srv.log_path.read_text(errors="replace").count(mark) > seen:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"xdmsd did not pause before attempt {attempt}")
+
+
+def test_pcc_export_meets_a_card_changed_meanwhile(start_server, radicale):
+    srv = start_server(settings=FAST, env={PAUSE_ENV: "2500"})
+    add_adapter(srv, "dav", "carddav", radicale.url("/"), "--plain-http-loopback", "true")
+    expect_response(run(srv, "import-profile", "r-1", "race", xui=BOB), "success", 200)
+    pcc = expect(srv.client(BOB).get(doc_path(PCC, BOB)), 200).body
+    expect(srv.client(BOB).put_doc(PCC, BOB, pcc.replace(b"Rae Racer", b"Rae Exported")), 200)
+
+    # A phone changes the card between xdmsd's read and its PUT: 412, read
+    # again, merged (the phone's NOTE, our name), written.
+    submit(srv, "export-profile", "r-2", "race", xui=BOB)
+    wait_pause(srv, 1, 0)
+    st, _, _ = radicale.request("PUT", "/race/book/race.vcf", race_card("changed by the phone").encode(), user="race",
+                                headers={"Content-Type": "text/vcard; charset=utf-8"})
+    assert st in (200, 201, 204), st
+    resp, _ = wait_response(srv.client(BOB), BOB, "r-2", timeout=60)
+    expect_response(resp, "success", 200)
+    wait_pause(srv, 2, 0)  # the second attempt ran
+    st, _, vcf = radicale.request("GET", "/race/book/race.vcf", user="race")
+    assert st == 200 and b"FN:Rae Exported" in vcf and b"NOTE:changed by the phone" in vcf, vcf
+
+    # Changed again before the second PUT too: 409, and the phone's card stays.
+    submit(srv, "export-profile", "r-3", "race", xui=BOB)
+    for attempt, note in ((1, "first change"), (2, "second change")):
+        wait_pause(srv, attempt, 1)
+        st, _, _ = radicale.request("PUT", "/race/book/race.vcf", race_card(note).encode(), user="race",
+                                    headers={"Content-Type": "text/vcard; charset=utf-8"})
+        assert st in (200, 201, 204), st
+    resp, _ = wait_response(srv.client(BOB), BOB, "r-3", timeout=60)
+    expect_response(resp, "failure", 409)
+    assert "kept changing" in text(resp, "reason"), text(resp, "reason")
+    st, _, vcf = radicale.request("GET", "/race/book/race.vcf", user="race")
+    assert st == 200 and b"NOTE:second change" in vcf and b"FN:Rae Racer" in vcf, vcf
