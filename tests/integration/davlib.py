@@ -299,3 +299,107 @@ http {{
                     self.proc.wait(10)
             self.proc.stderr.close()
             self.proc = None
+
+
+# --------------------------------------------------------------------------
+# Apache httpd in front of Radicale, for HTTP Digest (RFC 7616)
+
+APACHE = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+
+def apache_available():
+    return os.access(APACHE, os.X_OK) and os.path.exists(f"{APACHE_MODULES}/mod_auth_digest.so")
+
+
+class DigestProxy:
+    """A foreground Apache httpd on a loopback ephemeral port that checks
+    Digest credentials (mod_auth_digest, realm @realm, @users) and passes
+    the requests on to @radicale as the Radicale account @as_user (Basic,
+    set after the Digest check)."""
+
+    MODULES = ("mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_digest", "headers",
+               "proxy", "proxy_http")
+
+    def __init__(self, workdir, radicale, users, as_user, realm="carddav"):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.radicale, self.users, self.as_user, self.realm = radicale, dict(users), as_user, realm
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        import hashlib
+        (self.dir / "digest").write_text("".join(
+            f"{u}:{self.realm}:{hashlib.md5(f'{u}:{self.realm}:{p}'.encode()).hexdigest()}\n"
+            for u, p in self.users.items()))
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dir / "digest", 0o644)
+        basic = base64.b64encode(f"{self.as_user}:{self.radicale.users[self.as_user]}".encode()).decode()
+        modules = "".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n" for m in self.MODULES)
+        for _ in range(20):
+            self.port = free_port()
+            conf = self.dir / "httpd.conf"
+            conf.write_text(f"""{modules}
+ServerRoot "{self.dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile "{self.dir}/httpd.pid"
+Mutex file:{self.dir} default
+ErrorLog "{self.dir}/error.log"
+LogFormat "%m %U %>s" dav
+CustomLog "{self.dir}/access.log" dav
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+<Location "/">
+    AuthType Digest
+    AuthName "{self.realm}"
+    AuthDigestProvider file
+    AuthUserFile "{self.dir}/digest"
+    Require valid-user
+    RequestHeader set Authorization "Basic {basic}"
+    ProxyPass "http://127.0.0.1:{self.radicale.port}/"
+    ProxyPassReverse "http://127.0.0.1:{self.radicale.port}/"
+</Location>
+""")
+            self.proc = subprocess.Popen([APACHE, "-d", str(self.dir), "-f", str(conf), "-D", "FOREGROUND"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            log = (self.dir / "error.log").read_text(errors="replace") if (self.dir / "error.log").exists() else ""
+            self.stop()
+            if "Address already in use" not in err + log:
+                raise AssertionError(f"apache did not start: {err} {log[-2000:]}")
+        raise AssertionError("apache found no free port")
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests(self):
+        """(method, path, status) of every request Apache answered."""
+        log = self.dir / "access.log"
+        if not log.exists():
+            return []
+        return [(m, p, int(s)) for m, p, s in (line.split() for line in log.read_text().splitlines())]
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc.stderr.close()
+            self.proc = None

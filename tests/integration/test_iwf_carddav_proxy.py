@@ -2,9 +2,10 @@
 """The carddav kind against server behaviours Radicale does not have by
 itself, produced by nginx in front of it: a book that refuses the
 sync-collection REPORT (405, and 501) but answers PROPFIND and
-addressbook-multiget, and a server that takes bearer tokens.
+addressbook-multiget, and a server that takes bearer tokens; and Apache
+httpd (mod_auth_digest) in front of it checking HTTP Digest.
 
-One Radicale and one nginx (a port per behaviour) serve the module; each
+One Radicale, one nginx (a port per behaviour) and one Apache serve the module; each
 test has its own Radicale account."""
 
 import base64
@@ -13,18 +14,19 @@ import re
 import pytest
 from lxml import etree
 
-from davlib import DavProxy, Radicale, generated_book, generated_card, radicale_available
+from davlib import (DavProxy, DigestProxy, Radicale, apache_available, generated_book, generated_card,
+                    radicale_available)
 from iwflib import add_adapter, expect_response, fh_doc, nginx_available, request_xml, text, wait_response
 from xdmslib import ALICE, FH, doc_path, expect
 
-pytestmark = pytest.mark.skipif(not (radicale_available() and nginx_available()),
-                                reason="radicale or nginx is not installed")
+pytestmark = pytest.mark.skipif(not (radicale_available() and nginx_available() and apache_available()),
+                                reason="radicale, nginx or apache2-bin is not installed")
 
 AB = "org.openmobilealliance.cab-address-book"
 AB_NS = "urn:oma:xml:cab:address-book"
 NS = {"ab": AB_NS, "pcc": "urn:oma:xml:cab:pcc"}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
-USERS = {"fb405": "pw-405", "fb501": "pw-501", "tok": "pw-tok"}
+USERS = {"fb405": "pw-405", "fb501": "pw-501", "tok": "pw-tok", "dig": "pw-dig"}
 TOKEN = "tok-7f3c9a"
 
 
@@ -38,6 +40,7 @@ def dav(tmp_path_factory):
     for user in ("fb405", "fb501"):
         r.add_book(user, "book", generated_book(12))
     r.add_book("tok", "book", generated_book(3))
+    r.add_book("dig", "book", generated_book(2))
     r.start()
     behaviours = {
         "no-sync-405": "if ($is_sync_report) { return 405; }",
@@ -137,3 +140,29 @@ def test_bearer_token_to_the_carddav_server(start_server, dav):
     resp = run(srv, "import-profile", "b-2", "dav", remote_user="tok", token="not-the-token", target="address-book")
     expect_response(resp, "failure", 401)
     assert [s for _, _, s, _ in proxy.requests("bearer")][-1] == 401
+
+
+@pytest.fixture(scope="module")
+def digest(dav, tmp_path_factory):
+    radicale, _ = dav
+    d = DigestProxy(tmp_path_factory.mktemp("apache"), radicale, {"diana": "digest-pw"}, as_user="dig")
+    try:
+        yield d.start()
+    finally:
+        d.stop()
+
+
+def test_digest_to_the_carddav_server(start_server, digest):
+    srv = start_server(settings=FAST)
+    add_adapter(srv, "dav", "carddav", digest.url("/dig/book/"), "--auth", "digest")
+    resp = run(srv, "import-profile", "d-1", "dav", remote_user="dig", username="diana", password="digest-pw",
+               target="address-book")
+    expect_response(resp, "success", 200)
+    assert sorted(from_dav(srv)) == ["card-0000", "card-0001"]
+    # Every call was challenged and then answered with Digest.
+    calls = digest.requests()
+    assert any(s == 401 for _, _, s in calls) and any(s == 207 for _, _, s in calls), calls
+
+    resp = run(srv, "import-profile", "d-2", "dav", remote_user="dig", username="diana", password="wrong",
+               target="address-book")
+    expect_response(resp, "failure", 401)
