@@ -548,9 +548,13 @@ static enum xdms_err carddav_fetch(const struct iwf_call *c, const char *book_ur
 		for (size_t i = 0; !err && i < ms.count; i++) {
 			const struct iwf_dav_item *it = &ms.items[i];
 
-			/* A card deleted since the listing is not there any more. */
+			/* A card deleted since the listing is not there any more;
+			 * one over the cap is passed on without its data, to be
+			 * named among the refused. */
 			if (it->status == 200 && it->data)
 				err = fn(arg, it->href, it->etag ? it->etag : "", it->data, it->data_len);
+			else if (it->status == 413)
+				err = fn(arg, it->href, it->etag ? it->etag : "", NULL, it->data_len);
 		}
 		iwf_dav_multistatus_cleanup(&ms);
 	}

@@ -32,7 +32,9 @@
  *
  * Export of the address book writes the contacts of this source (If-Match
  * on the remembered ETag) and the user's own contacts (new cards, If-None-
- * Match: *, and the contact then remembers its card), and deletes the cards
+ * Match: *, and the contact then remembers its card; the card's UID and
+ * href follow from the contact's id, so that a card whose contact could not
+ * remember it is found again, not made twice), and deletes the cards
  * whose contacts the user deleted: a card listed at the 3rd party, imported
  * from it (its href was in the listing the token came with) and not
  * changed there since, whose contact is gone. A 412 re-reads the card and
@@ -44,11 +46,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <time.h>
 
 #include "base/hash.h"
 #include "base/log.h"
@@ -74,6 +77,11 @@ enum xdms_err iwf_card_to_xcard(const char *data, size_t len, struct buf *xcard,
 	lim.max_card = IWF_CARD_MAX;
 	lim.max_photo = IWF_CARD_MAX;
 	*why = NULL;
+	if (!data) {
+		/* Not read: over the cap (a photo too, as it is inside the card). */
+		*why = xasprintf("the card is %zu bytes, over the limit of %u", len, (unsigned)IWF_CARD_MAX);
+		return XDMS_ERR_TOOBIG;
+	}
 	return vcard_read(data, len, &lim, xcard, version, why);
 }
 
@@ -591,7 +599,7 @@ static enum xdms_err on_card(void *arg, const char *href, const char *etag, cons
 
 	p->href = xstrdup(href);
 	p->etag = xstrdup(etag);
-	p->data = xstrndup(data, len);
+	p->data = data ? xstrndup(data, len) : NULL;
 	p->len = len;
 	pthread_mutex_lock(&cq->lock);
 	while (cq->count >= QUEUE_MAX)
@@ -1161,10 +1169,24 @@ static struct xml_node *vcard_of(struct xml_doc *doc)
 	return xml_node_is(v, IWF_XCARD_NS, "vcard") ? v : NULL;
 }
 
+/* True for an xCard <photo> that an import leaves out of the contact (a
+ * data: URI over IWF_PHOTO_INLINE_MAX, see photos_strip()): the contact
+ * cannot say whether it is still wanted, so the card keeps it. Any other
+ * photo was in the contact; when the contact no longer has it, the user
+ * removed it, and so does the card. */
+static bool is_kept_photo(const struct xml_node *photo)
+{
+	char *uri = xml_node_text(xml_node_child(photo, IWF_XCARD_NS, "uri"));
+	bool is_kept = uri && !strncmp(uri, "data:", 5) && strlen(uri) > IWF_PHOTO_INLINE_MAX;
+
+	free(uri);
+	return is_kept;
+}
+
 /* Keeps in @v what the card @old (xCard, may be NULL) has and the PCC
  * cannot say: its unmapped properties (NOTE, CATEGORIES, extensions...)
- * and its photo when the new card has none (a photo too large for a
- * contact stays at the 3rd party, see photos_strip()). */
+ * and, when the new card has none, a photo too large for a contact (it
+ * stays at the 3rd party, see photos_strip()). */
 static void keep_unmapped(struct xml_node *v, const char *old, size_t old_len)
 {
 	struct xml_doc *od = NULL;
@@ -1180,7 +1202,7 @@ static void keep_unmapped(struct xml_node *v, const char *old, size_t old_len)
 
 		if (!xml_node_is(p, IWF_XCARD_NS, name))
 			continue;
-		if (!is_mapped(name) || (!strcmp(name, "photo") && !has_photo))
+		if (!is_mapped(name) || (!strcmp(name, "photo") && !has_photo && is_kept_photo(p)))
 			xml_node_append_copy(v, p);
 	}
 	xml_doc_free(od);
@@ -1253,6 +1275,38 @@ static char *new_href(const char *uid)
 	return buf_take(&b, NULL);
 }
 
+/*
+ * A test-only pause between reading the user's own card and writing it
+ * back (a PCC export), so that a test can change the card at the 3rd party
+ * exactly there and see the 412 path. Inert unless the environment
+ * variable XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS is set (a number of
+ * milliseconds, capped at 60000); no setting turns it on.
+ */
+#define TEST_PAUSE_ENV "XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS"
+#define TEST_PAUSE_MAX_MS 60000ul
+
+static void test_pause_before_put(const struct iwf_call *c, unsigned attempt)
+{
+	const char *v = getenv(TEST_PAUSE_ENV);
+	unsigned long ms;
+	char *end;
+	struct timespec ts;
+
+	if (!v || !*v)
+		return;
+	ms = strtoul(v, &end, 10);
+	if (*end || !ms)
+		return;
+	if (ms > TEST_PAUSE_MAX_MS)
+		ms = TEST_PAUSE_MAX_MS;
+	log_warn("iwf: %s: pausing %lu ms before writing the card, attempt %u (%s is set)", c->xui, ms, attempt + 1,
+		 TEST_PAUSE_ENV);
+	ts.tv_sec = (time_t)(ms / 1000u);
+	ts.tv_nsec = (long)(ms % 1000u) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body,
 				long *status, struct iwf_result *r)
 {
@@ -1285,6 +1339,7 @@ enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size
 			break;
 		free(href);
 		href = own.is_found ? xstrdup(own.href) : new_href(who);
+		test_pause_before_put(c, attempt);
 		/* RFC 6352 §9.3 / RFC 7232: update only what we read, create only
 		 * what is not there. */
 		err = ops->put(c, book_url, href, own.is_found ? own.etag : NULL, card.data, card.len, etag, status, r);
@@ -1372,20 +1427,30 @@ static enum xdms_err on_etag(void *arg, const char *href, const char *etag, cons
 	return XDMS_ERR_OK;
 }
 
-static char *new_uid(void)
+/*
+ * The UID of the card first written for the user's contact @id: the same
+ * for the same user, adapter, book and contact, so that an export whose
+ * final Address Book write failed (the contact did not remember its card)
+ * finds the card again at the same href on the next export (If-None-Match:
+ * * answers 412, and the card is adopted) instead of creating another.
+ * Hashed, so that nothing of the contact id shows; RFC 9562 §5.8 (version
+ * 8, a UUID of the application's own making).
+ */
+static char *new_uid(const struct export_run *x, const char *id)
 {
+	uint64_t h[2];
 	unsigned char r[16];
-	size_t got = 0;
 
-	while (got < sizeof(r)) {
-		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-
-		if (n <= 0)
-			abort();
-		got += (size_t)n;
+	for (unsigned k = 0; k < 2; k++) {
+		h[k] = fnv1a_add(fnv1a(k ? "xdmsd-card-uid-2" : "xdmsd-card-uid-1", 16), x->q->xui, strlen(x->q->xui) + 1);
+		h[k] = fnv1a_add(h[k], x->call->a->id, strlen(x->call->a->id) + 1);
+		h[k] = fnv1a_add(h[k], x->book_url, strlen(x->book_url) + 1);
+		h[k] = fnv1a_add(h[k], id, strlen(id));
+		for (unsigned b = 0; b < 8; b++)
+			r[k * 8 + b] = (unsigned char)(h[k] >> (56 - 8 * b));
 	}
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* RFC 4122 §4.4: version 4 */
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x80); /* version 8 */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* the RFC's variant */
 	return xasprintf("urn:uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
 			 r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
@@ -1434,7 +1499,7 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 		x->refused++;
 		goto out;
 	}
-	uid = mine && mine->uid ? xstrdup(mine->uid) : new_uid();
+	uid = mine && mine->uid ? xstrdup(mine->uid) : new_uid(x, id ? id : "");
 	if (mine && mine->href) {
 		href = xstrdup(mine->href);
 	} else {
@@ -1453,11 +1518,13 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 	}
 	snprintf(cur, sizeof(cur), "%s", mine && mine->etag ? mine->etag : "");
 	for (unsigned attempt = 0; attempt < 2 && !is_done; attempt++) {
-		if (!ops->put(call, x->book_url, href, mine ? cur : NULL, card.data, card.len, etag, &status, &cr)) {
+		if (!ops->put(call, x->book_url, href, cur[0] ? cur : NULL, card.data, card.len, etag, &status, &cr)) {
 			is_done = true;
-		} else if (status == 412 && mine && attempt == 0) {
-			/* Changed at the 3rd party since: read its ETag again and
-			 * write once more (the contact wins for what it holds). */
+		} else if (status == 412 && attempt == 0) {
+			/* Changed at the 3rd party since, or (a new contact) there
+			 * already, written by an export that could not record it:
+			 * read its ETag and write once more over it (the contact
+			 * wins for what it holds). */
 			const char *one[] = { href };
 			unsigned calls = 0;
 

@@ -113,10 +113,13 @@ static enum xdms_err read_props(const struct xml_node *prop, struct iwf_dav_item
 		char *t = xml_node_text(n);
 
 		if (t && strlen(t) > max_data) {
-			*why = xasprintf("a card at %.200s is larger than %zu bytes", it->href ? it->href : "?",
-					 max_data);
+			/* One card over the cap costs that card, not the answer. */
+			free(it->data);
+			it->data = NULL;
+			it->data_len = strlen(t);
+			it->status = 413;
 			free(t);
-			return XDMS_ERR_TOOBIG;
+			return XDMS_ERR_OK;
 		}
 		free(it->data);
 		it->data = t;
@@ -203,7 +206,8 @@ enum xdms_err iwf_dav_parse(const char *data, size_t len, size_t max_items, size
 			unsigned code = status_code(xml_node_child(ps, IWF_DAV_NS, "status"));
 
 			if (code >= 200 && code < 300) {
-				it->status = code;
+				if (it->status != 413)
+					it->status = code;
 				err = read_props(xml_node_child(ps, IWF_DAV_NS, "prop"), it, max_data, why);
 			} else if (!it->status) {
 				it->status = code;

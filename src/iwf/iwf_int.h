@@ -150,7 +150,8 @@ struct iwf_book_list {
 };
 void iwf_book_list_cleanup(struct iwf_book_list *l);
 
-/* A card read: @href and @etag as the 3rd party gave them, @data the vCard. */
+/* A card read: @href and @etag as the 3rd party gave them, @data the vCard
+ * (NULL for a card over IWF_CARD_MAX, not read; @len is then its size). */
 typedef enum xdms_err (*iwf_card_fn)(void *arg, const char *href, const char *etag, const char *data,
 				     size_t len);
 
@@ -390,7 +391,8 @@ struct iwf_dav_multistatus {
 
 /*
  * Parses a DAV:multistatus of @len bytes, keeping at most @max_items
- * responses and @max_data bytes of one address-data. PARSE (not XML, not a
+ * responses and @max_data bytes of one address-data (a longer one is not
+ * kept: its item has status 413, no data, and data_len its size). PARSE (not XML, not a
  * multistatus, a response without href) or TOOBIG (over a cap) with *why
  * (heap). On OK *out is released with iwf_dav_multistatus_cleanup().
  */

@@ -189,3 +189,217 @@ def generated_card(i, version=None):
 
 def generated_book(count):
     return {f"card-{i:04d}.vcf": generated_card(i) for i in range(count)}
+
+
+# --------------------------------------------------------------------------
+# nginx in front of Radicale, to produce what Radicale itself does not do
+
+class DavProxy:
+    """One non-daemon nginx proxying to a Radicale on several loopback
+    ports, one per behaviour (a dict name -> the body of a `location /`
+    block placed before its proxy_pass). The access log keeps each
+    request's port, method, path, status and body (JSON-escaped), so a
+    test can see which cards a multiget asked for."""
+
+    def __init__(self, workdir, radicale, behaviours):
+        from iwflib import NGINX
+        self.nginx = NGINX
+        self.dir = Path(workdir)
+        for d in ("logs", "tmp"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.radicale = radicale
+        self.behaviours = dict(behaviours)
+        self.ports = {}
+        self.proc = None
+
+    def start(self):
+        for _ in range(20):
+            self.ports = {name: free_port() for name in self.behaviours}
+            servers = "".join(f"""
+    server {{
+        listen 127.0.0.1:{self.ports[name]};
+        location / {{
+            {body}
+            proxy_pass http://127.0.0.1:{self.radicale.port};
+        }}
+    }}""" for name, body in self.behaviours.items())
+            conf = self.dir / "nginx.conf"
+            conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    log_format dav escape=json '$server_port $request_method $uri $status $request_body';
+    access_log {self.dir}/logs/access.log dav;
+    client_body_temp_path {self.dir}/tmp/body;
+    proxy_temp_path {self.dir}/tmp/proxy;
+    fastcgi_temp_path {self.dir}/tmp/fastcgi;
+    uwsgi_temp_path {self.dir}/tmp/uwsgi;
+    scgi_temp_path {self.dir}/tmp/scgi;
+    client_body_buffer_size 1m;
+    client_max_body_size 16m;
+    proxy_http_version 1.1;
+    proxy_set_header Host $http_host;
+    # RFC 6578 §3.2: sync-collection is asked with Depth: 0; RFC 6352's
+    # addressbook-multiget is sent with Depth: 1, so the two differ here.
+    map "$request_method:$http_depth" $is_sync_report {{
+        "REPORT:0" 1;
+        default 0;
+    }}
+{servers}
+}}
+""")
+            self.proc = subprocess.Popen([self.nginx, "-p", str(self.dir), "-c", str(conf), "-e",
+                                          str(self.dir / "logs" / "error.log")],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            up = set()
+            while time.monotonic() < deadline and self.proc.poll() is None and len(up) < len(self.ports):
+                for port in self.ports.values():
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        up.add(port)
+                    except OSError:
+                        pass
+                time.sleep(0.05)
+            if len(up) == len(self.ports):
+                return self
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            self.stop()
+            if "Address already in use" not in err:
+                raise AssertionError(f"nginx did not start: {err}")
+        raise AssertionError("nginx found no free port")
+
+    def url(self, name, path="/"):
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def requests(self, name):
+        """(method, path, status, body) of every request @name answered."""
+        out = []
+        log = self.dir / "logs" / "access.log"
+        if not log.exists():
+            return out
+        for line in log.read_text(errors="replace").splitlines():
+            port, method, path, status, body = (line.split(" ", 4) + [""])[:5]
+            if int(port) == self.ports[name]:
+                out.append((method, path, int(status), body.encode().decode("unicode_escape")))
+        return out
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc.stderr.close()
+            self.proc = None
+
+
+# --------------------------------------------------------------------------
+# Apache httpd in front of Radicale, for HTTP Digest (RFC 7616)
+
+APACHE = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+
+def apache_available():
+    return os.access(APACHE, os.X_OK) and os.path.exists(f"{APACHE_MODULES}/mod_auth_digest.so")
+
+
+class DigestProxy:
+    """A foreground Apache httpd on a loopback ephemeral port that checks
+    Digest credentials (mod_auth_digest, realm @realm, @users) and passes
+    the requests on to @radicale as the Radicale account @as_user (Basic,
+    set after the Digest check)."""
+
+    MODULES = ("mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_digest", "headers",
+               "proxy", "proxy_http")
+
+    def __init__(self, workdir, radicale, users, as_user, realm="carddav"):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.radicale, self.users, self.as_user, self.realm = radicale, dict(users), as_user, realm
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        import hashlib
+        (self.dir / "digest").write_text("".join(
+            f"{u}:{self.realm}:{hashlib.md5(f'{u}:{self.realm}:{p}'.encode()).hexdigest()}\n"
+            for u, p in self.users.items()))
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dir / "digest", 0o644)
+        basic = base64.b64encode(f"{self.as_user}:{self.radicale.users[self.as_user]}".encode()).decode()
+        modules = "".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n" for m in self.MODULES)
+        for _ in range(20):
+            self.port = free_port()
+            conf = self.dir / "httpd.conf"
+            conf.write_text(f"""{modules}
+ServerRoot "{self.dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile "{self.dir}/httpd.pid"
+Mutex file:{self.dir} default
+ErrorLog "{self.dir}/error.log"
+LogFormat "%m %U %>s" dav
+CustomLog "{self.dir}/access.log" dav
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+<Location "/">
+    AuthType Digest
+    AuthName "{self.realm}"
+    AuthDigestProvider file
+    AuthUserFile "{self.dir}/digest"
+    Require valid-user
+    RequestHeader set Authorization "Basic {basic}"
+    ProxyPass "http://127.0.0.1:{self.radicale.port}/"
+    ProxyPassReverse "http://127.0.0.1:{self.radicale.port}/"
+</Location>
+""")
+            self.proc = subprocess.Popen([APACHE, "-d", str(self.dir), "-f", str(conf), "-D", "FOREGROUND"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            log = (self.dir / "error.log").read_text(errors="replace") if (self.dir / "error.log").exists() else ""
+            self.stop()
+            if "Address already in use" not in err + log:
+                raise AssertionError(f"apache did not start: {err} {log[-2000:]}")
+        raise AssertionError("apache found no free port")
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests(self):
+        """(method, path, status) of every request Apache answered."""
+        log = self.dir / "access.log"
+        if not log.exists():
+            return []
+        return [(m, p, int(s)) for m, p, s in (line.split() for line in log.read_text().splitlines())]
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc.stderr.close()
+            self.proc = None

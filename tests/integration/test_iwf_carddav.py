@@ -9,6 +9,10 @@ adapter points at the server root, so every job finds its book by RFC 6764
 discovery (well-known URI, principal, address-book home)."""
 
 
+import base64
+import re
+import time
+
 import pytest
 from lxml import etree
 
@@ -26,7 +30,8 @@ PCC_NS = "urn:oma:xml:cab:pcc"
 NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10"}
 
-USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two"}
+USERS = {"books": "pw-books", "own": "pw-own", "exp": "pw-exp", "notif": "pw-notif", "two": "pw-two",
+         "dup": "pw-dup", "pho": "pw-pho", "caps": "pw-caps", "many": "pw-many", "race": "pw-race"}
 
 # The card with an error: a charset no vCard reader has to know (RFC 2426
 # allows only what the reader supports; the rest is refused, naming the line).
@@ -36,6 +41,19 @@ BAD = "card-0049.vcf"
 def bad_card():
     return card(["BEGIN:VCARD", "VERSION:3.0", "UID:card-0049", "FN:Broken Charset", "N:Charset;Broken;;;",
                  "NOTE;CHARSET=SHIFT_JIS:\u3042", "END:VCARD"])
+
+
+def race_card(note):
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:race", "FN:Rae Racer", "N:Racer;Rae;;;",
+                 "TEL;TYPE=cell:+15555550199", f"NOTE:{note}", "END:VCARD"])
+
+
+def big_photo_card():
+    # A photo over what a contact holds inline (IWF_PHOTO_INLINE_MAX): it stays at the 3rd party.
+    # vCard 3.0's ENCODING=b: Radicale's reader cuts a long 4.0 data: URI at its comma.
+    photo = base64.b64encode(bytes(range(256)) * 30).decode()
+    return card(["BEGIN:VCARD", "VERSION:3.0", "UID:big", "FN:Big Photo", "N:Photo;Big;;;",
+                 f"PHOTO;ENCODING=b;TYPE=PNG:{photo}", "END:VCARD"])
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +68,19 @@ def radicale(tmp_path_factory):
     r.add_book("own", "book", own)
     r.add_book("exp", "book", {})
     r.add_book("notif", "book", generated_book(3))
+    r.add_book("dup", "book", {})
+    pho = generated_book(8)  # card-0007 has a small inline photo
+    pho["big.vcf"] = big_photo_card()
+    r.add_book("pho", "book", pho)
+    caps = generated_book(3)
+    caps["long-note.vcf"] = card(["BEGIN:VCARD", "VERSION:3.0", "UID:long-note", "FN:Long Note", "N:Note;Long;;;",
+                                  "NOTE:" + "x" * (300 * 1024), "END:VCARD"])
+    caps["huge-photo.vcf"] = card(["BEGIN:VCARD", "VERSION:3.0", "UID:huge-photo", "FN:Huge Photo",
+                                   "N:Photo;Huge;;;", "PHOTO;ENCODING=b;TYPE=PNG:"
+                                   + base64.b64encode(bytes(range(256)) * 1000).decode(), "END:VCARD"])
+    r.add_book("caps", "book", caps)
+    r.add_book("many", "book", generated_book(1000))
+    r.add_book("race", "book", {"race.vcf": race_card("as it was")})
     r.add_book("two", "work", generated_book(2), displayname="Work")
     r.add_book("two", "home", {"h.vcf": generated_card(30)}, displayname="Family")
     r.start()
@@ -65,6 +96,12 @@ def srv(start_server, radicale):
 
 
 def run(srv, kind, rid, account, password=None, xui=ALICE, **kw):
+    submit(srv, kind, rid, account, password, xui, **kw)
+    resp, _ = wait_response(srv.client(xui), xui, rid, timeout=60)
+    return resp
+
+
+def submit(srv, kind, rid, account, password=None, xui=ALICE, **kw):
     client = srv.client(xui)
     r = client.get(doc_path(FH, xui))
     req = request_xml(kind, rid, "dav", remote_user=kw.pop("remote_user", account), username=account,
@@ -74,8 +111,6 @@ def run(srv, kind, rid, account, password=None, xui=ALICE, **kw):
         expect(client.put_doc(FH, xui, body, headers={"If-Match": r.header("ETag")}), 200)
     else:
         expect(client.put_doc(FH, xui, fh_doc(req)), 201)
-    resp, _ = wait_response(client, xui, rid, timeout=60)
-    return resp
 
 
 def contacts(srv, xui=ALICE):
@@ -292,3 +327,127 @@ def test_subscribers_get_notifies_of_both_imports(srv, radicale):
                  timeout=10, what="NOTIFY of the PCC")
     finally:
         sub.close()
+
+
+def put_ab(srv, body):
+    client = srv.client(ALICE)
+    r = client.get(doc_path(AB, ALICE))
+    h = {"If-Match": r.header("ETag")} if r.status == 200 else {}
+    r = client.put(doc_path(AB, ALICE), body, AB_TYPE, headers=h)
+    assert r.status in (200, 201), r.describe()
+
+
+def test_address_book_export_finds_a_card_its_contact_forgot(srv, radicale):
+    expect_response(run(srv, "import-profile", "u-0", "dup", target="address-book"), "success", 200)
+    put_ab(srv, LOCAL_AB)
+    resp = run(srv, "export-profile", "u-1", "dup", target="address-book")
+    expect_response(resp, "success", 200)
+    assert "1 cards created" in text(resp, "reason"), text(resp, "reason")
+    href = {c.get("id"): c for c in contacts(srv)}["mine-1"].find(f"{{{AB_NS}}}source").get("href")
+    # The state an export leaves when its last Address Book write fails:
+    # the card exists, the contact does not know it.
+    put_ab(srv, LOCAL_AB)
+    resp = run(srv, "export-profile", "u-2", "dup", target="address-book")
+    expect_response(resp, "success", 200)
+    src = {c.get("id"): c for c in contacts(srv)}["mine-1"].find(f"{{{AB_NS}}}source")
+    assert src is not None and src.get("href") == href, etree.tostring(src)
+    st, _, listing = radicale.request("PROPFIND", "/dup/book/", user="dup", headers={"Depth": "1"})
+    assert st == 207 and listing.count(b".vcf") == 1, listing
+    st, _, vcf = radicale.request("GET", href, user="dup")
+    assert st == 200 and vcf.count(b"BEGIN:VCARD") == 1 and b"Made By Alice" in vcf, vcf
+
+
+def test_a_photo_removed_from_a_contact_is_removed_from_its_card(srv, radicale):
+    expect_response(run(srv, "import-profile", "ph-1", "pho", target="address-book"), "success", 200)
+    client = srv.client(ALICE)
+    r = expect(client.get(doc_path(AB, ALICE)), 200)
+    root = etree.fromstring(r.body)
+    mine = by_uid(root.xpath("/ab:address-book/ab:contact", namespaces=NS))
+    assert mine["card-0007"].xpath(".//pcc:media-url/text()", namespaces=NS)[0].startswith("data:image/png")
+    assert not mine["big"].xpath(".//pcc:media-url", namespaces=NS), "a large photo stays at the 3rd party"
+    for ml in mine["card-0007"].xpath(".//pcc:media-list", namespaces=NS):
+        ml.getparent().remove(ml)
+    expect(client.put(doc_path(AB, ALICE), etree.tostring(root, xml_declaration=True, encoding="UTF-8"), AB_TYPE,
+                      headers={"If-Match": r.header("ETag")}), 200)
+    resp = run(srv, "export-profile", "ph-2", "pho", target="address-book")
+    expect_response(resp, "success", 200)
+    st, _, vcf = radicale.request("GET", "/pho/book/card-0007.vcf", user="pho")
+    assert st == 200 and b"FN:Hana M" in vcf and b"PHOTO" not in vcf, vcf
+    # The photo the contact never held is kept.
+    st, _, vcf = radicale.request("GET", "/pho/book/big.vcf", user="pho")
+    assert st == 200 and b"PHOTO" in vcf and b"FN:Big Photo" in vcf, vcf
+
+
+def test_cards_over_the_caps_are_named_and_the_rest_stored(srv):
+    # One card over the card cap (256 KiB), one whose photo alone is over it.
+    resp = run(srv, "import-profile", "c-1", "caps", target="address-book")
+    expect_response(resp, "partial-success", 206)
+    reason = text(resp, "reason")
+    assert "2 cards refused" in reason and "long-note" in reason and "huge-photo" in reason, reason
+    assert "over the limit" in reason, reason
+    assert sorted(by_uid(contacts(srv))) == ["card-0000", "card-0001", "card-0002"]
+
+
+def test_a_book_of_1000_cards(start_server, radicale):
+    # Radicale reads every card of a book it has not seen yet before it
+    # answers the first sync (seconds on a busy machine): a longer timeout.
+    srv = start_server(settings=dict(FAST, **{"iwf.timeout": "120"}))
+    add_adapter(srv, "dav", "carddav", radicale.url("/"), "--plain-http-loopback", "true")
+    resp = run(srv, "import-profile", "m-1", "many", target="address-book")
+    expect_response(resp, "success", 200)
+    assert text(resp, "imported-count") == "1000", etree.tostring(resp)
+    mine = by_uid(contacts(srv))
+    assert len(mine) == 1000 and len({c.get("id") for c in mine.values()}) == 1000
+    # Discovery, one sync-collection, and multigets of 50 cards each.
+    asked = int(re.search(r"(\d+) requests", text(resp, "reason")).group(1))
+    assert asked <= 5 + 1000 // 50, text(resp, "reason")
+    assert display_names(mine["card-0999"]) == ["José Dubois 999"]
+
+
+PAUSE_ENV = "XDMSD_TEST_PAUSE_BEFORE_CARD_PUT_MS"
+
+
+def wait_pause(srv, attempt, seen):
+    """Waits until xdmsd pauses before its PUT of @attempt for the
+    (@seen + 1)th time, as its log says."""
+    mark = f"before writing the card, attempt {attempt} "
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if srv.log_path.read_text(errors="replace").count(mark) > seen:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"xdmsd did not pause before attempt {attempt}")
+
+
+def test_pcc_export_meets_a_card_changed_meanwhile(start_server, radicale):
+    srv = start_server(settings=FAST, env={PAUSE_ENV: "2500"})
+    add_adapter(srv, "dav", "carddav", radicale.url("/"), "--plain-http-loopback", "true")
+    expect_response(run(srv, "import-profile", "r-1", "race", xui=BOB), "success", 200)
+    pcc = expect(srv.client(BOB).get(doc_path(PCC, BOB)), 200).body
+    expect(srv.client(BOB).put_doc(PCC, BOB, pcc.replace(b"Rae Racer", b"Rae Exported")), 200)
+
+    # A phone changes the card between xdmsd's read and its PUT: 412, read
+    # again, merged (the phone's NOTE, our name), written.
+    submit(srv, "export-profile", "r-2", "race", xui=BOB)
+    wait_pause(srv, 1, 0)
+    st, _, _ = radicale.request("PUT", "/race/book/race.vcf", race_card("changed by the phone").encode(), user="race",
+                                headers={"Content-Type": "text/vcard; charset=utf-8"})
+    assert st in (200, 201, 204), st
+    resp, _ = wait_response(srv.client(BOB), BOB, "r-2", timeout=60)
+    expect_response(resp, "success", 200)
+    wait_pause(srv, 2, 0)  # the second attempt ran
+    st, _, vcf = radicale.request("GET", "/race/book/race.vcf", user="race")
+    assert st == 200 and b"FN:Rae Exported" in vcf and b"NOTE:changed by the phone" in vcf, vcf
+
+    # Changed again before the second PUT too: 409, and the phone's card stays.
+    submit(srv, "export-profile", "r-3", "race", xui=BOB)
+    for attempt, note in ((1, "first change"), (2, "second change")):
+        wait_pause(srv, attempt, 1)
+        st, _, _ = radicale.request("PUT", "/race/book/race.vcf", race_card(note).encode(), user="race",
+                                    headers={"Content-Type": "text/vcard; charset=utf-8"})
+        assert st in (200, 201, 204), st
+    resp, _ = wait_response(srv.client(BOB), BOB, "r-3", timeout=60)
+    expect_response(resp, "failure", 409)
+    assert "kept changing" in text(resp, "reason"), text(resp, "reason")
+    st, _, vcf = radicale.request("GET", "/race/book/race.vcf", user="race")
+    assert st == 200 and b"NOTE:second change" in vcf and b"FN:Rae Racer" in vcf, vcf
