@@ -287,6 +287,17 @@ enum xdms_err sip_authorization_make(const struct sip_challenge *ch, const char 
 				     const char *method, const char *uri, uint32_t nc, const char *cnonce,
 				     struct buf *out) XDMS_WUR;
 
+/* A NOTIFY's Subscription-State: "active;expires=600",
+ * "terminated;reason=timeout;retry-after=5" (auth.c). */
+struct sip_sub_state {
+	char state[32];
+	char reason[32];   /* "" when absent or too long */
+	long expires;      /* -1 when absent or not a number */
+	long retry_after;  /* -1 when absent or not a number */
+};
+/* False when the state token is empty or longer than 31 bytes. */
+bool sip_sub_state_parse(const char *v, struct sip_sub_state *out);
+
 /* transaction.c */
 enum xdms_err sip_osip_init(struct sip_server *s);
 /* Runs libosip2's timers and queued events, then frees killed transactions. */

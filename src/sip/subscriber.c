@@ -747,63 +747,6 @@ out:
 
 /* ---- NOTIFY ------------------------------------------------------------------------------------ */
 
-struct sub_state_header {
-	char state[32];
-	char reason[32];
-	long expires, retry_after;
-};
-
-/* "active;expires=600", "terminated;reason=timeout;retry-after=5" (RFC 6665 §8.2.3). */
-static bool sub_state_parse(const char *v, struct sub_state_header *out)
-{
-	size_t n;
-
-	memset(out, 0, sizeof(*out));
-	out->expires = out->retry_after = -1;
-	v += strspn(v, " \t");
-	n = strcspn(v, "; \t");
-	if (n == 0 || n >= sizeof(out->state))
-		return false;
-	memcpy(out->state, v, n);
-	v += n;
-	while (*v) {
-		const char *name, *val;
-		size_t nl, vl;
-
-		v += strspn(v, " \t;");
-		if (!*v)
-			break;
-		name = v;
-		nl = strcspn(v, "=; \t");
-		v += nl;
-		v += strspn(v, " \t");
-		val = "";
-		vl = 0;
-		if (*v == '=') {
-			v++;
-			v += strspn(v, " \t");
-			val = v;
-			vl = strcspn(v, "; \t");
-			v += vl;
-		}
-		if (nl == 6 && !strncasecmp(name, "reason", 6) && vl < sizeof(out->reason)) {
-			memcpy(out->reason, val, vl);
-			out->reason[vl] = '\0';
-		} else if (nl == 7 && !strncasecmp(name, "expires", 7)) {
-			char num[16];
-
-			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
-			out->expires = vl < 15 ? sip_seconds_parse(num) : -1;
-		} else if (nl == 11 && !strncasecmp(name, "retry-after", 11)) {
-			char num[16];
-
-			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
-			out->retry_after = vl < 15 ? sip_seconds_parse(num) : -1;
-		}
-	}
-	return true;
-}
-
 static void answer(struct sip_request *req, int status, const char *why)
 {
 	struct sip_header h = { "Warning", NULL };
@@ -844,7 +787,7 @@ static void dialog_from_notify(struct sip_sub *sub, struct sip_request *req)
 static void on_notify(void *arg, struct sip_request *req)
 {
 	struct sip_subscriber *m = arg;
-	struct sub_state_header st;
+	struct sip_sub_state st;
 	struct sip_sub_notify n = { 0 };
 	const char *event = sip_request_event(req), *from_tag = sip_request_from_tag(req), *contact, *ss;
 	struct sip_sub *sub;
@@ -872,7 +815,7 @@ static void on_notify(void *arg, struct sip_request *req)
 		return;
 	}
 	ss = sip_request_header(req, "Subscription-State", 0);
-	if (!ss || !sub_state_parse(ss, &st)) {
+	if (!ss || !sip_sub_state_parse(ss, &st)) {
 		answer(req, 400, "missing or malformed Subscription-State");
 		return;
 	}
