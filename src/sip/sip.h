@@ -388,7 +388,10 @@ struct sip_sub_end {
 	 * ours: "refused" (status says why), "unsubscribed" (sip_sub_unsubscribe
 	 * done), "abandoned" (sip_sub_abandon or sip_subscriber_destroy), "expired"
 	 * (no refresh succeeded in time), "limit" (max_subscriptions reached),
-	 * "invalid" (unusable parameters or dialog). */
+	 * "invalid" (unusable parameters or dialog). After "deactivated" or
+	 * "timeout" from the notifier a new subscription may start at once;
+	 * after "probation" or "giveup", not before retry_after (RFC 6665
+	 * §4.1.3). */
 	const char *reason;
 	long retry_after;         /* seconds, -1 when none was given */
 };

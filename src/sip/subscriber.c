@@ -639,6 +639,14 @@ static void on_success(struct sip_sub *sub, enum sub_state was, const struct sip
 		}
 		log_info("sip: subscription %" PRIu64 " to %s for %s: dialog call-id %s", sub->id, sub->target,
 			 sub->resource_uri, sub->call_id);
+	} else {
+		const char *contact = sip_response_contact_uri(resp);
+
+		/* A refresh is a target refresh request (RFC 6665 §4.1.2.2, RFC 3261 §12.2.1.2). */
+		if (contact && (!sub->remote_target || strcmp(contact, sub->remote_target) != 0)) {
+			free(sub->remote_target);
+			sub->remote_target = xstrdup(contact);
+		}
 	}
 	/* RFC 6665 §4.1.2.1: the 200 must say; absent, what we asked. */
 	if (granted < 0)
