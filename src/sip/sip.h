@@ -194,6 +194,17 @@ const char *sip_request_source_ip(const struct sip_request *req);
 const char *sip_request_local_tag(const struct sip_request *req);
 
 /*
+ * Ends @req's server transaction as soon as its answer is sent, whatever the
+ * status, instead of keeping a 2xx for Timer J (32 s over UDP) to answer
+ * retransmissions. A retransmission then comes to the handler again as a new
+ * request, which must recognise it and give it the same answer. For a
+ * handler with many dialogs that can (the subscriber tells a repeated NOTIFY
+ * by its CSeq): it holds no transaction per answered request. Call it before
+ * sip_request_respond.
+ */
+void sip_request_end_on_answer(struct sip_request *req);
+
+/*
  * Answers @req and releases it (the caller must not touch @req afterwards,
  * whatever the result). The response copies Via, From, To (with the local
  * tag from sip_request_local_tag() for every status above 100), Call-ID and

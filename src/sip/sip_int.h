@@ -108,6 +108,7 @@ struct sip_request {
 	bool is_answered;
 	bool is_handed_out;      /* given to the SUBSCRIBE handler */
 	bool is_counted;         /* in s->server_count and its source's count */
+	bool is_short;           /* ends once answered, whatever the status */
 	/* Lazily built views (owned). */
 	char *uri_text;
 	char *call_id_text; /* "number@host", built on first use */

@@ -34,8 +34,13 @@
  * dialog is kept: a NOTIFY from another fork gets 481. Every NOTIFY names
  * its subscription by Call-ID and To tag (our From tag); one that names
  * none gets 481, one without Subscription-State 400, one of another event
- * package 489, one whose CSeq does not grow 500 (RFC 3261 §12.2.2); the
- * rest 200, before the callback sees them.
+ * package 489, one whose CSeq is below the last 500 (RFC 3261 §12.2.2); the
+ * rest 200, before the callback sees them. A 200 ends its transaction at
+ * once (sip_request_end_on_answer), so ten thousand dialogs do not hold a
+ * transaction each for 32 s after every NOTIFY; a retransmission of the
+ * last NOTIFY (same CSeq) is then answered 200 again without a callback.
+ * The final NOTIFY keeps its transaction, to absorb its own retransmissions
+ * after the subscription is gone.
  *
  * Memory. A handle is counted: the caller's reference, one while the
  * subscription is alive, one per queued call and one per transaction in
@@ -818,7 +823,14 @@ static void on_notify(void *arg, struct sip_request *req)
 		answer(req, 481, "no such subscription");
 		return;
 	}
-	if (sub->has_remote_cseq && cseq <= sub->remote_cseq) {
+	if (sub->has_remote_cseq && cseq == sub->remote_cseq) {
+		/* A retransmission whose first copy was answered 200 (our
+		 * transactions end on the answer): the same answer again. */
+		sip_request_end_on_answer(req);
+		answer(req, 200, NULL);
+		return;
+	}
+	if (sub->has_remote_cseq && cseq < sub->remote_cseq) {
 		answer(req, 500, "CSeq out of order");
 		return;
 	}
@@ -870,6 +882,10 @@ static void on_notify(void *arg, struct sip_request *req)
 		}
 		n.state = state;
 		n.content_type = ctype;
+		/* A final NOTIFY keeps its transaction: once the subscription is
+		 * gone, a retransmission could no longer be told from a stray. */
+		if (strcasecmp(st.state, "terminated") != 0)
+			sip_request_end_on_answer(req);
 		answer(req, 200, NULL);
 		sub_ref(sub);
 		if (is_dialog_changed && sub->state != SUB_SUBSCRIBING)

@@ -276,10 +276,10 @@ class RawNotifier:
                  "Content-Length: 0", "", ""]
         self.sock.sendto("\r\n".join(lines).encode(), addr)
 
-    def notify(self, sub_port, call_id, from_tag, to_value, cseq, state, body=b"", tag="n-1"):
-        """Sends a NOTIFY and returns its answer."""
+    def notify(self, sub_port, call_id, from_tag, to_value, cseq, state, body=b"", branch=None):
+        """Sends a NOTIFY (a retransmission when @branch is an earlier one's) and returns its answer."""
         self.n += 1
-        branch = f"z9hG4bK-raw-{self.n}"
+        branch = branch or f"z9hG4bK-raw-{self.n}"
         lines = [f"NOTIFY sip:127.0.0.1:{sub_port} SIP/2.0",
                  f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch}", "Max-Forwards: 70",
                  f"From: <{ALICE}>;tag={from_tag}", f"To: {to_value}", f"Call-ID: {call_id}",
@@ -326,11 +326,17 @@ def test_subscribe_bytes_and_every_notify_answered(sipsubs):
 
         diff = (b'<?xml version="1.0" encoding="UTF-8"?><xcap-diff xmlns="urn:ietf:params:xml:ns:xcap-diff" '
                 b'xcap-root="http://x/"><document sel="' + ALICE_PCC.encode() + b'" new-etag="e1"/></xcap-diff>')
-        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff) == 200
+        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff,
+                          branch="z9hG4bK-raw-first") == 200
         n1 = sub.wait("NOTIFY", "r")
         assert n1.body == diff and n1["expires"] == "300" and n1["dropped"] == "0", n1
-        # The same CSeq again as a new transaction: out of order (RFC 3261 12.2.2).
-        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff) == 500
+        # A retransmission (same branch, as when our 200 is lost) gets 200 again.
+        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff,
+                          branch="z9hG4bK-raw-first") == 200
+        # The same CSeq again, as a new transaction: a retransmission (the
+        # module ends a NOTIFY's transaction on its 200), answered 200 again
+        # and not passed on twice.
+        assert raw.notify(sub.port, call_id, "n-1", to, 1, "active;expires=300", diff) == 200
         # No Subscription-State.
         assert raw.notify(sub.port, call_id, "n-1", to, 2, None) == 400
         # Another fork (From tag) of the same subscription: only one dialog is kept.
@@ -340,6 +346,8 @@ def test_subscribe_bytes_and_every_notify_answered(sipsubs):
         assert raw.notify(sub.port, call_id, "n-1", to, 4, "active;expires=300", big) == 200
         n2 = sub.wait("NOTIFY", "r", count=2)
         assert n2["dropped"] == "1" and n2.body == b"", n2
+        # A CSeq below the last one: out of order (RFC 3261 12.2.2).
+        assert raw.notify(sub.port, call_id, "n-1", to, 3, "active;expires=300", diff) == 500
         assert len(sub.of("NOTIFY", "r")) == 2 and not sub.of("END", "r")
 
         # A NOTIFY granting 1 s makes the refresh go at once, to the remote
