@@ -310,6 +310,9 @@ int sip_osip_timeout_ms(struct sip_server *s);
 /* True when a new request from @ip may have a server transaction; else
  * *why names the cap (sip.max_transactions, sip.max_per_source). */
 bool sip_server_admits(struct sip_server *s, const char *ip, const char **why);
+/* Reports 503 to every client transaction over TCP to @peer that has no
+ * outcome yet (its connection is gone); Timer F later finds it reported. */
+void sip_clients_transport_failed(struct sip_server *s, const struct sockaddr_storage *peer);
 /* Hands a new request to a fresh server transaction. Takes @evt. */
 void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, const struct sip_peer *from);
 /* Queues a response on @r's transaction. Takes @resp. */

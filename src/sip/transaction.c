@@ -132,6 +132,13 @@ static void report(struct sip_client *c, int status)
 	report_response(c, status, NULL);
 }
 
+void sip_clients_transport_failed(struct sip_server *s, const struct sockaddr_storage *peer)
+{
+	for (struct sip_client *c = s->clients; c; c = c->next)
+		if (!c->is_reported && c->peer.transport == SIP_TRANSPORT_TCP && sip_addr_equal(&c->peer.addr, peer))
+			report(c, 503);
+}
+
 static void cb_final(int type, osip_transaction_t *tr, osip_message_t *msg)
 {
 	report_response(osip_transaction_get_your_instance(tr), msg->status_code, msg);

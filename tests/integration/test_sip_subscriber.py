@@ -371,3 +371,29 @@ def test_subscribe_bytes_and_every_notify_answered(sipsubs):
         assert (end["status"], end["reason"], end["retry_after"]) == ("403", "refused", "30"), end
     finally:
         raw.close()
+
+
+def test_refused_tcp_connection_ends_at_once_with_503(sipsubs):
+    # Nobody listens: the connection is refused, and the subscription ends
+    # then, not at Timer F (32 s).
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    sub = sipsubs()
+    t0 = time.monotonic()
+    assert sub.start("t", target=f"sip:127.0.0.1:{port};transport=tcp", uri=ALICE, **{"from": ALICE},
+                     entry=ALICE_PCC, expires=600)
+    end = sub.wait("END", "t", timeout=20)
+    assert (end["status"], end["reason"]) == ("503", "refused"), end
+    assert time.monotonic() - t0 < 10, "the refused connection was not reported at once"
+
+
+def test_unusable_parameters_are_refused_at_once(sipsubs):
+    sub = sipsubs()
+    good = dict(target="sip:127.0.0.1:5060", uri=ALICE, entry=ALICE_PCC, expires=600, **{"from": ALICE})
+    for bad in (dict(target="sip:example.com:5060"), dict(target="sips:127.0.0.1:5061"),
+                dict(target="sip:127.0.0.1:5060;transport=sctp"), dict(entry=None), dict(uri=None),
+                dict(diff="everything")):
+        assert not sub.start("x", **{**good, **bad}), bad
+    assert not sub.of("END"), sub.of("END")
