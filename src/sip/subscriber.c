@@ -187,7 +187,7 @@ static void sub_unref(struct sip_sub *sub)
 		sub_free(sub);
 }
 
-/* ---- small helpers ------------------------------------------------------------------------------ */
+/* ---- strings, targets, the dialog ------------------------------------------------------------ */
 
 static bool is_clean(const char *v)
 {
