@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Digest as a client (RFC 3261 §22.2, RFC 2617, RFC 7616): reading a
+ * The header values a user agent client reads from the remote side:
+ * Digest as a client (RFC 3261 §22.2, RFC 2617, RFC 7616), that is a
  * WWW-Authenticate or Proxy-Authenticate challenge from a response to a
- * request we sent, and writing the Authorization (or Proxy-Authorization)
- * value that answers it. The hashing is auth/digest's, shared with the
- * server side.
+ * request we sent and the Authorization (or Proxy-Authorization) value that
+ * answers it, and a NOTIFY's Subscription-State (RFC 6665 §8.2.3). The
+ * hashing is auth/digest's, shared with the server side.
  *
- * The challenge comes from the network: every field is copied into a
- * fixed buffer and a value that does not fit makes the whole challenge
- * unusable, so nothing here allocates from input.
+ * Both come from the network: every field is copied into a fixed buffer,
+ * a value that does not fit or holds a control character makes the whole
+ * value unusable, and nothing here allocates from input.
  *
  * Threads: pure functions; the SIP loop thread uses them.
  */
@@ -22,6 +23,9 @@
 
 #include "base/mem.h"
 #include "sip/sip_int.h"
+
+/* RFC 3261 §25.1 token characters. */
+#define TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 
 /* Skips spaces, tabs and (in a folded header) line ends. */
 static const char *skip_lws(const char *p)
@@ -44,7 +48,7 @@ static const char *read_value(const char *p, char *out, size_t out_len)
 		for (p++; *p && *p != '"'; p++) {
 			if (*p == '\\' && p[1])
 				p++;
-			if (n + 1 >= out_len)
+			if (n + 1 >= out_len || ((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
 				return NULL;
 			out[n++] = *p;
 		}
@@ -53,7 +57,7 @@ static const char *read_value(const char *p, char *out, size_t out_len)
 		p++;
 	} else {
 		while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-			if (n + 1 >= out_len)
+			if (n + 1 >= out_len || (unsigned char)*p < 0x20 || *p == 0x7f)
 				return NULL;
 			out[n++] = *p++;
 		}
@@ -85,11 +89,10 @@ static bool list_has(const char *list, const char *want)
 bool sip_challenge_parse(const char *value, struct sip_challenge *out)
 {
 	const char *p = skip_lws(value);
-	bool has_algo = false;
 
 	memset(out, 0, sizeof(*out));
 	out->algo = DIGEST_ALGO_MD5; /* RFC 7616 §3.3: absent means MD5 */
-	if (strncasecmp(p, "Digest", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+	if (strncasecmp(p, "Digest", 6) != 0 || !strchr(" \t\r\n", p[6]) || !p[6])
 		return false;
 	p += 6;
 	for (;;) {
@@ -128,12 +131,10 @@ bool sip_challenge_parse(const char *value, struct sip_challenge *out)
 			/* The -sess variants and anything else: not supported. */
 			if (digest_algo_parse(v, &out->algo) != 0)
 				return false;
-			has_algo = true;
 		}
 		/* domain, charset, userhash and unknown parameters are ignored
 		 * (RFC 7616 §3.3: unknown directives must be ignored). */
 	}
-	(void)has_algo;
 	/* A qop list without "auth" (only auth-int) cannot be answered. */
 	return out->realm[0] && out->nonce[0] && (!out->has_qop || out->has_qop_auth);
 }
@@ -190,4 +191,57 @@ enum xdms_err sip_authorization_make(const struct sip_challenge *ch, const char 
 	}
 	free(cr);
 	return is_ok ? XDMS_ERR_OK : XDMS_ERR_TOOBIG;
+}
+
+/* ---- Subscription-State (RFC 6665 §8.2.3), read by the subscriber ------------------------- */
+
+bool sip_sub_state_parse(const char *v, struct sip_sub_state *out)
+{
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	out->expires = out->retry_after = -1;
+	v += strspn(v, " \t");
+	n = strcspn(v, "; \t");
+	if (n == 0 || n >= sizeof(out->state) || strspn(v, TOKEN_CHARS) < n)
+		return false;
+	memcpy(out->state, v, n);
+	v += n;
+	while (*v) {
+		const char *name, *val;
+		size_t nl, vl;
+
+		v += strspn(v, " \t;");
+		if (!*v)
+			break;
+		name = v;
+		nl = strcspn(v, "=; \t");
+		v += nl;
+		v += strspn(v, " \t");
+		val = "";
+		vl = 0;
+		if (*v == '=') {
+			v++;
+			v += strspn(v, " \t");
+			val = v;
+			vl = strcspn(v, "; \t");
+			v += vl;
+		}
+		if (nl == 6 && !strncasecmp(name, "reason", 6) && vl < sizeof(out->reason) &&
+		    strspn(val, TOKEN_CHARS) >= vl) {
+			memcpy(out->reason, val, vl);
+			out->reason[vl] = '\0';
+		} else if (nl == 7 && !strncasecmp(name, "expires", 7)) {
+			char num[16];
+
+			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
+			out->expires = vl < 15 ? sip_seconds_parse(num) : -1;
+		} else if (nl == 11 && !strncasecmp(name, "retry-after", 11)) {
+			char num[16];
+
+			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
+			out->retry_after = vl < 15 ? sip_seconds_parse(num) : -1;
+		}
+	}
+	return true;
 }

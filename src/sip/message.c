@@ -670,6 +670,11 @@ const char *sip_request_local_tag(const struct sip_request *r)
 	return tag ? tag : r->local_tag;
 }
 
+void sip_request_end_on_answer(struct sip_request *r)
+{
+	r->is_short = true;
+}
+
 /* -- responses to sent requests ------------------------------------------- */
 
 void sip_response_cleanup(struct sip_response *resp)

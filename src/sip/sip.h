@@ -194,6 +194,17 @@ const char *sip_request_source_ip(const struct sip_request *req);
 const char *sip_request_local_tag(const struct sip_request *req);
 
 /*
+ * Ends @req's server transaction as soon as its answer is sent, whatever the
+ * status, instead of keeping a 2xx for Timer J (32 s over UDP) to answer
+ * retransmissions. A retransmission then comes to the handler again as a new
+ * request, which must recognise it and give it the same answer. For a
+ * handler with many dialogs that can (the subscriber tells a repeated NOTIFY
+ * by its CSeq): it holds no transaction per answered request. Call it before
+ * sip_request_respond.
+ */
+void sip_request_end_on_answer(struct sip_request *req);
+
+/*
  * Answers @req and releases it (the caller must not touch @req afterwards,
  * whatever the result). The response copies Via, From, To (with the local
  * tag from sip_request_local_tag() for every status above 100), Call-ID and
@@ -388,7 +399,10 @@ struct sip_sub_end {
 	 * ours: "refused" (status says why), "unsubscribed" (sip_sub_unsubscribe
 	 * done), "abandoned" (sip_sub_abandon or sip_subscriber_destroy), "expired"
 	 * (no refresh succeeded in time), "limit" (max_subscriptions reached),
-	 * "invalid" (unusable parameters or dialog). */
+	 * "invalid" (unusable parameters or dialog). After "deactivated" or
+	 * "timeout" from the notifier a new subscription may start at once;
+	 * after "probation" or "giveup", not before retry_after (RFC 6665
+	 * §4.1.3). */
 	const char *reason;
 	long retry_after;         /* seconds, -1 when none was given */
 };

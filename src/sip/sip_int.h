@@ -108,6 +108,7 @@ struct sip_request {
 	bool is_answered;
 	bool is_handed_out;      /* given to the SUBSCRIBE handler */
 	bool is_counted;         /* in s->server_count and its source's count */
+	bool is_short;           /* ends once answered, whatever the status */
 	/* Lazily built views (owned). */
 	char *uri_text;
 	char *call_id_text; /* "number@host", built on first use */
@@ -287,6 +288,17 @@ enum xdms_err sip_authorization_make(const struct sip_challenge *ch, const char 
 				     const char *method, const char *uri, uint32_t nc, const char *cnonce,
 				     struct buf *out) XDMS_WUR;
 
+/* A NOTIFY's Subscription-State: "active;expires=600",
+ * "terminated;reason=timeout;retry-after=5" (auth.c). */
+struct sip_sub_state {
+	char state[32];
+	char reason[32];   /* "" when absent or too long */
+	long expires;      /* -1 when absent or not a number */
+	long retry_after;  /* -1 when absent or not a number */
+};
+/* False when the state token is empty or longer than 31 bytes. */
+bool sip_sub_state_parse(const char *v, struct sip_sub_state *out);
+
 /* transaction.c */
 enum xdms_err sip_osip_init(struct sip_server *s);
 /* Runs libosip2's timers and queued events, then frees killed transactions. */
@@ -298,6 +310,9 @@ int sip_osip_timeout_ms(struct sip_server *s);
 /* True when a new request from @ip may have a server transaction; else
  * *why names the cap (sip.max_transactions, sip.max_per_source). */
 bool sip_server_admits(struct sip_server *s, const char *ip, const char **why);
+/* Reports 503 to every client transaction over TCP to @peer that has no
+ * outcome yet (its connection is gone); Timer F later finds it reported. */
+void sip_clients_transport_failed(struct sip_server *s, const struct sockaddr_storage *peer);
 /* Hands a new request to a fresh server transaction. Takes @evt. */
 void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, const struct sip_peer *from);
 /* Queues a response on @r's transaction. Takes @resp. */

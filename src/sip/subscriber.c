@@ -34,8 +34,13 @@
  * dialog is kept: a NOTIFY from another fork gets 481. Every NOTIFY names
  * its subscription by Call-ID and To tag (our From tag); one that names
  * none gets 481, one without Subscription-State 400, one of another event
- * package 489, one whose CSeq does not grow 500 (RFC 3261 §12.2.2); the
- * rest 200, before the callback sees them.
+ * package 489, one whose CSeq is below the last 500 (RFC 3261 §12.2.2); the
+ * rest 200, before the callback sees them. A 200 ends its transaction at
+ * once (sip_request_end_on_answer), so ten thousand dialogs do not hold a
+ * transaction each for 32 s after every NOTIFY; a retransmission of the
+ * last NOTIFY (same CSeq) is then answered 200 again without a callback.
+ * The final NOTIFY keeps its transaction, to absorb its own retransmissions
+ * after the subscription is gone.
  *
  * Memory. A handle is counted: the caller's reference, one while the
  * subscription is alive, one per queued call and one per transaction in
@@ -182,7 +187,7 @@ static void sub_unref(struct sip_sub *sub)
 		sub_free(sub);
 }
 
-/* ---- small helpers ------------------------------------------------------------------------------ */
+/* ---- strings, targets, the dialog ------------------------------------------------------------ */
 
 static bool is_clean(const char *v)
 {
@@ -639,6 +644,14 @@ static void on_success(struct sip_sub *sub, enum sub_state was, const struct sip
 		}
 		log_info("sip: subscription %" PRIu64 " to %s for %s: dialog call-id %s", sub->id, sub->target,
 			 sub->resource_uri, sub->call_id);
+	} else {
+		const char *contact = sip_response_contact_uri(resp);
+
+		/* A refresh is a target refresh request (RFC 6665 §4.1.2.2, RFC 3261 §12.2.1.2). */
+		if (contact && (!sub->remote_target || strcmp(contact, sub->remote_target) != 0)) {
+			free(sub->remote_target);
+			sub->remote_target = xstrdup(contact);
+		}
 	}
 	/* RFC 6665 §4.1.2.1: the 200 must say; absent, what we asked. */
 	if (granted < 0)
@@ -747,63 +760,6 @@ out:
 
 /* ---- NOTIFY ------------------------------------------------------------------------------------ */
 
-struct sub_state_header {
-	char state[32];
-	char reason[32];
-	long expires, retry_after;
-};
-
-/* "active;expires=600", "terminated;reason=timeout;retry-after=5" (RFC 6665 §8.2.3). */
-static bool sub_state_parse(const char *v, struct sub_state_header *out)
-{
-	size_t n;
-
-	memset(out, 0, sizeof(*out));
-	out->expires = out->retry_after = -1;
-	v += strspn(v, " \t");
-	n = strcspn(v, "; \t");
-	if (n == 0 || n >= sizeof(out->state))
-		return false;
-	memcpy(out->state, v, n);
-	v += n;
-	while (*v) {
-		const char *name, *val;
-		size_t nl, vl;
-
-		v += strspn(v, " \t;");
-		if (!*v)
-			break;
-		name = v;
-		nl = strcspn(v, "=; \t");
-		v += nl;
-		v += strspn(v, " \t");
-		val = "";
-		vl = 0;
-		if (*v == '=') {
-			v++;
-			v += strspn(v, " \t");
-			val = v;
-			vl = strcspn(v, "; \t");
-			v += vl;
-		}
-		if (nl == 6 && !strncasecmp(name, "reason", 6) && vl < sizeof(out->reason)) {
-			memcpy(out->reason, val, vl);
-			out->reason[vl] = '\0';
-		} else if (nl == 7 && !strncasecmp(name, "expires", 7)) {
-			char num[16];
-
-			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
-			out->expires = vl < 15 ? sip_seconds_parse(num) : -1;
-		} else if (nl == 11 && !strncasecmp(name, "retry-after", 11)) {
-			char num[16];
-
-			snprintf(num, sizeof(num), "%.*s", (int)(vl < 15 ? vl : 15), val);
-			out->retry_after = vl < 15 ? sip_seconds_parse(num) : -1;
-		}
-	}
-	return true;
-}
-
 static void answer(struct sip_request *req, int status, const char *why)
 {
 	struct sip_header h = { "Warning", NULL };
@@ -844,7 +800,7 @@ static void dialog_from_notify(struct sip_sub *sub, struct sip_request *req)
 static void on_notify(void *arg, struct sip_request *req)
 {
 	struct sip_subscriber *m = arg;
-	struct sub_state_header st;
+	struct sip_sub_state st;
 	struct sip_sub_notify n = { 0 };
 	const char *event = sip_request_event(req), *from_tag = sip_request_from_tag(req), *contact, *ss;
 	struct sip_sub *sub;
@@ -867,12 +823,19 @@ static void on_notify(void *arg, struct sip_request *req)
 		answer(req, 481, "no such subscription");
 		return;
 	}
-	if (sub->has_remote_cseq && cseq <= sub->remote_cseq) {
+	if (sub->has_remote_cseq && cseq == sub->remote_cseq) {
+		/* A retransmission whose first copy was answered 200 (our
+		 * transactions end on the answer): the same answer again. */
+		sip_request_end_on_answer(req);
+		answer(req, 200, NULL);
+		return;
+	}
+	if (sub->has_remote_cseq && cseq < sub->remote_cseq) {
 		answer(req, 500, "CSeq out of order");
 		return;
 	}
 	ss = sip_request_header(req, "Subscription-State", 0);
-	if (!ss || !sub_state_parse(ss, &st)) {
+	if (!ss || !sip_sub_state_parse(ss, &st)) {
 		answer(req, 400, "missing or malformed Subscription-State");
 		return;
 	}
@@ -919,6 +882,10 @@ static void on_notify(void *arg, struct sip_request *req)
 		}
 		n.state = state;
 		n.content_type = ctype;
+		/* A final NOTIFY keeps its transaction: once the subscription is
+		 * gone, a retransmission could no longer be told from a stray. */
+		if (strcasecmp(st.state, "terminated") != 0)
+			sip_request_end_on_answer(req);
 		answer(req, 200, NULL);
 		sub_ref(sub);
 		if (is_dialog_changed && sub->state != SUB_SUBSCRIBING)

@@ -26,7 +26,10 @@
  * final answer other than 2xx changes nothing on our side (a challenge, a
  * refusal), so such a transaction ends as soon as the answer is sent: a
  * retransmitted request is then simply answered again, as a stateless
- * server would (RFC 3261 §8.2.7). Those that stay (2xx) are capped by
+ * server would (RFC 3261 §8.2.7). So does a 2xx whose handler asked for it
+ * (sip_request_end_on_answer: the subscriber's NOTIFYs, which it tells
+ * apart by CSeq, so that thousands of dialogs do not hold thousands of
+ * transactions). Those that stay (other 2xx) are capped by
  * sip.max_transactions and, per source address outside sip.trusted_peers,
  * by sip.max_per_source; a request over a cap gets a stateless 503 with
  * Retry-After (message.c). When a flood has passed (the transactions alive
@@ -127,6 +130,13 @@ static void report_response(struct sip_client *c, int status, osip_message_t *ms
 static void report(struct sip_client *c, int status)
 {
 	report_response(c, status, NULL);
+}
+
+void sip_clients_transport_failed(struct sip_server *s, const struct sockaddr_storage *peer)
+{
+	for (struct sip_client *c = s->clients; c; c = c->next)
+		if (!c->is_reported && c->peer.transport == SIP_TRANSPORT_TCP && sip_addr_equal(&c->peer.addr, peer))
+			report(c, 503);
 }
 
 static void cb_final(int type, osip_transaction_t *tr, osip_message_t *msg)
@@ -461,7 +471,7 @@ void sip_osip_new_server_transaction(struct sip_server *s, osip_event_t *evt, co
 void sip_osip_send_response(struct sip_request *r, osip_message_t *resp)
 {
 	struct sip_server *s = r->s;
-	bool is_short = resp->status_code >= 300 && r->tr->ctx_type == NIST;
+	bool is_short = (resp->status_code >= 300 || r->is_short) && r->tr->ctx_type == NIST;
 	osip_event_t *evt = osip_new_outgoing_sipmessage(resp);
 
 	if (!evt) {

@@ -118,14 +118,32 @@ static void conn_free(struct sip_conn *c)
 	free(c);
 }
 
+static bool has_live_conn(struct sip_server *s, const struct sockaddr_storage *peer)
+{
+	for (struct sip_conn *c = s->conns; c; c = c->next)
+		if (!c->is_dead && sip_addr_equal(&c->peer, peer))
+			return true;
+	return false;
+}
+
 void sip_tcp_reap(struct sip_server *s)
 {
 	struct sip_conn *c = s->conns;
+	struct sockaddr_storage *lost = NULL;
+	size_t lost_count = 0;
 
 	while (c) {
 		struct sip_conn *next = c->next;
 
 		if (c->is_dead) {
+			/* RFC 3261 §17.1.4: a request whose connection failed (refused,
+			 * reset, timed out) gets no answer; its sender hears it now
+			 * rather than at Timer F, unless another connection to the
+			 * same peer may carry it. */
+			if (!has_live_conn(s, &c->peer)) {
+				lost = xrealloc(lost, (lost_count + 1) * sizeof(*lost));
+				lost[lost_count++] = c->peer;
+			}
 			if (c->prev)
 				c->prev->next = next;
 			else
@@ -136,6 +154,10 @@ void sip_tcp_reap(struct sip_server *s)
 		}
 		c = next;
 	}
+	/* After the list is settled: a sender may send again at once. */
+	for (size_t i = 0; i < lost_count; i++)
+		sip_clients_transport_failed(s, &lost[i]);
+	free(lost);
 }
 
 void sip_tcp_close_all(struct sip_server *s)

@@ -25,6 +25,7 @@ class Event:
         parts = line.split(" ")
         self.line = line
         self.at = time.monotonic()  # when the tool reported it
+        self.wall = time.time()     # the same, on the wall clock (expires_at is wall-clock seconds)
         self.kind = parts[0]
         self.id = parts[1] if len(parts) > 1 else None
         self.fields = {}

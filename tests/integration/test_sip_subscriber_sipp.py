@@ -147,7 +147,7 @@ def test_digest_refresh_timing_and_unsubscribe(peers, transport):
     # (5 % earlier at most, to spread refreshes), and well before the end.
     d2 = sub.wait("DIALOG", "a", count=2, timeout=10)
     took = d2.at - d1.at
-    assert 2.7 <= took <= 5.5, f"refresh {took:.2f}s after the dialog came up, expected about 3 s"
+    assert 2.5 <= took <= 5.5, f"refresh {took:.2f}s after the dialog came up, expected about 3 s"
     assert (d2["call_id"], d2["remote_tag"]) == (d1["call_id"], d1["remote_tag"]) and d2["cseq"] == "3", (d1, d2)
     sub.wait("NOTIFY", "a", count=2)
     sub.send("unsub a")
@@ -208,7 +208,7 @@ def test_423_is_answered_with_min_expires(peers):
     sub = sub_of()
     start(sub, uas, expires=10)
     d = sub.wait("DIALOG", "a")
-    assert 40 <= int(d["expires_at"]) - time.time() <= 46, d
+    assert 43.5 <= int(d["expires_at"]) - d.wall <= 45.5, d
     uas.expect_ok()
     assert uas.log_lines("MIN asked=45"), uas.describe()
 

@@ -6,14 +6,14 @@
  * stdout, one line each, flushed at once.
  *
  *   sipsub [--listen ADDR:PORT] [--margin S] [--max-body N] [--max-subs N]
- *          [--resume-spread S]
+ *          [--resume-spread S] [--set KEY=VALUE]...
  *
  * Commands (values percent-encoded where they hold spaces):
  *   start ID target=URI uri=URI from=URI entry=SEL... [user=U pass=P]
  *         [expires=S] [diff=MODE]
  *   resume ID (the start keys) call_id=.. local_tag=.. [remote_tag=..]
  *         cseq=N [remote_target=..] [route=..]... expires_at=N
- *   unsub ID | abandon ID | release ID | quit
+ *   unsub ID | abandon ID | release ID | mem | quit
  * Output:
  *   LISTEN udp|tcp ADDR:PORT
  *   STARTED ID | REFUSED ID
@@ -22,12 +22,14 @@
  *   NOTIFY ID state=.. expires=N reason=.. retry_after=N ctype=.. dropped=0|1
  *          body=HEX
  *   END ID status=N reason=.. retry_after=N
+ *   MEM - heap_in_use=BYTES (after malloc_trim)
  *   BYE -
  * Callbacks print from the SIP loop thread; a lock keeps lines whole.
  */
 #include "config.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@
 #include "conf/conf.h"
 #include "sip/sip.h"
 
-#define MAX_SUBS 64
+#define MAX_SUBS 20000 /* bench/sip-subscriber runs thousands */
 #define MAX_ITEMS 32
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -241,8 +243,19 @@ int main(int argc, char **argv)
 	const char *listen = "127.0.0.1:0";
 	char *why = NULL, line[16384];
 
+	conf_init(&c);
 	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--listen"))
+		if (!strcmp(argv[i], "--set")) {
+			char *eq = strchr(argv[i + 1], '=');
+
+			if (!eq)
+				return 2;
+			*eq = '\0';
+			if (conf_set(&c, argv[i + 1], eq + 1, &why)) {
+				fprintf(stderr, "sipsub: %s\n", why ? why : "bad --set");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--listen"))
 			listen = argv[i + 1];
 		else if (!strcmp(argv[i], "--margin"))
 			sc.refresh_margin = (unsigned)strtoul(argv[i + 1], NULL, 10);
@@ -254,7 +267,6 @@ int main(int argc, char **argv)
 			sc.max_subscriptions = (unsigned)strtoul(argv[i + 1], NULL, 10);
 	}
 	log_current_level = getenv("SIPSUB_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
-	conf_init(&c);
 	if (conf_set(&c, "sip.listen", listen, &why) || sip_server_start(&c, NULL, NULL, &s, &why)) {
 		fprintf(stderr, "sipsub: %s\n", why ? why : "cannot start");
 		return 1;
@@ -276,6 +288,19 @@ int main(int argc, char **argv)
 			continue;
 		if (!strcmp(cmd, "quit"))
 			break;
+		if (!strcmp(cmd, "mem")) {
+			/* The heap in use, and the resident size once freed memory
+			 * is given back: what bench/sip-subscriber reports. */
+			struct mallinfo2 mi;
+
+			malloc_trim(0);
+			mi = mallinfo2();
+			pthread_mutex_lock(&out_lock);
+			printf("MEM - heap_in_use=%zu\n", mi.uordblks);
+			fflush(stdout);
+			pthread_mutex_unlock(&out_lock);
+			continue;
+		}
 		id = strtok_r(NULL, " \t\n", &save);
 		if (!id)
 			continue;
