@@ -64,6 +64,9 @@ static void usage(FILE *f)
 		   "              [--next-page-token PTR --page-token-param P] [--next-link PTR]\n"
 		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
 		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
+		   "              [--book-create-url URL] [--book-item-url URL] [--book-delete-url URL]\n"
+		   "              [--book-update-method M] [--book-id PTR] [--book-etag PTR]\n"
+		   "              [--book-if-match true|false]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl;\n"
 		   "                            PTR is a JSON Pointer into each page, e.g. /nextPageToken)\n"
@@ -616,7 +619,8 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	static const char *const plain[] = { "format",		 "token-url",	    "client-id",  "scope",
 					     "next-page-token",	 "page-token-param", "next-link",  "sync-token",
 					     "sync-token-param", "delta-link",	     "max-pages",  "import-method",
-					     "export-method" };
+					     "export-method", "book-create-url", "book-item-url", "book-delete-url",
+					     "book-update-method", "book-id", "book-etag", "book-if-match" };
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	const char *loopback = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
