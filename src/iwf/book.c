@@ -1694,7 +1694,7 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
 		iwf_result_set(&o->r, 500, false, "%s", why);
 		goto out;
 	}
-	if (ops->locate(&call, q->remote_user, &book_url, &calls, &o->r) || ops->list(&call, book_url, NULL, &all, &o->r))
+	if (ops->locate(&call, q->remote_user, &book_url, &calls, &o->r))
 		goto out;
 	x.call = &call;
 	x.q = q;
@@ -1702,8 +1702,14 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
 	x.version = is_xcard_kind(a) ? 0 : 4; /* 0: xCard as it is */
 	/* The cards this export replaces, read first (their version is the
 	 * book's; what the PCC cannot say is kept); in an empty-handed case,
-	 * one card for the book's version. */
-	{
+	 * one card for the book's version. A listing that carries its cards
+	 * gives them all at once. */
+	if (ops->list_cards) {
+		if (ops->list_cards(&call, book_url, NULL, &all, on_old_card, &x, &o->r))
+			goto out;
+	} else if (ops->list(&call, book_url, NULL, &all, &o->r)) {
+		goto out;
+	} else {
 		const char **hrefs = xcalloc(all.count + 1, sizeof(*hrefs));
 		size_t n = 0;
 
