@@ -383,3 +383,15 @@ def test_xml_http_adapter_still_holds_no_address_books(srv, tp):
                 "--export-xslt", "vendor-example-export.xsl", check=0)
     resp = run(srv, "import-profile", "x-9", "plain")
     assert text(resp, "reason") and "holds no address books" in text(resp, "reason"), etree.tostring(resp)
+
+
+def test_an_id_that_would_leave_the_item_path_is_refused(srv, tp):
+    st = tp.graph_book
+    ok = st.put(None, graph_contact("Max", "Ok", "max@example.org"))
+    st.put("../../../oauth2/token", graph_contact("Eve", "Path", "eve@example.org"))
+    expect_response(run(srv, "import-profile", "i-1", "gbook"), "success", 200)
+    assert set(by_href(contacts(srv, "gbook"))) == {ok, "../../../oauth2/token"}
+    resp = expect_response(run(srv, "export-profile", "i-2", "gbook"), "partial-success", 206)
+    assert "1 updated" in text(resp, "reason") and "1 refused" in text(resp, "reason"), etree.tostring(resp)
+    assert [urllib.parse.unquote(r[1]) for r in writes(tp, "PATCH")] == [f"{GRAPH_BOOK}/{ok}"]
+    assert not tp.api_calls("/oauth2/token") and tp.grants == [REFRESH]
