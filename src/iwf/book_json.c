@@ -248,10 +248,10 @@ static char *item_url(const struct iwf_call *c, const char *tmpl, const char *id
 	if (!at || !id) {
 		head = xstrdup(tmpl);
 	} else {
-		for (const char *p = id; *p; p += strcspn(p, "/"), p += *p == '/') {
+		for (const char *p = id; *p || p == id; p += strcspn(p, "/"), p += *p == '/') {
 			size_t n = strcspn(p, "/");
 
-			if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') || !id[0]) {
+			if (!id[0] || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
 				iwf_result_set(r, 502, false, "the item id '%.80s' is not usable in a URL", id);
 				return NULL;
 			}
