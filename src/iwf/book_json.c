@@ -93,9 +93,8 @@ static void entry_add(struct iwf_book_list *out, size_t *cap, const char *id, co
 	out->entries[out->count++].etag = etag ? xstrdup(etag) : NULL;
 }
 
-/* The import transform's <book> in @xml to entries, @fn for each card. */
-static enum xdms_err read_book(const struct iwf_call *c, const char *xml, size_t len, struct iwf_book_list *out,
-			       iwf_card_fn fn, void *arg, struct iwf_result *r)
+enum xdms_err iwf_json_book_read(const char *adapter_id, const char *xml, size_t len, struct iwf_book_list *out,
+				 iwf_card_fn fn, void *arg, struct iwf_result *r)
 {
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
@@ -110,7 +109,7 @@ static enum xdms_err read_book(const struct iwf_call *c, const char *xml, size_t
 	root = xml_doc_root_elem(doc);
 	if (!xml_node_is(root, BOOK_NS, "book")) {
 		iwf_result_set(r, 502, false, "the import transform of %s did not write a <book> of entries (" BOOK_NS
-			       ")", c->a->id);
+			       ")", adapter_id);
 		xml_doc_free(doc);
 		return XDMS_ERR_PARSE;
 	}
@@ -125,10 +124,10 @@ static enum xdms_err read_book(const struct iwf_call *c, const char *xml, size_t
 			/* Without an id a card cannot be found again: refused
 			 * here, named by its position. */
 			iwf_result_set(r, 502, false, "the import transform of %s wrote an entry without a usable id",
-				       c->a->id);
+				       adapter_id);
 			err = XDMS_ERR_PARSE;
 		} else if (out->count >= IWF_BOOK_MAX_CARDS) {
-			iwf_result_set(r, 413, false, "the address book at %s has more than %u entries", c->a->id,
+			iwf_result_set(r, 413, false, "the address book at %s has more than %u entries", adapter_id,
 				       IWF_BOOK_MAX_CARDS);
 			err = XDMS_ERR_TOOBIG;
 		} else if (rm && (!strcmp(rm, "true") || !strcmp(rm, "1"))) {
@@ -181,7 +180,7 @@ static enum xdms_err json_list_cards(const struct iwf_call *c, const char *book_
 		err = iwf_job_transform(c->env, c->a->import_xslt, pages.data ? pages.data : "", pages.len, c->xui,
 					c->remote_user, PAGES_MAX_BYTES, &xml, &xml_len, r);
 	if (!err)
-		err = read_book(c, xml, xml_len, out, fn, arg, r);
+		err = iwf_json_book_read(c->a->id, xml, xml_len, out, fn, arg, r);
 	if (!err) {
 		out->is_full = !s.is_delta;
 		out->is_sync = true;
@@ -236,40 +235,44 @@ static enum xdms_err json_fetch(const struct iwf_call *c, const char *book_url, 
 
 /* ---- writes ----------------------------------------------------------------------------------- */
 
-/* @tmpl (an adapter URL template) expanded, with {id} replaced by @id
- * (percent-encoded but for '/'); NULL with @r set when it cannot be. An id
- * with a "." or ".." segment is refused: it would leave the item's path. */
+char *iwf_json_book_item_path(const char *tmpl, const char *id)
+{
+	const char *at = strstr(tmpl, "{id}");
+	struct buf b;
+
+	if (!at || !id)
+		return xstrdup(tmpl);
+	for (const char *p = id; *p || p == id; p += strcspn(p, "/"), p += *p == '/') {
+		size_t n = strcspn(p, "/");
+
+		if (!id[0] || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return NULL;
+	}
+	buf_init(&b, strlen(tmpl) + 3 * strlen(id) + 1);
+	if (buf_append(&b, tmpl, (size_t)(at - tmpl)))
+		abort(); /* sized above */
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+		bool is_plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+				strchr("-._~/", *p);
+
+		if (is_plain ? buf_append(&b, p, 1) : buf_printf(&b, "%%%02X", *p))
+			abort();
+	}
+	/* Braces of the id's own are encoded: the rest is the template's. */
+	if (buf_append_str(&b, at + 4))
+		abort();
+	return buf_take(&b, NULL);
+}
+
+/* @tmpl expanded as the adapter's URL is, with {id} for @id; NULL with @r
+ * set when it cannot be. */
 static char *item_url(const struct iwf_call *c, const char *tmpl, const char *id, struct iwf_result *r)
 {
-	struct buf b;
-	const char *at = strstr(tmpl, "{id}");
-	char *head, *url = NULL, *why = NULL;
+	char *head = iwf_json_book_item_path(tmpl, id), *url = NULL, *why = NULL;
 
-	if (!at || !id) {
-		head = xstrdup(tmpl);
-	} else {
-		for (const char *p = id; *p || p == id; p += strcspn(p, "/"), p += *p == '/') {
-			size_t n = strcspn(p, "/");
-
-			if (!id[0] || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-				iwf_result_set(r, 502, false, "the item id '%.80s' is not usable in a URL", id);
-				return NULL;
-			}
-		}
-		buf_init(&b, strlen(tmpl) + 3 * strlen(id) + 1);
-		if (buf_append(&b, tmpl, (size_t)(at - tmpl)))
-			abort();
-		for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
-			bool is_plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-					strchr("-._~/", *p);
-
-			if (is_plain ? buf_append(&b, p, 1) : buf_printf(&b, "%%%02X", *p))
-				abort();
-		}
-		/* {} of the id's own are encoded: the rest is the template's. */
-		if (buf_append_str(&b, at + 4))
-			abort();
-		head = buf_take(&b, NULL);
+	if (!head) {
+		iwf_result_set(r, 502, false, "the item id '%.80s' is not usable in a URL", id);
+		return NULL;
 	}
 	if (iwf_url_expand(head, c->remote_user, c->xui, &url, &why)) {
 		iwf_result_set(r, 500, false, "the adapter's book URL: %s", why);

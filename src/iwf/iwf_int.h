@@ -193,6 +193,18 @@ enum xdms_err iwf_http_write(const struct iwf_call *c, const char *method, const
 
 /* The address books of the http kind with format json (book_json.c). */
 extern const struct iwf_book_ops iwf_json_book;
+/* The import transform's output @xml (a <book> of <entry id etag removed>
+ * in urn:xdmsd:xml:iwf-book, each holding an xCard <vcard>) as entries of
+ * @out (zeroed by the caller), @fn (NULL: none) for each present one with
+ * its card as a <vcards> document ("" when it has none). An entry without
+ * an id, or more than IWF_BOOK_MAX_CARDS, fails the whole listing: PARSE
+ * or TOOBIG with @r set; @out then holds what was read. */
+enum xdms_err iwf_json_book_read(const char *adapter_id, const char *xml, size_t len, struct iwf_book_list *out,
+				 iwf_card_fn fn, void *arg, struct iwf_result *r) XDMS_WUR;
+/* @tmpl with its first {id} replaced by @id, percent-encoded but for
+ * A-Z a-z 0-9 - . _ ~ / (heap); @tmpl as it is when it has no {id} or @id
+ * is NULL; NULL when @id is empty or has a "." or ".." segment. */
+char *iwf_json_book_item_path(const char *tmpl, const char *id);
 
 /* The URL of @href (a path or an absolute URL) on the 3rd party of
  * @book_url (heap); NULL when it names another host. */
