@@ -69,6 +69,9 @@ static void usage(FILE *f)
 		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
 		   "              [--poll-interval SECONDS] [--watch poll|webhook|both]\n"
 		   "              [--webhook-base URL --webhook-register URL] [--sip-uri sip:IP:PORT]\n"
+		   "              [--book-create-url URL] [--book-item-url URL] [--book-delete-url URL]\n"
+		   "              [--book-update-method M] [--book-id PTR] [--book-etag PTR]\n"
+		   "              [--book-if-match true|false]\n"
 		   "                            add or replace a 3rd-party adapter (FILE may name a\n"
 		   "                            built-in transform, e.g. vendor-example-import.xsl;\n"
 		   "                            PTR is a JSON Pointer into each page, e.g. /nextPageToken)\n"
@@ -682,7 +685,8 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	static const char *const plain[] = { "format",		 "token-url",	    "client-id",  "scope",
 					     "next-page-token",	 "page-token-param", "next-link",  "sync-token",
 					     "sync-token-param", "delta-link",	     "max-pages",  "import-method",
-					     "export-method" };
+					     "export-method", "book-create-url", "book-item-url", "book-delete-url",
+					     "book-update-method", "book-id", "book-etag", "book-if-match" };
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	const char *loopback = NULL;
 	const char *poll = NULL, *watch = NULL, *hook_base = NULL, *hook_register = NULL, *sip_uri = NULL;

@@ -76,6 +76,12 @@ void iwf_adapter_cleanup(struct iwf_adapter *a)
 	free(a->webhook_base);
 	free(a->webhook_register);
 	free(a->sip_uri);
+	free(a->book_create_url);
+	free(a->book_item_url);
+	free(a->book_delete_url);
+	free(a->book_update_method);
+	free(a->book_id);
+	free(a->book_etag);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -209,6 +215,18 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	out->watch = !watch || !strcmp(watch, "poll") ? IWF_WATCH_POLL :
 		     !strcmp(watch, "webhook")	  ? IWF_WATCH_WEBHOOK :
 						    IWF_WATCH_BOTH;
+	out->book_create_url = child_text(root, "book-create-url");
+	out->book_item_url = child_text(root, "book-item-url");
+	out->book_delete_url = child_text(root, "book-delete-url");
+	out->book_update_method = child_text(root, "book-update-method");
+	out->book_id = child_text(root, "book-id");
+	out->book_etag = child_text(root, "book-etag");
+	{
+		char *im = child_text(root, "book-if-match");
+
+		out->is_book_if_match = im && (!strcmp(im, "true") || !strcmp(im, "1"));
+		free(im);
+	}
 	if (!out->url) {
 		*why = xasprintf("adapter %s has no url", id);
 		err = XDMS_ERR_PARSE;

@@ -169,10 +169,11 @@ static char *start_url(const struct iwf_call *c, bool *is_delta)
 	return xstrdup(c->url);
 }
 
-/* What follows page @d: the next page's URL (heap), or NULL at the end.
+/* What follows page @d of a listing that began at @first: the next page's
+ * URL (heap), or NULL at the end.
  * INVAL with @r set for a next link off the adapter's origin. */
-static enum xdms_err next_url(const struct iwf_call *c, const struct json_doc *d, const char *host, char **out,
-			      struct iwf_result *r)
+static enum xdms_err next_url(const struct iwf_call *c, const char *first, const struct json_doc *d, const char *host,
+			      char **out, struct iwf_result *r)
 {
 	const struct iwf_adapter *a = c->a;
 	const char *v;
@@ -185,7 +186,8 @@ static enum xdms_err next_url(const struct iwf_call *c, const struct json_doc *d
 		}
 		*out = xstrdup(v);
 	} else if (a->next_page_token && (v = json_doc_string(d, a->next_page_token)) != NULL && v[0]) {
-		*out = iwf_url_with_param(c->url, a->page_token_param, v);
+		/* On the first page's URL: a sync token stays on every page. */
+		*out = iwf_url_with_param(first, a->page_token_param, v);
 	}
 	return XDMS_ERR_OK;
 }
@@ -219,7 +221,7 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 	const struct iwf_adapter *a = c->a;
 	struct json_limits lim;
 	struct buf page;
-	char host[256], *url, *why = NULL;
+	char host[256], *url, *first, *why = NULL;
 	unsigned pages = 0;
 	bool is_delta;
 	enum xdms_err err;
@@ -232,6 +234,7 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 	lim.max_depth = IWF_MAX_DEPTH - 2;
 	buf_init(&page, a->max_response);
 	url = start_url(c, &is_delta);
+	first = xstrdup(url);
 	err = buf_append_str(out, ARRAY_OPEN);
 	while (!err) {
 		struct iwf_http_call call;
@@ -257,6 +260,8 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 				c->sync->is_reset = true;
 			free(url);
 			url = xstrdup(c->url);
+			free(first);
+			first = xstrdup(c->url);
 			pages = 0;
 			buf_reset(out);
 			err = buf_append_str(out, ARRAY_OPEN);
@@ -265,6 +270,8 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 		if (err)
 			break;
 		pages++;
+		if (c->sync)
+			c->sync->pages++;
 		err = json_doc_parse(page.data ? page.data : "", page.len, &lim, &d, &why);
 		if (err) {
 			iwf_result_set(r, err == XDMS_ERR_TOOBIG ? 413 : 502, false,
@@ -278,7 +285,7 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 			iwf_result_set(r, 413, false, "the 3rd party's %u pages are larger than %zu bytes together", pages,
 				       out->max_len);
 		} else {
-			err = next_url(c, d, host, &next, r);
+			err = next_url(c, first, d, host, &next, r);
 			if (!err && !next)
 				keep_state(c, d);
 		}
@@ -294,6 +301,7 @@ enum xdms_err iwf_http_fetch_pages(const struct iwf_call *c, struct buf *out, st
 		c->sync->is_delta = !err && is_delta;
 	buf_cleanup(&page);
 	free(url);
+	free(first);
 	return err;
 }
 
@@ -431,6 +439,28 @@ enum xdms_err iwf_http_hook_register(const struct iwf_call *c, const char *regis
 	return err;
 }
 
+enum xdms_err iwf_http_write(const struct iwf_call *c, const char *method, const char *url, const char *if_match,
+			     const char *data, size_t len, struct buf *body, char etag[IWF_CARD_ETAG_MAX], long *status,
+			     struct iwf_result *r)
+{
+	struct iwf_http_call call;
+
+	*status = 0;
+	etag[0] = '\0';
+	call_init(&call, c, method);
+	call.url = url;
+	call.accept = "application/json";
+	if (data) {
+		call.content_type = "application/json";
+		call.body = data;
+		call.body_len = len;
+	}
+	call.if_match = if_match;
+	call.etag_out = etag;
+	call.etag_out_len = IWF_CARD_ETAG_MAX;
+	return authed_do(c, &call, body, status, r);
+}
+
 const struct iwf_kind iwf_kind_http = {
 	.name = "http",
 	.content_type = "application/xml",
@@ -442,4 +472,5 @@ const struct iwf_kind iwf_kind_http = {
 	.fetch = iwf_http_fetch,
 	.send = iwf_http_send,
 	.poll = iwf_http_poll,
+	.book = &iwf_json_book,
 };

@@ -66,6 +66,14 @@
 
 /* ---- cards to xCard and back (src/vcard) ------------------------------------------------------ */
 
+/* Kinds whose cards are xCard already (JSON APIs, book_json.c): they map
+ * with xcard2pcc.xsl and pcc2xcard.xsl, the adapter's own transforms being
+ * those of the JSON side. */
+static bool is_xcard_kind(const struct iwf_adapter *a)
+{
+	return a->kind->book && a->kind->book->is_xcard;
+}
+
 enum xdms_err iwf_card_to_xcard(const char *data, size_t len, struct buf *xcard, unsigned *version, char **why)
 {
 	struct vcard_limits lim;
@@ -472,6 +480,27 @@ enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapte
 	*why = NULL;
 	buf_init(&xcard, (size_t)IWF_CARD_MAX * 4);
 	buf_init(&wrapped, (size_t)IWF_CARD_MAX * 4 + 128);
+	if (is_xcard_kind(a)) {
+		/* Already xCard (a <vcards> document): no vCard text between. */
+		if (!len) {
+			*why = xstrdup("the entry has no xCard <vcard>");
+			err = XDMS_ERR_PARSE;
+			goto out;
+		}
+		if (len > (size_t)IWF_CARD_MAX * 4) {
+			*why = xstrdup("the card is too large as xCard");
+			err = XDMS_ERR_TOOBIG;
+			goto out;
+		}
+		*uid = iwf_xcard_uid(data, len);
+		err = iwf_job_transform(env, "xcard2pcc.xsl", data, len, xui, remote_user, env->opt->max_response, &out,
+					&out_len, &r);
+		if (err) {
+			*why = xstrdup(r.reason);
+			goto out;
+		}
+		goto transformed;
+	}
 	err = iwf_card_to_xcard(data, len, &xcard, &version, why);
 	if (err)
 		goto out;
@@ -489,6 +518,7 @@ enum xdms_err iwf_card_to_pcc(const struct iwf_env *env, const struct iwf_adapte
 		*why = xstrdup(r.reason);
 		goto out;
 	}
+transformed:
 	if (xml_parse(out, out_len, IWF_MAX_DEPTH, pcc, &issue) ||
 	    (env->pcc_schema && xml_schema_validate(env->pcc_schema, *pcc, &issue))) {
 		*why = xasprintf("not a valid PCC once transformed: %s", issue.phrase);
@@ -678,6 +708,52 @@ static enum xdms_err on_card_inline(void *arg, const char *href, const char *eta
 	return XDMS_ERR_OK;
 }
 
+/* A listing that carries its cards (ops->list_cards): they are kept while
+ * it runs, and those whose ETag differs from what their contact remembers
+ * are converted once it ends. */
+struct listed {
+	struct pending *head, *tail;
+};
+
+static enum xdms_err on_listed(void *arg, const char *href, const char *etag, const char *data, size_t len)
+{
+	struct listed *l = arg;
+	struct pending *p = xcalloc(1, sizeof(*p));
+
+	p->href = xstrdup(href);
+	p->etag = xstrdup(etag);
+	p->data = xstrndup(data, len);
+	p->len = len;
+	if (l->tail)
+		l->tail->next = p;
+	else
+		l->head = p;
+	l->tail = p;
+	return XDMS_ERR_OK;
+}
+
+static enum xdms_err list_and_convert(const struct iwf_call *call, struct remote *rm, struct ab *ab, const char *token,
+				      struct iwf_result *r)
+{
+	struct listed l = { 0 };
+	enum xdms_err err = call->a->kind->book->list_cards(call, rm->book_url, token, &rm->list, on_listed, &l, r);
+
+	rm->calls += rm->list.calls;
+	while (l.head) {
+		struct pending *p = l.head;
+		struct ab_contact *c = ab_by_href(ab, p->href);
+
+		l.head = p->next;
+		if (!err && (!c || !c->etag || strcmp(c->etag, p->etag)))
+			convert_one(rm, NULL, p->href, p->etag, p->data, p->len);
+		free(p->href);
+		free(p->etag);
+		free(p->data);
+		free(p);
+	}
+	return err;
+}
+
 /*
  * Locates and lists the book, and reads the cards that changed since what
  * the Address Book (@local, may be NULL) remembers; the Address Book stays
@@ -707,6 +783,10 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 	/* The token stands for what the Address Book holds only while it
 	 * holds what the last import left. */
 	rm->used_token = st.has && st.token[0] && st.count == ab->mine_count;
+	if (ops->list_cards) {
+		err = list_and_convert(call, rm, ab, rm->used_token ? st.token : NULL, r);
+		goto out;
+	}
 	err = ops->list(call, rm->book_url, rm->used_token ? st.token : NULL, &rm->list, r);
 	rm->calls += rm->list.calls;
 	if (err)
@@ -996,6 +1076,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 		       a->id, rm.count, t.added, t.updated, t.removed,
 		       rm.used_token ? (rm.list.was_reset ? "the stored sync-token was refused: full listing" :
 							  "changes since the stored sync-token") :
+				       is_xcard_kind(a) ? "full listing" :
 				       rm.list.is_sync ? "full sync-collection" : "full PROPFIND listing",
 		       rm.calls);
 	name_refused(&o->r, &rm);
@@ -1245,6 +1326,13 @@ static enum xdms_err card_for(const char *xcard, size_t len, const char *old, si
 		xml_node_append_copy(v, xml_doc_root_elem(tmp));
 	keep_unmapped(v, old, old_len);
 	text = xml_doc_serialize(doc, &text_len);
+	if (version == 0) {
+		/* An xCard kind: the card as it is. */
+		err = buf_append(out, text, text_len);
+		if (err)
+			iwf_result_set(r, 413, false, "the exported card is too large");
+		goto out;
+	}
 	err = iwf_xcard_to_card(text, text_len, version, out, &why);
 	if (err)
 		iwf_result_set(r, 502, false, "the exported card cannot be written as vCard: %s", why);
@@ -1393,8 +1481,11 @@ static enum xdms_err on_old_card(void *arg, const char *href, const char *etag, 
 
 	(void)etag;
 	buf_init(&xcard, (size_t)IWF_CARD_MAX * 4);
-	if (!iwf_card_to_xcard(data, len, &xcard, &v, &why) && v) {
-		x->version = v;
+	/* An xCard kind's card is kept as it is (x->version stays 0). */
+	if (x->version == 0 ? len && !buf_append(&xcard, data, len) :
+			      !iwf_card_to_xcard(data, len, &xcard, &v, &why) && v) {
+		if (v)
+			x->version = v;
 		if (x->old_count == x->old_cap) {
 			x->old_cap = x->old_cap ? x->old_cap * 2 : 64;
 			x->old = xrealloc(x->old, x->old_cap * sizeof(*x->old));
@@ -1494,7 +1585,8 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 	buf_init(&card, (size_t)IWF_CARD_MAX);
 	pcc = pcc_of(pd, &pcc_len);
 	if (iwf_export_select(pcc, pcc_len, NULL, x->q->fields, &sel, &sel_len, &count, &dropped, &why) ||
-	    iwf_job_transform(env, call->a->export_xslt, sel, sel_len, x->q->xui, x->q->remote_user,
+	    iwf_job_transform(env, is_xcard_kind(call->a) ? "pcc2xcard.xsl" : call->a->export_xslt, sel, sel_len,
+			      x->q->xui, x->q->remote_user,
 			      (size_t)IWF_CARD_MAX * 4, &xc, &xc_len, &cr)) {
 		x->refused++;
 		goto out;
@@ -1517,8 +1609,23 @@ static bool export_contact(struct export_run *x, const struct iwf_env *env, stru
 		goto out;
 	}
 	snprintf(cur, sizeof(cur), "%s", mine && mine->etag ? mine->etag : "");
-	for (unsigned attempt = 0; attempt < 2 && !is_done; attempt++) {
-		if (!ops->put(call, x->book_url, href, cur[0] ? cur : NULL, card.data, card.len, etag, &status, &cr)) {
+	if (!mine && ops->create) {
+		/* The 3rd party names the new card. */
+		char *named = NULL;
+
+		if (!ops->create(call, x->book_url, card.data, card.len, &named, etag, &status, &cr)) {
+			free(href);
+			href = named;
+			is_done = true;
+		}
+	}
+	for (unsigned attempt = 0; attempt < 2 && !is_done && (mine || !ops->create); attempt++) {
+		/* Known ETag: If-Match. None: a new card (If-None-Match: *; a
+		 * 412 then adopts the card below), or, where the 3rd party names
+		 * new items (create), an update without a precondition. */
+		const char *im = cur[0] ? cur : mine && ops->create ? "" : NULL;
+
+		if (!ops->put(call, x->book_url, href, im, card.data, card.len, etag, &status, &cr)) {
 			is_done = true;
 		} else if (status == 412 && attempt == 0) {
 			/* Changed at the 3rd party since, or (a new contact) there
@@ -1659,16 +1766,22 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
 		iwf_result_set(&o->r, 500, false, "%s", why);
 		goto out;
 	}
-	if (ops->locate(&call, q->remote_user, &book_url, &calls, &o->r) || ops->list(&call, book_url, NULL, &all, &o->r))
+	if (ops->locate(&call, q->remote_user, &book_url, &calls, &o->r))
 		goto out;
 	x.call = &call;
 	x.q = q;
 	x.book_url = book_url;
-	x.version = 4;
+	x.version = is_xcard_kind(a) ? 0 : 4; /* 0: xCard as it is */
 	/* The cards this export replaces, read first (their version is the
 	 * book's; what the PCC cannot say is kept); in an empty-handed case,
-	 * one card for the book's version. */
-	{
+	 * one card for the book's version. A listing that carries its cards
+	 * gives them all at once. */
+	if (ops->list_cards) {
+		if (ops->list_cards(&call, book_url, NULL, &all, on_old_card, &x, &o->r))
+			goto out;
+	} else if (ops->list(&call, book_url, NULL, &all, &o->r)) {
+		goto out;
+	} else {
 		const char **hrefs = xcalloc(all.count + 1, sizeof(*hrefs));
 		size_t n = 0;
 

@@ -67,6 +67,7 @@ struct iwf_sync {
 	char *next;     /* heap; NULL = the 3rd party gave none */
 	bool is_delta;  /* the data fetched is changes since @used */
 	bool is_reset;  /* @used had expired (HTTP 410): a full sync was made */
+	unsigned pages; /* pages read */
 };
 
 struct iwf_adapter;
@@ -177,7 +178,42 @@ struct iwf_book_ops {
 	/* Deletes a card with If-Match @if_match. */
 	enum xdms_err (*del)(const struct iwf_call *c, const char *book_url, const char *href, const char *if_match,
 			     long *status, struct iwf_result *r);
+	/* Added for JSON APIs (book_json.c); zero = unused. */
+	/* The cards the calls above give and take are xCard (a <vcards>
+	 * document holding one <vcard>), not vCard text; they become contacts
+	 * by xcard2pcc.xsl and are written from pcc2xcard.xsl. */
+	bool is_xcard;
+	/* A listing that carries the cards themselves: as list, with @fn
+	 * called for each member present (its data as fetch gives it). */
+	enum xdms_err (*list_cards)(const struct iwf_call *c, const char *book_url, const char *token,
+				    struct iwf_book_list *out, iwf_card_fn fn, void *arg, struct iwf_result *r);
+	/* A 3rd party that names new cards itself: creates one, its href in
+	 * *href (heap). NULL: put without If-Match at an href of our own. */
+	enum xdms_err (*create)(const struct iwf_call *c, const char *book_url, const char *data, size_t len,
+				char **href, char etag[IWF_CARD_ETAG_MAX], long *status, struct iwf_result *r);
 };
+
+/* One JSON write of a JSON adapter (adapter_http.c): @method on @url with
+ * the adapter's authentication, @data (NULL: no body) as application/json,
+ * If-Match @if_match (NULL: none); the answer's ETag header to @etag. */
+enum xdms_err iwf_http_write(const struct iwf_call *c, const char *method, const char *url, const char *if_match,
+			     const char *data, size_t len, struct buf *body, char etag[IWF_CARD_ETAG_MAX], long *status,
+			     struct iwf_result *r) XDMS_WUR;
+
+/* The address books of the http kind with format json (book_json.c). */
+extern const struct iwf_book_ops iwf_json_book;
+/* The import transform's output @xml (a <book> of <entry id etag removed>
+ * in urn:xdmsd:xml:iwf-book, each holding an xCard <vcard>) as entries of
+ * @out (zeroed by the caller), @fn (NULL: none) for each present one with
+ * its card as a <vcards> document ("" when it has none). An entry without
+ * an id, or more than IWF_BOOK_MAX_CARDS, fails the whole listing: PARSE
+ * or TOOBIG with @r set; @out then holds what was read. */
+enum xdms_err iwf_json_book_read(const char *adapter_id, const char *xml, size_t len, struct iwf_book_list *out,
+				 iwf_card_fn fn, void *arg, struct iwf_result *r) XDMS_WUR;
+/* @tmpl with its first {id} replaced by @id, percent-encoded but for
+ * A-Z a-z 0-9 - . _ ~ / (heap); @tmpl as it is when it has no {id} or @id
+ * is NULL; NULL when @id is empty or has a "." or ".." segment. */
+char *iwf_json_book_item_path(const char *tmpl, const char *id);
 
 /* The URL of @href (a path or an absolute URL) on the 3rd party of
  * @book_url (heap); NULL when it names another host. */
@@ -242,6 +278,17 @@ struct iwf_adapter {
 	char *sync_token_param; /* e.g. syncToken */
 	char *delta_link;       /* e.g. /@odata.deltaLink */
 	unsigned max_pages;
+	/* Address books (kind http, format json): URL templates of a new
+	 * item (default: the adapter's URL) and of one item ({id}: its id),
+	 * the method of an update, JSON Pointers to the id and ETag in an
+	 * answer, and whether writes carry If-Match. NULL = not given. */
+	char *book_create_url;
+	char *book_item_url;
+	char *book_delete_url;
+	char *book_update_method;
+	char *book_id;
+	char *book_etag;
+	bool is_book_if_match;
 	bool is_plain_loopback; /* <plain-http-loopback>: Basic over http:// to a loopback host */
 	unsigned poll_interval_s;  /* watches: seconds between polls (floor IWF_POLL_FLOOR_S) */
 	enum iwf_watch_via watch;  /* watches: polling, a webhook, or both */

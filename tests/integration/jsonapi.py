@@ -17,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from xdmslib import data
 
+PEOPLE_BOOK = "/book/people/v1"
+GRAPH_BOOK = "/book/graph/v1.0/me/contacts"
+
 CLIENT_ID = "xdmsd-test-client.apps.example"
 CLIENT_SECRET = "cs-3f9a1c77e2b84d5e"  # the adapter's OAuth client secret
 
@@ -37,6 +40,9 @@ class ThirdParty:
         self.received = []            # (method, path, content type, body) of writes
         self.raw = {}                 # /raw/NAME -> bytes
         self.expires_in = 3600
+        self.people_book = ContactStore("people")
+        self.graph_book = ContactStore("graph")
+        self.bad_page = None          # bytes served instead of the next contacts page, once
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -172,18 +178,40 @@ class ThirdParty:
                     return self.reply(200, {"connections": [], "nextPageToken": str(n + 1)})
                 if not self.authorized():
                     return
+                if url.path.startswith("/book/"):
+                    with tp.lock:
+                        bad, tp.bad_page = tp.bad_page, None
+                    if bad is not None:
+                        return self.reply(200, bad)
+                    return self.reply(*book_get(tp, url.path, query))
                 if url.path == "/people/v1/people/me/connections":
                     return self.people(query)
                 if url.path == "/graph/v1.0/users/delta":
                     return self.graph(query)
                 self.reply(404, {"error": "no such resource"})
 
+            def book_write(self):
+                body = self.body()
+                if not self.authorized():
+                    return
+                with tp.lock:
+                    tp.received.append((self.command, self.path, self.headers.get("Content-Type"), body))
+                self.reply(*book_write(tp, self.command, urllib.parse.urlsplit(self.path).path,
+                                       self.headers.get("If-Match"), body))
+
+            def do_DELETE(self):
+                self.book_write()
+
             def do_POST(self):
                 if self.path == "/oauth2/token":
                     return self.token()
+                if self.path.startswith("/book/"):
+                    return self.book_write()
                 self.reply(404, {})
 
             def do_PATCH(self):
+                if self.path.startswith("/book/"):
+                    return self.book_write()
                 body = self.body()
                 if not self.authorized():
                     return
@@ -194,3 +222,179 @@ class ThirdParty:
             do_PUT = do_PATCH
 
         return Handler
+
+
+# ---- contacts collections: People-API connections and Graph contacts ----------------------
+
+class ContactStore:
+    """The contacts of one account, with a change log: every change has a
+    sequence number; a sync token or delta token is the number it was
+    given at, and a sync gives what changed after it (deleted ones too)."""
+
+    PAGE = 2  # contacts per page, so that every listing has pages
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.items = {}      # id -> contact (dict, in the API's shape, without id and etag)
+        self.versions = {}   # id -> version
+        self.changed = {}    # id -> sequence number of its last change
+        self.deleted = {}    # id -> sequence number of its deletion
+        self.seq = 0
+        self.next_id = 1
+        self.requests = []   # (method, path with query) of the collection's reads
+
+    def etag(self, cid):
+        v = self.versions[cid]
+        return f"%EgUBAj{v:04d}=" if self.shape == "people" else f'W/"CQAAABYAAAA{v:04d}"'
+
+    def put(self, cid, fields):
+        """Creates or replaces contact @cid (None: a new id); returns the id."""
+        if cid is None:
+            cid = (f"c{1000 + self.next_id}" if self.shape == "people"
+                   else f"AAMkAGI2TG93AAA{self.next_id:04d}=")
+            self.next_id += 1
+        self.seq += 1
+        self.items[cid] = dict(fields)
+        self.versions[cid] = self.versions.get(cid, 0) + 1
+        self.changed[cid] = self.seq
+        self.deleted.pop(cid, None)
+        return cid
+
+    def delete(self, cid):
+        self.seq += 1
+        del self.items[cid]
+        self.changed.pop(cid, None)
+        self.deleted[cid] = self.seq
+
+    def as_json(self, cid):
+        c = dict(self.items[cid])
+        if self.shape == "people":
+            c["resourceName"] = f"people/{cid}"
+            c["etag"] = self.etag(cid)
+        else:
+            c["id"] = cid
+            c["@odata.etag"] = self.etag(cid)
+        return c
+
+    def removed_json(self, cid):
+        if self.shape == "people":
+            return {"resourceName": f"people/{cid}", "etag": "%EgUBAj-deleted",
+                    "metadata": {"deleted": True, "sources": [{"type": "CONTACT", "id": cid}]}}
+        return {"id": cid, "@removed": {"reason": "deleted"}}
+
+    def listing(self, since):
+        """Every contact (since None) or the changes after @since, in order."""
+        if since is None:
+            return [self.as_json(c) for c in sorted(self.items)]
+        out = [self.as_json(c) for c, n in sorted(self.changed.items()) if n > since]
+        out += [self.removed_json(c) for c, n in sorted(self.deleted.items()) if n > since]
+        return out
+
+
+def _page(items, offset):
+    offset = int(offset or 0)
+    part = items[offset:offset + ContactStore.PAGE]
+    more = offset + ContactStore.PAGE < len(items)
+    return part, (str(offset + ContactStore.PAGE) if more else None)
+
+
+def book_get(tp, path, query):
+    """GET of a contacts collection: (status, body)."""
+    if path == PEOPLE_BOOK + "/people/me/connections":
+        st = tp.people_book
+        with tp.lock:
+            st.requests.append(("GET", path + "?" + urllib.parse.urlencode(query, doseq=True)))
+            since = None
+            if "syncToken" in query:
+                token = query["syncToken"][0]
+                if token in tp.expired_sync:
+                    return 410, {"error": {"code": 410, "message": "Sync token is expired. Clear local cache "
+                                           "and retry call without the sync token.",
+                                           "status": "FAILED_PRECONDITION"}}
+                if not token.startswith("sync-"):
+                    return 400, {"error": {"code": 400, "message": "bad sync token"}}
+                since = int(token[5:])
+            part, nxt = _page(st.listing(since), query.get("pageToken", ["0"])[0])
+            body = {"connections": part, "totalPeople": len(st.items), "totalItems": len(st.items)}
+            if nxt:
+                body["nextPageToken"] = nxt
+            elif query.get("requestSyncToken") == ["true"]:
+                body["nextSyncToken"] = f"sync-{st.seq}"
+            return 200, body
+    if path in (GRAPH_BOOK, GRAPH_BOOK + "/delta"):
+        st = tp.graph_book
+        with tp.lock:
+            st.requests.append(("GET", path + "?" + urllib.parse.urlencode(query, doseq=True)))
+            since = None
+            if "$deltatoken" in query:
+                token = query["$deltatoken"][0]
+                if token in tp.expired_sync:
+                    return 410, {"error": {"code": "syncStateNotFound", "message": "The sync state is gone."}}
+                since = int(token)
+            part, nxt = _page(st.listing(since), query.get("$skiptoken", ["0"])[0])
+            body = {"@odata.context": f"{tp.base}/book/graph/v1.0/$metadata#Collection(contact)", "value": part}
+            base = tp.base + path
+            keep = {k: v for k, v in query.items() if k not in ("$skiptoken", "$deltatoken")}
+            if nxt:
+                body["@odata.nextLink"] = base + "?" + urllib.parse.urlencode({**keep, "$skiptoken": nxt},
+                                                                              doseq=True)
+            elif path.endswith("/delta"):
+                body["@odata.deltaLink"] = base + "?" + urllib.parse.urlencode({"$deltatoken": str(st.seq)})
+            return 200, body
+    return 404, {"error": "no such resource"}
+
+
+def book_write(tp, method, path, if_match, body):
+    """POST / PATCH / DELETE of one contact: (status, body)."""
+    try:
+        fields = json.loads(body) if body else {}
+    except ValueError:
+        return 400, {"error": {"code": 400, "message": "the body is not JSON"}}
+    with tp.lock:
+        if path.startswith(PEOPLE_BOOK):
+            st, rest = tp.people_book, path[len(PEOPLE_BOOK):]
+            if method == "POST" and rest == "/people:createContact":
+                cid = st.put(None, {k: v for k, v in fields.items() if k not in ("resourceName", "etag")})
+                return 200, st.as_json(cid)
+            for suffix, verb in ((":updateContact", "PATCH"), (":deleteContact", "DELETE")):
+                if rest.startswith("/people/") and rest.endswith(suffix) and method == verb:
+                    cid = rest[len("/people/"):-len(suffix)]
+                    if cid not in st.items:
+                        return 404, {"error": {"code": 404, "message": "Requested entity was not found.",
+                                               "status": "NOT_FOUND"}}
+                    if verb == "DELETE":
+                        st.delete(cid)
+                        return 200, {}
+                    if fields.get("etag") != st.etag(cid):
+                        return 400, {"error": {"code": 400, "status": "FAILED_PRECONDITION",
+                                               "message": "Request person.etag is different than the current "
+                                               "person.etag. Clear local cache and get the latest person."}}
+                    st.put(cid, {k: v for k, v in fields.items() if k not in ("resourceName", "etag")})
+                    return 200, st.as_json(cid)
+            return 404, {"error": {"code": 404, "message": "no such method"}}
+        if path.startswith(GRAPH_BOOK):
+            st, rest = tp.graph_book, path[len(GRAPH_BOOK):]
+            if method == "POST" and rest == "":
+                cid = st.put(None, {k: v for k, v in fields.items() if v is not None})
+                return 201, st.as_json(cid)
+            cid = urllib.parse.unquote(rest[1:])
+            if cid not in st.items:
+                return 404, {"error": {"code": "ErrorItemNotFound", "message": "The specified object was not "
+                                       "found in the store."}}
+            if if_match is not None and if_match != st.etag(cid):
+                return 412, {"error": {"code": "ErrorIrresolvableConflict",
+                                       "message": "The change key passed in the request does not match the "
+                                       "current change key for the item."}}
+            if method == "DELETE":
+                st.delete(cid)
+                return 204, b""
+            if method == "PATCH":
+                merged = dict(st.items[cid])
+                for k, v in fields.items():
+                    if v is None:
+                        merged.pop(k, None)
+                    elif k not in ("id", "@odata.etag"):
+                        merged[k] = v
+                st.put(cid, merged)
+                return 200, st.as_json(cid)
+        return 404, {"error": "no such resource"}

@@ -178,7 +178,10 @@ START_TEST(carddav_kind)
 	ck_assert_str_eq(k->import_xslt, "xcard2pcc.xsl");
 	ck_assert_str_eq(k->export_xslt, "pcc2xcard.xsl");
 	ck_assert_int_eq(k->auth, IWF_AUTH_BASIC);
-	ck_assert_ptr_null(iwf_kind_find("http")->book);
+	ck_assert(!k->book->is_xcard && !k->book->list_cards && !k->book->create);
+	/* The http kind's books are JSON ones (book_json.c), read as xCard. */
+	ck_assert_ptr_eq(iwf_kind_find("http")->book, &iwf_json_book);
+	ck_assert(iwf_json_book.is_xcard && iwf_json_book.list_cards && iwf_json_book.create);
 }
 END_TEST
 
