@@ -169,24 +169,7 @@ static enum xdms_err state_save(const struct iwf_env *env, const char *xui, cons
 static enum xdms_err ab_read(const struct iwf_env *env, const char *xui, char **data, size_t *len,
 			     char etag[STORE_ETAG_MAX])
 {
-	char *sel = xasprintf("%s/users/%s/index", IWF_AB_AUID, xui);
-	struct store_read *rd = NULL;
-	struct store_doc d;
-	enum xdms_err err = store_read_begin(env->st, &rd);
-
-	*data = NULL;
-	*len = 0;
-	etag[0] = '\0';
-	if (!err)
-		err = store_doc_get(rd, sel, &d);
-	if (!err) {
-		*data = xstrndup(d.data, d.data_len);
-		*len = d.data_len;
-		snprintf(etag, STORE_ETAG_MAX, "%s", d.etag);
-	}
-	store_read_end(rd);
-	free(sel);
-	return err;
+	return iwf_doc_read(env, IWF_AB_AUID, xui, data, len, etag);
 }
 
 /* One contact of this adapter's source in the Address Book. */
@@ -247,20 +230,6 @@ static void ab_id_add(struct ab *ab, char *id)
 	ab->id_count++;
 }
 
-static char *trimmed(char *s)
-{
-	size_t n, lead;
-
-	if (!s)
-		return NULL;
-	n = strlen(s);
-	while (n && strchr(" \t\r\n", s[n - 1]))
-		s[--n] = '\0';
-	lead = strspn(s, " \t\r\n");
-	memmove(s, s + lead, n - lead + 1);
-	return s;
-}
-
 /* Parses @data (NULL: an empty Address Book) and finds this adapter's contacts. */
 static enum xdms_err ab_open(const char *data, size_t len, const char *adapter, struct ab *ab, char **why)
 {
@@ -281,7 +250,7 @@ static enum xdms_err ab_open(const char *data, size_t len, const char *adapter, 
 	for (struct xml_node *c = xml_node_child(xml_doc_root_elem(ab->doc), IWF_AB_NS, "contact"); c;
 	     c = xml_node_next(c, IWF_AB_NS, "contact")) {
 		struct xml_node *src = xml_node_child(c, IWF_AB_NS, "source");
-		char *id = trimmed(xml_node_text(src)), *cid = xml_node_attr(c, "id");
+		char *id = xml_trim(xml_node_text(src)), *cid = xml_node_attr(c, "id");
 		bool is_mine = id && !strcmp(id, adapter);
 
 		free(id);

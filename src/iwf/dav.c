@@ -47,21 +47,6 @@ void iwf_dav_multistatus_cleanup(struct iwf_dav_multistatus *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Trims XML whitespace at both ends, in place. */
-static char *trim(char *s)
-{
-	size_t n, lead;
-
-	if (!s)
-		return NULL;
-	n = strlen(s);
-	while (n && strchr(" \t\r\n", s[n - 1]))
-		s[--n] = '\0';
-	lead = strspn(s, " \t\r\n");
-	memmove(s, s + lead, n - lead + 1);
-	return s;
-}
-
 /* The path of an href: an absolute URL loses its scheme and authority. */
 static char *href_path(char *href)
 {
@@ -96,7 +81,7 @@ static unsigned status_code(const struct xml_node *n)
 /* The text of @parent's DAV:href child, trimmed, as a path (heap), or NULL. */
 static char *href_of(const struct xml_node *parent)
 {
-	return href_path(trim(xml_node_text(xml_node_child(parent, IWF_DAV_NS, "href"))));
+	return href_path(xml_trim(xml_node_text(xml_node_child(parent, IWF_DAV_NS, "href"))));
 }
 
 /* Reads the properties of one 200 propstat's <prop> into @it. */
@@ -107,7 +92,7 @@ static enum xdms_err read_props(const struct xml_node *prop, struct iwf_dav_item
 
 	if ((n = xml_node_child(prop, IWF_DAV_NS, "getetag")) != NULL) {
 		free(it->etag);
-		it->etag = trim(xml_node_text(n));
+		it->etag = xml_trim(xml_node_text(n));
 	}
 	if ((n = xml_node_child(prop, IWF_CARDDAV_NS, "address-data")) != NULL) {
 		char *t = xml_node_text(n);
@@ -139,7 +124,7 @@ static enum xdms_err read_props(const struct xml_node *prop, struct iwf_dav_item
 	}
 	if ((n = xml_node_child(prop, IWF_DAV_NS, "displayname")) != NULL) {
 		free(it->displayname);
-		it->displayname = trim(xml_node_text(n));
+		it->displayname = xml_trim(xml_node_text(n));
 	}
 	if ((n = xml_node_child(prop, IWF_DAV_NS, "supported-report-set")) != NULL) {
 		for (struct xml_node *sr = xml_node_child(n, IWF_DAV_NS, "supported-report"); sr;
@@ -217,7 +202,7 @@ enum xdms_err iwf_dav_parse(const char *data, size_t len, size_t max_items, size
 	if (!err) {
 		struct xml_node *tok = xml_node_child(root, IWF_DAV_NS, "sync-token");
 
-		out->sync_token = tok ? trim(xml_node_text(tok)) : NULL;
+		out->sync_token = tok ? xml_trim(xml_node_text(tok)) : NULL;
 	}
 out:
 	xml_doc_free(doc);

@@ -643,6 +643,10 @@ enum xdms_err iwf_metrics_render(struct iwf_metrics *m, struct store *st, struct
  * user's document "index" of @auid (the HTTP status a client would get);
  * the stylesheet @name on @data (@r set on failure). */
 bool iwf_job_is_ours(const struct iwf_env *env, const struct store_job *job);
+/* The user's document "index" of @auid (heap) and its ETag; NOTFOUND when
+ * there is none. */
+enum xdms_err iwf_doc_read(const struct iwf_env *env, const char *auid, const char *xui, char **data, size_t *len,
+			   char etag[STORE_ETAG_MAX]) XDMS_WUR;
 unsigned iwf_job_write(const struct iwf_env *env, enum xcap_method m, const char *auid, const char *xui,
 		       const char *ctype, const char *body, size_t len, const char *if_match,
 		       const char *if_none_match, char etag[STORE_ETAG_MAX], char *why, size_t why_len);

@@ -92,20 +92,6 @@ static char *fh_text(const struct xml_node *parent, const char *name)
 	return xml_node_text(fh_child(parent, name));
 }
 
-/* Trims XML whitespace at both ends, in place (xs:token values). */
-static char *trim(char *s)
-{
-	size_t n;
-
-	if (!s)
-		return NULL;
-	n = strlen(s);
-	while (n && strchr(" \t\r\n", s[n - 1]))
-		s[--n] = '\0';
-	memmove(s, s + strspn(s, " \t\r\n"), strlen(s + strspn(s, " \t\r\n")) + 1);
-	return s;
-}
-
 static const char *kind_element(enum store_job_kind k)
 {
 	if (k == STORE_JOB_SUBSCRIBE)
@@ -228,17 +214,17 @@ static enum xdms_err request_load_as(const struct iwf_env *env, const struct sto
 		q->has_fh_default_ns = dflt && !strcmp(dflt, IWF_FH_NS);
 		q->third_party = xstrdup(tid ? tid : "");
 		free(tid);
-		q->remote_user = trim(fh_text(r, "remote-user"));
+		q->remote_user = xml_trim(fh_text(r, "remote-user"));
 		q->fields = fh_text(r, "fields");
-		q->merge_policy = trim(fh_text(r, "merge-policy"));
-		q->source_sel = trim(fh_text(r, "source-sel"));
-		q->expires = trim(fh_text(r, "expires"));
-		q->target = trim(fh_text(r, "target"));
+		q->merge_policy = xml_trim(fh_text(r, "merge-policy"));
+		q->source_sel = xml_trim(fh_text(r, "source-sel"));
+		q->expires = xml_trim(fh_text(r, "expires"));
+		q->target = xml_trim(fh_text(r, "target"));
 		if (cred) {
 			q->username = fh_text(cred, "username");
 			q->password = fh_text(cred, "password");
-			q->token = trim(fh_text(cred, "token"));
-			q->credential_ref = trim(fh_text(cred, "credential-ref"));
+			q->token = xml_trim(fh_text(cred, "token"));
+			q->credential_ref = xml_trim(fh_text(cred, "credential-ref"));
 		}
 		err = XDMS_ERR_OK;
 	}
@@ -476,16 +462,17 @@ static bool adapter_credentials(const struct iwf_env *env, const struct iwf_adap
 
 /* ---- import and export ------------------------------------------------------------------------ */
 
-/* The user's PCC (heap) and its ETag; NOTFOUND when there is none. */
-static enum xdms_err pcc_read(const struct iwf_env *env, const char *xui, char **data, size_t *len,
-			      char etag[STORE_ETAG_MAX])
+enum xdms_err iwf_doc_read(const struct iwf_env *env, const char *auid, const char *xui, char **data, size_t *len,
+			   char etag[STORE_ETAG_MAX])
 {
-	char *sel = xasprintf("%s/users/%s/index", IWF_PCC_AUID, xui);
+	char *sel = xasprintf("%s/users/%s/index", auid, xui);
 	struct store_read *rd = NULL;
 	struct store_doc d;
 	enum xdms_err err = store_read_begin(env->st, &rd);
 
 	*data = NULL;
+	*len = 0;
+	etag[0] = '\0';
 	if (!err)
 		err = store_doc_get(rd, sel, &d);
 	if (!err) {
@@ -496,6 +483,13 @@ static enum xdms_err pcc_read(const struct iwf_env *env, const char *xui, char *
 	store_read_end(rd);
 	free(sel);
 	return err;
+}
+
+/* The user's PCC (heap) and its ETag; NOTFOUND when there is none. */
+static enum xdms_err pcc_read(const struct iwf_env *env, const char *xui, char **data, size_t *len,
+			      char etag[STORE_ETAG_MAX])
+{
+	return iwf_doc_read(env, IWF_PCC_AUID, xui, data, len, etag);
 }
 
 struct outcome {

@@ -83,6 +83,20 @@ char *xml_node_text(const struct xml_node *n)
 	return s;
 }
 
+char *xml_trim(char *s)
+{
+	size_t n, lead;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		s[--n] = '\0';
+	lead = strspn(s, " \t\r\n");
+	memmove(s, s + lead, n - lead + 1);
+	return s;
+}
+
 char *xml_node_attr(const struct xml_node *n, const char *name)
 {
 	/* Whatever the attribute's namespace, as xmlGetProp() reads it. */

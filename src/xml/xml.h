@@ -123,6 +123,9 @@ const char *xml_node_name(const struct xml_node *n);
 /* The text content of @n (all descendant text, entities expanded); heap,
  * NULL for a NULL @n. */
 char *xml_node_text(const struct xml_node *n);
+/* Trims XML white space (space, tab, CR, LF) at both ends of @s, in place;
+ * returns @s (NULL-tolerant), e.g. xml_trim(xml_node_text(n)). */
+char *xml_trim(char *s);
 
 /* The value of attribute @name of @n whatever its namespace (heap), or NULL
  * when @n has none (or @n is NULL). */

@@ -64,6 +64,18 @@ START_TEST(reading)
 }
 END_TEST
 
+START_TEST(trimming)
+{
+	char a[] = " \t\r\n token \n", b[] = "plain", c[] = " \n\t ", d[] = "in  side";
+
+	ck_assert_str_eq(xml_trim(a), "token");
+	ck_assert_str_eq(xml_trim(b), "plain");
+	ck_assert_str_eq(xml_trim(c), "");
+	ck_assert_str_eq(xml_trim(d), "in  side");
+	ck_assert_ptr_null(xml_trim(NULL));
+}
+END_TEST
+
 START_TEST(editing)
 {
 	struct xml_doc *to = parse("<r xmlns=\"" NS "\"><g><e pref=\"1\"/></g><old/></r>");
@@ -102,6 +114,7 @@ int main(void)
 	xml_init();
 	tcase_add_test(tc, reading);
 	tcase_add_test(tc, editing);
+	tcase_add_test(tc, trimming);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_FORK);
 	xml_shutdown();
