@@ -82,11 +82,11 @@ static bool names_id_type(xmlNodePtr n, const char *attr)
 	return found;
 }
 
-static bool file_is_local(const char *name, const char **seen, size_t *seen_count);
+static bool file_is_local(const char *name, char **seen, size_t *seen_count);
 
 /* Walks the schema document below @n (iteratively: schema files are trusted,
  * but a stack bound costs nothing). */
-static bool tree_is_local(xmlNodePtr root, const char **seen, size_t *seen_count)
+static bool tree_is_local(xmlNodePtr root, char **seen, size_t *seen_count)
 {
 	for (xmlNodePtr n = root; n;) {
 		if (n->type == XML_ELEMENT_NODE) {
@@ -133,7 +133,9 @@ static bool tree_is_local(xmlNodePtr root, const char **seen, size_t *seen_count
 	return true;
 }
 
-static bool file_is_local(const char *name, const char **seen, size_t *seen_count)
+/* @seen holds copies (heap) of the names read so far: @name may be freed
+ * by the caller once this returns. */
+static bool file_is_local(const char *name, char **seen, size_t *seen_count)
 {
 	const char *data;
 	size_t len;
@@ -145,7 +147,7 @@ static bool file_is_local(const char *name, const char **seen, size_t *seen_coun
 			return true;
 	if (*seen_count == LOCAL_MAX_FILES || !xml_file_find(name, &data, &len) || len > INT32_MAX)
 		return false;
-	seen[(*seen_count)++] = name;
+	seen[(*seen_count)++] = xstrdup(name);
 	doc = xmlReadMemory(data, (int)len, name, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc)
 		return false;
@@ -189,11 +191,13 @@ enum xdms_err xml_schema_load(const char *name, struct xml_schema **out, char **
 	(*out)->xs = schema;
 	(*out)->id = atomic_fetch_add(&schema_ids, 1) + 1;
 	{
-		const char *seen[LOCAL_MAX_FILES];
+		char *seen[LOCAL_MAX_FILES];
 		size_t seen_count = 0;
 		const char *base = strrchr(name, '/');
 
 		(*out)->is_local = file_is_local(base ? base + 1 : name, seen, &seen_count);
+		for (size_t i = 0; i < seen_count; i++)
+			free(seen[i]);
 	}
 	err = XDMS_ERR_OK;
 out:
