@@ -5,10 +5,12 @@
  * A subscribe-profile job makes the first import and stores a watch record
  * (store.h, "IWF watches"); from then on this file keeps it: it asks the
  * adapter's kind for the profile only if it changed since the stored
- * validator (a conditional GET for xcap and http; a sync token for a kind
- * that has one), imports a change through the same steps as an
+ * validator (a conditional GET for xcap and http, and of the user's own
+ * card for carddav), imports a change through the same steps as an
  * import-profile (iwf_profile_from, iwf_import_store), and replaces the
- * request's one <response> with seq + 1. An update applied twice changes
+ * request's one <response> with seq + 1. A watch whose target is the
+ * address book (a carddav adapter) imports the book again instead, from
+ * the stored sync-token (book_poll). An update applied twice changes
  * nothing: the merge finds its values there already, the PCC is not
  * written, and no response is written either.
  *
