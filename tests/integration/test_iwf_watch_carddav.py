@@ -209,3 +209,14 @@ def test_expiry_terminates_with_410_and_polling_stops(start_server, radicale):
     before = count(radicale, "GET", "/end/book/own.vcf")
     time.sleep(2.5)
     assert count(radicale, "GET", "/end/book/own.vcf") == before
+
+
+def test_address_book_of_a_kind_without_books_is_501(start_server, radicale):
+    srv = start_server(settings=FAST)
+    add_adapter(srv, "web", "xcap", radicale.url("/pcc/book/own.vcf"), check=0)
+    req = request_xml("subscribe-profile", "sub-1", "web", remote_user="own", target="address-book")
+    expect(srv.client(ALICE).put_doc(FH, ALICE, fh_doc(req)), 201)
+    resp, _ = wait_response(srv.client(ALICE), ALICE, "sub-1", timeout=30)
+    expect_response(resp, "failure", 501)
+    assert "holds no address books" in text(resp, "reason"), etree.tostring(resp)
+    assert not [s for s in srv.ctl("subscriptions", check=0).stdout.decode().splitlines() if s]
