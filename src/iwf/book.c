@@ -686,7 +686,10 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 	size_t need_count = 0;
 	enum xdms_err err;
 
-	err = ops->locate(call, q->remote_user, &rm->book_url, &rm->calls, r);
+	if (q->book_url && q->book_url[0] && (rm->book_url = iwf_dav_url(call->url, q->book_url)))
+		err = XDMS_ERR_OK; /* found before, at the adapter's server: no discovery */
+	else
+		err = ops->locate(call, q->remote_user, &rm->book_url, &rm->calls, r);
 	if (err)
 		return err;
 	if (ab_open(local, local_len, call->a->id, ab, &why)) {
@@ -983,6 +986,8 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 			 (unsigned long long)job->id, job->xui, job->request_id, a->id);
 	o->count = t.added + t.updated;
 	o->changed = t.added + t.updated + t.removed;
+	if (strlen(rm.book_url) < sizeof(o->book_url))
+		memcpy(o->book_url, rm.book_url, strlen(rm.book_url) + 1);
 	iwf_result_set(&o->r, rm.refused ? 206 : 200, false,
 		       "address book imported from %s: %zu cards read, %u contacts added, %u updated, %u removed "
 		       "(%s; %u requests)",

@@ -613,6 +613,9 @@ struct iwf_book_job {
 	 * job is still its request's and this worker's claim. */
 	bool (*wants)(void *arg);
 	void *wants_arg;
+	/* The book's URL as an earlier import found it (a watch's); NULL or
+	 * "": located from the adapter's URL. Used only on the same server. */
+	const char *book_url;
 };
 
 struct iwf_book_outcome {
@@ -620,6 +623,7 @@ struct iwf_book_outcome {
 	bool is_cancelled;           /* the request went away: nothing stored, no response */
 	unsigned count;              /* contacts added or updated (import), cards written (export) */
 	unsigned changed;            /* import: contacts added, updated or removed */
+	char book_url[IWF_VALIDATOR_MAX]; /* import: the book read ("" when longer) */
 	char etag[STORE_ETAG_MAX];   /* the Address Book's after the job */
 };
 

@@ -810,6 +810,8 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 		o->count = bo.count;
 		if (o->is_cancelled || o->r.code >= 300)
 			goto out;
+		/* The watch keeps the book's URL: its polls need no discovery. */
+		snprintf(validator, sizeof(validator), "%s", bo.book_url);
 		goto record;
 	}
 	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);

@@ -535,7 +535,9 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
  * A watch of the address book polls by importing it again (book.c): the
  * book is listed from the sync-token the last import stored, and only the
  * cards that changed are read, so a poll with nothing new is one listing
- * and writes nothing. A change replaces the <response> (seq + 1) with the
+ * and writes nothing. The watch's validator is the book's URL, found at
+ * subscribe time: polls make no discovery; a poll that fails with it
+ * finds the book again from the adapter's URL. A change replaces the <response> (seq + 1) with the
  * contacts added, updated and removed as imported-count. With auto-update
  * off the book is not read: the stored token keeps every change, and the
  * first poll after auto-update is on again imports them.
@@ -546,7 +548,7 @@ static void book_poll(struct watch_thread *t, struct store_watch *w, const struc
 	const struct iwf_env *env = t->ws->env;
 	const void *pair[2] = { env, w };
 	struct iwf_book_job bq = { w->xui, w->remote_user[0] ? w->remote_user : NULL, IWF_FIELD_ALL,
-				   prefs->is_auto_store, watch_wants, (void *)pair };
+				   prefs->is_auto_store, watch_wants, (void *)pair, w->validator };
 	struct iwf_book_outcome bo = { 0 };
 	struct iwf_result r = { 0 };
 	struct store_job job;
@@ -573,9 +575,16 @@ static void book_poll(struct watch_thread *t, struct store_watch *w, const struc
 	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
 	t0 = monotonic_ms();
 	iwf_book_import(env, t->curl, &job, a, cred, &bq, &bo);
+	if (bo.r.code >= 300 && w->validator[0] && !bo.is_cancelled) {
+		/* The book may have moved: found again from the adapter's URL. */
+		w->validator[0] = '\0';
+		memset(&bo, 0, sizeof(bo));
+		iwf_book_import(env, t->curl, &job, a, cred, &bq, &bo);
+	}
 	iwf_metrics_call(env->metrics, a->id, (double)(monotonic_ms() - t0) / 1000.0, bo.r.code >= 300);
 	if (bo.is_cancelled)
 		return;
+	snprintf(w->validator, sizeof(w->validator), "%s", bo.book_url);
 	if (bo.r.code >= 300) {
 		atomic_fetch_add(&t->ws->n_poll_failed, 1);
 		failed(t, w, &bo.r);

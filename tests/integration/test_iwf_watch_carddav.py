@@ -179,10 +179,13 @@ def test_address_book_watch_adds_updates_and_removes(start_server, radicale):
     resp = wait_seq(srv, 3, timeout=10)
     assert text(resp, "imported-count") == "1", etree.tostring(resp)
     assert sorted(contacts(srv)) == ["card-0000", "card-0001"]
-    # And nothing new after that.
+    # And nothing new after that: each poll is one sync-collection REPORT of
+    # the book found at subscribe time (no discovery), and no new seq.
+    reqs = len(radicale.requests())
     before = count(radicale, "REPORT", "/book/book/")
     wait_for(lambda: count(radicale, "REPORT", "/book/book/") >= before + 2, "two more polls")
     assert response(srv).get("seq") == "3"
+    assert {m for m, _ in radicale.requests()[reqs:]} == {"REPORT"}, radicale.requests()[reqs:]
 
 
 def test_change_made_while_killed_is_imported_after_start(start_server, radicale):
