@@ -25,7 +25,10 @@ PCC_NS = "urn:oma:xml:cab:pcc"
 NS = {"ab": AB_NS, "pcc": PCC_NS}
 FAST = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "10",
         "sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}
-USERS = {"pcc": "pw-pcc", "book": "pw-book", "down": "pw-down", "end": "pw-end"}
+USERS = {"pcc": "pw-pcc", "book": "pw-book", "down": "pw-down", "end": "pw-end", "move": "pw-move"}
+MKCOL_BOOK = (b'<?xml version="1.0" encoding="utf-8"?><D:mkcol xmlns:D="DAV:" '
+              b'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/>'
+              b'<C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>')
 
 
 def own_card(tel="+15555550100", name="Owen Owner"):
@@ -40,6 +43,7 @@ def radicale(tmp_path_factory):
     r.add_book("book", "book", generated_book(3))
     r.add_book("down", "book", generated_book(2))
     r.add_book("end", "book", {"own.vcf": own_card()})
+    r.add_book("move", "old", generated_book(2))
     r.start()
     yield r
     r.stop()
@@ -223,3 +227,20 @@ def test_address_book_of_a_kind_without_books_is_501(start_server, radicale):
     expect_response(resp, "failure", 501)
     assert "holds no address books" in text(resp, "reason"), etree.tostring(resp)
     assert not [s for s in srv.ctl("subscriptions", check=0).stdout.decode().splitlines() if s]
+
+
+def test_a_moved_book_is_found_again(start_server, radicale):
+    srv = start(start_server, radicale)
+    expect_response(subscribe(srv, "move", remote_user="move", target="address-book"), "success", 200)
+    assert sorted(contacts(srv)) == ["card-0000", "card-0001"]
+    # The book goes and another takes its place: the poll at the old URL
+    # fails, the book is found again, and its cards replace the old ones.
+    assert radicale.request("DELETE", "/move/old/", user="move")[0] in (200, 204)
+    assert radicale.request("MKCOL", "/move/new/", MKCOL_BOOK, user="move",
+                            headers={"Content-Type": "application/xml"})[0] == 201
+    moved = card(["BEGIN:VCARD", "VERSION:3.0", "UID:moved", "FN:In The New Book", "N:Book;New;;;", "END:VCARD"])
+    assert put(radicale, "move", "/move/new/moved.vcf", moved) == 201
+    resp = wait_seq(srv, 2, timeout=15)
+    expect_response(resp, "success", 200)
+    assert contacts(srv) == {"moved": ["In The New Book"]}
+    assert text(resp, "imported-count") == "3", etree.tostring(resp)
