@@ -535,12 +535,13 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
  * A watch of the address book polls by importing it again (book.c): the
  * book is listed from the sync-token the last import stored, and only the
  * cards that changed are read, so a poll with nothing new is one listing
- * and writes nothing. The watch's validator is the book's URL, found at
- * subscribe time: polls make no discovery; a poll that fails with it
- * finds the book again from the adapter's URL. A change replaces the <response> (seq + 1) with the
- * contacts added, updated and removed as imported-count. With auto-update
- * off the book is not read: the stored token keeps every change, and the
- * first poll after auto-update is on again imports them.
+ * and writes nothing. A change replaces the <response> (seq + 1) with the
+ * contacts added, updated and removed as imported-count. The watch's
+ * validator is the book's URL, found at subscribe time: polls make no
+ * discovery; a poll that fails there finds the book again from the
+ * adapter's URL. With auto-update off the book is not read: the stored
+ * token keeps every change, and the first poll after auto-update is on
+ * again imports them.
  */
 static void book_poll(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
 		      const struct iwf_prefs *prefs, const struct iwf_cred *cred)
