@@ -617,5 +617,6 @@ const struct iwf_kind iwf_kind_carddav = {
 	.auth = IWF_AUTH_BASIC,
 	.fetch = iwf_book_pcc_fetch,
 	.send = iwf_book_pcc_send,
+	.poll = iwf_book_pcc_poll,
 	.book = &carddav_book,
 };

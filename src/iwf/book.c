@@ -739,7 +739,10 @@ static enum xdms_err remote_read(const struct iwf_call *call, const struct iwf_b
 	size_t need_count = 0;
 	enum xdms_err err;
 
-	err = ops->locate(call, q->remote_user, &rm->book_url, &rm->calls, r);
+	if (q->book_url && q->book_url[0] && (rm->book_url = iwf_dav_url(call->url, q->book_url)))
+		err = XDMS_ERR_OK; /* found before, at the adapter's server: no discovery */
+	else
+		err = ops->locate(call, q->remote_user, &rm->book_url, &rm->calls, r);
 	if (err)
 		return err;
 	if (ab_open(local, local_len, call->a->id, ab, &why)) {
@@ -982,7 +985,7 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 		struct ab ab;
 		unsigned status;
 
-		if (!iwf_job_is_ours(env, job)) {
+		if (q->wants ? !q->wants(q->wants_arg) : !iwf_job_is_ours(env, job)) {
 			o->is_cancelled = true;
 			goto out;
 		}
@@ -1039,6 +1042,9 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 			 "from the previous one",
 			 (unsigned long long)job->id, job->xui, job->request_id, a->id);
 	o->count = t.added + t.updated;
+	o->changed = t.added + t.updated + t.removed;
+	if (strlen(rm.book_url) < sizeof(o->book_url))
+		memcpy(o->book_url, rm.book_url, strlen(rm.book_url) + 1);
 	iwf_result_set(&o->r, rm.refused ? 206 : 200, false,
 		       "address book imported from %s: %zu cards read, %u contacts added, %u updated, %u removed "
 		       "(%s; %u requests)",
@@ -1190,6 +1196,144 @@ enum xdms_err iwf_book_pcc_fetch(const struct iwf_call *c, struct buf *body, str
 		     buf_append(body, own.xcard.data, own.xcard.len) || buf_append_str(body, "</vcards>"))) {
 		iwf_result_set(r, 413, false, "the card is larger than the adapter's max-response");
 		err = XDMS_ERR_TOOBIG;
+	}
+	own_cleanup(&own);
+	free(book_url);
+	return err;
+}
+
+/* ---- the user's own card, watched (the kind's poll) ------------------------------------------------ */
+
+/*
+ * A subscribe-profile of the PCC polls the user's own card. The validator
+ * is "ETag\nURL" of the card last imported: a poll is then one conditional
+ * GET of that URL (304, or the same ETag: unchanged). A card gone from
+ * there (404, 410), or no validator yet, means finding the card again as
+ * an import does (own_find); it is a change when its ETag or URL differs.
+ */
+
+/* "@etag\n@url" into @out; "" when it does not fit (the next poll looks
+ * for the card again). */
+static void validator_join(const char *etag, const char *url, char out[IWF_VALIDATOR_MAX])
+{
+	size_t le = strlen(etag), lu = strlen(url);
+
+	out[0] = '\0';
+	if (le + lu + 2 > IWF_VALIDATOR_MAX)
+		return;
+	memcpy(out, etag, le);
+	out[le] = '\n';
+	memcpy(out + le + 1, url, lu + 1);
+}
+
+static void own_validator(const char *book_url, const struct own *own, char out[IWF_VALIDATOR_MAX])
+{
+	char *url = iwf_dav_url(book_url, own->href);
+
+	out[0] = '\0';
+	if (url && own->etag && own->etag[0])
+		validator_join(own->etag, url, out);
+	free(url);
+}
+
+static enum xdms_err vcards_put(struct buf *body, const char *xcard, size_t len, struct iwf_result *r)
+{
+	if (buf_append_str(body, "<vcards xmlns=\"" IWF_XCARD_NS "\">") || buf_append(body, xcard, len) ||
+	    buf_append_str(body, "</vcards>")) {
+		iwf_result_set(r, 413, false, "the card is larger than the adapter's max-response");
+		return XDMS_ERR_TOOBIG;
+	}
+	return XDMS_ERR_OK;
+}
+
+/* The conditional GET of the card named by @validator: *is_known when its
+ * answer settles the poll, not when the card is not there any more. */
+static enum xdms_err own_get(const struct iwf_call *c, const char *validator, char new_validator[IWF_VALIDATOR_MAX],
+			     bool *is_known, bool *is_changed, struct buf *body, struct iwf_result *r)
+{
+	const struct iwf_adapter *a = c->a;
+	const char *nl = strchr(validator, '\n'), *url = nl + 1;
+	char old_etag[IWF_VALIDATOR_MAX], etag[IWF_VALIDATOR_MAX] = "", *why = NULL;
+	struct iwf_http_call call;
+	struct buf card, xcard;
+	unsigned version = 0;
+	long status = 0;
+	enum xdms_err err;
+
+	snprintf(old_etag, sizeof(old_etag), "%.*s", (int)(nl - validator), validator);
+	memset(&call, 0, sizeof(call));
+	call.method = "GET";
+	call.url = url;
+	call.accept = "text/vcard";
+	call.timeout_s = a->timeout_s;
+	call.connect_timeout_s = a->connect_timeout_s;
+	call.max_response = IWF_CARD_MAX;
+	call.ca_file = c->env->opt->ca_file;
+	call.cancel = c->env->stopping;
+	call.auth = a->auth;
+	call.username = c->username;
+	call.password = c->password;
+	call.token = c->token;
+	call.if_none_match = old_etag;
+	call.etag_out = etag;
+	call.etag_out_len = sizeof(etag);
+	buf_init(&card, IWF_CARD_MAX);
+	buf_init(&xcard, (size_t)IWF_CARD_MAX * 4);
+	err = iwf_http_do(c->curl, &call, &card, &status, r);
+	if (err && (status == 404 || status == 410)) {
+		err = XDMS_ERR_OK; /* moved or deleted: looked for again */
+		goto out;
+	}
+	if (err)
+		goto out;
+	*is_known = true;
+	if (status == 304 || (etag[0] && !strcmp(etag, old_etag))) {
+		snprintf(new_validator, IWF_VALIDATOR_MAX, "%s", validator);
+		goto out;
+	}
+	err = iwf_card_to_xcard(card.data ? card.data : "", card.len, &xcard, &version, &why);
+	if (err) {
+		iwf_result_set(r, 502, false, "the card at %.200s: %s", url, why);
+		goto out;
+	}
+	err = vcards_put(body, xcard.data, xcard.len, r);
+	if (err)
+		goto out;
+	*is_changed = true;
+	if (etag[0])
+		validator_join(etag, url, new_validator);
+out:
+	free(why);
+	buf_cleanup(&card);
+	buf_cleanup(&xcard);
+	return err;
+}
+
+enum xdms_err iwf_book_pcc_poll(const struct iwf_call *c, const char *validator, char new_validator[IWF_VALIDATOR_MAX],
+				bool *is_changed, struct buf *body, struct iwf_result *r)
+{
+	const char *nl = strchr(validator, '\n');
+	char *same = nl ? iwf_dav_url(c->url, nl + 1) : NULL, *book_url = NULL;
+	bool is_known = false;
+	struct own own;
+	enum xdms_err err;
+
+	*is_changed = false;
+	new_validator[0] = '\0';
+	/* Only a URL at the adapter's own server gets its credentials (the
+	 * adapter's URL may have changed since the validator was stored). */
+	if (same) {
+		free(same);
+		err = own_get(c, validator, new_validator, &is_known, is_changed, body, r);
+		if (err || is_known)
+			return err;
+	}
+	err = own_find(c, &book_url, &own, r);
+	if (!err) {
+		own_validator(book_url, &own, new_validator);
+		*is_changed = !new_validator[0] || strcmp(new_validator, validator) != 0;
+		if (*is_changed)
+			err = vcards_put(body, own.xcard.data, own.xcard.len, r);
 	}
 	own_cleanup(&own);
 	free(book_url);

@@ -662,12 +662,21 @@ struct iwf_book_job {
 	const char *remote_user;
 	unsigned fields;     /* IWF_FIELD_* a contact keeps */
 	bool is_auto_store;  /* import-prefs/auto-store */
+	/* Whether the import is still wanted (a watch's poll); NULL: the
+	 * job is still its request's and this worker's claim. */
+	bool (*wants)(void *arg);
+	void *wants_arg;
+	/* The book's URL as an earlier import found it (a watch's); NULL or
+	 * "": located from the adapter's URL. Used only on the same server. */
+	const char *book_url;
 };
 
 struct iwf_book_outcome {
 	struct iwf_result r;
 	bool is_cancelled;           /* the request went away: nothing stored, no response */
 	unsigned count;              /* contacts added or updated (import), cards written (export) */
+	unsigned changed;            /* import: contacts added, updated or removed */
+	char book_url[IWF_VALIDATOR_MAX]; /* import: the book read ("" when longer) */
 	char etag[STORE_ETAG_MAX];   /* the Address Book's after the job */
 };
 
@@ -683,6 +692,10 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
  * as xCard <vcards>) and send (@data, the export transform's xCard, written
  * as the user's own card). */
 enum xdms_err iwf_book_pcc_fetch(const struct iwf_call *c, struct buf *body, struct iwf_result *r) XDMS_WUR;
+/* The kind's poll of the PCC (struct iwf_kind): the user's own card only
+ * if it changed since @validator ("ETag\nURL" of the card, "" = none). */
+enum xdms_err iwf_book_pcc_poll(const struct iwf_call *c, const char *validator, char new_validator[IWF_VALIDATOR_MAX],
+				bool *is_changed, struct buf *body, struct iwf_result *r) XDMS_WUR;
 enum xdms_err iwf_book_pcc_send(const struct iwf_call *c, const char *data, size_t len, struct buf *body,
 				long *status, struct iwf_result *r) XDMS_WUR;
 

@@ -732,7 +732,7 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	char *url = NULL, *why = NULL, *imported = NULL, *callback = NULL;
 	size_t imported_len = 0;
 	unsigned long expires_s = WATCH_DEFAULT_EXPIRES_S;
-	bool is_changed = false, has_old = false;
+	bool is_changed = false, has_old = false, is_book = q->target && !strcmp(q->target, "address-book");
 	uint64_t now = wall_ms();
 	struct buf body;
 	struct timespec t0;
@@ -753,11 +753,16 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 			       a->id);
 		goto out;
 	}
-	/* SPEC §4.3a: a watch keeps the user's own card; another part (the
-	 * address book) is not watched by this version. */
-	if (q->target && q->target[0] && strcmp(q->target, "pcc") != 0) {
-		iwf_result_set(&o->r, 501, false, "subscribe-profile keeps the PCC up to date; <target>%.40s</target> "
-			       "cannot be watched by this version", q->target);
+	/* SPEC §4.3a: a watch keeps the user's own card, or the address book
+	 * of an address-book kind (carddav). */
+	if (q->target && q->target[0] && strcmp(q->target, "pcc") != 0 && !is_book) {
+		iwf_result_set(&o->r, 501, false, "subscribe-profile keeps the PCC or the address book up to date; "
+			       "<target>%.40s</target> cannot be watched", q->target);
+		goto out;
+	}
+	if (is_book && !a->kind->book) {
+		iwf_result_set(&o->r, 501, false, "the adapter %.80s (kind %s) holds no address books", a->id,
+			       a->kind->name);
 		goto out;
 	}
 	if ((q->remote_user && strlen(q->remote_user) >= sizeof(wr->remote_user)) ||
@@ -787,6 +792,22 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	if (!store_read_begin(env->st, &rd))
 		has_old = store_watch_get(rd, job->xui, job->request_id, old) == XDMS_ERR_OK;
 	store_read_end(rd);
+	if (is_book) {
+		/* The first address-book import; each poll imports again from
+		 * the sync-token it leaves (watch.c). */
+		struct iwf_book_job bq = { job->xui, q->remote_user, fields, prefs->is_auto_store, NULL, NULL };
+		struct iwf_book_outcome bo = { 0 };
+
+		iwf_book_import(env, w->curl, job, a, c, &bq, &bo);
+		o->r = bo.r;
+		o->is_cancelled = bo.is_cancelled;
+		o->count = bo.count;
+		if (o->is_cancelled || o->r.code >= 300)
+			goto out;
+		/* The watch keeps the book's URL: its polls need no discovery. */
+		snprintf(validator, sizeof(validator), "%s", bo.book_url);
+		goto record;
+	}
 	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
 	if (err) {
 		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
@@ -805,11 +826,12 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	outcome_from_import(o, &io);
 	if (o->is_cancelled || o->r.code >= 300)
 		goto out;
+record:
 	memset(wr, 0, sizeof(*wr));
 	snprintf(wr->xui, sizeof(wr->xui), "%s", job->xui);
 	snprintf(wr->request_id, sizeof(wr->request_id), "%s", job->request_id);
 	snprintf(wr->adapter, sizeof(wr->adapter), "%s", a->id);
-	snprintf(wr->target, sizeof(wr->target), "pcc");
+	snprintf(wr->target, sizeof(wr->target), "%s", is_book ? "address-book" : "pcc");
 	snprintf(wr->validator, sizeof(wr->validator), "%s", validator);
 	snprintf(wr->pcc_etag, sizeof(wr->pcc_etag), "%s", o->pcc_etag);
 	snprintf(wr->remote_user, sizeof(wr->remote_user), "%s", q->remote_user ? q->remote_user : "");

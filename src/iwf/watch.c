@@ -5,10 +5,12 @@
  * A subscribe-profile job makes the first import and stores a watch record
  * (store.h, "IWF watches"); from then on this file keeps it: it asks the
  * adapter's kind for the profile only if it changed since the stored
- * validator (a conditional GET for xcap and http; a sync token for a kind
- * that has one), imports a change through the same steps as an
+ * validator (a conditional GET for xcap and http, and of the user's own
+ * card for carddav), imports a change through the same steps as an
  * import-profile (iwf_profile_from, iwf_import_store), and replaces the
- * request's one <response> with seq + 1. An update applied twice changes
+ * request's one <response> with seq + 1. A watch whose target is the
+ * address book (a carddav adapter) imports the book again instead, from
+ * the stored sync-token (book_poll). An update applied twice changes
  * nothing: the merge finds its values there already, the PCC is not
  * written, and no response is written either.
  *
@@ -527,6 +529,89 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 	}
 }
 
+/* ---- the address book (target address-book, a carddav adapter) ------------------------------ */
+
+/*
+ * A watch of the address book polls by importing it again (book.c): the
+ * book is listed from the sync-token the last import stored, and only the
+ * cards that changed are read, so a poll with nothing new is one listing
+ * and writes nothing. A change replaces the <response> (seq + 1) with the
+ * contacts added, updated and removed as imported-count. The watch's
+ * validator is the book's URL, found at subscribe time: polls make no
+ * discovery; a poll that fails there finds the book again from the
+ * adapter's URL. With auto-update off the book is not read: the stored
+ * token keeps every change, and the first poll after auto-update is on
+ * again imports them.
+ */
+static void book_poll(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
+		      const struct iwf_prefs *prefs, const struct iwf_cred *cred)
+{
+	const struct iwf_env *env = t->ws->env;
+	const void *pair[2] = { env, w };
+	struct iwf_book_job bq = { w->xui, w->remote_user[0] ? w->remote_user : NULL, IWF_FIELD_ALL,
+				   prefs->is_auto_store, watch_wants, (void *)pair, w->validator };
+	struct iwf_book_outcome bo = { 0 };
+	struct iwf_result r = { 0 };
+	struct store_job job;
+	char reason[IWF_REASON_MAX], *why = NULL;
+	uint64_t t0;
+
+	if (!prefs->is_auto_update) {
+		w->state = STORE_WATCH_HELD;
+		return;
+	}
+	w->state = STORE_WATCH_ACTIVE;
+	if (iwf_fields_parse(w->fields[0] ? w->fields : NULL, &bq.fields, &why)) {
+		iwf_result_set(&r, 400, false, "%s", why);
+		free(why);
+		failed(t, w, &r);
+		return;
+	}
+	bq.fields &= prefs->import_fields;
+	/* book.c names the job in its log lines: the request's, as it set up the watch. */
+	memset(&job, 0, sizeof(job));
+	job.id = w->job_id;
+	job.kind = STORE_JOB_SUBSCRIBE;
+	snprintf(job.xui, sizeof(job.xui), "%s", w->xui);
+	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
+	t0 = monotonic_ms();
+	iwf_book_import(env, t->curl, &job, a, cred, &bq, &bo);
+	if (bo.r.code >= 300 && w->validator[0] && !bo.is_cancelled) {
+		/* The book may have moved: found again from the adapter's URL. */
+		w->validator[0] = '\0';
+		memset(&bo, 0, sizeof(bo));
+		iwf_book_import(env, t->curl, &job, a, cred, &bq, &bo);
+	}
+	iwf_metrics_call(env->metrics, a->id, (double)(monotonic_ms() - t0) / 1000.0, bo.r.code >= 300);
+	if (bo.is_cancelled)
+		return;
+	snprintf(w->validator, sizeof(w->validator), "%s", bo.book_url);
+	if (bo.r.code >= 300) {
+		atomic_fetch_add(&t->ws->n_poll_failed, 1);
+		failed(t, w, &bo.r);
+		return;
+	}
+	if (w->failures)
+		log_info("iwf watch %s %s: the 3rd party answers again after %u failed poll(s)", w->xui, w->request_id,
+			 w->failures);
+	w->failures = 0;
+	w->reason[0] = '\0';
+	if (!bo.changed) {
+		atomic_fetch_add(&t->ws->n_unchanged, 1);
+		return; /* nothing new (or applied before): no new response */
+	}
+	atomic_fetch_add(&t->ws->n_changed, 1);
+	w->imported_count = bo.changed;
+	w->code = bo.r.code;
+	w->last_update_ms = wall_ms();
+	snprintf(reason, sizeof(reason), "update %u applied: %.400s", w->seq + 1, bo.r.reason);
+	if (respond(env, w, bo.r.code, NULL, reason, bo.changed)) {
+		atomic_fetch_add(&t->ws->n_updates, 1);
+		log_info("iwf watch %s %s: address book update applied (seq %u, %u contacts changed)", w->xui,
+			 w->request_id, w->seq, bo.changed);
+	}
+}
+
 /* ---- SIP: xcap-diff subscriptions to a remote XDMS ------------------------------------------ */
 
 /*
@@ -824,7 +909,7 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 	struct buf body;
 	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL;
 	uint64_t current = 0, now, next = 0, interval_ms = (uint64_t)IWF_POLL_DEFAULT_S * 1000u;
-	bool is_changed = false, is_sip = false;
+	bool is_changed = false, is_sip = false, is_book = false;
 	enum xdms_err err;
 
 	*is_unregister = false;
@@ -869,7 +954,8 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		goto done;
 	}
 	interval_ms = (uint64_t)a.poll_interval_s * 1000u;
-	if (!a.kind->poll) {
+	is_book = !strcmp(w->target, "address-book");
+	if (is_book ? !a.kind->book : !a.kind->poll) {
 		terminate(t, w, "the adapter's kind can no longer be watched");
 		*is_unregister = true;
 		goto out;
@@ -887,6 +973,11 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		goto done;
 	}
 	watch_credentials(env, w, &cred);
+	if (is_book) {
+		book_poll(t, w, &a, &prefs, &cred);
+		memset(&cred, 0, sizeof(cred));
+		goto done;
+	}
 	if (a.kind == &iwf_kind_xcap && a.sip_uri && a.sip_uri[0]) {
 		bool has_sub, is_fallback;
 
