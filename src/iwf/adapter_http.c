@@ -367,7 +367,7 @@ enum xdms_err iwf_http_poll(const struct iwf_call *c, const char *validator, cha
 		call.if_modified_since = validator + 2;
 	call.got_etag = etag;
 	call.got_last_modified = modified;
-	err = iwf_http_do(c->curl, &call, body, &status, r);
+	err = authed_do(c, &call, body, &status, r);
 	if (err || status == 304)
 		return err;
 	*is_changed = true;

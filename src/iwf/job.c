@@ -725,7 +725,8 @@ out:
  */
 static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
 			  const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-			  const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
+			  const struct iwf_seal *seal, const struct iwf_prefs *prefs, unsigned fields,
+			  struct outcome *o)
 {
 	const void *pair[2] = { env, job };
 	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
@@ -733,6 +734,7 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	struct iwf_call call = { .env = env, .curl = w->curl, .a = a, .xui = job->xui, .username = c->username,
 				 .password = c->password, .token = c->token, .remote_user = q->remote_user };
 	struct store_watch *wr = &o->watch, *old = xcalloc(1, sizeof(*old));
+	struct iwf_sync sync = { 0 };
 	struct store_read *rd = NULL;
 	char validator[IWF_VALIDATOR_MAX] = "";
 	char *url = NULL, *why = NULL, *imported = NULL, *callback = NULL;
@@ -750,13 +752,10 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 			       a->kind->name);
 		goto out;
 	}
-	/* A JSON API is read page by page, perhaps with OAuth 2.0: its watch
-	 * would need the paged, authorised fetch, which polls do not make yet. */
-	if (a->format == IWF_FORMAT_JSON || a->auth == IWF_AUTH_OAUTH2) {
-		iwf_result_set(&o->r, 501, false,
-			       "the adapter %.80s is a JSON or OAuth 2.0 API, which subscribe-profile cannot watch "
-			       "in this version; run an import-profile again to refresh",
-			       a->id);
+	/* OAuth 2.0 needs the user's refresh token, sealed under the user. */
+	if (a->auth == IWF_AUTH_OAUTH2 && (!seal || !seal->owner || strcmp(seal->owner, job->xui) != 0)) {
+		iwf_result_set(&o->r, 400, false, "the adapter %.80s uses OAuth 2.0: the subscribe-profile must carry "
+			       "the user's refresh token (<credentials><token>) or a <credential-ref> to one", a->id);
 		goto out;
 	}
 	/* SPEC §4.3a: a watch keeps the user's own card; another part (the
@@ -799,8 +798,16 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 		goto out;
 	}
 	call.url = url;
+	if (seal)
+		call.seal = *seal;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = a->kind->poll(&call, "", validator, &is_changed, &body, &o->r);
+	if (a->format == IWF_FORMAT_JSON) {
+		/* A full sync: the watch's polls start from the state it gives. */
+		call.sync = &sync;
+		err = a->kind->fetch(&call, &body, &o->r);
+	} else {
+		err = a->kind->poll(&call, "", validator, &is_changed, &body, &o->r);
+	}
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	if (err)
 		goto out;
@@ -811,6 +818,8 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	outcome_from_import(o, &io);
 	if (o->is_cancelled || o->r.code >= 300)
 		goto out;
+	if (io.has_import && a->format == IWF_FORMAT_JSON)
+		sync_keep(env, job, a, &sync);
 	memset(wr, 0, sizeof(*wr));
 	snprintf(wr->xui, sizeof(wr->xui), "%s", job->xui);
 	snprintf(wr->request_id, sizeof(wr->request_id), "%s", job->request_id);
@@ -821,6 +830,10 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	snprintf(wr->remote_user, sizeof(wr->remote_user), "%s", q->remote_user ? q->remote_user : "");
 	snprintf(wr->merge_policy, sizeof(wr->merge_policy), "%s", q->merge_policy ? q->merge_policy : "");
 	snprintf(wr->fields, sizeof(wr->fields), "%s", q->fields ? q->fields : "");
+	/* The request's own credential stays where it was sealed; the watch
+	 * calls with it (and a rotated refresh token lands there too). */
+	if (seal && seal->owner && seal->name && !strcmp(seal->owner, job->xui))
+		snprintf(wr->cred, sizeof(wr->cred), "%s", seal->name);
 	wr->job_id = job->id;
 	wr->state = prefs->is_auto_update ? STORE_WATCH_ACTIVE : STORE_WATCH_HELD;
 	wr->created_ms = has_old ? old->created_ms : now;
@@ -879,6 +892,7 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	}
 	o->has_watch = true;
 out:
+	iwf_sync_cleanup(&sync);
 	buf_cleanup(&body);
 	free(imported);
 	free(callback);
@@ -1340,7 +1354,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	} else if (job->kind == STORE_JOB_EXPORT)
 		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
 	else if (job->kind == STORE_JOB_SUBSCRIBE)
-		run_subscribe(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+		run_subscribe(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)

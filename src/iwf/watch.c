@@ -367,20 +367,33 @@ static bool watch_wants(void *arg)
 	return !err && current == w->job_id;
 }
 
-/* The credentials a watch calls with: the request's sealed ones, else the adapter's. */
-static void watch_credentials(const struct iwf_env *env, const struct store_watch *w, struct iwf_cred *c)
+/* The credentials a watch calls with, and where they are sealed (for OAuth
+ * 2.0, whose refresh token may rotate): the request's own (the place the
+ * record names, or "request:ID" for records older than that), else the
+ * adapter's. @name holds the seal's name. */
+static void watch_credentials(const struct iwf_env *env, const struct store_watch *w, struct iwf_cred *c,
+			      struct iwf_seal *seal, char name[STORE_WATCH_PARAM_MAX], char **owner)
 {
-	char name[STORE_JOB_ID_MAX + 16], *owner;
-
+	*owner = NULL;
 	memset(c, 0, sizeof(*c));
-	snprintf(name, sizeof(name), "request:%s", w->request_id);
-	if (iwf_cred_load(env->st, env->key, w->xui, name, c) == XDMS_ERR_OK)
+	memset(seal, 0, sizeof(*seal));
+	if (w->cred[0])
+		snprintf(name, STORE_WATCH_PARAM_MAX, "%s", w->cred);
+	else
+		snprintf(name, STORE_WATCH_PARAM_MAX, "request:%s", w->request_id);
+	if (iwf_cred_load(env->st, env->key, w->xui, name, c) == XDMS_ERR_OK) {
+		seal->owner = w->xui;
+		seal->name = name;
 		return;
+	}
 	memset(c, 0, sizeof(*c));
-	owner = xasprintf(IWF_ADAPTER_OWNER "%s", w->adapter);
-	if (iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, c) != XDMS_ERR_OK)
+	*owner = xasprintf(IWF_ADAPTER_OWNER "%s", w->adapter);
+	if (iwf_cred_load(env->st, env->key, *owner, IWF_ADAPTER_SECRET, c) != XDMS_ERR_OK) {
 		memset(c, 0, sizeof(*c));
-	free(owner);
+		return;
+	}
+	seal->owner = *owner;
+	seal->name = IWF_ADAPTER_SECRET;
 }
 
 static void record_put(const struct iwf_env *env, const struct store_watch *w)
@@ -435,14 +448,14 @@ static void unregister(struct watch_thread *t, const char *adapter_id, const cha
 	iwf_adapter_cleanup(&a);
 }
 
-/* The subscription ends (SPEC §5.3 step 8): terminated, 410. */
-static void terminate(struct watch_thread *t, struct store_watch *w, const char *reason)
+/* The subscription ends (SPEC §5.3 step 8): terminated, 410 (or @code). */
+static void terminate_code(struct watch_thread *t, struct store_watch *w, unsigned code, const char *reason)
 {
 	const struct iwf_env *env = t->ws->env;
 
-	if (respond(env, w, 410, "terminated", reason, 0)) {
+	if (respond(env, w, code, "terminated", reason, 0)) {
 		w->state = STORE_WATCH_TERMINATED;
-		w->code = 410;
+		w->code = code;
 		snprintf(w->reason, sizeof(w->reason), "%s", reason);
 		record_put(env, w);
 		atomic_fetch_add(&t->ws->n_terminated, 1);
@@ -450,6 +463,11 @@ static void terminate(struct watch_thread *t, struct store_watch *w, const char 
 	}
 	/* The webhook and the SIP subscription end when the caller forgets
 	 * the watch (entry_forget with is_unregister). */
+}
+
+static void terminate(struct watch_thread *t, struct store_watch *w, const char *reason)
+{
+	terminate_code(t, w, 410, reason);
 }
 
 static void failed(struct watch_thread *t, struct store_watch *w, const struct iwf_result *r)
@@ -463,8 +481,12 @@ static void failed(struct watch_thread *t, struct store_watch *w, const struct i
 }
 
 /* A changed profile in @body: import it, or hold it. */
-static void apply(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
-		  const struct iwf_prefs *prefs, const char *validator, const struct buf *body)
+/* A changed profile: @body as the 3rd party gave it, or @pcc (@pcc_len)
+ * transformed already. True when the PCC holds it now (a sync state may
+ * move on); false when it was held, failed or cancelled. */
+static bool apply(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
+		  const struct iwf_prefs *prefs, const char *validator, const struct buf *body, const char *pcc,
+		  size_t pcc_len)
 {
 	const struct iwf_env *env = t->ws->env;
 	const void *pair[2] = { env, w };
@@ -473,13 +495,12 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 				 pair };
 	struct iwf_import_out io = { 0 };
 	struct iwf_result r = { 0 };
-	char *pcc = NULL, *why = NULL, reason[IWF_REASON_MAX];
-	size_t pcc_len = 0;
+	char *own = NULL, *why = NULL, reason[IWF_REASON_MAX];
 
 	if (!prefs->is_auto_update) {
 		/* Seen once, said once: the same held version is not reported again. */
 		if (w->state == STORE_WATCH_HELD && !strcmp(w->held_validator, validator))
-			return;
+			return false;
 		snprintf(w->held_validator, sizeof(w->held_validator), "%s", validator);
 		w->state = STORE_WATCH_HELD;
 		snprintf(reason, sizeof(reason),
@@ -487,34 +508,37 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 			 a->id);
 		if (respond(env, w, 200, NULL, reason, 0))
 			atomic_fetch_add(&t->ws->n_held, 1);
-		return;
+		return false;
 	}
 	w->state = STORE_WATCH_ACTIVE;
 	if (iwf_fields_parse(w->fields[0] ? w->fields : NULL, &fields, &why)) {
 		iwf_result_set(&r, 400, false, "%s", why);
 		free(why);
 		failed(t, w, &r);
-		return;
+		return false;
 	}
 	in.fields = fields & prefs->import_fields;
-	if (iwf_profile_from(env, a, w->xui, w->remote_user, body->data ? body->data : "", body->len, NULL, &pcc,
-			     &pcc_len, &r)) {
-		failed(t, w, &r);
-		return;
+	if (!pcc) {
+		if (iwf_profile_from(env, a, w->xui, w->remote_user, body->data ? body->data : "", body->len, NULL,
+				     &own, &pcc_len, &r)) {
+			failed(t, w, &r);
+			return false;
+		}
+		pcc = own;
 	}
 	iwf_import_store(env, &in, pcc, pcc_len, &io);
-	free(pcc);
+	free(own);
 	if (io.is_cancelled)
-		return;
+		return false;
 	if (io.r.code >= 300) {
 		failed(t, w, &io.r);
-		return;
+		return false;
 	}
 	w->failures = 0;
 	w->reason[0] = '\0';
 	snprintf(w->validator, sizeof(w->validator), "%s", validator);
 	if (!io.is_changed)
-		return; /* nothing new for the PCC (or applied before): no new response */
+		return true; /* nothing new for the PCC (or applied before): no new response */
 	snprintf(w->pcc_etag, sizeof(w->pcc_etag), "%s", io.pcc_etag);
 	w->imported_count = io.count;
 	w->code = io.r.code;
@@ -525,6 +549,66 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 		log_info("iwf watch %s %s: update applied (seq %u, pcc %s)", w->xui, w->request_id, w->seq,
 			 w->pcc_etag);
 	}
+	return true;
+}
+
+/* ---- JSON APIs: delta polling --------------------------------------------------------------- */
+
+/*
+ * A watch of a format-json adapter reads the 3rd party page by page from
+ * the user's stored sync token or delta link (adapter_http.c), so only
+ * changes come back; OAuth 2.0 access tokens come from the request's
+ * sealed refresh token. A delta with nothing for the user is no update; an
+ * expired state (410) is one full sync; the state moves on once the PCC
+ * holds what it gave. The validator is a hash of the transformed profile,
+ * so that a change held (auto-update off) is reported once.
+ */
+static enum xdms_err poll_json(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
+			       const struct iwf_prefs *prefs, struct iwf_call *call, bool *is_changed,
+			       struct iwf_result *r)
+{
+	const struct iwf_env *env = t->ws->env;
+	struct iwf_sync sync = { 0 };
+	struct buf body;
+	char *pcc = NULL, validator[32];
+	size_t pcc_len = 0;
+	enum xdms_err err;
+
+	*is_changed = false;
+	err = iwf_sync_load(env->st, w->xui, a->id, &sync);
+	if (err) {
+		iwf_result_set(r, 500, true, "the sync state could not be read (%s)", xdms_err_str(err));
+		return err;
+	}
+	call->sync = &sync;
+	buf_init(&body, a->max_response);
+	err = a->kind->fetch(call, &body, r);
+	if (!err)
+		err = iwf_profile_from(env, a, w->xui, w->remote_user[0] ? w->remote_user : NULL,
+				       body.data ? body.data : "", body.len, &sync, &pcc, &pcc_len, r);
+	call->sync = NULL;
+	if (!err && !pcc) {
+		/* Nothing for this user since the last state: no update. */
+		if (iwf_sync_save(env->st, w->xui, a->id, &sync))
+			log_warn("iwf watch %s %s: the sync state of adapter %s cannot be stored", w->xui,
+				 w->request_id, a->id);
+	} else if (!err) {
+		*is_changed = true;
+		atomic_fetch_add(&t->ws->n_changed, 1);
+		snprintf(validator, sizeof(validator), "J:%016llx", (unsigned long long)fnv1a_add(fnv1a_str(""), pcc,
+													       pcc_len));
+		if (apply(t, w, a, prefs, validator, NULL, pcc, pcc_len) &&
+		    iwf_sync_save(env->st, w->xui, a->id, &sync))
+			log_warn("iwf watch %s %s: the sync state of adapter %s cannot be stored", w->xui,
+				 w->request_id, a->id);
+		if (sync.is_reset)
+			log_info("iwf watch %s %s: the sync state at %s had expired; a full sync was made", w->xui,
+				 w->request_id, a->id);
+	}
+	free(pcc);
+	buf_cleanup(&body);
+	iwf_sync_cleanup(&sync);
+	return err;
 }
 
 /* ---- SIP: xcap-diff subscriptions to a remote XDMS ------------------------------------------ */
@@ -820,11 +904,13 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 	struct iwf_adapter a = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct iwf_cred cred;
+	struct iwf_seal seal;
 	struct iwf_result r = { 0 };
 	struct buf body;
-	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL;
+	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL, seal_name[STORE_WATCH_PARAM_MAX];
+	char *seal_owner = NULL;
 	uint64_t current = 0, now, next = 0, interval_ms = (uint64_t)IWF_POLL_DEFAULT_S * 1000u;
-	bool is_changed = false, is_sip = false;
+	bool is_changed = false, is_json_changed = false, is_sip = false;
 	enum xdms_err err;
 
 	*is_unregister = false;
@@ -886,7 +972,7 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		failed(t, w, &r);
 		goto done;
 	}
-	watch_credentials(env, w, &cred);
+	watch_credentials(env, w, &cred, &seal, seal_name, &seal_owner);
 	if (a.kind == &iwf_kind_xcap && a.sip_uri && a.sip_uri[0]) {
 		bool has_sub, is_fallback;
 
@@ -900,22 +986,40 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 	{
 		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a, .url = url, .xui = w->xui,
 					 .username = cred.username, .password = cred.password, .token = cred.token,
-					 .remote_user = w->remote_user[0] ? w->remote_user : NULL };
+					 .seal = seal, .remote_user = w->remote_user[0] ? w->remote_user : NULL };
 		uint64_t t0 = monotonic_ms();
 
 		buf_cleanup(&body);
 		buf_init(&body, a.max_response);
-		err = a.kind->poll(&call, w->state == STORE_WATCH_HELD && prefs.is_auto_update ? "" : w->validator,
-				   validator, &is_changed, &body, &r);
+		if (a.format == IWF_FORMAT_JSON)
+			err = poll_json(t, w, &a, &prefs, &call, &is_json_changed, &r);
+		else
+			err = a.kind->poll(&call,
+					   w->state == STORE_WATCH_HELD && prefs.is_auto_update ? "" : w->validator,
+					   validator, &is_changed, &body, &r);
 		iwf_metrics_call(env->metrics, a.id, (double)(monotonic_ms() - t0) / 1000.0, err != XDMS_ERR_OK);
 	}
 	memset(&cred, 0, sizeof(cred));
+	if (err && a.auth == IWF_AUTH_OAUTH2 && r.code == 401) {
+		/* The grant was refused (or the 3rd party refuses every fresh
+		 * token): only the user can authorize again, by a new request. */
+		char note[IWF_REASON_MAX];
+
+		atomic_fetch_add(&t->ws->n_poll_failed, 1);
+		snprintf(note, sizeof(note), "%.300s; the subscription ended: PUT the request again with a new "
+			 "refresh token", r.reason);
+		terminate_code(t, w, 401, note);
+		*is_unregister = true;
+		goto out;
+	}
 	if (err) {
 		atomic_fetch_add(&t->ws->n_poll_failed, 1);
 		failed(t, w, &r);
 	} else if (is_changed) {
 		atomic_fetch_add(&t->ws->n_changed, 1);
-		apply(t, w, &a, &prefs, validator, &body);
+		(void)apply(t, w, &a, &prefs, validator, &body, NULL, 0);
+	} else if (is_json_changed) {
+		/* poll_json imported it (or held it, or failed and said so). */
 	} else {
 		atomic_fetch_add(&t->ws->n_unchanged, 1);
 		if (w->failures)
@@ -942,6 +1046,7 @@ out:
 	buf_cleanup(&body);
 	iwf_prefs_cleanup(&prefs);
 	iwf_adapter_cleanup(&a);
+	free(seal_owner);
 	free(url);
 	free(why);
 	return next;

@@ -34,6 +34,8 @@ class ThirdParty:
         self.grants = []              # refresh tokens presented to the token endpoint
         self.calls = []               # (method, path with query, Authorization header)
         self.expired_sync = set()     # sync tokens / delta tokens that answer 410
+        # sync tokens with no change yet: an empty delta that gives the same token back
+        self.quiet_sync = {"CPDd3Y-rMhIMCKaHoKsGEICr7YMDGgQIARAB"}
         self.received = []            # (method, path, content type, body) of writes
         self.raw = {}                 # /raw/NAME -> bytes
         self.expires_in = 3600
@@ -135,6 +137,8 @@ class ThirdParty:
                         return self.reply(410, {"error": {"code": 410, "message": "Sync token is expired. "
                                                           "Clear local cache and retry call without the sync "
                                                           "token.", "status": "FAILED_PRECONDITION"}})
+                    if token in tp.quiet_sync:
+                        return self.reply(200, {"nextSyncToken": token})
                     name = {"CPDd3Y-rMhIMCNT_n6sGEIDki8QBGgQIARAB": "people-connections-sync-1.json",
                             "CPDd3Y-rMhIMCPKFoKsGEMCS0_UCGgQIARAB": "people-connections-sync-2.json"}.get(token)
                     if not name:
@@ -149,6 +153,9 @@ class ThirdParty:
             def graph(self, query):
                 if "$deltatoken" in query:
                     token = query["$deltatoken"][0]
+                    if token in tp.quiet_sync:
+                        return self.reply(200, {"value": [], "@odata.deltaLink":
+                                                f"{tp.base}/graph/v1.0/users/delta?$deltatoken={token}"})
                     if token in tp.expired_sync:
                         return self.reply(410, {"error": {"code": "syncStateNotFound",
                                                           "message": "The sync state is gone."}})
