@@ -926,6 +926,9 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		err = XDMS_ERR_NOTFOUND;
 	} else {
 		store_read_end(rd);
+		if (err == XDMS_ERR_NOTFOUND)
+			log_info("iwf watch %s %s: its record is gone (the request was deleted, or the user moved to "
+				 "another shard); stopped", xui, request_id);
 	}
 	if (err == XDMS_ERR_NOTFOUND) {
 		/* The request went: its webhook and SIP subscription go too. */
