@@ -716,6 +716,33 @@ out:
 #define WATCH_MAX_EXPIRES_S (366ul * 86400ul) /* the longest subscription taken */
 
 
+/* A graph-style webhook for new watch @wr (@old: the record it replaces):
+ * registered, or renewed when @old had one; when that fails the watch polls
+ * for changes (with its sync state) and says so. */
+static void subscribe_graph_hook(const struct iwf_env *env, const struct iwf_call *call, const struct iwf_adapter *a,
+				 const struct store_watch *old, struct store_watch *wr, struct outcome *o)
+{
+	struct iwf_result rr = { 0 };
+
+	if (old && old->hook_id[0] == IWF_HOOK_GRAPH_PREFIX) {
+		memcpy(wr->hook_id, old->hook_id, sizeof(wr->hook_id));
+		memcpy(wr->hook_secret, old->hook_secret, sizeof(wr->hook_secret));
+		memcpy(wr->hook_remote, old->hook_remote, sizeof(wr->hook_remote));
+	}
+	if (iwf_watch_hook_graph(env, call, wr, &rr)) {
+		wr->hook_remote[0] = '\0';
+		wr->hook_renew_ms = 0;
+		wr->next_poll_ms = iwf_watch_next_slot(wr->xui, wr->request_id, (uint64_t)a->poll_interval_s * 1000u,
+						       wall_ms());
+		reason_append(&o->r, "; the webhook subscription could not be made (%.120s), so changes are found by "
+				     "polling every %u s", rr.reason, a->poll_interval_s);
+		return;
+	}
+	if (wr->hook_renew_ms < wr->next_poll_ms)
+		wr->next_poll_ms = wr->hook_renew_ms;
+	reason_append(&o->r, "; watched by webhook%s", a->watch == IWF_WATCH_BOTH ? " and polling" : "");
+}
+
 /*
  * SPEC §5.3 step 8: the first import of a subscribe-profile, then the watch
  * that repeats it on every change, stored before the <response> so that a
@@ -854,7 +881,9 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 							   wr->expires_ms :
 							   iwf_watch_next_slot(wr->xui, wr->request_id,
 									       (uint64_t)a->poll_interval_s * 1000u, now);
-	if (a->watch != IWF_WATCH_POLL) {
+	if (a->watch != IWF_WATCH_POLL && a->hook_style == IWF_HOOK_GRAPH) {
+		subscribe_graph_hook(env, &call, a, has_old ? old : NULL, wr, o);
+	} else if (a->watch != IWF_WATCH_POLL) {
 		struct iwf_result rr = { 0 };
 
 		if (has_old && old->hook_id[0]) {

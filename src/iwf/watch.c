@@ -62,11 +62,14 @@
 #include "base/mem.h"
 #include "base/smap.h"
 #include "iwf/iwf_int.h"
+#include "json/json.h"
 #include "sip/sip.h"
 
 #define IDLE_WAIT_MS 5000u   /* the longest sleep with nothing due */
 #define RETRY_MS 5000u       /* a watch whose record cannot be read tries again after this */
 #define CHALLENGE_MAX 256    /* the longest validation token echoed */
+#define VALIDATION_MAX 1024  /* the longest graph-style validationToken echoed (decoded) */
+#define NOTIFY_VALUES_MAX 100 /* graph-style notifications checked in one call */
 
 struct entry {
 	char *key;         /* xui "\n" request id */
@@ -74,6 +77,7 @@ struct entry {
 	char *adapter;
 	char hook_id[STORE_WATCH_HOOK_MAX];
 	char hook_secret[STORE_WATCH_SECRET_MAX];
+	char *hook_remote; /* a graph-style webhook's subscription at the 3rd party, or NULL */
 	uint64_t due_ms;
 	size_t heap_at;    /* SIZE_MAX when not in the heap */
 	bool is_busy;      /* a thread polls it */
@@ -118,6 +122,7 @@ struct watch_thread {
 /* A webhook to unregister, outside the lock. */
 struct unreg {
 	char *adapter;
+	char *hook_remote; /* graph style: the 3rd party's subscription id */
 	char hook_id[STORE_WATCH_HOOK_MAX];
 	struct unreg *next;
 };
@@ -130,6 +135,7 @@ struct iwf_watches {
 	size_t heap_len, heap_cap;
 	struct smap by_key;  /* key -> entry (value) */
 	struct smap by_hook; /* webhook id -> entry (value) */
+	struct smap expected; /* graph-style webhook ids being registered (their handshake may come) */
 	size_t count;
 	bool is_stopping;
 	bool is_reconcile_due;
@@ -265,6 +271,8 @@ static struct entry *entry_get(struct iwf_watches *ws, const struct store_watch 
 		e->adapter = xstrdup(w->adapter);
 	}
 	hook_set(ws, e, w->hook_id, w->hook_secret);
+	free(e->hook_remote);
+	e->hook_remote = w->hook_remote[0] ? xstrdup(w->hook_remote) : NULL;
 	return e;
 }
 
@@ -278,6 +286,7 @@ static void entry_forget(struct iwf_watches *ws, struct entry *e, bool is_unregi
 		struct unreg *u = xcalloc(1, sizeof(*u));
 
 		u->adapter = xstrdup(e->adapter);
+		u->hook_remote = e->hook_remote ? xstrdup(e->hook_remote) : NULL;
 		memcpy(u->hook_id, e->hook_id, sizeof(u->hook_id));
 		u->next = ws->unregs;
 		ws->unregs = u;
@@ -294,6 +303,7 @@ static void entry_forget(struct iwf_watches *ws, struct entry *e, bool is_unregi
 		smap_drop(&ws->by_key, slot);
 	ws->count--;
 	memset(e->hook_secret, 0, sizeof(e->hook_secret));
+	free(e->hook_remote);
 	free(e->key);
 	free(e->xui);
 	free(e->request_id);
@@ -348,6 +358,74 @@ void iwf_watch_hook_new(char id[STORE_WATCH_HOOK_MAX], char secret[STORE_WATCH_S
 	hex(r, 16, id);
 	hex(r + 16, 32, secret);
 	memset(r, 0, sizeof(r));
+}
+
+/* ---- graph-style webhooks ------------------------------------------------------------------- */
+
+/*
+ * The subscription resources of Graph-shaped APIs: xdmsd POSTs
+ * {changeType, notificationUrl, resource, clientState, expirationDateTime}
+ * to the adapter's webhook-register URL; before answering, the 3rd party
+ * POSTs to the notification URL with ?validationToken=T and wants T back as
+ * text/plain within seconds, so the id is announced (expected) for the
+ * length of the call. The answer's id names the subscription (PATCH to
+ * renew, DELETE to end) and its expirationDateTime the expiry granted,
+ * which may be shorter than asked: the watch renews when two thirds of it
+ * have passed. A notification is {"value": [{"clientState": ...}, ...]};
+ * every clientState must be the watch's secret.
+ */
+static void hook_expect(struct iwf_watches *ws, const char *hook_id, bool is_expected)
+{
+	struct smap_slot *slot;
+
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	if (is_expected)
+		smap_get(&ws->expected, hook_id, true)->val = (void *)1;
+	else if ((slot = smap_get(&ws->expected, hook_id, false)))
+		smap_drop(&ws->expected, slot);
+	pthread_mutex_unlock(&ws->lock);
+}
+
+enum xdms_err iwf_watch_hook_graph(const struct iwf_env *env, const struct iwf_call *call, struct store_watch *w,
+				   struct iwf_result *r)
+{
+	const struct iwf_adapter *a = call->a;
+	uint64_t now = wall_ms(), granted = 0;
+	enum xdms_err err = XDMS_ERR_INVAL;
+	char *callback, *url;
+
+	if (w->hook_id[0] != IWF_HOOK_GRAPH_PREFIX) {
+		char id[STORE_WATCH_HOOK_MAX];
+
+		iwf_watch_hook_new(id, w->hook_secret);
+		snprintf(w->hook_id, sizeof(w->hook_id), "%c%.40s", IWF_HOOK_GRAPH_PREFIX, id);
+		w->hook_remote[0] = '\0';
+	}
+	if (w->hook_remote[0]) {
+		url = xasprintf("%s/%s", a->webhook_register, w->hook_remote);
+		err = iwf_http_hook_graph(call, "PATCH", url, NULL, NULL, NULL, w->expires_ms, NULL, 0, &granted, r);
+		free(url);
+		if (err)
+			log_info("iwf watch %s %s: renewing its webhook subscription failed (%s); making a new one",
+				 w->xui, w->request_id, r->reason);
+	}
+	if (err) {
+		callback = xasprintf("%s/iwf/hook/%s", a->webhook_base, w->hook_id);
+		hook_expect(env->watches, w->hook_id, true);
+		err = iwf_http_hook_graph(call, "POST", a->webhook_register, callback,
+					  w->remote_user[0] ? w->remote_user : call->url, w->hook_secret, w->expires_ms,
+					  w->hook_remote, sizeof(w->hook_remote), &granted, r);
+		hook_expect(env->watches, w->hook_id, false);
+		free(callback);
+	}
+	if (err)
+		return err;
+	if (!granted || granted > w->expires_ms)
+		granted = w->expires_ms;
+	w->hook_renew_ms = granted > now ? now + (granted - now) * 2 / 3 : now;
+	return XDMS_ERR_OK;
 }
 
 /* ---- one poll (a watch thread, no lock held) ----------------------------------------------- */
@@ -422,7 +500,7 @@ static bool respond(const struct iwf_env *env, struct store_watch *w, unsigned c
 	return ok;
 }
 
-static void unregister(struct watch_thread *t, const char *adapter_id, const char *hook_id)
+static void unregister(struct watch_thread *t, const char *adapter_id, const char *hook_id, const char *hook_remote)
 {
 	const struct iwf_env *env = t->ws->env;
 	struct iwf_adapter a;
@@ -434,7 +512,32 @@ static void unregister(struct watch_thread *t, const char *adapter_id, const cha
 		free(why);
 		return;
 	}
-	if (a.webhook_register && a.webhook_base) {
+	if (a.hook_style == IWF_HOOK_GRAPH && a.webhook_register && hook_remote) {
+		/* A graph-style subscription goes with DELETE of its resource;
+		 * under OAuth 2.0 with the adapter's own credential only (the
+		 * user's sealed token may be gone with the request). */
+		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a };
+		char *url = xasprintf("%s/%s", a.webhook_register, hook_remote);
+		char *owner = xasprintf(IWF_ADAPTER_OWNER "%s", adapter_id);
+		struct iwf_cred c;
+
+		memset(&c, 0, sizeof(c));
+		if (iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, &c) != XDMS_ERR_OK)
+			memset(&c, 0, sizeof(c));
+		call.username = c.username;
+		call.password = c.password;
+		call.token = c.token;
+		call.seal.owner = owner;
+		call.seal.name = IWF_ADAPTER_SECRET;
+		if (iwf_http_hook_graph(&call, "DELETE", url, NULL, NULL, NULL, 0, NULL, 0, NULL, &r))
+			log_warn("iwf webhook %s: deleting its subscription at adapter %s failed: %s (it ends at its "
+				 "expiry)", hook_id, adapter_id, r.reason);
+		else
+			log_info("iwf webhook %s: its subscription at adapter %s deleted", hook_id, adapter_id);
+		memset(&c, 0, sizeof(c));
+		free(owner);
+		free(url);
+	} else if (a.hook_style != IWF_HOOK_GRAPH && a.webhook_register && a.webhook_base) {
 		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a };
 
 		callback = xasprintf("%s/iwf/hook/%s", a.webhook_base, hook_id);
@@ -891,6 +994,31 @@ static bool sip_events(struct watch_thread *t, struct entry *e, unsigned char *d
 	return true;
 }
 
+/* Renews @w's graph-style webhook subscription (busy entry @e); when that
+ * fails the watch polls until the next try. */
+static void renew_graph_hook(struct watch_thread *t, struct entry *e, struct store_watch *w, const struct iwf_call *call)
+{
+	struct iwf_watches *ws = t->ws;
+	struct iwf_result r = { 0 };
+	char old_id[STORE_WATCH_HOOK_MAX];
+
+	memcpy(old_id, w->hook_id, sizeof(old_id));
+	if (iwf_watch_hook_graph(ws->env, call, w, &r)) {
+		log_warn("iwf watch %s %s: its webhook subscription could not be renewed: %s; polled meanwhile", w->xui,
+			 w->request_id, r.reason);
+		failed(t, w, &r);
+		w->hook_renew_ms = wall_ms() + RETRY_MS;
+		return;
+	}
+	log_info("iwf watch %s %s: webhook subscription %s renewed", w->xui, w->request_id, w->hook_remote);
+	pthread_mutex_lock(&ws->lock);
+	hook_set(ws, e, w->hook_id, w->hook_secret);
+	free(e->hook_remote);
+	e->hook_remote = xstrdup(w->hook_remote);
+	pthread_mutex_unlock(&ws->lock);
+	(void)old_id;
+}
+
 /*
  * Polls the watch of @e once. Returns the next due time, or 0 when the
  * watch is over (gone, changed into a newer version, terminated).
@@ -992,6 +1120,9 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 					 .seal = seal, .remote_user = w->remote_user[0] ? w->remote_user : NULL };
 		uint64_t t0 = monotonic_ms();
 
+		if (a.hook_style == IWF_HOOK_GRAPH && a.watch != IWF_WATCH_POLL && w->hook_remote[0] &&
+		    w->hook_renew_ms && now >= w->hook_renew_ms)
+			renew_graph_hook(t, e, w, &call);
 		buf_cleanup(&body);
 		buf_init(&body, a.max_response);
 		if (a.format == IWF_FORMAT_JSON)
@@ -1034,9 +1165,13 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 done:
 	/* Told of changes (a webhook, SIP NOTIFYs): no polling but the expiry,
 	 * unless the last fetch failed. */
-	next = (a.watch == IWF_WATCH_WEBHOOK || is_sip) && !w->failures ?
+	next = ((a.watch == IWF_WATCH_WEBHOOK && (a.hook_style != IWF_HOOK_GRAPH || w->hook_remote[0])) || is_sip) &&
+			       !w->failures ?
 		       w->expires_ms :
 		       iwf_watch_next_slot(w->xui, w->request_id, interval_ms, wall_ms());
+	/* A graph-style subscription is renewed by the watch thread in time. */
+	if (a.hook_style == IWF_HOOK_GRAPH && w->hook_remote[0] && w->hook_renew_ms && w->hook_renew_ms < next)
+		next = w->hook_renew_ms > wall_ms() ? w->hook_renew_ms : wall_ms() + RETRY_MS;
 	if (next > w->expires_ms)
 		next = w->expires_ms;
 	w->next_poll_ms = next;
@@ -1184,8 +1319,9 @@ static void *watch_main(void *arg)
 
 			ws->unregs = u->next;
 			pthread_mutex_unlock(&ws->lock);
-			unregister(t, u->adapter, u->hook_id);
+			unregister(t, u->adapter, u->hook_id, u->hook_remote);
 			free(u->adapter);
+			free(u->hook_remote);
 			free(u);
 			pthread_mutex_lock(&ws->lock);
 			continue;
@@ -1323,6 +1459,7 @@ void iwf_watches_stop(struct iwf_watches *ws)
 
 		ws->unregs = u->next;
 		free(u->adapter);
+		free(u->hook_remote);
 		free(u);
 	}
 	while (ws->attention) {
@@ -1334,6 +1471,7 @@ void iwf_watches_stop(struct iwf_watches *ws)
 	}
 	smap_free(&ws->by_key);
 	smap_free(&ws->by_hook);
+	smap_free(&ws->expected);
 	free(ws->heap);
 	free(ws->threads);
 	pthread_cond_destroy(&ws->wake);
@@ -1423,6 +1561,137 @@ static bool is_token_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c);
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The percent-decoded value of query parameter @name (heap), or NULL when
+ * absent, undecodable, empty or longer than @cap. */
+static char *query_param(const char *query, const char *name, size_t cap)
+{
+	size_t nl = strlen(name), n = 0;
+	const char *p = query;
+	char *out;
+
+	while (p && *p) {
+		if (!strncmp(p, name, nl) && p[nl] == '=')
+			break;
+		p = strchr(p, '&');
+		p = p ? p + 1 : NULL;
+	}
+	if (!p || !*p)
+		return NULL;
+	p += nl + 1;
+	out = xmalloc(cap + 1);
+	for (; *p && *p != '&'; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+
+			if (lo < 0)
+				goto bad;
+			c = hi * 16 + lo;
+			p += 2;
+		}
+		if (n == cap || c < 0x20 || c == 0x7f)
+			goto bad;
+		out[n++] = (char)c;
+	}
+	if (!n)
+		goto bad;
+	out[n] = '\0';
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* A call of a graph-style webhook: the validation handshake (POST or GET
+ * with ?validationToken=), or a notification whose every clientState must
+ * be the watch's secret. */
+static unsigned graph_hook(struct iwf_watches *ws, const char *hook_id, const char *query, const char *body,
+			   size_t len, char **answer)
+{
+	struct smap_slot *slot;
+	struct entry *e;
+	char secret[STORE_WATCH_SECRET_MAX], *token;
+	struct json_limits lim;
+	struct json_doc *d = NULL;
+	char *why = NULL;
+	unsigned n = 0;
+	bool is_known, ok = true;
+
+	pthread_mutex_lock(&ws->lock);
+	slot = smap_get(&ws->by_hook, hook_id, false);
+	e = slot ? slot->val : NULL;
+	if (e)
+		memcpy(secret, e->hook_secret, sizeof(secret));
+	is_known = e || smap_get(&ws->expected, hook_id, false);
+	pthread_mutex_unlock(&ws->lock);
+	if (!is_known) {
+		atomic_fetch_add(&ws->n_hook_unknown, 1);
+		*answer = xstrdup("no such webhook\n");
+		return 404;
+	}
+	if (query && strstr(query, "validationToken=")) {
+		if (e)
+			memset(secret, 0, sizeof(secret));
+		token = query_param(query, "validationToken", VALIDATION_MAX);
+		if (!token) {
+			*answer = xstrdup("the validationToken must be 1-1024 printable characters\n");
+			return 400;
+		}
+		*answer = token;
+		return 200;
+	}
+	if (!e) {
+		*answer = xstrdup("the webhook is being set up; notify again\n");
+		return 503;
+	}
+	json_limits_init(&lim);
+	lim.max_size = len + 1;
+	if (json_doc_parse(body, len, &lim, &d, &why)) {
+		memset(secret, 0, sizeof(secret));
+		atomic_fetch_add(&ws->n_hook_unauthorized, 1);
+		*answer = xasprintf("the notification is not JSON: %s\n", why);
+		free(why);
+		return 400;
+	}
+	/* Each element of "value" is one notification; an element with
+	 * neither a subscriptionId nor a clientState ends the list. */
+	for (; n < NOTIFY_VALUES_MAX; n++) {
+		char p_cs[48], p_id[48];
+		const char *cs;
+
+		snprintf(p_cs, sizeof(p_cs), "/value/%u/clientState", n);
+		snprintf(p_id, sizeof(p_id), "/value/%u/subscriptionId", n);
+		cs = json_doc_string(d, p_cs);
+		if (!cs && !json_doc_string(d, p_id))
+			break;
+		if (!cs || !same_text(cs, secret))
+			ok = false;
+	}
+	json_doc_free(d);
+	memset(secret, 0, sizeof(secret));
+	if (!n || !ok) {
+		atomic_fetch_add(&ws->n_hook_forbidden, 1);
+		*answer = xstrdup(n ? "wrong clientState\n" : "no notification in the body\n");
+		return n ? 403 : 400;
+	}
+	pthread_mutex_lock(&ws->lock);
+	slot = smap_get(&ws->by_hook, hook_id, false);
+	if (slot && slot->val == e)
+		entry_due(ws, e, wall_ms());
+	pthread_mutex_unlock(&ws->lock);
+	atomic_fetch_add(&ws->n_hook_ok, 1);
+	*answer = xstrdup("update scheduled\n");
+	return 202;
+}
+
 unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook_id, const char *query,
 			  const char *signature, const char *body, size_t len, char **answer)
 {
@@ -1434,6 +1703,8 @@ unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook
 	struct hmac_sha256_ctx ctx;
 
 	*answer = NULL;
+	if (hook_id[0] == IWF_HOOK_GRAPH_PREFIX)
+		return graph_hook(ws, hook_id, query, body, len, answer);
 	pthread_mutex_lock(&ws->lock);
 	slot = smap_get(&ws->by_hook, hook_id, false);
 	e = slot ? slot->val : NULL;

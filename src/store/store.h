@@ -485,6 +485,10 @@ struct store_watch {
 	 * "ref:NAME"); "" = the adapter's own or none. Kept last, after the
 	 * dialog, so that records stored before it read back with "". */
 	char cred[STORE_WATCH_PARAM_MAX];
+	/* A graph-style webhook: the 3rd party's subscription id ("" = none)
+	 * and when to renew it (Unix ms). Kept after cred, likewise. */
+	char hook_remote[STORE_WATCH_PARAM_MAX];
+	uint64_t hook_renew_ms;
 };
 
 /* "active", "held", "terminated"; NULL out of range. */

@@ -29,7 +29,7 @@
 #define WATCH_U64S 6
 #define WATCH_U32S 5
 /* Every field at its largest, with the 16-bit length of each of the 13 strings. */
-#define WATCH_VALUE_MAX (1 + WATCH_U64S * 8 + WATCH_U32S * 4 + 13 * 2 + sizeof(struct store_watch))
+#define WATCH_VALUE_MAX (1 + WATCH_U64S * 8 + WATCH_U32S * 4 + 14 * 2 + 8 + sizeof(struct store_watch))
 
 static const char *const state_names[STORE_WATCH__STATES] = { "active", "held", "terminated" };
 
@@ -77,6 +77,9 @@ static size_t encode(const struct store_watch *w, unsigned char *out)
 		put_str(&p, strs[i], strlen(strs[i]));
 	put_str(&p, w->dialog, w->dialog_len);
 	put_str(&p, w->cred, strlen(w->cred));
+	put_str(&p, w->hook_remote, strlen(w->hook_remote));
+	store_put_be(p, w->hook_renew_ms, 8);
+	p += 8;
 	return (size_t)(p - out);
 }
 
@@ -147,8 +150,13 @@ static enum xdms_err decode(const MDB_val *k, const MDB_val *v, struct store_wat
 	w->dialog_len = n;
 	p += 2 + n;
 	/* The credential's place: absent from records stored before it. */
-	if (p != end && (!get_str(&p, end, w->cred, sizeof(w->cred)) || p != end))
+	if (p != end && !get_str(&p, end, w->cred, sizeof(w->cred)))
 		return XDMS_ERR_CORRUPT;
+	if (p != end) {
+		if (!get_str(&p, end, w->hook_remote, sizeof(w->hook_remote)) || end - p != 8)
+			return XDMS_ERR_CORRUPT;
+		w->hook_renew_ms = store_get_be(p, 8);
+	}
 	return XDMS_ERR_OK;
 }
 
@@ -162,7 +170,7 @@ static bool is_valid(const struct store_watch *w)
 	       memchr(w->hook_secret, 0, sizeof(w->hook_secret)) && memchr(w->reason, 0, sizeof(w->reason)) &&
 	       memchr(w->remote_user, 0, sizeof(w->remote_user)) &&
 	       memchr(w->merge_policy, 0, sizeof(w->merge_policy)) && memchr(w->fields, 0, sizeof(w->fields)) &&
-	       memchr(w->cred, 0, sizeof(w->cred)) &&
+	       memchr(w->cred, 0, sizeof(w->cred)) && memchr(w->hook_remote, 0, sizeof(w->hook_remote)) &&
 	       w->dialog_len <= STORE_WATCH_DIALOG_MAX && (unsigned)w->state < STORE_WATCH__STATES;
 }
 

@@ -207,3 +207,77 @@ def test_oauth_subscription_without_a_token_is_refused(local, tp):
     resp = expect_response(subscribe(local), "failure", 400)
     assert "refresh token" in text(resp, "reason"), etree.tostring(resp)
     assert tp.api_calls("/people/") == [] and tp.grants == []
+
+
+# -- Graph-shaped webhook subscriptions (--webhook-style graph)
+
+def hook_adapter(srv, tp, watch="webhook"):
+    srv.ctl("credential", "set", "--adapter", "graph-hook", "--client-secret", CLIENT_SECRET, check=0)
+    add_adapter(srv, "graph-hook", "http", tp.url("/graph/v1.0/users/delta?$select=displayName,givenName,surname,"
+                                                  "mail,businessPhones,mobilePhone,jobTitle"),
+                "--format", "json", "--auth", "oauth2", "--token-url", tp.url("/oauth2/token"),
+                "--client-id", CLIENT_ID, "--next-link", "/@odata.nextLink", "--delta-link", "/@odata.deltaLink",
+                "--import-xslt", "graph-import.xsl", "--export-xslt", "graph-export.xsl", "--poll-interval", "1",
+                "--watch", watch, "--webhook-base", f"http://127.0.0.1:{srv.port}",
+                "--webhook-register", tp.url("/graph/v1.0/subscriptions"), "--webhook-style", "graph")
+
+
+def test_graph_webhook_handshake_and_client_state(local, tp):
+    hook_adapter(local, tp)
+    tp.quiet_sync.update({GRAPH_FIRST, "Xt9aPQ-second"})
+    resp = expect_response(subscribe(local, third_party="graph-hook", token=REFRESH, merge_policy="replace"),
+                           "success", 200)
+    assert "watched by webhook" in text(resp, "reason"), etree.tostring(resp)
+    # The 3rd party's handshake was answered with its token, as text.
+    assert len(tp.validations) == 1 and tp.validations[0][1] == 200, tp.validations
+    assert tp.validations[0][2] == tp.validations[0][0]
+    [(sid, sub)] = list(tp.subs.items())
+    assert sub["notificationUrl"].startswith(f"http://127.0.0.1:{local.port}/iwf/hook/g"), sub
+    assert sub["resource"] == REMOTE and len(sub["clientState"]) >= 32
+    # Told of changes: no polling meanwhile.
+    n = len(tp.api_calls("/graph/v1.0/users"))
+    time.sleep(2.5)
+    assert len(tp.api_calls("/graph/v1.0/users")) == n, "a webhook watch polled"
+    # A notification with a wrong clientState is refused and changes nothing.
+    tp.quiet_sync.discard(GRAPH_FIRST)
+    etag = expect(local.client(ALICE).get(doc_path(PCC, ALICE)), 200).etag
+    assert tp.notify(sid, client_state="not-the-secret") == 403
+    time.sleep(1.5)
+    assert len(tp.api_calls("/graph/v1.0/users")) == n and seq_of(local)[0] == 1
+    assert expect(local.client(ALICE).get(doc_path(PCC, ALICE)), 200).etag == etag
+    # The right one imports at once (a delta poll from the stored link).
+    assert tp.notify(sid) == 202
+    wait_for(lambda: seq_of(local)[0] == 2, "seq 2 after the notification", timeout=10)
+    assert pcc_values(local, "//pcc:duty/text()") == ["Principal Engineer"]
+    assert calls_with(tp, "/graph/", f"$deltatoken={GRAPH_FIRST}")
+    log = local.log_path.read_bytes()
+    assert sub["clientState"].encode() not in log, "the clientState is in the log"
+    no_secret_in_log(local)
+
+
+def test_graph_webhook_is_renewed_before_it_expires(local, tp):
+    hook_adapter(local, tp)
+    tp.sub_lifetime = 3   # the 3rd party grants 3 s, whatever is asked
+    tp.quiet_sync.update({GRAPH_FIRST})
+    expect_response(subscribe(local, third_party="graph-hook", token=REFRESH), "success", 200)
+    wait_for(lambda: len([x for x in tp.sub_log if x[0] == "renew"]) >= 2, "two renewals", timeout=30)
+    log = list(tp.sub_log)
+    assert log[0][0] == "create" and len(tp.subs) == 1, log
+    for before, renewal in zip(log, log[1:]):
+        assert renewal[0] == "renew" and renewal[1] == log[0][1], log
+        assert renewal[3] < before[2], f"renewed after the expiry it was granted: {log}"
+    assert seq_of(local)[0] == 1
+
+
+def test_graph_webhook_refused_falls_back_to_delta_polling(local, tp):
+    hook_adapter(local, tp)
+    tp.refuse_subscriptions = True
+    tp.quiet_sync.update({GRAPH_FIRST, "Xt9aPQ-second"})
+    resp = expect_response(subscribe(local, third_party="graph-hook", token=REFRESH, merge_policy="replace"),
+                           "success", 200)
+    assert "could not be made" in text(resp, "reason") and "polling every 1 s" in text(resp, "reason"), \
+        etree.tostring(resp)
+    wait_for(lambda: calls_with(tp, "/graph/", f"$deltatoken={GRAPH_FIRST}"), "a delta poll")
+    tp.quiet_sync.discard(GRAPH_FIRST)
+    wait_for(lambda: seq_of(local)[0] == 2, "seq 2 by polling")
+    assert pcc_values(local, "//pcc:duty/text()") == ["Principal Engineer"]
