@@ -31,6 +31,12 @@
  * record is read again, so a deleted request never polls again even if the
  * kick was missed.
  *
+ * JSON adapters poll from the user's stored sync token or delta link, so
+ * only changes come back (poll_json); an OAuth 2.0 grant refused during a
+ * watch ends it with 401. Graph-style webhooks (an adapter's
+ * webhook-style) are subscription resources at the 3rd party, renewed by
+ * the watch thread before they expire (iwf_watch_hook_graph, graph_hook).
+ *
  * Webhooks: the 3rd party calls POST /iwf/hook/<id> with the body's
  * HMAC-SHA256 under the watch's secret in X-Xdms-Signature; a good call
  * makes the watch due at once (the body is not trusted for content: the
