@@ -68,7 +68,8 @@ static void usage(FILE *f)
 		   "              [--sync-token PTR --sync-token-param P] [--delta-link PTR]\n"
 		   "              [--max-pages N] [--import-method M] [--export-method M]\n"
 		   "              [--poll-interval SECONDS] [--watch poll|webhook|both]\n"
-		   "              [--webhook-base URL --webhook-register URL] [--sip-uri sip:IP:PORT]\n"
+		   "              [--webhook-base URL --webhook-register URL] [--webhook-style xdmsd|graph]\n"
+		   "              [--sip-uri sip:IP:PORT]\n"
 		   "              [--book-create-url URL] [--book-item-url URL] [--book-delete-url URL]\n"
 		   "              [--book-update-method M] [--book-id PTR] [--book-etag PTR]\n"
 		   "              [--book-if-match true|false]\n"
@@ -690,6 +691,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	const char *plain_value[sizeof(plain) / sizeof(plain[0])] = { NULL };
 	const char *loopback = NULL;
 	const char *poll = NULL, *watch = NULL, *hook_base = NULL, *hook_register = NULL, *sip_uri = NULL;
+	const char *hook_style = NULL;
 	char *iname = NULL, *ename = NULL, *expanded = NULL, *why = NULL, *sel = NULL, *idata = NULL, *edata = NULL;
 	size_t ilen = 0, elen = 0;
 	struct buf doc;
@@ -711,6 +713,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 				    !strcmp(av[i], "--watch")	    ? &watch :
 				    !strcmp(av[i], "--webhook-base") ? &hook_base :
 				    !strcmp(av[i], "--webhook-register") ? &hook_register :
+				    !strcmp(av[i], "--webhook-style") ? &hook_style :
 				    !strcmp(av[i], "--sip-uri")	    ? &sip_uri :
 								      NULL;
 
@@ -766,6 +769,10 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 		fprintf(stderr, "xdmsctl: --watch must be poll, webhook or both\n");
 		return EXIT_USAGE;
 	}
+	if (hook_style && strcmp(hook_style, "xdmsd") && strcmp(hook_style, "graph")) {
+		fprintf(stderr, "xdmsctl: --webhook-style must be xdmsd or graph\n");
+		return EXIT_USAGE;
+	}
 	if (watch && strcmp(watch, "poll") && (!hook_base || !hook_register)) {
 		fprintf(stderr, "xdmsctl: --watch %s needs --webhook-base and --webhook-register\n", watch);
 		return EXIT_USAGE;
@@ -801,6 +808,7 @@ static int cmd_adapter_add(const struct conf *c, const char *id, char **av, int 
 	    (poll && buf_printf(&doc, "  <poll-interval>%s</poll-interval>\n", poll)) ||
 	    (hook_base && buf_printf(&doc, "  <webhook-base>%s</webhook-base>\n", hook_base)) ||
 	    (hook_register && buf_printf(&doc, "  <webhook-register>%s</webhook-register>\n", hook_register)) ||
+	    (hook_style && buf_printf(&doc, "  <webhook-style>%s</webhook-style>\n", hook_style)) ||
 	    (sip_uri && buf_printf(&doc, "  <sip-uri>%s</sip-uri>\n", sip_uri)) ||
 	    (iname && buf_printf(&doc, "  <import-xslt>%s</import-xslt>\n", iname)) ||
 	    (ename && buf_printf(&doc, "  <export-xslt>%s</export-xslt>\n", ename))) {

@@ -29,8 +29,18 @@
  *   realm IS_XUI_ONLY HEX HEX HEX HEX REALM
  *   doc LEN ETAG SELECTOR      then LEN bytes
  *   secret LEN NAME            then LEN bytes
- *   job KIND HASH REQUEST-ID   (an unfinished job: queued again on import)
+ *   job KIND HASH REQUEST-ID   (an unfinished job: queued again on import;
+ *                              KIND import, export or subscribe)
+ *   watch SEQ CREATED EXPIRES ADAPTER CRED REQUEST-ID
+ *                              (a subscribe-profile being watched; CRED is
+ *                              where its credential is sealed, "-" for none)
  *   end
+ * A watch moves with its request: the bundle carries its sequence number,
+ * creation and expiry, and a subscribe job for the request, so that the new
+ * shard runs the subscription again (a first import, seq + 1, its webhook
+ * registered from there) and keeps it from then on. The purge deletes the
+ * request on the old shard, which drops its watch record in the same
+ * transaction; the old server's watch stops at its next poll.
  * No string may contain a newline; every length is capped.
  */
 #include "config.h"
@@ -143,8 +153,9 @@ out:
 struct export_ctx {
 	FILE *f;
 	const char *xui;
-	unsigned docs, secrets, jobs;
+	unsigned docs, secrets, jobs, watches;
 	bool is_bad; /* a string that cannot go in the bundle */
+	struct store_read *rd;
 	/* purge collects the selectors and secret names instead of writing */
 	char **names;
 	size_t name_count;
@@ -194,6 +205,11 @@ static int export_secret(void *arg, const char *name, const void *data, size_t l
 	return 0;
 }
 
+static const char *job_kind_name(enum store_job_kind k)
+{
+	return k == STORE_JOB_EXPORT ? "export" : k == STORE_JOB_SUBSCRIBE ? "subscribe" : "import";
+}
+
 static int export_job(void *arg, const struct store_job *j)
 {
 	struct export_ctx *e = arg;
@@ -205,9 +221,39 @@ static int export_job(void *arg, const struct store_job *j)
 		return 1;
 	}
 	/* A running job's worker is on the old shard; here it is queued again. */
-	fprintf(e->f, "job %s %s %s\n", j->kind == STORE_JOB_EXPORT ? "export" : "import", j->hash,
-		j->request_id);
+	fprintf(e->f, "job %s %s %s\n", job_kind_name(j->kind), j->hash, j->request_id);
 	e->jobs++;
+	return 0;
+}
+
+static int export_watch(void *arg, const struct store_watch *w)
+{
+	struct export_ctx *e = arg;
+	struct store_job j;
+	uint64_t id = 0;
+
+	if (strcmp(w->xui, e->xui) != 0 || w->state == STORE_WATCH_TERMINATED)
+		return 0;
+	if (!is_line_safe(w->request_id) || strchr(w->adapter, ' ') || strchr(w->cred, ' ') ||
+	    !is_line_safe(w->adapter) || !is_line_safe(w->cred)) {
+		e->is_bad = true;
+		return 1;
+	}
+	/* Its request's job: unfinished ones are in the bundle already; a
+	 * finished one is run again on the new shard, where the watch goes on. */
+	if (store_job_current(e->rd, w->xui, w->request_id, &id) || store_job_get(e->rd, id, &j))
+		return 0; /* no request any more: nothing to watch */
+	if (j.state != STORE_JOB_QUEUED && j.state != STORE_JOB_RUNNING) {
+		if (strchr(j.hash, ' ')) {
+			e->is_bad = true;
+			return 1;
+		}
+		fprintf(e->f, "job subscribe %s %s\n", j.hash, w->request_id);
+		e->jobs++;
+	}
+	fprintf(e->f, "watch %" PRIu32 " %" PRIu64 " %" PRIu64 " %s %s %s\n", w->seq, w->created_ms, w->expires_ms,
+		w->adapter, w->cred[0] ? w->cred : "-", w->request_id);
+	e->watches++;
 	return 0;
 }
 
@@ -299,6 +345,9 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 		err = store_secret_list(rd, xui, export_secret, &e);
 	if (!err && !e.is_bad)
 		err = store_job_list(rd, export_job, &e);
+	e.rd = rd;
+	if (!err && !e.is_bad)
+		err = store_watch_list(rd, export_watch, &e);
 	explicit_bzero(&u, sizeof(u));
 	if (err || e.is_bad) {
 		fprintf(stderr, "xdmsctl: cannot export %s: %s\n", xui,
@@ -312,9 +361,9 @@ int ctl_user_export(const struct conf *c, const char *xui, const char *path)
 	}
 	is_done = true;
 	fprintf(stderr,
-		"xdmsctl: exported %s: %u document(s), %u secret(s), %u open job(s); it is read-only here until "
-		"`user purge` (moved) or `user thaw` (move called off)\n",
-		xui, e.docs, e.secrets, e.jobs);
+		"xdmsctl: exported %s: %u document(s), %u secret(s), %u open job(s), %u watch(es); it is read-only "
+		"here until `user purge` (moved) or `user thaw` (move called off)\n",
+		xui, e.docs, e.secrets, e.jobs, e.watches);
 	rc = 0;
 out:
 	store_read_end(rd);
@@ -401,12 +450,14 @@ static bool len_and_rest(char *s, size_t max, size_t *len, char **rest)
 }
 
 struct item {
-	char kind; /* 'd' document, 's' secret, 'j' job */
+	char kind; /* 'd' document, 's' secret, 'j' job, 'w' watch */
 	const char *name; /* selector, secret name or request id */
-	const char *etag; /* document: its ETag; job: its hash */
-	const char *data;
+	const char *etag; /* document: its ETag; job: its hash; watch: its adapter */
+	const char *data; /* watch: where its credential is sealed ("-": none) */
 	size_t len;
 	enum store_job_kind job_kind;
+	uint32_t seq;                 /* watch */
+	uint64_t created_ms, expires_ms;
 };
 
 struct job_op {
@@ -443,6 +494,40 @@ static enum xdms_err jobs_hook(struct store_write *w, struct store_txn *txn, con
 			return err;
 	}
 	return XDMS_ERR_OK;
+}
+
+/* The moved watch's record, unless the new shard has one (an import run
+ * again after its job took the watch over): its subscribe job, queued by
+ * the jobs hook, runs the subscription again from it (seq + 1). */
+static bool watch_put(struct store *st, const char *xui, const struct item *it)
+{
+	struct store_watch *w = xcalloc(1, sizeof(*w));
+	struct store_read *rd = NULL;
+	enum xdms_err err = store_read_begin(st, &rd);
+
+	if (!err)
+		err = store_watch_get(rd, xui, it->name, w);
+	store_read_end(rd);
+	if (err == XDMS_ERR_NOTFOUND) {
+		memset(w, 0, sizeof(*w));
+		snprintf(w->xui, sizeof(w->xui), "%s", xui);
+		snprintf(w->request_id, sizeof(w->request_id), "%s", it->name);
+		snprintf(w->adapter, sizeof(w->adapter), "%s", it->etag);
+		snprintf(w->target, sizeof(w->target), "pcc");
+		if (strcmp(it->data, "-") != 0)
+			snprintf(w->cred, sizeof(w->cred), "%s", it->data);
+		w->state = STORE_WATCH_ACTIVE;
+		w->seq = it->seq;
+		w->created_ms = it->created_ms;
+		w->expires_ms = w->next_poll_ms = it->expires_ms;
+		err = store_watch_put(st, w);
+	}
+	free(w);
+	if (err) {
+		fprintf(stderr, "xdmsctl: cannot store the watch of request %s: %s\n", it->name, xdms_err_str(err));
+		return false;
+	}
+	return true;
 }
 
 int ctl_user_import(const struct conf *c, const char *path)
@@ -530,12 +615,42 @@ int ctl_user_import(const struct conf *c, const char *path)
 				goto bad_line;
 			*hash++ = '\0';
 			*rid++ = '\0';
-			if (strcmp(kind, "import") && strcmp(kind, "export"))
+			if (strcmp(kind, "import") && strcmp(kind, "export") && strcmp(kind, "subscribe"))
 				goto bad_line;
 			it.kind = 'j';
-			it.job_kind = strcmp(kind, "export") ? STORE_JOB_IMPORT : STORE_JOB_EXPORT;
+			it.job_kind = !strcmp(kind, "export")	 ? STORE_JOB_EXPORT :
+				      !strcmp(kind, "subscribe") ? STORE_JOB_SUBSCRIBE :
+								   STORE_JOB_IMPORT;
 			it.etag = hash;
 			it.name = rid;
+		} else if (!strncmp(line, "watch ", 6)) {
+			char *wf[6], *p = line + 6, *end;
+
+			/* Five fields without spaces, then the request id. */
+			for (int i = 0; i < 5; i++) {
+				wf[i] = p;
+				if (!(p = strchr(p, ' ')) || p == wf[i])
+					goto bad_line;
+				*p++ = '\0';
+			}
+			wf[5] = p;
+			if (!wf[5][0] || strlen(wf[5]) >= STORE_JOB_ID_MAX || strlen(wf[3]) >= STORE_WATCH_ADAPTER_MAX ||
+			    strlen(wf[4]) >= STORE_WATCH_PARAM_MAX)
+				goto bad_line;
+			errno = 0;
+			it.seq = (uint32_t)strtoul(wf[0], &end, 10);
+			if (*end || errno)
+				goto bad_line;
+			it.created_ms = strtoull(wf[1], &end, 10);
+			if (*end || errno)
+				goto bad_line;
+			it.expires_ms = strtoull(wf[2], &end, 10);
+			if (*end || errno)
+				goto bad_line;
+			it.kind = 'w';
+			it.etag = wf[3];
+			it.data = wf[4];
+			it.name = wf[5];
 		} else if (!strcmp(line, "end")) {
 			has_end = true;
 			break;
@@ -600,6 +715,8 @@ int ctl_user_import(const struct conf *c, const char *path)
 				goto out;
 			}
 			secrets++;
+		} else if (items[i].kind == 'w' && !watch_put(st, u.xui, &items[i])) {
+			goto out;
 		}
 	}
 	{

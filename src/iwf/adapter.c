@@ -134,7 +134,7 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct xml_node *root;
-	char *kind = NULL, *auth = NULL, *format = NULL, *watch = NULL;
+	char *kind = NULL, *auth = NULL, *format = NULL, *watch = NULL, *hook_style = NULL;
 	enum xdms_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -211,6 +211,8 @@ enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, 
 	out->webhook_base = child_text(root, "webhook-base");
 	out->webhook_register = child_text(root, "webhook-register");
 	out->sip_uri = child_text(root, "sip-uri");
+	hook_style = child_text(root, "webhook-style");
+	out->hook_style = hook_style && !strcmp(hook_style, "graph") ? IWF_HOOK_GRAPH : IWF_HOOK_XDMSD;
 	watch = child_text(root, "watch");
 	out->watch = !watch || !strcmp(watch, "poll") ? IWF_WATCH_POLL :
 		     !strcmp(watch, "webhook")	  ? IWF_WATCH_WEBHOOK :
@@ -245,6 +247,7 @@ out:
 	free(format);
 	free(auth);
 	free(watch);
+	free(hook_style);
 	xml_doc_free(doc);
 	if (err)
 		iwf_adapter_cleanup(out);

@@ -375,7 +375,7 @@ enum xdms_err iwf_http_poll(const struct iwf_call *c, const char *validator, cha
 		call.if_modified_since = validator + 2;
 	call.got_etag = etag;
 	call.got_last_modified = modified;
-	err = iwf_http_do(c->curl, &call, body, &status, r);
+	err = authed_do(c, &call, body, &status, r);
 	if (err || status == 304)
 		return err;
 	*is_changed = true;
@@ -459,6 +459,109 @@ enum xdms_err iwf_http_write(const struct iwf_call *c, const char *method, const
 	call.etag_out = etag;
 	call.etag_out_len = IWF_CARD_ETAG_MAX;
 	return authed_do(c, &call, body, status, r);
+}
+
+/* "2026-12-07T15:20:00Z" (fraction and offset Z only) into Unix ms; 0 when unreadable. */
+static uint64_t iso_ms(const char *s)
+{
+	struct tm tm;
+	int n = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec, &n) != 6)
+		return 0;
+	s += n;
+	if (*s == '.')
+		s += 1 + strspn(s + 1, "0123456789");
+	if (strcmp(s, "Z") != 0 && strcmp(s, "+00:00") != 0)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	return t > 0 ? (uint64_t)t * 1000u : 0;
+}
+
+#define GRAPH_ANSWER_MAX 65536
+
+enum xdms_err iwf_http_hook_graph(const struct iwf_call *c, const char *method, const char *url,
+				  const char *callback, const char *resource, const char *secret, uint64_t expires_ms,
+				  char *remote_id, size_t remote_cap, uint64_t *granted_ms, struct iwf_result *r)
+{
+	struct iwf_http_call call;
+	struct buf doc, answer;
+	struct json_limits lim;
+	struct json_doc *d = NULL;
+	char when[32], host[256], *why = NULL;
+	time_t t = (time_t)(expires_ms / 1000u);
+	struct tm tm;
+	bool is_delete = !strcmp(method, "DELETE");
+	const char *v;
+	long status = 0;
+	enum xdms_err err = XDMS_ERR_OK;
+
+	if (granted_ms)
+		*granted_ms = 0;
+	iwf_url_host(url, host, sizeof(host));
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	buf_init(&doc, 16384);
+	if (!strcmp(method, "POST")) {
+		err = buf_append_str(&doc, "{\"changeType\":\"updated\",\"notificationUrl\":");
+		if (!err)
+			err = json_append_string(&doc, callback, strlen(callback));
+		if (!err)
+			err = buf_append_str(&doc, ",\"resource\":");
+		if (!err)
+			err = json_append_string(&doc, resource, strlen(resource));
+		if (!err)
+			err = buf_append_str(&doc, ",\"clientState\":");
+		if (!err)
+			err = json_append_string(&doc, secret, strlen(secret));
+		if (!err)
+			err = buf_printf(&doc, ",\"expirationDateTime\":\"%s\"}", when);
+	} else if (!is_delete) {
+		err = buf_printf(&doc, "{\"expirationDateTime\":\"%s\"}", when);
+	}
+	if (err) {
+		buf_cleanup(&doc);
+		iwf_result_set(r, 400, false, "the webhook subscription is too large");
+		return err;
+	}
+	call_init(&call, c, method);
+	call.url = url;
+	if (!is_delete) {
+		call.content_type = "application/json";
+		call.accept = "application/json";
+		call.body = doc.data;
+		call.body_len = doc.len;
+	}
+	buf_init(&answer, GRAPH_ANSWER_MAX);
+	err = authed_do(c, &call, &answer, &status, r);
+	if (!err && !is_delete) {
+		json_limits_init(&lim);
+		lim.max_size = GRAPH_ANSWER_MAX;
+		err = json_doc_parse(answer.data ? answer.data : "", answer.len, &lim, &d, &why);
+		if (err) {
+			iwf_result_set(r, 502, false, "the webhook subscription at %s answered unusable JSON: %s", host,
+				       why);
+			free(why);
+		} else if (remote_id && (!(v = json_doc_string(d, "/id")) || !v[0] || strlen(v) >= remote_cap ||
+					 strpbrk(v, "/?#\r\n "))) {
+			iwf_result_set(r, 502, false, "the webhook subscription at %s answered no usable id", host);
+			err = XDMS_ERR_PARSE;
+		} else {
+			if (remote_id)
+				snprintf(remote_id, remote_cap, "%s", v);
+			if (granted_ms)
+				*granted_ms = iso_ms(json_doc_string(d, "/expirationDateTime"));
+		}
+		json_doc_free(d);
+	}
+	buf_cleanup(&answer);
+	buf_cleanup(&doc);
+	return err;
 }
 
 const struct iwf_kind iwf_kind_http = {

@@ -241,11 +241,28 @@ enum xdms_err iwf_http_poll(const struct iwf_call *c, const char *validator, cha
 enum xdms_err iwf_http_hook_register(const struct iwf_call *c, const char *register_url, bool is_register,
 				     const char *callback_url, const char *hook_id, const char *secret,
 				     const char *remote_user, uint64_t expires_ms, struct iwf_result *r) XDMS_WUR;
+/* One call of a Graph-shaped subscription resource (adapter_http.c): POST
+ * @url to create (with @callback, @resource, @secret as clientState and
+ * @expires_ms), PATCH @url to renew (the expiry only), DELETE @url. For POST
+ * and PATCH, the subscription's id (into @remote_id, @remote_cap bytes) and
+ * the expiry the 3rd party granted (*granted_ms) come from the answer. */
+enum xdms_err iwf_http_hook_graph(const struct iwf_call *c, const char *method, const char *url,
+				  const char *callback, const char *resource, const char *secret, uint64_t expires_ms,
+				  char *remote_id, size_t remote_cap, uint64_t *granted_ms,
+				  struct iwf_result *r) XDMS_WUR;
 
 #define IWF_POLL_DEFAULT_S 300 /* an adapter's poll-interval when it has none */
 #define IWF_POLL_FLOOR_S 1      /* the shortest poll-interval taken */
 
 enum iwf_watch_via { IWF_WATCH_POLL = 0, IWF_WATCH_WEBHOOK, IWF_WATCH_BOTH };
+/* How webhooks are registered and called: xdmsd's own contract (an XML
+ * registration, HMAC-signed calls), or the subscription resources of
+ * Graph-shaped APIs (a JSON registration with clientState and an expiry,
+ * the validationToken handshake, renewal by PATCH). */
+enum iwf_hook_style { IWF_HOOK_XDMSD = 0, IWF_HOOK_GRAPH };
+/* A graph-style webhook's id starts with this, so that a call is checked
+ * by its style without reading the adapter. */
+#define IWF_HOOK_GRAPH_PREFIX 'g'
 
 struct iwf_adapter {
 	char *id;
@@ -294,6 +311,7 @@ struct iwf_adapter {
 	enum iwf_watch_via watch;  /* watches: polling, a webhook, or both */
 	char *webhook_base;        /* the URL prefix under which the 3rd party reaches xdmsd */
 	char *webhook_register;    /* where callbacks are registered; NULL = no webhook */
+	enum iwf_hook_style hook_style; /* <webhook-style> */
 	char *sip_uri;             /* kind xcap: where a watch SUBSCRIBEs (sip:IP:PORT[;transport=tcp]); NULL = poll */
 };
 
@@ -746,6 +764,12 @@ void iwf_watches_sip_attach(struct iwf_watches *ws, struct sip_subscriber *m);
 void iwf_watches_sip_detach(struct iwf_watches *ws);
 /* A new webhook id and secret (random, hex). */
 void iwf_watch_hook_new(char id[STORE_WATCH_HOOK_MAX], char secret[STORE_WATCH_SECRET_MAX]);
+/* Registers (or renews, when w->hook_remote names one) @w's graph-style
+ * webhook at the adapter's webhook-register URL, answering the validation
+ * handshake that comes meanwhile; fills w->hook_remote and w->hook_renew_ms.
+ * A new w->hook_id and secret are made when it has none. */
+enum xdms_err iwf_watch_hook_graph(const struct iwf_env *env, const struct iwf_call *call, struct store_watch *w,
+				   struct iwf_result *r) XDMS_WUR;
 
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);

@@ -710,6 +710,33 @@ out:
 #define WATCH_MAX_EXPIRES_S (366ul * 86400ul) /* the longest subscription taken */
 
 
+/* A graph-style webhook for new watch @wr (@old: the record it replaces):
+ * registered, or renewed when @old had one; when that fails the watch polls
+ * for changes (with its sync state) and says so. */
+static void subscribe_graph_hook(const struct iwf_env *env, const struct iwf_call *call, const struct iwf_adapter *a,
+				 const struct store_watch *old, struct store_watch *wr, struct outcome *o)
+{
+	struct iwf_result rr = { 0 };
+
+	if (old && old->hook_id[0] == IWF_HOOK_GRAPH_PREFIX) {
+		memcpy(wr->hook_id, old->hook_id, sizeof(wr->hook_id));
+		memcpy(wr->hook_secret, old->hook_secret, sizeof(wr->hook_secret));
+		memcpy(wr->hook_remote, old->hook_remote, sizeof(wr->hook_remote));
+	}
+	if (iwf_watch_hook_graph(env, call, wr, &rr)) {
+		wr->hook_remote[0] = '\0';
+		wr->hook_renew_ms = 0;
+		wr->next_poll_ms = iwf_watch_next_slot(wr->xui, wr->request_id, (uint64_t)a->poll_interval_s * 1000u,
+						       wall_ms());
+		reason_append(&o->r, "; the webhook subscription could not be made (%.120s), so changes are found by "
+				     "polling every %u s", rr.reason, a->poll_interval_s);
+		return;
+	}
+	if (wr->hook_renew_ms < wr->next_poll_ms)
+		wr->next_poll_ms = wr->hook_renew_ms;
+	reason_append(&o->r, "; watched by webhook%s", a->watch == IWF_WATCH_BOTH ? " and polling" : "");
+}
+
 /*
  * SPEC §5.3 step 8: the first import of a subscribe-profile, then the watch
  * that repeats it on every change, stored before the <response> so that a
@@ -719,7 +746,8 @@ out:
  */
 static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job,
 			  const struct iwf_adapter *a, const struct request *q, const struct iwf_cred *c,
-			  const struct iwf_prefs *prefs, unsigned fields, struct outcome *o)
+			  const struct iwf_seal *seal, const struct iwf_prefs *prefs, unsigned fields,
+			  struct outcome *o)
 {
 	const void *pair[2] = { env, job };
 	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
@@ -727,6 +755,7 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	struct iwf_call call = { .env = env, .curl = w->curl, .a = a, .xui = job->xui, .username = c->username,
 				 .password = c->password, .token = c->token, .remote_user = q->remote_user };
 	struct store_watch *wr = &o->watch, *old = xcalloc(1, sizeof(*old));
+	struct iwf_sync sync = { 0 };
 	struct store_read *rd = NULL;
 	char validator[IWF_VALIDATOR_MAX] = "";
 	char *url = NULL, *why = NULL, *imported = NULL, *callback = NULL;
@@ -744,13 +773,10 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 			       a->kind->name);
 		goto out;
 	}
-	/* A JSON API is read page by page, perhaps with OAuth 2.0: its watch
-	 * would need the paged, authorised fetch, which polls do not make yet. */
-	if (a->format == IWF_FORMAT_JSON || a->auth == IWF_AUTH_OAUTH2) {
-		iwf_result_set(&o->r, 501, false,
-			       "the adapter %.80s is a JSON or OAuth 2.0 API, which subscribe-profile cannot watch "
-			       "in this version; run an import-profile again to refresh",
-			       a->id);
+	/* OAuth 2.0 needs the user's refresh token, sealed under the user. */
+	if (a->auth == IWF_AUTH_OAUTH2 && (!seal || !seal->owner || strcmp(seal->owner, job->xui) != 0)) {
+		iwf_result_set(&o->r, 400, false, "the adapter %.80s uses OAuth 2.0: the subscribe-profile must carry "
+			       "the user's refresh token (<credentials><token>) or a <credential-ref> to one", a->id);
 		goto out;
 	}
 	/* SPEC §4.3a: a watch keeps the user's own card, or the address book
@@ -763,6 +789,13 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	if (is_book && !a->kind->book) {
 		iwf_result_set(&o->r, 501, false, "the adapter %.80s (kind %s) holds no address books", a->id,
 			       a->kind->name);
+		goto out;
+	}
+	/* A JSON address book is imported and exported, but its watch (paged
+	 * deltas of contacts, OAuth on every poll) is not built yet. */
+	if (is_book && a->format == IWF_FORMAT_JSON) {
+		iwf_result_set(&o->r, 501, false, "the address book of a JSON adapter (%.80s) cannot be watched in this "
+			       "version; run an import-profile with <target>address-book</target> to refresh it", a->id);
 		goto out;
 	}
 	if ((q->remote_user && strlen(q->remote_user) >= sizeof(wr->remote_user)) ||
@@ -814,8 +847,16 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 		goto out;
 	}
 	call.url = url;
+	if (seal)
+		call.seal = *seal;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = a->kind->poll(&call, "", validator, &is_changed, &body, &o->r);
+	if (a->format == IWF_FORMAT_JSON) {
+		/* A full sync: the watch's polls start from the state it gives. */
+		call.sync = &sync;
+		err = a->kind->fetch(&call, &body, &o->r);
+	} else {
+		err = a->kind->poll(&call, "", validator, &is_changed, &body, &o->r);
+	}
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	if (err)
 		goto out;
@@ -826,6 +867,8 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 	outcome_from_import(o, &io);
 	if (o->is_cancelled || o->r.code >= 300)
 		goto out;
+	if (io.has_import && a->format == IWF_FORMAT_JSON)
+		sync_keep(env, job, a, &sync);
 record:
 	memset(wr, 0, sizeof(*wr));
 	snprintf(wr->xui, sizeof(wr->xui), "%s", job->xui);
@@ -837,6 +880,10 @@ record:
 	snprintf(wr->remote_user, sizeof(wr->remote_user), "%s", q->remote_user ? q->remote_user : "");
 	snprintf(wr->merge_policy, sizeof(wr->merge_policy), "%s", q->merge_policy ? q->merge_policy : "");
 	snprintf(wr->fields, sizeof(wr->fields), "%s", q->fields ? q->fields : "");
+	/* The request's own credential stays where it was sealed; the watch
+	 * calls with it (and a rotated refresh token lands there too). */
+	if (seal && seal->owner && seal->name && !strcmp(seal->owner, job->xui))
+		snprintf(wr->cred, sizeof(wr->cred), "%s", seal->name);
 	wr->job_id = job->id;
 	wr->state = prefs->is_auto_update ? STORE_WATCH_ACTIVE : STORE_WATCH_HELD;
 	wr->created_ms = has_old ? old->created_ms : now;
@@ -857,7 +904,9 @@ record:
 							   wr->expires_ms :
 							   iwf_watch_next_slot(wr->xui, wr->request_id,
 									       (uint64_t)a->poll_interval_s * 1000u, now);
-	if (a->watch != IWF_WATCH_POLL) {
+	if (a->watch != IWF_WATCH_POLL && a->hook_style == IWF_HOOK_GRAPH) {
+		subscribe_graph_hook(env, &call, a, has_old ? old : NULL, wr, o);
+	} else if (a->watch != IWF_WATCH_POLL) {
 		struct iwf_result rr = { 0 };
 
 		if (has_old && old->hook_id[0]) {
@@ -895,6 +944,7 @@ record:
 	}
 	o->has_watch = true;
 out:
+	iwf_sync_cleanup(&sync);
 	buf_cleanup(&body);
 	free(imported);
 	free(callback);
@@ -1356,7 +1406,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	} else if (job->kind == STORE_JOB_EXPORT)
 		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
 	else if (job->kind == STORE_JOB_SUBSCRIBE)
-		run_subscribe(env, w, job, &a, &q, &cred, &prefs, fields, &o);
+		run_subscribe(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	else
 		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)

@@ -33,6 +33,12 @@
  * record is read again, so a deleted request never polls again even if the
  * kick was missed.
  *
+ * JSON adapters poll from the user's stored sync token or delta link, so
+ * only changes come back (poll_json); an OAuth 2.0 grant refused during a
+ * watch ends it with 401. Graph-style webhooks (an adapter's
+ * webhook-style) are subscription resources at the 3rd party, renewed by
+ * the watch thread before they expire (iwf_watch_hook_graph, graph_hook).
+ *
  * Webhooks: the 3rd party calls POST /iwf/hook/<id> with the body's
  * HMAC-SHA256 under the watch's secret in X-Xdms-Signature; a good call
  * makes the watch due at once (the body is not trusted for content: the
@@ -64,11 +70,14 @@
 #include "base/mem.h"
 #include "base/smap.h"
 #include "iwf/iwf_int.h"
+#include "json/json.h"
 #include "sip/sip.h"
 
 #define IDLE_WAIT_MS 5000u   /* the longest sleep with nothing due */
 #define RETRY_MS 5000u       /* a watch whose record cannot be read tries again after this */
 #define CHALLENGE_MAX 256    /* the longest validation token echoed */
+#define VALIDATION_MAX 1024  /* the longest graph-style validationToken echoed (decoded) */
+#define NOTIFY_VALUES_MAX 100 /* graph-style notifications checked in one call */
 
 struct entry {
 	char *key;         /* xui "\n" request id */
@@ -76,6 +85,7 @@ struct entry {
 	char *adapter;
 	char hook_id[STORE_WATCH_HOOK_MAX];
 	char hook_secret[STORE_WATCH_SECRET_MAX];
+	char *hook_remote; /* a graph-style webhook's subscription at the 3rd party, or NULL */
 	uint64_t due_ms;
 	size_t heap_at;    /* SIZE_MAX when not in the heap */
 	bool is_busy;      /* a thread polls it */
@@ -120,6 +130,7 @@ struct watch_thread {
 /* A webhook to unregister, outside the lock. */
 struct unreg {
 	char *adapter;
+	char *hook_remote; /* graph style: the 3rd party's subscription id */
 	char hook_id[STORE_WATCH_HOOK_MAX];
 	struct unreg *next;
 };
@@ -132,6 +143,7 @@ struct iwf_watches {
 	size_t heap_len, heap_cap;
 	struct smap by_key;  /* key -> entry (value) */
 	struct smap by_hook; /* webhook id -> entry (value) */
+	struct smap expected; /* graph-style webhook ids being registered (their handshake may come) */
 	size_t count;
 	bool is_stopping;
 	bool is_reconcile_due;
@@ -267,6 +279,8 @@ static struct entry *entry_get(struct iwf_watches *ws, const struct store_watch 
 		e->adapter = xstrdup(w->adapter);
 	}
 	hook_set(ws, e, w->hook_id, w->hook_secret);
+	free(e->hook_remote);
+	e->hook_remote = w->hook_remote[0] ? xstrdup(w->hook_remote) : NULL;
 	return e;
 }
 
@@ -280,6 +294,7 @@ static void entry_forget(struct iwf_watches *ws, struct entry *e, bool is_unregi
 		struct unreg *u = xcalloc(1, sizeof(*u));
 
 		u->adapter = xstrdup(e->adapter);
+		u->hook_remote = e->hook_remote ? xstrdup(e->hook_remote) : NULL;
 		memcpy(u->hook_id, e->hook_id, sizeof(u->hook_id));
 		u->next = ws->unregs;
 		ws->unregs = u;
@@ -296,6 +311,7 @@ static void entry_forget(struct iwf_watches *ws, struct entry *e, bool is_unregi
 		smap_drop(&ws->by_key, slot);
 	ws->count--;
 	memset(e->hook_secret, 0, sizeof(e->hook_secret));
+	free(e->hook_remote);
 	free(e->key);
 	free(e->xui);
 	free(e->request_id);
@@ -352,6 +368,74 @@ void iwf_watch_hook_new(char id[STORE_WATCH_HOOK_MAX], char secret[STORE_WATCH_S
 	memset(r, 0, sizeof(r));
 }
 
+/* ---- graph-style webhooks ------------------------------------------------------------------- */
+
+/*
+ * The subscription resources of Graph-shaped APIs: xdmsd POSTs
+ * {changeType, notificationUrl, resource, clientState, expirationDateTime}
+ * to the adapter's webhook-register URL; before answering, the 3rd party
+ * POSTs to the notification URL with ?validationToken=T and wants T back as
+ * text/plain within seconds, so the id is announced (expected) for the
+ * length of the call. The answer's id names the subscription (PATCH to
+ * renew, DELETE to end) and its expirationDateTime the expiry granted,
+ * which may be shorter than asked: the watch renews when two thirds of it
+ * have passed. A notification is {"value": [{"clientState": ...}, ...]};
+ * every clientState must be the watch's secret.
+ */
+static void hook_expect(struct iwf_watches *ws, const char *hook_id, bool is_expected)
+{
+	struct smap_slot *slot;
+
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	if (is_expected)
+		smap_get(&ws->expected, hook_id, true)->val = (void *)1;
+	else if ((slot = smap_get(&ws->expected, hook_id, false)))
+		smap_drop(&ws->expected, slot);
+	pthread_mutex_unlock(&ws->lock);
+}
+
+enum xdms_err iwf_watch_hook_graph(const struct iwf_env *env, const struct iwf_call *call, struct store_watch *w,
+				   struct iwf_result *r)
+{
+	const struct iwf_adapter *a = call->a;
+	uint64_t now = wall_ms(), granted = 0;
+	enum xdms_err err = XDMS_ERR_INVAL;
+	char *callback, *url;
+
+	if (w->hook_id[0] != IWF_HOOK_GRAPH_PREFIX) {
+		char id[STORE_WATCH_HOOK_MAX];
+
+		iwf_watch_hook_new(id, w->hook_secret);
+		snprintf(w->hook_id, sizeof(w->hook_id), "%c%.40s", IWF_HOOK_GRAPH_PREFIX, id);
+		w->hook_remote[0] = '\0';
+	}
+	if (w->hook_remote[0]) {
+		url = xasprintf("%s/%s", a->webhook_register, w->hook_remote);
+		err = iwf_http_hook_graph(call, "PATCH", url, NULL, NULL, NULL, w->expires_ms, NULL, 0, &granted, r);
+		free(url);
+		if (err)
+			log_info("iwf watch %s %s: renewing its webhook subscription failed (%s); making a new one",
+				 w->xui, w->request_id, r->reason);
+	}
+	if (err) {
+		callback = xasprintf("%s/iwf/hook/%s", a->webhook_base, w->hook_id);
+		hook_expect(env->watches, w->hook_id, true);
+		err = iwf_http_hook_graph(call, "POST", a->webhook_register, callback,
+					  w->remote_user[0] ? w->remote_user : call->url, w->hook_secret, w->expires_ms,
+					  w->hook_remote, sizeof(w->hook_remote), &granted, r);
+		hook_expect(env->watches, w->hook_id, false);
+		free(callback);
+	}
+	if (err)
+		return err;
+	if (!granted || granted > w->expires_ms)
+		granted = w->expires_ms;
+	w->hook_renew_ms = granted > now ? now + (granted - now) * 2 / 3 : now;
+	return XDMS_ERR_OK;
+}
+
 /* ---- one poll (a watch thread, no lock held) ----------------------------------------------- */
 
 static bool watch_wants(void *arg)
@@ -369,20 +453,33 @@ static bool watch_wants(void *arg)
 	return !err && current == w->job_id;
 }
 
-/* The credentials a watch calls with: the request's sealed ones, else the adapter's. */
-static void watch_credentials(const struct iwf_env *env, const struct store_watch *w, struct iwf_cred *c)
+/* The credentials a watch calls with, and where they are sealed (for OAuth
+ * 2.0, whose refresh token may rotate): the request's own (the place the
+ * record names, or "request:ID" for records older than that), else the
+ * adapter's. @name holds the seal's name. */
+static void watch_credentials(const struct iwf_env *env, const struct store_watch *w, struct iwf_cred *c,
+			      struct iwf_seal *seal, char name[STORE_WATCH_PARAM_MAX], char **owner)
 {
-	char name[STORE_JOB_ID_MAX + 16], *owner;
-
+	*owner = NULL;
 	memset(c, 0, sizeof(*c));
-	snprintf(name, sizeof(name), "request:%s", w->request_id);
-	if (iwf_cred_load(env->st, env->key, w->xui, name, c) == XDMS_ERR_OK)
+	memset(seal, 0, sizeof(*seal));
+	if (w->cred[0])
+		snprintf(name, STORE_WATCH_PARAM_MAX, "%s", w->cred);
+	else
+		snprintf(name, STORE_WATCH_PARAM_MAX, "request:%s", w->request_id);
+	if (iwf_cred_load(env->st, env->key, w->xui, name, c) == XDMS_ERR_OK) {
+		seal->owner = w->xui;
+		seal->name = name;
 		return;
+	}
 	memset(c, 0, sizeof(*c));
-	owner = xasprintf(IWF_ADAPTER_OWNER "%s", w->adapter);
-	if (iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, c) != XDMS_ERR_OK)
+	*owner = xasprintf(IWF_ADAPTER_OWNER "%s", w->adapter);
+	if (iwf_cred_load(env->st, env->key, *owner, IWF_ADAPTER_SECRET, c) != XDMS_ERR_OK) {
 		memset(c, 0, sizeof(*c));
-	free(owner);
+		return;
+	}
+	seal->owner = *owner;
+	seal->name = IWF_ADAPTER_SECRET;
 }
 
 static void record_put(const struct iwf_env *env, const struct store_watch *w)
@@ -411,7 +508,7 @@ static bool respond(const struct iwf_env *env, struct store_watch *w, unsigned c
 	return ok;
 }
 
-static void unregister(struct watch_thread *t, const char *adapter_id, const char *hook_id)
+static void unregister(struct watch_thread *t, const char *adapter_id, const char *hook_id, const char *hook_remote)
 {
 	const struct iwf_env *env = t->ws->env;
 	struct iwf_adapter a;
@@ -423,7 +520,32 @@ static void unregister(struct watch_thread *t, const char *adapter_id, const cha
 		free(why);
 		return;
 	}
-	if (a.webhook_register && a.webhook_base) {
+	if (a.hook_style == IWF_HOOK_GRAPH && a.webhook_register && hook_remote) {
+		/* A graph-style subscription goes with DELETE of its resource;
+		 * under OAuth 2.0 with the adapter's own credential only (the
+		 * user's sealed token may be gone with the request). */
+		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a };
+		char *url = xasprintf("%s/%s", a.webhook_register, hook_remote);
+		char *owner = xasprintf(IWF_ADAPTER_OWNER "%s", adapter_id);
+		struct iwf_cred c;
+
+		memset(&c, 0, sizeof(c));
+		if (iwf_cred_load(env->st, env->key, owner, IWF_ADAPTER_SECRET, &c) != XDMS_ERR_OK)
+			memset(&c, 0, sizeof(c));
+		call.username = c.username;
+		call.password = c.password;
+		call.token = c.token;
+		call.seal.owner = owner;
+		call.seal.name = IWF_ADAPTER_SECRET;
+		if (iwf_http_hook_graph(&call, "DELETE", url, NULL, NULL, NULL, 0, NULL, 0, NULL, &r))
+			log_warn("iwf webhook %s: deleting its subscription at adapter %s failed: %s (it ends at its "
+				 "expiry)", hook_id, adapter_id, r.reason);
+		else
+			log_info("iwf webhook %s: its subscription at adapter %s deleted", hook_id, adapter_id);
+		memset(&c, 0, sizeof(c));
+		free(owner);
+		free(url);
+	} else if (a.hook_style != IWF_HOOK_GRAPH && a.webhook_register && a.webhook_base) {
 		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a };
 
 		callback = xasprintf("%s/iwf/hook/%s", a.webhook_base, hook_id);
@@ -437,14 +559,14 @@ static void unregister(struct watch_thread *t, const char *adapter_id, const cha
 	iwf_adapter_cleanup(&a);
 }
 
-/* The subscription ends (SPEC §5.3 step 8): terminated, 410. */
-static void terminate(struct watch_thread *t, struct store_watch *w, const char *reason)
+/* The subscription ends (SPEC §5.3 step 8): terminated, 410 (or @code). */
+static void terminate_code(struct watch_thread *t, struct store_watch *w, unsigned code, const char *reason)
 {
 	const struct iwf_env *env = t->ws->env;
 
-	if (respond(env, w, 410, "terminated", reason, 0)) {
+	if (respond(env, w, code, "terminated", reason, 0)) {
 		w->state = STORE_WATCH_TERMINATED;
-		w->code = 410;
+		w->code = code;
 		snprintf(w->reason, sizeof(w->reason), "%s", reason);
 		record_put(env, w);
 		atomic_fetch_add(&t->ws->n_terminated, 1);
@@ -452,6 +574,11 @@ static void terminate(struct watch_thread *t, struct store_watch *w, const char 
 	}
 	/* The webhook and the SIP subscription end when the caller forgets
 	 * the watch (entry_forget with is_unregister). */
+}
+
+static void terminate(struct watch_thread *t, struct store_watch *w, const char *reason)
+{
+	terminate_code(t, w, 410, reason);
 }
 
 static void failed(struct watch_thread *t, struct store_watch *w, const struct iwf_result *r)
@@ -465,8 +592,12 @@ static void failed(struct watch_thread *t, struct store_watch *w, const struct i
 }
 
 /* A changed profile in @body: import it, or hold it. */
-static void apply(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
-		  const struct iwf_prefs *prefs, const char *validator, const struct buf *body)
+/* A changed profile: @body as the 3rd party gave it, or @pcc (@pcc_len)
+ * transformed already. True when the PCC holds it now (a sync state may
+ * move on); false when it was held, failed or cancelled. */
+static bool apply(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
+		  const struct iwf_prefs *prefs, const char *validator, const struct buf *body, const char *pcc,
+		  size_t pcc_len)
 {
 	const struct iwf_env *env = t->ws->env;
 	const void *pair[2] = { env, w };
@@ -475,13 +606,12 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 				 pair };
 	struct iwf_import_out io = { 0 };
 	struct iwf_result r = { 0 };
-	char *pcc = NULL, *why = NULL, reason[IWF_REASON_MAX];
-	size_t pcc_len = 0;
+	char *own = NULL, *why = NULL, reason[IWF_REASON_MAX];
 
 	if (!prefs->is_auto_update) {
 		/* Seen once, said once: the same held version is not reported again. */
 		if (w->state == STORE_WATCH_HELD && !strcmp(w->held_validator, validator))
-			return;
+			return false;
 		snprintf(w->held_validator, sizeof(w->held_validator), "%s", validator);
 		w->state = STORE_WATCH_HELD;
 		snprintf(reason, sizeof(reason),
@@ -489,34 +619,37 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 			 a->id);
 		if (respond(env, w, 200, NULL, reason, 0))
 			atomic_fetch_add(&t->ws->n_held, 1);
-		return;
+		return false;
 	}
 	w->state = STORE_WATCH_ACTIVE;
 	if (iwf_fields_parse(w->fields[0] ? w->fields : NULL, &fields, &why)) {
 		iwf_result_set(&r, 400, false, "%s", why);
 		free(why);
 		failed(t, w, &r);
-		return;
+		return false;
 	}
 	in.fields = fields & prefs->import_fields;
-	if (iwf_profile_from(env, a, w->xui, w->remote_user, body->data ? body->data : "", body->len, NULL, &pcc,
-			     &pcc_len, &r)) {
-		failed(t, w, &r);
-		return;
+	if (!pcc) {
+		if (iwf_profile_from(env, a, w->xui, w->remote_user, body->data ? body->data : "", body->len, NULL,
+				     &own, &pcc_len, &r)) {
+			failed(t, w, &r);
+			return false;
+		}
+		pcc = own;
 	}
 	iwf_import_store(env, &in, pcc, pcc_len, &io);
-	free(pcc);
+	free(own);
 	if (io.is_cancelled)
-		return;
+		return false;
 	if (io.r.code >= 300) {
 		failed(t, w, &io.r);
-		return;
+		return false;
 	}
 	w->failures = 0;
 	w->reason[0] = '\0';
 	snprintf(w->validator, sizeof(w->validator), "%s", validator);
 	if (!io.is_changed)
-		return; /* nothing new for the PCC (or applied before): no new response */
+		return true; /* nothing new for the PCC (or applied before): no new response */
 	snprintf(w->pcc_etag, sizeof(w->pcc_etag), "%s", io.pcc_etag);
 	w->imported_count = io.count;
 	w->code = io.r.code;
@@ -527,6 +660,66 @@ static void apply(struct watch_thread *t, struct store_watch *w, const struct iw
 		log_info("iwf watch %s %s: update applied (seq %u, pcc %s)", w->xui, w->request_id, w->seq,
 			 w->pcc_etag);
 	}
+	return true;
+}
+
+/* ---- JSON APIs: delta polling --------------------------------------------------------------- */
+
+/*
+ * A watch of a format-json adapter reads the 3rd party page by page from
+ * the user's stored sync token or delta link (adapter_http.c), so only
+ * changes come back; OAuth 2.0 access tokens come from the request's
+ * sealed refresh token. A delta with nothing for the user is no update; an
+ * expired state (410) is one full sync; the state moves on once the PCC
+ * holds what it gave. The validator is a hash of the transformed profile,
+ * so that a change held (auto-update off) is reported once.
+ */
+static enum xdms_err poll_json(struct watch_thread *t, struct store_watch *w, const struct iwf_adapter *a,
+			       const struct iwf_prefs *prefs, struct iwf_call *call, bool *is_changed,
+			       struct iwf_result *r)
+{
+	const struct iwf_env *env = t->ws->env;
+	struct iwf_sync sync = { 0 };
+	struct buf body;
+	char *pcc = NULL, validator[32];
+	size_t pcc_len = 0;
+	enum xdms_err err;
+
+	*is_changed = false;
+	err = iwf_sync_load(env->st, w->xui, a->id, &sync);
+	if (err) {
+		iwf_result_set(r, 500, true, "the sync state could not be read (%s)", xdms_err_str(err));
+		return err;
+	}
+	call->sync = &sync;
+	buf_init(&body, a->max_response);
+	err = a->kind->fetch(call, &body, r);
+	if (!err)
+		err = iwf_profile_from(env, a, w->xui, w->remote_user[0] ? w->remote_user : NULL,
+				       body.data ? body.data : "", body.len, &sync, &pcc, &pcc_len, r);
+	call->sync = NULL;
+	if (!err && !pcc) {
+		/* Nothing for this user since the last state: no update. */
+		if (iwf_sync_save(env->st, w->xui, a->id, &sync))
+			log_warn("iwf watch %s %s: the sync state of adapter %s cannot be stored", w->xui,
+				 w->request_id, a->id);
+	} else if (!err) {
+		*is_changed = true;
+		atomic_fetch_add(&t->ws->n_changed, 1);
+		snprintf(validator, sizeof(validator), "J:%016llx", (unsigned long long)fnv1a_add(fnv1a_str(""), pcc,
+													       pcc_len));
+		if (apply(t, w, a, prefs, validator, NULL, pcc, pcc_len) &&
+		    iwf_sync_save(env->st, w->xui, a->id, &sync))
+			log_warn("iwf watch %s %s: the sync state of adapter %s cannot be stored", w->xui,
+				 w->request_id, a->id);
+		if (sync.is_reset)
+			log_info("iwf watch %s %s: the sync state at %s had expired; a full sync was made", w->xui,
+				 w->request_id, a->id);
+	}
+	free(pcc);
+	buf_cleanup(&body);
+	iwf_sync_cleanup(&sync);
+	return err;
 }
 
 /* ---- the address book (target address-book, a carddav adapter) ------------------------------ */
@@ -892,6 +1085,31 @@ static bool sip_events(struct watch_thread *t, struct entry *e, unsigned char *d
 	return true;
 }
 
+/* Renews @w's graph-style webhook subscription (busy entry @e); when that
+ * fails the watch polls until the next try. */
+static void renew_graph_hook(struct watch_thread *t, struct entry *e, struct store_watch *w, const struct iwf_call *call)
+{
+	struct iwf_watches *ws = t->ws;
+	struct iwf_result r = { 0 };
+	char old_id[STORE_WATCH_HOOK_MAX];
+
+	memcpy(old_id, w->hook_id, sizeof(old_id));
+	if (iwf_watch_hook_graph(ws->env, call, w, &r)) {
+		log_warn("iwf watch %s %s: its webhook subscription could not be renewed: %s; polled meanwhile", w->xui,
+			 w->request_id, r.reason);
+		failed(t, w, &r);
+		w->hook_renew_ms = wall_ms() + RETRY_MS;
+		return;
+	}
+	log_info("iwf watch %s %s: webhook subscription %s renewed", w->xui, w->request_id, w->hook_remote);
+	pthread_mutex_lock(&ws->lock);
+	hook_set(ws, e, w->hook_id, w->hook_secret);
+	free(e->hook_remote);
+	e->hook_remote = xstrdup(w->hook_remote);
+	pthread_mutex_unlock(&ws->lock);
+	(void)old_id;
+}
+
 /*
  * Polls the watch of @e once. Returns the next due time, or 0 when the
  * watch is over (gone, changed into a newer version, terminated).
@@ -905,11 +1123,13 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 	struct iwf_adapter a = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct iwf_cred cred;
+	struct iwf_seal seal;
 	struct iwf_result r = { 0 };
 	struct buf body;
-	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL;
+	char validator[IWF_VALIDATOR_MAX], *url = NULL, *why = NULL, seal_name[STORE_WATCH_PARAM_MAX];
+	char *seal_owner = NULL;
 	uint64_t current = 0, now, next = 0, interval_ms = (uint64_t)IWF_POLL_DEFAULT_S * 1000u;
-	bool is_changed = false, is_sip = false, is_book = false;
+	bool is_changed = false, is_json_changed = false, is_sip = false, is_book = false;
 	enum xdms_err err;
 
 	*is_unregister = false;
@@ -925,6 +1145,9 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		err = XDMS_ERR_NOTFOUND;
 	} else {
 		store_read_end(rd);
+		if (err == XDMS_ERR_NOTFOUND)
+			log_info("iwf watch %s %s: its record is gone (the request was deleted, or the user moved to "
+				 "another shard); stopped", xui, request_id);
 	}
 	if (err == XDMS_ERR_NOTFOUND) {
 		/* The request went: its webhook and SIP subscription go too. */
@@ -972,7 +1195,7 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 		failed(t, w, &r);
 		goto done;
 	}
-	watch_credentials(env, w, &cred);
+	watch_credentials(env, w, &cred, &seal, seal_name, &seal_owner);
 	if (is_book) {
 		book_poll(t, w, &a, &prefs, &cred);
 		memset(&cred, 0, sizeof(cred));
@@ -991,22 +1214,43 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 	{
 		struct iwf_call call = { .env = env, .curl = t->curl, .a = &a, .url = url, .xui = w->xui,
 					 .username = cred.username, .password = cred.password, .token = cred.token,
-					 .remote_user = w->remote_user[0] ? w->remote_user : NULL };
+					 .seal = seal, .remote_user = w->remote_user[0] ? w->remote_user : NULL };
 		uint64_t t0 = monotonic_ms();
 
+		if (a.hook_style == IWF_HOOK_GRAPH && a.watch != IWF_WATCH_POLL && w->hook_remote[0] &&
+		    w->hook_renew_ms && now >= w->hook_renew_ms)
+			renew_graph_hook(t, e, w, &call);
 		buf_cleanup(&body);
 		buf_init(&body, a.max_response);
-		err = a.kind->poll(&call, w->state == STORE_WATCH_HELD && prefs.is_auto_update ? "" : w->validator,
-				   validator, &is_changed, &body, &r);
+		if (a.format == IWF_FORMAT_JSON)
+			err = poll_json(t, w, &a, &prefs, &call, &is_json_changed, &r);
+		else
+			err = a.kind->poll(&call,
+					   w->state == STORE_WATCH_HELD && prefs.is_auto_update ? "" : w->validator,
+					   validator, &is_changed, &body, &r);
 		iwf_metrics_call(env->metrics, a.id, (double)(monotonic_ms() - t0) / 1000.0, err != XDMS_ERR_OK);
 	}
 	memset(&cred, 0, sizeof(cred));
+	if (err && a.auth == IWF_AUTH_OAUTH2 && r.code == 401) {
+		/* The grant was refused (or the 3rd party refuses every fresh
+		 * token): only the user can authorize again, by a new request. */
+		char note[IWF_REASON_MAX];
+
+		atomic_fetch_add(&t->ws->n_poll_failed, 1);
+		snprintf(note, sizeof(note), "%.300s; the subscription ended: PUT the request again with a new "
+			 "refresh token", r.reason);
+		terminate_code(t, w, 401, note);
+		*is_unregister = true;
+		goto out;
+	}
 	if (err) {
 		atomic_fetch_add(&t->ws->n_poll_failed, 1);
 		failed(t, w, &r);
 	} else if (is_changed) {
 		atomic_fetch_add(&t->ws->n_changed, 1);
-		apply(t, w, &a, &prefs, validator, &body);
+		(void)apply(t, w, &a, &prefs, validator, &body, NULL, 0);
+	} else if (is_json_changed) {
+		/* poll_json imported it (or held it, or failed and said so). */
 	} else {
 		atomic_fetch_add(&t->ws->n_unchanged, 1);
 		if (w->failures)
@@ -1018,9 +1262,13 @@ static uint64_t poll_one(struct watch_thread *t, struct entry *e, bool *is_unreg
 done:
 	/* Told of changes (a webhook, SIP NOTIFYs): no polling but the expiry,
 	 * unless the last fetch failed. */
-	next = (a.watch == IWF_WATCH_WEBHOOK || is_sip) && !w->failures ?
+	next = ((a.watch == IWF_WATCH_WEBHOOK && (a.hook_style != IWF_HOOK_GRAPH || w->hook_remote[0])) || is_sip) &&
+			       !w->failures ?
 		       w->expires_ms :
 		       iwf_watch_next_slot(w->xui, w->request_id, interval_ms, wall_ms());
+	/* A graph-style subscription is renewed by the watch thread in time. */
+	if (a.hook_style == IWF_HOOK_GRAPH && w->hook_remote[0] && w->hook_renew_ms && w->hook_renew_ms < next)
+		next = w->hook_renew_ms > wall_ms() ? w->hook_renew_ms : wall_ms() + RETRY_MS;
 	if (next > w->expires_ms)
 		next = w->expires_ms;
 	w->next_poll_ms = next;
@@ -1033,6 +1281,7 @@ out:
 	buf_cleanup(&body);
 	iwf_prefs_cleanup(&prefs);
 	iwf_adapter_cleanup(&a);
+	free(seal_owner);
 	free(url);
 	free(why);
 	return next;
@@ -1167,8 +1416,9 @@ static void *watch_main(void *arg)
 
 			ws->unregs = u->next;
 			pthread_mutex_unlock(&ws->lock);
-			unregister(t, u->adapter, u->hook_id);
+			unregister(t, u->adapter, u->hook_id, u->hook_remote);
 			free(u->adapter);
+			free(u->hook_remote);
 			free(u);
 			pthread_mutex_lock(&ws->lock);
 			continue;
@@ -1306,6 +1556,7 @@ void iwf_watches_stop(struct iwf_watches *ws)
 
 		ws->unregs = u->next;
 		free(u->adapter);
+		free(u->hook_remote);
 		free(u);
 	}
 	while (ws->attention) {
@@ -1317,6 +1568,7 @@ void iwf_watches_stop(struct iwf_watches *ws)
 	}
 	smap_free(&ws->by_key);
 	smap_free(&ws->by_hook);
+	smap_free(&ws->expected);
 	free(ws->heap);
 	free(ws->threads);
 	pthread_cond_destroy(&ws->wake);
@@ -1406,6 +1658,137 @@ static bool is_token_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c);
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The percent-decoded value of query parameter @name (heap), or NULL when
+ * absent, undecodable, empty or longer than @cap. */
+static char *query_param(const char *query, const char *name, size_t cap)
+{
+	size_t nl = strlen(name), n = 0;
+	const char *p = query;
+	char *out;
+
+	while (p && *p) {
+		if (!strncmp(p, name, nl) && p[nl] == '=')
+			break;
+		p = strchr(p, '&');
+		p = p ? p + 1 : NULL;
+	}
+	if (!p || !*p)
+		return NULL;
+	p += nl + 1;
+	out = xmalloc(cap + 1);
+	for (; *p && *p != '&'; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+
+			if (lo < 0)
+				goto bad;
+			c = hi * 16 + lo;
+			p += 2;
+		}
+		if (n == cap || c < 0x20 || c == 0x7f)
+			goto bad;
+		out[n++] = (char)c;
+	}
+	if (!n)
+		goto bad;
+	out[n] = '\0';
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* A call of a graph-style webhook: the validation handshake (POST or GET
+ * with ?validationToken=), or a notification whose every clientState must
+ * be the watch's secret. */
+static unsigned graph_hook(struct iwf_watches *ws, const char *hook_id, const char *query, const char *body,
+			   size_t len, char **answer)
+{
+	struct smap_slot *slot;
+	struct entry *e;
+	char secret[STORE_WATCH_SECRET_MAX], *token;
+	struct json_limits lim;
+	struct json_doc *d = NULL;
+	char *why = NULL;
+	unsigned n = 0;
+	bool is_known, ok = true;
+
+	pthread_mutex_lock(&ws->lock);
+	slot = smap_get(&ws->by_hook, hook_id, false);
+	e = slot ? slot->val : NULL;
+	if (e)
+		memcpy(secret, e->hook_secret, sizeof(secret));
+	is_known = e || smap_get(&ws->expected, hook_id, false);
+	pthread_mutex_unlock(&ws->lock);
+	if (!is_known) {
+		atomic_fetch_add(&ws->n_hook_unknown, 1);
+		*answer = xstrdup("no such webhook\n");
+		return 404;
+	}
+	if (query && strstr(query, "validationToken=")) {
+		if (e)
+			memset(secret, 0, sizeof(secret));
+		token = query_param(query, "validationToken", VALIDATION_MAX);
+		if (!token) {
+			*answer = xstrdup("the validationToken must be 1-1024 printable characters\n");
+			return 400;
+		}
+		*answer = token;
+		return 200;
+	}
+	if (!e) {
+		*answer = xstrdup("the webhook is being set up; notify again\n");
+		return 503;
+	}
+	json_limits_init(&lim);
+	lim.max_size = len + 1;
+	if (json_doc_parse(body, len, &lim, &d, &why)) {
+		memset(secret, 0, sizeof(secret));
+		atomic_fetch_add(&ws->n_hook_unauthorized, 1);
+		*answer = xasprintf("the notification is not JSON: %s\n", why);
+		free(why);
+		return 400;
+	}
+	/* Each element of "value" is one notification; an element with
+	 * neither a subscriptionId nor a clientState ends the list. */
+	for (; n < NOTIFY_VALUES_MAX; n++) {
+		char p_cs[48], p_id[48];
+		const char *cs;
+
+		snprintf(p_cs, sizeof(p_cs), "/value/%u/clientState", n);
+		snprintf(p_id, sizeof(p_id), "/value/%u/subscriptionId", n);
+		cs = json_doc_string(d, p_cs);
+		if (!cs && !json_doc_string(d, p_id))
+			break;
+		if (!cs || !same_text(cs, secret))
+			ok = false;
+	}
+	json_doc_free(d);
+	memset(secret, 0, sizeof(secret));
+	if (!n || !ok) {
+		atomic_fetch_add(&ws->n_hook_forbidden, 1);
+		*answer = xstrdup(n ? "wrong clientState\n" : "no notification in the body\n");
+		return n ? 403 : 400;
+	}
+	pthread_mutex_lock(&ws->lock);
+	slot = smap_get(&ws->by_hook, hook_id, false);
+	if (slot && slot->val == e)
+		entry_due(ws, e, wall_ms());
+	pthread_mutex_unlock(&ws->lock);
+	atomic_fetch_add(&ws->n_hook_ok, 1);
+	*answer = xstrdup("update scheduled\n");
+	return 202;
+}
+
 unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook_id, const char *query,
 			  const char *signature, const char *body, size_t len, char **answer)
 {
@@ -1417,6 +1800,8 @@ unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook
 	struct hmac_sha256_ctx ctx;
 
 	*answer = NULL;
+	if (hook_id[0] == IWF_HOOK_GRAPH_PREFIX)
+		return graph_hook(ws, hook_id, query, body, len, answer);
 	pthread_mutex_lock(&ws->lock);
 	slot = smap_get(&ws->by_hook, hook_id, false);
 	e = slot ? slot->val : NULL;

@@ -481,6 +481,14 @@ struct store_watch {
 	char reason[STORE_JOB_REASON_MAX];        /* last failure, "" for none */
 	unsigned char dialog[STORE_WATCH_DIALOG_MAX];
 	size_t dialog_len;
+	/* Where the request's credential is sealed under the XUI ("request:ID",
+	 * "ref:NAME"); "" = the adapter's own or none. Kept last, after the
+	 * dialog, so that records stored before it read back with "". */
+	char cred[STORE_WATCH_PARAM_MAX];
+	/* A graph-style webhook: the 3rd party's subscription id ("" = none)
+	 * and when to renew it (Unix ms). Kept after cred, likewise. */
+	char hook_remote[STORE_WATCH_PARAM_MAX];
+	uint64_t hook_renew_ms;
 };
 
 /* "active", "held", "terminated"; NULL out of range. */

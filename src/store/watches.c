@@ -28,8 +28,8 @@
 #define WATCH_VERSION 1
 #define WATCH_U64S 6
 #define WATCH_U32S 5
-/* Every field at its largest, with the 16-bit length of each of the 12 strings. */
-#define WATCH_VALUE_MAX (1 + WATCH_U64S * 8 + WATCH_U32S * 4 + 12 * 2 + sizeof(struct store_watch))
+/* Every field at its largest, with the 16-bit length of each of the 13 strings. */
+#define WATCH_VALUE_MAX (1 + WATCH_U64S * 8 + WATCH_U32S * 4 + 14 * 2 + 8 + sizeof(struct store_watch))
 
 static const char *const state_names[STORE_WATCH__STATES] = { "active", "held", "terminated" };
 
@@ -76,6 +76,10 @@ static size_t encode(const struct store_watch *w, unsigned char *out)
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		put_str(&p, strs[i], strlen(strs[i]));
 	put_str(&p, w->dialog, w->dialog_len);
+	put_str(&p, w->cred, strlen(w->cred));
+	put_str(&p, w->hook_remote, strlen(w->hook_remote));
+	store_put_be(p, w->hook_renew_ms, 8);
+	p += 8;
 	return (size_t)(p - out);
 }
 
@@ -140,10 +144,19 @@ static enum xdms_err decode(const MDB_val *k, const MDB_val *v, struct store_wat
 	    !get_str(&p, end, w->fields, sizeof(w->fields)) || end - p < 2)
 		return XDMS_ERR_CORRUPT;
 	n = (size_t)store_get_be(p, 2);
-	if (n > STORE_WATCH_DIALOG_MAX || (size_t)(end - p - 2) != n)
+	if (n > STORE_WATCH_DIALOG_MAX || (size_t)(end - p - 2) < n)
 		return XDMS_ERR_CORRUPT;
 	memcpy(w->dialog, p + 2, n);
 	w->dialog_len = n;
+	p += 2 + n;
+	/* The credential's place: absent from records stored before it. */
+	if (p != end && !get_str(&p, end, w->cred, sizeof(w->cred)))
+		return XDMS_ERR_CORRUPT;
+	if (p != end) {
+		if (!get_str(&p, end, w->hook_remote, sizeof(w->hook_remote)) || end - p != 8)
+			return XDMS_ERR_CORRUPT;
+		w->hook_renew_ms = store_get_be(p, 8);
+	}
 	return XDMS_ERR_OK;
 }
 
@@ -157,6 +170,7 @@ static bool is_valid(const struct store_watch *w)
 	       memchr(w->hook_secret, 0, sizeof(w->hook_secret)) && memchr(w->reason, 0, sizeof(w->reason)) &&
 	       memchr(w->remote_user, 0, sizeof(w->remote_user)) &&
 	       memchr(w->merge_policy, 0, sizeof(w->merge_policy)) && memchr(w->fields, 0, sizeof(w->fields)) &&
+	       memchr(w->cred, 0, sizeof(w->cred)) && memchr(w->hook_remote, 0, sizeof(w->hook_remote)) &&
 	       w->dialog_len <= STORE_WATCH_DIALOG_MAX && (unsigned)w->state < STORE_WATCH__STATES;
 }
 

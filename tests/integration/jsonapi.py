@@ -12,6 +12,7 @@ sync token, revoke access tokens) and read what it was asked.
 
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,12 +38,20 @@ class ThirdParty:
         self.grants = []              # refresh tokens presented to the token endpoint
         self.calls = []               # (method, path with query, Authorization header)
         self.expired_sync = set()     # sync tokens / delta tokens that answer 410
+        # sync tokens with no change yet: an empty delta that gives the same token back
+        self.quiet_sync = {"CPDd3Y-rMhIMCKaHoKsGEICr7YMDGgQIARAB"}
         self.received = []            # (method, path, content type, body) of writes
         self.raw = {}                 # /raw/NAME -> bytes
         self.expires_in = 3600
         self.people_book = ContactStore("people")
         self.graph_book = ContactStore("graph")
         self.bad_page = None          # bytes served instead of the next contacts page, once
+        # Graph-shaped webhook subscriptions (/graph/v1.0/subscriptions)
+        self.subs = {}                # id -> the subscription (dict)
+        self.sub_lifetime = 3600      # the longest expiry granted, seconds
+        self.sub_log = []             # ("create" | "renew" | "delete", id, expiry granted, when) in order
+        self.validations = []         # (token sent, status, body echoed)
+        self.refuse_subscriptions = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -67,6 +76,56 @@ class ThirdParty:
     def revoke_access_tokens(self):
         with self.lock:
             self.access_tokens.clear()
+
+    def notify(self, sub_id, client_state=None):
+        """Sends a Graph-shaped change notification of subscription @sub_id
+        (its own clientState unless @client_state); returns the HTTP status."""
+        import http.client
+        with self.lock:
+            sub = dict(self.subs[sub_id])
+        body = json.dumps({"value": [{
+            "subscriptionId": sub_id, "changeType": "updated", "tenantId": "00000000-0000-0000-0000-000000000001",
+            "clientState": sub["clientState"] if client_state is None else client_state,
+            "subscriptionExpirationDateTime": sub["expirationDateTime"], "resource": sub["resource"],
+            "resourceData": {"@odata.type": "#Microsoft.Graph.User", "id": "4a3b7c2e"}}]}).encode()
+        url = urllib.parse.urlsplit(sub["notificationUrl"])
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        try:
+            conn.request("POST", url.path, body=body, headers={"Content-Type": "application/json"})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    def _validate(self, notification_url):
+        """The handshake: POST ?validationToken=T; T must come back as text/plain 200."""
+        import http.client
+        import uuid
+        token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+        url = urllib.parse.urlsplit(notification_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        try:
+            conn.request("POST", url.path + "?validationToken=" + urllib.parse.quote(token, safe=""),
+                         headers={"Content-Type": "text/plain; charset=utf-8", "Content-Length": "0"})
+            resp = conn.getresponse()
+            got = resp.read().decode("utf-8", "replace")
+        except OSError as e:
+            resp, got = None, str(e)
+        finally:
+            conn.close()
+        status = resp.status if resp else 0
+        with self.lock:
+            self.validations.append((token, status, got))
+        return status == 200 and got == token
+
+    def _granted(self, asked):
+        import datetime
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cap = now + datetime.timedelta(seconds=self.sub_lifetime)
+        try:
+            want = datetime.datetime.strptime(asked, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        except (TypeError, ValueError):
+            return None
+        return min(want, cap).strftime("%Y-%m-%dT%H:%M:%S.0000000Z"), min(want, cap).timestamp()
 
     def api_calls(self, prefix):
         with self.lock:
@@ -141,6 +200,8 @@ class ThirdParty:
                         return self.reply(410, {"error": {"code": 410, "message": "Sync token is expired. "
                                                           "Clear local cache and retry call without the sync "
                                                           "token.", "status": "FAILED_PRECONDITION"}})
+                    if token in tp.quiet_sync:
+                        return self.reply(200, {"nextSyncToken": token})
                     name = {"CPDd3Y-rMhIMCNT_n6sGEIDki8QBGgQIARAB": "people-connections-sync-1.json",
                             "CPDd3Y-rMhIMCPKFoKsGEMCS0_UCGgQIARAB": "people-connections-sync-2.json"}.get(token)
                     if not name:
@@ -155,6 +216,9 @@ class ThirdParty:
             def graph(self, query):
                 if "$deltatoken" in query:
                     token = query["$deltatoken"][0]
+                    if token in tp.quiet_sync:
+                        return self.reply(200, {"value": [], "@odata.deltaLink":
+                                                f"{tp.base}/graph/v1.0/users/delta?$deltatoken={token}"})
                     if token in tp.expired_sync:
                         return self.reply(410, {"error": {"code": "syncStateNotFound",
                                                           "message": "The sync state is gone."}})
@@ -199,19 +263,76 @@ class ThirdParty:
                 self.reply(*book_write(tp, self.command, urllib.parse.urlsplit(self.path).path,
                                        self.headers.get("If-Match"), body))
 
+            def subscribe(self):
+                try:
+                    want = json.loads(self.body())
+                except ValueError:
+                    return self.reply(400, {"error": {"code": "InvalidRequest", "message": "bad JSON"}})
+                if not self.authorized():
+                    return
+                if tp.refuse_subscriptions:
+                    return self.reply(403, {"error": {"code": "ExtensionError", "message": "Operation: Create; "
+                                                      "Exception: [Status Code: Forbidden]"}})
+                granted, until = tp._granted(want.get("expirationDateTime")) or (None, None)
+                if not granted or not want.get("notificationUrl") or not want.get("clientState"):
+                    return self.reply(400, {"error": {"code": "InvalidRequest", "message": "missing fields"}})
+                if not tp._validate(want["notificationUrl"]):
+                    return self.reply(400, {"error": {"code": "InvalidRequest", "message": "Subscription "
+                                                      "validation request failed. Response must exactly match "
+                                                      "validationToken query parameter."}})
+                with tp.lock:
+                    sid = f"7f105c7d-2dc5-4530-97cd-4e7a{len(tp.subs) + 1:08d}"
+                    sub = {"id": sid, "resource": want.get("resource"), "changeType": want.get("changeType"),
+                           "clientState": want["clientState"], "notificationUrl": want["notificationUrl"],
+                           "expirationDateTime": granted}
+                    tp.subs[sid] = sub
+                    tp.sub_log.append(("create", sid, until, time.time()))
+                self.reply(201, sub)
+
+            def renew(self, sid):
+                try:
+                    want = json.loads(self.body())
+                except ValueError:
+                    return self.reply(400, {"error": {"code": "InvalidRequest", "message": "bad JSON"}})
+                if not self.authorized():
+                    return
+                granted, until = tp._granted(want.get("expirationDateTime")) or (None, None)
+                with tp.lock:
+                    sub = tp.subs.get(sid)
+                    if sub is None or not granted:
+                        return self.reply(404, {"error": {"code": "ResourceNotFound", "message": "no such "
+                                                          "subscription"}})
+                    sub["expirationDateTime"] = granted
+                    tp.sub_log.append(("renew", sid, until, time.time()))
+                    sub = dict(sub)
+                self.reply(200, sub)
+
             def do_DELETE(self):
-                self.book_write()
+                if self.path.startswith("/book/"):
+                    return self.book_write()
+                if not self.authorized():
+                    return
+                sid = self.path.rsplit("/", 1)[-1]
+                with tp.lock:
+                    found = tp.subs.pop(sid, None)
+                    if found:
+                        tp.sub_log.append(("delete", sid, None, time.time()))
+                self.reply(204 if found else 404, b"")
 
             def do_POST(self):
                 if self.path == "/oauth2/token":
                     return self.token()
                 if self.path.startswith("/book/"):
                     return self.book_write()
+                if self.path == "/graph/v1.0/subscriptions":
+                    return self.subscribe()
                 self.reply(404, {})
 
             def do_PATCH(self):
                 if self.path.startswith("/book/"):
                     return self.book_write()
+                if self.command == "PATCH" and self.path.startswith("/graph/v1.0/subscriptions/"):
+                    return self.renew(self.path.rsplit("/", 1)[-1])
                 body = self.body()
                 if not self.authorized():
                     return

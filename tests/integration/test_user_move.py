@@ -126,3 +126,82 @@ def test_purge_ends_the_moved_users_subscriptions_with_deactivated(start_server,
     finally:
         own.close()
         server.close()
+
+
+def test_watches_move_with_the_user_and_stop_on_the_old_shard(start_server, tmp_path):
+    """A subscribe-profile being watched moves with its user: the new shard
+    runs it again from the bundle (seq + 1, with the request's sealed OAuth
+    refresh token) and keeps it from then on; the purge stops the old
+    shard's watch."""
+    import time
+
+    from iwflib import add_adapter, expect_response, fh_doc, request_xml, response_of, wait_response
+    from jsonapi import CLIENT_ID, CLIENT_SECRET, ThirdParty
+    from xdmslib import FH, PCC
+
+    refresh, first = "1//0gRt-alice-refresh-7c1e", "CPDd3Y-rMhIMCNT_n6sGEIDki8QBGgQIARAB"
+    settings = {"iwf.enabled": "true", "iwf.retry_delay": "50", "iwf.max_attempts": "2", "iwf.timeout": "5",
+                "iwf.max_response": "65536"}
+    tp = ThirdParty().start()
+    tp.add_refresh_token(refresh)
+    tp.quiet_sync.add(first)
+
+    def wait_for(pred, what, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = pred()
+            if got:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"{what}: not within {timeout}s")
+
+    def seq_of(srv):
+        resp = response_of(expect(srv.client(ALICE).get(doc_path(FH, ALICE)), 200).body, "sub-1")
+        return int(resp.get("seq", "0")) if resp is not None else 0
+
+    try:
+        src = start_server(name="src", settings=settings)
+        # One credential key for both shards (xdmsctl seals with the data
+        # directory's): the moved sealed secrets open on the new shard.
+        dst = start_server(name="dst", users={}, settings=settings, start=False)
+        (dst.data_dir / "iwf.key").write_bytes((src.data_dir / "iwf.key").read_bytes())
+        (dst.data_dir / "iwf.key").chmod(0o600)
+        dst.start()
+        for srv in (src, dst):
+            srv.ctl("credential", "set", "--adapter", "people", "--client-secret", CLIENT_SECRET, check=0)
+            add_adapter(srv, "people", "http",
+                        tp.url("/people/v1/people/me/connections?personFields=names,emailAddresses,phoneNumbers"
+                               "&requestSyncToken=true"),
+                        "--format", "json", "--auth", "oauth2", "--token-url", tp.url("/oauth2/token"),
+                        "--client-id", CLIENT_ID, "--next-page-token", "/nextPageToken",
+                        "--page-token-param", "pageToken", "--sync-token", "/nextSyncToken",
+                        "--sync-token-param", "syncToken", "--import-xslt", "people-api-import.xsl",
+                        "--export-xslt", "people-api-export.xsl", "--poll-interval", "1")
+        req = request_xml("subscribe-profile", "sub-1", "people", remote_user="alice@example.com", token=refresh)
+        expect(src.client(ALICE).put_doc(FH, ALICE, fh_doc(req)), 201)
+        resp, _ = wait_response(src.client(ALICE), ALICE, "sub-1")
+        expect_response(resp, "success", 200)
+        assert "sub-1" in src.ctl("subscriptions", check=0).stdout.decode()
+
+        bundle = tmp_path / "alice.export"
+        res = src.ctl("user", "export", ALICE, str(bundle), check=0)
+        assert b"1 watch(es)" in res.stderr, res.stderr
+        text = bundle.read_bytes()
+        assert b"\nwatch 1 " in text and b"\njob subscribe " in text, text[-400:]
+        assert refresh.encode() not in text, "the refresh token left its seal"
+        dst.ctl("user", "import", str(bundle), check=0)
+        src.ctl("user", "purge", ALICE, check=0)
+
+        # The old shard stops; the new one runs the subscription again.
+        wait_for(lambda: b"its record is gone" in src.log_path.read_bytes(), "the old shard's watch stopped")
+        assert "sub-1" not in src.ctl("subscriptions", check=0).stdout.decode()
+        wait_for(lambda: seq_of(dst) == 2, "seq 2 on the new shard")
+        resp, _ = wait_response(dst.client(ALICE), ALICE, "sub-1")
+        expect_response(resp, "success", 200)
+        assert "sub-1\tpeople\tactive" in dst.ctl("subscriptions", check=0).stdout.decode()
+        # And keeps it: a change at the 3rd party reaches the new shard's PCC.
+        tp.quiet_sync.discard(first)
+        wait_for(lambda: seq_of(dst) == 3, "seq 3 on the new shard")
+        assert b"tel:+15555550177" in expect(dst.client(ALICE).get(doc_path(PCC, ALICE)), 200).body
+    finally:
+        tp.stop()

@@ -1315,6 +1315,7 @@ START_TEST(test_watch_round_trip)
 	w->failures = 2;
 	w->dialog_len = 3;
 	memcpy(w->dialog, "\0\1\2", 3);
+	snprintf(w->cred, sizeof(w->cred), "ref:people-token");
 	ck_assert_err(store_watch_put(st, w), XDMS_ERR_OK);
 	store_close(st);
 	/* Durable: read back after a reopen, every field as written. */
