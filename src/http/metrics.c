@@ -152,5 +152,10 @@ enum xdms_err http_metrics_render(struct http_metrics *m, struct store *st, stru
 		err = buf_printf(out,
 				 "xdms_store_write_batch_size_sum %llu\nxdms_store_write_batch_size_count %llu\n",
 				 (unsigned long long)s.batched_writes, (unsigned long long)s.batches);
+	if (!err)
+		err = buf_printf(out,
+				 "# HELP xdms_store_flushes_total Data flushes (fdatasync) of the store's writer.\n"
+				 "# TYPE xdms_store_flushes_total counter\nxdms_store_flushes_total %llu\n",
+				 (unsigned long long)s.flushes);
 	return err;
 }

@@ -608,6 +608,8 @@ struct iwf_import {
 	unsigned fields;              /* IWF_FIELD_* to keep */
 	bool (*is_wanted)(void *arg); /* false once the request went away: nothing more is stored */
 	void *arg;
+	bool is_commit_ack;           /* the PCC write is told at its commit (store.h): a durable
+					 write of the caller's follows in every case */
 };
 
 struct iwf_import_out {

@@ -283,9 +283,9 @@ static char *doc_path(const struct iwf_env *env, const char *auid, const char *x
 /* Runs one XCAP write as the IWF. Returns the HTTP status a client would
  * have got (http_status_of()), which the job reports; the new ETag
  * goes to @etag and the start of an error body to @why. */
-static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const char *path, const char *ctype,
-			   const char *body, size_t len, const char *if_match, const char *if_none_match,
-			   char etag[STORE_ETAG_MAX], char *why, size_t why_len)
+static unsigned xcap_write_as(const struct iwf_env *env, enum xcap_method m, const char *path, const char *ctype,
+			      const char *body, size_t len, const char *if_match, const char *if_none_match,
+			      bool is_commit_ack, char etag[STORE_ETAG_MAX], char *why, size_t why_len)
 {
 	struct xcap_identity who = { env->opt->identity, XCAP_ROLE_SERVER };
 	struct xcap_request req = { 0 };
@@ -307,6 +307,7 @@ static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const 
 	req.body_len = len;
 	req.who = &who;
 	req.base_url = "";
+	req.is_commit_ack = is_commit_ack;
 	xcap_response_init(&resp);
 	w = xcap_write_prepare(env->x, &req, &resp);
 	if (w) {
@@ -322,6 +323,13 @@ static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const 
 	xcap_response_cleanup(&resp);
 	xcap_uri_cleanup(&uri);
 	return status;
+}
+
+static unsigned xcap_write(const struct iwf_env *env, enum xcap_method m, const char *path, const char *ctype,
+			   const char *body, size_t len, const char *if_match, const char *if_none_match,
+			   char etag[STORE_ETAG_MAX], char *why, size_t why_len)
+{
+	return xcap_write_as(env, m, path, ctype, body, len, if_match, if_none_match, false, etag, why, why_len);
 }
 
 /* ---- the 3rd-party half of an import -------------------------------------------------- */
@@ -607,8 +615,9 @@ void iwf_import_store(const struct iwf_env *env, const struct iwf_import *in, co
 			break;
 		}
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		status = xcap_write(env, XCAP_METHOD_PUT, path, "application/vnd.oma.cab-pcc+xml", m.doc, m.doc_len,
-				    local ? quoted : NULL, local ? NULL : "*", o->pcc_etag, msg, sizeof(msg));
+		status = xcap_write_as(env, XCAP_METHOD_PUT, path, "application/vnd.oma.cab-pcc+xml", m.doc,
+				       m.doc_len, local ? quoted : NULL, local ? NULL : "*", in->is_commit_ack,
+				       o->pcc_etag, msg, sizeof(msg));
 		free(m.doc);
 		if (status == 200 || status == 201) {
 			o->is_changed = o->has_import = true;
@@ -670,6 +679,10 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 	char *imported = NULL;
 	size_t imported_len = 0;
 	enum xdms_err serr;
+
+	/* The job ends with a durable write whatever happens next (its
+	 * <response>, or its end): that flush makes the PCC durable too. */
+	in.is_commit_ack = true;
 
 	/* Paging state only for what the 3rd party can give changes of. */
 	if (a->format == IWF_FORMAT_JSON && (a->sync_token || a->delta_link) &&
@@ -1081,7 +1094,7 @@ static char *response_body(const struct store_job *job, const struct outcome *o)
  * *is_gone when the request is gone or no longer this job's.
  */
 static bool fh_child_write_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
-			      const char *child, const char *body, bool *is_gone)
+			      const char *child, const char *body, bool is_commit_ack, bool *is_gone)
 {
 	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
 	char *sel, *path, *id_lit;
@@ -1118,9 +1131,9 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 		}
 		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		status = xcap_write(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
-				    send ? "application/xcap-el+xml" : NULL, send ? send : "", send ? strlen(send) : 0,
-				    quoted, NULL, NULL, msg, sizeof(msg));
+		status = xcap_write_as(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
+				       send ? "application/xcap-el+xml" : NULL, send ? send : "",
+				       send ? strlen(send) : 0, quoted, NULL, is_commit_ack, NULL, msg, sizeof(msg));
 		free(plain);
 		if (status == 200 || status == 201)
 			ok = true;
@@ -1139,7 +1152,7 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
 			   const char *body, bool *is_gone)
 {
-	return fh_child_write_as(env, job, 0, child, body, is_gone);
+	return fh_child_write_as(env, job, 0, child, body, false, is_gone);
 }
 
 bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watch *w, const char *body,
@@ -1151,7 +1164,7 @@ bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watc
 	job.kind = STORE_JOB_SUBSCRIBE;
 	snprintf(job.xui, sizeof(job.xui), "%s", w->xui);
 	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
-	return fh_child_write_as(env, &job, w->job_id, "response", body, is_gone);
+	return fh_child_write_as(env, &job, w->job_id, "response", body, false, is_gone);
 }
 
 /* Writes @o as the request's <response> (for a final code, the job ends
@@ -1207,8 +1220,11 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 			return false;
 		}
 		/* Stored first: a crash between the two leaves them in the
-		 * document, and the next run stores them again. */
-		(void)fh_child_write(env, job, "credentials", NULL, &is_gone);
+		 * document, and the next run stores them again. The deletion is
+		 * told at its commit: the job's end (a durable write) follows in
+		 * every case and makes it durable, and until then a crash only
+		 * leaves the credentials where the next run takes them again. */
+		(void)fh_child_write_as(env, job, 0, "credentials", NULL, true, &is_gone);
 		return true;
 	}
 	if (q->credential_ref)

@@ -651,6 +651,7 @@ out:
 	store_read_end(rd);
 	out->batches = atomic_load_explicit(&st->n_batches, memory_order_relaxed);
 	out->batched_writes = atomic_load_explicit(&st->n_batched_writes, memory_order_relaxed);
+	out->flushes = atomic_load_explicit(&st->n_flushes, memory_order_relaxed);
 	for (size_t i = 0; i < STORE_BATCH_BUCKETS; i++)
 		out->batch_size_buckets[i] = atomic_load_explicit(&st->n_buckets[i], memory_order_relaxed);
 	out->map_grows = atomic_load_explicit(&st->n_map_grows, memory_order_relaxed);

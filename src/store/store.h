@@ -198,6 +198,7 @@ struct store_write {
 				    fresh one: a user moved in from another shard keeps its
 				    ETags (they carry that shard's instance id, so stay unique) */
 	bool is_move;            /* part of moving the user out: passes its freeze (below) */
+	bool is_commit_ack;      /* told at its commit, before the flush (below) */
 
 	/* set by apply */
 	const char *new_data;
@@ -215,6 +216,21 @@ struct store_write {
 
 	struct store_write *next_; /* private to the store */
 };
+
+/*
+ * A write with is_commit_ack is told its outcome (done, then its waiter) as
+ * soon as its transaction has committed, without waiting for the flush: it
+ * is visible to every reader at once, and durable once any later write is
+ * acknowledged (LMDB's commits are durable in order: one flush makes every
+ * commit before it durable) or, when no write follows, after the writer's
+ * short wait for one (STORE_COMMIT_ACK_WAIT_NS in writer.c). It is for a
+ * caller whose next step is a durable write of its own that depends on this
+ * one (an IWF job's PCC write before its <response>): a crash before that
+ * write loses both or neither, and the two share one flush. The commit
+ * listeners still run only once the write is durable. When that flush fails,
+ * the store refuses every later write (IO), so nothing can be acknowledged
+ * on top of a write that is lost.
+ */
 
 /*
  * Queues @w for the writer thread and returns at once. w->done runs later on
@@ -662,6 +678,7 @@ struct store_stats {
 	uint64_t batched_writes; /* writes they carried (successful or not) */
 	uint64_t batch_size_buckets[STORE_BATCH_BUCKETS]; /* bucket i counts batches of size <= 2^i; the last counts larger */
 	uint64_t map_grows;      /* times the map was grown */
+	uint64_t flushes;        /* data flushes (fdatasync) of durable commits and explicit syncs */
 };
 
 /* Fills *out. The process counters are read without locking (approximate). */

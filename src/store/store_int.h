@@ -86,6 +86,7 @@ struct store {
 	struct store_waiter *waiters;
 	bool is_closing;
 	bool has_writer;
+	bool is_ack_lost; /* a flush failed under writes told at their commit (writer thread only) */
 	pthread_t writer;
 	struct store_listener listeners[STORE_LISTENERS_MAX]; /* under q_lock */
 	pthread_mutex_t ack_lock; /* held while listeners run (store_remove_commit_listener) */
@@ -99,6 +100,7 @@ struct store {
 	/* Process counters for store_stats_get(). */
 	atomic_uint_fast64_t n_batches;
 	atomic_uint_fast64_t n_batched_writes;
+	atomic_uint_fast64_t n_flushes;
 	atomic_uint_fast64_t n_buckets[STORE_BATCH_BUCKETS];
 	atomic_uint_fast64_t n_map_grows;
 	atomic_uint_fast64_t job_generation; /* store_job_generation() */

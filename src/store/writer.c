@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -348,6 +349,8 @@ static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
 		goto out;
 	rc = mdb_txn_commit(p->parent);
 	p->parent = NULL;
+	if (st->is_sync)
+		atomic_fetch_add_explicit(&st->n_flushes, 1, memory_order_relaxed);
 out:
 	if (p->parent)
 		mdb_txn_abort(p->parent);
@@ -424,6 +427,10 @@ static void stats_count_batch(struct store *st, unsigned n)
 /* How long a busy writer waits for more writes before flushing alone. */
 #define STORE_GROUP_WAIT_NS 300000L
 
+/* How long the writer waits for the durable write that usually follows a
+ * write told at its commit (store.h) before flushing that one alone. */
+#define STORE_COMMIT_ACK_WAIT_NS 2000000L
+
 /* One taken batch, from queue to acknowledgement. */
 struct batch {
 	struct store_write **ws;
@@ -431,6 +438,8 @@ struct batch {
 	unsigned n;
 	bool has_waiters;
 	bool is_committed; /* something of it committed: it waits for a flush */
+	bool has_commit_acks; /* some writes were told at their commit (ws[i] NULL now) */
+	unsigned n_left;      /* writes still to be told */
 	uint64_t last_seq;
 };
 
@@ -447,7 +456,7 @@ static void batch_ack(struct store *st, struct batch *b)
 	if (!b->n)
 		return;
 	for (unsigned i = 0; i < b->n; i++)
-		if (b->ws[i]->done)
+		if (b->ws[i] && b->ws[i]->done)
 			b->ws[i]->done(b->ws[i]); /* may free an async write: ws[i] is dead after */
 	pthread_mutex_lock(&st->ack_lock);
 	pthread_mutex_lock(&st->q_lock);
@@ -468,6 +477,42 @@ static void batch_ack(struct store *st, struct batch *b)
 		pthread_mutex_unlock(&st->q_lock);
 	}
 	b->n = 0;
+	b->n_left = 0;
+	b->has_commit_acks = false;
+}
+
+/*
+ * Tells the writes of @b that asked for it (is_commit_ack) their outcome now
+ * that the batch has committed: done, then the waiting thread. They leave
+ * the batch (ws[i] NULL: the caller may free them at once); the rest wait
+ * for the flush as usual.
+ */
+static void batch_ack_commit(struct batch *b, struct store *st)
+{
+	bool has_wake = false;
+
+	b->n_left = b->n;
+	for (unsigned i = 0; i < b->n; i++) {
+		if (!b->ws[i]->is_commit_ack)
+			continue;
+		if (b->ws[i]->done)
+			b->ws[i]->done(b->ws[i]);
+		b->ws[i] = NULL;
+		b->has_commit_acks = true;
+		b->n_left--;
+		has_wake |= b->waiters[i] != NULL;
+	}
+	if (!has_wake)
+		return;
+	pthread_mutex_lock(&st->q_lock);
+	for (unsigned i = 0; i < b->n; i++) {
+		if (!b->ws[i] && b->waiters[i]) {
+			b->waiters[i]->is_done = true;
+			pthread_cond_signal(&b->waiters[i]->cond);
+			b->waiters[i] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&st->q_lock);
 }
 
 /* Flushes everything committed so far (the meta page MDB_NOMETASYNC left). */
@@ -478,12 +523,19 @@ static void store_flush(struct store *st, struct batch *b)
 	if (!st->is_sync || !b->n)
 		return;
 	rc = mdb_env_sync(st->env, 1);
+	atomic_fetch_add_explicit(&st->n_flushes, 1, memory_order_relaxed);
 	if (rc) {
 		/* Committed but not known to be durable: do not claim success. */
 		for (unsigned i = 0; i < b->n; i++)
-			if (b->ws[i]->result == XDMS_ERR_OK)
+			if (b->ws[i] && b->ws[i]->result == XDMS_ERR_OK)
 				b->ws[i]->result = store_err_from_mdb(rc);
 		b->last_seq = 0;
+		if (b->has_commit_acks) {
+			/* Writes already told OK may be lost: acknowledge nothing more. */
+			st->is_ack_lost = true;
+			log_error("store: a flush failed after writes were acknowledged at their commit: "
+				  "refusing every further write");
+		}
 	}
 }
 
@@ -531,18 +583,25 @@ static void *writer_main(void *arg)
 		batches[i].ws = xcalloc(st->batch_max, sizeof(struct store_write *));
 		batches[i].waiters = xcalloc(st->batch_max, sizeof(struct store_waiter *));
 		batches[i].n = 0;
+		batches[i].n_left = 0;
+		batches[i].has_commit_acks = false;
 	}
 	pthread_mutex_lock(&st->q_lock);
 	for (;;) {
-		if (!st->q_head && pending->n > 1 && !st->is_closing && st->is_sync) {
-			/* Several clients are writing: the ones just acknowledged are
-			 * about to send again. Give them a moment, so that their writes'
-			 * commit also makes the pending batch durable (one flush)
-			 * instead of flushing for it alone. A lone writer never waits. */
+		long wait_ns = 0;
+
+		/* Several clients are writing: the ones just acknowledged are
+		 * about to send again. Give them a moment, so that their writes'
+		 * commit also makes the pending batch durable (one flush) instead
+		 * of flushing for it alone. A lone writer never waits, unless all
+		 * it wrote was told at its commit: its durable write follows. */
+		if (!st->q_head && pending->n && !st->is_closing && st->is_sync)
+			wait_ns = !pending->n_left ? STORE_COMMIT_ACK_WAIT_NS : pending->n > 1 ? STORE_GROUP_WAIT_NS : 0;
+		if (wait_ns) {
 			struct timespec until;
 
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += STORE_GROUP_WAIT_NS;
+			until.tv_nsec += wait_ns;
 			if (until.tv_nsec >= 1000000000L) {
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
@@ -568,7 +627,16 @@ static void *writer_main(void *arg)
 
 		stats_count_batch(st, cur->n);
 		cur->last_seq = 0;
-		cur->is_committed = batch_run(st, cur->ws, cur->n, &cur->last_seq);
+		if (st->is_ack_lost) {
+			for (unsigned i = 0; i < cur->n; i++) {
+				write_out_reset(cur->ws[i]);
+				cur->ws[i]->result = XDMS_ERR_IO;
+			}
+			cur->is_committed = false;
+		} else {
+			cur->is_committed = batch_run(st, cur->ws, cur->n, &cur->last_seq);
+		}
+		batch_ack_commit(cur, st);
 		if (pending->n) {
 			/* A commit with writes synced its data, and with it the
 			 * pending batch's meta page; otherwise sync explicitly. */

@@ -570,6 +570,7 @@ static struct xcap_write *write_new(struct xcap *x, const struct xcap_auid *a, c
 	w->sw.etag_prefix = a->etag_prefix;
 	w->sw.keep_etag = req->keep_etag ? (w->keep_etag = xstrdup(req->keep_etag)) : NULL;
 	w->sw.is_move = req->is_move;
+	w->sw.is_commit_ack = req->is_commit_ack;
 	w->sw.apply = write_apply;
 	if (a->hook && a->hook->commit)
 		w->sw.hook = write_commit;

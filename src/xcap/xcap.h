@@ -246,6 +246,8 @@ struct xcap_request {
 	/* Moving a user between shards (xdmsctl user import/purge); NULL/false otherwise: */
 	const char *keep_etag;     /* a whole-document PUT stores this ETag, not a fresh one */
 	bool is_move;              /* the write passes the user's move freeze (store.h) */
+	bool is_commit_ack;        /* told at its commit, not its flush (store.h): a durable
+				      write of the caller's follows */
 };
 
 /* ---- outcomes ------------------------------------------------------------------------------
