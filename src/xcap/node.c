@@ -695,6 +695,36 @@ static char *context_doc(const struct xml_scan *scan, uint32_t e, const char *bo
 	return buf_take(&b, len);
 }
 
+/* True when a namespace declaration in @s (start tags as written) has a
+ * reference (&...;) in its value, or cannot be read to its end. The scan
+ * keeps attribute values as written while the parser expands them, so such
+ * an element takes the whole-document path. */
+static bool has_ns_reference(const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+
+	while ((p = memmem(p, (size_t)(end - p), "xmlns", 5)) != NULL) {
+		const char *q = p + 5, *close;
+
+		while (q < end && *q != '=' && *q != '<' && *q != '>')
+			q++;
+		if (q == end || *q != '=') {
+			p = q;
+			continue;
+		}
+		q++;
+		while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+			q++;
+		if (q == end || (*q != '"' && *q != '\''))
+			return true;
+		close = memchr(q + 1, *q, (size_t)(end - q - 1));
+		if (!close || memchr(q + 1, '&', (size_t)(close - q - 1)))
+			return true;
+		p = close + 1;
+	}
+	return false;
+}
+
 bool xcap_node_replace_local(const char *doc, size_t doc_len, const struct xml_scan *scan,
 			     const struct xcap_selector *sel, const char *body, size_t body_len,
 			     struct xcap_node_result *out)
@@ -736,7 +766,11 @@ bool xcap_node_replace_local(const char *doc, size_t doc_len, const struct xml_s
 	oe = &scan->elems[target];
 	depth = oe->depth;
 	ctx = context_doc(scan, target, body, body_len, &ctx_len, &body_off);
-	if (xml_scan_build(ctx, ctx_len, &cscan) || cscan->elem_count <= depth)
+	/* Namespace declarations inside the new element, and references in
+	 * those above it, are left to the whole-document path (the fuzz target
+	 * fuzz_node_local found the two paths disagreeing on both). */
+	if (memmem(body, body_len, "xmlns", 5) || has_ns_reference(ctx, ctx_len) ||
+	    xml_scan_build(ctx, ctx_len, &cscan) || cscan->elem_count <= depth)
 		goto out;
 	ce = &cscan->elems[depth];
 	if (ce->start != body_off || ce->end != body_off + body_len || ce->depth != depth)
