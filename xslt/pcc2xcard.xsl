@@ -13,7 +13,7 @@
                                middle; first is read as given).
        name-entry Alias       -> NICKNAME.
        tel                    -> TEL with a tel: URI; tel-type Mobile/Work/
-                               Home/Fax -> TYPE cell/work/home/fax.
+                               Home/Fax -> TYPE cell, work, home, fax.
        uri-entry Email        -> EMAIL (without mailto:).
        uri-entry SIP-URI, IM  -> IMPP; any other uri-entry -> URL.
        address-entry          -> ADR: addr-string as the street component
