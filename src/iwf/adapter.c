@@ -319,6 +319,19 @@ enum xdms_err iwf_url_expand(const char *tmpl, const char *remote_user, const ch
 	return XDMS_ERR_OK;
 }
 
+enum xdms_err iwf_adapter_url(const struct iwf_adapter *a, const char *remote_user, const char *xui, char **url,
+			      struct iwf_result *r)
+{
+	char *why = NULL;
+	enum xdms_err err = iwf_url_expand(a->url, remote_user, xui, url, &why);
+
+	if (err)
+		iwf_result_set(r, why && strstr(why, "<remote-user>") ? 400 : 500, false, "%s",
+			       why ? why : xdms_err_str(err));
+	free(why);
+	return err;
+}
+
 char *iwf_url_with_param(const char *url, const char *name, const char *value)
 {
 	struct buf b;

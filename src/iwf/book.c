@@ -955,10 +955,8 @@ void iwf_book_import(const struct iwf_env *env, void *curl, const struct store_j
 			       a->kind->name);
 		return;
 	}
-	if (iwf_url_expand(a->url, q->remote_user, q->xui, &url, &why)) {
-		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+	if (iwf_adapter_url(a, q->remote_user, q->xui, &url, &o->r))
 		goto out;
-	}
 	call.url = url;
 	rm.env = env;
 	rm.a = a;
@@ -1863,10 +1861,8 @@ void iwf_book_export(const struct iwf_env *env, void *curl, const struct store_j
 			       a->kind->name);
 		return;
 	}
-	if (iwf_url_expand(a->url, q->remote_user, q->xui, &url, &why)) {
-		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+	if (iwf_adapter_url(a, q->remote_user, q->xui, &url, &o->r))
 		goto out;
-	}
 	call.url = url;
 	err = ab_read(env, q->xui, &local, &local_len, etag);
 	if (err) {

@@ -370,6 +370,11 @@ enum xdms_err iwf_oauth_token(const struct iwf_call *c, bool is_stale, char *out
 enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
 			       struct iwf_adapter *out, char **why) XDMS_WUR;
 void iwf_adapter_cleanup(struct iwf_adapter *a);
+/* The adapter's URL for a call for @xui (heap, in *url): iwf_url_expand of
+ * its template. On failure @r says why: 400 when the request lacks the
+ * <remote-user> the URL needs, else 500. */
+enum xdms_err iwf_adapter_url(const struct iwf_adapter *a, const char *remote_user, const char *xui, char **url,
+			      struct iwf_result *r) XDMS_WUR;
 /* The kind called @name, or NULL. */
 const struct iwf_kind *iwf_kind_find(const char *name);
 /* ---- XSLT cache (adapter.c) ----------------------------------------------------------- */

@@ -378,17 +378,14 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 				 .token = token, .remote_user = remote_user };
 	struct buf body;
 	struct timespec t0;
-	char *url = NULL, *why = NULL;
+	char *url = NULL;
 	enum xdms_err err;
 
 	*pcc = NULL;
 	*pcc_len = 0;
-	err = iwf_url_expand(a->url, remote_user, xui, &url, &why);
-	if (err) {
-		iwf_result_set(r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
-		free(why);
+	err = iwf_adapter_url(a, remote_user, xui, &url, r);
+	if (err)
 		return err;
-	}
 	call.url = url;
 	call.xui = xui;
 	if (seal)
@@ -854,11 +851,9 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 		snprintf(validator, sizeof(validator), "%s", bo.book_url);
 		goto record;
 	}
-	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
-	if (err) {
-		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+	err = iwf_adapter_url(a, q->remote_user, job->xui, &url, &o->r);
+	if (err)
 		goto out;
-	}
 	call.url = url;
 	if (seal)
 		call.seal = *seal;
@@ -996,11 +991,9 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	if (transform(env, a->export_xslt, sel, sel_len, job->xui, q->remote_user, a->max_response, &out,
 		      &out_len, &o->r))
 		goto out;
-	err = iwf_url_expand(a->url, q->remote_user, job->xui, &url, &why);
-	if (err) {
-		iwf_result_set(&o->r, strstr(why, "<remote-user>") ? 400 : 500, false, "%s", why);
+	err = iwf_adapter_url(a, q->remote_user, job->xui, &url, &o->r);
+	if (err)
 		goto out;
-	}
 	if (!job_is_ours(env, job)) {
 		o->is_cancelled = true;
 		goto out;

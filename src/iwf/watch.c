@@ -1707,6 +1707,22 @@ bad:
 	return NULL;
 }
 
+/* A webhook call that passed its check: watch @e (if @hook_id still names
+ * it) polls at once. */
+static unsigned hook_accepted(struct iwf_watches *ws, struct entry *e, const char *hook_id, char **answer)
+{
+	struct smap_slot *slot;
+
+	pthread_mutex_lock(&ws->lock);
+	slot = smap_get(&ws->by_hook, hook_id, false);
+	if (slot && slot->val == e)
+		entry_due(ws, e, wall_ms());
+	pthread_mutex_unlock(&ws->lock);
+	atomic_fetch_add(&ws->n_hook_ok, 1);
+	*answer = xstrdup("update scheduled\n");
+	return 202;
+}
+
 /* A call of a graph-style webhook: the validation handshake (POST or GET
  * with ?validationToken=), or a notification whose every clientState must
  * be the watch's secret. */
@@ -1779,14 +1795,7 @@ static unsigned graph_hook(struct iwf_watches *ws, const char *hook_id, const ch
 		*answer = xstrdup(n ? "wrong clientState\n" : "no notification in the body\n");
 		return n ? 403 : 400;
 	}
-	pthread_mutex_lock(&ws->lock);
-	slot = smap_get(&ws->by_hook, hook_id, false);
-	if (slot && slot->val == e)
-		entry_due(ws, e, wall_ms());
-	pthread_mutex_unlock(&ws->lock);
-	atomic_fetch_add(&ws->n_hook_ok, 1);
-	*answer = xstrdup("update scheduled\n");
-	return 202;
+	return hook_accepted(ws, e, hook_id, answer);
 }
 
 unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook_id, const char *query,
@@ -1852,14 +1861,7 @@ unsigned iwf_watches_hook(struct iwf_watches *ws, bool is_post, const char *hook
 		*answer = xstrdup("bad signature\n");
 		return 403;
 	}
-	pthread_mutex_lock(&ws->lock);
-	slot = smap_get(&ws->by_hook, hook_id, false);
-	if (slot && slot->val == e)
-		entry_due(ws, e, wall_ms());
-	pthread_mutex_unlock(&ws->lock);
-	atomic_fetch_add(&ws->n_hook_ok, 1);
-	*answer = xstrdup("update scheduled\n");
-	return 202;
+	return hook_accepted(ws, e, hook_id, answer);
 }
 
 enum xdms_err iwf_watches_metrics(struct iwf_watches *ws, struct buf *out)

@@ -374,6 +374,19 @@ static enum xdms_err local_check(struct xcap_write *w, const struct xcap_node_re
 	return local_schema(w, nr);
 }
 
+/* Moves the new document, its scan and the detail from @nr to @w. The scan
+ * borrows new_doc: they change hands together. */
+static void take_result(struct xcap_write *w, struct xcap_node_result *nr)
+{
+	w->new_scan = nr->new_scan;
+	nr->new_scan = NULL;
+	w->new_doc = nr->new_doc;
+	w->new_len = nr->new_len;
+	w->detail = nr->detail;
+	nr->new_doc = NULL;
+	nr->detail = NULL;
+}
+
 /*
  * Runs a node operation on @doc and checks the document it produces. Used on
  * the HTTP thread against a snapshot and, when the document changed in the
@@ -400,13 +413,7 @@ static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t 
 	    xcap_node_replace_local(doc, doc_len, scan, w->sel, w->body, w->body_len, &nr)) {
 		if (local_check(w, &nr, doc, doc_len) == XDMS_ERR_OK) {
 			w->node_outcome = nr.outcome;
-			w->new_scan = nr.new_scan;
-			nr.new_scan = NULL;
-			w->new_doc = nr.new_doc;
-			w->new_len = nr.new_len;
-			w->detail = nr.detail;
-			nr.new_doc = NULL;
-			nr.detail = NULL;
+			take_result(w, &nr);
 			w->is_local = true;
 			err = XDMS_ERR_OK;
 			goto out;
@@ -425,14 +432,7 @@ static enum xdms_err node_compute(struct xcap_write *w, const char *doc, size_t 
 		err = node_document_check(w, nr.new_doc, nr.new_len, doc, doc_len, nr.new_scan);
 		if (err)
 			goto out;
-		/* The scan borrows new_doc: they change hands together. */
-		w->new_scan = nr.new_scan;
-		nr.new_scan = NULL;
-		w->new_doc = nr.new_doc;
-		w->new_len = nr.new_len;
-		w->detail = nr.detail;
-		nr.new_doc = NULL;
-		nr.detail = NULL;
+		take_result(w, &nr);
 		goto out;
 	}
 	if (nr.outcome == XCAP_OUTCOME_CONFLICT) {
