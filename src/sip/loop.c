@@ -165,50 +165,109 @@ static bool run_calls(struct sip_server *s)
 	return is_stopping;
 }
 
+static bool timer_before(const struct sip_timer *a, const struct sip_timer *b)
+{
+	return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->order < b->order);
+}
+
+static void timer_place(struct sip_server *s, struct sip_timer *t, size_t slot)
+{
+	s->timers[slot] = t;
+	t->slot = slot;
+}
+
+/* Moves the timer at slot towards the root while it is earlier than its parent. */
+static void timer_sift_up(struct sip_server *s, size_t slot)
+{
+	struct sip_timer *t = s->timers[slot];
+
+	while (slot > 0) {
+		size_t parent = (slot - 1) / 2;
+
+		if (!timer_before(t, s->timers[parent]))
+			break;
+		timer_place(s, s->timers[parent], slot);
+		slot = parent;
+	}
+	timer_place(s, t, slot);
+}
+
+/* Moves the timer at slot towards the leaves while a child is earlier. */
+static void timer_sift_down(struct sip_server *s, size_t slot)
+{
+	struct sip_timer *t = s->timers[slot];
+
+	for (;;) {
+		size_t child = 2 * slot + 1;
+
+		if (child >= s->timer_count)
+			break;
+		if (child + 1 < s->timer_count && timer_before(s->timers[child + 1], s->timers[child]))
+			child++;
+		if (!timer_before(s->timers[child], t))
+			break;
+		timer_place(s, s->timers[child], slot);
+		slot = child;
+	}
+	timer_place(s, t, slot);
+}
+
+/* Takes the timer out of the heap (it stays allocated). */
+static void timer_remove(struct sip_server *s, struct sip_timer *t)
+{
+	size_t slot = t->slot;
+	struct sip_timer *last = s->timers[--s->timer_count];
+
+	if (last == t)
+		return;
+	timer_place(s, last, slot);
+	if (slot > 0 && timer_before(last, s->timers[(slot - 1) / 2]))
+		timer_sift_up(s, slot);
+	else
+		timer_sift_down(s, slot);
+}
+
 struct sip_timer *sip_timer_start(struct sip_server *s, unsigned delay_ms, sip_run_fn fn, void *arg)
 {
-	struct sip_timer *t = xcalloc(1, sizeof(*t)), **pp = &s->timers;
+	struct sip_timer *t = xcalloc(1, sizeof(*t));
 
 	t->due_ms = sip_now_ms() + delay_ms;
+	t->order = s->timer_order++;
 	t->fn = fn;
 	t->arg = arg;
-	/* Equal deadlines keep their order of creation. */
-	while (*pp && (*pp)->due_ms <= t->due_ms)
-		pp = &(*pp)->next;
-	t->next = *pp;
-	*pp = t;
+	if (s->timer_count == s->timer_cap) {
+		s->timer_cap = s->timer_cap ? 2 * s->timer_cap : 64;
+		s->timers = xrealloc(s->timers, s->timer_cap * sizeof(*s->timers));
+	}
+	s->timer_count++;
+	timer_place(s, t, s->timer_count - 1);
+	timer_sift_up(s, t->slot);
 	return t;
 }
 
 void sip_timer_cancel(struct sip_server *s, struct sip_timer *t)
 {
-	struct sip_timer **pp;
-
 	if (!t)
 		return;
-	for (pp = &s->timers; *pp; pp = &(*pp)->next) {
-		if (*pp == t) {
-			*pp = t->next;
-			free(t);
-			return;
-		}
-	}
+	timer_remove(s, t);
+	free(t);
 }
 
 static void run_timers(struct sip_server *s)
 {
 	uint64_t now = sip_now_ms();
+	uint64_t started_before = s->timer_order;
 
-	/* A timer started by a running timer with delay 0 waits for the next
-	 * pass, so a callback that re-arms itself cannot starve the loop. */
-	while (s->timers && s->timers->due_ms <= now) {
-		struct sip_timer *t = s->timers;
+	/* A timer started while this pass runs (a callback re-arming itself
+	 * with delay 0) waits for the next pass, so it cannot starve the loop. */
+	while (s->timer_count) {
+		struct sip_timer *t = s->timers[0];
 
-		s->timers = t->next;
+		if (t->due_ms > now || t->order >= started_before)
+			break;
+		timer_remove(s, t);
 		t->fn(t->arg);
 		free(t);
-		if (sip_now_ms() != now)
-			break;
 	}
 }
 
@@ -221,8 +280,8 @@ static int next_timeout_ms(struct sip_server *s, uint64_t now)
 
 	if (osip_ms < ms)
 		ms = osip_ms;
-	if (s->timers) {
-		uint64_t due = s->timers->due_ms;
+	if (s->timer_count) {
+		uint64_t due = s->timers[0]->due_ms;
 		int t = due <= now ? 0 : (due - now > 1000 ? 1000 : (int)(due - now));
 
 		if (t < ms)
@@ -339,12 +398,11 @@ static void server_free(struct sip_server *s)
 		return;
 	sip_osip_shutdown(s);
 	sip_tcp_close_all(s);
-	while (s->timers) {
-		struct sip_timer *t = s->timers;
-
-		s->timers = t->next;
-		free(t);
-	}
+	while (s->timer_count)
+		free(s->timers[--s->timer_count]);
+	free(s->timers);
+	s->timers = NULL;
+	s->timer_cap = 0;
 	call = s->calls_head;
 	while (call) {
 		struct sip_call *next = call->next;

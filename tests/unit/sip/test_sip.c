@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "conf/conf.h"
 #include "sip/sip.h"
 #include "unit.h"
@@ -297,6 +298,96 @@ START_TEST(calls_and_timers_run_on_the_loop)
 }
 END_TEST
 
+/*
+ * Many timers, a third of them cancelled (some by other timers as they
+ * fire): the rest fire once each, never early, in the order of their
+ * deadlines and, for equal deadlines, of their creation.
+ */
+#define MANY_TIMERS 3000
+
+struct many {
+	struct sip_timer *t;
+	uint64_t due_ms;  /* at least this */
+	bool is_exact;    /* the clock did not move while it was started: due_ms is its deadline */
+	unsigned idx;
+	bool is_cancelled;
+	int fired;
+	uint64_t fired_ms;
+	struct many *victim; /* cancelled by this one as it fires */
+};
+
+static struct many many[MANY_TIMERS];
+static unsigned many_order[MANY_TIMERS], many_fired_count;
+
+static void many_fire(void *arg)
+{
+	struct many *m = arg;
+
+	m->fired++;
+	m->fired_ms = monotonic_ms();
+	many_order[many_fired_count++] = m->idx;
+	if (m->victim && !m->victim->is_cancelled && !m->victim->fired) {
+		m->victim->is_cancelled = true;
+		sip_timer_cancel(st.s, m->victim->t);
+	}
+}
+
+static void arm_many(void *arg)
+{
+	uint64_t x = 88172645463325252ull; /* xorshift64: a fixed, patternless sequence */
+
+	for (unsigned i = 0; i < MANY_TIMERS; i++) {
+		unsigned delay;
+		uint64_t before;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		delay = (unsigned)(x % 150);
+		many[i].idx = i;
+		before = monotonic_ms();
+		many[i].t = sip_timer_start(st.s, delay, many_fire, &many[i]);
+		many[i].due_ms = before + delay;
+		many[i].is_exact = monotonic_ms() == before;
+		if (i && x % 7 == 0)
+			many[i].victim = &many[x % i];
+	}
+	for (unsigned i = 0; i < MANY_TIMERS; i += 3) {
+		if (!many[i].fired && !many[i].is_cancelled) {
+			many[i].is_cancelled = true;
+			sip_timer_cancel(st.s, many[i].t);
+		}
+	}
+}
+
+START_TEST(many_timers_fire_in_deadline_order)
+{
+	struct conf c;
+	struct sip_server *s = start(&c);
+	unsigned expected = 0;
+
+	ck_assert_int_eq(sip_server_call(s, arm_many, NULL), XDMS_ERR_OK);
+	usleep(600000);
+	sip_server_stop(s);
+	for (unsigned i = 0; i < MANY_TIMERS; i++) {
+		ck_assert_int_eq(many[i].fired, many[i].is_cancelled ? 0 : 1);
+		if (many[i].fired)
+			ck_assert_uint_ge(many[i].fired_ms, many[i].due_ms);
+		expected += !many[i].is_cancelled;
+	}
+	ck_assert_uint_eq(many_fired_count, expected);
+	ck_assert_uint_gt(many_fired_count, MANY_TIMERS / 2);
+	for (unsigned k = 1; k < many_fired_count; k++) {
+		const struct many *a = &many[many_order[k - 1]], *b = &many[many_order[k]];
+
+		if (!a->is_exact || !b->is_exact)
+			continue;
+		ck_assert_msg(a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->idx < b->idx),
+			      "timer %u (due %llu) fired before timer %u (due %llu)", a->idx,
+			      (unsigned long long)a->due_ms, b->idx, (unsigned long long)b->due_ms);
+	}
+	conf_cleanup(&c);
+}
+END_TEST
+
 /* ---- as a user agent client: final responses and NOTIFY ---------------------------------- */
 
 struct uac {
@@ -520,6 +611,7 @@ int main(void)
 	tcase_add_test(tc, subscribe_answer_and_notify_over_udp);
 	tcase_add_test(tc, notify_on_the_subscribers_tcp_connection);
 	tcase_add_test(tc, calls_and_timers_run_on_the_loop);
+	tcase_add_test(tc, many_timers_fire_in_deadline_order);
 	tcase_add_test(tc, bad_listen_address_is_refused);
 	tcase_add_test(tc, final_response_headers_reach_the_sender);
 	tcase_add_test(tc, notify_goes_to_its_handler);
