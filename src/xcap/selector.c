@@ -38,6 +38,7 @@
 
 struct step {
 	char *local;            /* NULL for "*" */
+	size_t local_len;
 	const char *ns;         /* the name's namespace URI ("" for none); borrowed from the selector */
 	bool has_position;
 	uint32_t position;      /* may be 0: it parses (1*DIGIT) and selects nothing */
@@ -392,6 +393,8 @@ static bool parse_step(struct xcap_selector *sel, const char **p, struct step *s
 		s++;
 	} else if (!parse_qname(sel, &s, false, &st->local, &st->ns, NULL, why)) {
 		return false;
+	} else {
+		st->local_len = strlen(st->local);
 	}
 	if (*s == '[' && s[1] >= '0' && s[1] <= '9') {
 		unsigned long long pos = 0;
@@ -522,7 +525,12 @@ bad:
 
 /* ---- evaluation ------------------------------------------------------------------------- */
 
-static bool name_matches(const struct step *st, const struct xml_scan *scan, uint32_t e)
+/*
+ * The namespace URIs of a scan are its own strings, one per declaration, so
+ * the siblings of a large list share one pointer: a pointer once found equal
+ * to the step's URI needs no string compare again (@ns_seen, per select).
+ */
+static bool name_matches(const struct step *st, const struct xml_scan *scan, uint32_t e, const char **ns_seen)
 {
 	const struct xml_scan_elem *el = &scan->elems[e];
 	const char *local;
@@ -530,10 +538,15 @@ static bool name_matches(const struct step *st, const struct xml_scan *scan, uin
 
 	if (!st->local)
 		return true;
-	if (!el->ns || strcmp(el->ns, st->ns) != 0)
-		return false;
 	local = xml_scan_elem_local(scan, e, &n);
-	return n == strlen(st->local) && memcmp(local, st->local, n) == 0;
+	if (n != st->local_len || memcmp(local, st->local, n) != 0 || !el->ns)
+		return false;
+	if (el->ns == *ns_seen)
+		return true;
+	if (strcmp(el->ns, st->ns) != 0)
+		return false;
+	*ns_seen = el->ns;
+	return true;
 }
 
 /* The attribute test of @st: the attribute's decoded value equals the
@@ -558,7 +571,9 @@ bool xcap_selector_last_matches(const struct xcap_selector *sel, const struct xm
 	if (!sel->step_count)
 		return false;
 	st = &sel->steps[sel->step_count - 1];
-	return name_matches(st, scan, e) && attr_matches(st, scan, e);
+	const char *ns_seen = NULL;
+
+	return name_matches(st, scan, e, &ns_seen) && attr_matches(st, scan, e);
 }
 
 size_t xcap_selector_steps(const struct xcap_selector *sel)
@@ -584,7 +599,9 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 	{
 		const struct step *st = &sel->steps[0];
 
-		if (name_matches(st, scan, 0) && (!st->has_position || st->position == 1) &&
+		const char *ns_seen = NULL;
+
+		if (name_matches(st, scan, 0, &ns_seen) && (!st->has_position || st->position == 1) &&
 		    attr_matches(st, scan, 0)) {
 			cap_cur = 8;
 			cur = xmalloc(cap_cur * sizeof(*cur));
@@ -595,6 +612,7 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 	}
 	for (size_t i = 1; i < nsteps && cur_n; i++) {
 		const struct step *st = &sel->steps[i];
+		const char *ns_seen = NULL;
 
 		next_n = 0;
 		for (size_t k = 0; k < cur_n; k++) {
@@ -602,7 +620,7 @@ size_t xcap_selector_select(const struct xcap_selector *sel, const struct xml_sc
 
 			for (uint32_t c = scan->elems[cur[k]].first_child; c != XML_SCAN_NONE;
 			     c = scan->elems[c].next_sibling) {
-				if (!name_matches(st, scan, c))
+				if (!name_matches(st, scan, c, &ns_seen))
 					continue;
 				/* RFC 4825 §6.3: the position counts siblings that pass the
 				 * name test; the attribute test applies after it. */
@@ -647,6 +665,7 @@ bool xcap_selector_insert_point(const struct xcap_selector *sel, const struct xm
 	const struct step *st = &sel->steps[sel->step_count - 1];
 	struct step by_body = *st;
 	char *local = NULL;
+	const char *ns_seen = NULL;
 	uint32_t count = 0, first = XML_SCAN_NONE, last = XML_SCAN_NONE, before_n = XML_SCAN_NONE;
 
 	/* RFC 4825 §8.2.3: with "*" and no position, the new element's place
@@ -654,11 +673,12 @@ bool xcap_selector_insert_point(const struct xcap_selector *sel, const struct xm
 	if (!st->local && !st->has_position && body_ns) {
 		local = xstrndup(body_local, body_local_len);
 		by_body.local = local;
+		by_body.local_len = body_local_len;
 		by_body.ns = body_ns;
 		st = &by_body;
 	}
 	for (uint32_t c = scan->elems[parent].first_child; c != XML_SCAN_NONE; c = scan->elems[c].next_sibling) {
-		if (!name_matches(st, scan, c))
+		if (!name_matches(st, scan, c, &ns_seen))
 			continue;
 		count++;
 		if (first == XML_SCAN_NONE)

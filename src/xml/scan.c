@@ -200,17 +200,23 @@ enum xdms_err xml_attvalue_decode(const char *raw, size_t len, struct buf *out)
 bool xml_attvalue_equal(const char *raw, size_t raw_len, const char *dec, size_t dec_len)
 {
 	size_t i = 0, k = 0;
-	bool is_plain = true;
 
-	/* Most values have nothing to decode: then they are equal only when the
-	 * bytes are, and one memcmp decides. */
-	for (size_t j = 0; j < raw_len && is_plain; j++) {
-		unsigned char c = (unsigned char)raw[j];
+	/* Decoding never lengthens a value. Bytes with nothing to decode stand
+	 * for themselves, so the first difference among them decides: values
+	 * that differ early (most keys of a long list) cost a few bytes. */
+	if (dec_len > raw_len)
+		return false;
+	for (; i < raw_len; i++) {
+		unsigned char c = (unsigned char)raw[i];
 
-		is_plain = c >= 0x20 && c != '&' && c != '<' && c != 0xef;
+		if (c < 0x20 || c == '&' || c == '<' || c == 0xef)
+			break;
+		if (i >= dec_len || raw[i] != dec[i])
+			return false;
 	}
-	if (is_plain)
-		return raw_len == dec_len && memcmp(raw, dec, raw_len) == 0;
+	k = i;
+	if (i == raw_len)
+		return k == dec_len;
 	while (i < raw_len) {
 		char u[4];
 		size_t n = attvalue_next(raw, raw_len, &i, u);
@@ -685,6 +691,13 @@ enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out
 	sc->scan = scan;
 	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
 		pos = first = 3;
+	/* Documents have about one element per 32 bytes and fewer attributes:
+	 * sized so, the arrays rarely grow (each growth copies them), and what
+	 * stays unused is given back at the end. */
+	sc->elem_cap = len / 32 < XML_SCAN_MAX_ELEMENTS ? len / 32 + 16 : XML_SCAN_MAX_ELEMENTS;
+	sc->attr_cap = len / 64 < XML_SCAN_MAX_ATTRS ? len / 64 + 16 : XML_SCAN_MAX_ATTRS;
+	scan->elems = xmalloc(sizeof(*scan->elems) * sc->elem_cap);
+	scan->attrs = xmalloc(sizeof(*scan->attrs) * sc->attr_cap);
 	while (pos < len) {
 		unsigned char c = (unsigned char)data[pos];
 
@@ -732,6 +745,10 @@ enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out
 	}
 	if (!has_root || sc->depth)
 		goto out;
+	if (scan->elem_count < sc->elem_cap)
+		scan->elems = xrealloc(scan->elems, sizeof(*scan->elems) * (scan->elem_count ? scan->elem_count : 1));
+	if (scan->attr_count < sc->attr_cap)
+		scan->attrs = xrealloc(scan->attrs, sizeof(*scan->attrs) * (scan->attr_count ? scan->attr_count : 1));
 	err = XDMS_ERR_OK;
 	*out = scan;
 	scan = NULL;
@@ -885,15 +902,20 @@ static void strings_copy(struct xml_scan *dst, const struct xml_scan *src, struc
 }
 
 /* The copy of @s in @map, or @s itself when it is not an owned string (NULL,
- * a literal "", the static xml namespace). */
-static const char *string_remap(const struct string_map *map, size_t n, const char *s)
+ * a literal "", the static xml namespace). @last remembers the previous
+ * lookup: neighbouring elements mostly share their namespace string. */
+static const char *string_remap(const struct string_map *map, size_t n, const char *s, struct string_map *last)
 {
 	struct string_map key = { s, NULL }, *hit;
 
 	if (!s || !n)
 		return s;
+	if (last->from == s)
+		return last->to;
 	hit = bsearch(&key, map, n, sizeof(*map), string_map_cmp);
-	return hit ? hit->to : s;
+	last->from = s;
+	last->to = hit ? hit->to : (char *)s;
+	return last->to;
 }
 
 /* The number of elements in the subtree of @e (itself included): in document
@@ -922,7 +944,7 @@ enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, con
 	uint32_t old_n = subtree_count(old, old_elem), part_n = subtree_count(part, part_elem);
 	uint32_t old_attr_first = oe->attr_first, old_attr_end, part_attr_first = pe->attr_first, part_attr_end;
 	uint32_t elem_count, attr_count, old_after = old_elem + old_n;
-	struct string_map *old_map = NULL, *part_map = NULL;
+	struct string_map *old_map = NULL, *part_map = NULL, old_last = { NULL, NULL }, part_last = { NULL, NULL };
 	struct xml_scan *scan = NULL;
 	bool is_grow = part_len >= to - from;
 	size_t byte_shift = is_grow ? part_len - (to - from) : (to - from) - part_len;
@@ -978,7 +1000,7 @@ enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, con
 			e->name_off = e->name_off - base + from;
 			e->depth = e->depth - pe->depth + oe->depth;
 			e->attr_first = e->attr_first - part_attr_first + old_attr_first;
-			e->ns = string_remap(part_map, part->string_count, e->ns);
+			e->ns = string_remap(part_map, part->string_count, e->ns, &part_last);
 			for (int l = 0; l < 3; l++)
 				if (*links[l] != XML_SCAN_NONE)
 					*links[l] = *links[l] - part_elem + old_elem;
@@ -1000,7 +1022,7 @@ enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, con
 		e->name_off = shift_off(e->name_off, to, byte_shift, is_grow);
 		if (i >= old_elem)
 			e->attr_first = (uint32_t)((int64_t)e->attr_first + attr_shift);
-		e->ns = string_remap(old_map, old->string_count, e->ns);
+		e->ns = string_remap(old_map, old->string_count, e->ns, &old_last);
 		/* Links to the replaced subtree's root stay (the new root has its
 		 * index); links past the subtree move with it. Nothing outside the
 		 * subtree links into it below its root. */
@@ -1021,14 +1043,14 @@ enum xdms_err xml_scan_splice(const struct xml_scan *old, uint32_t old_elem, con
 			a->name_off = a->name_off - base + from;
 			a->value_off = a->value_off - base + from;
 			a->end = a->end - base + from;
-			a->ns = string_remap(part_map, part->string_count, a->ns);
+			a->ns = string_remap(part_map, part->string_count, a->ns, &part_last);
 			continue;
 		}
 		*a = old->attrs[i < old_attr_first ? i : (uint32_t)((int64_t)i - attr_shift)];
 		a->name_off = shift_off(a->name_off, to, byte_shift, is_grow);
 		a->value_off = shift_off(a->value_off, to, byte_shift, is_grow);
 		a->end = shift_off(a->end, to, byte_shift, is_grow);
-		a->ns = string_remap(old_map, old->string_count, a->ns);
+		a->ns = string_remap(old_map, old->string_count, a->ns, &old_last);
 	}
 	free(old_map);
 	free(part_map);

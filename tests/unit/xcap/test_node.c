@@ -682,6 +682,58 @@ START_TEST(attvalue_helpers)
 	ck_assert(!xml_attvalue_equal("a&lt;b", 6, "a<", 2));
 	ck_assert(!xml_attvalue_equal("a&lt;", 5, "a<b", 3));
 	ck_assert(xml_attvalue_equal("", 0, "", 0));
+	ck_assert(!xml_attvalue_equal("ab", 2, "abc", 3));
+	ck_assert(xml_attvalue_equal("a\r\nb", 4, "a b", 3));
+}
+END_TEST
+
+/* xml_attvalue_equal against its definition, decode then compare, on random
+ * values made of plain bytes, references, line ends and malformed pieces,
+ * each compared with its decoding, a changed copy and a cut one. */
+START_TEST(attvalue_equal_is_decode_then_compare)
+{
+	static const char *const pieces[] = {
+		"a", "b", "sip:contact0", "&amp;", "&lt;", "&#x41;", "&#66;", "&#x10FFFF;", "\r\n", "\r", "\n",
+		"\t", "&", "&amp", "<", "\x01", "\xef\xbf\xbe", "\xef\xbb\xbf", "\xc3\xa9", " ",
+	};
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	struct buf raw, dec;
+
+	buf_init(&raw, 1000);
+	buf_init(&dec, 1000);
+	for (int round = 0; round < 20000; round++) {
+		size_t n;
+		bool is_ok;
+
+		buf_reset(&raw);
+		buf_reset(&dec);
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		n = x % 8;
+		for (size_t i = 0; i < n; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			ck_assert_int_eq(buf_append(&raw, pieces[x % (sizeof(pieces) / sizeof(pieces[0]))],
+						    strlen(pieces[x % (sizeof(pieces) / sizeof(pieces[0]))])), 0);
+		}
+		is_ok = xml_attvalue_decode(raw.data ? raw.data : "", raw.len, &dec) == XDMS_ERR_OK;
+		if (!is_ok) {
+			/* A malformed value equals nothing, not even its own bytes. */
+			ck_assert(!xml_attvalue_equal(raw.data, raw.len, raw.data, raw.len));
+			continue;
+		}
+		ck_assert(xml_attvalue_equal(raw.data ? raw.data : "", raw.len, dec.data ? dec.data : "", dec.len));
+		if (dec.len) {
+			char *changed = xmalloc(dec.len);
+
+			memcpy(changed, dec.data, dec.len);
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			changed[x % dec.len] ^= 0x20;
+			ck_assert(!xml_attvalue_equal(raw.data, raw.len, changed, dec.len));
+			ck_assert(!xml_attvalue_equal(raw.data, raw.len, dec.data, dec.len - 1));
+			free(changed);
+		}
+	}
+	buf_cleanup(&raw);
+	buf_cleanup(&dec);
 }
 END_TEST
 
@@ -714,6 +766,7 @@ int main(void)
 	tcase_add_test(tc, scanner_refuses_malformed);
 	tcase_add_test(tc, scanner_limits);
 	tcase_add_test(tc, attvalue_helpers);
+	tcase_add_test(tc, attvalue_equal_is_decode_then_compare);
 	suite_add_tcase(s, tc);
 	failed = unit_run(s, CK_NOFORK);
 	xcap_node_result_cleanup(&r);
