@@ -132,14 +132,17 @@ class HAProxy(Proc):
 
     def write_shards(self, shards, buckets_map):
         (self.etc / "buckets.map").write_text(buckets_map)
+        # Checks every 300 ms, and down after three failures in a row: a
+        # shard killed is out within a second, and one health check slowed
+        # by a loaded machine does not take a live shard out.
         lines = []
         for s in shards:
             lines += [f"backend shard{s.number}", "\toption httpchk GET /healthz",
                       "\thttp-check expect status 200",
-                      f"\tserver s{s.number} 127.0.0.1:{s.http_port} source {LB_SOURCE} inter 300 fall 1 rise 1",
+                      f"\tserver s{s.number} 127.0.0.1:{s.http_port} source {LB_SOURCE} inter 300 fall 3 rise 1",
                       ""]
         lines += ["backend any_shard", "\tbalance roundrobin", "\toption httpchk GET /healthz"]
-        lines += [f"\tserver s{s.number} 127.0.0.1:{s.http_port} source {LB_SOURCE} inter 300 fall 1 rise 1"
+        lines += [f"\tserver s{s.number} 127.0.0.1:{s.http_port} source {LB_SOURCE} inter 300 fall 3 rise 1"
                   for s in shards]
         (self.workdir / "shards.cfg").write_text("\n".join(lines) + "\n")
 
