@@ -801,13 +801,6 @@ static void run_subscribe(const struct iwf_env *env, struct iwf_worker *w, const
 			       a->kind->name);
 		goto out;
 	}
-	/* A JSON address book is imported and exported, but its watch (paged
-	 * deltas of contacts, OAuth on every poll) is not built yet. */
-	if (is_book && a->format == IWF_FORMAT_JSON) {
-		iwf_result_set(&o->r, 501, false, "the address book of a JSON adapter (%.80s) cannot be watched in this "
-			       "version; run an import-profile with <target>address-book</target> to refresh it", a->id);
-		goto out;
-	}
 	if ((q->remote_user && strlen(q->remote_user) >= sizeof(wr->remote_user)) ||
 	    (q->fields && strlen(q->fields) >= sizeof(wr->fields))) {
 		iwf_result_set(&o->r, 400, false, "<remote-user> or <fields> is too long to be watched");

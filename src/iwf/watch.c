@@ -9,10 +9,10 @@
  * card for carddav), imports a change through the same steps as an
  * import-profile (iwf_profile_from, iwf_import_store), and replaces the
  * request's one <response> with seq + 1. A watch whose target is the
- * address book (a carddav adapter) imports the book again instead, from
- * the stored sync-token (book_poll). An update applied twice changes
- * nothing: the merge finds its values there already, the PCC is not
- * written, and no response is written either.
+ * address book (a carddav or JSON http adapter) imports the book again
+ * instead, from the stored sync token (book_poll). An update applied
+ * twice changes nothing: the merge finds its values there already, the PCC
+ * is not written, and no response is written either.
  *
  * The schedule is in memory, rebuilt from the store at start-up: a binary
  * min-heap of watches by due time, and two string maps (by key, by webhook
@@ -722,7 +722,7 @@ static enum xdms_err poll_json(struct watch_thread *t, struct store_watch *w, co
 	return err;
 }
 
-/* ---- the address book (target address-book, a carddav adapter) ------------------------------ */
+/* ---- the address book (target address-book: a carddav or JSON http adapter) ------------------ */
 
 /*
  * A watch of the address book polls by importing it again (book.c): the

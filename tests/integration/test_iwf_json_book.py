@@ -9,12 +9,13 @@ creates, updates and deletes remote items; a contact that cannot be mapped
 is named in a 206; bad JSON stores nothing; subscribers get the NOTIFY."""
 
 import json
+import time
 import urllib.parse
 
 import pytest
 from lxml import etree
 
-from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, text, wait_response
+from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_response
 from jsonapi import CLIENT_ID, CLIENT_SECRET, GRAPH_BOOK, PEOPLE_BOOK, ThirdParty
 from sipua import Subscriber, rl_body
 from xdmslib import ALICE, FH, doc_path, expect, sip_port
@@ -64,7 +65,7 @@ def tp():
     t.stop()
 
 
-def people_book_adapter(srv, tp, aid="pbook"):
+def people_book_adapter(srv, tp, aid="pbook", *extra):
     add_adapter(srv, aid, "http",
                 tp.url(f"{PEOPLE_BOOK}/people/me/connections?personFields={PEOPLE_FIELDS},photos"
                        "&requestSyncToken=true"),
@@ -75,25 +76,28 @@ def people_book_adapter(srv, tp, aid="pbook"):
                 "--book-create-url", tp.url(f"{PEOPLE_BOOK}/people:createContact"),
                 "--book-item-url", tp.url(f"{PEOPLE_BOOK}/{{id}}:updateContact?updatePersonFields={PEOPLE_FIELDS}"),
                 "--book-delete-url", tp.url(f"{PEOPLE_BOOK}/{{id}}:deleteContact"),
-                "--book-id", "/resourceName", "--book-etag", "/etag", check=0)
+                "--book-id", "/resourceName", "--book-etag", "/etag", *extra, check=0)
 
 
-def graph_book_adapter(srv, tp, aid="gbook"):
+def graph_book_adapter(srv, tp, aid="gbook", *extra):
     add_adapter(srv, aid, "http", tp.url(f"{GRAPH_BOOK}/delta"),
                 "--format", "json", "--auth", "oauth2", "--token-url", tp.url("/oauth2/token"),
                 "--client-id", CLIENT_ID, "--next-link", "/@odata.nextLink", "--delta-link", "/@odata.deltaLink",
                 "--import-xslt", "graph-book-import.xsl", "--export-xslt", "graph-book-export.xsl",
                 "--book-create-url", tp.url(GRAPH_BOOK), "--book-item-url", tp.url(f"{GRAPH_BOOK}/{{id}}"),
-                "--book-id", "/id", "--book-etag", "/@odata.etag", "--book-if-match", "true", check=0)
+                "--book-id", "/id", "--book-etag", "/@odata.etag", "--book-if-match", "true", *extra, check=0)
 
 
 @pytest.fixture
 def srv(start_server, tp):
     s = start_server(name="jbook", settings=dict(FAST, **{"sip.listen": "127.0.0.1:0", "sip.trust_from": "true"}))
-    for aid in ("pbook", "gbook"):
+    for aid in ("pbook", "gbook", "pbook-w", "gbook-w"):
         s.ctl("credential", "set", "--adapter", aid, "--client-secret", CLIENT_SECRET, check=0)
     people_book_adapter(s, tp)
     graph_book_adapter(s, tp)
+    # The same, polled every second by subscribe-profile watches.
+    people_book_adapter(s, tp, "pbook-w", "--poll-interval", "1")
+    graph_book_adapter(s, tp, "gbook-w", "--poll-interval", "1")
     return s
 
 
@@ -395,3 +399,100 @@ def test_an_id_that_would_leave_the_item_path_is_refused(srv, tp):
     assert "1 updated" in text(resp, "reason") and "1 refused" in text(resp, "reason"), etree.tostring(resp)
     assert [urllib.parse.unquote(r[1]) for r in writes(tp, "PATCH")] == [f"{GRAPH_BOOK}/{ok}"]
     assert not tp.api_calls("/oauth2/token") and tp.grants == [REFRESH]
+
+
+# ---- subscribe-profile: the address book kept up to date ---------------------------------------
+
+def subscribe_book(srv, adapter, rid="w-1", expires=600):
+    xml = request_xml("subscribe-profile", rid, adapter, token=REFRESH, target="address-book")
+    xml = xml.replace("</subscribe-profile>", f"<expires>{expires}</expires></subscribe-profile>")
+    expect(srv.client(ALICE).put_doc(FH, ALICE, fh_doc(xml)), 201)
+    resp, body = wait_response(srv.client(ALICE), ALICE, rid)
+    assert b"<token" not in body, "the refresh token is still in the document"
+    return resp
+
+
+def response_now(srv, rid="w-1"):
+    return response_of(expect(srv.client(ALICE).get(doc_path(FH, ALICE)), 200).body, rid)
+
+
+def wait_for(pred, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+def wait_seq(srv, seq, rid="w-1"):
+    def at_seq():
+        r = response_now(srv, rid)
+        return [r] if r is not None and int(r.get("seq", "0")) >= seq else None
+    return wait_for(at_seq, f"<response> seq {seq}")[0]
+
+
+def reads_with(st, needle):
+    return [q for _, q in st.requests if needle in urllib.parse.unquote(q)]
+
+
+@pytest.mark.parametrize("shape", ["people", "graph"])
+def test_address_book_watch_imports_only_what_changed(srv, tp, shape):
+    if shape == "people":
+        st, adapter, token_of = tp.people_book, "pbook-w", (lambda: f"syncToken=sync-{st.seq}")
+        a = st.put(None, people_person("Bob", "Builder", "bob@example.com", "+15550100"))
+        b = st.put(None, people_person("Carol", "Jones", "carol@example.com", "+15550101"))
+        href = lambda cid: f"people/{cid}"  # noqa: E731
+    else:
+        st, adapter, token_of = tp.graph_book, "gbook-w", (lambda: f"$deltatoken={st.seq}")
+        a = st.put(None, graph_contact("Erin", "Stone", "erin@example.org", "+442079460001"))
+        b = st.put(None, graph_contact("Frank", "Moss", "frank@example.org"))
+        href = lambda cid: cid  # noqa: E731
+    resp = expect_response(subscribe_book(srv, adapter), "success", 200)
+    assert resp.get("seq") == "1" and "2 contacts added" in text(resp, "reason"), etree.tostring(resp)
+    assert set(by_href(contacts(srv, adapter))) == {href(a), href(b)}
+    add_own_contacts(srv)
+    own = {c.get("id"): snapshot(c) for c in contacts(srv) if c.get("id") in ("mine-1", "other-1")}
+    # Nothing changed: each poll is one delta read with the stored token, and
+    # writes nothing.
+    _, etag = book(srv)
+    wait_for(lambda: len(reads_with(st, token_of())) >= 2, "two delta polls")
+    assert response_now(srv).get("seq") == "1" and book(srv)[1] == etag
+    # One contact changed and one deleted at the 3rd party: seq 2, two
+    # contacts changed, the user's own contacts untouched.
+    if shape == "people":
+        st.put(b, people_person("Carol", "Jones", "carol@example.com", "+15550199"))
+    else:
+        st.put(b, graph_contact("Frank", "Moss-Hill", "frank@example.org"))
+    st.delete(a)
+    resp = wait_seq(srv, 2)
+    expect_response(resp, "success", 200)
+    assert text(resp, "imported-count") == "2", etree.tostring(resp)
+    cs = by_href(contacts(srv, adapter))
+    assert set(cs) == {href(b)}
+    if shape == "people":
+        assert values(cs[href(b)], ".//pcc:tel-string/text()") == ["tel:+15550199"]
+    else:
+        assert values(cs[href(b)], ".//pcc:family/text()") == ["Moss-Hill"]
+    assert {c.get("id"): snapshot(c) for c in contacts(srv) if c.get("id") in own} == own
+    # Quiet again: more polls from the newest token, no new seq; the access
+    # token was granted once and reused by every poll.
+    wait_for(lambda: len(reads_with(st, token_of())) >= 2, "two polls from the newest token")
+    assert response_now(srv).get("seq") == "2"
+    assert tp.grants == [REFRESH]
+    log = srv.log_path.read_bytes()
+    assert REFRESH.encode() not in log and b"ya29." not in log
+
+
+def test_address_book_watch_ends_when_the_request_is_deleted(srv, tp):
+    st = tp.people_book
+    st.put(None, people_person("Hal", "North", "hal@example.com"))
+    expect_response(subscribe_book(srv, "pbook-w"), "success", 200)
+    wait_for(lambda: len(reads_with(st, "syncToken=")) >= 1, "a delta poll")
+    expect(srv.client(ALICE).put_doc(FH, ALICE, fh_doc()), 200)
+    time.sleep(1.5)  # let a poll that had started finish
+    settled = len(st.requests)
+    time.sleep(2.5)
+    assert len(st.requests) == settled, st.requests[settled:]
