@@ -16,6 +16,10 @@
  * need this because OpenSSL sends its tickets right after the handshake, and
  * they carry the acknowledgement.
  *
+ * The hook also gives the session our own socket reads and writes (the
+ * system's calls, as GnuTLS's would be), which tell the daemon's loop that a
+ * pass moved bytes (http_loop_note_work; loop.c says why it asks).
+ *
  * Threads: the credentials are made before the daemons start and are only
  * read afterwards, by the pool threads that run handshakes. libmicrohttpd's
  * certificate callback has no argument of its own, so the credentials are
@@ -23,11 +27,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -58,6 +65,40 @@ static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when
 	return 0;
 }
 
+/* GnuTLS's socket read, noted as work when bytes came. */
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	ssize_t n = recv((int)(intptr_t)ptr, data, len, 0);
+
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
+/* GnuTLS's socket write (records gathered in one call), noted likewise. */
+static ssize_t vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iov_count)
+{
+	struct msghdr m;
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = (struct iovec *)iov; /* giovec_t has struct iovec's layout */
+	m.msg_iovlen = (size_t)iov_count;
+	n = sendmsg((int)(intptr_t)ptr, &m, MSG_NOSIGNAL);
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
+static ssize_t push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
+{
+	ssize_t n = send((int)(intptr_t)ptr, data, len, MSG_NOSIGNAL);
+
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
 /* gnutls_certificate_retrieve_function2, called once per handshake. */
 static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
 		    const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
@@ -72,6 +113,11 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, i
 	if (!t)
 		return -1;
 	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
+	/* The transport pointer stays the socket libmicrohttpd set. Setting the
+	 * push function clears the vectored one, so it comes second. */
+	gnutls_transport_set_pull_function(session, pull);
+	gnutls_transport_set_push_function(session, push);
+	gnutls_transport_set_vec_push_function(session, vec_push);
 	/* GnuTLS only reads these; they live as long as the server. */
 	*pcert = (gnutls_pcert_st *)t->pcerts;
 	*pcert_length = t->pcert_count;
