@@ -178,4 +178,15 @@ void http_tls_destroy(struct http_tls *t);
 /* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
 void *http_tls_callback(void);
 
+/* Largest answer body that is corked (HTTP_TLS_CORK_MAX plus its head must
+ * fit an empty socket's send buffer). */
+#define HTTP_TLS_CORK_MAX 3072
+/* On the daemon's thread, before a small answer is queued on the TLS
+ * connection @conn: hold its records until http_tls_uncork. False (nothing
+ * held) unless the socket has nothing waiting to be sent. */
+bool http_tls_cork(struct MHD_Connection *conn);
+/* Sends what http_tls_cork held, once libmicrohttpd has handed it all over
+ * (its request-completed callback). */
+void http_tls_uncork(struct MHD_Connection *conn);
+
 #endif

@@ -130,6 +130,7 @@ struct request {
 	bool is_unauthorized; /* answer 401 once the body has been read */
 	bool is_stale;        /* the 401 carries stale=true */
 	bool is_close;        /* the answer closes the connection */
+	bool is_corked;       /* the answer's TLS records wait for completed() */
 	size_t body_seen;     /* body bytes received, for http.min_body_rate */
 	int route;            /* index of the module route serving it, or -1 */
 };
@@ -254,6 +255,10 @@ static enum MHD_Result queue(struct request *r, unsigned status, const char *con
 	r->status = status;
 	r->bytes = body_len;
 	r->state = REQ_ANSWERED;
+	/* libmicrohttpd sends the head and the body of a TLS answer as two
+	 * records in two writes; corked, a small answer leaves as one. */
+	if (r->srv->is_tls && body_len <= HTTP_TLS_CORK_MAX)
+		r->is_corked = http_tls_cork(r->conn);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	/* Counted and logged as the answer is handed over, so a client that
@@ -669,6 +674,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!r)
 		return;
+	if (r->is_corked) {
+		/* libmicrohttpd has handed over the whole answer (or given up). */
+		http_tls_uncork(conn);
+		r->is_corked = false;
+	}
 	if (r->write && r->state == REQ_WRITTEN) {
 		/* The client went away after its write was applied but before the
 		 * answer: the write's outcome stands, only the answer is lost. */

@@ -28,21 +28,26 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "http/http_int.h"
 
 #define TLS_CHAIN_MAX 16 /* certificates in the chain file */
+#define TLS_UNCORK_WAIT_MS 1000
 
 struct http_tls {
 	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
@@ -123,6 +128,58 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, i
 	*pcert_length = t->pcert_count;
 	*privkey = t->key;
 	return 0;
+}
+
+static gnutls_session_t session_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+/*
+ * Corking. libmicrohttpd (0.9.75) writes an answer's head and its body with
+ * two gnutls_record_send calls: two records, two writes, and twice the
+ * wake-ups of the client. Corked, GnuTLS keeps both and uncorking sends them
+ * as one record in one write. The answer is only corked when it cannot meet
+ * a full socket: nothing waits in the socket's send queue and the answer is
+ * small (HTTP_TLS_CORK_MAX), far below the smallest TCP send buffer, so the
+ * uncork's write takes it all. Should it not (it would be a kernel's
+ * surprise), the uncork waits for the socket, a bounded time. Setting
+ * TCP_NODELAY then pushes the write out even if the socket is corked.
+ */
+bool http_tls_cork(struct MHD_Connection *conn)
+{
+	gnutls_session_t s = session_of(conn);
+	int queued = -1;
+
+	if (!s || ioctl(gnutls_transport_get_int(s), SIOCOUTQ, &queued) || queued)
+		return false;
+	gnutls_record_cork(s);
+	return true;
+}
+
+void http_tls_uncork(struct MHD_Connection *conn)
+{
+	gnutls_session_t s = session_of(conn);
+	int rc, waited = 0, one = 1;
+
+	if (!s)
+		return;
+	while ((rc = gnutls_record_uncork(s, 0)) == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+		struct pollfd p = { .fd = gnutls_transport_get_int(s), .events = POLLOUT };
+
+		if (waited >= TLS_UNCORK_WAIT_MS) {
+			log_warn("http: a TLS answer could not be sent within %d ms", TLS_UNCORK_WAIT_MS);
+			return;
+		}
+		(void)poll(&p, 1, 100);
+		waited += 100;
+	}
+	/* libmicrohttpd has already pushed what it believes it wrote, and may
+	 * have left the socket corked (TCP_CORK) for its next answer: without
+	 * a push the record would wait for the kernel's cork timeout (200 ms). */
+	(void)setsockopt(gnutls_transport_get_int(s), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void *http_tls_callback(void)
