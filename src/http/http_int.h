@@ -141,6 +141,7 @@ struct http_loop_options {
 	 * MHD_USE_INTERNAL_POLLING_THREAD; borrowed, stopped by the caller after
 	 * http_loop_stop. */
 	struct MHD_Daemon *daemon;
+	bool is_tls; /* idle passes are only looked for over TLS (loop.c) */
 	/* Called on the loop thread (or by http_loop_destroy) for a queued
 	 * connection that never reached the daemon (already closed). */
 	void (*on_lost)(void *arg, const struct sockaddr *sa);

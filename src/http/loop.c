@@ -24,6 +24,9 @@
  * no bytes and ran no request (http_loop_note_work) is idle: the next one
  * waits up to LOOP_IDLE_MS for an event instead. Nothing but an event, a
  * resume or a new connection (both wake the loop) can give such a pass work.
+ * Plain HTTP has no such wait (libmicrohttpd reads the socket itself and
+ * clears the mark when it is drained), and its reads are not counted, so
+ * its passes are never taken for idle ones.
  *
  * Threads. The loop thread is the only one that runs the daemon: it adds the
  * connections the gate hands over (queued under `lock`, with a wake-up on
@@ -141,7 +144,7 @@ static void *loop_main(void *arg)
 			break;
 		before = work_count;
 		MHD_run(l->o.daemon);
-		was_idle = n == 0 && work_count == before;
+		was_idle = l->o.is_tls && n == 0 && work_count == before;
 	}
 	return NULL;
 }

@@ -928,6 +928,7 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		srv->daemons[srv->daemon_count++] = d;
 		memset(&lo, 0, sizeof(lo));
 		lo.daemon = d;
+		lo.is_tls = srv->is_tls;
 		lo.on_lost = loop_lost;
 		lo.arg = srv;
 		err = http_loop_start(&lo, &srv->loops[srv->loop_count]);
