@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The head gate: xdmsd accepts HTTP connections itself and hands each one
- * to a libmicrohttpd daemon (MHD_add_connection) only once it is worth a
- * place there.
+ * to a libmicrohttpd daemon (through the server's hand_over, which queues it
+ * for the daemon's loop) only once it is worth a place there.
  *
  * Why. libmicrohttpd 0.9.75 answers nothing to some broken request lines
  * ("GARBAGE", a line starting with a bare CR): it closes the connection
@@ -81,7 +81,6 @@ struct http_gate {
 	int stopfd;
 	pthread_t thread;
 	bool is_running;
-	unsigned next_daemon;
 	char *scratch; /* o.max_head bytes: the peeked head */
 	/* Pending heads, oldest first (deadlines grow in accept order). */
 	struct gate_conn *first, *last;
@@ -417,14 +416,10 @@ static void pending_refuse(struct http_gate *g, struct gate_conn *c, unsigned st
 
 static void hand_over(struct http_gate *g, int fd, struct sockaddr_storage *addr, socklen_t addr_len)
 {
-	struct MHD_Daemon *d = g->o.daemons[g->next_daemon++ % g->o.daemon_count];
-
-	/* MHD owns (and on failure closes) the socket from here; its
-	 * connection-closed notification releases the count. */
-	if (MHD_add_connection(d, fd, (struct sockaddr *)addr, addr_len) != MHD_YES) {
-		log_warn("http: libmicrohttpd did not take a connection: %s", strerror(errno));
+	/* The server owns (and on failure closes) the socket from here; the
+	 * daemon's connection-closed notification releases the count. */
+	if (!g->o.hand_over(g->o.arg, fd, (struct sockaddr *)addr, addr_len))
 		http_gate_release(g, (struct sockaddr *)addr);
-	}
 }
 
 static void pending_inspect(struct http_gate *g, struct gate_conn *c)

@@ -81,8 +81,10 @@ enum gate_refusal {
 struct http_gate_options {
 	int listen_fd;                  /* borrowed; made non-blocking */
 	bool is_tls;                    /* heads are encrypted: hand over at once */
-	struct MHD_Daemon **daemons;    /* started with MHD_USE_NO_LISTEN_SOCKET; borrowed */
-	unsigned daemon_count;
+	/* Called on the gate thread with each admitted connection, which it
+	 * owns from then on. False: it was not taken (and is closed); the gate
+	 * uncounts it. */
+	bool (*hand_over)(void *arg, int fd, const struct sockaddr *sa, socklen_t sa_len);
 	unsigned max_connections;       /* 0 = no cap */
 	unsigned max_per_address;       /* 0 = no cap */
 	const struct conf_list *exempt; /* addresses free of the per-address cap; borrowed */
@@ -130,6 +132,38 @@ void http_port_holder(const struct sockaddr_storage *ss, char *out, size_t len);
 unsigned http_framing_check(struct MHD_Connection *conn, const char *target, size_t target_len,
 			    const char *version, const char **why);
 
+/* ---- a daemon's event loop (loop.c) ------------------------------------------------------ */
+
+struct http_loop;
+
+struct http_loop_options {
+	/* Started with MHD_USE_EPOLL, MHD_USE_NO_LISTEN_SOCKET and without
+	 * MHD_USE_INTERNAL_POLLING_THREAD; borrowed, stopped by the caller after
+	 * http_loop_stop. */
+	struct MHD_Daemon *daemon;
+	bool is_tls; /* idle passes are only looked for over TLS (loop.c) */
+	/* Called on the loop thread (or by http_loop_destroy) for a queued
+	 * connection that never reached the daemon (already closed). */
+	void (*on_lost)(void *arg, const struct sockaddr *sa);
+	void *arg;
+};
+
+/* Starts the thread that runs @o->daemon (see loop.c). IO when the thread or
+ * its wake-up cannot be made. */
+enum xdms_err http_loop_start(const struct http_loop_options *o, struct http_loop **out) XDMS_WUR;
+/* Queues @fd (owned from here) for the daemon. Any thread. False when the
+ * loop is stopping: @fd is closed and on_lost is not called. */
+bool http_loop_add(struct http_loop *l, int fd, const struct sockaddr *sa, socklen_t sa_len);
+/* MHD_resume_connection(@conn) and a wake-up for its loop. Any thread. */
+void http_loop_resume(struct http_loop *l, struct MHD_Connection *conn);
+/* On the loop thread: the pass being run did work (bytes moved, a request
+ * ran), so the next one may be needed at once (see loop.c). */
+void http_loop_note_work(void);
+/* Ends the thread; the daemon is no longer run. NULL-tolerant. */
+void http_loop_stop(struct http_loop *l);
+/* Stops if needed, closes what is still queued, frees. NULL-tolerant. */
+void http_loop_destroy(struct http_loop *l);
+
 /* ---- TLS credentials (tls.c) ------------------------------------------------------------ */
 
 struct http_tls;
@@ -144,5 +178,16 @@ enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct 
 void http_tls_destroy(struct http_tls *t);
 /* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
 void *http_tls_callback(void);
+
+/* Largest answer body that is corked (HTTP_TLS_CORK_MAX plus its head must
+ * fit an empty socket's send buffer). */
+#define HTTP_TLS_CORK_MAX 3072
+/* On the daemon's thread, before a small answer is queued on the TLS
+ * connection @conn: hold its records until http_tls_uncork. False (nothing
+ * held) unless the socket has nothing waiting to be sent. */
+bool http_tls_cork(struct MHD_Connection *conn);
+/* Sends what http_tls_cork held, once libmicrohttpd has handed it all over
+ * (its request-completed callback). */
+void http_tls_uncork(struct MHD_Connection *conn);
 
 #endif

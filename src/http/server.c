@@ -22,10 +22,12 @@
  * One socket without SO_REUSEPORT also means a second server cannot share
  * the port (bind fails, and the message names the process holding it).
  *
- * Threads: one single-threaded libmicrohttpd daemon per core (http.threads)
- * runs everything above except the resume, which the store's writer thread
- * performs. `inflight` counts suspended requests so
- * that shutdown can wait for them (MHD must not be stopped with suspended
+ * Threads: one single-threaded libmicrohttpd daemon per core (http.threads),
+ * each run by its own loop thread (loop.c: libmicrohttpd's own epoll thread
+ * can stall with many connections ready at once), runs everything above
+ * except the resume, which the store's writer thread performs. The same
+ * epoll loop serves plain HTTP and TLS. `inflight` counts suspended requests
+ * so that shutdown can wait for them (MHD must not be stopped with suspended
  * connections).
  */
 #include "config.h"
@@ -62,7 +64,10 @@ struct http_server {
 	struct store *st;
 	struct xcap *x;
 	struct MHD_Daemon *daemons[HTTP_DAEMONS_MAX]; /* one per core; the gate hands them connections */
+	struct http_loop *loops[HTTP_DAEMONS_MAX];    /* loops[i] runs daemons[i] */
 	unsigned daemon_count;
+	unsigned loop_count;
+	unsigned next_loop; /* gate thread only */
 	int listen_fd;
 	struct http_gate *gate;
 	struct http_auth *auth;
@@ -99,6 +104,7 @@ enum request_state { REQ_HEADERS = 0, REQ_BODY, REQ_WRITING, REQ_WRITTEN, REQ_AN
 struct request {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
+	struct http_loop *loop; /* the loop running the connection's daemon */
 	char *raw_uri;   /* as sent, path and query */
 	const char *target; /* libmicrohttpd's copy of the target, for framing.c */
 	size_t target_len;
@@ -124,6 +130,7 @@ struct request {
 	bool is_unauthorized; /* answer 401 once the body has been read */
 	bool is_stale;        /* the 401 carries stale=true */
 	bool is_close;        /* the answer closes the connection */
+	bool is_corked;       /* the answer's TLS records wait for completed() */
 	size_t body_seen;     /* body bytes received, for http.min_body_rate */
 	int route;            /* index of the module route serving it, or -1 */
 };
@@ -136,6 +143,16 @@ static double elapsed_seconds(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+static struct http_loop *loop_of(struct http_server *srv, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+
+	for (unsigned i = 0; ci && i < srv->loop_count; i++)
+		if (srv->daemons[i] == ci->daemon)
+			return srv->loops[i];
+	abort(); /* every daemon has its loop before it gets a connection */
+}
+
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct http_server *srv = cls;
@@ -144,6 +161,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 	r->srv = srv;
 	r->conn = conn;
+	r->loop = loop_of(srv, conn);
 	r->route = -1;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->raw_uri = xstrdup(uri ? uri : "");
@@ -237,6 +255,10 @@ static enum MHD_Result queue(struct request *r, unsigned status, const char *con
 	r->status = status;
 	r->bytes = body_len;
 	r->state = REQ_ANSWERED;
+	/* libmicrohttpd sends the head and the body of a TLS answer as two
+	 * records in two writes; corked, a small answer leaves as one. */
+	if (r->srv->is_tls && body_len <= HTTP_TLS_CORK_MAX)
+		r->is_corked = http_tls_cork(r->conn);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	/* Counted and logged as the answer is handed over, so a client that
@@ -310,7 +332,7 @@ static void write_done(void *arg)
 
 	/* Runs on the store's writer thread; MHD allows resuming from any thread. */
 	r->state = REQ_WRITTEN;
-	MHD_resume_connection(r->conn);
+	http_loop_resume(r->loop, r->conn);
 }
 
 /* The gate's figures: connections open, and refusals by reason. */
@@ -516,7 +538,7 @@ static enum MHD_Result on_complete(struct request *r)
 	if (xcap_write_submit(r->srv->x, r->write, write_done, r)) {
 		/* The store is closing: nothing was queued, so answer now. */
 		r->state = REQ_WRITTEN;
-		MHD_resume_connection(r->conn);
+		http_loop_resume(r->loop, r->conn);
 	}
 	return MHD_YES;
 }
@@ -595,6 +617,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 
 	if (!r)
 		return MHD_NO;
+	http_loop_note_work();
 	switch (r->state) {
 	case REQ_HEADERS:
 		r->method = method;
@@ -651,6 +674,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (!r)
 		return;
+	if (r->is_corked) {
+		/* libmicrohttpd has handed over the whole answer (or given up). */
+		http_tls_uncork(conn);
+		r->is_corked = false;
+	}
 	if (r->write && r->state == REQ_WRITTEN) {
 		/* The client went away after its write was applied but before the
 		 * answer: the write's outcome stands, only the answer is lost. */
@@ -777,15 +805,32 @@ static void gate_refused(void *arg, const char *ip, unsigned status, const char 
 		access_log_line(&r, 0);
 }
 
+/* The gate admitted a connection: the next daemon's loop takes it. */
+static bool hand_over(void *arg, int fd, const struct sockaddr *sa, socklen_t sa_len)
+{
+	struct http_server *srv = arg;
+
+	return http_loop_add(srv->loops[srv->next_loop++ % srv->loop_count], fd, sa, sa_len);
+}
+
+/* A connection queued for a daemon never reached it: uncount it. */
+static void loop_lost(void *arg, const struct sockaddr *sa)
+{
+	struct http_server *srv = arg;
+
+	http_gate_release(srv->gate, sa);
+}
+
 enum xdms_err http_server_start(const struct conf *c, struct store *st, struct xcap *x,
 				struct http_server **out, char **why)
 {
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	struct sockaddr_storage ss;
 	socklen_t ss_len;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+	/* No internal thread: loop.c runs each daemon (see there why). */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
 	struct http_gate_options go;
+	struct http_loop_options lo;
 	unsigned threads = c->http_threads;
 	enum xdms_err err = XDMS_ERR_INVAL;
 
@@ -828,12 +873,7 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		if (http_tls_create(srv->tls_cert, srv->tls_key, &srv->tls, why))
 			goto fail;
 		srv->is_tls = true;
-		/* Level-triggered poll() instead of edge-triggered epoll for TLS:
-		 * when a client's Finished and its request arrive together, GnuTLS
-		 * reads only the Finished, and libmicrohttpd (0.9.75) then waits
-		 * for a new edge that never comes, so the connection hangs until
-		 * the client gives up. poll() reports the request still waiting. */
-		flags = (flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_POLL | MHD_USE_TLS;
+		flags |= MHD_USE_TLS;
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -886,12 +926,22 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 			goto fail;
 		}
 		srv->daemons[srv->daemon_count++] = d;
+		memset(&lo, 0, sizeof(lo));
+		lo.daemon = d;
+		lo.is_tls = srv->is_tls;
+		lo.on_lost = loop_lost;
+		lo.arg = srv;
+		err = http_loop_start(&lo, &srv->loops[srv->loop_count]);
+		if (err) {
+			*why = xasprintf("cannot start an HTTP thread: %s", strerror(errno));
+			goto fail;
+		}
+		srv->loop_count++;
 	}
 	memset(&go, 0, sizeof(go));
 	go.listen_fd = srv->listen_fd;
 	go.is_tls = srv->is_tls;
-	go.daemons = srv->daemons;
-	go.daemon_count = srv->daemon_count;
+	go.hand_over = hand_over;
 	go.max_connections = c->http_max_connections;
 	go.max_per_address = c->http_max_per_address;
 	go.exempt = &c->auth_trusted_peers;
@@ -979,9 +1029,13 @@ void http_server_stop(struct http_server *srv, unsigned grace_ms)
 				  atomic_load(&srv->inflight), grace_ms);
 			return;
 		}
+		for (unsigned i = 0; i < srv->loop_count; i++)
+			http_loop_stop(srv->loops[i]);
 		for (unsigned i = 0; i < srv->daemon_count; i++)
 			MHD_stop_daemon(srv->daemons[i]);
 	}
+	for (unsigned i = 0; i < srv->loop_count; i++)
+		http_loop_destroy(srv->loops[i]);
 	http_gate_destroy(srv->gate);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);

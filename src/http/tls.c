@@ -16,6 +16,10 @@
  * need this because OpenSSL sends its tickets right after the handshake, and
  * they carry the acknowledgement.
  *
+ * The hook also gives the session our own socket reads and writes (the
+ * system's calls, as GnuTLS's would be), which tell the daemon's loop that a
+ * pass moved bytes (http_loop_note_work; loop.c says why it asks).
+ *
  * Threads: the credentials are made before the daemons start and are only
  * read afterwards, by the pool threads that run handshakes. libmicrohttpd's
  * certificate callback has no argument of its own, so the credentials are
@@ -23,19 +27,27 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "http/http_int.h"
 
 #define TLS_CHAIN_MAX 16 /* certificates in the chain file */
+#define TLS_UNCORK_WAIT_MS 1000
 
 struct http_tls {
 	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
@@ -58,6 +70,40 @@ static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when
 	return 0;
 }
 
+/* GnuTLS's socket read, noted as work when bytes came. */
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	ssize_t n = recv((int)(intptr_t)ptr, data, len, 0);
+
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
+/* GnuTLS's socket write (records gathered in one call), noted likewise. */
+static ssize_t vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iov_count)
+{
+	struct msghdr m;
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = (struct iovec *)iov; /* giovec_t has struct iovec's layout */
+	m.msg_iovlen = (size_t)iov_count;
+	n = sendmsg((int)(intptr_t)ptr, &m, MSG_NOSIGNAL);
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
+static ssize_t push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
+{
+	ssize_t n = send((int)(intptr_t)ptr, data, len, MSG_NOSIGNAL);
+
+	if (n > 0)
+		http_loop_note_work();
+	return n;
+}
+
 /* gnutls_certificate_retrieve_function2, called once per handshake. */
 static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
 		    const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
@@ -72,11 +118,68 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, i
 	if (!t)
 		return -1;
 	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
+	/* The transport pointer stays the socket libmicrohttpd set. Setting the
+	 * push function clears the vectored one, so it comes second. */
+	gnutls_transport_set_pull_function(session, pull);
+	gnutls_transport_set_push_function(session, push);
+	gnutls_transport_set_vec_push_function(session, vec_push);
 	/* GnuTLS only reads these; they live as long as the server. */
 	*pcert = (gnutls_pcert_st *)t->pcerts;
 	*pcert_length = t->pcert_count;
 	*privkey = t->key;
 	return 0;
+}
+
+static gnutls_session_t session_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+/*
+ * Corking. libmicrohttpd (0.9.75) writes an answer's head and its body with
+ * two gnutls_record_send calls: two records, two writes, and twice the
+ * wake-ups of the client. Corked, GnuTLS keeps both and uncorking sends them
+ * as one record in one write. The answer is only corked when it cannot meet
+ * a full socket: nothing waits in the socket's send queue and the answer is
+ * small (HTTP_TLS_CORK_MAX), far below the smallest TCP send buffer, so the
+ * uncork's write takes it all. Should it not (it would be a kernel's
+ * surprise), the uncork waits for the socket, a bounded time. Setting
+ * TCP_NODELAY then pushes the write out even if the socket is corked.
+ */
+bool http_tls_cork(struct MHD_Connection *conn)
+{
+	gnutls_session_t s = session_of(conn);
+	int queued = -1;
+
+	if (!s || ioctl(gnutls_transport_get_int(s), SIOCOUTQ, &queued) || queued)
+		return false;
+	gnutls_record_cork(s);
+	return true;
+}
+
+void http_tls_uncork(struct MHD_Connection *conn)
+{
+	gnutls_session_t s = session_of(conn);
+	int rc, waited = 0, one = 1;
+
+	if (!s)
+		return;
+	while ((rc = gnutls_record_uncork(s, 0)) == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+		struct pollfd p = { .fd = gnutls_transport_get_int(s), .events = POLLOUT };
+
+		if (waited >= TLS_UNCORK_WAIT_MS) {
+			log_warn("http: a TLS answer could not be sent within %d ms", TLS_UNCORK_WAIT_MS);
+			return;
+		}
+		(void)poll(&p, 1, 100);
+		waited += 100;
+	}
+	/* libmicrohttpd has already pushed what it believes it wrote, and may
+	 * have left the socket corked (TCP_CORK) for its next answer: without
+	 * a push the record would wait for the kernel's cork timeout (200 ms). */
+	(void)setsockopt(gnutls_transport_get_int(s), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void *http_tls_callback(void)

@@ -9,11 +9,14 @@ there unless auth.allow_basic is set); Digest works too.
 
 import base64
 import http.client
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -139,9 +142,9 @@ def test_a_plain_http_port_fails_the_tls_checks(start_server):
 def test_many_tls_connections_at_once_are_all_served(start_server, tls_files):
     """256 clients connect at once and each sends requests on its connection
     as fast as answers come (a load generator, or phones after a network
-    change): every request is answered. With libmicrohttpd's edge-triggered
-    epoll some of these connections were never read again after their
-    handshake and hung until the client gave up."""
+    change): every request is answered. Run by libmicrohttpd's own epoll
+    thread, a daemon with 128 of these connections ready at once stopped
+    serving them (see the tests below, which make that happen for sure)."""
     key, cert = tls_files
     srv = start_server(settings={"http.tls_cert": str(cert), "http.tls_key": str(key),
                                  "http.max_per_address": "1000"})
@@ -182,3 +185,124 @@ def test_many_tls_connections_at_once_are_all_served(start_server, tls_files):
     for t in threads:
         t.join()
     assert not failures, f"{len(failures)} of {n} clients were not served: {failures[:5]}"
+
+
+def wait_stopped(pid):
+    """Waits until every thread of @pid has stopped (SIGSTOP is delivered
+    asynchronously)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"xdmsd (pid {pid}) did not stop on SIGSTOP")
+
+
+def ready_at_once(srv, n, wrap=None):
+    """Opens @n keep-alive connections (wrapped in TLS by @wrap), serves one
+    request on each, then freezes xdmsd (SIGSTOP) while every client sends its
+    second request, and lets it go: its one daemon finds all @n connections
+    ready in the same instant. Returns the clients that got no answer."""
+    req = (f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           f"Authorization: {basic('alice', PASSWORDS[ALICE])}\r\n\r\n").encode()
+    conns = []
+    failures = []
+
+    def answer(f):
+        status = f.readline()
+        length = 0
+        while True:
+            line = f.readline()
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+            if line in (b"\r\n", b""):
+                break
+        f.read(length)
+        return status
+
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+            if wrap:
+                s = wrap(s)
+            conns.append((s, s.makefile("rb")))
+        for s, f in conns:
+            s.sendall(req)
+            assert answer(f).startswith(b"HTTP/1.1 404"), "the first request on a connection was not answered"
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_stopped(srv.proc.pid)
+            for s, _ in conns:
+                s.sendall(req)
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        for i, (s, f) in enumerate(conns):
+            try:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                status = answer(f)
+            except OSError as e:
+                status = repr(e).encode()
+            if not status.startswith(b"HTTP/1.1 404"):
+                failures.append(f"client {i}: {status!r}")
+    finally:
+        for s, f in conns:
+            f.close()
+            s.close()
+    return failures
+
+
+# 128 is the most events libmicrohttpd 0.9.75's own epoll loop takes per
+# call: with exactly that many connections ready it waited again, with its
+# full timeout, before serving any of them, and those clients hung.
+@pytest.mark.parametrize("n", [128, 200])
+def test_a_daemon_with_all_its_tls_connections_ready_at_once_serves_them(start_server, tls_files, n):
+    key, cert = tls_files
+    srv = start_server(settings={"http.tls_cert": str(cert), "http.tls_key": str(key), "http.threads": "1",
+                                 "http.max_per_address": "1000"})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    failures = ready_at_once(srv, n, lambda s: ctx.wrap_socket(s, server_hostname="127.0.0.1"))
+    assert not failures, f"{len(failures)} of {n} TLS clients were not answered: {failures[:5]}"
+
+
+@pytest.mark.parametrize("n", [128, 200])
+def test_a_daemon_with_all_its_plain_connections_ready_at_once_serves_them(start_server, n):
+    srv = start_server(settings={"http.threads": "1", "http.max_per_address": "1000", "auth.allow_basic": "true"})
+    failures = ready_at_once(srv, n)
+    assert not failures, f"{len(failures)} of {n} clients were not answered: {failures[:5]}"
+
+
+def test_small_answers_on_a_kept_alive_tls_connection_are_not_held_back(tls_server):
+    """Small answers over TLS leave as one record, written when libmicrohttpd
+    has handed the whole answer over; the socket must then be pushed, or
+    each answer waits for the kernel's 200 ms cork timeout. 100 answers in
+    turn take milliseconds each; held back they would take 20 s."""
+    srv, ctx = tls_server
+    req = (f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           f"Authorization: {basic('alice', PASSWORDS[ALICE])}\r\n\r\n").encode()
+    rounds = 100
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=10),
+                         server_hostname="127.0.0.1") as ts:
+        f = ts.makefile("rb")
+        start = time.monotonic()
+        for i in range(rounds):
+            ts.sendall(req)
+            status = f.readline()
+            assert status.startswith(b"HTTP/1.1 404"), f"answer {i}: {status!r}"
+            length = 0
+            while True:
+                line = f.readline()
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                if line in (b"\r\n", b""):
+                    break
+            f.read(length)
+        took = time.monotonic() - start
+    assert took < 10, f"{rounds} answers on one connection took {took:.1f} s"
