@@ -567,6 +567,7 @@ struct iwf_worker {
 	void *curl;
 	pthread_t thread;
 	unsigned index;
+	char *slot_adapter; /* the adapter whose slot the worker holds (heap), or NULL */
 };
 
 /* The shared state of the pool that job.c needs. */
@@ -781,9 +782,11 @@ enum xdms_err iwf_watch_hook_graph(const struct iwf_env *env, const struct iwf_c
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);
 
-/* Takes one of the adapter's @limit slots, waiting up to @wait_ms for one to
- * be given back; false when none was (or the IWF stops) (pool.c). */
-bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms);
-void iwf_slot_give(struct iwf *iwf, const char *adapter_id);
+/* Takes one of the adapter's @limit slots for worker @w, waiting up to
+ * @wait_ms for one to be given back; false when none was (or the IWF stops)
+ * (pool.c). A worker holds at most one slot. */
+bool iwf_slot_take(struct iwf_worker *w, const char *adapter_id, unsigned limit, unsigned wait_ms);
+/* Gives back the slot @w holds, if any: as soon as its calls are over. */
+void iwf_slot_give(struct iwf_worker *w);
 
 #endif

@@ -369,20 +369,18 @@ static double seconds_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
-				const char *xui, const char *remote_user, const char *username,
-				const char *password, const char *token, char **pcc, size_t *pcc_len,
-				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
+/* The adapter's import call alone: the 3rd party's answer into @body. */
+static enum xdms_err profile_call(const struct iwf_env *env, void *curl, const struct iwf_adapter *a, const char *xui,
+				  const char *remote_user, const char *username, const char *password,
+				  const char *token, struct buf *body, struct iwf_result *r, const struct iwf_seal *seal,
+				  struct iwf_sync *sync)
 {
 	struct iwf_call call = { .env = env, .curl = curl, .a = a, .username = username, .password = password,
 				 .token = token, .remote_user = remote_user };
-	struct buf body;
 	struct timespec t0;
 	char *url = NULL;
 	enum xdms_err err;
 
-	*pcc = NULL;
-	*pcc_len = 0;
 	err = iwf_adapter_url(a, remote_user, xui, &url, r);
 	if (err)
 		return err;
@@ -391,11 +389,25 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	if (seal)
 		call.seal = *seal;
 	call.sync = sync;
-	buf_init(&body, a->max_response);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = a->kind->fetch(&call, &body, r);
+	err = a->kind->fetch(&call, body, r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	free(url);
+	return err;
+}
+
+enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				const char *xui, const char *remote_user, const char *username,
+				const char *password, const char *token, char **pcc, size_t *pcc_len,
+				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
+{
+	struct buf body;
+	enum xdms_err err;
+
+	*pcc = NULL;
+	*pcc_len = 0;
+	buf_init(&body, a->max_response);
+	err = profile_call(env, curl, a, xui, remote_user, username, password, token, &body, r, seal, sync);
 	if (!err)
 		err = iwf_profile_from(env, a, xui, remote_user, body.data ? body.data : "", body.len, sync, pcc,
 				       pcc_len, r);
@@ -673,6 +685,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
 	struct iwf_import_out io = { 0 };
 	struct iwf_sync sync = { 0 };
+	struct buf body = { 0 };
 	char *imported = NULL;
 	size_t imported_len = 0;
 	enum xdms_err serr;
@@ -687,8 +700,14 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 		iwf_result_set(&o->r, 500, true, "the sync state could not be read (%s)", xdms_err_str(serr));
 		return;
 	}
-	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
-			      &imported, &imported_len, &o->r, seal, &sync))
+	buf_init(&body, a->max_response);
+	serr = profile_call(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token, &body,
+			    &o->r, seal, &sync);
+	/* The 3rd party has answered: its slot is free for the next call
+	 * while this job transforms and stores. */
+	iwf_slot_give(w);
+	if (serr || iwf_profile_from(env, a, job->xui, q->remote_user, body.data ? body.data : "", body.len, &sync,
+				     &imported, &imported_len, &o->r))
 		goto out;
 	if (!imported) {
 		/* A delta that holds nothing for this user. */
@@ -710,6 +729,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			reason_append(&o->r, " (its sync token had expired: a full sync was made)");
 	}
 out:
+	buf_cleanup(&body);
 	iwf_sync_cleanup(&sync);
 	free(imported);
 }
@@ -1004,6 +1024,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = a->kind->send(&call, out, out_len, &body, &status, &o->r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
+	iwf_slot_give(w);
 	if (err)
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
@@ -1313,7 +1334,6 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	char etag[STORE_ETAG_MAX], *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
 	struct iwf_seal seal = { NULL, NULL };
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
-	bool has_slot = false;
 	enum xdms_err err;
 
 	err = request_load(env, job, &q, etag);
@@ -1393,14 +1413,13 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		seal.owner = adapter_owner;
 		seal.name = IWF_ADAPTER_SECRET;
 	}
-	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
+	if (!iwf_slot_take(w, a.id, a.concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
 		if (store_job_retry(env->st, job->id, wall_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		goto out;
 	}
-	has_slot = true;
 	if (q.target && !strcmp(q.target, "address-book") && job->kind != STORE_JOB_SUBSCRIBE) {
 		struct iwf_book_job bq = { job->xui, q.remote_user, fields, prefs.is_auto_store };
 		struct iwf_book_outcome bo = { 0 };
@@ -1452,8 +1471,7 @@ done:
 				 (unsigned long long)job->id, job->xui, job->request_id);
 	}
 out:
-	if (has_slot)
-		iwf_slot_give(w->iwf, a.id);
+	iwf_slot_give(w);
 	iwf_adapter_cleanup(&a);
 	request_cleanup(&q);
 	memset(&cred, 0, sizeof(cred));
