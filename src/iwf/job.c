@@ -9,7 +9,10 @@
  * request is still there and its current job is this one. A worker that dies
  * before that leaves the job leased; after the lease it runs again from the
  * start, and the import's merge finds its own earlier additions already in
- * the PCC, so a repeated import adds nothing twice.
+ * the PCC, so a repeated import adds nothing twice. A job parses its request
+ * once: its own later writes to the document (the credentials' removal, the
+ * <response>) check the claim and the document's ETag (struct fh_seen), and
+ * read the request again only when somebody else changed the document.
  *
  * Every write goes through xcap_write_* as the trusted IWF identity, so the
  * PCC and the Feature Handler get validation, ETags, the change feed and
@@ -60,6 +63,17 @@ struct request {
 	char *expires;
 	char *target;           /* what a request moves: "pcc" (default) or another part */
 	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
+};
+
+/*
+ * What a job knows of its request's Feature Handler document: its ETag when
+ * the job last read or wrote it, and what the writes need from the request
+ * there. While the document keeps that ETag, a write of a child of the
+ * request needs the job's claim checked, not the document parsed again.
+ */
+struct fh_seen {
+	char etag[STORE_ETAG_MAX]; /* "" = unknown: read and parse the document */
+	bool has_fh_default_ns;
 };
 
 static void request_cleanup(struct request *q)
@@ -241,6 +255,31 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 				  char etag[STORE_ETAG_MAX])
 {
 	return request_load_as(env, job, 0, q, etag);
+}
+
+/*
+ * True when @job is still this worker's claim (or, with @watch_job_id, its
+ * request's current job) and its Feature Handler document still has ETag
+ * @etag: what request_load_as() would check, without copying and parsing
+ * the document. False when anything differs (the caller reads it again).
+ */
+static bool request_unchanged(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+			      const char *etag)
+{
+	char *sel = fh_selector(job->xui);
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
+	if (!err)
+		err = store_doc_get(rd, sel, &d);
+	if (!err && strcmp(d.etag, etag) != 0)
+		err = XDMS_ERR_CONFLICT;
+	store_read_end(rd);
+	free(sel);
+	return err == XDMS_ERR_OK;
 }
 
 /* ---- writes through the XCAP path --------------------------------------------------- */
@@ -1105,12 +1144,15 @@ static char *response_body(const struct store_job *job, const struct outcome *o)
  * Writes (PUT @body, or DELETE when @body is NULL) the child @child of the
  * job's request with If-Match on the Feature Handler document as the worker
  * just checked it, again on 412. True when it was stored; false with
- * *is_gone when the request is gone or no longer this job's.
+ * *is_gone when the request is gone or no longer this job's. @seen (NULL =
+ * nothing known) spares reading the document again while it is unchanged,
+ * and gets its new ETag.
  */
 static bool fh_child_write_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
-			      const char *child, const char *body, bool is_commit_ack, bool *is_gone)
+			      const char *child, const char *body, bool is_commit_ack, struct fh_seen *seen,
+			      bool *is_gone)
 {
-	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256], new_etag[STORE_ETAG_MAX];
 	char *sel, *path, *id_lit;
 	bool ok = false;
 
@@ -1125,33 +1167,44 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 	for (unsigned i = 0; i < RESPONSE_RETRIES && !ok; i++) {
 		struct request q;
 		unsigned status;
+		bool has_fh_default_ns;
 
 		const char *send = body;
 		char *plain = NULL;
 
-		if (request_load_as(env, job, watch_job_id, &q, etag)) {
+		if (i == 0 && seen && seen->etag[0] && request_unchanged(env, job, watch_job_id, seen->etag)) {
+			snprintf(etag, sizeof(etag), "%s", seen->etag);
+			has_fh_default_ns = seen->has_fh_default_ns;
+		} else if (request_load_as(env, job, watch_job_id, &q, etag)) {
 			*is_gone = true;
 			break;
+		} else {
+			has_fh_default_ns = q.has_fh_default_ns;
+			request_cleanup(&q);
 		}
 		/* An element PUT is read in the namespace context of its parent
 		 * (RFC 4825 §8.2.3 keeps the document's declarations): where the
 		 * Feature Handler namespace is already the default, our own
 		 * declaration on the child would only repeat it. */
-		if (body && q.has_fh_default_ns) {
+		if (body && has_fh_default_ns) {
 			const char *decl = strstr(body, FH_NS_DECL), *tag_end = strchr(body, '>');
 
 			if (decl && tag_end && decl < tag_end)
 				send = plain = xasprintf("%.*s%s", (int)(decl - body), body, decl + strlen(FH_NS_DECL));
 		}
-		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
 		status = xcap_write_as(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
 				       send ? "application/xcap-el+xml" : NULL, send ? send : "",
-				       send ? strlen(send) : 0, quoted, NULL, is_commit_ack, NULL, msg, sizeof(msg));
+				       send ? strlen(send) : 0, quoted, NULL, is_commit_ack, new_etag, msg, sizeof(msg));
 		free(plain);
-		if (status == 200 || status == 201)
+		if (status == 200 || status == 201) {
 			ok = true;
-		else if (status != 412) {
+			/* Our own write: the request's namespace context is as it was. */
+			if (seen) {
+				snprintf(seen->etag, sizeof(seen->etag), "%s", new_etag);
+				seen->has_fh_default_ns = has_fh_default_ns;
+			}
+		} else if (status != 412) {
 			log_warn("iwf job %llu (%s %s): <%s> could not be %s: HTTP %u %s", (unsigned long long)job->id,
 				 job->xui, job->request_id, child, body ? "written" : "deleted", status, msg);
 			break;
@@ -1164,9 +1217,9 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 }
 
 static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
-			   const char *body, bool *is_gone)
+			   const char *body, struct fh_seen *seen, bool *is_gone)
 {
-	return fh_child_write_as(env, job, 0, child, body, false, is_gone);
+	return fh_child_write_as(env, job, 0, child, body, false, seen, is_gone);
 }
 
 bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watch *w, const char *body,
@@ -1178,16 +1231,16 @@ bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watc
 	job.kind = STORE_JOB_SUBSCRIBE;
 	snprintf(job.xui, sizeof(job.xui), "%s", w->xui);
 	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
-	return fh_child_write_as(env, &job, w->job_id, "response", body, false, is_gone);
+	return fh_child_write_as(env, &job, w->job_id, "response", body, false, NULL, is_gone);
 }
 
 /* Writes @o as the request's <response> (for a final code, the job ends
  * with it in the same transaction). */
 static bool response_write(const struct iwf_env *env, const struct store_job *job, const struct outcome *o,
-			   bool *is_gone)
+			   struct fh_seen *seen, bool *is_gone)
 {
 	char *body = response_body(job, o);
-	bool ok = fh_child_write(env, job, "response", body, is_gone);
+	bool ok = fh_child_write(env, job, "response", body, seen, is_gone);
 
 	free(body);
 	return ok;
@@ -1213,7 +1266,8 @@ static bool copy_fits(char *dst, size_t cap, const char *s)
  * request cannot be carried out.
  */
 static bool credentials_take(const struct iwf_env *env, const struct store_job *job, const struct request *q,
-			     struct iwf_cred *c, char name[STORE_JOB_ID_MAX + 16], struct iwf_result *r)
+			     struct fh_seen *seen, struct iwf_cred *c, char name[STORE_JOB_ID_MAX + 16],
+			     struct iwf_result *r)
 {
 	enum xdms_err err;
 	bool is_gone;
@@ -1238,7 +1292,7 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 		 * told at its commit: the job's end (a durable write) follows in
 		 * every case and makes it durable, and until then a crash only
 		 * leaves the credentials where the next run takes them again. */
-		(void)fh_child_write_as(env, job, 0, "credentials", NULL, true, &is_gone);
+		(void)fh_child_write_as(env, job, 0, "credentials", NULL, true, seen, &is_gone);
 		return true;
 	}
 	if (q->credential_ref)
@@ -1296,13 +1350,13 @@ static void test_pause_before_response(const struct store_job *job)
 }
 
 static bool finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
-		   const struct outcome *o)
+		   const struct outcome *o, struct fh_seen *seen)
 {
 	bool is_gone;
 	enum xdms_err err;
 
 	test_pause_before_response(job);
-	if (response_write(env, job, o, &is_gone)) {
+	if (response_write(env, job, o, seen, &is_gone)) {
 		iwf_metrics_job_ended(env->metrics, job->kind, o->r.code);
 		/* A failure is the operator's business (a 3rd party down, a
 		 * transform broken): warning level, with everything to find it. */
@@ -1331,12 +1385,13 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 	struct iwf_cred cred = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct request q;
-	char etag[STORE_ETAG_MAX], *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
+	struct fh_seen fh = { "", false };
+	char *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
 	struct iwf_seal seal = { NULL, NULL };
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
 	enum xdms_err err;
 
-	err = request_load(env, job, &q, etag);
+	err = request_load(env, job, &q, fh.etag);
 	if (err) {
 		/* Deleted or changed since (the commit hook cancelled the job),
 		 * or claimed again by another worker: nothing to do here. */
@@ -1346,6 +1401,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 				  job->xui, job->request_id, xdms_err_str(err));
 		return;
 	}
+	fh.has_fh_default_ns = q.has_fh_default_ns;
 	if (job->attempts > max_attempts + POISON_EXTRA) {
 		/* Claimed again and again without an answer: each run ended with
 		 * the server (a crash, a kill); stop before it takes the server
@@ -1359,7 +1415,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		bool is_gone;
 
 		iwf_result_set(&ack.r, 202, false, "the request is being carried out");
-		(void)response_write(env, job, &ack, &is_gone);
+		(void)response_write(env, job, &ack, &fh, &is_gone);
 	}
 	if (iwf_fields_parse(q.fields, &fields, &why)) {
 		iwf_result_set(&o.r, 400, false, "%s", why);
@@ -1389,7 +1445,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 			       q.third_party);
 		goto done;
 	}
-	if (!credentials_take(env, job, &q, &cred, seal_name, &o.r))
+	if (!credentials_take(env, job, &q, &fh, &cred, seal_name, &o.r))
 		goto done;
 	if (seal_name[0]) {
 		seal.owner = job->xui;
@@ -1460,7 +1516,7 @@ done:
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		else
 			iwf_metrics_retry(env->metrics);
-	} else if (finish(env, job, q.third_party, &o) && o.has_watch) {
+	} else if (finish(env, job, q.third_party, &o, &fh) && o.has_watch) {
 		/* The answer is stored: from now on the watch keeps it current. */
 		iwf_watches_add(env->watches, &o.watch);
 	} else if (o.has_watch) {
