@@ -469,10 +469,15 @@ enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapt
 	err = transform(env, a->import_xslt, data, len, xui, remote_user, env->opt->max_response, &out, &out_len, r);
 	if (err)
 		goto out;
+	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
+	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue)) {
+		iwf_result_set(r, 502, false, "the transformed profile is not a valid PCC: %s", issue.phrase);
+		err = XDMS_ERR_PARSE;
+		goto out;
+	}
 	/* A <pcc> with no person: a delta that holds nothing for this user
 	 * (nothing changed), or a 3rd party that has no such user. */
-	if (!xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) &&
-	    xml_node_is(xml_doc_root_elem(doc), IWF_PCC_NS, "pcc") &&
+	if (xml_node_is(xml_doc_root_elem(doc), IWF_PCC_NS, "pcc") &&
 	    !xml_node_child(xml_doc_root_elem(doc), IWF_PCC_NS, "person-details")) {
 		if (sync && sync->is_delta)
 			goto out; /* OK with *pcc NULL */
@@ -481,11 +486,7 @@ enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapt
 		err = XDMS_ERR_NOTFOUND;
 		goto out;
 	}
-	xml_doc_free(doc);
-	doc = NULL;
-	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
-	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) ||
-	    (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue))) {
+	if (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue)) {
 		iwf_result_set(r, 502, false, "the transformed profile is not a valid PCC: %s", issue.phrase);
 		err = XDMS_ERR_PARSE;
 		goto out;
