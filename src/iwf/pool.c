@@ -186,7 +186,9 @@ void iwf_slot_give(struct iwf_worker *w)
 	w->slot_adapter = NULL;
 }
 
-/* The store's commit listener: wake the workers when a commit queued jobs. */
+/* The store's commit listener: wake a sleeping worker for each job a commit
+ * queued (the generation counts them), not every worker for any job: a
+ * worker that wakes for nothing costs a claim through the writer. */
 static void on_commit(void *arg, uint64_t last_seq)
 {
 	struct iwf *iwf = arg;
@@ -196,8 +198,14 @@ static void on_commit(void *arg, uint64_t last_seq)
 	iwf_watches_kick(iwf->env.watches);
 	pthread_mutex_lock(&iwf->lock);
 	if (gen != iwf->wake_gen) {
+		uint64_t queued = gen - iwf->wake_gen;
+
 		iwf->wake_gen = gen;
-		pthread_cond_broadcast(&iwf->wake);
+		if (queued >= iwf->opt.workers)
+			pthread_cond_broadcast(&iwf->wake);
+		else
+			while (queued--)
+				pthread_cond_signal(&iwf->wake);
 	}
 	pthread_mutex_unlock(&iwf->lock);
 }
