@@ -370,6 +370,18 @@ enum xdms_err iwf_oauth_token(const struct iwf_call *c, bool is_stale, char *out
 enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
 			       struct iwf_adapter *out, char **why) XDMS_WUR;
 void iwf_adapter_cleanup(struct iwf_adapter *a);
+
+/* The adapter a worker parsed last, and the ETag of its document then. */
+struct iwf_adapter_memo {
+	char etag[STORE_ETAG_MAX];
+	struct iwf_adapter a; /* a.id NULL when empty; iwf_adapter_cleanup() frees it */
+};
+
+/* Adapter @id as iwf_adapter_load() reads it, parsed again only when its
+ * document's ETag is not the one in @memo. *out points into @memo and is
+ * valid until the next call with @memo (the caller's thread owns @memo). */
+enum xdms_err iwf_adapter_get(struct store *st, const struct iwf_options *opt, const char *id,
+			      struct iwf_adapter_memo *memo, const struct iwf_adapter **out, char **why) XDMS_WUR;
 /* The adapter's URL for a call for @xui (heap, in *url): iwf_url_expand of
  * its template. On failure @r says why: 400 when the request lacks the
  * <remote-user> the URL needs, else 500. */
@@ -568,6 +580,7 @@ struct iwf_worker {
 	pthread_t thread;
 	unsigned index;
 	char *slot_adapter; /* the adapter whose slot the worker holds (heap), or NULL */
+	struct iwf_adapter_memo adapter; /* the adapter of its last job */
 };
 
 /* The shared state of the pool that job.c needs. */

@@ -1382,7 +1382,7 @@ static bool finish(const struct iwf_env *env, const struct store_job *job, const
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job)
 {
 	struct outcome o = { 0 };
-	struct iwf_adapter a = { 0 };
+	const struct iwf_adapter *a = NULL;
 	struct iwf_cred cred = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct request q;
@@ -1452,7 +1452,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		seal.owner = job->xui;
 		seal.name = seal_name;
 	}
-	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
+	err = iwf_adapter_get(env->st, env->opt, q.third_party, &w->adapter, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
 		goto done;
@@ -1462,15 +1462,15 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 			       why ? why : xdms_err_str(err));
 		goto done;
 	}
-	max_attempts = a.max_attempts;
+	max_attempts = a->max_attempts;
 	if (!cred.username[0] && !cred.token[0]) {
-		if (!adapter_credentials(env, &a, &cred, &o.r))
+		if (!adapter_credentials(env, a, &cred, &o.r))
 			goto done;
-		adapter_owner = xasprintf(IWF_ADAPTER_OWNER "%s", a.id);
+		adapter_owner = xasprintf(IWF_ADAPTER_OWNER "%s", a->id);
 		seal.owner = adapter_owner;
 		seal.name = IWF_ADAPTER_SECRET;
 	}
-	if (!iwf_slot_take(w, a.id, a.concurrency, SLOT_WAIT_MS)) {
+	if (!iwf_slot_take(w, a->id, a->concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
 		if (store_job_retry(env->st, job->id, wall_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
@@ -1482,18 +1482,18 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		struct iwf_book_outcome bo = { 0 };
 
 		if (job->kind == STORE_JOB_EXPORT)
-			iwf_book_export(env, w->curl, job, &a, &cred, &bq, &bo);
+			iwf_book_export(env, w->curl, job, a, &cred, &bq, &bo);
 		else
-			iwf_book_import(env, w->curl, job, &a, &cred, &bq, &bo);
+			iwf_book_import(env, w->curl, job, a, &cred, &bq, &bo);
 		o.r = bo.r;
 		o.is_cancelled = bo.is_cancelled;
 		o.count = bo.count;
 	} else if (job->kind == STORE_JOB_EXPORT)
-		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
+		run_export(env, w, job, a, &q, &cred, &seal, fields, &o);
 	else if (job->kind == STORE_JOB_SUBSCRIBE)
-		run_subscribe(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
+		run_subscribe(env, w, job, a, &q, &cred, &seal, &prefs, fields, &o);
 	else
-		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
+		run_import(env, w, job, a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)
 		explain_partial(&o);
 done:
@@ -1529,7 +1529,6 @@ done:
 	}
 out:
 	iwf_slot_give(w);
-	iwf_adapter_cleanup(&a);
 	request_cleanup(&q);
 	memset(&cred, 0, sizeof(cred));
 	iwf_prefs_cleanup(&prefs);

@@ -403,6 +403,7 @@ void iwf_stop(struct iwf *iwf)
 	for (unsigned i = 0; i < iwf->worker_count; i++) {
 		pthread_join(iwf->workers[i].thread, NULL);
 		curl_easy_cleanup(iwf->workers[i].curl);
+		iwf_adapter_cleanup(&iwf->workers[i].adapter.a);
 	}
 
 	/* The store outlives the IWF and may still commit (its queue drains
