@@ -5,8 +5,10 @@
  * An adapter is a global document of org.xdmsd.iwf-adapter named by its id
  * (schemas/iwf-adapter.xsd), so administrators manage adapters over XCAP or
  * with xdmsctl and every change has an ETag. It was validated when it was
- * stored; it is read again before every job, so a change applies to the next
- * job without a restart. The kind table gives each kind (adapter_xcap.c,
+ * stored; it is looked up again before every job, so a change applies to the
+ * next job without a restart. A worker keeps the adapter it parsed last with
+ * its ETag (struct iwf_adapter_memo) and parses it again only when the ETag
+ * moved. The kind table gives each kind (adapter_xcap.c,
  * adapter_http.c, adapter_carddav.c) its defaults and its calls to the 3rd
  * party.
  *
@@ -125,34 +127,21 @@ static bool id_valid(const char *id)
 						    "0123456789._-") == n;
 }
 
-enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
-			       struct iwf_adapter *out, char **why)
+/* Adapter @id from its stored document @data (@len bytes). */
+static enum xdms_err adapter_parse(const struct iwf_options *opt, const char *id, const char *data, size_t len,
+				   struct iwf_adapter *out, char **why)
 {
-	char selector[STORE_SELECTOR_MAX + 1];
-	struct store_read *rd = NULL;
-	struct store_doc d;
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	struct xml_node *root;
 	char *kind = NULL, *auth = NULL, *format = NULL, *watch = NULL, *hook_style = NULL;
-	enum xdms_err err;
+	enum xdms_err err = XDMS_ERR_OK;
 
 	memset(out, 0, sizeof(*out));
-	*why = NULL;
-	if (!id_valid(id))
-		return XDMS_ERR_NOTFOUND;
-	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_ADAPTER_AUID, id);
-	err = store_read_begin(st, &rd);
-	if (err)
-		return err;
-	err = store_doc_get(rd, selector, &d);
-	if (!err && xml_parse(d.data, d.data_len, IWF_MAX_DEPTH, &doc, &issue)) {
+	if (xml_parse(data, len, IWF_MAX_DEPTH, &doc, &issue)) {
 		*why = xasprintf("adapter %s is not usable XML: %s", id, issue.phrase);
-		err = XDMS_ERR_PARSE;
+		return XDMS_ERR_PARSE;
 	}
-	store_read_end(rd);
-	if (err)
-		return err;
 	root = xml_doc_root_elem(doc);
 	kind = xml_node_attr(root, "kind");
 	out->kind = kind ? iwf_kind_find(kind) : NULL;
@@ -251,6 +240,61 @@ out:
 	xml_doc_free(doc);
 	if (err)
 		iwf_adapter_cleanup(out);
+	return err;
+}
+
+enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
+			       struct iwf_adapter *out, char **why)
+{
+	char selector[STORE_SELECTOR_MAX + 1];
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	enum xdms_err err;
+
+	memset(out, 0, sizeof(*out));
+	*why = NULL;
+	if (!id_valid(id))
+		return XDMS_ERR_NOTFOUND;
+	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_ADAPTER_AUID, id);
+	err = store_read_begin(st, &rd);
+	if (err)
+		return err;
+	err = store_doc_get(rd, selector, &d);
+	if (!err)
+		err = adapter_parse(opt, id, d.data, d.data_len, out, why);
+	store_read_end(rd);
+	return err;
+}
+
+enum xdms_err iwf_adapter_get(struct store *st, const struct iwf_options *opt, const char *id,
+			      struct iwf_adapter_memo *memo, const struct iwf_adapter **out, char **why)
+{
+	char selector[STORE_SELECTOR_MAX + 1];
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	struct iwf_adapter fresh;
+	enum xdms_err err;
+
+	*out = NULL;
+	*why = NULL;
+	if (!id_valid(id))
+		return XDMS_ERR_NOTFOUND;
+	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_ADAPTER_AUID, id);
+	err = store_read_begin(st, &rd);
+	if (err)
+		return err;
+	err = store_doc_get(rd, selector, &d);
+	if (!err && !(memo->a.id && !strcmp(memo->a.id, id) && !strcmp(memo->etag, d.etag))) {
+		err = adapter_parse(opt, id, d.data, d.data_len, &fresh, why);
+		if (!err) {
+			iwf_adapter_cleanup(&memo->a);
+			memo->a = fresh;
+			snprintf(memo->etag, sizeof(memo->etag), "%s", d.etag);
+		}
+	}
+	store_read_end(rd);
+	if (!err)
+		*out = &memo->a;
 	return err;
 }
 
@@ -381,6 +425,19 @@ void iwf_xslt_cache_destroy(struct iwf_xslt_cache *c)
 	free(c);
 }
 
+/* The compiled stylesheet @name with ETag @etag ("" for an embedded file), or NULL. */
+static const struct xml_xslt *cache_find(struct iwf_xslt_cache *c, const char *name, const char *etag)
+{
+	const struct xml_xslt *x = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	for (struct xslt_entry *e = c->head; e && !x; e = e->next)
+		if (!strcmp(e->name, name) && !strcmp(e->etag, etag))
+			x = e->xslt;
+	pthread_mutex_unlock(&c->lock);
+	return x;
+}
+
 enum xdms_err iwf_xslt_get(struct iwf_xslt_cache *c, struct store *st, const char *name,
 			   const struct xml_xslt **out, char **why)
 {
@@ -407,11 +464,18 @@ enum xdms_err iwf_xslt_get(struct iwf_xslt_cache *c, struct store *st, const cha
 	err = store_doc_get(rd, selector, &d);
 	if (!err) {
 		snprintf(etag, sizeof(etag), "%s", d.etag);
-		data = xstrndup(d.data, d.data_len);
-		len = d.data_len;
+		/* Copied only to be compiled: a hit needs the ETag alone. */
+		if (!(*out = cache_find(c, name, etag))) {
+			data = xstrndup(d.data, d.data_len);
+			len = d.data_len;
+		}
 	}
 	store_read_end(rd);
+	if (*out)
+		return XDMS_ERR_OK;
 	if (err == XDMS_ERR_NOTFOUND && xml_file_find(name, &edata, &len)) {
+		if ((*out = cache_find(c, name, etag)))
+			return XDMS_ERR_OK;
 		data = xstrndup(edata, len);
 		err = XDMS_ERR_OK;
 	}

@@ -370,6 +370,18 @@ enum xdms_err iwf_oauth_token(const struct iwf_call *c, bool is_stale, char *out
 enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
 			       struct iwf_adapter *out, char **why) XDMS_WUR;
 void iwf_adapter_cleanup(struct iwf_adapter *a);
+
+/* The adapter a worker parsed last, and the ETag of its document then. */
+struct iwf_adapter_memo {
+	char etag[STORE_ETAG_MAX];
+	struct iwf_adapter a; /* a.id NULL when empty; iwf_adapter_cleanup() frees it */
+};
+
+/* Adapter @id as iwf_adapter_load() reads it, parsed again only when its
+ * document's ETag is not the one in @memo. *out points into @memo and is
+ * valid until the next call with @memo (the caller's thread owns @memo). */
+enum xdms_err iwf_adapter_get(struct store *st, const struct iwf_options *opt, const char *id,
+			      struct iwf_adapter_memo *memo, const struct iwf_adapter **out, char **why) XDMS_WUR;
 /* The adapter's URL for a call for @xui (heap, in *url): iwf_url_expand of
  * its template. On failure @r says why: 400 when the request lacks the
  * <remote-user> the URL needs, else 500. */
@@ -567,6 +579,8 @@ struct iwf_worker {
 	void *curl;
 	pthread_t thread;
 	unsigned index;
+	char *slot_adapter; /* the adapter whose slot the worker holds (heap), or NULL */
+	struct iwf_adapter_memo adapter; /* the adapter of its last job */
 };
 
 /* The shared state of the pool that job.c needs. */
@@ -781,9 +795,11 @@ enum xdms_err iwf_watch_hook_graph(const struct iwf_env *env, const struct iwf_c
 /* Runs claimed job @job to its end, a retry, or a cancellation. */
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job);
 
-/* Takes one of the adapter's @limit slots, waiting up to @wait_ms for one to
- * be given back; false when none was (or the IWF stops) (pool.c). */
-bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms);
-void iwf_slot_give(struct iwf *iwf, const char *adapter_id);
+/* Takes one of the adapter's @limit slots for worker @w, waiting up to
+ * @wait_ms for one to be given back; false when none was (or the IWF stops)
+ * (pool.c). A worker holds at most one slot. */
+bool iwf_slot_take(struct iwf_worker *w, const char *adapter_id, unsigned limit, unsigned wait_ms);
+/* Gives back the slot @w holds, if any: as soon as its calls are over. */
+void iwf_slot_give(struct iwf_worker *w);
 
 #endif

@@ -9,7 +9,10 @@
  * request is still there and its current job is this one. A worker that dies
  * before that leaves the job leased; after the lease it runs again from the
  * start, and the import's merge finds its own earlier additions already in
- * the PCC, so a repeated import adds nothing twice.
+ * the PCC, so a repeated import adds nothing twice. A job parses its request
+ * once: its own later writes to the document (the credentials' removal, the
+ * <response>) check the claim and the document's ETag (struct fh_seen), and
+ * read the request again only when somebody else changed the document.
  *
  * Every write goes through xcap_write_* as the trusted IWF identity, so the
  * PCC and the Feature Handler get validation, ETags, the change feed and
@@ -60,6 +63,17 @@ struct request {
 	char *expires;
 	char *target;           /* what a request moves: "pcc" (default) or another part */
 	bool has_fh_default_ns; /* the Feature Handler namespace is the default one at the request */
+};
+
+/*
+ * What a job knows of its request's Feature Handler document: its ETag when
+ * the job last read or wrote it, and what the writes need from the request
+ * there. While the document keeps that ETag, a write of a child of the
+ * request needs the job's claim checked, not the document parsed again.
+ */
+struct fh_seen {
+	char etag[STORE_ETAG_MAX]; /* "" = unknown: read and parse the document */
+	bool has_fh_default_ns;
 };
 
 static void request_cleanup(struct request *q)
@@ -243,6 +257,31 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 	return request_load_as(env, job, 0, q, etag);
 }
 
+/*
+ * True when @job is still this worker's claim (or, with @watch_job_id, its
+ * request's current job) and its Feature Handler document still has ETag
+ * @etag: what request_load_as() would check, without copying and parsing
+ * the document. False when anything differs (the caller reads it again).
+ */
+static bool request_unchanged(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+			      const char *etag)
+{
+	char *sel = fh_selector(job->xui);
+	struct store_read *rd = NULL;
+	struct store_doc d;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
+	if (!err)
+		err = store_doc_get(rd, sel, &d);
+	if (!err && strcmp(d.etag, etag) != 0)
+		err = XDMS_ERR_CONFLICT;
+	store_read_end(rd);
+	free(sel);
+	return err == XDMS_ERR_OK;
+}
+
 /* ---- writes through the XCAP path --------------------------------------------------- */
 
 static bool is_path_char(unsigned char c)
@@ -369,20 +408,18 @@ static double seconds_since(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
-				const char *xui, const char *remote_user, const char *username,
-				const char *password, const char *token, char **pcc, size_t *pcc_len,
-				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
+/* The adapter's import call alone: the 3rd party's answer into @body. */
+static enum xdms_err profile_call(const struct iwf_env *env, void *curl, const struct iwf_adapter *a, const char *xui,
+				  const char *remote_user, const char *username, const char *password,
+				  const char *token, struct buf *body, struct iwf_result *r, const struct iwf_seal *seal,
+				  struct iwf_sync *sync)
 {
 	struct iwf_call call = { .env = env, .curl = curl, .a = a, .username = username, .password = password,
 				 .token = token, .remote_user = remote_user };
-	struct buf body;
 	struct timespec t0;
 	char *url = NULL;
 	enum xdms_err err;
 
-	*pcc = NULL;
-	*pcc_len = 0;
 	err = iwf_adapter_url(a, remote_user, xui, &url, r);
 	if (err)
 		return err;
@@ -391,11 +428,25 @@ enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const str
 	if (seal)
 		call.seal = *seal;
 	call.sync = sync;
-	buf_init(&body, a->max_response);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = a->kind->fetch(&call, &body, r);
+	err = a->kind->fetch(&call, body, r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
 	free(url);
+	return err;
+}
+
+enum xdms_err iwf_fetch_profile(const struct iwf_env *env, void *curl, const struct iwf_adapter *a,
+				const char *xui, const char *remote_user, const char *username,
+				const char *password, const char *token, char **pcc, size_t *pcc_len,
+				struct iwf_result *r, const struct iwf_seal *seal, struct iwf_sync *sync)
+{
+	struct buf body;
+	enum xdms_err err;
+
+	*pcc = NULL;
+	*pcc_len = 0;
+	buf_init(&body, a->max_response);
+	err = profile_call(env, curl, a, xui, remote_user, username, password, token, &body, r, seal, sync);
 	if (!err)
 		err = iwf_profile_from(env, a, xui, remote_user, body.data ? body.data : "", body.len, sync, pcc,
 				       pcc_len, r);
@@ -418,10 +469,15 @@ enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapt
 	err = transform(env, a->import_xslt, data, len, xui, remote_user, env->opt->max_response, &out, &out_len, r);
 	if (err)
 		goto out;
+	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
+	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue)) {
+		iwf_result_set(r, 502, false, "the transformed profile is not a valid PCC: %s", issue.phrase);
+		err = XDMS_ERR_PARSE;
+		goto out;
+	}
 	/* A <pcc> with no person: a delta that holds nothing for this user
 	 * (nothing changed), or a 3rd party that has no such user. */
-	if (!xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) &&
-	    xml_node_is(xml_doc_root_elem(doc), IWF_PCC_NS, "pcc") &&
+	if (xml_node_is(xml_doc_root_elem(doc), IWF_PCC_NS, "pcc") &&
 	    !xml_node_child(xml_doc_root_elem(doc), IWF_PCC_NS, "person-details")) {
 		if (sync && sync->is_delta)
 			goto out; /* OK with *pcc NULL */
@@ -430,11 +486,7 @@ enum xdms_err iwf_profile_from(const struct iwf_env *env, const struct iwf_adapt
 		err = XDMS_ERR_NOTFOUND;
 		goto out;
 	}
-	xml_doc_free(doc);
-	doc = NULL;
-	/* The transform's output must be a PCC document (SPEC §5.3 step 4). */
-	if (xml_parse(out, out_len, IWF_MAX_DEPTH, &doc, &issue) ||
-	    (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue))) {
+	if (env->pcc_schema && xml_schema_validate(env->pcc_schema, doc, &issue)) {
 		iwf_result_set(r, 502, false, "the transformed profile is not a valid PCC: %s", issue.phrase);
 		err = XDMS_ERR_PARSE;
 		goto out;
@@ -673,6 +725,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 	struct iwf_import in = { job->xui, q->third_party, q->merge_policy, prefs, fields, job_wants, pair };
 	struct iwf_import_out io = { 0 };
 	struct iwf_sync sync = { 0 };
+	struct buf body = { 0 };
 	char *imported = NULL;
 	size_t imported_len = 0;
 	enum xdms_err serr;
@@ -687,8 +740,14 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 		iwf_result_set(&o->r, 500, true, "the sync state could not be read (%s)", xdms_err_str(serr));
 		return;
 	}
-	if (iwf_fetch_profile(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token,
-			      &imported, &imported_len, &o->r, seal, &sync))
+	buf_init(&body, a->max_response);
+	serr = profile_call(env, w->curl, a, job->xui, q->remote_user, c->username, c->password, c->token, &body,
+			    &o->r, seal, &sync);
+	/* The 3rd party has answered: its slot is free for the next call
+	 * while this job transforms and stores. */
+	iwf_slot_give(w);
+	if (serr || iwf_profile_from(env, a, job->xui, q->remote_user, body.data ? body.data : "", body.len, &sync,
+				     &imported, &imported_len, &o->r))
 		goto out;
 	if (!imported) {
 		/* A delta that holds nothing for this user. */
@@ -710,6 +769,7 @@ static void run_import(const struct iwf_env *env, struct iwf_worker *w, const st
 			reason_append(&o->r, " (its sync token had expired: a full sync was made)");
 	}
 out:
+	buf_cleanup(&body);
 	iwf_sync_cleanup(&sync);
 	free(imported);
 }
@@ -997,6 +1057,7 @@ static void run_export(const struct iwf_env *env, struct iwf_worker *w, const st
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = a->kind->send(&call, out, out_len, &body, &status, &o->r);
 	iwf_metrics_call(env->metrics, a->id, seconds_since(&t0), err != XDMS_ERR_OK);
+	iwf_slot_give(w);
 	if (err)
 		goto out;
 	snprintf(o->pcc_etag, sizeof(o->pcc_etag), "%s", etag);
@@ -1077,12 +1138,15 @@ static char *response_body(const struct store_job *job, const struct outcome *o)
  * Writes (PUT @body, or DELETE when @body is NULL) the child @child of the
  * job's request with If-Match on the Feature Handler document as the worker
  * just checked it, again on 412. True when it was stored; false with
- * *is_gone when the request is gone or no longer this job's.
+ * *is_gone when the request is gone or no longer this job's. @seen (NULL =
+ * nothing known) spares reading the document again while it is unchanged,
+ * and gets its new ETag.
  */
 static bool fh_child_write_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
-			      const char *child, const char *body, bool is_commit_ack, bool *is_gone)
+			      const char *child, const char *body, bool is_commit_ack, struct fh_seen *seen,
+			      bool *is_gone)
 {
-	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256];
+	char etag[STORE_ETAG_MAX], quoted[STORE_ETAG_MAX + 2], msg[256], new_etag[STORE_ETAG_MAX];
 	char *sel, *path, *id_lit;
 	bool ok = false;
 
@@ -1097,33 +1161,44 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 	for (unsigned i = 0; i < RESPONSE_RETRIES && !ok; i++) {
 		struct request q;
 		unsigned status;
+		bool has_fh_default_ns;
 
 		const char *send = body;
 		char *plain = NULL;
 
-		if (request_load_as(env, job, watch_job_id, &q, etag)) {
+		if (i == 0 && seen && seen->etag[0] && request_unchanged(env, job, watch_job_id, seen->etag)) {
+			snprintf(etag, sizeof(etag), "%s", seen->etag);
+			has_fh_default_ns = seen->has_fh_default_ns;
+		} else if (request_load_as(env, job, watch_job_id, &q, etag)) {
 			*is_gone = true;
 			break;
+		} else {
+			has_fh_default_ns = q.has_fh_default_ns;
+			request_cleanup(&q);
 		}
 		/* An element PUT is read in the namespace context of its parent
 		 * (RFC 4825 §8.2.3 keeps the document's declarations): where the
 		 * Feature Handler namespace is already the default, our own
 		 * declaration on the child would only repeat it. */
-		if (body && q.has_fh_default_ns) {
+		if (body && has_fh_default_ns) {
 			const char *decl = strstr(body, FH_NS_DECL), *tag_end = strchr(body, '>');
 
 			if (decl && tag_end && decl < tag_end)
 				send = plain = xasprintf("%.*s%s", (int)(decl - body), body, decl + strlen(FH_NS_DECL));
 		}
-		request_cleanup(&q);
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
 		status = xcap_write_as(env, send ? XCAP_METHOD_PUT : XCAP_METHOD_DELETE, path,
 				       send ? "application/xcap-el+xml" : NULL, send ? send : "",
-				       send ? strlen(send) : 0, quoted, NULL, is_commit_ack, NULL, msg, sizeof(msg));
+				       send ? strlen(send) : 0, quoted, NULL, is_commit_ack, new_etag, msg, sizeof(msg));
 		free(plain);
-		if (status == 200 || status == 201)
+		if (status == 200 || status == 201) {
 			ok = true;
-		else if (status != 412) {
+			/* Our own write: the request's namespace context is as it was. */
+			if (seen) {
+				snprintf(seen->etag, sizeof(seen->etag), "%s", new_etag);
+				seen->has_fh_default_ns = has_fh_default_ns;
+			}
+		} else if (status != 412) {
 			log_warn("iwf job %llu (%s %s): <%s> could not be %s: HTTP %u %s", (unsigned long long)job->id,
 				 job->xui, job->request_id, child, body ? "written" : "deleted", status, msg);
 			break;
@@ -1136,9 +1211,9 @@ static bool fh_child_write_as(const struct iwf_env *env, const struct store_job 
 }
 
 static bool fh_child_write(const struct iwf_env *env, const struct store_job *job, const char *child,
-			   const char *body, bool *is_gone)
+			   const char *body, struct fh_seen *seen, bool *is_gone)
 {
-	return fh_child_write_as(env, job, 0, child, body, false, is_gone);
+	return fh_child_write_as(env, job, 0, child, body, false, seen, is_gone);
 }
 
 bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watch *w, const char *body,
@@ -1150,16 +1225,16 @@ bool iwf_watch_response_write(const struct iwf_env *env, const struct store_watc
 	job.kind = STORE_JOB_SUBSCRIBE;
 	snprintf(job.xui, sizeof(job.xui), "%s", w->xui);
 	snprintf(job.request_id, sizeof(job.request_id), "%s", w->request_id);
-	return fh_child_write_as(env, &job, w->job_id, "response", body, false, is_gone);
+	return fh_child_write_as(env, &job, w->job_id, "response", body, false, NULL, is_gone);
 }
 
 /* Writes @o as the request's <response> (for a final code, the job ends
  * with it in the same transaction). */
 static bool response_write(const struct iwf_env *env, const struct store_job *job, const struct outcome *o,
-			   bool *is_gone)
+			   struct fh_seen *seen, bool *is_gone)
 {
 	char *body = response_body(job, o);
-	bool ok = fh_child_write(env, job, "response", body, is_gone);
+	bool ok = fh_child_write(env, job, "response", body, seen, is_gone);
 
 	free(body);
 	return ok;
@@ -1185,7 +1260,8 @@ static bool copy_fits(char *dst, size_t cap, const char *s)
  * request cannot be carried out.
  */
 static bool credentials_take(const struct iwf_env *env, const struct store_job *job, const struct request *q,
-			     struct iwf_cred *c, char name[STORE_JOB_ID_MAX + 16], struct iwf_result *r)
+			     struct fh_seen *seen, struct iwf_cred *c, char name[STORE_JOB_ID_MAX + 16],
+			     struct iwf_result *r)
 {
 	enum xdms_err err;
 	bool is_gone;
@@ -1210,7 +1286,7 @@ static bool credentials_take(const struct iwf_env *env, const struct store_job *
 		 * told at its commit: the job's end (a durable write) follows in
 		 * every case and makes it durable, and until then a crash only
 		 * leaves the credentials where the next run takes them again. */
-		(void)fh_child_write_as(env, job, 0, "credentials", NULL, true, &is_gone);
+		(void)fh_child_write_as(env, job, 0, "credentials", NULL, true, seen, &is_gone);
 		return true;
 	}
 	if (q->credential_ref)
@@ -1268,13 +1344,13 @@ static void test_pause_before_response(const struct store_job *job)
 }
 
 static bool finish(const struct iwf_env *env, const struct store_job *job, const char *adapter,
-		   const struct outcome *o)
+		   const struct outcome *o, struct fh_seen *seen)
 {
 	bool is_gone;
 	enum xdms_err err;
 
 	test_pause_before_response(job);
-	if (response_write(env, job, o, &is_gone)) {
+	if (response_write(env, job, o, seen, &is_gone)) {
 		iwf_metrics_job_ended(env->metrics, job->kind, o->r.code);
 		/* A failure is the operator's business (a 3rd party down, a
 		 * transform broken): warning level, with everything to find it. */
@@ -1299,17 +1375,17 @@ static bool finish(const struct iwf_env *env, const struct store_job *job, const
 void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct store_job *job)
 {
 	struct outcome o = { 0 };
-	struct iwf_adapter a = { 0 };
+	const struct iwf_adapter *a = NULL;
 	struct iwf_cred cred = { 0 };
 	struct iwf_prefs prefs = { 0 };
 	struct request q;
-	char etag[STORE_ETAG_MAX], *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
+	struct fh_seen fh = { "", false };
+	char *why = NULL, seal_name[STORE_JOB_ID_MAX + 16] = "", *adapter_owner = NULL;
 	struct iwf_seal seal = { NULL, NULL };
 	unsigned fields = IWF_FIELD_ALL, max_attempts = env->opt->max_attempts;
-	bool has_slot = false;
 	enum xdms_err err;
 
-	err = request_load(env, job, &q, etag);
+	err = request_load(env, job, &q, fh.etag);
 	if (err) {
 		/* Deleted or changed since (the commit hook cancelled the job),
 		 * or claimed again by another worker: nothing to do here. */
@@ -1319,6 +1395,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 				  job->xui, job->request_id, xdms_err_str(err));
 		return;
 	}
+	fh.has_fh_default_ns = q.has_fh_default_ns;
 	if (job->attempts > max_attempts + POISON_EXTRA) {
 		/* Claimed again and again without an answer: each run ended with
 		 * the server (a crash, a kill); stop before it takes the server
@@ -1332,7 +1409,7 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 		bool is_gone;
 
 		iwf_result_set(&ack.r, 202, false, "the request is being carried out");
-		(void)response_write(env, job, &ack, &is_gone);
+		(void)response_write(env, job, &ack, &fh, &is_gone);
 	}
 	if (iwf_fields_parse(q.fields, &fields, &why)) {
 		iwf_result_set(&o.r, 400, false, "%s", why);
@@ -1362,13 +1439,13 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 			       q.third_party);
 		goto done;
 	}
-	if (!credentials_take(env, job, &q, &cred, seal_name, &o.r))
+	if (!credentials_take(env, job, &q, &fh, &cred, seal_name, &o.r))
 		goto done;
 	if (seal_name[0]) {
 		seal.owner = job->xui;
 		seal.name = seal_name;
 	}
-	err = iwf_adapter_load(env->st, env->opt, q.third_party, &a, &why);
+	err = iwf_adapter_get(env->st, env->opt, q.third_party, &w->adapter, &a, &why);
 	if (err == XDMS_ERR_NOTFOUND) {
 		iwf_result_set(&o.r, 404, false, "no 3rd-party system '%.80s' is configured", q.third_party);
 		goto done;
@@ -1378,39 +1455,38 @@ void iwf_job_run(const struct iwf_env *env, struct iwf_worker *w, const struct s
 			       why ? why : xdms_err_str(err));
 		goto done;
 	}
-	max_attempts = a.max_attempts;
+	max_attempts = a->max_attempts;
 	if (!cred.username[0] && !cred.token[0]) {
-		if (!adapter_credentials(env, &a, &cred, &o.r))
+		if (!adapter_credentials(env, a, &cred, &o.r))
 			goto done;
-		adapter_owner = xasprintf(IWF_ADAPTER_OWNER "%s", a.id);
+		adapter_owner = xasprintf(IWF_ADAPTER_OWNER "%s", a->id);
 		seal.owner = adapter_owner;
 		seal.name = IWF_ADAPTER_SECRET;
 	}
-	if (!iwf_slot_take(w->iwf, a.id, a.concurrency, SLOT_WAIT_MS)) {
+	if (!iwf_slot_take(w, a->id, a->concurrency, SLOT_WAIT_MS)) {
 		/* Every connection to this 3rd party stayed busy: wait in the
 		 * queue, not in a worker, without counting an attempt. */
 		if (store_job_retry(env->st, job->id, wall_ms() + SLOT_REQUEUE_MS, false, "waiting for a free slot"))
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		goto out;
 	}
-	has_slot = true;
 	if (q.target && !strcmp(q.target, "address-book") && job->kind != STORE_JOB_SUBSCRIBE) {
 		struct iwf_book_job bq = { job->xui, q.remote_user, fields, prefs.is_auto_store };
 		struct iwf_book_outcome bo = { 0 };
 
 		if (job->kind == STORE_JOB_EXPORT)
-			iwf_book_export(env, w->curl, job, &a, &cred, &bq, &bo);
+			iwf_book_export(env, w->curl, job, a, &cred, &bq, &bo);
 		else
-			iwf_book_import(env, w->curl, job, &a, &cred, &bq, &bo);
+			iwf_book_import(env, w->curl, job, a, &cred, &bq, &bo);
 		o.r = bo.r;
 		o.is_cancelled = bo.is_cancelled;
 		o.count = bo.count;
 	} else if (job->kind == STORE_JOB_EXPORT)
-		run_export(env, w, job, &a, &q, &cred, &seal, fields, &o);
+		run_export(env, w, job, a, &q, &cred, &seal, fields, &o);
 	else if (job->kind == STORE_JOB_SUBSCRIBE)
-		run_subscribe(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
+		run_subscribe(env, w, job, a, &q, &cred, &seal, &prefs, fields, &o);
 	else
-		run_import(env, w, job, &a, &q, &cred, &seal, &prefs, fields, &o);
+		run_import(env, w, job, a, &q, &cred, &seal, &prefs, fields, &o);
 	if (o.r.code == 206)
 		explain_partial(&o);
 done:
@@ -1434,7 +1510,7 @@ done:
 			log_warn("iwf job %llu: cannot requeue", (unsigned long long)job->id);
 		else
 			iwf_metrics_retry(env->metrics);
-	} else if (finish(env, job, q.third_party, &o) && o.has_watch) {
+	} else if (finish(env, job, q.third_party, &o, &fh) && o.has_watch) {
 		/* The answer is stored: from now on the watch keeps it current. */
 		iwf_watches_add(env->watches, &o.watch);
 	} else if (o.has_watch) {
@@ -1445,9 +1521,7 @@ done:
 				 (unsigned long long)job->id, job->xui, job->request_id);
 	}
 out:
-	if (has_slot)
-		iwf_slot_give(w->iwf, a.id);
-	iwf_adapter_cleanup(&a);
+	iwf_slot_give(w);
 	request_cleanup(&q);
 	memset(&cred, 0, sizeof(cred));
 	iwf_prefs_cleanup(&prefs);

@@ -9,9 +9,13 @@
  * by the sleep's deadline.
  *
  * Per-adapter slots bound how many workers call one 3rd party at once. A job
- * that finds them all busy waits a little for one (SLOT_WAIT_MS in job.c),
- * then goes back to the queue instead of holding a worker, so a slow 3rd
- * party ties up at most its own slots and a short wait.
+ * holds its slot for its calls only, not for its transform and its store
+ * writes (an import gives it back as soon as the 3rd party has answered). A
+ * job that finds them all busy waits a little for one (SLOT_WAIT_MS in
+ * job.c), then goes back to the queue instead of holding a worker, so a slow
+ * 3rd party ties up at most its own slots and a short wait. Each adapter in
+ * use has its own condition variable and a slot given back wakes one of its
+ * waiters, not every waiting worker.
  *
  * Workers spend a job waiting, for the 3rd party and for the store's flushes
  * (which they share through group commit), not computing, so the default
@@ -51,9 +55,13 @@
 #define WORKERS_PER_CPU 8      /* default pool: workers per online CPU (they mostly wait) */
 #define WORKERS_DEFAULT_MAX 64 /* ... and at most this many */
 
+/* An adapter with calls in flight, or workers waiting for one of its slots.
+ * The entry is kept while either count is above 0. */
 struct slot {
 	char *adapter_id;
-	unsigned busy;
+	unsigned busy;         /* calls in flight */
+	unsigned waiting;      /* workers waiting for one of them */
+	pthread_cond_t freed;  /* signalled once for each call that ends */
 };
 
 struct iwf {
@@ -73,7 +81,6 @@ struct iwf {
 	uint64_t wake_gen; /* bumped by the listener; workers compare */
 
 	pthread_mutex_t slot_lock;
-	pthread_cond_t slot_freed;   /* broadcast when a slot is given back */
 	bool is_stopping_slots;      /* under slot_lock: waiters give up */
 	struct slot slots[SLOTS_MAX];
 };
@@ -92,65 +99,96 @@ void iwf_options_init(struct iwf_options *opt)
 	opt->ca_file = "";
 }
 
-/* Takes a slot if one is free; slot_lock held. */
-static bool slot_try(struct iwf *iwf, const char *adapter_id, unsigned limit)
+/* The entry of @adapter_id, made when @is_new allows (NULL when the table is
+ * full or it has none); slot_lock held. */
+static struct slot *slot_find(struct iwf *iwf, const char *adapter_id, bool is_new)
 {
 	struct slot *free_slot = NULL;
 
 	for (size_t i = 0; i < SLOTS_MAX; i++) {
 		struct slot *s = &iwf->slots[i];
 
-		if (s->adapter_id && !strcmp(s->adapter_id, adapter_id)) {
-			if (s->busy >= limit)
-				return false;
-			s->busy++;
-			return true;
-		}
+		if (s->adapter_id && !strcmp(s->adapter_id, adapter_id))
+			return s;
 		if (!s->adapter_id && !free_slot)
 			free_slot = s;
 	}
-	if (!free_slot || !limit)
-		return false;
+	if (!free_slot || !is_new)
+		return NULL;
 	free_slot->adapter_id = xstrdup(adapter_id);
-	free_slot->busy = 1;
-	return true;
+	free_slot->busy = free_slot->waiting = 0;
+	return free_slot;
 }
 
-bool iwf_slot_take(struct iwf *iwf, const char *adapter_id, unsigned limit, unsigned wait_ms)
+/* Forgets @s once nobody uses or waits for it; slot_lock held. */
+static void slot_forget_idle(struct slot *s)
 {
+	if (s->busy || s->waiting)
+		return;
+	free(s->adapter_id);
+	s->adapter_id = NULL;
+}
+
+bool iwf_slot_take(struct iwf_worker *w, const char *adapter_id, unsigned limit, unsigned wait_ms)
+{
+	struct iwf *iwf = w->iwf;
 	struct timespec until;
 	uint64_t deadline = wall_ms() + wait_ms; /* pthread_cond_timedwait counts CLOCK_REALTIME */
-	bool ok;
+	struct slot *s;
+	bool ok = false, is_late = false;
 
+	iwf_slot_give(w);
+	if (!limit)
+		return false;
 	until.tv_sec = (time_t)(deadline / 1000u);
 	until.tv_nsec = (long)(deadline % 1000u) * 1000000L;
 	pthread_mutex_lock(&iwf->slot_lock);
-	while (!(ok = slot_try(iwf, adapter_id, limit)) && !iwf->is_stopping_slots)
-		if (pthread_cond_timedwait(&iwf->slot_freed, &iwf->slot_lock, &until) == ETIMEDOUT)
+	s = slot_find(iwf, adapter_id, true);
+	while (s && !iwf->is_stopping_slots) {
+		if (s->busy < limit) {
+			s->busy++;
+			ok = true;
 			break;
+		}
+		/* Tried once more after the deadline: a timed-out wait may
+		 * have taken the wake-up meant for a slot just given back. */
+		if (is_late)
+			break;
+		s->waiting++;
+		is_late = pthread_cond_timedwait(&s->freed, &iwf->slot_lock, &until) == ETIMEDOUT;
+		s->waiting--;
+	}
+	if (s && !ok)
+		slot_forget_idle(s);
 	pthread_mutex_unlock(&iwf->slot_lock);
+	if (ok)
+		w->slot_adapter = xstrdup(adapter_id);
 	return ok;
 }
 
-void iwf_slot_give(struct iwf *iwf, const char *adapter_id)
+void iwf_slot_give(struct iwf_worker *w)
 {
-	pthread_mutex_lock(&iwf->slot_lock);
-	for (size_t i = 0; i < SLOTS_MAX; i++) {
-		struct slot *s = &iwf->slots[i];
+	struct iwf *iwf = w->iwf;
+	struct slot *s;
 
-		if (s->adapter_id && !strcmp(s->adapter_id, adapter_id)) {
-			if (--s->busy == 0) {
-				free(s->adapter_id);
-				s->adapter_id = NULL;
-			}
-			pthread_cond_broadcast(&iwf->slot_freed);
-			break;
-		}
+	if (!w->slot_adapter)
+		return;
+	pthread_mutex_lock(&iwf->slot_lock);
+	s = slot_find(iwf, w->slot_adapter, false);
+	if (s) {
+		s->busy--;
+		if (s->waiting)
+			pthread_cond_signal(&s->freed);
+		slot_forget_idle(s);
 	}
 	pthread_mutex_unlock(&iwf->slot_lock);
+	free(w->slot_adapter);
+	w->slot_adapter = NULL;
 }
 
-/* The store's commit listener: wake the workers when a commit queued jobs. */
+/* The store's commit listener: wake a sleeping worker for each job a commit
+ * queued (the generation counts them), not every worker for any job: a
+ * worker that wakes for nothing costs a claim through the writer. */
 static void on_commit(void *arg, uint64_t last_seq)
 {
 	struct iwf *iwf = arg;
@@ -160,8 +198,14 @@ static void on_commit(void *arg, uint64_t last_seq)
 	iwf_watches_kick(iwf->env.watches);
 	pthread_mutex_lock(&iwf->lock);
 	if (gen != iwf->wake_gen) {
+		uint64_t queued = gen - iwf->wake_gen;
+
 		iwf->wake_gen = gen;
-		pthread_cond_broadcast(&iwf->wake);
+		if (queued >= iwf->opt.workers)
+			pthread_cond_broadcast(&iwf->wake);
+		else
+			while (queued--)
+				pthread_cond_signal(&iwf->wake);
 	}
 	pthread_mutex_unlock(&iwf->lock);
 }
@@ -280,7 +324,8 @@ enum xdms_err iwf_start(const struct iwf_options *opt, struct store *st, struct 
 	pthread_mutex_init(&iwf->lock, NULL);
 	pthread_cond_init(&iwf->wake, NULL);
 	pthread_mutex_init(&iwf->slot_lock, NULL);
-	pthread_cond_init(&iwf->slot_freed, NULL);
+	for (size_t i = 0; i < SLOTS_MAX; i++)
+		pthread_cond_init(&iwf->slots[i].freed, NULL);
 	iwf->wake_gen = store_job_generation(st);
 	err = iwf_key_load(opt->key_file, iwf->key, &why);
 	if (err) {
@@ -352,11 +397,13 @@ void iwf_stop(struct iwf *iwf)
 	atomic_store(&iwf->stop_calls, true);
 	pthread_mutex_lock(&iwf->slot_lock);
 	iwf->is_stopping_slots = true;
-	pthread_cond_broadcast(&iwf->slot_freed);
+	for (size_t i = 0; i < SLOTS_MAX; i++)
+		pthread_cond_broadcast(&iwf->slots[i].freed);
 	pthread_mutex_unlock(&iwf->slot_lock);
 	for (unsigned i = 0; i < iwf->worker_count; i++) {
 		pthread_join(iwf->workers[i].thread, NULL);
 		curl_easy_cleanup(iwf->workers[i].curl);
+		iwf_adapter_cleanup(&iwf->workers[i].adapter.a);
 	}
 
 	/* The store outlives the IWF and may still commit (its queue drains
@@ -370,10 +417,11 @@ void iwf_stop(struct iwf *iwf)
 	iwf_xslt_cache_destroy(iwf->env.xslt);
 	iwf_metrics_destroy(iwf->env.metrics);
 	iwf_oauth_cache_destroy(iwf->env.oauth);
-	for (size_t i = 0; i < SLOTS_MAX; i++)
+	for (size_t i = 0; i < SLOTS_MAX; i++) {
 		free(iwf->slots[i].adapter_id);
+		pthread_cond_destroy(&iwf->slots[i].freed);
+	}
 	pthread_mutex_destroy(&iwf->slot_lock);
-	pthread_cond_destroy(&iwf->slot_freed);
 	pthread_cond_destroy(&iwf->wake);
 	pthread_mutex_destroy(&iwf->lock);
 	free(iwf->identity);

@@ -180,3 +180,37 @@ def test_one_slot_per_adapter_serializes_its_calls(start_server, nginx):
     calls = sorted(c for c in nginx.calls() if c[3].startswith("/slowish/"))
     assert len(calls) == 2, calls
     assert calls[0][1] <= calls[1][0] + 0.01, f"two calls to one adapter overlapped with concurrency 1: {calls}"
+
+
+def test_a_client_write_during_the_job_is_kept_and_the_response_written_once(start_server, nginx):
+    """A job writes its <response> on the Feature Handler document as it
+    last saw it: when the user changed the document meanwhile (another
+    request added, this one unchanged), the job reads it again, keeps the
+    user's change, and writes its response once."""
+    srv = start_server(name="local", env={PAUSE_ENV: "1500"},
+                       settings={"iwf.enabled": "true", "iwf.workers": "1", "iwf.timeout": "30"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/profiles/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice = srv.client(ALICE)
+    first = request_xml("import-profile", "imp-1", "vcdir", remote_user="alice.example",
+                        username="alice.example", password="secret-1")
+    expect(alice.put_doc(FH, ALICE, fh_doc(first)), 201)
+    deadline = time.monotonic() + 20
+    while "pausing 1500 ms before its <response>" not in srv.log_tail(50):
+        assert time.monotonic() < deadline, f"the job never reached its <response>:\n{srv.log_tail()}"
+        time.sleep(0.02)
+    # The job removed the credentials; the user adds a request to the
+    # document as it is now, leaving the running one as it was.
+    now = expect(alice.get(doc_path(FH, ALICE)), 200).body
+    assert b"secret-1" not in now and b"<response" not in now, now
+    second = request_xml("import-profile", "imp-2", "vcdir", remote_user="alice.example")
+    expect(alice.put_doc(FH, ALICE, now.replace(b"</cab-feature-handler>", second.encode()
+                                                + b"</cab-feature-handler>")), 200)
+    for rid in ("imp-1", "imp-2"):
+        expect_response(wait_response(alice, ALICE, rid, timeout=30)[0], "success", 200)
+        writes = response_writes(srv, rid)
+        assert len(writes) == 1, f"{rid}: {len(writes)} <response> writes in the change feed: {srv.changes()}"
+    body = expect(alice.get(doc_path(FH, ALICE)), 200).body
+    assert body.count(b"<response") == 2 and b'id="imp-2"' in body, body
+    assert sorted((j["request"], j["state"], j["code"]) for j in jobs(srv)) == [
+        ("imp-1", "done", 200), ("imp-2", "done", 200)], jobs(srv)

@@ -216,3 +216,38 @@ def test_edited_transform_applies_to_the_next_job(start_server, nginx, tmp_path)
         200)
     resp = expect_response(wait_response(alice, ALICE, "imp-2")[0], "failure", 502)
     assert "refusing on purpose" in text(resp, "reason"), etree.tostring(resp)
+
+
+def test_edited_adapter_applies_to_the_next_job(start_server, nginx):
+    """A worker keeps the adapter it parsed last while the adapter's ETag
+    stays: an administrator's edit, and a removal, reach the next job. One
+    worker, so that every job runs where the adapter was kept."""
+    srv = start_server(name="local", settings={**FAST, "iwf.workers": "1"})
+    add_adapter(srv, "vcdir", "http", nginx.url("/profiles/{remote-user}.xml"),
+                "--import-xslt", "vendor-example-import.xsl", "--export-xslt", "vendor-example-export.xsl")
+    alice, admin = srv.client(ALICE), srv.client(ADMIN)
+    adapter_path = "/xcap-root/org.xdmsd.iwf-adapter/global/vcdir"
+    good = expect(admin.get(adapter_path), 200).body
+    assert b"/profiles/" in good, good
+    expect(alice.put_doc(FH, ALICE, fh_doc(request_xml("import-profile", "imp-1", "vcdir",
+                                                       remote_user="alice.example"))), 201)
+    expect_response(wait_response(alice, ALICE, "imp-1")[0], "success", 200)
+
+    def another(rid, status, code):
+        _, body = wait_response(alice, ALICE, "imp-1")
+        expect(alice.put_doc(FH, ALICE, body.replace(b"</cab-feature-handler>", request_xml(
+            "import-profile", rid, "vcdir", remote_user="alice.example").encode() + b"</cab-feature-handler>")),
+            200)
+        return expect_response(wait_response(alice, ALICE, rid)[0], status, code)
+
+    # The same adapter pointing at a 3rd party that answers 503.
+    expect(admin.put(adapter_path, good.replace(b"/profiles/", b"/broken/"),
+                     "application/vnd.xdmsd.iwf-adapter+xml"), 200)
+    another("imp-2", "failure", 503)
+    expect(admin.put(adapter_path, good, "application/vnd.xdmsd.iwf-adapter+xml"), 200)
+    another("imp-3", "success", 200)
+    expect(admin.delete(adapter_path), 200)
+    resp = another("imp-4", "failure", 404)
+    assert "no 3rd-party system 'vcdir'" in text(resp, "reason"), etree.tostring(resp)
+    calls = [c[3] for c in nginx.calls()]
+    assert calls.count("/profiles/alice.example.xml") == 2 and calls.count("/broken/alice.example.xml") == 2, calls
