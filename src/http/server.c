@@ -99,7 +99,9 @@ struct http_server {
 	atomic_int inflight;
 };
 
-enum request_state { REQ_HEADERS = 0, REQ_BODY, REQ_WRITING, REQ_WRITTEN, REQ_ANSWERED };
+/* REQ_HEAD_READ: a request without a body whose head has been checked; it
+ * is answered at libmicrohttpd's next call (see handle()). */
+enum request_state { REQ_HEADERS = 0, REQ_HEAD_READ, REQ_BODY, REQ_WRITING, REQ_WRITTEN, REQ_ANSWERED };
 
 struct request {
 	struct http_server *srv;
@@ -434,6 +436,21 @@ static bool body_is_drainable(struct request *r)
 	return n > 0 && n <= r->srv->c->http_max_body;
 }
 
+/* True when the head announces a body (RFC 9112 §6.3): a Transfer-Encoding,
+ * or a Content-Length other than 0. */
+static bool has_body(struct request *r)
+{
+	const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return true;
+	if (!cl)
+		return false;
+	while (*cl == '0')
+		cl++;
+	return *cl != '\0';
+}
+
 /* Step 1: the headers are complete. */
 static enum MHD_Result on_headers(struct request *r)
 {
@@ -641,7 +658,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				 r->note);
 			return queue_text(r, status, text, NULL);
 		}
+		/* libmicrohttpd (0.9.75) closes the connection after any answer
+		 * queued with the head, even when no body follows. A request
+		 * without a body is therefore answered at the next call, which
+		 * comes at once, and its connection stays open for the next
+		 * request (a Digest client's retry after its 401, a phone's next
+		 * GET). A request with a body keeps the early answers (401 before
+		 * a 100-continue body, 413): closing is right for those. */
+		if (!has_body(r)) {
+			r->state = REQ_HEAD_READ;
+			return MHD_YES;
+		}
 		return on_headers(r);
+	case REQ_HEAD_READ: {
+		enum MHD_Result ret;
+
+		if (*upload_data_size) {
+			/* Body bytes after all: read them as any request's. */
+			r->state = REQ_HEADERS;
+			ret = on_headers(r);
+			if (r->state != REQ_BODY)
+				return ret;
+			return handle(cls, conn, url, method, version, upload_data, upload_data_size, con_cls);
+		}
+		ret = on_headers(r);
+		return r->state == REQ_BODY ? on_complete(r) : ret;
+	}
 	case REQ_BODY:
 		if (*upload_data_size && body_is_too_slow(r, *upload_data_size))
 			return answer_mid_body(r, 408, "request body slower than http.min_body_rate");

@@ -3,12 +3,13 @@
 Basic, asserted identities from trusted peers, owners, admins, servers."""
 
 import base64
+import http.client
 import subprocess
 import time
 
 import pytest
 
-from xdmslib import (ADMIN, ALICE, BOB, CAROL, IWF, MIME, PASSWORDS, PCC, RL, TRUSTED_PEER, Client,
+from xdmslib import (ADMIN, ALICE, BOB, CAROL, IWF, MIME, PASSWORDS, PCC, RL, TRUSTED_PEER, Client, Response,
                      data, digest_challenges, doc_path, expect, expect_etag, global_path, rl_doc)
 
 ALICE_DOC = doc_path(RL, ALICE)
@@ -141,6 +142,56 @@ def test_nonce_reuse_one_401_for_twenty_requests(server):
     assert c.unauthorized == 1, (
         f"expected exactly one 401 for 20 requests reusing the nonce (nc 1..20), got {c.unauthorized}: {c.sent}")
     assert c.nc == 20
+
+
+def _on_one_connection(conn, method, target, headers=None, body=None):
+    conn.request(method, target, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    return r, Response(method, target, r.status, r.reason, r.getheaders(), data)
+
+
+def test_digest_exchange_and_bodyless_answers_keep_the_connection(server):
+    """A Digest client retries on the connection its 401 came on (RFC 9110
+    section 11.6.1 lets it); closing it costs every exchange a new TCP (and
+    TLS) handshake. Answers to requests without a body, given before any
+    XCAP work (401, /healthz, 404 outside the XCAP root, 405), keep it too."""
+    expect(server.client(ALICE).put(ALICE_DOC, rl_doc("kept"), MIME[RL]), 201)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        r, resp = _on_one_connection(conn, "GET", ALICE_DOC)
+        assert resp.status == 401 and not r.will_close, resp.describe()
+        sock = conn.sock
+        c = server.client(ALICE)
+        c.challenge = c._pick(resp)
+        for method, target, headers, want in (
+                ("GET", ALICE_DOC, {"Authorization": c.authorization("GET", ALICE_DOC)}, 200),
+                ("GET", "/healthz", None, 200),
+                ("GET", "/no-such-place", None, 404),
+                ("DELETE", ALICE_DOC, None, 401),
+                ("OPTIONS", ALICE_DOC, {"Authorization": c.authorization("OPTIONS", ALICE_DOC)}, 405)):
+            r, resp = _on_one_connection(conn, method, target, headers)
+            assert resp.status == want, resp.describe()
+            assert not r.will_close and conn.sock is sock, f"{method} {target} closed the connection"
+    finally:
+        conn.close()
+
+
+def test_early_401_to_a_body_sent_after_100_continue_closes(server):
+    """A PUT that waits for 100-continue gets its 401 first, and the body it
+    did not send can never be read: that connection closes."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest("PUT", ALICE_DOC)
+        conn.putheader("Content-Type", MIME[RL])
+        conn.putheader("Content-Length", "1000")
+        conn.putheader("Expect", "100-continue")
+        conn.endheaders()
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 401 and r.will_close, (r.status, r.getheaders())
+    finally:
+        conn.close()
 
 
 def test_nonce_reuse_across_connections(server):
