@@ -275,6 +275,7 @@ struct scanner {
 	uint32_t binding_count, binding_cap;
 	struct slot *slots;
 	uint32_t slot_cap, slot_used;
+	uint32_t default_top; /* innermost default namespace declaration, XML_SCAN_NONE: none */
 	struct frame stack[XML_SCAN_MAX_DEPTH];
 	uint32_t depth;
 	/* The bytes come from the store, where they were parsed and validated
@@ -334,6 +335,8 @@ static const char *scope_lookup(struct scanner *sc, const char *prefix, size_t l
 {
 	uint32_t i;
 
+	if (!len)
+		return sc->default_top == XML_SCAN_NONE ? "" : sc->bindings[sc->default_top].uri;
 	if (len == 3 && memcmp(prefix, "xml", 3) == 0)
 		return xml_ns_xml;
 	i = slot_find(sc, prefix, len, false);
@@ -344,7 +347,8 @@ static const char *scope_lookup(struct scanner *sc, const char *prefix, size_t l
 
 static void scope_push(struct scanner *sc, size_t prefix_off, size_t len, const char *uri)
 {
-	uint32_t i = slot_find(sc, sc->s + prefix_off, len, true);
+	/* The default namespace, looked up for most elements, has no slot. */
+	uint32_t i = len ? slot_find(sc, sc->s + prefix_off, len, true) : XML_SCAN_NONE;
 	struct binding *b;
 
 	if (sc->binding_count == sc->binding_cap) {
@@ -354,17 +358,25 @@ static void scope_push(struct scanner *sc, size_t prefix_off, size_t len, const 
 	b = &sc->bindings[sc->binding_count];
 	b->prefix_off = prefix_off;
 	b->prefix_len = (uint32_t)len;
-	b->prev = sc->slots[i].top;
+	b->prev = len ? sc->slots[i].top : sc->default_top;
 	b->uri = uri;
-	sc->slots[i].top = sc->binding_count++;
+	if (len)
+		sc->slots[i].top = sc->binding_count++;
+	else
+		sc->default_top = sc->binding_count++;
 }
 
 static void scope_pop(struct scanner *sc, uint32_t base)
 {
 	while (sc->binding_count > base) {
 		struct binding *b = &sc->bindings[--sc->binding_count];
-		uint32_t i = slot_find(sc, sc->s + b->prefix_off, b->prefix_len, false);
+		uint32_t i;
 
+		if (!b->prefix_len) {
+			sc->default_top = b->prev;
+			continue;
+		}
+		i = slot_find(sc, sc->s + b->prefix_off, b->prefix_len, false);
 		if (i != XML_SCAN_NONE)
 			sc->slots[i].top = b->prev;
 	}
@@ -716,6 +728,7 @@ static enum xdms_err scan_build(const char *data, size_t len, bool is_trusted, s
 	sc->len = len;
 	sc->scan = scan;
 	sc->is_trusted = is_trusted;
+	sc->default_top = XML_SCAN_NONE;
 	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
 		pos = first = 3;
 	/* Documents have about one element per 32 bytes and fewer attributes:
