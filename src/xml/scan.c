@@ -18,6 +18,13 @@
  * element pops its declarations. Every read is checked against the length:
  * the input may be anything (fuzzed), and malformed input ends in PARSE.
  *
+ * Two modes share this code: the checking scan (xml_scan_build) for bytes
+ * from anywhere, and the scan of stored bytes (xml_scan_build_stored), which
+ * were parsed and validated when they were written. The latter skips the
+ * checks that only malformed input can fail (character data, attribute
+ * values, text outside the root) and keeps every structural step, so both
+ * build the same records from any input the checking scan accepts.
+ *
  * The scanner accepts a subset of what libxml2 accepts (no DTD, QNames with
  * at most one colon); a stored document outside that subset simply cannot be
  * addressed by node selectors.
@@ -746,22 +753,14 @@ static enum xdms_err scan_build(const char *data, size_t len, bool is_trusted, s
 
 			if (pos + 1 >= len)
 				goto out;
-			if (is_name_start((unsigned char)data[pos + 1])) {
-				/* The common case first: a start tag, which scan_other
-				 * would return 1 for. */
-				if (!sc->depth && has_root)
-					goto out;
-				next = scan_start_tag(sc, pos, &err);
-				if (!next)
-					goto out;
-				err = XDMS_ERR_PARSE;
-				has_root = true;
-			} else if (data[pos + 1] == '/') {
+			if (data[pos + 1] == '/') {
 				next = scan_end_tag(sc, pos);
 				if (!next)
 					goto out;
 			} else {
-				next = scan_other(sc, pos, pos == first);
+				/* A start tag, the common case, is none of what
+				 * scan_other skips. */
+				next = is_name_start((unsigned char)data[pos + 1]) ? 1 : scan_other(sc, pos, pos == first);
 				if (!next)
 					goto out;
 				if (next == 1) {
