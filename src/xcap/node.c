@@ -99,12 +99,14 @@ static void conflict(struct xcap_node_result *out, enum xcap_error_kind kind, co
 			*c = ' ';
 }
 
-/* Scans the stored document; on failure the outcome is INTERNAL (see the file comment). */
+/* Scans the stored document (checked when it was written, so without the
+ * checks of a client's bytes); on failure the outcome is INTERNAL (see the
+ * file comment). */
 static struct xml_scan *scan_stored(const char *doc, size_t doc_len, struct xcap_node_result *out)
 {
 	struct xml_scan *scan = NULL;
 
-	if (xml_scan_build(doc, doc_len, &scan)) {
+	if (xml_scan_build_stored(doc, doc_len, &scan)) {
 		out->outcome = XCAP_OUTCOME_INTERNAL;
 		return NULL;
 	}
@@ -753,7 +755,7 @@ bool xcap_node_replace_local(const char *doc, size_t doc_len, const struct xml_s
 	    !xml_utf8_valid(body, body_len, NULL))
 		return false;
 	if (!scan) {
-		if (xml_scan_build(doc, doc_len, &own))
+		if (xml_scan_build_stored(doc, doc_len, &own))
 			return false;
 		scan = own;
 	}

@@ -184,7 +184,7 @@ static enum xdms_err hook_call(struct xcap_write *w, const char *old, size_t old
 	/* A stored document always scans; if one ever does not, the hook sees
 	 * it as absent, which the strict rules refuse rather than allow. Only
 	 * the hooks that compare old and new pay for scanning the old one. */
-	if (old && (txn || w->auid->hook->needs_old) && xml_scan_build(old, old_len, &old_scan))
+	if (old && (txn || w->auid->hook->needs_old) && xml_scan_build_stored(old, old_len, &old_scan))
 		old_scan = NULL;
 	if (new_data && !new_given && xml_scan_build(new_data, new_len, &new_scan)) {
 		xcap_error_set(&w->error, XCAP_ERROR_CONSTRAINT_FAILURE,

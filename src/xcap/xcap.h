@@ -425,6 +425,12 @@ char *xcap_selector_uri(const struct xcap_selector *sel, size_t nsteps);
 char *xcap_selector_describe(const struct xcap_selector *sel);
 
 
+/* The node operations below take a stored document as @doc: bytes that were
+ * parsed and checked when they were written. They scan it with
+ * xml_scan_build_stored, which trusts those checks (other bytes give a wrong
+ * answer or INTERNAL, never an out-of-bounds read); a client's body is
+ * always scanned with the checks. */
+
 /* GET of an element (exact bytes), an attribute (its value as written between
  * the quotes) or the namespace bindings in scope (RFC 4825 §10 body). */
 void xcap_node_get(const char *doc, size_t doc_len, const struct xcap_selector *sel,

@@ -18,6 +18,13 @@
  * element pops its declarations. Every read is checked against the length:
  * the input may be anything (fuzzed), and malformed input ends in PARSE.
  *
+ * Two modes share this code: the checking scan (xml_scan_build) for bytes
+ * from anywhere, and the scan of stored bytes (xml_scan_build_stored), which
+ * were parsed and validated when they were written. The latter skips the
+ * checks that only malformed input can fail (character data, attribute
+ * values, text outside the root) and keeps every structural step, so both
+ * build the same records from any input the checking scan accepts.
+ *
  * The scanner accepts a subset of what libxml2 accepts (no DTD, QNames with
  * at most one colon); a stored document outside that subset simply cannot be
  * addressed by node selectors.
@@ -43,15 +50,28 @@ static bool is_space(unsigned char c)
 
 /* XML 1.0 §2.3 name characters, approximated on bytes: every non-ASCII byte is
  * accepted (the document was checked as UTF-8 when it was stored). The colon
- * is handled by the QName split. */
+ * is handled by the QName split. A table, so that a name costs one load and
+ * one test per byte. */
+enum { NAME_START = 1, NAME_CHAR = 2 };
+
+static const unsigned char name_class[256] = {
+	['a' ... 'z'] = NAME_START | NAME_CHAR,
+	['A' ... 'Z'] = NAME_START | NAME_CHAR,
+	['_'] = NAME_START | NAME_CHAR,
+	[0x80 ... 0xff] = NAME_START | NAME_CHAR,
+	['0' ... '9'] = NAME_CHAR,
+	['-'] = NAME_CHAR,
+	['.'] = NAME_CHAR,
+};
+
 static bool is_name_start(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+	return name_class[c] & NAME_START;
 }
 
 static bool is_name_char(unsigned char c)
 {
-	return is_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+	return name_class[c] & NAME_CHAR;
 }
 
 /* XML 1.0 §2.2 Char, for character references. */
@@ -262,8 +282,14 @@ struct scanner {
 	uint32_t binding_count, binding_cap;
 	struct slot *slots;
 	uint32_t slot_cap, slot_used;
+	uint32_t default_top; /* innermost default namespace declaration, XML_SCAN_NONE: none */
 	struct frame stack[XML_SCAN_MAX_DEPTH];
 	uint32_t depth;
+	/* The bytes come from the store, where they were parsed and validated
+	 * when written: the checks that only malformed input can fail are
+	 * skipped (character data, attribute values, the white space around
+	 * the root). Everything that keeps reads in bounds stays. */
+	bool is_trusted;
 };
 
 static uint32_t slot_find(struct scanner *sc, const char *prefix, size_t len, bool is_insert)
@@ -316,6 +342,8 @@ static const char *scope_lookup(struct scanner *sc, const char *prefix, size_t l
 {
 	uint32_t i;
 
+	if (!len)
+		return sc->default_top == XML_SCAN_NONE ? "" : sc->bindings[sc->default_top].uri;
 	if (len == 3 && memcmp(prefix, "xml", 3) == 0)
 		return xml_ns_xml;
 	i = slot_find(sc, prefix, len, false);
@@ -326,7 +354,8 @@ static const char *scope_lookup(struct scanner *sc, const char *prefix, size_t l
 
 static void scope_push(struct scanner *sc, size_t prefix_off, size_t len, const char *uri)
 {
-	uint32_t i = slot_find(sc, sc->s + prefix_off, len, true);
+	/* The default namespace, looked up for most elements, has no slot. */
+	uint32_t i = len ? slot_find(sc, sc->s + prefix_off, len, true) : XML_SCAN_NONE;
 	struct binding *b;
 
 	if (sc->binding_count == sc->binding_cap) {
@@ -336,17 +365,25 @@ static void scope_push(struct scanner *sc, size_t prefix_off, size_t len, const 
 	b = &sc->bindings[sc->binding_count];
 	b->prefix_off = prefix_off;
 	b->prefix_len = (uint32_t)len;
-	b->prev = sc->slots[i].top;
+	b->prev = len ? sc->slots[i].top : sc->default_top;
 	b->uri = uri;
-	sc->slots[i].top = sc->binding_count++;
+	if (len)
+		sc->slots[i].top = sc->binding_count++;
+	else
+		sc->default_top = sc->binding_count++;
 }
 
 static void scope_pop(struct scanner *sc, uint32_t base)
 {
 	while (sc->binding_count > base) {
 		struct binding *b = &sc->bindings[--sc->binding_count];
-		uint32_t i = slot_find(sc, sc->s + b->prefix_off, b->prefix_len, false);
+		uint32_t i;
 
+		if (!b->prefix_len) {
+			sc->default_top = b->prev;
+			continue;
+		}
+		i = slot_find(sc, sc->s + b->prefix_off, b->prefix_len, false);
 		if (i != XML_SCAN_NONE)
 			sc->slots[i].top = b->prev;
 	}
@@ -369,23 +406,21 @@ static char *keep_string(struct xml_scan *scan, char *s)
  * either end, are refused (XML Namespaces 1.0 §7). */
 static bool read_qname(const struct scanner *sc, size_t *p, uint32_t *name_len, uint32_t *prefix_len)
 {
-	size_t start = *p, i = *p, colon = 0;
+	const unsigned char *s = (const unsigned char *)sc->s;
+	size_t start = *p, i = *p, colon = 0, len = sc->len;
 	bool has_colon = false;
 
-	if (i >= sc->len || !is_name_start((unsigned char)sc->s[i]))
+	if (i >= len || !is_name_start(s[i]))
 		return false;
-	while (i < sc->len) {
-		unsigned char c = (unsigned char)sc->s[i];
-
-		if (c == ':') {
-			if (has_colon || i + 1 >= sc->len || !is_name_start((unsigned char)sc->s[i + 1]))
-				return false;
-			has_colon = true;
-			colon = i;
-		} else if (!is_name_char(c)) {
+	for (;;) {
+		while (++i < len && is_name_char(s[i]))
+			;
+		if (i >= len || s[i] != ':')
 			break;
-		}
-		i++;
+		if (has_colon || i + 1 >= len || !is_name_start(s[i + 1]))
+			return false;
+		has_colon = true;
+		colon = i++;
 	}
 	if (i - start > UINT32_MAX / 2)
 		return false;
@@ -504,7 +539,7 @@ static size_t scan_start_tag(struct scanner *sc, size_t pos, enum xdms_err *err)
 		if (!close)
 			return 0;
 		value_end = (size_t)(close - sc->s);
-		{
+		if (!sc->is_trusted) {
 			/* Validate the value: no '<', only valid references. */
 			size_t i = value_off;
 
@@ -616,10 +651,20 @@ static size_t scan_end_tag(struct scanner *sc, size_t pos)
 		return 0;
 	f = &sc->stack[sc->depth - 1];
 	e = &sc->scan->elems[f->elem];
-	if (!read_qname(sc, &p, &name_len, &prefix_len))
-		return 0;
-	if (name_len != e->name_len || memcmp(sc->s + pos + 2, sc->s + e->name_off, name_len) != 0)
-		return 0;
+	if (sc->is_trusted) {
+		/* The name must be the open element's: compare, then make sure it
+		 * ends there (what read_qname would find in a well-formed end tag). */
+		if (sc->len - p <= e->name_len || memcmp(sc->s + p, sc->s + e->name_off, e->name_len) != 0)
+			return 0;
+		p += e->name_len;
+		if (is_name_char((unsigned char)sc->s[p]) || sc->s[p] == ':')
+			return 0;
+	} else {
+		if (!read_qname(sc, &p, &name_len, &prefix_len))
+			return 0;
+		if (name_len != e->name_len || memcmp(sc->s + pos + 2, sc->s + e->name_off, name_len) != 0)
+			return 0;
+	}
 	p = skip_space(sc, p);
 	if (p >= sc->len || sc->s[p] != '>')
 		return 0;
@@ -675,7 +720,7 @@ static size_t scan_other(struct scanner *sc, size_t pos, bool is_prolog_start)
 	return 1;
 }
 
-enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out)
+static enum xdms_err scan_build(const char *data, size_t len, bool is_trusted, struct xml_scan **out)
 {
 	struct scanner *sc = xcalloc(1, sizeof(*sc));
 	struct xml_scan *scan = xcalloc(1, sizeof(*scan));
@@ -689,6 +734,8 @@ enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out
 	sc->s = data;
 	sc->len = len;
 	sc->scan = scan;
+	sc->is_trusted = is_trusted;
+	sc->default_top = XML_SCAN_NONE;
 	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
 		pos = first = 3;
 	/* Documents have about one element per 32 bytes and fewer attributes:
@@ -711,7 +758,9 @@ enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out
 				if (!next)
 					goto out;
 			} else {
-				next = scan_other(sc, pos, pos == first);
+				/* A start tag, the common case, is none of what
+				 * scan_other skips. */
+				next = is_name_start((unsigned char)data[pos + 1]) ? 1 : scan_other(sc, pos, pos == first);
 				if (!next)
 					goto out;
 				if (next == 1) {
@@ -732,7 +781,9 @@ enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out
 			const char *lt = memchr(data + pos, '<', len - pos);
 			size_t stop = lt ? (size_t)(lt - data) : len;
 
-			if (!sc->depth) {
+			if (sc->is_trusted) {
+				/* Checked when it was stored. */
+			} else if (!sc->depth) {
 				/* Only white space outside the root element (XML 1.0 §2.8). */
 				for (size_t i = pos; i < stop; i++)
 					if (!is_space((unsigned char)data[i]))
@@ -758,6 +809,16 @@ out:
 	free(sc);
 	xml_scan_free(scan);
 	return err;
+}
+
+enum xdms_err xml_scan_build(const char *data, size_t len, struct xml_scan **out)
+{
+	return scan_build(data, len, false, out);
+}
+
+enum xdms_err xml_scan_build_stored(const char *data, size_t len, struct xml_scan **out)
+{
+	return scan_build(data, len, true, out);
 }
 
 void xml_scan_free(struct xml_scan *scan)
