@@ -93,6 +93,19 @@ def wait_response(client, xui, rid, final=True, timeout=RESPONSE_TIMEOUT):
                          f"{timeout}s; the document is: {last!r}")
 
 
+def wait_for(pred, what, timeout=30.0):
+    """Polls @pred until it returns something true; that value, or an
+    AssertionError naming @what and the last value after @timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
 def describe(resp):
     return etree.tostring(resp).decode()
 

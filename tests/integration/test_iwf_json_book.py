@@ -15,7 +15,7 @@ import urllib.parse
 import pytest
 from lxml import etree
 
-from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_response
+from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_for, wait_response
 from jsonapi import CLIENT_ID, CLIENT_SECRET, GRAPH_BOOK, PEOPLE_BOOK, ThirdParty
 from sipua import Subscriber, rl_body
 from xdmslib import ALICE, FH, doc_path, expect, sip_port
@@ -414,17 +414,6 @@ def subscribe_book(srv, adapter, rid="w-1", expires=600):
 
 def response_now(srv, rid="w-1"):
     return response_of(expect(srv.client(ALICE).get(doc_path(FH, ALICE)), 200).body, rid)
-
-
-def wait_for(pred, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def wait_seq(srv, seq, rid="w-1"):

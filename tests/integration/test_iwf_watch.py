@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from iwflib import (NS, WebhookThirdParty, add_adapter, expect_response, fh_doc, free_port, pcc_url, request_xml,
-                    response_of, text, wait_response)
+                    response_of, text, wait_for, wait_response)
 from sipua import Subscriber, rl_body
 from xdmslib import (ALICE, FH, PASSWORDS, PCC, data, doc_path, expect, metric_sum, parse_metrics, sip_port,
                      unquote)
@@ -40,17 +40,6 @@ def subscribe_request(rid="sub-1", expires=None, third_party="remote-cab"):
 
 def tels(body):
     return sorted(etree.fromstring(body).xpath("//pcc:tel-string/text()", namespaces=NS))
-
-
-def wait_for(pred, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def seq_of(client, rid="sub-1"):

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from davlib import Radicale, card, generated_book, radicale_available
-from iwflib import add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_response
+from iwflib import add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_for, wait_response
 from sipua import Subscriber, rl_body
 from xdmslib import ALICE, FH, PCC, doc_path, expect, metric_sum, parse_metrics, sip_port
 
@@ -63,17 +63,6 @@ def subscribe(srv, account, rid="sub-1", expires=3600, **kw):
     expect(client.put_doc(FH, ALICE, fh_doc(req)), 201)
     resp, _ = wait_response(client, ALICE, rid, timeout=60)
     return resp
-
-
-def wait_for(pred, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def response(srv, rid="sub-1"):

@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 from lxml import etree
 
-from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_response
+from iwflib import NS, add_adapter, expect_response, fh_doc, request_xml, response_of, text, wait_for, wait_response
 from jsonapi import CLIENT_ID, CLIENT_SECRET, ThirdParty
 from xdmslib import ALICE, FH, PCC, doc_path, expect
 
@@ -54,17 +54,6 @@ def local(start_server, tp):
                 "--client-id", CLIENT_ID, "--next-link", "/@odata.nextLink", "--delta-link", "/@odata.deltaLink",
                 "--import-xslt", "graph-import.xsl", "--export-xslt", "graph-export.xsl", "--poll-interval", "1")
     return srv
-
-
-def wait_for(pred, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 def subscribe(srv, rid="sub-1", third_party="people", expires=600, **kw):
