@@ -246,23 +246,16 @@ out:
 enum xdms_err iwf_adapter_load(struct store *st, const struct iwf_options *opt, const char *id,
 			       struct iwf_adapter *out, char **why)
 {
-	char selector[STORE_SELECTOR_MAX + 1];
-	struct store_read *rd = NULL;
-	struct store_doc d;
+	struct iwf_adapter_memo fresh;
+	const struct iwf_adapter *a;
 	enum xdms_err err;
 
+	/* An empty memo: parsed now, and the parse handed over whole. */
+	memset(&fresh, 0, sizeof(fresh));
 	memset(out, 0, sizeof(*out));
-	*why = NULL;
-	if (!id_valid(id))
-		return XDMS_ERR_NOTFOUND;
-	snprintf(selector, sizeof(selector), "%s/global/%s", IWF_ADAPTER_AUID, id);
-	err = store_read_begin(st, &rd);
-	if (err)
-		return err;
-	err = store_doc_get(rd, selector, &d);
+	err = iwf_adapter_get(st, opt, id, &fresh, &a, why);
 	if (!err)
-		err = adapter_parse(opt, id, d.data, d.data_len, out, why);
-	store_read_end(rd);
+		*out = fresh.a;
 	return err;
 }
 
