@@ -671,18 +671,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		}
 		return on_headers(r);
 	case REQ_HEAD_READ: {
-		enum MHD_Result ret;
+		enum MHD_Result ret = on_headers(r);
 
-		if (*upload_data_size) {
-			/* Body bytes after all: read them as any request's. */
-			r->state = REQ_HEADERS;
-			ret = on_headers(r);
-			if (r->state != REQ_BODY)
-				return ret;
+		if (r->state != REQ_BODY)
+			return ret;
+		/* Body bytes after all: read as any request's body. */
+		if (*upload_data_size)
 			return handle(cls, conn, url, method, version, upload_data, upload_data_size, con_cls);
-		}
-		ret = on_headers(r);
-		return r->state == REQ_BODY ? on_complete(r) : ret;
+		return on_complete(r);
 	}
 	case REQ_BODY:
 		if (*upload_data_size && body_is_too_slow(r, *upload_data_size))
