@@ -139,6 +139,21 @@ def test_a_plain_http_port_fails_the_tls_checks(start_server):
     assert not isinstance(e.value, ssl.SSLCertVerificationError), e.value
 
 
+def read_answer(f):
+    """Reads one HTTP answer (status line, head, Content-Length body) from
+    the file @f; returns its status line."""
+    status = f.readline()
+    length = 0
+    while True:
+        line = f.readline()
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+        if line in (b"\r\n", b""):
+            break
+    f.read(length)
+    return status
+
+
 def test_many_tls_connections_at_once_are_all_served(start_server, tls_files):
     """256 clients connect at once and each sends requests on its connection
     as fast as answers come (a load generator, or phones after a network
@@ -164,15 +179,7 @@ def test_many_tls_connections_at_once_are_all_served(start_server, tls_files):
                 f = ts.makefile("rb")
                 for _ in range(rounds):
                     ts.sendall(req)
-                    status = f.readline()
-                    length = 0
-                    while True:
-                        line = f.readline()
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":")[1])
-                        if line in (b"\r\n", b""):
-                            break
-                    f.read(length)
+                    status = read_answer(f)
                     if not status.startswith(b"HTTP/1.1 404"):
                         failures.append(f"client {i}: {status!r}")
                         return
@@ -215,18 +222,6 @@ def ready_at_once(srv, n, wrap=None):
     conns = []
     failures = []
 
-    def answer(f):
-        status = f.readline()
-        length = 0
-        while True:
-            line = f.readline()
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-            if line in (b"\r\n", b""):
-                break
-        f.read(length)
-        return status
-
     try:
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
@@ -235,7 +230,7 @@ def ready_at_once(srv, n, wrap=None):
             conns.append((s, s.makefile("rb")))
         for s, f in conns:
             s.sendall(req)
-            assert answer(f).startswith(b"HTTP/1.1 404"), "the first request on a connection was not answered"
+            assert read_answer(f).startswith(b"HTTP/1.1 404"), "the first request on a connection was not answered"
         srv.proc.send_signal(signal.SIGSTOP)
         try:
             wait_stopped(srv.proc.pid)
@@ -247,7 +242,7 @@ def ready_at_once(srv, n, wrap=None):
         for i, (s, f) in enumerate(conns):
             try:
                 s.settimeout(max(0.1, deadline - time.monotonic()))
-                status = answer(f)
+                status = read_answer(f)
             except OSError as e:
                 status = repr(e).encode()
             if not status.startswith(b"HTTP/1.1 404"):
@@ -294,15 +289,7 @@ def test_small_answers_on_a_kept_alive_tls_connection_are_not_held_back(tls_serv
         start = time.monotonic()
         for i in range(rounds):
             ts.sendall(req)
-            status = f.readline()
+            status = read_answer(f)
             assert status.startswith(b"HTTP/1.1 404"), f"answer {i}: {status!r}"
-            length = 0
-            while True:
-                line = f.readline()
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-                if line in (b"\r\n", b""):
-                    break
-            f.read(length)
         took = time.monotonic() - start
     assert took < 10, f"{rounds} answers on one connection took {took:.1f} s"
