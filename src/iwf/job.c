@@ -178,12 +178,39 @@ static bool job_is_ours(const struct iwf_env *env, const struct store_job *job)
  * gone, belongs to a newer job, or the job was claimed again or ended.
  * *etag gets the document's ETag.
  */
-static enum xdms_err request_load_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
-				     struct request *q, char etag[STORE_ETAG_MAX])
+/*
+ * In one snapshot: checks that @job is still this worker's claim (or, with
+ * @watch_job_id, its request's current job), and reads the job's Feature
+ * Handler document: its ETag into @etag and, when @data is not NULL, a copy
+ * of its bytes (heap) into *data and *len.
+ */
+static enum xdms_err fh_read(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+			     char etag[STORE_ETAG_MAX], char **data, size_t *len)
 {
 	char *sel = fh_selector(job->xui);
 	struct store_read *rd = NULL;
 	struct store_doc d;
+	enum xdms_err err = store_read_begin(env->st, &rd);
+
+	if (!err)
+		err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
+	if (!err)
+		err = store_doc_get(rd, sel, &d);
+	if (!err) {
+		snprintf(etag, STORE_ETAG_MAX, "%s", d.etag);
+		if (data) {
+			*data = xstrndup(d.data, d.data_len);
+			*len = d.data_len;
+		}
+	}
+	store_read_end(rd);
+	free(sel);
+	return err;
+}
+
+static enum xdms_err request_load_as(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
+				     struct request *q, char etag[STORE_ETAG_MAX])
+{
 	struct xml_doc *doc = NULL;
 	struct xml_issue issue;
 	char *data = NULL;
@@ -192,18 +219,7 @@ static enum xdms_err request_load_as(const struct iwf_env *env, const struct sto
 	struct xml_node *r;
 
 	memset(q, 0, sizeof(*q));
-	err = store_read_begin(env->st, &rd);
-	if (err)
-		goto out;
-	err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
-	if (!err)
-		err = store_doc_get(rd, sel, &d);
-	if (!err) {
-		data = xstrndup(d.data, d.data_len);
-		len = d.data_len;
-		snprintf(etag, STORE_ETAG_MAX, "%s", d.etag);
-	}
-	store_read_end(rd);
+	err = fh_read(env, job, watch_job_id, etag, &data, &len);
 	if (err)
 		goto out;
 	if (xml_parse(data, len, IWF_MAX_DEPTH, &doc, &issue)) {
@@ -247,7 +263,6 @@ out:
 		memset(data, 0, len);
 	free(data);
 	xml_doc_free(doc);
-	free(sel);
 	return err;
 }
 
@@ -266,20 +281,9 @@ static enum xdms_err request_load(const struct iwf_env *env, const struct store_
 static bool request_unchanged(const struct iwf_env *env, const struct store_job *job, uint64_t watch_job_id,
 			      const char *etag)
 {
-	char *sel = fh_selector(job->xui);
-	struct store_read *rd = NULL;
-	struct store_doc d;
-	enum xdms_err err = store_read_begin(env->st, &rd);
+	char now[STORE_ETAG_MAX];
 
-	if (!err)
-		err = watch_job_id ? watch_check(rd, job, watch_job_id) : claim_check(rd, job);
-	if (!err)
-		err = store_doc_get(rd, sel, &d);
-	if (!err && strcmp(d.etag, etag) != 0)
-		err = XDMS_ERR_CONFLICT;
-	store_read_end(rd);
-	free(sel);
-	return err == XDMS_ERR_OK;
+	return fh_read(env, job, watch_job_id, now, NULL, NULL) == XDMS_ERR_OK && strcmp(now, etag) == 0;
 }
 
 /* ---- writes through the XCAP path --------------------------------------------------- */
