@@ -56,6 +56,9 @@ static const struct conf_key conf_keys[] = {
 	    "slower: 408 and close (0 = no minimum)"),
 	KEY("http.tls_cert", CONF_STR, http_tls_cert, "", "PEM certificate file; enables HTTPS with tls_key"),
 	KEY("http.tls_key", CONF_STR, http_tls_key, "", "PEM private key file"),
+	KEY("http.tls_session_tickets", CONF_BOOL, http_tls_session_tickets, "true",
+	    "issue TLS session tickets, so that reconnecting clients resume without a full handshake "
+	    "(the ticket key lives in memory: a restart voids every ticket)"),
 	KEY("auth.realm", CONF_STR, auth_realm, "",
 	    "Digest realm of global documents and tel: users (empty = the domain of the first user "
 	    "provisioned, recorded in the store; \"xdms\" for stores provisioned before it was recorded)"),

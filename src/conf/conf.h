@@ -35,6 +35,7 @@ struct conf {
 	size_t http_min_body_rate;  /* bytes per second a body must keep up (0 = none) */
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
+	bool http_tls_session_tickets;
 	/* [auth] */
 	char *auth_realm;           /* default realm (tel: XUIs, global documents); "" = the store's */
 	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */

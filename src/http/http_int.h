@@ -170,14 +170,18 @@ struct http_tls;
 
 /*
  * Loads the certificate chain and the private key (PEM text, borrowed) for
- * libmicrohttpd's certificate callback, which then also hooks every
- * handshake (see tls.c). One per process. PARSE with *why (heap) when a file
- * does not parse. Main thread, before the daemons start.
+ * libmicrohttpd's certificate callback and, with @tickets, makes the key
+ * that seals session tickets (see tls.c). One per process. PARSE with *why
+ * (heap) when a file does not parse. Main thread, before the daemons start.
  */
-enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct http_tls **out, char **why);
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, struct http_tls **out,
+			      char **why);
 void http_tls_destroy(struct http_tls *t);
 /* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
 void *http_tls_callback(void);
+/* On the daemon's thread, as libmicrohttpd reports a new TLS connection and
+ * before its handshake: our hooks, socket calls and session tickets. */
+void http_tls_connection_started(struct MHD_Connection *conn);
 
 /* Largest answer body that is corked (HTTP_TLS_CORK_MAX plus its head must
  * fit an empty socket's send buffer). */

@@ -808,7 +808,8 @@ static enum xdms_err listener_open(struct http_server *srv, struct sockaddr_stor
 	return XDMS_ERR_OK;
 }
 
-/* libmicrohttpd closed a connection that the gate handed it. */
+/* libmicrohttpd took a connection from the gate (its TLS session is made,
+ * the handshake not begun), or closed one. */
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
@@ -816,6 +817,8 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 	const union MHD_ConnectionInfo *ci;
 
 	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED && srv->is_tls)
+		http_tls_connection_started(conn);
 	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -908,7 +911,7 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		srv->tls_key = slurp(c->http_tls_key, why);
 		if (!srv->tls_key)
 			goto fail;
-		if (http_tls_create(srv->tls_cert, srv->tls_key, &srv->tls, why))
+		if (http_tls_create(srv->tls_cert, srv->tls_key, c->http_tls_session_tickets, &srv->tls, why))
 			goto fail;
 		srv->is_tls = true;
 		flags |= MHD_USE_TLS;

@@ -20,10 +20,24 @@
  * system's calls, as GnuTLS's would be), which tell the daemon's loop that a
  * pass moved bytes (http_loop_note_work; loop.c says why it asks).
  *
- * Threads: the credentials are made before the daemons start and are only
- * read afterwards, by the pool threads that run handshakes. libmicrohttpd's
- * certificate callback has no argument of its own, so the credentials are
- * reached through one process-wide pointer: one HTTPS server per process.
+ * Resumption. Phones reconnect often, and a full handshake costs both ends
+ * an ECDHE, a signature and its verification. With http.tls_session_tickets
+ * (the default) the server issues session tickets (RFC 8446 4.6.1, and RFC
+ * 5077 for TLS 1.2), so a reconnecting client resumes: an ECDHE only, no
+ * certificate, no signature. The tickets are sealed with a key made at
+ * start-up and held only in memory; GnuTLS derives the key that seals them
+ * from it, rotated every ticket lifetime (GnuTLS's default, 6 hours). A
+ * restart makes every ticket void: each client then makes one full
+ * handshake. Hooks and transport are set as libmicrohttpd reports the
+ * connection (http_tls_connection_started), before the first byte is read:
+ * a resumed handshake never asks for the certificate, so the certificate
+ * callback is too late for them.
+ *
+ * Threads: the credentials and the ticket key are made before the daemons
+ * start and are only read afterwards, by the loop threads that run
+ * handshakes. libmicrohttpd's certificate callback has no argument of its
+ * own, so the credentials are reached through one process-wide pointer: one
+ * HTTPS server per process.
  */
 #include "config.h"
 
@@ -53,6 +67,7 @@ struct http_tls {
 	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
 	unsigned pcert_count;
 	gnutls_privkey_t key;
+	gnutls_datum_t ticket_key; /* empty: no tickets */
 };
 
 static const struct http_tls *current;
@@ -104,25 +119,20 @@ static ssize_t push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 	return n;
 }
 
-/* gnutls_certificate_retrieve_function2, called once per handshake. */
+/* gnutls_certificate_retrieve_function2, called once per full handshake. */
 static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
 		    const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
 		    unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
 	const struct http_tls *t = current;
 
+	(void)session;
 	(void)req_ca_dn;
 	(void)nreqs;
 	(void)pk_algos;
 	(void)pk_algos_length;
 	if (!t)
 		return -1;
-	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
-	/* The transport pointer stays the socket libmicrohttpd set. Setting the
-	 * push function clears the vectored one, so it comes second. */
-	gnutls_transport_set_pull_function(session, pull);
-	gnutls_transport_set_push_function(session, push);
-	gnutls_transport_set_vec_push_function(session, vec_push);
 	/* GnuTLS only reads these; they live as long as the server. */
 	*pcert = (gnutls_pcert_st *)t->pcerts;
 	*pcert_length = t->pcert_count;
@@ -135,6 +145,26 @@ static gnutls_session_t session_of(struct MHD_Connection *conn)
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
 	return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+void http_tls_connection_started(struct MHD_Connection *conn)
+{
+	const struct http_tls *t = current;
+	gnutls_session_t session = session_of(conn);
+	int rc;
+
+	if (!t || !session)
+		return;
+	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
+	/* The transport pointer stays the socket libmicrohttpd set. Setting the
+	 * push function clears the vectored one, so it comes second. */
+	gnutls_transport_set_pull_function(session, pull);
+	gnutls_transport_set_push_function(session, push);
+	gnutls_transport_set_vec_push_function(session, vec_push);
+	/* GnuTLS copies the key into the session. Should it refuse, the client
+	 * gets no ticket and makes full handshakes: slower, nothing worse. */
+	if (t->ticket_key.size && (rc = gnutls_session_ticket_enable_server(session, &t->ticket_key)) < 0)
+		log_warn("http: TLS session tickets: %s", gnutls_strerror(rc));
 }
 
 /*
@@ -187,7 +217,8 @@ void *http_tls_callback(void)
 	return (void *)retrieve;
 }
 
-enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct http_tls **out, char **why)
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, struct http_tls **out,
+			      char **why)
 {
 	struct http_tls *t = xcalloc(1, sizeof(*t));
 	gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
@@ -209,6 +240,10 @@ enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, struct 
 		*why = xasprintf("http.tls_key: %s", gnutls_strerror(rc));
 		goto fail;
 	}
+	if (tickets && (rc = gnutls_session_ticket_key_generate(&t->ticket_key)) < 0) {
+		*why = xasprintf("http.tls_session_tickets: %s", gnutls_strerror(rc));
+		goto fail;
+	}
 	current = t;
 	*out = t;
 	return XDMS_ERR_OK;
@@ -227,5 +262,9 @@ void http_tls_destroy(struct http_tls *t)
 		gnutls_pcert_deinit(&t->pcerts[i]);
 	if (t->key)
 		gnutls_privkey_deinit(t->key);
+	if (t->ticket_key.data) {
+		gnutls_memset(t->ticket_key.data, 0, t->ticket_key.size);
+		gnutls_free(t->ticket_key.data);
+	}
 	free(t);
 }

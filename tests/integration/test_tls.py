@@ -293,3 +293,70 @@ def test_small_answers_on_a_kept_alive_tls_connection_are_not_held_back(tls_serv
             assert status.startswith(b"HTTP/1.1 404"), f"answer {i}: {status!r}"
         took = time.monotonic() - start
     assert took < 10, f"{rounds} answers on one connection took {took:.1f} s"
+
+
+def get_alice_on(ts):
+    """One request on an open TLS socket; the answer's status line."""
+    ts.sendall((f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: {basic('alice', PASSWORDS[ALICE])}\r\n\r\n").encode())
+    return read_answer(ts.makefile("rb"))
+
+
+def connect_tls(srv, ctx, session=None):
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=10),
+                           server_hostname="127.0.0.1", session=session)
+
+
+def first_session(srv, ctx):
+    """A full handshake and one answer (a TLS 1.3 server sends its tickets
+    after the handshake, at the latest with the first answer); the session
+    to resume, and whether that connection was itself resumed."""
+    with connect_tls(srv, ctx) as ts:
+        status = get_alice_on(ts)
+        assert status.startswith(b"HTTP/1.1 404"), f"first connection: {status!r}"
+        return ts.session, ts.session_reused
+
+
+@pytest.mark.parametrize("version", ["TLSv1_3", "TLSv1_2"])
+def test_a_reconnecting_client_resumes_its_tls_session(tls_server, version):
+    """Phones reconnect often: with session tickets (the default) the second
+    connection resumes the first one's session, with no certificate and no
+    signature, and is served like any other; its tickets serve the next."""
+    srv, ctx = tls_server
+    ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    session, reused = first_session(srv, ctx)
+    assert not reused, "the first connection cannot have been resumed"
+    assert session is not None and session.has_ticket, f"{version}: xdmsd issued no session ticket"
+    for i in range(3):
+        with connect_tls(srv, ctx, session) as ts:
+            assert ts.session_reused, f"{version}: reconnection {i} made a full handshake"
+            assert ts.version() == version.replace("_", "."), ts.version()
+            for j in range(3):  # kept alive after a resumed handshake too
+                status = get_alice_on(ts)
+                assert status.startswith(b"HTTP/1.1 404"), f"reconnection {i}, request {j}: {status!r}"
+            session = ts.session
+
+
+def test_session_tickets_can_be_turned_off(start_server, tls_files):
+    key, cert = tls_files
+    srv = start_server(settings={"http.tls_cert": str(cert), "http.tls_key": str(key),
+                                 "http.tls_session_tickets": "false"})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    session, _ = first_session(srv, ctx)
+    assert session is None or not session.has_ticket, "a ticket was issued with http.tls_session_tickets=false"
+    with connect_tls(srv, ctx, session) as ts:
+        assert not ts.session_reused, "a session was resumed with http.tls_session_tickets=false"
+        status = get_alice_on(ts)
+        assert status.startswith(b"HTTP/1.1 404"), status
+
+
+def test_a_ticket_from_before_a_restart_gets_a_full_handshake(tls_server):
+    """The ticket key lives in memory: after a restart an old ticket is
+    refused, and the client falls back to a full handshake and is served."""
+    srv, ctx = tls_server
+    session, _ = first_session(srv, ctx)
+    srv.restart()
+    with connect_tls(srv, ctx, session) as ts:
+        assert not ts.session_reused, "a ticket issued before the restart was accepted"
+        status = get_alice_on(ts)
+        assert status.startswith(b"HTTP/1.1 404"), status
