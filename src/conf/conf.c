@@ -41,7 +41,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("http.threads", CONF_UINT, http_threads, "0", "HTTP worker threads (0 = one per core)"),
 	KEY("http.max_body", CONF_SIZE, http_max_body, "4194304",
 	    "largest request body in bytes; larger bodies get 413"),
-	KEY("http.max_header", CONF_SIZE, http_max_header, "32768",
+	KEY("http.max_header", CONF_SIZE, http_max_header, "16384",
 	    "memory per connection for the request line and headers"),
 	KEY("http.max_connections", CONF_UINT, http_max_connections, "10000",
 	    "most simultaneous HTTP connections"),
