@@ -182,6 +182,9 @@ void *http_tls_callback(void);
 /* On the daemon's thread, as libmicrohttpd reports a new TLS connection and
  * before its handshake: our hooks, socket calls and session tickets. */
 void http_tls_connection_started(struct MHD_Connection *conn);
+/* On the daemon's thread, as libmicrohttpd reports a TLS connection closed
+ * (before it closes the socket): drops what the connection read ahead. */
+void http_tls_connection_closed(struct MHD_Connection *conn);
 
 /* Largest answer body that is corked (HTTP_TLS_CORK_MAX plus its head must
  * fit an empty socket's send buffer). */

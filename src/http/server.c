@@ -809,7 +809,7 @@ static enum xdms_err listener_open(struct http_server *srv, struct sockaddr_stor
 }
 
 /* libmicrohttpd took a connection from the gate (its TLS session is made,
- * the handshake not begun), or closed one. */
+ * the handshake not begun), or closed one (the socket not yet closed). */
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
@@ -821,6 +821,8 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 		http_tls_connection_started(conn);
 	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
 		return;
+	if (srv->is_tls)
+		http_tls_connection_closed(conn);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr)
 		http_gate_release(srv->gate, ci->client_addr);

@@ -33,6 +33,18 @@
  * a resumed handshake never asks for the certificate, so the certificate
  * callback is too late for them.
  *
+ * Read-ahead. GnuTLS reads a record in two calls, its 5-byte header and
+ * then its body, and each was a recv() of its own. The pull function reads
+ * what the socket has (up to TLS_AHEAD_MAX) in one call and keeps what
+ * GnuTLS did not ask for yet, per socket, for its next call: one recv() per
+ * request record instead of two. Bytes kept here are, to libmicrohttpd,
+ * the same as bytes still in the socket: it reads until a read says
+ * EAGAIN, and the pull function says EAGAIN only with nothing kept. What a
+ * connection kept is freed when libmicrohttpd reports it closed, before it
+ * closes the socket, so a later connection on the same descriptor starts
+ * empty. The table is indexed by descriptor and sized at start-up from
+ * RLIMIT_NOFILE; a descriptor beyond it is read without read-ahead.
+ *
  * Threads: the credentials and the ticket key are made before the daemons
  * start and are only read afterwards, by the loop threads that run
  * handshakes. libmicrohttpd's certificate callback has no argument of its
@@ -50,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -62,6 +75,8 @@
 
 #define TLS_CHAIN_MAX 16 /* certificates in the chain file */
 #define TLS_UNCORK_WAIT_MS 1000
+#define TLS_AHEAD_MAX 4096  /* bytes one read-ahead asks the socket for */
+#define TLS_AHEAD_FDS 1048576u /* most descriptors with a read-ahead slot */
 
 struct http_tls {
 	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
@@ -71,6 +86,15 @@ struct http_tls {
 };
 
 static const struct http_tls *current;
+
+/* What a socket's last read brought beyond what GnuTLS asked for (see the
+ * file comment); touched only by the thread that owns the connection. */
+struct ahead {
+	unsigned char *buf; /* malloc'd, NULL when nothing is kept */
+	size_t off, len;
+};
+static struct ahead *aheads; /* indexed by descriptor */
+static size_t ahead_count;
 
 /* After the peer's Finished: acknowledge it now (see the file comment). */
 static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
@@ -85,11 +109,47 @@ static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when
 	return 0;
 }
 
-/* GnuTLS's socket read, noted as work when bytes came. */
+static void ahead_drop(int fd)
+{
+	if (fd >= 0 && (size_t)fd < ahead_count) {
+		free(aheads[fd].buf);
+		aheads[fd].buf = NULL;
+		aheads[fd].off = aheads[fd].len = 0;
+	}
+}
+
+/* GnuTLS's socket read, with read-ahead; noted as work when bytes came. */
 static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
-	ssize_t n = recv((int)(intptr_t)ptr, data, len, 0);
+	static _Thread_local unsigned char scratch[TLS_AHEAD_MAX];
+	int fd = (int)(intptr_t)ptr;
+	struct ahead *a = fd >= 0 && (size_t)fd < ahead_count ? &aheads[fd] : NULL;
+	ssize_t n;
 
+	if (a && a->buf) {
+		size_t take = a->len - a->off < len ? a->len - a->off : len;
+
+		memcpy(data, a->buf + a->off, take);
+		a->off += take;
+		if (a->off == a->len)
+			ahead_drop(fd);
+		http_loop_note_work();
+		return (ssize_t)take;
+	}
+	if (!a || len >= sizeof(scratch)) {
+		n = recv(fd, data, len, 0);
+	} else {
+		n = recv(fd, scratch, sizeof(scratch), 0);
+		if (n > (ssize_t)len) {
+			a->buf = xmalloc((size_t)n - len);
+			memcpy(a->buf, scratch + len, (size_t)n - len);
+			a->off = 0;
+			a->len = (size_t)n - len;
+			n = (ssize_t)len;
+		}
+		if (n > 0)
+			memcpy(data, scratch, (size_t)n);
+	}
 	if (n > 0)
 		http_loop_note_work();
 	return n;
@@ -155,6 +215,7 @@ void http_tls_connection_started(struct MHD_Connection *conn)
 
 	if (!t || !session)
 		return;
+	ahead_drop(gnutls_transport_get_int(session));
 	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
 	/* The transport pointer stays the socket libmicrohttpd set. Setting the
 	 * push function clears the vectored one, so it comes second. */
@@ -165,6 +226,14 @@ void http_tls_connection_started(struct MHD_Connection *conn)
 	 * gets no ticket and makes full handshakes: slower, nothing worse. */
 	if (t->ticket_key.size && (rc = gnutls_session_ticket_enable_server(session, &t->ticket_key)) < 0)
 		log_warn("http: TLS session tickets: %s", gnutls_strerror(rc));
+}
+
+void http_tls_connection_closed(struct MHD_Connection *conn)
+{
+	gnutls_session_t session = session_of(conn);
+
+	if (session)
+		ahead_drop(gnutls_transport_get_int(session));
 }
 
 /*
@@ -239,6 +308,13 @@ enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool ti
 	if (rc < 0) {
 		*why = xasprintf("http.tls_key: %s", gnutls_strerror(rc));
 		goto fail;
+	}
+	if (!aheads) {
+		struct rlimit rl;
+
+		ahead_count = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur > TLS_AHEAD_FDS ? TLS_AHEAD_FDS
+											   : (size_t)rl.rlim_cur;
+		aheads = xcalloc(ahead_count, sizeof(*aheads));
 	}
 	if (tickets && (rc = gnutls_session_ticket_key_generate(&t->ticket_key)) < 0) {
 		*why = xasprintf("http.tls_session_tickets: %s", gnutls_strerror(rc));

@@ -360,3 +360,35 @@ def test_a_ticket_from_before_a_restart_gets_a_full_handshake(tls_server):
         assert not ts.session_reused, "a ticket issued before the restart was accepted"
         status = get_alice_on(ts)
         assert status.startswith(b"HTTP/1.1 404"), status
+
+
+def test_requests_sent_ahead_in_separate_records_are_all_answered(tls_server):
+    """A client that sends its next requests before the answers (each in a
+    TLS record of its own, so that one socket read brings several records)
+    gets every answer, in order: what a read brought beyond the record
+    being decrypted is kept for the next read, and not forgotten when the
+    socket itself has nothing more to say."""
+    srv, ctx = tls_server
+    auth = basic("alice", PASSWORDS[ALICE])
+    n = 40
+    with connect_tls(srv, ctx) as ts:
+        # One write per request: one record each, all in the socket at once.
+        for i in range(n):
+            ts.sendall((f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        f"Authorization: {auth}\r\n\r\n").encode())
+        f = ts.makefile("rb")
+        for i in range(n):
+            status = read_answer(f)
+            assert status.startswith(b"HTTP/1.1 404"), f"answer {i} of {n}: {status!r}"
+    # A PUT whose head and body come in separate records, the body in many.
+    body = rl_doc("x" * 50_000)
+    with connect_tls(srv, ctx) as ts:
+        ts.sendall((f"PUT {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: {auth}\r\nContent-Type: {RL_TYPE}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode())
+        for k in range(0, len(body), 700):
+            ts.sendall(body[k:k + 700])
+        status = read_answer(ts.makefile("rb"))
+        assert status.startswith(b"HTTP/1.1 201"), f"the PUT sent in {len(body) // 700 + 1} records: {status!r}"
+    status, _, _, got = https(srv, ctx, "GET", doc_path(RL, ALICE), None, {"Authorization": auth})
+    assert status == 200 and got == body, f"GET after the PUT: {status}, {len(got)} bytes of {len(body)}"
