@@ -76,7 +76,7 @@
 #define TLS_CHAIN_MAX 16 /* certificates in the chain file */
 #define TLS_UNCORK_WAIT_MS 1000
 #define TLS_AHEAD_MAX 4096  /* bytes one read-ahead asks the socket for */
-#define TLS_AHEAD_FDS 1048576u /* most descriptors with a read-ahead slot */
+#define TLS_SOCK_MAX 1048576u /* most descriptors with a struct sock_state */
 
 struct http_tls {
 	gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
@@ -87,14 +87,16 @@ struct http_tls {
 
 static const struct http_tls *current;
 
-/* What a socket's last read brought beyond what GnuTLS asked for (see the
- * file comment); touched only by the thread that owns the connection. */
-struct ahead {
+/* Per socket: what its last read brought beyond what GnuTLS asked for (see
+ * the file comment), and whether its cork is off for good (see "Corking").
+ * Touched only by the thread that owns the connection. */
+struct sock_state {
 	unsigned char *buf; /* malloc'd, NULL when nothing is kept */
 	size_t off, len;
+	bool is_uncorked;
 };
-static struct ahead *aheads; /* indexed by descriptor */
-static size_t ahead_count;
+static struct sock_state *socks; /* indexed by descriptor */
+static size_t sock_count;
 
 /* After the peer's Finished: acknowledge it now (see the file comment). */
 static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
@@ -109,12 +111,26 @@ static int finished_hook(gnutls_session_t session, unsigned htype, unsigned when
 	return 0;
 }
 
-static void ahead_drop(int fd)
+static struct sock_state *sock_of(int fd)
 {
-	if (fd >= 0 && (size_t)fd < ahead_count) {
-		free(aheads[fd].buf);
-		aheads[fd].buf = NULL;
-		aheads[fd].off = aheads[fd].len = 0;
+	return fd >= 0 && (size_t)fd < sock_count ? &socks[fd] : NULL;
+}
+
+static void ahead_drop(struct sock_state *st)
+{
+	free(st->buf);
+	st->buf = NULL;
+	st->off = st->len = 0;
+}
+
+/* A connection starts or ends on @fd. */
+static void sock_reset(int fd)
+{
+	struct sock_state *st = sock_of(fd);
+
+	if (st) {
+		ahead_drop(st);
+		st->is_uncorked = false;
 	}
 }
 
@@ -123,7 +139,7 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
 	static _Thread_local unsigned char scratch[TLS_AHEAD_MAX];
 	int fd = (int)(intptr_t)ptr;
-	struct ahead *a = fd >= 0 && (size_t)fd < ahead_count ? &aheads[fd] : NULL;
+	struct sock_state *a = sock_of(fd);
 	ssize_t n;
 
 	if (a && a->buf) {
@@ -132,7 +148,7 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 		memcpy(data, a->buf + a->off, take);
 		a->off += take;
 		if (a->off == a->len)
-			ahead_drop(fd);
+			ahead_drop(a);
 		http_loop_note_work();
 		return (ssize_t)take;
 	}
@@ -215,7 +231,7 @@ void http_tls_connection_started(struct MHD_Connection *conn)
 
 	if (!t || !session)
 		return;
-	ahead_drop(gnutls_transport_get_int(session));
+	sock_reset(gnutls_transport_get_int(session));
 	gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, finished_hook);
 	/* The transport pointer stays the socket libmicrohttpd set. Setting the
 	 * push function clears the vectored one, so it comes second. */
@@ -233,7 +249,7 @@ void http_tls_connection_closed(struct MHD_Connection *conn)
 	gnutls_session_t session = session_of(conn);
 
 	if (session)
-		ahead_drop(gnutls_transport_get_int(session));
+		sock_reset(gnutls_transport_get_int(session));
 }
 
 /*
@@ -244,8 +260,16 @@ void http_tls_connection_closed(struct MHD_Connection *conn)
  * a full socket: nothing waits in the socket's send queue and the answer is
  * small (HTTP_TLS_CORK_MAX), far below the smallest TCP send buffer, so the
  * uncork's write takes it all. Should it not (it would be a kernel's
- * surprise), the uncork waits for the socket, a bounded time. Setting
- * TCP_NODELAY then pushes the write out even if the socket is corked.
+ * surprise), the uncork waits for the socket, a bounded time.
+ *
+ * libmicrohttpd corks the socket itself (TCP_CORK) with the first answer it
+ * sends on a connection it did not accept, whose cork state it does not
+ * know; over TLS it then pushes each answer with TCP_NODELAY and never
+ * uncorks. Its pushes come before the uncork's write, which would wait in
+ * the corked socket for the kernel's cork timeout (200 ms). So the first
+ * uncork on a connection takes the cork off (which pushes the write);
+ * libmicrohttpd, believing the socket corked, never corks it again, and
+ * later writes leave at once with no call of ours.
  */
 bool http_tls_cork(struct MHD_Connection *conn)
 {
@@ -261,12 +285,14 @@ bool http_tls_cork(struct MHD_Connection *conn)
 void http_tls_uncork(struct MHD_Connection *conn)
 {
 	gnutls_session_t s = session_of(conn);
-	int rc, waited = 0, one = 1;
+	struct sock_state *st;
+	int rc, fd, waited = 0, one = 1, zero = 0;
 
 	if (!s)
 		return;
+	fd = gnutls_transport_get_int(s);
 	while ((rc = gnutls_record_uncork(s, 0)) == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
-		struct pollfd p = { .fd = gnutls_transport_get_int(s), .events = POLLOUT };
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
 
 		if (waited >= TLS_UNCORK_WAIT_MS) {
 			log_warn("http: a TLS answer could not be sent within %d ms", TLS_UNCORK_WAIT_MS);
@@ -275,10 +301,13 @@ void http_tls_uncork(struct MHD_Connection *conn)
 		(void)poll(&p, 1, 100);
 		waited += 100;
 	}
-	/* libmicrohttpd has already pushed what it believes it wrote, and may
-	 * have left the socket corked (TCP_CORK) for its next answer: without
-	 * a push the record would wait for the kernel's cork timeout (200 ms). */
-	(void)setsockopt(gnutls_transport_get_int(s), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	st = sock_of(fd);
+	if (st && st->is_uncorked)
+		return;
+	if (st && !setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero)))
+		st->is_uncorked = true;
+	else /* at least push this write */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 void *http_tls_callback(void)
@@ -309,12 +338,12 @@ enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool ti
 		*why = xasprintf("http.tls_key: %s", gnutls_strerror(rc));
 		goto fail;
 	}
-	if (!aheads) {
+	if (!socks) {
 		struct rlimit rl;
 
-		ahead_count = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur > TLS_AHEAD_FDS ? TLS_AHEAD_FDS
-											   : (size_t)rl.rlim_cur;
-		aheads = xcalloc(ahead_count, sizeof(*aheads));
+		sock_count = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur > TLS_SOCK_MAX ? TLS_SOCK_MAX
+											: (size_t)rl.rlim_cur;
+		socks = xcalloc(sock_count, sizeof(*socks));
 	}
 	if (tickets && (rc = gnutls_session_ticket_key_generate(&t->ticket_key)) < 0) {
 		*why = xasprintf("http.tls_session_tickets: %s", gnutls_strerror(rc));
