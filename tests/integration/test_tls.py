@@ -404,3 +404,23 @@ def test_requests_sent_ahead_in_separate_records_are_all_answered(tls_server):
         assert status.startswith(b"HTTP/1.1 201"), f"the PUT sent in {len(body) // 700 + 1} records: {status!r}"
     status, _, _, got = https(srv, ctx, "GET", doc_path(RL, ALICE), None, {"Authorization": auth})
     assert status == 200 and got == body, f"GET after the PUT: {status}, {len(got)} bytes of {len(body)}"
+    # A PUT (which waits for the store's commit) with a GET sent right
+    # behind it: the GET's record waits, read or not, until the PUT is done.
+    body2 = rl_doc("y" * 3000)
+    with connect_tls(srv, ctx) as ts:
+        ts.sendall((f"PUT {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: {auth}\r\nContent-Type: {RL_TYPE}\r\n"
+                    f"Content-Length: {len(body2)}\r\n\r\n").encode() + body2)
+        ts.sendall((f"GET {doc_path(RL, ALICE)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: {auth}\r\n\r\n").encode())
+        f = ts.makefile("rb")
+        status = read_answer(f)
+        assert status.startswith(b"HTTP/1.1 200"), f"the PUT: {status!r}"
+        status = f.readline()
+        length = 0
+        while (line := f.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        got = f.read(length)
+        assert status.startswith(b"HTTP/1.1 200") and got == body2, \
+            f"the GET sent behind the PUT: {status!r}, {len(got)} bytes of {len(body2)}"
