@@ -371,5 +371,11 @@ void http_tls_destroy(struct http_tls *t)
 		gnutls_memset(t->ticket_key.data, 0, t->ticket_key.size);
 		gnutls_free(t->ticket_key.data);
 	}
+	/* The daemons are stopped: no connection is left to read ahead. */
+	for (size_t i = 0; i < sock_count; i++)
+		free(socks[i].buf);
+	free(socks);
+	socks = NULL;
+	sock_count = 0;
 	free(t);
 }
