@@ -3,6 +3,7 @@
 #ifndef XDMS_BASE_FILE_H
 #define XDMS_BASE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -21,5 +22,14 @@ enum xdms_err file_read(const char *path, size_t max, char **data, size_t *len, 
  * left open; @name is what *why calls it. TOOBIG only. */
 enum xdms_err file_read_stream(FILE *f, const char *name, size_t max, char **data, size_t *len,
 			       char **why) XDMS_WUR;
+
+/*
+ * A secret key of exactly @len bytes kept in the file @path: read, or, when
+ * the file does not exist, made from random bytes and written (mode 0600,
+ * synced) before it is used. CORRUPT when the file holds any other number
+ * of bytes, IO when it cannot be made or read; *why (heap) then names the
+ * key as @what ("credential key") and @path.
+ */
+enum xdms_err file_key_load(const char *path, void *key, size_t len, const char *what, char **why) XDMS_WUR;
 
 #endif

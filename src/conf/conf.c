@@ -58,7 +58,11 @@ static const struct conf_key conf_keys[] = {
 	KEY("http.tls_key", CONF_STR, http_tls_key, "", "PEM private key file"),
 	KEY("http.tls_session_tickets", CONF_BOOL, http_tls_session_tickets, "true",
 	    "issue TLS session tickets, so that reconnecting clients resume without a full handshake "
-	    "(the ticket key lives in memory: a restart voids every ticket)"),
+	    "(see http.tls_ticket_key_file)"),
+	KEY("http.tls_ticket_key_file", CONF_STR, http_tls_ticket_key_file, "",
+	    "64-byte master key of the session tickets, created (mode 0600) if missing, so that tickets "
+	    "outlive restarts and instances sharing the file accept each other's (empty = a new key in "
+	    "memory at every start: a restart voids every ticket)"),
 	KEY("auth.realm", CONF_STR, auth_realm, "",
 	    "Digest realm of global documents and tel: users (empty = the domain of the first user "
 	    "provisioned, recorded in the store; \"xdms\" for stores provisioned before it was recorded)"),

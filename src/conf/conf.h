@@ -36,6 +36,7 @@ struct conf {
 	char *http_tls_cert;        /* PEM file; TLS is on when both are set */
 	char *http_tls_key;
 	bool http_tls_session_tickets;
+	char *http_tls_ticket_key_file; /* "" = a key made in memory */
 	/* [auth] */
 	char *auth_realm;           /* default realm (tel: XUIs, global documents); "" = the store's */
 	struct conf_list auth_trusted_peers;     /* IPs whose asserted identity is trusted */

@@ -170,12 +170,14 @@ struct http_tls;
 
 /*
  * Loads the certificate chain and the private key (PEM text, borrowed) for
- * libmicrohttpd's certificate callback and, with @tickets, makes the key
- * that seals session tickets (see tls.c). One per process. PARSE with *why
- * (heap) when a file does not parse. Main thread, before the daemons start.
+ * libmicrohttpd's certificate callback and, with @tickets, the master key of
+ * session tickets: from @ticket_key_file (made there when missing) or, when
+ * that is NULL or empty, made in memory (see tls.c). One per process. PARSE
+ * when a PEM file does not parse, IO or CORRUPT from the ticket key file,
+ * each with *why (heap). Main thread, before the daemons start.
  */
-enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, struct http_tls **out,
-			      char **why);
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, const char *ticket_key_file,
+			      struct http_tls **out, char **why);
 void http_tls_destroy(struct http_tls *t);
 /* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
 void *http_tls_callback(void);

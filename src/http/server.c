@@ -913,7 +913,8 @@ enum xdms_err http_server_start(const struct conf *c, struct store *st, struct x
 		srv->tls_key = slurp(c->http_tls_key, why);
 		if (!srv->tls_key)
 			goto fail;
-		if (http_tls_create(srv->tls_cert, srv->tls_key, c->http_tls_session_tickets, &srv->tls, why))
+		if (http_tls_create(srv->tls_cert, srv->tls_key, c->http_tls_session_tickets, c->http_tls_ticket_key_file,
+				    &srv->tls, why))
 			goto fail;
 		srv->is_tls = true;
 		flags |= MHD_USE_TLS;

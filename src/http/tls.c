@@ -24,11 +24,13 @@
  * an ECDHE, a signature and its verification. With http.tls_session_tickets
  * (the default) the server issues session tickets (RFC 8446 4.6.1, and RFC
  * 5077 for TLS 1.2), so a reconnecting client resumes: an ECDHE only, no
- * certificate, no signature. The tickets are sealed with a key made at
- * start-up and held only in memory; GnuTLS derives the key that seals them
- * from it, rotated every ticket lifetime (GnuTLS's default, 6 hours). A
- * restart makes every ticket void: each client then makes one full
- * handshake. Hooks and transport are set as libmicrohttpd reports the
+ * certificate, no signature. The tickets are sealed with a master key:
+ * made at start-up and held only in memory, so that a restart makes every
+ * ticket void and each client makes one full handshake; or read from
+ * http.tls_ticket_key_file (made there on first use), so that tickets
+ * outlive restarts and instances that share the file accept each other's.
+ * GnuTLS derives the key that seals them from the master key, rotated every
+ * ticket lifetime (GnuTLS's default, 6 hours). Hooks and transport are set as libmicrohttpd reports the
  * connection (http_tls_connection_started), before the first byte is read:
  * a resumed handshake never asks for the certificate, so the certificate
  * callback is too late for them.
@@ -69,6 +71,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "http/http_int.h"
@@ -315,8 +318,8 @@ void *http_tls_callback(void)
 	return (void *)retrieve;
 }
 
-enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, struct http_tls **out,
-			      char **why)
+enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool tickets, const char *ticket_key_file,
+			      struct http_tls **out, char **why)
 {
 	struct http_tls *t = xcalloc(1, sizeof(*t));
 	gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
@@ -345,9 +348,20 @@ enum xdms_err http_tls_create(const char *cert_pem, const char *key_pem, bool ti
 											: (size_t)rl.rlim_cur;
 		socks = xcalloc(sock_count, sizeof(*socks));
 	}
+	/* GnuTLS makes a key of the size it wants; a key file overwrites it
+	 * with its own bytes, which must be as many. */
 	if (tickets && (rc = gnutls_session_ticket_key_generate(&t->ticket_key)) < 0) {
 		*why = xasprintf("http.tls_session_tickets: %s", gnutls_strerror(rc));
 		goto fail;
+	}
+	if (tickets && ticket_key_file && ticket_key_file[0]) {
+		char *kwhy = NULL;
+
+		if (file_key_load(ticket_key_file, t->ticket_key.data, t->ticket_key.size, "TLS ticket key", &kwhy)) {
+			*why = xasprintf("http.tls_ticket_key_file: %s", kwhy);
+			free(kwhy);
+			goto fail;
+		}
 	}
 	current = t;
 	*out = t;

@@ -18,16 +18,13 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <nettle/gcm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "base/file.h"
 #include "base/mem.h"
 #include "iwf/iwf_int.h"
 
@@ -35,58 +32,9 @@
 #define NONCE_LEN 12
 #define HEAD_LEN (1 + NONCE_LEN + GCM_DIGEST_SIZE)
 
-static bool read_exact(int fd, uint8_t *out, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, out + got, len - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		got += (size_t)n;
-	}
-	return true;
-}
-
 enum xdms_err iwf_key_load(const char *path, uint8_t key[IWF_KEY_LEN], char **why)
 {
-	int fd;
-	uint8_t extra;
-	bool ok;
-
-	*why = NULL;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		/* First use: a new random key, written whole before anyone reads it. */
-		ok = getrandom(key, IWF_KEY_LEN, 0) == IWF_KEY_LEN && write(fd, key, IWF_KEY_LEN) == IWF_KEY_LEN &&
-		     fsync(fd) == 0;
-		close(fd);
-		if (!ok) {
-			unlink(path);
-			*why = xasprintf("cannot create the credential key %s: %s", path, strerror(errno));
-			return XDMS_ERR_IO;
-		}
-		return XDMS_ERR_OK;
-	}
-	if (errno != EEXIST) {
-		*why = xasprintf("cannot create the credential key %s: %s", path, strerror(errno));
-		return XDMS_ERR_IO;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*why = xasprintf("cannot read the credential key %s: %s", path, strerror(errno));
-		return XDMS_ERR_IO;
-	}
-	ok = read_exact(fd, key, IWF_KEY_LEN) && read(fd, &extra, 1) == 0;
-	close(fd);
-	if (!ok) {
-		*why = xasprintf("the credential key %s is not %d bytes", path, IWF_KEY_LEN);
-		return XDMS_ERR_CORRUPT;
-	}
-	return XDMS_ERR_OK;
+	return file_key_load(path, key, IWF_KEY_LEN, "credential key", why);
 }
 
 /* The associated data, "owner NUL name", in one update: GCM takes a partial

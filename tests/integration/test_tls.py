@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from xdmslib import PASSWORDS, doc_path, rl_doc
+from xdmslib import PASSWORDS, doc_path, rl_doc, xdmsd_path
 
 RL = "resource-lists"
 RL_TYPE = "application/resource-lists+xml"
@@ -424,3 +424,44 @@ def test_requests_sent_ahead_in_separate_records_are_all_answered(tls_server):
         got = f.read(length)
         assert status.startswith(b"HTTP/1.1 200") and got == body2, \
             f"the GET sent behind the PUT: {status!r}, {len(got)} bytes of {len(body2)}"
+
+
+def test_a_ticket_key_file_keeps_tickets_across_a_restart_and_between_instances(start_server, tls_files, tmp_path):
+    """With http.tls_ticket_key_file the master key is made once (mode
+    0600) and read at every start: a ticket issued before a restart resumes
+    after it, and a second instance with the same file (another shard behind
+    a balancer that passes TLS through) accepts the first one's tickets."""
+    key, cert = tls_files
+    key_file = tmp_path / "tickets.key"
+    settings = {"http.tls_cert": str(cert), "http.tls_key": str(key), "http.tls_ticket_key_file": str(key_file)}
+    srv = start_server(settings=settings)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    session, _ = first_session(srv, ctx)
+    mode = key_file.stat().st_mode & 0o777
+    assert mode == 0o600, f"the ticket key file has mode {mode:o}"
+    assert key_file.stat().st_size == 64, f"the ticket key file has {key_file.stat().st_size} bytes"
+    made = key_file.read_bytes()
+    srv.restart()
+    assert key_file.read_bytes() == made, "the restart made a new key instead of reading the file"
+    with connect_tls(srv, ctx, session) as ts:
+        assert ts.session_reused, "a ticket from before the restart made a full handshake"
+        status = get_alice_on(ts)
+        assert status.startswith(b"HTTP/1.1 404"), status
+    other = start_server(settings=settings)
+    with connect_tls(other, ctx, session) as ts:
+        assert ts.session_reused, "the second instance with the same key file did not resume"
+        status = get_alice_on(ts)
+        assert status.startswith(b"HTTP/1.1 404"), status
+
+
+def test_a_ticket_key_file_of_the_wrong_size_stops_the_start(tls_files, tmp_path):
+    key, cert = tls_files
+    key_file = tmp_path / "tickets.key"
+    key_file.write_bytes(b"x" * 32)
+    res = subprocess.run([str(xdmsd_path()), "--data-dir", str(tmp_path / "data"), "--http", "127.0.0.1:0",
+                          "--set", f"http.tls_cert={cert}", "--set", f"http.tls_key={key}",
+                          "--set", f"http.tls_ticket_key_file={key_file}"],
+                         capture_output=True, timeout=30)
+    assert res.returncode != 0, f"xdmsd started with a 32-byte ticket key: {res.stderr!r}"
+    assert b"http.tls_ticket_key_file" in res.stderr and b"not 64 bytes" in res.stderr, res.stderr
+    assert b"listening" not in res.stderr, res.stderr
