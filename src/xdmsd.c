@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,16 +111,41 @@ static bool ini_round_trips(const char *value)
 	return !strpbrk(value, "\r\n");
 }
 
+/* "# " lines of at most 78 columns, cut at spaces: a line longer than
+ * inih's limit would be read back as two (conf.c refuses it). */
+static void print_comment(const char *text)
+{
+	const int width = 76;
+
+	putchar('\n');
+	while (*text) {
+		int n = (int)strlen(text), cut = n;
+
+		if (n > width) {
+			for (cut = width; cut > 0 && text[cut] != ' '; cut--)
+				;
+			if (cut == 0) /* one word longer than the width */
+				cut = (int)strcspn(text, " ");
+		}
+		printf("# %.*s\n", cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
 static void print_config_key(void *arg, const char *key, const char *value, const char *help)
 {
 	struct print_config *pc = arg;
 
-	if (!ini_round_trips(value)) {
+	if (!ini_round_trips(value) || strlen(key) + 3 + strlen(value) > INI_MAX_LINE - 2) {
 		/* Printed, it would read back as another value (a secret cut
-		 * short): leave the key at its default and say why. */
+		 * short) or not at all (a line longer than inih reads): leave
+		 * the key at its default and say why. */
 		fprintf(stderr, "xdmsd: --print-config: the value of %s cannot be written in an INI file "
-				"(white space at an end, or ';' or '#' after white space); set it with --set\n",
-			key);
+				"(white space at an end, ';' or '#' after white space, or a line over %d "
+				"characters); set it with --set\n",
+			key, INI_MAX_LINE - 2);
 		pc->is_failed = true;
 		pc->next++;
 		return;
@@ -134,7 +160,8 @@ static void print_config_key(void *arg, const char *key, const char *value, cons
 		snprintf(pc->section, sizeof(pc->section), "%.*s", (int)section_len, key);
 		printf("\n[%s]\n", pc->section);
 	}
-	printf("\n# %s\n%s%s =%s%s\n", help, is_default ? ";" : "", dot ? dot + 1 : key, value[0] ? " " : "", value);
+	print_comment(help);
+	printf("%s%s =%s%s\n", is_default ? ";" : "", dot ? dot + 1 : key, value[0] ? " " : "", value);
 }
 
 static bool print_config(const struct conf *c)

@@ -365,7 +365,34 @@ struct ini_state {
 	const char *path;
 	char *why;
 	enum xdms_err err;
+	FILE *f;
+	int line_max; /* inih's line buffer, as it asks */
+	int long_line; /* number of the first line longer than that, or 0 */
+	int lines;
 };
+
+/* inih's reader: fgets, except that a line longer than inih's buffer ends
+ * the file, to be refused, where inih would read its rest as a line of its
+ * own (a comment's tail as a key, a long value cut short). */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct ini_state *st = stream;
+	size_t n;
+	int next;
+
+	if (!fgets(str, num, st->f))
+		return NULL;
+	st->lines++;
+	n = strlen(str);
+	if (n && str[n - 1] == '\n')
+		return str;
+	next = fgetc(st->f);
+	if (next == EOF || next == '\n')
+		return str;
+	st->line_max = num;
+	st->long_line = st->lines;
+	return NULL;
+}
 
 static int ini_line(void *user, const char *section, const char *name, const char *value)
 {
@@ -390,7 +417,7 @@ static int ini_line(void *user, const char *section, const char *name, const cha
 
 enum xdms_err conf_load_file(struct conf *c, const char *path, char **why)
 {
-	struct ini_state st = { c, path, NULL, XDMS_ERR_OK };
+	struct ini_state st = { c, path, NULL, XDMS_ERR_OK, NULL, 0, 0, 0 };
 	FILE *f = fopen(path, "r");
 	int rc;
 
@@ -399,8 +426,15 @@ enum xdms_err conf_load_file(struct conf *c, const char *path, char **why)
 			*why = xasprintf("%s: %s", path, strerror(errno));
 		return XDMS_ERR_IO;
 	}
-	rc = ini_parse_file(f, ini_line, &st);
+	st.f = f;
+	rc = ini_parse_stream(read_line, &st, ini_line, &st);
 	fclose(f);
+	if (st.long_line && !st.err) {
+		if (why)
+			*why = xasprintf("%s:%d: longer than %d characters (make it shorter, or split a comment)", path,
+					 st.long_line, st.line_max - 2);
+		return XDMS_ERR_INVAL;
+	}
 	if (st.err) {
 		/* inih returns the number of the line whose handler refused it. */
 		if (why)

@@ -229,3 +229,27 @@ def test_config_file_and_set_override(start_server, tmp_path):
     srv.start()
     r = Client(srv).get("/xcap/resource-lists/global/index")
     assert 'realm="set.realm"' in r.all("WWW-Authenticate")[0], r.describe()
+
+
+def test_print_config_reads_back_as_itself(tmp_path):
+    """The packaged /etc/xdmsd/xdmsd.conf is --print-config's output: read
+    back with -c it must give the same file. Descriptions are wrapped into
+    comment lines that inih reads whole (a longer line was read as two, and
+    a comment's tail as an unknown key)."""
+    conf = tmp_path / "xdmsd.conf"
+    res = run([xdmsd_path(), "--print-config"])
+    assert res.returncode == 0, describe(res)
+    conf.write_bytes(res.stdout)
+    longest = max(len(line) for line in res.stdout.splitlines())
+    assert longest <= 78, f"--print-config wrote a line of {longest} characters"
+    again = run([xdmsd_path(), "-c", conf, "--print-config"])
+    assert again.returncode == 0, f"xdmsd -c on --print-config's own output: {describe(again)}"
+    assert again.stdout == res.stdout, "the configuration read back prints differently"
+
+
+def test_a_configuration_line_longer_than_inih_reads_is_refused(tmp_path):
+    conf = tmp_path / "xdmsd.conf"
+    conf.write_text("[http]\n# " + "x" * 300 + "\nthreads = 2\n")
+    res = run([xdmsd_path(), "-c", conf, "--print-config"])
+    assert res.returncode == 2, f"a 302-character line: {describe(res)}"
+    assert f"{conf}:2: longer than".encode() in res.stderr, describe(res)
