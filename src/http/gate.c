@@ -43,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +51,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/wake.h"
 #include "http/http_int.h"
 
 #define GATE_BUCKETS 4096u
@@ -564,7 +564,7 @@ enum xdms_err http_gate_start(const struct http_gate_options *o, struct http_gat
 	g->o = *o;
 	g->is_running = false;
 	g->epfd = epoll_create1(EPOLL_CLOEXEC);
-	g->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g->stopfd = wake_open();
 	pthread_mutex_init(&g->lock, NULL);
 	g->scratch = xmalloc(o->max_head ? o->max_head : 1);
 	if (!g->o.max_head)
@@ -593,12 +593,9 @@ fail:
 
 void http_gate_stop(struct http_gate *g)
 {
-	uint64_t one = 1;
-
 	if (!g || !g->is_running)
 		return;
-	if (write(g->stopfd, &one, sizeof(one)) != (ssize_t)sizeof(one))
-		log_warn("http: cannot wake the accepting thread: %s", strerror(errno));
+	wake_signal(g->stopfd, "http: the accepting thread");
 	pthread_join(g->thread, NULL);
 	g->is_running = false;
 	/* Heads still awaited are dropped: the server is going away. */

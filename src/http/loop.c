@@ -42,11 +42,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/wake.h"
 #include "http/http_int.h"
 
 #define LOOP_IDLE_MS 10
@@ -79,22 +79,16 @@ void http_loop_note_work(void)
 
 static void wake(struct http_loop *l)
 {
-	uint64_t one = 1;
-
-	/* EAGAIN only when the counter is about to overflow: already awake. */
-	if (write(l->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("http: cannot wake a daemon's loop: %s", strerror(errno));
+	wake_signal(l->wakefd, "http: a daemon's loop");
 }
 
 /* On the loop thread: adds the queued connections. False when stopping. */
 static bool take_queued(struct http_loop *l)
 {
 	struct loop_conn *c;
-	uint64_t n;
 	bool is_stopping;
 
-	if (read(l->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("http: a daemon's wake-up: %s", strerror(errno));
+	wake_drain(l->wakefd, "http: a daemon's loop");
 	pthread_mutex_lock(&l->lock);
 	c = l->first;
 	l->first = l->last = NULL;
@@ -157,7 +151,7 @@ enum xdms_err http_loop_start(const struct http_loop_options *o, struct http_loo
 	*out = NULL;
 	l->o = *o;
 	l->mhd_epfd = di ? di->epoll_fd : -1;
-	l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->wakefd = wake_open();
 	pthread_mutex_init(&l->lock, NULL);
 	if (l->mhd_epfd < 0 || l->wakefd < 0 || pthread_create(&l->thread, NULL, loop_main, l))
 		goto fail;

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -31,6 +30,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/wake.h"
 #include "sip/sip_int.h"
 
 #define BIND_ATTEMPTS 32
@@ -119,7 +119,6 @@ void sip_token(struct sip_server *s, char *out, size_t len)
 enum xdms_err sip_server_call(struct sip_server *s, sip_run_fn fn, void *arg)
 {
 	struct sip_call *call;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->is_stopping) {
@@ -135,9 +134,7 @@ enum xdms_err sip_server_call(struct sip_server *s, sip_run_fn fn, void *arg)
 		s->calls_head = call;
 	s->calls_tail = call;
 	pthread_mutex_unlock(&s->lock);
-	/* The counter only overflows after 2^64-1 unread wake-ups. */
-	if (write(s->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("sip: waking the loop: %s", strerror(errno));
+	wake_signal(s->wake.fd, "sip: the loop");
 	return XDMS_ERR_OK;
 }
 
@@ -146,10 +143,8 @@ static bool run_calls(struct sip_server *s)
 {
 	struct sip_call *call;
 	bool is_stopping;
-	uint64_t n;
 
-	if (read(s->wake.fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("sip: reading the eventfd: %s", strerror(errno));
+	wake_drain(s->wake.fd, "sip: the loop");
 	pthread_mutex_lock(&s->lock);
 	call = s->calls_head;
 	s->calls_head = s->calls_tail = NULL;
@@ -454,7 +449,7 @@ enum xdms_err sip_server_start(const struct conf *c, sip_subscribe_fn on_subscri
 
 	osip_trace_initialize_func(OSIP_INFO4, osip_trace_to_log);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->wake.fd = wake_open();
 	if (s->epfd < 0 || s->wake.fd < 0) {
 		err = xdms_err_from_errno(errno);
 		*why = xasprintf("epoll/eventfd: %s", strerror(errno));
@@ -499,16 +494,13 @@ const char *sip_server_tcp_address(const struct sip_server *s)
 
 void sip_server_stop(struct sip_server *s)
 {
-	uint64_t one = 1;
-
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->is_stopping = true;
 	pthread_mutex_unlock(&s->lock);
 	if (s->has_thread) {
-		if (write(s->wake.fd, &one, sizeof(one)) < 0)
-			log_error("sip: waking the loop to stop: %s", strerror(errno));
+		wake_signal(s->wake.fd, "sip: the loop");
 		pthread_join(s->thread, NULL);
 	}
 	server_free(s);

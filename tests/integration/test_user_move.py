@@ -133,9 +133,8 @@ def test_watches_move_with_the_user_and_stop_on_the_old_shard(start_server, tmp_
     runs it again from the bundle (seq + 1, with the request's sealed OAuth
     refresh token) and keeps it from then on; the purge stops the old
     shard's watch."""
-    import time
 
-    from iwflib import add_adapter, expect_response, fh_doc, request_xml, response_of, wait_response
+    from iwflib import add_adapter, expect_response, fh_doc, request_xml, response_of, wait_for, wait_response
     from jsonapi import CLIENT_ID, CLIENT_SECRET, ThirdParty
     from xdmslib import FH, PCC
 
@@ -145,15 +144,6 @@ def test_watches_move_with_the_user_and_stop_on_the_old_shard(start_server, tmp_
     tp = ThirdParty().start()
     tp.add_refresh_token(refresh)
     tp.quiet_sync.add(first)
-
-    def wait_for(pred, what, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"{what}: not within {timeout}s")
 
     def seq_of(srv):
         resp = response_of(expect(srv.client(ALICE).get(doc_path(FH, ALICE)), 200).body, "sub-1")
