@@ -353,6 +353,7 @@ int main(int argc, char **argv)
 	so.map_size = c.store_map_size;
 	so.map_size_max = c.store_map_size_max;
 	so.is_sync = c.store_sync;
+	so.wal_size = c.store_wal_size;
 	so.batch_max = c.store_batch_max;
 	so.feed_retention_ms = (uint64_t)c.store_feed_retention * 1000;
 	err = store_open(&so, &st);

@@ -87,6 +87,9 @@ static const struct conf_key conf_keys[] = {
 	    "the map grows up to this size in bytes"),
 	KEY("store.sync", CONF_BOOL, store_sync, "true",
 	    "fsync every commit (turn off only for throwaway test data)"),
+	KEY("store.wal_size", CONF_SIZE, store_wal_size, "67108864",
+	    "bytes of the write-ahead log that answers a durable write after one flush (0 = no log: "
+	    "LMDB's own two flushes; else at least 65536)"),
 	KEY("store.batch_max", CONF_UINT, store_batch_max, "256", "most writes in one group commit"),
 	KEY("store.feed_retention", CONF_UINT, store_feed_retention, "604800",
 	    "seconds change records are kept before pruning, if no subscriber still needs them (0 = forever)"),

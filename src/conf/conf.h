@@ -51,6 +51,7 @@ struct conf {
 	size_t store_map_size;
 	size_t store_map_size_max;
 	bool store_sync;
+	size_t store_wal_size;
 	unsigned store_batch_max;
 	unsigned store_feed_retention; /* seconds change records are kept at least (0 = forever) */
 	/* [xcap] */

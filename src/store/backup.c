@@ -54,6 +54,8 @@ enum xdms_err store_instance_renew(struct store *st)
 	store_map_enter(st);
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (!rc)
+		rc = store_wal_txn_begun(st, txn);
+	if (!rc)
 		rc = store_meta_put(st, txn, STORE_META_INSTANCE, 4, id);
 	if (!rc) {
 		rc = mdb_txn_commit(txn);
@@ -61,6 +63,8 @@ enum xdms_err store_instance_renew(struct store *st)
 	}
 	if (!rc)
 		rc = mdb_env_sync(st->env, 1);
+	if (!rc)
+		rc = store_wal_txn_done(st);
 	if (txn)
 		mdb_txn_abort(txn);
 	store_map_leave(st);

@@ -53,7 +53,7 @@ int store_change_append(struct store *st, MDB_txn *txn, const struct store_chang
 	v.mv_size = fixed_len + detail_len;
 	v.mv_data = NULL;
 	/* Sequences only grow, so MDB_APPEND fills pages without splitting them. */
-	rc = mdb_put(txn, st->dbi_changes, &k, &v, MDB_RESERVE | MDB_APPEND);
+	rc = store_kv_put(st, txn, st->dbi_changes, &k, &v, MDB_RESERVE | MDB_APPEND);
 	if (rc)
 		return rc;
 	p = v.mv_data;
@@ -73,6 +73,7 @@ int store_change_append(struct store *st, MDB_txn *txn, const struct store_chang
 	p += new_len + 1;
 	if (detail_len)
 		memcpy(p, c->detail, detail_len);
+	store_kv_reserved(st, st->dbi_changes, &k, &v);
 	return MDB_SUCCESS;
 }
 
@@ -183,7 +184,7 @@ int store_changes_prune(struct store *st, MDB_txn *txn, uint64_t floor, uint64_t
 		if (store_get_be(k.mv_data, 8) >= floor ||
 		    store_get_be((const unsigned char *)v.mv_data + 10, 8) >= before_ms)
 			break;
-		rc = mdb_cursor_del(cur, 0);
+		rc = store_kv_cursor_del(st, cur, st->dbi_changes);
 		if (rc)
 			break;
 	}

@@ -82,7 +82,7 @@ int store_doc_txn_put(struct store *st, MDB_txn *txn, const char *sel, size_t se
 	v.mv_size = hdr_len + data_len;
 	v.mv_data = NULL;
 	/* MDB_RESERVE: encode straight into the page, no intermediate copy. */
-	rc = mdb_put(txn, st->dbi_docs, &k, &v, MDB_RESERVE);
+	rc = store_kv_put(st, txn, st->dbi_docs, &k, &v, MDB_RESERVE);
 	if (rc)
 		return rc;
 	p = v.mv_data;
@@ -92,6 +92,7 @@ int store_doc_txn_put(struct store *st, MDB_txn *txn, const char *sel, size_t se
 	memcpy(p + DOC_HDR_LEN, etag, etag_len + 1);
 	if (data_len)
 		memcpy(p + hdr_len, data, data_len);
+	store_kv_reserved(st, st->dbi_docs, &k, &v);
 	return MDB_SUCCESS;
 }
 
@@ -99,7 +100,7 @@ int store_doc_txn_del(struct store *st, MDB_txn *txn, const char *sel, size_t se
 {
 	MDB_val k = { sel_len, (void *)sel };
 
-	return mdb_del(txn, st->dbi_docs, &k, NULL);
+	return store_kv_del(st, txn, st->dbi_docs, &k);
 }
 
 enum xdms_err store_doc_get(struct store_read *rd, const char *selector, struct store_doc *out)

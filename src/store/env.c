@@ -161,7 +161,7 @@ int store_meta_put(struct store *st, MDB_txn *txn, const char *key, size_t len, 
 	MDB_val v = { len, buf };
 
 	store_put_be(buf, value, len);
-	return mdb_put(txn, st->dbi_meta, &k, &v, 0);
+	return store_kv_put(st, txn, st->dbi_meta, &k, &v, 0);
 }
 
 /* ---- read snapshots ------------------------------------------------------------- */
@@ -487,6 +487,7 @@ static void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	store_wal_free(st);
 	if (st->env)
 		mdb_env_close(st->env);
 	pthread_rwlock_destroy(&st->map_lock);
@@ -508,7 +509,8 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	if (!out)
 		return XDMS_ERR_INVAL;
 	*out = NULL;
-	if (!opt || !opt->path || !opt->path[0] || opt->batch_max > STORE_BATCH_MAX_LIMIT)
+	if (!opt || !opt->path || !opt->path[0] || opt->batch_max > STORE_BATCH_MAX_LIMIT ||
+	    (opt->wal_size && opt->wal_size < STORE_WAL_SIZE_MIN))
 		return XDMS_ERR_INVAL;
 	psz = sysconf(_SC_PAGESIZE);
 	page = psz > 0 ? (size_t)psz : 4096;
@@ -565,11 +567,24 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	 * can only undo the newest commit). The writer acknowledges a batch
 	 * only once a later sync covered its meta page, so nothing acknowledged
 	 * is lost and each group commit costs one flush, not two. */
+	/* A log left by a server that died is replayed whatever this opener's
+	 * own settings: its gate comes before LMDB is opened (wal.c). */
+	err = store_wal_prepare(st, opt->path, opt->is_sync ? opt->wal_size : 0);
+	if (err)
+		goto out;
 	rc = mdb_env_open(st->env, opt->path, MDB_NOTLS | (opt->is_sync ? MDB_NOMETASYNC : MDB_NOSYNC), 0600);
 	if (rc) {
 		/* Positive codes are errno values from opening the files. */
 		err = rc > 0 ? XDMS_ERR_IO : store_err_from_mdb(rc);
 		goto out;
+	}
+	/* Reader slots of processes that died (a killed server's snapshots and
+	 * its log's pin) would keep LMDB from reusing pages until every process
+	 * closed the environment; LMDB clears them only when it is the first. */
+	{
+		int dead = 0;
+
+		(void)mdb_reader_check(st->env, &dead);
 	}
 	st->max_key = (size_t)mdb_env_get_maxkeysize(st->env);
 	if (st->max_key > STORE_SELECTOR_MAX)
@@ -593,6 +608,9 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	err = env_init(st);
 	if (err)
 		goto out;
+	err = store_wal_finish(st, opt->is_sync && opt->wal_size > 0);
+	if (err)
+		goto out;
 	err = store_writer_start(st);
 out:
 	if (err) {
@@ -608,6 +626,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_writer_stop(st);
+	store_wal_close(st);
 	reads_release_store(st);
 	store_free(st);
 }
@@ -705,15 +724,19 @@ enum xdms_err store_txn_run(struct store *st, enum xdms_err (*fn)(struct store *
 				continue;
 			return store_err_from_mdb(rc);
 		}
-		err = fn(st, txn, arg);
+		rc = store_wal_txn_begun(st, txn);
+		err = rc ? store_err_from_mdb(rc) : fn(st, txn, arg);
 		if (err) {
 			mdb_txn_abort(txn);
 		} else {
 			rc = mdb_txn_commit(txn);
-			/* MDB_NOMETASYNC left the meta page unsynced; the caller is
-			 * told OK only once the change is durable. */
+			/* MDB_NOMETASYNC (or the log's MDB_NOSYNC) left the commit
+			 * unsynced; the caller is told OK only once it is durable,
+			 * and the log's checkpoint names it (wal.c). */
 			if (!rc && st->is_sync)
 				rc = mdb_env_sync(st->env, 1);
+			if (!rc && st->is_sync)
+				rc = store_wal_txn_done(st);
 			err = store_err_from_mdb(rc);
 		}
 		store_map_leave(st);

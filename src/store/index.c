@@ -56,7 +56,7 @@ enum xdms_err store_index_put(struct store_txn *txn, const char *index, const ch
 		return XDMS_ERR_TOOBIG;
 	v.mv_size = strlen(owner);
 	v.mv_data = (void *)owner;
-	return store_err_from_mdb(mdb_put(txn->txn, txn->st->dbi_index, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(txn->st, txn->txn, txn->st->dbi_index, &k, &v, 0));
 }
 
 enum xdms_err store_index_del(struct store_txn *txn, const char *index, const char *key)
@@ -68,5 +68,5 @@ enum xdms_err store_index_del(struct store_txn *txn, const char *index, const ch
 	k.mv_data = kb;
 	if (!k.mv_size)
 		return XDMS_ERR_TOOBIG;
-	return store_err_from_mdb(mdb_del(txn->txn, txn->st->dbi_index, &k, NULL));
+	return store_err_from_mdb(store_kv_del(txn->st, txn->txn, txn->st->dbi_index, &k));
 }

@@ -182,7 +182,7 @@ static enum xdms_err due_set(struct store *st, MDB_txn *txn, uint64_t due_ms, ui
 	int rc;
 
 	due_key(kb, due_ms, id);
-	rc = is_put ? mdb_put(txn, st->dbi_jobs, &k, &v, 0) : mdb_del(txn, st->dbi_jobs, &k, NULL);
+	rc = is_put ? store_kv_put(st, txn, st->dbi_jobs, &k, &v, 0) : store_kv_del(st, txn, st->dbi_jobs, &k);
 	return store_err_from_mdb(rc == MDB_NOTFOUND ? 0 : rc);
 }
 
@@ -209,15 +209,15 @@ static enum xdms_err job_write(struct store *st, MDB_txn *txn, const struct stor
 	}
 	job_key(kb, 'J', j->id);
 	v.mv_size = job_encode(j, vb);
-	rc = mdb_put(txn, st->dbi_jobs, &k, &v, 0);
+	rc = store_kv_put(st, txn, st->dbi_jobs, &k, &v, 0);
 	if (rc)
 		return store_err_from_mdb(rc);
 	job_key(kb, 'A', j->id);
 	if (is_active(j->state)) {
 		v.mv_size = 0;
-		rc = mdb_put(txn, st->dbi_jobs, &k, &v, 0);
+		rc = store_kv_put(st, txn, st->dbi_jobs, &k, &v, 0);
 	} else {
-		rc = mdb_del(txn, st->dbi_jobs, &k, NULL);
+		rc = store_kv_del(st, txn, st->dbi_jobs, &k);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 	}
@@ -284,7 +284,7 @@ static enum xdms_err req_put(struct store *st, MDB_txn *txn, const char *xui, co
 		return XDMS_ERR_INVAL;
 	store_put_be(vb, job_id, 8);
 	memcpy(vb + 8, hash, STORE_JOB_HASH_MAX - 1);
-	return store_err_from_mdb(mdb_put(txn, st->dbi_jobs, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(st, txn, st->dbi_jobs, &k, &v, 0));
 }
 
 /* Ends job @id with @state if it is unfinished. */
@@ -352,7 +352,7 @@ enum xdms_err store_job_add_txn(struct store_txn *txn, const char *xui, const ch
 	store_put_be(nb, j.id, 8);
 	v.mv_size = sizeof(nb);
 	v.mv_data = nb;
-	rc = mdb_put(txn->txn, st->dbi_jobs, &k, &v, 0);
+	rc = store_kv_put(st, txn->txn, st->dbi_jobs, &k, &v, 0);
 	if (rc)
 		return store_err_from_mdb(rc);
 	j.state = STORE_JOB_QUEUED;
@@ -395,7 +395,7 @@ static enum xdms_err request_secret_del(struct store *st, MDB_txn *txn, const ch
 	k.mv_size = secret_key(st, kb, xui, name);
 	if (!k.mv_size)
 		return XDMS_ERR_OK;
-	rc = mdb_del(txn, st->dbi_secrets, &k, NULL);
+	rc = store_kv_del(st, txn, st->dbi_secrets, &k);
 	return rc == MDB_NOTFOUND ? XDMS_ERR_OK : store_err_from_mdb(rc);
 }
 
@@ -416,10 +416,10 @@ static enum xdms_err secret_put_txn(struct store *st, MDB_txn *txn, void *arg)
 	if (!k.mv_size)
 		return XDMS_ERR_INVAL;
 	if (!op->data) {
-		rc = mdb_del(txn, st->dbi_secrets, &k, NULL);
+		rc = store_kv_del(st, txn, st->dbi_secrets, &k);
 		return store_err_from_mdb(rc);
 	}
-	return store_err_from_mdb(mdb_put(txn, st->dbi_secrets, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(st, txn, st->dbi_secrets, &k, &v, 0));
 }
 
 enum xdms_err store_secret_put(struct store *st, const char *owner, const char *name, const void *data, size_t len,
@@ -485,7 +485,7 @@ enum xdms_err store_job_drop_txn(struct store_txn *txn, const char *xui, const c
 	if (err)
 		return err;
 	k.mv_size = req_key(st, kb, xui, request_id);
-	return store_err_from_mdb(mdb_del(txn->txn, st->dbi_jobs, &k, NULL));
+	return store_err_from_mdb(store_kv_del(st, txn->txn, st->dbi_jobs, &k));
 }
 
 enum xdms_err store_job_end_txn(struct store_txn *txn, uint64_t job_id, enum store_job_state state,
@@ -542,7 +542,7 @@ static enum xdms_err claim_txn(struct store *st, MDB_txn *txn, void *arg)
 			break;
 		}
 		if (e || !is_active(j.state) || job_due(&j) != due) {
-			rc = mdb_cursor_del(cur, 0);
+			rc = store_kv_cursor_del(st, cur, st->dbi_jobs);
 			if (rc)
 				break;
 			first = 'D';
@@ -810,7 +810,7 @@ static enum xdms_err prune_txn(struct store *st, MDB_txn *txn, void *arg)
 		MDB_val dk = { sizeof(kb), kb };
 
 		job_key(kb, 'J', ids[i]);
-		rc = mdb_del(txn, st->dbi_jobs, &dk, NULL);
+		rc = store_kv_del(st, txn, st->dbi_jobs, &dk);
 		if (rc && rc != MDB_NOTFOUND)
 			err = store_err_from_mdb(rc);
 	}

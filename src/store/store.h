@@ -59,7 +59,12 @@ struct store_options {
 	bool is_sync;        /* fsync on every commit (true in production) */
 	unsigned batch_max;  /* most writes in one group commit (0 = 256) */
 	uint64_t feed_retention_ms; /* change records older than this may be pruned (0 = keep all) */
+	size_t wal_size;     /* durable mode: the write-ahead log's size in bytes (0 = no log of
+				this process's own; one left by another is still recovered), at
+				least STORE_WAL_SIZE_MIN */
 };
+
+#define STORE_WAL_SIZE_MIN 65536
 
 /* ---- the data directory (lock.c) ----------------------------------------- */
 

@@ -68,6 +68,7 @@ struct store {
 	MDB_dbi dbi_jobs;    /* IWF jobs (jobs.c) */
 	MDB_dbi dbi_secrets; /* server-private values (jobs.c) */
 	MDB_dbi dbi_watches; /* IWF subscribe-profile watches (watches.c) */
+	struct store_wal *wal; /* the write-ahead log (wal.c), NULL without one */
 	uint32_t instance_id;
 	size_t max_key;      /* longest key LMDB accepts, capped at STORE_SELECTOR_MAX */
 	unsigned batch_max;
@@ -184,6 +185,50 @@ enum xdms_err store_txn_group(struct store *st, enum xdms_err (*fn)(struct store
 enum xdms_err store_writer_start(struct store *st);
 /* Lets the queue drain and joins the writer (writer.c); called by store_close(). */
 void store_writer_stop(struct store *st);
+
+/* ---- wal.c ------------------------------------------------------------------ */
+
+/*
+ * Every put and delete of the store goes through these, so that the owner's
+ * writer thread logs it (wal.c). MDB_RESERVE puts are logged by the caller
+ * with store_kv_reserved() once the value is written. Same codes as LMDB's.
+ */
+int store_kv_put(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags);
+void store_kv_reserved(struct store *st, MDB_dbi dbi, const MDB_val *k, const MDB_val *v);
+int store_kv_del(struct store *st, MDB_txn *txn, MDB_dbi dbi, MDB_val *k);
+int store_kv_cursor_del(struct store *st, MDB_cursor *cur, MDB_dbi dbi);
+/* The log's length before a nested transaction, and its rollback with it. */
+size_t store_log_mark(void);
+void store_log_rewind(size_t mark);
+
+/* Before mdb_env_open: opens the log in @dir (creating it when @wal_size is
+ * not 0), waits at its gate and, when nobody owns it and nobody has the
+ * environment open, writes its checkpoint's meta pages back into data.mdb. */
+enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_size);
+/* After the databases are open: replays, checkpoints, opens the gate; the
+ * process keeps the log (owner) when @is_owner_wanted and nobody else has it. */
+enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted);
+/* Clean close (the writer stopped): checkpoint marked clean, log closed. */
+void store_wal_close(struct store *st);
+/* Closes the log without a checkpoint (a failed open). */
+void store_wal_free(struct store *st);
+bool store_wal_is_owner(const struct store *st);
+/* The writer thread logs its ops from now on (owner only). */
+void store_wal_thread_attach(struct store *st);
+/* Around each parent transaction of the writer (0, an LMDB code or an errno). */
+int store_wal_pass_begin(struct store *st, MDB_txn *parent);
+int store_wal_pass_append(struct store *st, MDB_txn *parent);
+/* After the parent's commit (@rc its result): a failed commit's record is voided. */
+void store_wal_pass_end(struct store *st, uint64_t txnid, int rc);
+/* The writer answers each batch after its own flush: this process owns the
+ * log, or another process does (and each commit here advances its checkpoint). */
+bool store_wal_in_use(const struct store *st);
+/* After a batch's commits, before any answer: makes them durable (the
+ * owner: flushes the log, or checkpoints after a commit that went without). */
+int store_wal_flush(struct store *st);
+/* A durable transaction outside the writer: after it began, after its sync. */
+int store_wal_txn_begun(struct store *st, MDB_txn *txn);
+int store_wal_txn_done(struct store *st);
 
 /* ---- move.c --------------------------------------------------------------- */
 

@@ -19,7 +19,7 @@ enum xdms_err store_sub_put(struct store_txn *txn, uint64_t id, const void *rec,
 	if (!txn || (!rec && len))
 		return XDMS_ERR_INVAL;
 	store_put_be(kb, id, 8);
-	return store_err_from_mdb(mdb_put(txn->txn, txn->st->dbi_subs, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(txn->st, txn->txn, txn->st->dbi_subs, &k, &v, 0));
 }
 
 enum xdms_err store_sub_del(struct store_txn *txn, uint64_t id)
@@ -30,7 +30,7 @@ enum xdms_err store_sub_del(struct store_txn *txn, uint64_t id)
 	if (!txn)
 		return XDMS_ERR_INVAL;
 	store_put_be(kb, id, 8);
-	return store_err_from_mdb(mdb_del(txn->txn, txn->st->dbi_subs, &k, NULL));
+	return store_err_from_mdb(store_kv_del(txn->st, txn->txn, txn->st->dbi_subs, &k));
 }
 
 struct sub_walk {

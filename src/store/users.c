@@ -153,7 +153,7 @@ static enum xdms_err names_walk(struct store *st, MDB_txn *txn, const struct sto
 				return store_err_from_mdb(rc);
 			if (v.mv_size == xui_len && memcmp(v.mv_data, u->xui, xui_len) == 0) {
 				if (!is_check) {
-					rc = mdb_del(txn, st->dbi_names, &k, NULL);
+					rc = store_kv_del(st, txn, st->dbi_names, &k);
 					if (rc)
 						return store_err_from_mdb(rc);
 				}
@@ -180,7 +180,7 @@ static enum xdms_err names_put(struct store *st, MDB_txn *txn, const struct stor
 			k.mv_data = key;
 			v.mv_size = strlen(u->xui);
 			v.mv_data = (void *)u->xui;
-			rc = mdb_put(txn, st->dbi_names, &k, &v, 0);
+			rc = store_kv_put(st, txn, st->dbi_names, &k, &v, 0);
 			if (rc)
 				return store_err_from_mdb(rc);
 		}
@@ -241,13 +241,13 @@ static enum xdms_err alias_yield(struct store *st, MDB_txn *txn, const struct st
 		if (strcmp(h.realms[i].realm, own->realm) != 0 || h.realms[i].is_xui_only)
 			continue;
 		h.realms[i].is_xui_only = true;
-		rc = mdb_del(txn, st->dbi_names, &k, NULL);
+		rc = store_kv_del(st, txn, st->dbi_names, &k);
 		if (!rc) {
 			hk.mv_size = strlen(h.xui);
 			hk.mv_data = h.xui;
 			val[0] = USER_FORMAT;
 			memcpy(val + 1, &h, sizeof(h));
-			rc = mdb_put(txn, st->dbi_users, &hk, &hv, 0);
+			rc = store_kv_put(st, txn, st->dbi_users, &hk, &hv, 0);
 		}
 		if (!rc && yielded)
 			snprintf(yielded, STORE_XUI_MAX, "%s", h.xui);
@@ -274,7 +274,7 @@ static enum xdms_err default_realm_record(struct store *st, MDB_txn *txn, const 
 		return store_err_from_mdb(rc);
 	v.mv_size = len;
 	v.mv_data = (void *)realm;
-	return store_err_from_mdb(mdb_put(txn, st->dbi_meta, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(st, txn, st->dbi_meta, &k, &v, 0));
 }
 
 static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
@@ -312,7 +312,7 @@ static enum xdms_err user_put_txn(struct store *st, MDB_txn *txn, void *arg)
 		return err;
 	val[0] = USER_FORMAT;
 	memcpy(val + 1, u, sizeof(*u));
-	rc = mdb_put(txn, st->dbi_users, &k, &v, 0);
+	rc = store_kv_put(st, txn, st->dbi_users, &k, &v, 0);
 	return store_err_from_mdb(rc);
 }
 
@@ -330,7 +330,7 @@ static enum xdms_err user_del_txn(struct store *st, MDB_txn *txn, void *arg)
 	err = names_walk(st, txn, &old, false);
 	if (err)
 		return err;
-	rc = mdb_del(txn, st->dbi_users, &k, NULL);
+	rc = store_kv_del(st, txn, st->dbi_users, &k);
 	return store_err_from_mdb(rc);
 }
 

@@ -190,9 +190,9 @@ static enum xdms_err watch_op_txn(struct store *st, MDB_txn *txn, void *arg)
 	if (!k.mv_size)
 		return XDMS_ERR_INVAL;
 	if (!op->w)
-		return store_err_from_mdb(mdb_del(txn, st->dbi_watches, &k, NULL));
+		return store_err_from_mdb(store_kv_del(st, txn, st->dbi_watches, &k));
 	v.mv_size = encode(op->w, vb);
-	return store_err_from_mdb(mdb_put(txn, st->dbi_watches, &k, &v, 0));
+	return store_err_from_mdb(store_kv_put(st, txn, st->dbi_watches, &k, &v, 0));
 }
 
 enum xdms_err store_watch_put(struct store *st, const struct store_watch *w)
@@ -223,7 +223,7 @@ enum xdms_err store_watch_drop_txn(struct store_txn *txn, const char *xui, const
 	k.mv_size = watch_key(st, kb, xui, request_id);
 	if (!k.mv_size)
 		return XDMS_ERR_OK; /* too long to have been a watch */
-	rc = mdb_del(txn->txn, st->dbi_watches, &k, NULL);
+	rc = store_kv_del(st, txn->txn, st->dbi_watches, &k);
 	if (rc == MDB_NOTFOUND)
 		return XDMS_ERR_OK;
 	if (!rc)

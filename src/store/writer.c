@@ -103,6 +103,7 @@ static void etag_format(char *out, const char *prefix, uint32_t instance_id, uin
 static enum xdms_err record_one(struct pass *p, struct store_write *w, int *mdb_rc)
 {
 	struct store_txn stxn = { .st = p->st };
+	size_t mark = store_log_mark();
 	enum xdms_err err;
 	int rc;
 
@@ -120,6 +121,8 @@ static enum xdms_err record_one(struct pass *p, struct store_write *w, int *mdb_
 	rc = mdb_txn_commit(stxn.txn);
 	err = store_err_from_mdb(rc);
 out:
+	if (err)
+		store_log_rewind(mark); /* the nested transaction left nothing */
 	w->result = err;
 	*mdb_rc = rc;
 	return err;
@@ -139,6 +142,7 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 	uint64_t counter = p->etag_counter;
 	uint64_t seq = p->last_seq + 1;
 	uint64_t now = store_now_ms();
+	size_t mark = store_log_mark();
 	MDB_txn *txn = NULL;
 	enum xdms_err err;
 	size_t sel_len;
@@ -248,8 +252,10 @@ static enum xdms_err write_one(struct pass *p, struct store_write *w, int *mdb_r
 out:
 	if (txn)
 		mdb_txn_abort(txn);
-	if (err)
+	if (err) {
+		store_log_rewind(mark);
 		write_out_reset(w);
+	}
 	w->result = err;
 	*mdb_rc = rc;
 	return err;
@@ -277,6 +283,7 @@ static void writes_fail(struct store_write **ws, unsigned n, enum xdms_err err)
 static void feed_prune(struct store *st, MDB_txn *parent)
 {
 	uint64_t now = store_now_ms();
+	size_t mark = store_log_mark();
 	MDB_txn *txn;
 
 	if (mdb_txn_begin(st->env, parent, 0, &txn))
@@ -284,10 +291,11 @@ static void feed_prune(struct store *st, MDB_txn *parent)
 	if (store_changes_prune(st, txn, atomic_load(&st->feed_floor),
 				now > st->feed_retention_ms ? now - st->feed_retention_ms : 0, FEED_PRUNE_MAX)) {
 		mdb_txn_abort(txn);
+		store_log_rewind(mark);
 		return;
 	}
 	if (mdb_txn_commit(txn))
-		return; /* the commit freed the nested transaction; the parent goes on */
+		store_log_rewind(mark); /* the commit freed the nested transaction; the parent goes on */
 }
 
 /*
@@ -298,6 +306,7 @@ static void feed_prune(struct store *st, MDB_txn *parent)
 static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
 {
 	struct store *st = p->st;
+	uint64_t txnid;
 	enum xdms_err err;
 	unsigned i;
 	int rc, wrc;
@@ -315,6 +324,9 @@ static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
 		goto out;
 	}
 	p->has_begun = true;
+	rc = store_wal_pass_begin(st, p->parent);
+	if (rc)
+		goto out;
 	rc = store_meta_get(st, p->parent, STORE_META_ETAG_COUNTER, 8, &p->etag_counter);
 	if (!rc)
 		rc = store_meta_get(st, p->parent, STORE_META_LAST_SEQ, 8, &p->last_seq);
@@ -345,11 +357,15 @@ static int pass_run(struct pass *p, struct store_write **ws, unsigned n)
 	rc = store_meta_put(st, p->parent, STORE_META_ETAG_COUNTER, 8, p->etag_counter);
 	if (!rc)
 		rc = store_meta_put(st, p->parent, STORE_META_LAST_SEQ, 8, p->last_seq);
+	if (!rc)
+		rc = store_wal_pass_append(st, p->parent);
 	if (rc)
 		goto out;
+	txnid = mdb_txn_id(p->parent);
 	rc = mdb_txn_commit(p->parent);
 	p->parent = NULL;
-	if (st->is_sync)
+	store_wal_pass_end(st, txnid, rc);
+	if (!rc && st->is_sync && !store_wal_is_owner(st))
 		atomic_fetch_add_explicit(&st->n_flushes, 1, memory_order_relaxed);
 out:
 	if (p->parent)
@@ -515,28 +531,36 @@ static void batch_ack_commit(struct batch *b, struct store *st)
 	pthread_mutex_unlock(&st->q_lock);
 }
 
-/* Flushes everything committed so far (the meta page MDB_NOMETASYNC left). */
+/*
+ * A flush failed under @b's committed writes: they are not known to be
+ * durable, so none is told it succeeded.
+ */
+static void batch_fail_flush(struct store *st, struct batch *b, int rc)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->ws[i] && b->ws[i]->result == XDMS_ERR_OK)
+			b->ws[i]->result = store_err_from_mdb(rc);
+	b->last_seq = 0;
+	if (b->has_commit_acks) {
+		/* Writes already told OK may be lost: acknowledge nothing more. */
+		st->is_ack_lost = true;
+		log_error("store: a flush failed after writes were acknowledged at their commit: "
+			  "refusing every further write");
+	}
+}
+
+/* Flushes everything committed so far: the meta page MDB_NOMETASYNC left,
+ * or what went without the write-ahead log (wal.c). */
 static void store_flush(struct store *st, struct batch *b)
 {
 	int rc;
 
 	if (!st->is_sync || !b->n)
 		return;
-	rc = mdb_env_sync(st->env, 1);
+	rc = st->wal ? store_wal_flush(st) : mdb_env_sync(st->env, 1);
 	atomic_fetch_add_explicit(&st->n_flushes, 1, memory_order_relaxed);
-	if (rc) {
-		/* Committed but not known to be durable: do not claim success. */
-		for (unsigned i = 0; i < b->n; i++)
-			if (b->ws[i] && b->ws[i]->result == XDMS_ERR_OK)
-				b->ws[i]->result = store_err_from_mdb(rc);
-		b->last_seq = 0;
-		if (b->has_commit_acks) {
-			/* Writes already told OK may be lost: acknowledge nothing more. */
-			st->is_ack_lost = true;
-			log_error("store: a flush failed after writes were acknowledged at their commit: "
-				  "refusing every further write");
-		}
-	}
+	if (rc)
+		batch_fail_flush(st, b, rc);
 }
 
 /* Takes up to batch_max queued writes into @b. Called with q_lock held. */
@@ -566,6 +590,23 @@ static void batch_take(struct store *st, struct batch *b)
 		st->q_tail = NULL;
 }
 
+/* Runs a taken batch: its writes, then the answers due at its commit. */
+static void batch_exec(struct store *st, struct batch *b)
+{
+	stats_count_batch(st, b->n);
+	b->last_seq = 0;
+	if (st->is_ack_lost) {
+		for (unsigned i = 0; i < b->n; i++) {
+			write_out_reset(b->ws[i]);
+			b->ws[i]->result = XDMS_ERR_IO;
+		}
+		b->is_committed = false;
+	} else {
+		b->is_committed = batch_run(st, b->ws, b->n, &b->last_seq);
+	}
+	batch_ack_commit(b, st);
+}
+
 /*
  * The writer loop, with acknowledgements one commit behind: batch N is
  * acknowledged after batch N+1's commit, whose data sync also flushed N's
@@ -579,6 +620,7 @@ static void *writer_main(void *arg)
 	struct batch batches[2];
 	struct batch *cur = &batches[0], *pending = &batches[1], *tmp;
 
+	store_wal_thread_attach(st);
 	for (int i = 0; i < 2; i++) {
 		batches[i].ws = xcalloc(st->batch_max, sizeof(struct store_write *));
 		batches[i].waiters = xcalloc(st->batch_max, sizeof(struct store_waiter *));
@@ -624,19 +666,20 @@ static void *writer_main(void *arg)
 			break; /* closing and drained; nothing pending */
 		batch_take(st, cur);
 		pthread_mutex_unlock(&st->q_lock);
-
-		stats_count_batch(st, cur->n);
-		cur->last_seq = 0;
-		if (st->is_ack_lost) {
-			for (unsigned i = 0; i < cur->n; i++) {
-				write_out_reset(cur->ws[i]);
-				cur->ws[i]->result = XDMS_ERR_IO;
+		batch_exec(st, cur);
+		if (store_wal_in_use(st)) {
+			/* The log's flush makes the batch durable on its own: it is
+			 * answered now, and nothing stays pending. */
+			if (pending->n) {
+				store_flush(st, pending); /* an owner appeared meanwhile */
+				batch_ack(st, pending);
 			}
-			cur->is_committed = false;
-		} else {
-			cur->is_committed = batch_run(st, cur->ws, cur->n, &cur->last_seq);
+			if (cur->is_committed)
+				store_flush(st, cur);
+			batch_ack(st, cur);
+			pthread_mutex_lock(&st->q_lock);
+			continue;
 		}
-		batch_ack_commit(cur, st);
 		if (pending->n) {
 			/* A commit with writes synced its data, and with it the
 			 * pending batch's meta page; otherwise sync explicitly. */

@@ -134,6 +134,10 @@ def test_queued_write_is_applied_after_its_client_went_away(start_server, tmp_pa
             assert r.status == 404 and time.monotonic() < deadline, r.describe()
             time.sleep(0.05)
         assert r.body == body
+        # A commit is visible before its flush (with the write-ahead log, the
+        # flush is the log's): a second write is answered only after a flush
+        # that covers both, so the trace holds one before it stops.
+        expect(c.put_doc(RL, ALICE, rl_doc("after"), doc="after"), 201)
     finally:
         events = tr.stop()
     # Every flush was held up 1.5 s and the client was gone within 1 s, so no

@@ -8,17 +8,22 @@ the kernel saw them, the writes to data.mdb, the flushes (fdatasync, fsync,
 msync, sync_file_range) and the bytes sent on each client connection.
 
 For every acknowledged write the check (flush_violations) finds, in that
-record:
-  P  the first write to data.mdb of a data page that holds the document's
-     unique marker (the write's own commit),
+record, with the write-ahead log (store.wal_size, the default):
+  L  the first write to data.wal of a record that holds the document's
+     unique marker (written before the commit),
+  F  a flush of data.wal that starts after L and returns before
+  S  the first byte of the "HTTP/1.1 200/201" on the client's connection;
+and without it (store.wal_size=0):
+  P  the first write to data.mdb of a data page that holds the marker
+     (the write's own commit),
   M  the first meta-page write after P (that commit's meta page: LMDB runs
      with MDB_NOMETASYNC, so the meta page is written unflushed),
-  F  a flush of data.mdb that starts after M and returns before
-  S  the first byte of the "HTTP/1.1 200/201" on the client's connection.
-With store.sync=true every write must have P < M < F < S, alone and in a
-group commit of concurrent writers; with store.sync=false the server must
-not flush at all. The check is also run on the store.sync=false record and
-must find a violation there, so it cannot pass vacuously.
+  F  a flush of data.mdb that starts after M and returns before S.
+With store.sync=true every write must have L < F < S or P < M < F < S,
+alone and in a group commit of concurrent writers; with store.sync=false
+the server must not flush at all. The check is also run on the
+store.sync=false record and must find a violation there, so it cannot pass
+vacuously.
 """
 
 import re
@@ -114,6 +119,10 @@ def _is_data_file(fd):
     return fd.endswith("/data.mdb")
 
 
+def _is_log_file(fd):
+    return fd.endswith("/data.wal")
+
+
 def _offset(args):
     """The file offset of a pwrite64/pwritev call (its last argument)."""
     m = re.search(r", (\d+)\)( = .*)?$", args) or re.search(r", (\d+)\s*<unfinished", args)
@@ -131,7 +140,22 @@ def _is_meta_write(name, args):
 
 def flushes_of_data_file(events):
     return [e for e in events if e[1] == "start" and e[2] in FLUSHES
-            and (e[2] == "msync" or _is_data_file(e[3]))]
+            and (e[2] == "msync" or _is_data_file(e[3]) or _is_log_file(e[3]))]
+
+
+def _flush_between(events, first, last, is_file):
+    """True when a flush of a file @is_file accepts starts after event
+    @first and returns before event @last."""
+    started = {}
+    for e in events[first + 1:last]:
+        _, kind, name, fd, _ = e
+        if name not in FLUSHES or not (name == "msync" or is_file(fd)):
+            continue
+        if kind == "start":
+            started[name] = started.get(name, 0) + 1
+        elif started.get(name):
+            return True
+    return False
 
 
 def flush_violations(events, writes):
@@ -147,6 +171,17 @@ def flush_violations(events, writes):
             problems.append(f"{marker}: {len(sends)} 200/201 answers seen on port {port}")
             continue
         s = sends[0][0]
+        logged = [e for e in events if e[1] == "start" and e[2] in DATA_WRITES and _is_log_file(e[3])
+                  and marker in e[4]]
+        if logged:
+            # L < F < S: the log's record, then a flush of the log.
+            lw = logged[0][0]
+            if lw > s:
+                problems.append(f"{marker}: answered (event {s}) before its log record was written (event {lw})")
+            elif not _flush_between(events, lw, s, _is_log_file):
+                problems.append(f"{marker}: no flush of data.wal between its record (event {lw}) "
+                                f"and its answer (event {s})")
+            continue
         pages = [e for e in events if e[1] == "start" and e[2] in DATA_WRITES and _is_data_file(e[3])
                  and marker in e[4] and not _is_meta_write(e[2], e[4])]
         if not pages:
@@ -162,19 +197,7 @@ def flush_violations(events, writes):
             problems.append(f"{marker}: answered (event {s}) before its commit's meta page was written")
             continue
         m = metas[0][0]
-        # A flush whose entry is after M and whose return is before S.
-        covered = False
-        started = {}
-        for e in events[m + 1:s]:
-            idx, kind, name, fd, _ = e
-            if name not in FLUSHES or not (name == "msync" or _is_data_file(fd)):
-                continue
-            if kind == "start":
-                started[name] = started.get(name, 0) + 1
-            elif started.get(name):
-                covered = True
-                break
-        if not covered:
+        if not _flush_between(events, m, s, _is_data_file):
             problems.append(f"{marker}: no flush of data.mdb between its meta page (event {m}) "
                             f"and its answer (event {s})")
     return problems
@@ -231,25 +254,44 @@ def batch_stats(srv):
             metric_sum(s, "xdms_store_write_batch_size_count") or 0)
 
 
-def test_single_writes_are_flushed_before_the_answer(start_server, tmp_path):
-    srv = start_server(sync=True)
+WAL_SIZES = [pytest.param(None, id="log"), pytest.param("0", id="no-log")]
+
+
+def _settings(wal_size, **more):
+    return {**({"store.wal_size": wal_size} if wal_size is not None else {}), **more}
+
+
+def _assert_mode(events, writes, wal_size):
+    """The records show the mode the server was asked for: every write went
+    through the log, or none did."""
+    logged = [m for m, _ in writes
+              if any(e[2] in DATA_WRITES and _is_log_file(e[3]) and m in e[4] for e in events)]
+    assert len(logged) == (0 if wal_size == "0" else len(writes)), (wal_size, logged)
+
+
+@pytest.mark.parametrize("wal_size", WAL_SIZES)
+def test_single_writes_are_flushed_before_the_answer(start_server, tmp_path, wal_size):
+    srv = start_server(sync=True, settings=_settings(wal_size))
     tr = Tracer(srv, tmp_path / "strace.txt")
     writes = put_marked(srv, 3, concurrent=False)
     events = tr.stop()
-    assert flushes_of_data_file(events), "store.sync=true: the server never flushed data.mdb"
+    assert flushes_of_data_file(events), "store.sync=true: the server never flushed"
+    _assert_mode(events, writes, wal_size)
     problems = flush_violations(events, writes)
     assert not problems, "\n".join(problems)
 
 
-def test_group_commit_is_flushed_before_every_answer(start_server, tmp_path):
+@pytest.mark.parametrize("wal_size", WAL_SIZES)
+def test_group_commit_is_flushed_before_every_answer(start_server, tmp_path, wal_size):
     """Concurrent writers share a commit; each answer still waits for a flush
     that covers it. Rounds repeat until a commit held more than one write."""
-    srv = start_server(sync=True, settings={"http.threads": "8"})
+    srv = start_server(sync=True, settings=_settings(wal_size, **{"http.threads": "8"}))
     for round_ in range(5):
         before = batch_stats(srv)
         tr = Tracer(srv, tmp_path / f"strace-{round_}.txt")
         writes = put_marked(srv, 8, concurrent=True)
         events = tr.stop()
+        _assert_mode(events, writes, wal_size)
         problems = flush_violations(events, writes)
         assert not problems, "\n".join(problems + [f"writes: {writes}"])
         after = batch_stats(srv)
@@ -265,7 +307,7 @@ def test_without_sync_nothing_is_flushed_and_the_check_notices(start_server, tmp
     tr = Tracer(srv, tmp_path / "strace.txt")
     writes = put_marked(srv, 3, concurrent=False)
     events = tr.stop()
-    assert not flushes_of_data_file(events), "store.sync=false, yet data.mdb was flushed"
+    assert not flushes_of_data_file(events), "store.sync=false, yet data.mdb or data.wal was flushed"
     # The same check that passes above must fail here: it does not pass vacuously.
     problems = flush_violations(events, writes)
     assert len(problems) == len(writes), problems
@@ -289,3 +331,19 @@ def test_the_trace_parser_joins_interrupted_calls():
     # The same answer sent while the flush is still running is a violation.
     early = trace.replace("7 <... fdatasync resumed>) = 0\n", "") + "\n7 <... fdatasync resumed>) = 0"
     assert flush_violations(parse_trace(early), [("durable-m1", 5001)]) != []
+
+
+def test_the_check_follows_the_log_when_the_record_is_there():
+    """With the write-ahead log an answer needs its record written to
+    data.wal and a flush of data.wal after it; a flush of another file, or
+    one still running, does not count."""
+    w = "/x/data/data.wal"
+    answer = '8 sendto(9<TCP:[127.0.0.1:80->127.0.0.1:5001]>, "HTTP/1.1 201 Created\\r\\n", 22, 0, NULL, 0) = 22'
+    record = f'7 pwrite64(5<{w}>, "XWLR..durable-m2..", 2200, 12288) = 2200'
+    good = "\n".join([record, f"7 fdatasync(5<{w}>) = 0", answer])
+    assert flush_violations(parse_trace(good), [("durable-m2", 5001)]) == []
+    other = "\n".join([record, "7 fdatasync(4</x/data/data.mdb>) = 0", answer])
+    assert "no flush of data.wal" in flush_violations(parse_trace(other), [("durable-m2", 5001)])[0]
+    running = "\n".join([record, f"7 fdatasync(5<{w}> <unfinished ...>", answer,
+                         "7 <... fdatasync resumed>) = 0"])
+    assert flush_violations(parse_trace(running), [("durable-m2", 5001)]) != []
