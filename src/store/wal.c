@@ -1094,7 +1094,10 @@ void store_wal_pass_end(struct store *st, uint64_t txnid, int rc)
 	if (!w || !w->is_owner)
 		return;
 	if (!rc) {
-		w->last_txnid = txnid;
+		pthread_mutex_lock(&w->lock);
+		if (txnid > w->last_txnid)
+			w->last_txnid = txnid; /* a checkpoint in between may have named a later one */
+		pthread_mutex_unlock(&w->lock);
 		return;
 	}
 	if (!w->has_rec)
@@ -1117,6 +1120,7 @@ bool store_wal_in_use(const struct store *st)
 int store_wal_flush(struct store *st)
 {
 	struct store_wal *w = st->wal;
+	bool is_due;
 	int rc = 0;
 
 	if (!w)
@@ -1132,10 +1136,19 @@ int store_wal_flush(struct store *st)
 		w->needs_sync = false;
 		return checkpoint_run(st, true, true, false);
 	}
-	if (w->is_unflushed) {
+	pthread_mutex_lock(&w->lock);
+	is_due = w->is_unflushed;
+	w->is_unflushed = false;
+	pthread_mutex_unlock(&w->lock);
+	if (is_due) {
 		rc = fdatasync_retry(w->fd);
-		if (!rc)
-			w->is_unflushed = false;
+		if (rc) {
+			/* The records may be lost, and a later flush of the log could
+			 * succeed without them: the next batch is answered only after a
+			 * checkpoint, LMDB's own flush, which starts the log again. */
+			log_error("store: flushing the write-ahead log failed: %s", strerror(rc));
+			w->needs_sync = true;
+		}
 	}
 	return rc;
 }
