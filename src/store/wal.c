@@ -134,7 +134,6 @@ struct store_wal {
 	size_t rec_start;     /* the last record, voided if its commit fails */
 	bool has_rec;
 	bool is_owner;
-	bool has_gate;
 	bool must_replay;     /* prepared: the meta pages were written back */
 	bool needs_sync;      /* a commit went without the log: flush LMDB before answering */
 	uint64_t epoch;
@@ -255,30 +254,13 @@ static bool owner_alive(const struct store_wal *w)
 	return fl.l_type != F_UNLCK;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t at)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, at);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? errno : EIO;
-		p += n;
-		len -= (size_t)n;
-		at += n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t len, off_t at)
+/* pread or pwrite of all @len bytes at @at: 0 or an errno value. */
+static int io_all(int fd, void *buf, size_t len, off_t at, bool is_write)
 {
 	char *p = buf;
 
 	while (len) {
-		ssize_t n = pread(fd, p, len, at);
+		ssize_t n = is_write ? pwrite(fd, p, len, at) : pread(fd, p, len, at);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -291,7 +273,17 @@ static int pread_all(int fd, void *buf, size_t len, off_t at)
 	return 0;
 }
 
-static int fdatasync_retry(int fd)
+static int pwrite_all(int fd, const void *buf, size_t len, off_t at)
+{
+	return io_all(fd, (void *)buf, len, at, true);
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t at)
+{
+	return io_all(fd, buf, len, at, false);
+}
+
+static int datasync(int fd)
 {
 	return fdatasync(fd) ? errno : 0;
 }
@@ -528,7 +520,7 @@ static int checkpoint_in(struct store *st, MDB_txn *wtxn, bool new_epoch, bool r
 	hdr_seal(w);
 	rc = pwrite_all(w->fd, w->hdr, w->hdr_len, 0);
 	if (!rc)
-		rc = fdatasync_retry(w->fd);
+		rc = datasync(w->fd);
 	if (rc) {
 		if (pin)
 			mdb_txn_abort(pin);
@@ -727,11 +719,9 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 		log_error("store: cannot lock the write-ahead log %s: %s", path, strerror(rc));
 		goto fail;
 	}
-	w->has_gate = true;
 	if (range_lock(fd, 1, F_WRLCK, false)) {
 		/* Its owner is alive: no recovery; this process writes without it. */
 		range_lock(fd, 0, F_UNLCK, false);
-		w->has_gate = false;
 		return XDMS_ERR_OK;
 	}
 	w->is_owner = true; /* for now: store_wal_finish() decides whether it stays */
@@ -936,7 +926,6 @@ enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 		range_lock(w->fd, 1, F_UNLCK, false);
 	}
 	range_lock(w->fd, 0, F_UNLCK, false);
-	w->has_gate = false;
 	if (rc) {
 		log_error("store: write-ahead log checkpoint failed: %s", rc > 0 ? strerror(rc) : mdb_strerror(rc));
 		return rc > 0 ? XDMS_ERR_IO : store_err_from_mdb(rc);
@@ -1109,7 +1098,7 @@ void store_wal_pass_end(struct store *st, uint64_t txnid, int rc)
 		return;
 	pthread_mutex_lock(&w->lock);
 	/* The commit failed and its writers hear so: the record must never replay. */
-	if (pwrite_all(w->fd, zero, sizeof(zero), (off_t)w->rec_start) || fdatasync_retry(w->fd))
+	if (pwrite_all(w->fd, zero, sizeof(zero), (off_t)w->rec_start) || datasync(w->fd))
 		log_error("store: cannot void a write-ahead log record: %s", strerror(errno));
 	w->tail = w->rec_start;
 	w->has_rec = false;
@@ -1146,7 +1135,7 @@ int store_wal_flush(struct store *st)
 	w->is_unflushed = false;
 	pthread_mutex_unlock(&w->lock);
 	if (is_due) {
-		rc = fdatasync_retry(w->fd);
+		rc = datasync(w->fd);
 		if (rc) {
 			/* The records may be lost, and a later flush of the log could
 			 * succeed without them: the next batch is answered only after a
