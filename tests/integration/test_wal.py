@@ -13,7 +13,7 @@ import fcntl
 import re
 import time
 
-from xdmslib import ALICE, MIME, RL, doc_path, expect, expect_etag, rl_doc
+from xdmslib import ALICE, MIME, PASSWORDS, RL, doc_path, expect, expect_etag, rl_doc
 
 DAVE = "sip:dave@example.com"
 
@@ -162,4 +162,22 @@ def test_recovery_leaves_an_environment_another_process_has_open(start_server):
         fcntl.lockf(f, fcntl.LOCK_UN, 1, 0)
     assert replays(srv) == []
     assert "environment open elsewhere" in srv.log_path.read_bytes().decode("utf-8", "replace")
+    check_all(srv, expected, gone)
+
+
+def test_the_map_grows_under_the_pin_and_recovers(start_server):
+    """A 256 KiB map doubles several times while the log's pin (a read
+    transaction) is held; then a kill -9 and a replay find everything."""
+    # The server makes the environment (the map size of the first opener
+    # stays), then xdmsctl adds the user asking for no more.
+    srv = start_server(sync=True, users={}, settings={"store.map_size": "262144"})
+    srv.ctl("--set", "store.map_size=262144", "user", "add", ALICE, PASSWORDS[ALICE], check=0)
+    expected, gone = {}, set()
+    churn(srv, expected, gone, 200, "a", size=40000)  # 40 documents of 40 KB, replaced
+    body = expect(srv.client(ALICE).get("/metrics"), 200).body.decode()
+    grows = [line for line in body.splitlines() if line.startswith("xdms_store_map_grows_total")]
+    assert grows and float(grows[0].split()[-1]) >= 2, grows
+    srv.kill9()
+    srv.start()
+    assert replays(srv)
     check_all(srv, expected, gone)
