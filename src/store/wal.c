@@ -28,11 +28,13 @@
  *     under it, which is harmless for a transaction that is never read.)
  *   - a process that writes without the log (xdmsctl while the server runs,
  *     the server's own user and secret transactions, an oversized batch)
- *     makes its commit durable with mdb_env_sync and then moves the header's
- *     checkpoint to it ("advance"), keeping the owner's epoch and records.
- *     A process that has no pin of its own also advances inside its write
- *     transaction before writing, so that its commit never reuses a page of
- *     the snapshot the header names.
+ *     makes its commit durable with mdb_env_sync and, while an owner lives,
+ *     moves the header's checkpoint to it ("advance"), keeping the owner's
+ *     epoch and records. A process that has no pin of its own also advances
+ *     inside its write transaction before writing, so that its commit never
+ *     reuses a page of the snapshot the header names. (An oversized batch is
+ *     one whose record would not fit in the log, or that stores a value over
+ *     WAL_VALUE_MAX; the owner checkpoints after it instead.)
  *   - records carry the epoch of the header they follow and the txnid they
  *     committed as. Recovery takes the first record after T, which must be
  *     T + 1, and the ones that follow it one by one, and stops at the first
@@ -49,6 +51,10 @@
  * cache still holds every commit and LMDB's newest state is the truth: the
  * opener then only flushes it and starts a new checkpoint.
  *
+ * Checkpoints come every WAL_CKPT_MS with writes or WAL_CKPT_COMMITS
+ * commits; just before one, the flusher thread flushes data.mdb without
+ * LMDB's write lock, so that the checkpoint's own flush has little left.
+ *
  * A clean close (the owner's, or an opener's after recovery) flushes LMDB
  * and marks the header clean: nothing to restore at the next open.
  *
@@ -61,13 +67,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -433,6 +438,29 @@ static void hdr_seal(struct store_wal *w)
 	store_put_be(w->hdr + WAL_HDR_CRC_AT, crc, 4);
 }
 
+/* Sizes the header for meta pages of @psize bytes (LMDB's page size). */
+static void psize_set(struct store_wal *w, size_t psize)
+{
+	if (psize == w->psize && w->hdr)
+		return;
+	w->psize = psize;
+	w->hdr_len = WAL_FIXED + 2 * psize;
+	free(w->hdr);
+	w->hdr = xcalloc(1, w->hdr_len);
+}
+
+/* The page size a header on file was written with; 0 when there is none. */
+static size_t hdr_psize(const struct store_wal *w)
+{
+	unsigned char fixed[16];
+	size_t psize;
+
+	if (pread_all(w->fd, fixed, sizeof(fixed), 0) || memcmp(fixed, WAL_MAGIC, 8))
+		return 0;
+	psize = store_get_be(fixed + 12, 4);
+	return psize >= 512 && psize <= 65536 && !(psize & (psize - 1)) ? psize : 0;
+}
+
 /* Reads and checks the header into w->hdr and the fields. false when there is none. */
 static bool hdr_load(struct store_wal *w)
 {
@@ -705,10 +733,10 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 	w->data_fd = -1;
 	w->path = path;
 	w->dir = xstrdup(dir);
+	/* Until LMDB is open (store_wal_finish), the page size the header
+	 * was written with, which is what recovery writes back. */
 	psz = sysconf(_SC_PAGESIZE);
-	w->psize = psz > 0 ? (size_t)psz : 4096;
-	w->hdr_len = WAL_FIXED + 2 * w->psize;
-	w->hdr = xcalloc(1, w->hdr_len);
+	psize_set(w, hdr_psize(w) ? hdr_psize(w) : psz > 0 ? (size_t)psz : 4096);
 	w->max = wal_size;
 	if (fstat(fd, &sb) == 0)
 		w->file_len = (size_t)sb.st_size;
@@ -896,20 +924,36 @@ enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 		w->data_ino = (uint64_t)sb.st_ino;
 		w->data_dev = (uint64_t)sb.st_dev;
 	}
+	{
+		MDB_stat ms;
+
+		/* LMDB's own page size, which a data file made elsewhere may not share
+		 * with this machine: its meta pages are that size. */
+		rc = mdb_env_stat(st->env, &ms);
+		if (rc)
+			return store_err_from_mdb(rc);
+		psize_set(w, ms.ms_psize);
+	}
 	if (!w->is_owner)
 		return XDMS_ERR_OK; /* another process owns it */
 	if (w->must_replay) {
 		/* Pin the restored checkpoint while replaying, so that a crash now
 		 * finds its pages as they were. */
+		unsigned flags = 0;
+
 		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &w->pin);
 		if (rc) {
 			w->pin = NULL;
 			log_error("store: write-ahead log: %s", mdb_strerror(rc));
 			return store_err_from_mdb(rc);
 		}
+		/* The checkpoint after the replay flushes it all at once; an opener
+		 * with store.sync=false keeps its MDB_NOSYNC. */
+		(void)mdb_env_get_flags(st->env, &flags);
 		mdb_env_set_flags(st->env, MDB_NOSYNC, 1);
 		n = replay(st);
-		mdb_env_set_flags(st->env, MDB_NOSYNC, 0);
+		if (!(flags & MDB_NOSYNC))
+			mdb_env_set_flags(st->env, MDB_NOSYNC, 0);
 		if (n < 0)
 			return XDMS_ERR_CORRUPT;
 		log_info("store: write-ahead log: restored txn %" PRIu64 " and replayed %ld commits", w->ckpt_txnid,

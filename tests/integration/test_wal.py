@@ -181,3 +181,40 @@ def test_the_map_grows_under_the_pin_and_recovers(start_server):
     srv.start()
     assert replays(srv)
     check_all(srv, expected, gone)
+
+
+def test_xdmsctl_recovers_a_log_the_server_left(start_server):
+    """The first opener after the server died recovers its log, whichever it
+    is: here `xdmsctl doc list`, before the server comes back; the server
+    then has nothing left to replay and serves every acknowledged write."""
+    srv = start_server(sync=True)
+    expected, gone = {}, set()
+    churn(srv, expected, gone, 120, "a")
+    srv.kill9()
+    res = srv.ctl("doc", "list", check=0)
+    lines = {line.split("\t")[0]: line for line in res.stdout.decode().splitlines()}
+    for p, (_, etag) in expected.items():
+        sel = p[len("/xcap-root/"):]
+        assert sel in lines and etag.strip('"') in lines[sel], f"{sel} ({etag}) not listed: {lines.get(sel)}"
+    for p in gone:
+        assert p[len("/xcap-root/"):] not in lines
+    assert b"replayed" in res.stderr, res.stderr
+    srv.start()
+    assert replays(srv) == []
+    check_all(srv, expected, gone)
+
+
+def test_a_server_without_sync_still_replays_the_log(start_server):
+    """A server restarted with store.sync=false (no log of its own) still
+    replays the log the durable one left, and keeps running without sync."""
+    srv = start_server(sync=True)
+    expected, gone = {}, set()
+    churn(srv, expected, gone, 80, "a")
+    srv.kill9()
+    srv.sync = False
+    srv.start()
+    assert replays(srv)
+    check_all(srv, expected, gone)
+    churn(srv, expected, gone, 20, "b")
+    srv.restart()
+    check_all(srv, expected, gone)
