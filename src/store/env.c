@@ -566,9 +566,10 @@ enum xdms_err store_open(const struct store_options *opt, struct store **out)
 	 * the next sync (MDB_NOMETASYNC keeps the database consistent; a crash
 	 * can only undo the newest commit). The writer acknowledges a batch
 	 * only once a later sync covered its meta page, so nothing acknowledged
-	 * is lost and each group commit costs one flush, not two. */
-	/* A log left by a server that died is replayed whatever this opener's
-	 * own settings: its gate comes before LMDB is opened (wal.c). */
+	 * is lost and each group commit costs one flush, not two. With the
+	 * write-ahead log the owner switches to MDB_NOSYNC once it is open
+	 * (wal.c). A log left by a server that died is replayed whatever this
+	 * opener's own settings: its gate comes before LMDB is opened. */
 	err = store_wal_prepare(st, opt->path, opt->is_sync ? opt->wal_size : 0);
 	if (err)
 		goto out;

@@ -33,6 +33,10 @@
  * threads waiting in store_write_run() are woken. A busy writer pays one
  * flush per group commit instead of LMDB's usual two; nothing here blocks
  * except those flushes.
+ *
+ * With the write-ahead log (wal.c), the writer that owns it logs each
+ * parent transaction before its commit (LMDB under MDB_NOSYNC) and answers
+ * each batch right after the log's flush: nothing is pending there.
  */
 #include "config.h"
 
