@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/store.h"
@@ -131,6 +132,7 @@ struct store_wal {
 	int data_fd;          /* data.mdb, read-only: the meta pages at checkpoints */
 	char *path;
 	char *dir;
+	char *data_path;      /* data.mdb */
 	size_t psize;         /* LMDB's page size: the size of a meta page */
 	size_t hdr_len;       /* WAL_FIXED + 2 meta pages */
 	size_t max;           /* the log never grows past this (store.wal_size) */
@@ -140,6 +142,7 @@ struct store_wal {
 	bool has_rec;
 	bool is_owner;
 	bool must_replay;     /* prepared: the meta pages were written back */
+	bool is_hdr_dirty;    /* prepared: a header that is not marked clean */
 	bool needs_sync;      /* a commit went without the log: flush LMDB before answering */
 	uint64_t epoch;
 	uint64_t ckpt_txnid;
@@ -217,14 +220,6 @@ static uint32_t crc_add(uint32_t crc, const void *data, size_t n)
 }
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* An open-file-description lock on byte @at of @fd: F_WRLCK or F_UNLCK. */
 static int range_lock(int fd, off_t at, short type, bool is_wait)
@@ -314,12 +309,24 @@ static uint64_t metas_txnid(const unsigned char *pages, size_t psize)
 	return a > b ? a : b;
 }
 
+#define WAL_DBIS 10
+
+/* The store's databases in the order records number them (never reorder). */
+static void dbi_table(const struct store *st, MDB_dbi out[WAL_DBIS])
+{
+	const MDB_dbi all[WAL_DBIS] = { st->dbi_docs, st->dbi_changes, st->dbi_users, st->dbi_names,
+					st->dbi_meta, st->dbi_index, st->dbi_subs, st->dbi_jobs,
+					st->dbi_secrets, st->dbi_watches };
+
+	memcpy(out, all, sizeof(all));
+}
+
 static unsigned dbi_slot(const struct store *st, MDB_dbi dbi)
 {
-	const MDB_dbi all[] = { st->dbi_docs, st->dbi_changes, st->dbi_users, st->dbi_names, st->dbi_meta,
-				st->dbi_index, st->dbi_subs, st->dbi_jobs, st->dbi_secrets, st->dbi_watches };
+	MDB_dbi all[WAL_DBIS];
 
-	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+	dbi_table(st, all);
+	for (unsigned i = 0; i < WAL_DBIS; i++)
 		if (all[i] == dbi)
 			return i;
 	return 0xff;
@@ -327,11 +334,11 @@ static unsigned dbi_slot(const struct store *st, MDB_dbi dbi)
 
 static bool dbi_of_slot(const struct store *st, unsigned slot, MDB_dbi *out)
 {
-	const MDB_dbi all[] = { st->dbi_docs, st->dbi_changes, st->dbi_users, st->dbi_names, st->dbi_meta,
-				st->dbi_index, st->dbi_subs, st->dbi_jobs, st->dbi_secrets, st->dbi_watches };
+	MDB_dbi all[WAL_DBIS];
 
-	if (slot >= sizeof(all) / sizeof(all[0]))
+	if (slot >= WAL_DBIS)
 		return false;
+	dbi_table(st, all);
 	*out = all[slot];
 	return true;
 }
@@ -565,7 +572,7 @@ static int checkpoint_in(struct store *st, MDB_txn *wtxn, bool new_epoch, bool r
 		w->tail = w->hdr_len;
 		w->has_rec = false;
 		w->commits = 0;
-		w->ckpt_ms = now_ms();
+		w->ckpt_ms = monotonic_ms();
 		w->preflush = 0;
 	}
 	if (repin || is_clean) {
@@ -574,6 +581,17 @@ static int checkpoint_in(struct store *st, MDB_txn *wtxn, bool new_epoch, bool r
 		w->pin = pin;
 	}
 	return 0;
+}
+
+/* checkpoint_in in the write transaction @txn, taking the log's lock. */
+static int checkpoint_locked(struct store *st, MDB_txn *txn, bool new_epoch, bool repin, bool is_clean)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->wal->lock);
+	rc = checkpoint_in(st, txn, new_epoch, repin, is_clean);
+	pthread_mutex_unlock(&st->wal->lock);
+	return rc;
 }
 
 /* Runs checkpoint_in in a write transaction of its own. */
@@ -592,9 +610,7 @@ static int checkpoint_run(struct store *st, bool new_epoch, bool repin, bool is_
 			return rc;
 	}
 	if (!rc) {
-		pthread_mutex_lock(&st->wal->lock);
-		rc = checkpoint_in(st, txn, new_epoch, repin, is_clean);
-		pthread_mutex_unlock(&st->wal->lock);
+		rc = checkpoint_locked(st, txn, new_epoch, repin, is_clean);
 		mdb_txn_abort(txn);
 	}
 	store_map_leave(st);
@@ -668,6 +684,7 @@ static void wal_free(struct store_wal *w)
 		close(w->data_fd);
 	free(w->path);
 	free(w->dir);
+	free(w->data_path);
 	free(w->hdr);
 	free(w->log.buf);
 	pthread_mutex_destroy(&w->lock);
@@ -693,13 +710,11 @@ static bool env_in_use(const char *dir)
 }
 
 /* Writes the saved meta pages back into data.mdb (recovery, LMDB closed). */
-static int metas_restore(struct store_wal *w, const char *dir)
+static int metas_restore(struct store_wal *w)
 {
-	char *path = xasprintf("%s/%s", dir, WAL_DATA_FILE);
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(w->data_path, O_RDWR | O_CLOEXEC);
 	int rc;
 
-	free(path);
 	if (fd < 0)
 		return errno;
 	rc = pwrite_all(fd, w->hdr + WAL_FIXED, 2 * w->psize, 0);
@@ -714,6 +729,7 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 	char *path = xasprintf("%s/%s", dir, WAL_FILE);
 	struct store_wal *w;
 	struct stat sb;
+	size_t psize;
 	long psz;
 	int fd, rc;
 
@@ -733,10 +749,12 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 	w->data_fd = -1;
 	w->path = path;
 	w->dir = xstrdup(dir);
+	w->data_path = xasprintf("%s/%s", dir, WAL_DATA_FILE);
 	/* Until LMDB is open (store_wal_finish), the page size the header
 	 * was written with, which is what recovery writes back. */
 	psz = sysconf(_SC_PAGESIZE);
-	psize_set(w, hdr_psize(w) ? hdr_psize(w) : psz > 0 ? (size_t)psz : 4096);
+	psize = hdr_psize(w);
+	psize_set(w, psize ? psize : psz > 0 ? (size_t)psz : 4096);
 	w->max = wal_size;
 	if (fstat(fd, &sb) == 0)
 		w->file_len = (size_t)sb.st_size;
@@ -755,12 +773,8 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 	w->is_owner = true; /* for now: store_wal_finish() decides whether it stays */
 	if (!hdr_load(w) || hdr_is_clean(w))
 		return XDMS_ERR_OK;
-	{
-		char *data = xasprintf("%s/%s", dir, WAL_DATA_FILE);
-
-		rc = stat(data, &sb);
-		free(data);
-	}
+	w->is_hdr_dirty = true;
+	rc = stat(w->data_path, &sb);
 	if (rc || (uint64_t)sb.st_ino != store_get_be(w->hdr + 32, 8) ||
 	    (uint64_t)sb.st_dev != store_get_be(w->hdr + 40, 8)) {
 		log_warn("store: the write-ahead log in %s belongs to another data.mdb; not replayed", dir);
@@ -777,7 +791,7 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 			  dir, w->ckpt_txnid, metas_txnid(w->hdr + WAL_FIXED, w->psize));
 		goto corrupt;
 	}
-	rc = metas_restore(w, dir);
+	rc = metas_restore(w);
 	if (rc) {
 		log_error("store: cannot restore LMDB's checkpoint from the write-ahead log: %s", strerror(rc));
 		goto fail;
@@ -906,7 +920,6 @@ static long replay(struct store *st)
 enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 {
 	struct store_wal *w = st->wal;
-	char *data;
 	struct stat sb;
 	long n = 0;
 	int rc;
@@ -914,9 +927,7 @@ enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 	if (!w)
 		return XDMS_ERR_OK;
 	if (w->data_fd < 0) {
-		data = xasprintf("%s/%s", w->dir, WAL_DATA_FILE);
-		w->data_fd = open(data, O_RDONLY | O_CLOEXEC);
-		free(data);
+		w->data_fd = open(w->data_path, O_RDONLY | O_CLOEXEC);
 		if (w->data_fd < 0 || fstat(w->data_fd, &sb)) {
 			log_error("store: write-ahead log: cannot open data.mdb: %s", strerror(errno));
 			return XDMS_ERR_IO;
@@ -965,7 +976,8 @@ enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 		if (!rc)
 			mdb_env_set_flags(st->env, MDB_NOSYNC, 1);
 	} else {
-		rc = checkpoint_run(st, true, false, true);
+		/* A clean header (or none) needs no new one: LMDB's state is synced. */
+		rc = w->must_replay || w->is_hdr_dirty ? checkpoint_run(st, true, false, true) : 0;
 		w->is_owner = false;
 		range_lock(w->fd, 1, F_UNLCK, false);
 	}
@@ -976,7 +988,7 @@ enum xdms_err store_wal_finish(struct store *st, bool is_owner_wanted)
 	}
 	if (w->is_owner) {
 		w->log.max = w->max > w->hdr_len + REC_HDR ? w->max - w->hdr_len - REC_HDR : 0;
-		w->ckpt_ms = now_ms();
+		w->ckpt_ms = monotonic_ms();
 		w->has_flusher = thread_start(&w->flusher, flusher_main, w, "xdms-walflush");
 	}
 	return XDMS_ERR_OK;
@@ -1009,35 +1021,15 @@ void store_wal_thread_attach(struct store *st)
 
 /* ---- the writer ------------------------------------------------------------------------ */
 
-/* An owner's checkpoint in the writer's transaction @parent. */
-static int checkpoint_locked(struct store *st, MDB_txn *parent)
-{
-	int rc;
-
-	pthread_mutex_lock(&st->wal->lock);
-	rc = checkpoint_in(st, parent, true, true, false);
-	pthread_mutex_unlock(&st->wal->lock);
-	return rc;
-}
-
 int store_wal_pass_begin(struct store *st, MDB_txn *parent)
 {
 	struct store_wal *w = st->wal;
 	bool is_ready;
-	int rc = 0;
 
 	if (!w)
 		return 0;
-	if (!w->is_owner) {
-		/* No pin here: while an owner lives, name a synced state that no
-		 * commit of ours will touch before we write. */
-		if (!owner_alive(w))
-			return 0;
-		pthread_mutex_lock(&w->lock);
-		rc = checkpoint_in(st, parent, false, false, false);
-		pthread_mutex_unlock(&w->lock);
-		return rc;
-	}
+	if (!w->is_owner)
+		return store_wal_txn_begun(st, parent);
 	w->log.len = REC_HDR;
 	w->log.is_over = false;
 	w->has_rec = false;
@@ -1045,9 +1037,9 @@ int store_wal_pass_begin(struct store *st, MDB_txn *parent)
 	 * thread that has not advanced yet): our records must not follow a gap.
 	 * A log three quarters full cannot wait for the flusher either. */
 	if (mdb_txn_id(parent) != w->last_txnid + 1 || w->tail - w->hdr_len > w->max / 4 * 3)
-		return checkpoint_locked(st, parent);
+		return checkpoint_locked(st, parent, true, true, false);
 	if (w->commits < WAL_CKPT_COMMITS && w->tail - w->hdr_len <= w->max / 2 &&
-	    (!w->commits || now_ms() - w->ckpt_ms < WAL_CKPT_MS))
+	    (!w->commits || monotonic_ms() - w->ckpt_ms < WAL_CKPT_MS))
 		return 0;
 	/* Due: the flusher writes LMDB's pages out first, while we go on. */
 	pthread_mutex_lock(&w->lock);
@@ -1057,7 +1049,7 @@ int store_wal_pass_begin(struct store *st, MDB_txn *parent)
 	}
 	is_ready = !w->has_flusher || w->flush_done >= w->preflush;
 	pthread_mutex_unlock(&w->lock);
-	return is_ready ? checkpoint_locked(st, parent) : 0;
+	return is_ready ? checkpoint_locked(st, parent, true, true, false) : 0;
 }
 
 /* Writes zeros up to @to (at most the log's size), so that a flush of the
@@ -1193,14 +1185,12 @@ int store_wal_flush(struct store *st)
 
 int store_wal_txn_begun(struct store *st, MDB_txn *txn)
 {
-	int rc;
-
+	/* No pin here: while an owner lives, name a synced state that no
+	 * commit of ours will touch before we write. The owner's pin covers
+	 * its own transactions. */
 	if (!st->wal || st->wal->is_owner || !owner_alive(st->wal))
-		return 0; /* the owner's pin covers its own transactions */
-	pthread_mutex_lock(&st->wal->lock);
-	rc = checkpoint_in(st, txn, false, false, false);
-	pthread_mutex_unlock(&st->wal->lock);
-	return rc;
+		return 0;
+	return checkpoint_locked(st, txn, false, false, false);
 }
 
 int store_wal_txn_done(struct store *st)
