@@ -349,6 +349,16 @@ int main(int argc, char **argv)
 		log_error("%s", why);
 		goto out;
 	}
+	/* store_open() would only say "invalid argument" for these. */
+	if (c.store_wal_size && c.store_wal_size < STORE_WAL_SIZE_MIN) {
+		log_error("store.wal_size: %zu bytes is below %d (0 turns the write-ahead log off)",
+			  c.store_wal_size, STORE_WAL_SIZE_MIN);
+		goto out;
+	}
+	if (c.store_batch_max > STORE_BATCH_MAX_LIMIT) {
+		log_error("store.batch_max: %u is above %u", c.store_batch_max, STORE_BATCH_MAX_LIMIT);
+		goto out;
+	}
 	so.path = c.store_path;
 	so.map_size = c.store_map_size;
 	so.map_size_max = c.store_map_size_max;

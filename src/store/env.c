@@ -45,7 +45,6 @@
 #define STORE_MAP_SIZE_DEFAULT ((size_t)1 << 30)     /* 1 GiB */
 #define STORE_MAP_SIZE_MAX_DEFAULT ((size_t)64 << 30) /* 64 GiB */
 #define STORE_BATCH_MAX_DEFAULT 256u
-#define STORE_BATCH_MAX_LIMIT 65536u
 #define STORE_MAXDBS 16 /* docs, changes, users, names, meta, and room for subs, jobs, indexes */
 #define STORE_MAXREADERS 1024
 

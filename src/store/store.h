@@ -65,6 +65,7 @@ struct store_options {
 };
 
 #define STORE_WAL_SIZE_MIN 65536
+#define STORE_BATCH_MAX_LIMIT 65536u /* most writes one group commit may take */
 
 /* ---- the data directory (lock.c) ----------------------------------------- */
 

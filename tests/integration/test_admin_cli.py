@@ -253,3 +253,14 @@ def test_a_configuration_line_longer_than_inih_reads_is_refused(tmp_path):
     res = run([xdmsd_path(), "-c", conf, "--print-config"])
     assert res.returncode == 2, f"a 302-character line: {describe(res)}"
     assert f"{conf}:2: longer than".encode() in res.stderr, describe(res)
+
+
+def test_store_settings_out_of_range_stop_the_start_with_their_name(tmp_path):
+    """store.wal_size between 1 and 65535 and store.batch_max above 65536
+    stop xdmsd with a message naming the key, not "invalid argument"."""
+    for key, value, says in (("store.wal_size", "100", b"store.wal_size: 100 bytes is below 65536"),
+                             ("store.batch_max", "70000", b"store.batch_max: 70000 is above 65536")):
+        res = run([xdmsd_path(), "--data-dir", tmp_path / key, "--http", "127.0.0.1:0",
+                   "--set", f"{key}={value}"])
+        assert res.returncode == 1, describe(res)
+        assert says in res.stderr, describe(res)
