@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * powercut_shim.c: loaded into xdmsd with LD_PRELOAD by test_powercut.py.
+ *
+ * It records, in order, every write to data.mdb and data.wal of the data
+ * directory named by XDMS_PC_DIR and every flush of them, in the journal
+ * file XDMS_PC_JOURNAL, so that the test can build what a disk could hold
+ * after a power cut at the moment xdmsd was killed: what was flushed, plus
+ * any part of what was not. The writes themselves go through unchanged.
+ *
+ * Journal records: a 32-byte head (magic "XPCJ", type, file, 0, offset,
+ * length, sequence number of a flush's start) then, for a write, its bytes.
+ * Types: 1 write, 2 write on a file opened O_DSYNC (durable when it
+ * returns), 3 flush started, 4 flush returned (its start's number), 5 size
+ * set (ftruncate). Files: 1 data.mdb, 2 data.wal. A record cut short by the
+ * kill is dropped by the reader.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MAX_FD 4096
+
+enum { REC_WRITE = 1, REC_WRITE_DSYNC = 2, REC_SYNC_BEGIN = 3, REC_SYNC_END = 4, REC_SIZE = 5 };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char fd_file[MAX_FD]; /* 0: not watched, else 1 or 2 */
+static unsigned char fd_dsync[MAX_FD];
+static int journal = -1;
+static uint64_t seq;
+static char dir[4096];
+static int is_ready;
+
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_open)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_close)(int);
+static int (*real_fsync)(int);
+static int (*real_fdatasync)(int);
+static int (*real_ftruncate)(int, off_t);
+
+static void init(void)
+{
+	const char *d, *j;
+
+	if (is_ready)
+		return;
+	real_write = dlsym(RTLD_NEXT, "write");
+	real_pwrite = dlsym(RTLD_NEXT, "pwrite64");
+	real_writev = dlsym(RTLD_NEXT, "writev");
+	real_pwritev = dlsym(RTLD_NEXT, "pwritev64");
+	real_open = dlsym(RTLD_NEXT, "open64");
+	real_openat = dlsym(RTLD_NEXT, "openat64");
+	real_close = dlsym(RTLD_NEXT, "close");
+	real_fsync = dlsym(RTLD_NEXT, "fsync");
+	real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
+	real_ftruncate = dlsym(RTLD_NEXT, "ftruncate64");
+	d = getenv("XDMS_PC_DIR");
+	j = getenv("XDMS_PC_JOURNAL");
+	if (d && j) {
+		strncpy(dir, d, sizeof(dir) - 1);
+		journal = real_open(j, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	}
+	is_ready = 1;
+}
+
+/* Caller holds the lock. */
+static void put_rec(unsigned type, unsigned file, uint64_t off, const void *data, size_t len, uint64_t ref)
+{
+	unsigned char h[32];
+	uint32_t t = type, f = file, z = 0;
+
+	memcpy(h, "XPCJ", 4);
+	memcpy(h + 4, &t, 4);
+	memcpy(h + 8, &f, 4);
+	memcpy(h + 12, &z, 4);
+	memcpy(h + 16, &off, 8);
+	{
+		uint64_t l = len;
+
+		memcpy(h + 24, &l, 8);
+	}
+	if (type == REC_SYNC_BEGIN || type == REC_SYNC_END || type == REC_SIZE)
+		memcpy(h + 24, &ref, 8);
+	(void)real_write(journal, h, sizeof(h));
+	if (data && len)
+		(void)real_write(journal, data, len);
+	seq++;
+}
+
+static unsigned file_of_path(int dirfd, const char *path)
+{
+	char full[8192];
+	const char *base;
+	size_t n;
+
+	if (journal < 0 || !path)
+		return 0;
+	if (path[0] != '/') {
+		if (dirfd != AT_FDCWD)
+			return 0;
+		if (!getcwd(full, sizeof(full) - strlen(path) - 2))
+			return 0;
+		strcat(full, "/");
+		strcat(full, path);
+		path = full;
+	}
+	base = strrchr(path, '/');
+	n = (size_t)(base - path);
+	if (n != strlen(dir) || strncmp(path, dir, n))
+		return 0;
+	if (!strcmp(base + 1, "data.mdb"))
+		return 1;
+	if (!strcmp(base + 1, "data.wal"))
+		return 2;
+	return 0;
+}
+
+static int watch(int fd, unsigned file, int flags)
+{
+	if (fd >= 0 && fd < MAX_FD) {
+		fd_file[fd] = (unsigned char)file;
+		fd_dsync[fd] = (flags & (O_DSYNC | O_SYNC)) ? 1 : 0;
+	}
+	return fd;
+}
+
+static int watched(int fd)
+{
+	return fd >= 0 && fd < MAX_FD && fd_file[fd];
+}
+
+int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	init();
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return watch(real_open(path, flags, mode), file_of_path(AT_FDCWD, path), flags);
+}
+
+int open(const char *path, int flags, ...) __attribute__((alias("open64")));
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	init();
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return watch(real_openat(dirfd, path, flags, mode), file_of_path(dirfd, path), flags);
+}
+
+int openat(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat64")));
+
+int close(int fd)
+{
+	init();
+	if (fd >= 0 && fd < MAX_FD)
+		fd_file[fd] = 0;
+	return real_close(fd);
+}
+
+static void note_write(int fd, off_t at, const struct iovec *iov, int n, ssize_t done)
+{
+	size_t left = (size_t)done;
+
+	for (int i = 0; i < n && left; i++) {
+		size_t len = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+		put_rec(fd_dsync[fd] ? REC_WRITE_DSYNC : REC_WRITE, fd_file[fd], (uint64_t)at, iov[i].iov_base, len, 0);
+		at += (off_t)len;
+		left -= len;
+	}
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t at)
+{
+	struct iovec v = { (void *)buf, len };
+	ssize_t rc;
+
+	init();
+	if (!watched(fd))
+		return real_pwrite(fd, buf, len, at);
+	pthread_mutex_lock(&lock);
+	rc = real_pwrite(fd, buf, len, at);
+	if (rc > 0)
+		note_write(fd, at, &v, 1, rc);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t at) __attribute__((alias("pwrite64")));
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t at)
+{
+	ssize_t rc;
+
+	init();
+	if (!watched(fd))
+		return real_pwritev(fd, iov, n, at);
+	pthread_mutex_lock(&lock);
+	rc = real_pwritev(fd, iov, n, at);
+	if (rc > 0)
+		note_write(fd, at, iov, n, rc);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t at) __attribute__((alias("pwritev64")));
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct iovec v = { (void *)buf, len };
+	ssize_t rc;
+	off_t at;
+
+	init();
+	if (!watched(fd))
+		return real_write(fd, buf, len);
+	pthread_mutex_lock(&lock);
+	at = lseek(fd, 0, SEEK_CUR);
+	rc = real_write(fd, buf, len);
+	if (rc > 0)
+		note_write(fd, at, &v, 1, rc);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	ssize_t rc;
+	off_t at;
+
+	init();
+	if (!watched(fd))
+		return real_writev(fd, iov, n);
+	pthread_mutex_lock(&lock);
+	at = lseek(fd, 0, SEEK_CUR);
+	rc = real_writev(fd, iov, n);
+	if (rc > 0)
+		note_write(fd, at, iov, n, rc);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+static int flush(int fd, int (*fn)(int))
+{
+	uint64_t begin;
+	int rc;
+
+	init();
+	if (!watched(fd))
+		return fn(fd);
+	pthread_mutex_lock(&lock);
+	begin = seq;
+	put_rec(REC_SYNC_BEGIN, fd_file[fd], 0, NULL, 0, begin);
+	pthread_mutex_unlock(&lock);
+	rc = fn(fd);
+	if (rc == 0) {
+		pthread_mutex_lock(&lock);
+		put_rec(REC_SYNC_END, fd_file[fd], 0, NULL, 0, begin);
+		pthread_mutex_unlock(&lock);
+	}
+	return rc;
+}
+
+int fdatasync(int fd)
+{
+	init();
+	return flush(fd, real_fdatasync);
+}
+
+int fsync(int fd)
+{
+	init();
+	return flush(fd, real_fsync);
+}
+
+int ftruncate64(int fd, off_t len)
+{
+	int rc;
+
+	init();
+	if (!watched(fd))
+		return real_ftruncate(fd, len);
+	pthread_mutex_lock(&lock);
+	rc = real_ftruncate(fd, len);
+	if (rc == 0)
+		put_rec(REC_SIZE, fd_file[fd], (uint64_t)len, NULL, 0, 0);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int ftruncate(int fd, off_t len) __attribute__((alias("ftruncate64")));
