@@ -106,10 +106,12 @@ def crash_images(journal, base_dir, share, rng):
     return {FILES[f]: bytes(b) for f, b in files.items()}
 
 
-def write_load(srv, stop):
+def write_load(srv, stop, big):
     """WRITERS threads each replace their documents in turn, version after
-    version. Returns (sent, acked, errors): per path the highest version sent
-    and the highest acknowledged."""
+    version; with @big the first writes documents of 150 KB, which the log
+    leaves to LMDB's own flush and a checkpoint. Returns (threads, sent,
+    acked, errors): per path the highest version sent and the highest
+    acknowledged."""
     sent, acked, errors = {}, {}, []
     lock = threading.Lock()
 
@@ -122,7 +124,8 @@ def write_load(srv, stop):
             with lock:
                 sent[path] = v
             try:
-                r = c.put(path, rl_doc(f"w{w} version {v}; " + "x" * 300), MIME[RL])
+                r = c.put(path, rl_doc(f"w{w} version {v}; " + "x" * (150000 if big and w == 0 else 300)),
+                          MIME[RL])
             except OSError:
                 return
             if r.status not in (200, 201):
@@ -170,7 +173,7 @@ def check_image(tmp_path, name, files, data, acked, sent):
     return lost, srv.log_path.read_text(errors="replace")
 
 
-def run_cut(start_server, shim, tmp_path, settings, sync, seconds):
+def run_cut(start_server, shim, tmp_path, settings, sync, seconds, big=False):
     srv = start_server(settings=settings, sync=sync, start=False)
     base = tmp_path / "base"
     shutil.copytree(srv.data_dir, base)
@@ -182,7 +185,7 @@ def run_cut(start_server, shim, tmp_path, settings, sync, seconds):
                                                           "verify_asan_link_order=0"]))})
     srv.start()
     stop = threading.Event()
-    threads, sent, acked, errors = write_load(srv, stop)
+    threads, sent, acked, errors = write_load(srv, stop, big)
     time.sleep(seconds)
     srv.kill9()
     stop.set()
@@ -193,13 +196,16 @@ def run_cut(start_server, shim, tmp_path, settings, sync, seconds):
     return base, journal, srv.data_dir, dict(sent), dict(acked)
 
 
-@pytest.mark.parametrize("wal,seconds", [("log", 0.7), ("log", 1.6), ("no-log", 1.2)])
-def test_power_cut_keeps_every_acknowledged_write(start_server, shim, tmp_path, wal, seconds):
+@pytest.mark.parametrize("wal,seconds,big", [("log", 0.7, False), ("log", 1.6, True), ("no-log", 1.2, True)])
+def test_power_cut_keeps_every_acknowledged_write(start_server, shim, tmp_path, wal, seconds, big):
     """The cut falls wherever the kill lands: between checkpoints, in one,
     in a group commit or its flush; two loads of different lengths with the
-    log give two such points."""
+    log give two such points, one of them with large documents written
+    without the log."""
     settings = {} if wal == "log" else {"store.wal_size": "0"}
-    base, journal, rest, sent, acked = run_cut(start_server, shim, tmp_path, settings, True, seconds)
+    base, journal, rest, sent, acked = run_cut(start_server, shim, tmp_path, settings, True, seconds, big)
+    if big:
+        assert sum(v for p, v in acked.items() if "/pc/w0d" in p) >= 2, "no large document was acknowledged"
     assert sum(acked.values()) >= 40, f"too few writes were acknowledged to test anything: {acked}"
     rng = random.Random(17)
     shares = [0.0, 1.0, 0.5, 0.1, 0.9] + [rng.random() for _ in range(3)]
