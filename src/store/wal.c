@@ -254,6 +254,28 @@ static bool owner_alive(const struct store_wal *w)
 	return fl.l_type != F_UNLCK;
 }
 
+static int pread_all(int fd, void *buf, size_t len, off_t at);
+
+/*
+ * Whether a process that does not own the log must move the header's
+ * checkpoint to its own writes: while an owner lives (its records follow
+ * the header's checkpoint), and also when the owner died after this
+ * process opened the store and left its header dirty. A recovery would
+ * then write the header's older meta pages back over this process's
+ * synced commits; the advance names them instead. A clean or unreadable
+ * header is never applied, and needs nothing.
+ */
+static bool must_advance(const struct store_wal *w)
+{
+	unsigned char fixed[52];
+
+	if (owner_alive(w))
+		return true;
+	if (pread_all(w->fd, fixed, sizeof(fixed), 0) || memcmp(fixed, WAL_MAGIC, 8))
+		return false;
+	return store_get_be(fixed + 48, 4) == 0;
+}
+
 /* pread or pwrite of all @len bytes at @at: 0 or an errno value. */
 static int io_all(int fd, void *buf, size_t len, off_t at, bool is_write)
 {
@@ -1144,7 +1166,7 @@ void store_wal_pass_end(struct store *st, uint64_t txnid, int rc)
 
 bool store_wal_in_use(const struct store *st)
 {
-	return st->wal && (st->wal->is_owner || owner_alive(st->wal));
+	return st->wal && (st->wal->is_owner || must_advance(st->wal));
 }
 
 int store_wal_flush(struct store *st)
@@ -1157,7 +1179,7 @@ int store_wal_flush(struct store *st)
 		return 0;
 	if (!w->is_owner) {
 		rc = mdb_env_sync(st->env, 1);
-		if (!rc && owner_alive(w))
+		if (!rc && must_advance(w))
 			rc = checkpoint_run(st, false, false, false);
 		return rc;
 	}
@@ -1188,7 +1210,7 @@ int store_wal_txn_begun(struct store *st, MDB_txn *txn)
 	/* No pin here: while an owner lives, name a synced state that no
 	 * commit of ours will touch before we write. The owner's pin covers
 	 * its own transactions. */
-	if (!st->wal || st->wal->is_owner || !owner_alive(st->wal))
+	if (!st->wal || st->wal->is_owner || !must_advance(st->wal))
 		return 0;
 	return checkpoint_locked(st, txn, false, false, false);
 }
@@ -1197,7 +1219,7 @@ int store_wal_txn_done(struct store *st)
 {
 	struct store_wal *w = st->wal;
 
-	if (!w || (!w->is_owner && !owner_alive(w)))
+	if (!w || (!w->is_owner && !must_advance(w)))
 		return 0;
 	return checkpoint_run(st, w->is_owner, w->is_owner, false);
 }

@@ -9,11 +9,15 @@
  * any part of what was not. The writes themselves go through unchanged.
  *
  * Journal records: a 32-byte head (magic "XPCJ", type, file, 0, offset,
- * length, sequence number of a flush's start) then, for a write, its bytes.
- * Types: 1 write, 2 write on a file opened O_DSYNC (durable when it
- * returns), 3 flush started, 4 flush returned (its start's number), 5 size
- * set (ftruncate). Files: 1 data.mdb, 2 data.wal. A record cut short by the
- * kill is dropped by the reader.
+ * length or a flush's id) then, for a write, its bytes. Types: 1 write,
+ * 2 write on a file opened O_DSYNC (durable when it returns), 3 flush
+ * started, 4 flush returned (both with the flush's id: process id and
+ * count), 5 size set (ftruncate). Files: 1 data.mdb, 2 data.wal. Several
+ * processes (xdmsd, xdmsctl) may share one journal: each record is one
+ * append. A write's record follows the write and a flush's start record
+ * precedes the flush, so a write recorded before a flush's start is one
+ * that flush covers. A record cut short by the kill is dropped by the
+ * reader.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,9 +40,10 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char fd_file[MAX_FD]; /* 0: not watched, else 1 or 2 */
 static unsigned char fd_dsync[MAX_FD];
 static int journal = -1;
-static uint64_t seq;
+static uint64_t seq; /* flushes started by this process */
 static char dir[4096];
 static int is_ready;
+static int has_meta_write; /* a write to data.mdb's first two pages was seen */
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -76,28 +81,28 @@ static void init(void)
 	is_ready = 1;
 }
 
-/* Caller holds the lock. */
+/* Caller holds the lock. One writev, so that the record of one process
+ * never interleaves with another's in the shared journal (O_APPEND). */
 static void put_rec(unsigned type, unsigned file, uint64_t off, const void *data, size_t len, uint64_t ref)
 {
 	unsigned char h[32];
 	uint32_t t = type, f = file, z = 0;
+	uint64_t l = len;
+	struct iovec v[2];
 
 	memcpy(h, "XPCJ", 4);
 	memcpy(h + 4, &t, 4);
 	memcpy(h + 8, &f, 4);
 	memcpy(h + 12, &z, 4);
 	memcpy(h + 16, &off, 8);
-	{
-		uint64_t l = len;
-
-		memcpy(h + 24, &l, 8);
-	}
 	if (type == REC_SYNC_BEGIN || type == REC_SYNC_END || type == REC_SIZE)
-		memcpy(h + 24, &ref, 8);
-	(void)real_write(journal, h, sizeof(h));
-	if (data && len)
-		(void)real_write(journal, data, len);
-	seq++;
+		l = ref;
+	memcpy(h + 24, &l, 8);
+	v[0].iov_base = h;
+	v[0].iov_len = sizeof(h);
+	v[1].iov_base = (void *)data;
+	v[1].iov_len = data ? len : 0;
+	(void)real_writev(journal, v, 2);
 }
 
 static unsigned file_of_path(int dirfd, const char *path)
@@ -188,6 +193,8 @@ static void note_write(int fd, off_t at, const struct iovec *iov, int n, ssize_t
 {
 	size_t left = (size_t)done;
 
+	if (fd_file[fd] == 1 && at < 8192)
+		has_meta_write = 1;
 	for (int i = 0; i < n && left; i++) {
 		size_t len = iov[i].iov_len < left ? iov[i].iov_len : left;
 
@@ -267,6 +274,26 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
 	return rc;
 }
 
+/* XDMS_PC_PAUSE=PATH: at the first flush of data.mdb that follows a write
+ * to its first two pages (LMDB's meta pages: a commit has just been
+ * written), create PATH and wait, up to a minute, until somebody removes
+ * it. Once per process. */
+static void pause_point(int fd)
+{
+	static int is_done;
+	const char *path = getenv("XDMS_PC_PAUSE");
+	int fd2;
+
+	if (!path || is_done || fd_file[fd] != 1 || !has_meta_write)
+		return;
+	is_done = 1;
+	fd2 = real_open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd2 >= 0)
+		real_close(fd2);
+	for (int i = 0; i < 6000 && access(path, F_OK) == 0; i++)
+		usleep(10000);
+}
+
 static int flush(int fd, int (*fn)(int))
 {
 	uint64_t begin;
@@ -275,8 +302,9 @@ static int flush(int fd, int (*fn)(int))
 	init();
 	if (!watched(fd))
 		return fn(fd);
+	pause_point(fd);
 	pthread_mutex_lock(&lock);
-	begin = seq;
+	begin = ((uint64_t)getpid() << 32) | ++seq;
 	put_rec(REC_SYNC_BEGIN, fd_file[fd], 0, NULL, 0, begin);
 	pthread_mutex_unlock(&lock);
 	rc = fn(fd);

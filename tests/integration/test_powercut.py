@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from xdmslib import ALICE, MIME, RL, Server, doc_path, rl_doc
+from xdmslib import ALICE, MIME, RL, Server, doc_path, rl_doc, xdmsctl_path
 
 HERE = Path(__file__).resolve().parent
 FILES = {1: "data.mdb", 2: "data.wal"}
@@ -71,9 +71,12 @@ def crash_images(journal, base_dir, share, rng):
     that returned, and of the others each sector with probability @share."""
     recs = read_journal(journal)
     durable_before = {f: 0 for f in FILES}  # writes with a lower index are flushed
-    for typ, f, _, ref in recs:
-        if typ == 4:
-            durable_before[f] = max(durable_before[f], ref)
+    began = {}
+    for i, (typ, f, _, ref) in enumerate(recs):
+        if typ == 3:
+            began[ref] = i
+        elif typ == 4:
+            durable_before[f] = max(durable_before[f], began[ref])
     files = {}
     for f, name in FILES.items():
         p = base_dir / name
@@ -173,16 +176,19 @@ def check_image(tmp_path, name, files, data, acked, sent):
     return lost, srv.log_path.read_text(errors="replace")
 
 
+def shim_env(shim, data_dir, journal):
+    return {"LD_PRELOAD": str(shim), "XDMS_PC_DIR": str(data_dir), "XDMS_PC_JOURNAL": str(journal),
+            # A sanitizer build's runtime wants to come first; the shim only
+            # passes calls on.
+            "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))}
+
+
 def run_cut(start_server, shim, tmp_path, settings, sync, seconds, big=False):
     srv = start_server(settings=settings, sync=sync, start=False)
     base = tmp_path / "base"
     shutil.copytree(srv.data_dir, base)
     journal = tmp_path / "journal"
-    srv.env.update({"LD_PRELOAD": str(shim), "XDMS_PC_DIR": str(srv.data_dir), "XDMS_PC_JOURNAL": str(journal),
-                    # A sanitizer build's runtime wants to come first; the shim
-                    # only passes calls on.
-                    "ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
-                                                          "verify_asan_link_order=0"]))})
+    srv.env.update(shim_env(shim, srv.data_dir, journal))
     srv.start()
     stop = threading.Event()
     threads, sent, acked, errors = write_load(srv, stop, big)
@@ -226,3 +232,55 @@ def test_the_check_catches_writes_answered_before_their_flush(start_server, shim
     files = crash_images(journal, base, 0.0, random.Random(1))
     lost, _ = check_image(tmp_path, "img-nosync", files, rest, acked, sent)
     assert lost, "store.sync=false lost nothing acknowledged on a disk that kept nothing unflushed"
+
+
+def test_an_xdmsctl_write_outlives_the_server_dying_during_it(start_server, shim, tmp_path):
+    """xdmsctl writes beside a running server, which is killed after
+    xdmsctl's commit and before its flush (the shim holds xdmsctl there).
+    xdmsctl still reports success, so its write must survive what follows:
+    here, disks a power cut after xdmsctl ended could leave. Once, the next
+    start wrote the dead server's older checkpoint back over it."""
+    srv = start_server(sync=True, start=False)
+    base = tmp_path / "base"
+    shutil.copytree(srv.data_dir, base)
+    journal = tmp_path / "journal"
+    env = shim_env(shim, srv.data_dir, journal)
+    srv.env.update(env)
+    srv.start()
+    c = srv.client(ALICE)
+    sent, acked = {}, {}
+    for i in range(1, 21):
+        path = doc_path(RL, ALICE, f"pc/h{i % 4}")
+        sent[path] = i
+        r = c.put(path, rl_doc(f"http version {i}; "), MIME[RL])
+        assert r.status in (200, 201), r.describe()
+        acked[path] = i
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([str(xdmsctl_path()), "--data-dir", str(srv.data_dir), "doc", "put",
+                             f"resource-lists/users/{ALICE}/pc/ctl", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **env, "XDMS_PC_PAUSE": str(marker)})
+    try:
+        proc.stdin.write(rl_doc("xdmsctl version 1; "))
+        proc.stdin.close()
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert proc.poll() is None, f"xdmsctl ended before its commit's flush: {proc.stderr.read()!r}"
+            assert time.monotonic() < deadline, "xdmsctl did not reach its commit's flush"
+            time.sleep(0.01)
+        srv.kill9()
+        marker.unlink()
+        proc.wait(60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    path = doc_path(RL, ALICE, "pc/ctl")
+    sent[path] = acked[path] = 1
+    problems = []
+    for i, share in enumerate((0.0, 1.0, 0.5)):
+        files = crash_images(journal, base, share, random.Random(2000 + i))
+        lost, log = check_image(tmp_path, f"img{i}", files, srv.data_dir, acked, sent)
+        problems += [f"image {i} (share {share:.2f}): {x}" for x in lost]
+    assert not problems, "\n".join(problems)
