@@ -793,7 +793,19 @@ enum xdms_err store_wal_prepare(struct store *st, const char *dir, size_t wal_si
 		return XDMS_ERR_OK;
 	}
 	w->is_owner = true; /* for now: store_wal_finish() decides whether it stays */
-	if (!hdr_load(w) || hdr_is_clean(w))
+	if (!hdr_load(w)) {
+		unsigned char magic[8];
+
+		/* Every header is written after LMDB was flushed, inside a write
+		 * transaction: one the power cut short leaves LMDB's own state
+		 * sound and as new as any answered write. */
+		if (!pread_all(fd, magic, sizeof(magic), 0) && !memcmp(magic, WAL_MAGIC, 8))
+			log_warn("store: the header of the write-ahead log in %s is damaged (a checkpoint cut "
+				 "short); LMDB's own state, flushed before it, is kept",
+				 dir);
+		return XDMS_ERR_OK;
+	}
+	if (hdr_is_clean(w))
 		return XDMS_ERR_OK;
 	w->is_hdr_dirty = true;
 	rc = stat(w->data_path, &sb);

@@ -43,7 +43,8 @@ static int journal = -1;
 static uint64_t seq; /* flushes started by this process */
 static char dir[4096];
 static int is_ready;
-static int has_meta_write; /* a write to data.mdb's first two pages was seen */
+static int has_meta_write;   /* a write to data.mdb's first two pages was seen */
+static int has_header_write; /* a write to the start of data.wal was seen */
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -195,6 +196,8 @@ static void note_write(int fd, off_t at, const struct iovec *iov, int n, ssize_t
 
 	if (fd_file[fd] == 1 && at < 8192)
 		has_meta_write = 1;
+	if (fd_file[fd] == 2 && at == 0)
+		has_header_write = 1;
 	for (int i = 0; i < n && left; i++) {
 		size_t len = iov[i].iov_len < left ? iov[i].iov_len : left;
 
@@ -274,17 +277,21 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
 	return rc;
 }
 
-/* XDMS_PC_PAUSE=PATH: at the first flush of data.mdb that follows a write
- * to its first two pages (LMDB's meta pages: a commit has just been
- * written), create PATH and wait, up to a minute, until somebody removes
- * it. Once per process. */
+/* XDMS_PC_PAUSE=PATH: at the first flush of data.mdb after this process
+ * wrote to its first two pages (LMDB's meta pages: a commit, or a
+ * recovery's restored checkpoint, has just been written), or with
+ * XDMS_PC_PAUSE_ON=header at the first flush of data.wal after a write to
+ * its start (a checkpoint's header), create PATH and wait, up to a minute,
+ * until somebody removes it. Once per process. */
 static void pause_point(int fd)
 {
 	static int is_done;
 	const char *path = getenv("XDMS_PC_PAUSE");
+	const char *on = getenv("XDMS_PC_PAUSE_ON");
+	int is_header = on && !strcmp(on, "header");
 	int fd2;
 
-	if (!path || is_done || fd_file[fd] != 1 || !has_meta_write)
+	if (!path || is_done || fd_file[fd] != (is_header ? 2 : 1) || !(is_header ? has_header_write : has_meta_write))
 		return;
 	is_done = 1;
 	fd2 = real_open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
