@@ -267,7 +267,7 @@ static int pread_all(int fd, void *buf, size_t len, off_t at);
  */
 static bool must_advance(const struct store_wal *w)
 {
-	unsigned char fixed[52];
+	unsigned char fixed[48 + 4]; /* up to the clean flag (hdr_is_clean) */
 
 	if (owner_alive(w))
 		return true;

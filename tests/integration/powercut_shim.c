@@ -148,18 +148,23 @@ static int watched(int fd)
 	return fd >= 0 && fd < MAX_FD && fd_file[fd];
 }
 
+/* The mode argument of a variadic open: only there with these flags. */
+#define MODE_OF(flags, mode)                                     \
+	do {                                                     \
+		if ((flags) & (O_CREAT | O_TMPFILE)) {           \
+			va_list ap;                              \
+			va_start(ap, flags);                     \
+			(mode) = (mode_t)va_arg(ap, int);        \
+			va_end(ap);                              \
+		}                                                \
+	} while (0)
+
 int open64(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
 
 	init();
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	MODE_OF(flags, mode);
 	return watch(real_open(path, flags, mode), file_of_path(AT_FDCWD, path), flags);
 }
 
@@ -170,13 +175,7 @@ int openat64(int dirfd, const char *path, int flags, ...)
 	mode_t mode = 0;
 
 	init();
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-
-		va_start(ap, flags);
-		mode = (mode_t)va_arg(ap, int);
-		va_end(ap);
-	}
+	MODE_OF(flags, mode);
 	return watch(real_openat(dirfd, path, flags, mode), file_of_path(dirfd, path), flags);
 }
 
@@ -207,37 +206,39 @@ static void note_write(int fd, off_t at, const struct iovec *iov, int n, ssize_t
 	}
 }
 
+/* The write of @iov to the watched @fd, at @at or, when @at is -1, at the
+ * file's offset, recorded in the order the writes happened. */
+static ssize_t recorded(int fd, const struct iovec *iov, int n, off_t at)
+{
+	ssize_t rc;
+
+	pthread_mutex_lock(&lock);
+	if (at < 0) {
+		at = lseek(fd, 0, SEEK_CUR);
+		rc = real_writev(fd, iov, n);
+	} else {
+		rc = real_pwritev(fd, iov, n, at);
+	}
+	if (rc > 0)
+		note_write(fd, at, iov, n, rc);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 ssize_t pwrite64(int fd, const void *buf, size_t len, off_t at)
 {
 	struct iovec v = { (void *)buf, len };
-	ssize_t rc;
 
 	init();
-	if (!watched(fd))
-		return real_pwrite(fd, buf, len, at);
-	pthread_mutex_lock(&lock);
-	rc = real_pwrite(fd, buf, len, at);
-	if (rc > 0)
-		note_write(fd, at, &v, 1, rc);
-	pthread_mutex_unlock(&lock);
-	return rc;
+	return watched(fd) ? recorded(fd, &v, 1, at) : real_pwrite(fd, buf, len, at);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t at) __attribute__((alias("pwrite64")));
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t at)
 {
-	ssize_t rc;
-
 	init();
-	if (!watched(fd))
-		return real_pwritev(fd, iov, n, at);
-	pthread_mutex_lock(&lock);
-	rc = real_pwritev(fd, iov, n, at);
-	if (rc > 0)
-		note_write(fd, at, iov, n, rc);
-	pthread_mutex_unlock(&lock);
-	return rc;
+	return watched(fd) ? recorded(fd, iov, n, at) : real_pwritev(fd, iov, n, at);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t at) __attribute__((alias("pwritev64")));
@@ -245,36 +246,15 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t at) __attribute__(
 ssize_t write(int fd, const void *buf, size_t len)
 {
 	struct iovec v = { (void *)buf, len };
-	ssize_t rc;
-	off_t at;
 
 	init();
-	if (!watched(fd))
-		return real_write(fd, buf, len);
-	pthread_mutex_lock(&lock);
-	at = lseek(fd, 0, SEEK_CUR);
-	rc = real_write(fd, buf, len);
-	if (rc > 0)
-		note_write(fd, at, &v, 1, rc);
-	pthread_mutex_unlock(&lock);
-	return rc;
+	return watched(fd) ? recorded(fd, &v, 1, -1) : real_write(fd, buf, len);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-	ssize_t rc;
-	off_t at;
-
 	init();
-	if (!watched(fd))
-		return real_writev(fd, iov, n);
-	pthread_mutex_lock(&lock);
-	at = lseek(fd, 0, SEEK_CUR);
-	rc = real_writev(fd, iov, n);
-	if (rc > 0)
-		note_write(fd, at, iov, n, rc);
-	pthread_mutex_unlock(&lock);
-	return rc;
+	return watched(fd) ? recorded(fd, iov, n, -1) : real_writev(fd, iov, n);
 }
 
 /* XDMS_PC_PAUSE=PATH: at the first flush of data.mdb after this process
