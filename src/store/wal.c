@@ -88,6 +88,7 @@
 #define WAL_MAGIC "XDMSWAL1"
 #define WAL_VERSION 1u
 #define WAL_FIXED 4096u     /* the header's own fields; the meta pages follow */
+#define WAL_HDR_CLEAN_AT 48u /* nonzero: nothing to replay */
 #define WAL_HDR_CRC_AT 52u  /* its CRC covers [0, 52) and the meta pages */
 #define WAL_GROW_STEP ((size_t)1 << 20)
 
@@ -254,28 +255,6 @@ static bool owner_alive(const struct store_wal *w)
 	return fl.l_type != F_UNLCK;
 }
 
-static int pread_all(int fd, void *buf, size_t len, off_t at);
-
-/*
- * Whether a process that does not own the log must move the header's
- * checkpoint to its own writes: while an owner lives (its records follow
- * the header's checkpoint), and also when the owner died after this
- * process opened the store and left its header dirty. A recovery would
- * then write the header's older meta pages back over this process's
- * synced commits; the advance names them instead. A clean or unreadable
- * header is never applied, and needs nothing.
- */
-static bool must_advance(const struct store_wal *w)
-{
-	unsigned char fixed[48 + 4]; /* up to the clean flag (hdr_is_clean) */
-
-	if (owner_alive(w))
-		return true;
-	if (pread_all(w->fd, fixed, sizeof(fixed), 0) || memcmp(fixed, WAL_MAGIC, 8))
-		return false;
-	return store_get_be(fixed + 48, 4) == 0;
-}
-
 /* pread or pwrite of all @len bytes at @at: 0 or an errno value. */
 static int io_all(int fd, void *buf, size_t len, off_t at, bool is_write)
 {
@@ -303,6 +282,26 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t at)
 static int pread_all(int fd, void *buf, size_t len, off_t at)
 {
 	return io_all(fd, buf, len, at, false);
+}
+
+/*
+ * Whether a process that does not own the log must move the header's
+ * checkpoint to its own writes: while an owner lives (its records follow
+ * the header's checkpoint), and also when the owner died after this
+ * process opened the store and left its header dirty. A recovery would
+ * then write the header's older meta pages back over this process's
+ * synced commits; the advance names them instead. A clean or unreadable
+ * header is never applied, and needs nothing.
+ */
+static bool must_advance(const struct store_wal *w)
+{
+	unsigned char fixed[WAL_HDR_CLEAN_AT + 4];
+
+	if (owner_alive(w))
+		return true;
+	if (pread_all(w->fd, fixed, sizeof(fixed), 0) || memcmp(fixed, WAL_MAGIC, 8))
+		return false;
+	return store_get_be(fixed + WAL_HDR_CLEAN_AT, 4) == 0;
 }
 
 static int datasync(int fd)
@@ -517,7 +516,7 @@ static bool hdr_load(struct store_wal *w)
 
 static bool hdr_is_clean(const struct store_wal *w)
 {
-	return store_get_be(w->hdr + 48, 4) != 0;
+	return store_get_be(w->hdr + WAL_HDR_CLEAN_AT, 4) != 0;
 }
 
 /*
@@ -573,7 +572,7 @@ static int checkpoint_in(struct store *st, MDB_txn *wtxn, bool new_epoch, bool r
 	store_put_be(w->hdr + 24, t, 8);
 	store_put_be(w->hdr + 32, w->data_ino, 8);
 	store_put_be(w->hdr + 40, w->data_dev, 8);
-	store_put_be(w->hdr + 48, is_clean ? 1 : 0, 4);
+	store_put_be(w->hdr + WAL_HDR_CLEAN_AT, is_clean ? 1 : 0, 4);
 	hdr_seal(w);
 	rc = pwrite_all(w->fd, w->hdr, w->hdr_len, 0);
 	if (!rc)
